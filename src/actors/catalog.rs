@@ -1,0 +1,174 @@
+//! CatalogActor: the single writer over redb, with group commit. Writes that wait in the
+//! mailbox are applied in one transaction: the first write of a batch queues a `Flush`
+//! behind whatever is already waiting, and while a commit is in progress new writes pile
+//! up for the next one. Reads never come here (see `CatalogHandle`).
+
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+use super::{Slot, rpc};
+use crate::catalog::model::{ApiKeyRecord, FolderPath, ListQuery, MediaPatch, MediaRecord, Page};
+use crate::catalog::{Catalog, CatalogError, Outcome, Write};
+
+type Reply = RpcReplyPort<Result<Outcome, CatalogError>>;
+
+pub struct CatalogActor;
+
+pub struct CatalogState {
+    catalog: Arc<Catalog>,
+    pending: Vec<(Write, Reply)>,
+    flush_queued: bool,
+}
+
+pub enum CatalogMsg {
+    /// Queue one write for the next commit.
+    Write(Write, Reply),
+    /// Commit everything queued so far.
+    Flush,
+}
+
+impl Actor for CatalogActor {
+    type Msg = CatalogMsg;
+    type State = CatalogState;
+    type Arguments = Arc<Catalog>;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<CatalogMsg>,
+        catalog: Arc<Catalog>,
+    ) -> Result<CatalogState, ActorProcessingErr> {
+        Ok(CatalogState {
+            catalog,
+            pending: Vec::new(),
+            flush_queued: false,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<CatalogMsg>,
+        msg: CatalogMsg,
+        state: &mut CatalogState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            CatalogMsg::Write(write, reply) => {
+                state.pending.push((write, reply));
+                if !state.flush_queued {
+                    state.flush_queued = true;
+                    myself.cast(CatalogMsg::Flush)?;
+                }
+            }
+            CatalogMsg::Flush => {
+                state.flush_queued = false;
+                let (writes, replies): (Vec<Write>, Vec<Reply>) =
+                    std::mem::take(&mut state.pending).into_iter().unzip();
+                if writes.is_empty() {
+                    return Ok(());
+                }
+                let catalog = state.catalog.clone();
+                let batch = tokio::task::spawn_blocking(move || catalog.apply(writes)).await?;
+                match batch {
+                    Ok(results) => {
+                        for (reply, result) in replies.into_iter().zip(results) {
+                            let _ = reply.send(result);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "catalog commit failed");
+                        for reply in replies {
+                            let _ = reply.send(Err(e.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The catalog for the rest of the program: writes through the actor, reads straight
+/// from redb (point reads inline, scans on the blocking pool).
+#[derive(Clone)]
+pub struct CatalogHandle {
+    slot: Slot<CatalogMsg>,
+    catalog: Arc<Catalog>,
+}
+
+impl CatalogHandle {
+    pub fn new(slot: Slot<CatalogMsg>, catalog: Arc<Catalog>) -> Self {
+        Self { slot, catalog }
+    }
+
+    async fn write(&self, write: Write) -> Result<Outcome, CatalogError> {
+        rpc(&self.slot, |reply| CatalogMsg::Write(write, reply))
+            .await
+            .unwrap_or(Err(CatalogError::Unavailable))
+    }
+
+    async fn scan<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Catalog) -> Result<T, CatalogError> + Send + 'static,
+    ) -> Result<T, CatalogError> {
+        let catalog = self.catalog.clone();
+        tokio::task::spawn_blocking(move || f(&catalog))
+            .await
+            .map_err(|_| CatalogError::Unavailable)?
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<MediaRecord>, CatalogError> {
+        self.catalog.get(id)
+    }
+
+    pub fn authenticate(&self, key: &str) -> Result<Option<ApiKeyRecord>, CatalogError> {
+        self.catalog.authenticate(key)
+    }
+
+    pub fn owner_of_file(&self, storage_key: &str) -> Result<Option<String>, CatalogError> {
+        self.catalog.owner_of_file(storage_key)
+    }
+
+    pub async fn list(&self, query: ListQuery) -> Result<Page, CatalogError> {
+        self.scan(move |c| c.list(&query)).await
+    }
+
+    pub async fn folders(&self) -> Result<Vec<String>, CatalogError> {
+        self.scan(Catalog::folders).await
+    }
+
+    pub async fn insert_media(&self, records: Vec<MediaRecord>) -> Result<(), CatalogError> {
+        self.write(Write::InsertMedia(records)).await.map(drop)
+    }
+
+    pub async fn update_media(
+        &self,
+        id: String,
+        patch: MediaPatch,
+    ) -> Result<MediaRecord, CatalogError> {
+        media_of(self.write(Write::UpdateMedia { id, patch }).await?)
+    }
+
+    pub async fn delete_media(&self, id: String) -> Result<MediaRecord, CatalogError> {
+        media_of(self.write(Write::DeleteMedia { id }).await?)
+    }
+
+    /// True when the folder was new.
+    pub async fn create_folder(&self, path: FolderPath) -> Result<bool, CatalogError> {
+        Ok(self.write(Write::CreateFolder(path)).await? == Outcome::Changed(true))
+    }
+
+    pub async fn delete_folder(&self, path: FolderPath) -> Result<(), CatalogError> {
+        self.write(Write::DeleteFolder(path)).await.map(drop)
+    }
+
+    pub async fn forget_deletes(&self, keys: Vec<String>) -> Result<(), CatalogError> {
+        self.write(Write::ForgetDeletes(keys)).await.map(drop)
+    }
+}
+
+fn media_of(outcome: Outcome) -> Result<MediaRecord, CatalogError> {
+    match outcome {
+        Outcome::Media(r) => Ok(*r),
+        _ => Err(CatalogError::Corrupt("unexpected write outcome".into())),
+    }
+}

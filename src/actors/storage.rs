@@ -1,0 +1,127 @@
+//! StorageActor: owns the backend and dispatches file operations. Each operation runs
+//! on its own task, so one slow fsync never holds up the others; the actor only routes.
+//! Deletes go through the catalog's durable queue: the catalog queued them with the
+//! record's removal, this actor removes the files and then clears them from the queue.
+
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+use super::catalog::CatalogHandle;
+use super::{Slot, rpc};
+use crate::storage::{Sink, Storage, StorageError, StoredFile};
+
+type Result<T> = std::result::Result<T, StorageError>;
+
+pub struct StorageActor;
+
+/// Immutable for the actor's life: the backend and where to report finished deletes.
+#[derive(Clone)]
+pub struct StorageArgs {
+    pub storage: Arc<Storage>,
+    pub catalog: CatalogHandle,
+}
+
+pub enum StorageMsg {
+    /// A new temp file for an incoming upload.
+    Begin(RpcReplyPort<Result<Sink>>),
+    /// Make a spooled upload durable under a key.
+    Commit(Box<Sink>, String, RpcReplyPort<Result<()>>),
+    /// Open a stored file for serving.
+    Open(String, RpcReplyPort<Result<Option<StoredFile>>>),
+    /// Remove files queued for deletion in the catalog (fire and forget).
+    Delete(Vec<String>),
+}
+
+impl Actor for StorageActor {
+    type Msg = StorageMsg;
+    type State = StorageArgs;
+    type Arguments = StorageArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<StorageMsg>,
+        args: StorageArgs,
+    ) -> std::result::Result<StorageArgs, ActorProcessingErr> {
+        Ok(args)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<StorageMsg>,
+        msg: StorageMsg,
+        state: &mut StorageArgs,
+    ) -> std::result::Result<(), ActorProcessingErr> {
+        let storage = state.storage.clone();
+        match msg {
+            StorageMsg::Begin(reply) => {
+                tokio::spawn(async move { reply.send(storage.begin().await) });
+            }
+            StorageMsg::Commit(sink, key, reply) => {
+                tokio::spawn(async move { reply.send(storage.commit(*sink, &key).await) });
+            }
+            StorageMsg::Open(key, reply) => {
+                tokio::spawn(async move { reply.send(storage.open(&key).await) });
+            }
+            StorageMsg::Delete(keys) => {
+                let catalog = state.catalog.clone();
+                tokio::spawn(delete_files(storage, catalog, keys));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Removes each file, then clears the ones that are gone from the durable queue; a file
+/// that could not be removed stays queued and is retried at the next start.
+pub async fn delete_files(storage: Arc<Storage>, catalog: CatalogHandle, keys: Vec<String>) {
+    let mut done = Vec::with_capacity(keys.len());
+    for key in keys {
+        match storage.delete(&key).await {
+            Ok(()) => done.push(key),
+            Err(e) => tracing::warn!(%key, error = %e, "file delete failed; stays queued"),
+        }
+    }
+    if done.is_empty() {
+        return;
+    }
+    if let Err(e) = catalog.forget_deletes(done).await {
+        tracing::warn!(error = %e, "could not clear finished deletes; retried at next start");
+    }
+}
+
+#[derive(Clone)]
+pub struct StorageHandle {
+    slot: Slot<StorageMsg>,
+}
+
+impl StorageHandle {
+    pub fn new(slot: Slot<StorageMsg>) -> Self {
+        Self { slot }
+    }
+
+    pub async fn begin(&self) -> Result<Sink> {
+        rpc(&self.slot, StorageMsg::Begin)
+            .await
+            .unwrap_or(Err(StorageError::Unavailable))
+    }
+
+    pub async fn commit(&self, sink: Sink, key: String) -> Result<()> {
+        rpc(&self.slot, |r| StorageMsg::Commit(Box::new(sink), key, r))
+            .await
+            .unwrap_or(Err(StorageError::Unavailable))
+    }
+
+    pub async fn open(&self, key: String) -> Result<Option<StoredFile>> {
+        rpc(&self.slot, |r| StorageMsg::Open(key, r))
+            .await
+            .unwrap_or(Err(StorageError::Unavailable))
+    }
+
+    /// Queues removal of files the catalog already put on its delete queue.
+    pub fn delete(&self, keys: Vec<String>) {
+        if let Some(actor) = self.slot.get() {
+            let _ = actor.cast(StorageMsg::Delete(keys));
+        }
+    }
+}

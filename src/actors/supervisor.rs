@@ -1,0 +1,137 @@
+//! The root supervisor: starts the catalog and storage actors linked to itself and
+//! restarts a child that fails, with a short bounded backoff, publishing the new
+//! reference through the child's `Slot` so existing handles keep working.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+
+use super::Slot;
+use super::catalog::{CatalogActor, CatalogMsg};
+use super::storage::{StorageActor, StorageArgs, StorageMsg};
+use crate::catalog::Catalog;
+
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+pub struct Supervisor;
+
+/// What the children need, kept to restart them.
+pub struct SupervisorArgs {
+    pub catalog: Arc<Catalog>,
+    pub catalog_slot: Slot<CatalogMsg>,
+    pub storage: StorageArgs,
+    pub storage_slot: Slot<StorageMsg>,
+}
+
+pub struct SupervisorState {
+    args: SupervisorArgs,
+    catalog: ActorCell,
+    storage: ActorCell,
+    restarts: u32,
+    stopping: bool,
+}
+
+pub enum SupervisorMsg {
+    /// Drain the children (finish queued writes) and stop.
+    Shutdown(RpcReplyPort<()>),
+}
+
+impl Supervisor {
+    async fn start_catalog(
+        myself: &ActorRef<SupervisorMsg>,
+        args: &SupervisorArgs,
+    ) -> Result<ActorCell, ActorProcessingErr> {
+        let (actor, _) =
+            Actor::spawn_linked(None, CatalogActor, args.catalog.clone(), myself.get_cell())
+                .await?;
+        args.catalog_slot.set(Some(actor.clone()));
+        Ok(actor.get_cell())
+    }
+
+    async fn start_storage(
+        myself: &ActorRef<SupervisorMsg>,
+        args: &SupervisorArgs,
+    ) -> Result<ActorCell, ActorProcessingErr> {
+        let (actor, _) =
+            Actor::spawn_linked(None, StorageActor, args.storage.clone(), myself.get_cell())
+                .await?;
+        args.storage_slot.set(Some(actor.clone()));
+        Ok(actor.get_cell())
+    }
+}
+
+impl Actor for Supervisor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = SupervisorArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        args: SupervisorArgs,
+    ) -> Result<SupervisorState, ActorProcessingErr> {
+        let catalog = Self::start_catalog(&myself, &args).await?;
+        let storage = Self::start_storage(&myself, &args).await?;
+        Ok(SupervisorState {
+            args,
+            catalog,
+            storage,
+            restarts: 0,
+            stopping: false,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        msg: SupervisorMsg,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SupervisorMsg::Shutdown(reply) => {
+                state.stopping = true;
+                myself
+                    .drain_children_and_wait(Some(Duration::from_secs(10)))
+                    .await;
+                state.args.catalog_slot.set(None);
+                state.args.storage_slot.set(None);
+                let _ = reply.send(());
+                myself.stop(None);
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        event: SupervisionEvent,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (cell, why) = match event {
+            SupervisionEvent::ActorFailed(cell, err) => (cell, err.to_string()),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                (cell, reason.unwrap_or_else(|| "stopped".into()))
+            }
+            _ => return Ok(()),
+        };
+        if state.stopping {
+            return Ok(());
+        }
+        let backoff = Duration::from_millis(10u64 << state.restarts.min(8)).min(MAX_BACKOFF);
+        state.restarts += 1;
+        if cell.get_id() == state.catalog.get_id() {
+            tracing::error!(reason = %why, "catalog actor died; restarting");
+            state.args.catalog_slot.set(None);
+            tokio::time::sleep(backoff).await;
+            state.catalog = Self::start_catalog(&myself, &state.args).await?;
+        } else if cell.get_id() == state.storage.get_id() {
+            tracing::error!(reason = %why, "storage actor died; restarting");
+            state.args.storage_slot.set(None);
+            tokio::time::sleep(backoff).await;
+            state.storage = Self::start_storage(&myself, &state.args).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,119 @@
+//! Assembling and running the server: open the catalog, recover from the last run
+//! (finish queued deletes, sweep temp files and orphans), start the supervised actors,
+//! serve until the shutdown future resolves, then drain.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::Actor;
+use tokio::net::TcpListener;
+
+use crate::actors::Slot;
+use crate::actors::catalog::CatalogHandle;
+use crate::actors::storage::{StorageArgs, StorageHandle, delete_files};
+use crate::actors::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
+use crate::catalog::model::Scope;
+use crate::catalog::{Catalog, CatalogError, keys};
+use crate::config::{Config, StorageConfig};
+use crate::http::{Ctx, server};
+use crate::storage::{LocalStorage, Storage};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("cannot prepare the data directory: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("cannot start the actors: {0}")]
+    Actors(String),
+}
+
+/// Runs Darkroom on `listener` until `shutdown` resolves. Tests bind `127.0.0.1:0`;
+/// production binds `config.listen`. Both stop the same way.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AppError> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let catalog = Arc::new(open_catalog(&config).await?);
+    let storage = Arc::new(match config.storage {
+        StorageConfig::Local => Storage::Local(LocalStorage::new(&config.data_dir)?),
+    });
+    if catalog.list_keys()?.is_empty() {
+        let key = keys::create(&catalog, Scope::Write, "bootstrap")?;
+        tracing::warn!("no API key existed: created a write key (shown once on stdout)");
+        println!("Darkroom API key (write scope, shown once): {key}");
+    }
+
+    let catalog_slot = Slot::empty();
+    let storage_slot = Slot::empty();
+    let catalog_handle = CatalogHandle::new(catalog_slot.clone(), catalog.clone());
+    let args = SupervisorArgs {
+        catalog: catalog.clone(),
+        catalog_slot,
+        storage: StorageArgs {
+            storage: storage.clone(),
+            catalog: catalog_handle.clone(),
+        },
+        storage_slot: storage_slot.clone(),
+    };
+    let (supervisor, supervisor_done) = Actor::spawn(None, Supervisor, args)
+        .await
+        .map_err(|e| AppError::Actors(e.to_string()))?;
+    recover(&catalog, &storage, &catalog_handle).await?;
+
+    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+    tracing::info!(addr = %listener.local_addr()?, data_dir = %config.data_dir.display(), "serving");
+    let ctx = Arc::new(Ctx {
+        catalog: catalog_handle,
+        storage: StorageHandle::new(storage_slot),
+        config: Arc::new(config),
+    });
+    server::serve(listener, ctx, shutdown, grace).await;
+
+    let _ = supervisor
+        .call(SupervisorMsg::Shutdown, Some(Duration::from_secs(15)))
+        .await;
+    let _ = supervisor_done.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn open_catalog(config: &Config) -> Result<Catalog, AppError> {
+    let path = config.catalog_path();
+    Ok(tokio::task::spawn_blocking(move || Catalog::open(&path))
+        .await
+        .map_err(|e| AppError::Actors(e.to_string()))??)
+}
+
+/// Finishes deletes queued before a stop, then removes temp files and files that no
+/// record names (left by a crash between storing a file and committing its record).
+async fn recover(
+    catalog: &Arc<Catalog>,
+    storage: &Arc<Storage>,
+    handle: &CatalogHandle,
+) -> Result<(), AppError> {
+    let pending = catalog.pending_deletes()?;
+    if !pending.is_empty() {
+        tracing::info!(count = pending.len(), "finishing queued file deletes");
+        delete_files(storage.clone(), handle.clone(), pending).await;
+    }
+    let known = catalog.all_files()?;
+    let queued: std::collections::BTreeSet<String> =
+        catalog.pending_deletes()?.into_iter().collect();
+    let storage = storage.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        storage.sweep(&|key| known.contains(key) || queued.contains(key))
+    })
+    .await
+    .map_err(|e| AppError::Actors(e.to_string()))?
+    .map_err(|e| AppError::Io(std::io::Error::other(e)))?;
+    tracing::info!(
+        temp_files = report.temp_files,
+        orphans = report.orphans,
+        "start-up sweep removed leftover files"
+    );
+    Ok(())
+}

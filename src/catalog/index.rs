@@ -1,0 +1,169 @@
+//! Key layout of the listing index, so that listing by any sort, in either order,
+//! optionally within one folder or one kind, is a range scan and never a full scan.
+//!
+//! `key = [sort tag] [scope] 0x00 [sort value] [id]`, where scope is `a` (everything),
+//! `f<folder>` or `k<kind tag>`, and the sort value is the big-endian creation time,
+//! the big-endian size, or the lower-cased filename followed by 0x00. Ids have a fixed
+//! length, so the id is the key's tail and breaks ties.
+
+use super::model::{ID_LEN, MediaRecord, SortField};
+use crate::media::Kind;
+
+/// Which slice of the catalog a listing walks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    All,
+    Folder(&'a str),
+    Kind(Kind),
+}
+
+const SORTS: [SortField; 3] = [SortField::CreatedAt, SortField::Filename, SortField::Size];
+
+fn sort_tag(sort: SortField) -> u8 {
+    match sort {
+        SortField::CreatedAt => b'c',
+        SortField::Filename => b'n',
+        SortField::Size => b's',
+    }
+}
+
+/// The prefix every key of `(sort, scope)` starts with.
+pub fn prefix(sort: SortField, scope: Scope<'_>) -> Vec<u8> {
+    let mut key = vec![sort_tag(sort)];
+    match scope {
+        Scope::All => key.push(b'a'),
+        Scope::Folder(f) => {
+            key.push(b'f');
+            key.extend_from_slice(f.as_bytes());
+        }
+        Scope::Kind(k) => key.extend_from_slice(&[b'k', k.tag()]),
+    }
+    key.push(0);
+    key
+}
+
+/// The exclusive upper bound of a prefix range (prefixes end in 0x00).
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    end
+}
+
+/// All index keys of one record (3 sorts × 3 scopes).
+pub fn keys_of(r: &MediaRecord) -> Vec<Vec<u8>> {
+    let scopes = [Scope::All, Scope::Folder(&r.folder), Scope::Kind(r.kind())];
+    let mut keys = Vec::with_capacity(SORTS.len() * scopes.len());
+    for sort in SORTS {
+        for scope in scopes {
+            let mut key = prefix(sort, scope);
+            match sort {
+                SortField::CreatedAt => key.extend_from_slice(&r.created_us.to_be_bytes()),
+                SortField::Size => key.extend_from_slice(&r.size.to_be_bytes()),
+                SortField::Filename => {
+                    key.extend_from_slice(r.filename.to_lowercase().as_bytes());
+                    key.push(0);
+                }
+            }
+            key.extend_from_slice(r.id.as_bytes());
+            keys.push(key);
+        }
+    }
+    keys
+}
+
+/// The media id at the tail of an index key.
+pub fn id_of(key: &[u8]) -> Option<&str> {
+    let start = key.len().checked_sub(ID_LEN)?;
+    std::str::from_utf8(&key[start..]).ok()
+}
+
+/// Counter names touched by a record.
+pub fn count_keys(r: &MediaRecord) -> [String; 4] {
+    let kind = r.kind().tag() as char;
+    [
+        "a".to_owned(),
+        format!("f:{}", r.folder),
+        format!("k:{kind}"),
+        format!("x:{kind}:{}", r.folder),
+    ]
+}
+
+/// The counter that holds the exact total of a filter.
+pub fn count_key(folder: Option<&str>, kind: Option<Kind>) -> String {
+    match (folder, kind) {
+        (None, None) => "a".to_owned(),
+        (Some(f), None) => format!("f:{f}"),
+        (None, Some(k)) => format!("k:{}", k.tag() as char),
+        (Some(f), Some(k)) => format!("x:{}:{f}", k.tag() as char),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::MediaType;
+
+    fn rec(id_tail: char, name: &str, created: u64, size: u64) -> MediaRecord {
+        MediaRecord {
+            id: format!("media_{}", id_tail.to_string().repeat(16)),
+            filename: name.into(),
+            media_type: MediaType::Png,
+            size,
+            width: None,
+            height: None,
+            alt: None,
+            title: None,
+            description: None,
+            folder: "/a".into(),
+            focal_x: 50.0,
+            focal_y: 50.0,
+            created_us: created,
+            storage_key: "2026/01/x.png".into(),
+        }
+    }
+
+    fn key(sort: SortField, r: &MediaRecord) -> Vec<u8> {
+        let p = prefix(sort, Scope::All);
+        keys_of(r)
+            .into_iter()
+            .find(|k| k.starts_with(&p))
+            .expect("key")
+    }
+
+    #[test]
+    fn keys_sort_like_the_fields_with_id_as_tiebreak() {
+        let a = rec('a', "Zebra.png", 2, 10);
+        let b = rec('b', "apple.png", 1, 300);
+        let c = rec('c', "apple.png", 1, 300);
+        assert!(key(SortField::CreatedAt, &b) < key(SortField::CreatedAt, &a));
+        assert!(
+            key(SortField::Filename, &b) < key(SortField::Filename, &a),
+            "case-insensitive"
+        );
+        assert!(key(SortField::Size, &a) < key(SortField::Size, &b));
+        assert!(
+            key(SortField::Filename, &b) < key(SortField::Filename, &c),
+            "id breaks ties"
+        );
+        let shorter = rec('z', "a", 0, 0);
+        let longer = rec('a', "a b", 0, 0);
+        assert!(key(SortField::Filename, &shorter) < key(SortField::Filename, &longer));
+    }
+
+    #[test]
+    fn ids_round_trip_and_scopes_are_disjoint() {
+        let r = rec('q', "x.png", 5, 5);
+        for k in keys_of(&r) {
+            assert_eq!(id_of(&k), Some(r.id.as_str()));
+        }
+        let folder = prefix(SortField::CreatedAt, Scope::Folder("/a"));
+        let sub = prefix(SortField::CreatedAt, Scope::Folder("/a/b"));
+        assert!(
+            !sub.starts_with(&folder),
+            "a folder's range excludes its subfolders"
+        );
+        assert!(prefix_end(&folder) > folder);
+    }
+}

@@ -1,0 +1,288 @@
+//! What the catalog stores: media records, API keys, folder paths, and the small value
+//! types (ids, timestamps, query parameters) validated before any actor is called.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use serde::{Deserialize, Serialize};
+
+use crate::media::{Kind, MediaType};
+
+/// Length of the random part of ids and storage tokens.
+const TOKEN_LEN: usize = 16;
+/// `media_` + 16 alphanumerics: every id has this length (index keys rely on it).
+pub const ID_LEN: usize = 6 + TOKEN_LEN;
+
+/// A stored media item. Serialized as JSON inside redb.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MediaRecord {
+    pub id: String,
+    pub filename: String,
+    pub media_type: MediaType,
+    pub size: u64,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub alt: Option<String>,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub folder: String,
+    pub focal_x: f64,
+    pub focal_y: f64,
+    /// Microseconds since the Unix epoch.
+    pub created_us: u64,
+    /// Where the original lives in storage: `YYYY/MM/<token>.<ext>`.
+    pub storage_key: String,
+}
+
+impl MediaRecord {
+    pub fn kind(&self) -> Kind {
+        self.media_type.kind()
+    }
+
+    /// Every storage key this item owns (the original, later its variants).
+    pub fn storage_keys(&self) -> Vec<String> {
+        vec![self.storage_key.clone()]
+    }
+}
+
+/// Fields a PATCH may change; `None` leaves a field alone, `Some(None)` clears it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MediaPatch {
+    pub alt: Option<Option<String>>,
+    pub title: Option<Option<String>>,
+    pub description: Option<Option<String>>,
+    pub folder: Option<FolderPath>,
+    pub focal_x: Option<f64>,
+    pub focal_y: Option<f64>,
+}
+
+impl MediaPatch {
+    pub fn apply(&self, r: &mut MediaRecord) {
+        if let Some(v) = &self.alt {
+            r.alt.clone_from(v);
+        }
+        if let Some(v) = &self.title {
+            r.title.clone_from(v);
+        }
+        if let Some(v) = &self.description {
+            r.description.clone_from(v);
+        }
+        if let Some(f) = &self.folder {
+            r.folder = f.as_str().to_owned();
+        }
+        if let Some(x) = self.focal_x {
+            r.focal_x = x;
+        }
+        if let Some(y) = self.focal_y {
+            r.focal_y = y;
+        }
+    }
+}
+
+/// Read or write access of an API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Read,
+    Write,
+}
+
+impl Scope {
+    pub fn allows(self, needed: Scope) -> bool {
+        self == Scope::Write || needed == Scope::Read
+    }
+}
+
+/// A stored API key: only the SHA-256 of the secret is kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub name: String,
+    pub scope: Scope,
+    pub hash: [u8; 32],
+    pub created_us: u64,
+}
+
+/// A folder path: `/` or `/seg(/seg)*`, segments `[A-Za-z0-9._-]{1,64}` but not `.`/`..`,
+/// at most 16 levels and 512 bytes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FolderPath(String);
+
+impl FolderPath {
+    pub fn root() -> Self {
+        Self("/".to_owned())
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        if s == "/" {
+            return Some(Self::root());
+        }
+        if s.len() > 512 || !s.starts_with('/') {
+            return None;
+        }
+        let segments: Vec<&str> = s[1..].split('/').collect();
+        let valid = segments.len() <= 16
+            && segments.iter().all(|seg| {
+                (1..=64).contains(&seg.len())
+                    && *seg != "."
+                    && *seg != ".."
+                    && seg
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            });
+        valid.then(|| Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.0 == "/"
+    }
+
+    /// `/a/b/c` → `["/a", "/a/b"]` (every proper ancestor but `/`).
+    pub fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+        path.match_indices('/')
+            .skip(1)
+            .map(move |(i, _)| &path[..i])
+    }
+}
+
+/// Sort field of a listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortField {
+    CreatedAt,
+    Filename,
+    Size,
+}
+
+impl SortField {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "createdAt" => Some(Self::CreatedAt),
+            "filename" => Some(Self::Filename),
+            "size" => Some(Self::Size),
+            _ => None,
+        }
+    }
+}
+
+/// A validated listing request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListQuery {
+    pub folder: Option<FolderPath>,
+    pub kind: Option<Kind>,
+    /// Lower-cased search text.
+    pub search: Option<String>,
+    pub sort: SortField,
+    pub descending: bool,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+impl Default for ListQuery {
+    fn default() -> Self {
+        Self {
+            folder: None,
+            kind: None,
+            search: None,
+            sort: SortField::CreatedAt,
+            descending: true,
+            limit: 24,
+            offset: 0,
+        }
+    }
+}
+
+/// One page of a listing with the exact total.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub items: Vec<MediaRecord>,
+    pub total: u64,
+}
+
+/// `n` random ASCII alphanumerics from the OS-seeded thread RNG.
+pub fn random_token(n: usize) -> String {
+    rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(n)
+        .map(char::from)
+        .collect()
+}
+
+/// A new unguessable media id.
+pub fn new_media_id() -> String {
+    format!("media_{}", random_token(TOKEN_LEN))
+}
+
+/// A new unguessable storage token (the file name stem).
+pub fn new_storage_token() -> String {
+    random_token(TOKEN_LEN)
+}
+
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// `2026-03-26T10:30:00Z`.
+pub fn rfc3339(us: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_micros(us)).to_string()
+}
+
+/// `YYYY/MM` of a timestamp, for storage keys.
+pub fn year_month(us: u64) -> String {
+    let s = rfc3339(us);
+    format!("{}/{}", &s[0..4], &s[5..7])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_grammar() {
+        for ok in ["/", "/images", "/images/products", "/a.b/c_d/e-f", "/A1"] {
+            assert!(FolderPath::parse(ok).is_some(), "{ok}");
+        }
+        let deep = "/a".repeat(17);
+        let long_seg = format!("/{}", "x".repeat(65));
+        for bad in [
+            "", "images", "/images/", "//", "/a//b", "/.", "/..", "/a/../b", "/a b", "/é", "/a\\b",
+            &deep, &long_seg,
+        ] {
+            assert!(FolderPath::parse(bad).is_none(), "{bad:?}");
+        }
+        assert!(FolderPath::parse(&"/a".repeat(16)).is_some());
+    }
+
+    #[test]
+    fn ancestors_exclude_root_and_self() {
+        let a: Vec<&str> = FolderPath::ancestors("/a/b/c").collect();
+        assert_eq!(a, ["/a", "/a/b"]);
+        assert_eq!(FolderPath::ancestors("/a").count(), 0);
+    }
+
+    #[test]
+    fn ids_have_fixed_length_and_differ() {
+        let (a, b) = (new_media_id(), new_media_id());
+        assert_eq!(a.len(), ID_LEN);
+        assert_ne!(a, b);
+        assert!(a.starts_with("media_") && a[6..].bytes().all(|c| c.is_ascii_alphanumeric()));
+    }
+
+    #[test]
+    fn timestamps_format() {
+        assert_eq!(rfc3339(1_774_521_000_000_000), "2026-03-26T10:30:00Z");
+        assert_eq!(year_month(1_774_521_000_000_000), "2026/03");
+    }
+
+    #[test]
+    fn scopes() {
+        assert!(Scope::Write.allows(Scope::Read) && Scope::Write.allows(Scope::Write));
+        assert!(Scope::Read.allows(Scope::Read) && !Scope::Read.allows(Scope::Write));
+    }
+}

@@ -1,0 +1,18 @@
+//! Every redb table of the catalog, in one place.
+
+use redb::TableDefinition;
+
+/// media id → `MediaRecord` as JSON.
+pub const MEDIA: TableDefinition<&str, &[u8]> = TableDefinition::new("media");
+/// Sorted listing index (see `index.rs` for the key layout) → the item's kind tag.
+pub const INDEX: TableDefinition<&[u8], u8> = TableDefinition::new("media_index");
+/// Exact item counts per listing scope (`a`, `f:<folder>`, `k:<kind>`, `x:<kind>:<folder>`).
+pub const COUNTS: TableDefinition<&str, u64> = TableDefinition::new("counts");
+/// Folders created explicitly with `POST /api/v1/media/folders`.
+pub const FOLDERS: TableDefinition<&str, ()> = TableDefinition::new("folders");
+/// storage key → owning media id (what may be served, what the orphan sweep keeps).
+pub const FILES: TableDefinition<&str, &str> = TableDefinition::new("files");
+/// Durable delete queue: storage key → time queued (µs). Cleared once the file is gone.
+pub const PENDING_DELETES: TableDefinition<&str, u64> = TableDefinition::new("pending_deletes");
+/// API key id → `ApiKeyRecord` as JSON.
+pub const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");

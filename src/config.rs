@@ -1,0 +1,220 @@
+//! Typed configuration, layered once at start-up and passed down:
+//! `config/default.toml` (embedded) → `--config FILE` → `DARKROOM_*` environment.
+//!
+//! Environment variables: `DARKROOM_LISTEN`, `DARKROOM_DATA_DIR`, and in general
+//! `DARKROOM_<SECTION>__<KEY>` (e.g. `DARKROOM_LIMITS__MAX_FILE_BYTES=1000`). Values are
+//! read as TOML scalars (numbers, booleans) and fall back to strings.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::{Table, Value};
+
+/// The embedded defaults; every key has a value here.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+const ENV_PREFIX: &str = "DARKROOM_";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub limits: Limits,
+    pub server: Server,
+    pub storage: StorageConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub max_file_bytes: u64,
+    pub max_files_per_request: usize,
+    pub max_json_bytes: usize,
+    pub max_image_pixels: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub shutdown_grace_secs: u64,
+}
+
+/// Where files live. A closed set, chosen by `type`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum StorageConfig {
+    /// Files under `<data_dir>/uploads`.
+    Local,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid TOML in {origin}: {source}")]
+    Parse {
+        origin: String,
+        source: toml::de::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Defaults, then `file` if given, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::layered(file, std::env::vars())
+    }
+
+    /// The embedded defaults alone (what tests start from).
+    pub fn defaults() -> Self {
+        Self::layered(None, std::iter::empty()).expect("embedded default config is valid")
+    }
+
+    fn layered(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table = parse(DEFAULT_TOML, "config/default.toml")?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            merge(&mut table, parse(&text, &path.display().to_string())?);
+        }
+        for (name, value) in env {
+            if let Some(key) = name.strip_prefix(ENV_PREFIX) {
+                apply_env(&mut table, key, &value);
+            }
+        }
+        let config: Config = Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_owned()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.limits.max_file_bytes == 0 || self.limits.max_files_per_request == 0 {
+            return Err(ConfigError::Invalid(
+                "limits must be greater than zero".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Path of the redb catalog file.
+    pub fn catalog_path(&self) -> PathBuf {
+        self.data_dir.join("darkroom.redb")
+    }
+}
+
+fn parse(text: &str, origin: &str) -> Result<Table, ConfigError> {
+    text.parse::<Table>().map_err(|source| ConfigError::Parse {
+        origin: origin.to_owned(),
+        source,
+    })
+}
+
+/// Deep-merges `over` into `base`: tables merge key by key, anything else replaces.
+fn merge(base: &mut Table, over: Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(Value::Table(b)), Value::Table(o)) => merge(b, o),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// `LIMITS__MAX_FILE_BYTES=5` sets `limits.max_file_bytes = 5`.
+fn apply_env(table: &mut Table, key: &str, raw: &str) {
+    let path: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut cursor = table;
+    for part in parents {
+        let entry = cursor
+            .entry(part.clone())
+            .or_insert_with(|| Value::Table(Table::new()));
+        let Value::Table(next) = entry else { return };
+        cursor = next;
+    }
+    let value = format!("v = {raw}")
+        .parse::<Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| Value::String(raw.to_owned()));
+    cursor.insert(last.clone(), value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = Config::defaults();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.limits.max_file_bytes, 50 * 1024 * 1024);
+    }
+
+    #[test]
+    fn env_overrides_defaults() {
+        let c = Config::layered(
+            None,
+            env(&[
+                ("DARKROOM_LISTEN", "0.0.0.0:9000"),
+                ("DARKROOM_DATA_DIR", "/srv/media"),
+                ("DARKROOM_LIMITS__MAX_FILE_BYTES", "1000"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(c.data_dir, PathBuf::from("/srv/media"));
+        assert_eq!(c.limits.max_file_bytes, 1000);
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_env_overrides_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:1\"\n[limits]\nmax_file_bytes = 7\n",
+        )
+        .expect("write");
+        let c = Config::layered(Some(&path), env(&[("DARKROOM_LISTEN", "127.0.0.1:2")]))
+            .expect("valid");
+        assert_eq!(c.listen.port(), 2);
+        assert_eq!(c.limits.max_file_bytes, 7);
+        assert_eq!(
+            c.limits.max_files_per_request, 50,
+            "untouched keys keep defaults"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let bad_key = Config::layered(None, env(&[("DARKROOM_LISTNE", "x")]));
+        assert!(bad_key.is_err());
+        let bad_addr = Config::layered(None, env(&[("DARKROOM_LISTEN", "nowhere")]));
+        assert!(bad_addr.is_err());
+    }
+}

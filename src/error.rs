@@ -1,0 +1,166 @@
+//! `ApiError`: the one place where every failure becomes an HTTP status, a stable
+//! string code and the JSON body `{"error": {"status", "code", "message"}}`.
+//! A 5xx logs the whole error and tells the client nothing internal.
+
+use hyper::StatusCode;
+use serde::Serialize;
+
+use crate::catalog::CatalogError;
+use crate::media::MediaError;
+use crate::media::probe::ProbeError;
+use crate::media::svg::SvgError;
+use crate::storage::StorageError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("no route for this path")]
+    NoRoute,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("method not allowed here; allowed: {allow}")]
+    MethodNotAllowed { allow: &'static str },
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("this API key has read scope; a write key is needed")]
+    Forbidden,
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("the request body is larger than the {limit} byte limit")]
+    TooLarge { limit: u64 },
+    #[error("no file was accepted")]
+    UploadFailed { errors: Vec<FileError> },
+    #[error(
+        "presigned uploads need a cloud storage backend (S3, R2); this server uses local \
+         storage, so upload with POST /api/v1/media instead"
+    )]
+    PresignUnavailable,
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// One refused file of a multi-file upload.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileError {
+    pub filename: String,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl FileError {
+    pub fn new(filename: String, e: &MediaError) -> Self {
+        Self {
+            filename,
+            code: media_code(e),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NoRoute | Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::BadRequest { .. } | Self::UploadFailed { .. } | Self::PresignUnavailable => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Catalog(e) => match e {
+                CatalogError::NotFound(_) => StatusCode::NOT_FOUND,
+                CatalogError::FolderNotEmpty | CatalogError::RootFolder => StatusCode::BAD_REQUEST,
+                CatalogError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                CatalogError::Locked | CatalogError::Db(_) | CatalogError::Corrupt(_) => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+            },
+            Self::Storage(StorageError::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Storage(StorageError::Io(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NoRoute => "not_found",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::BadRequest { code, .. } => code,
+            Self::TooLarge { .. } => "payload_too_large",
+            Self::UploadFailed { errors } => errors.first().map_or("upload_failed", |e| e.code),
+            Self::PresignUnavailable => "presign_unavailable",
+            Self::Catalog(CatalogError::NotFound(_)) => "not_found",
+            Self::Catalog(CatalogError::FolderNotEmpty) => "folder_not_empty",
+            Self::Catalog(CatalogError::RootFolder) => "root_folder",
+            Self::Catalog(CatalogError::Unavailable) | Self::Storage(StorageError::Unavailable) => {
+                "unavailable"
+            }
+            Self::Catalog(_) | Self::Storage(_) => "internal_error",
+        }
+    }
+
+    /// The sentence shown to the client (never internal details for a 5xx).
+    pub fn message(&self) -> String {
+        let status = self.status();
+        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+            return "internal server error".to_owned();
+        }
+        match self {
+            Self::UploadFailed { errors } if errors.len() == 1 => {
+                format!("{}: {}", errors[0].filename, errors[0].message)
+            }
+            Self::UploadFailed { errors } => {
+                format!("none of the {} files was accepted", errors.len())
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Stable codes for refused files.
+pub fn media_code(e: &MediaError) -> &'static str {
+    match e {
+        MediaError::Empty => "empty_file",
+        MediaError::Unsupported => "unsupported_type",
+        MediaError::Probe(ProbeError::TooLarge { .. }) => "image_too_large",
+        MediaError::Probe(ProbeError::Malformed(_)) => "invalid_image",
+        MediaError::Probe(ProbeError::Io(_)) => "internal_error",
+        MediaError::Svg(SvgError::Unsafe(_)) => "unsafe_svg",
+        MediaError::Svg(_) => "invalid_svg",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_errors_hide_details() {
+        let e = ApiError::Storage(StorageError::Io(std::io::Error::other("disk /secret/path")));
+        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(e.code(), "internal_error");
+        assert!(!e.message().contains("secret"));
+    }
+
+    #[test]
+    fn upload_failure_takes_the_first_file_code() {
+        let errors = vec![FileError::new("a.txt".into(), &MediaError::Unsupported)];
+        let e = ApiError::UploadFailed { errors };
+        assert_eq!(
+            (e.status(), e.code()),
+            (StatusCode::BAD_REQUEST, "unsupported_type")
+        );
+        assert!(e.message().starts_with("a.txt: unsupported file type"));
+    }
+}

@@ -1,0 +1,62 @@
+//! `GET/POST/DELETE /api/v1/media/folders`.
+
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use serde_json::json;
+
+use super::read_json_object;
+use crate::catalog::model::{FolderPath, Scope};
+use crate::error::ApiError;
+use crate::http::query::invalid_folder;
+use crate::http::response::{Resp, json};
+use crate::http::{Ctx, auth};
+
+pub async fn list(ctx: &Ctx, req: &Request<Incoming>) -> Result<Resp, ApiError> {
+    auth::require(ctx, req.headers(), Scope::Read)?;
+    let folders = ctx.catalog.folders().await?;
+    Ok(json(StatusCode::OK, &json!({ "folders": folders })))
+}
+
+/// 201 when created, 200 when it already existed.
+pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    auth::require(ctx, req.headers(), Scope::Write)?;
+    let path = path_from_body(ctx, req).await?;
+    let created = ctx.catalog.create_folder(path.clone()).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json(
+        status,
+        &json!({ "success": true, "path": path.as_str(), "created": created }),
+    ))
+}
+
+/// The path comes from the JSON body, or from `?path=` for clients that cannot send a
+/// body with DELETE.
+pub async fn delete(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    auth::require(ctx, req.headers(), Scope::Write)?;
+    let from_query = req.uri().query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "path")
+            .map(|(_, v)| v.into_owned())
+    });
+    let path = match from_query {
+        Some(p) => FolderPath::parse(&p).ok_or_else(|| invalid_folder(&p))?,
+        None => path_from_body(ctx, req).await?,
+    };
+    ctx.catalog.delete_folder(path).await?;
+    Ok(json(StatusCode::OK, &json!({ "success": true })))
+}
+
+async fn path_from_body(ctx: &Ctx, req: Request<Incoming>) -> Result<FolderPath, ApiError> {
+    let body = read_json_object(req, ctx.config.limits.max_json_bytes).await?;
+    match body.get("path") {
+        Some(serde_json::Value::String(p)) => FolderPath::parse(p).ok_or_else(|| invalid_folder(p)),
+        _ => Err(ApiError::bad_request(
+            "invalid_folder",
+            "the body needs a string field \"path\"",
+        )),
+    }
+}

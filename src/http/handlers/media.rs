@@ -1,0 +1,163 @@
+//! `/api/v1/media`: list, upload, get, patch, delete (authenticated, full fields).
+
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use serde_json::{Map, Value, json};
+
+use super::{read_json_object, views};
+use crate::catalog::model::{FolderPath, MediaPatch, Scope};
+use crate::error::ApiError;
+use crate::http::query::{self, Access, invalid_folder};
+use crate::http::response::{Resp, json};
+use crate::http::{Ctx, auth, multipart};
+
+/// Longest accepted alt, title and description, in characters.
+const MAX_TEXT: usize = 10_000;
+
+pub async fn list(ctx: &Ctx, req: &Request<Incoming>) -> Result<Resp, ApiError> {
+    auth::require(ctx, req.headers(), Scope::Read)?;
+    let q = query::list_query(req.uri().query(), Access::Full)?;
+    let (limit, offset) = (q.limit, q.offset);
+    let (page, folders) = tokio::try_join!(ctx.catalog.list(q), ctx.catalog.folders())?;
+    let data: Vec<_> = page.items.iter().map(views::full).collect();
+    let body = json!({
+        "data": data, "total": page.total, "limit": limit, "offset": offset, "folders": folders,
+    });
+    Ok(json(StatusCode::OK, &body))
+}
+
+pub fn get(ctx: &Ctx, req: &Request<Incoming>, id: &str) -> Result<Resp, ApiError> {
+    auth::require(ctx, req.headers(), Scope::Read)?;
+    let record = ctx
+        .catalog
+        .get(id)?
+        .ok_or(ApiError::NotFound("media item"))?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({ "data": views::full(&record) }),
+    ))
+}
+
+pub async fn upload(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    auth::require(ctx, req.headers(), Scope::Write)?;
+    let outcome = multipart::receive(ctx, req).await?;
+    let data: Vec<_> = outcome.records.iter().map(views::full).collect();
+    Ok(json(
+        StatusCode::CREATED,
+        &json!({ "data": data, "errors": outcome.errors }),
+    ))
+}
+
+pub async fn patch(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<Resp, ApiError> {
+    auth::require(ctx, req.headers(), Scope::Write)?;
+    let body = read_json_object(req, ctx.config.limits.max_json_bytes).await?;
+    let patch = parse_patch(&body)?;
+    let record = ctx.catalog.update_media(id, patch).await?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({ "data": views::full(&record) }),
+    ))
+}
+
+pub async fn delete(ctx: &Ctx, req: &Request<Incoming>, id: String) -> Result<Resp, ApiError> {
+    auth::require(ctx, req.headers(), Scope::Write)?;
+    let record = ctx.catalog.delete_media(id).await?;
+    ctx.storage.delete(record.storage_keys());
+    Ok(json(StatusCode::OK, &json!({ "success": true })))
+}
+
+/// Validates a PATCH body: only the six documented fields, with the right types.
+fn parse_patch(body: &Map<String, Value>) -> Result<MediaPatch, ApiError> {
+    let mut patch = MediaPatch::default();
+    for (key, value) in body {
+        match key.as_str() {
+            "alt" => patch.alt = Some(text(key, value)?),
+            "title" => patch.title = Some(text(key, value)?),
+            "description" => patch.description = Some(text(key, value)?),
+            "folder" => {
+                let Value::String(s) = value else {
+                    return Err(ApiError::bad_request(
+                        "invalid_folder",
+                        "folder must be a string",
+                    ));
+                };
+                patch.folder = Some(FolderPath::parse(s).ok_or_else(|| invalid_folder(s))?);
+            }
+            "focalX" => patch.focal_x = Some(focal(key, value)?),
+            "focalY" => patch.focal_y = Some(focal(key, value)?),
+            other => {
+                return Err(ApiError::bad_request(
+                    "unknown_field",
+                    format!(
+                        "{other:?} cannot be changed; allowed fields: alt, title, description, \
+                         folder, focalX, focalY"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(patch)
+}
+
+/// A string (or null, which clears the field).
+fn text(key: &str, value: &Value) -> Result<Option<String>, ApiError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(s) if s.chars().count() <= MAX_TEXT => Ok(Some(s.clone())),
+        Value::String(_) => Err(ApiError::bad_request(
+            "invalid_field",
+            format!("{key} is longer than {MAX_TEXT} characters"),
+        )),
+        _ => Err(ApiError::bad_request(
+            "invalid_field",
+            format!("{key} must be a string or null"),
+        )),
+    }
+}
+
+fn focal(key: &str, value: &Value) -> Result<f64, ApiError> {
+    match value.as_f64() {
+        Some(v) if (0.0..=100.0).contains(&v) => Ok(v),
+        _ => Err(ApiError::bad_request(
+            "invalid_focal_point",
+            format!("{key} must be a number from 0 to 100 (a percentage)"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().expect("object")
+    }
+
+    #[test]
+    fn patch_accepts_documented_fields() {
+        let p = parse_patch(&obj(json!({
+            "alt": "a", "title": null, "description": "d", "folder": "/x", "focalX": 0, "focalY": 100
+        })))
+        .expect("valid");
+        assert_eq!(p.alt, Some(Some("a".into())));
+        assert_eq!(p.title, Some(None));
+        assert_eq!(p.folder, FolderPath::parse("/x"));
+        assert_eq!((p.focal_x, p.focal_y), (Some(0.0), Some(100.0)));
+    }
+
+    #[test]
+    fn patch_refuses_everything_else() {
+        for bad in [
+            json!({"focalX": 101}),
+            json!({"focalY": -1}),
+            json!({"focalX": "50"}),
+            json!({"folder": "no-slash"}),
+            json!({"folder": 3}),
+            json!({"alt": 5}),
+            json!({"size": 1}),
+            json!({"id": "media_x"}),
+        ] {
+            assert!(parse_patch(&obj(bad.clone())).is_err(), "{bad}");
+        }
+    }
+}

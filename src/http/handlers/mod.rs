@@ -1,0 +1,74 @@
+//! Request handlers, one file per resource, and `dispatch` from a `Route` to them.
+
+mod folders;
+mod media;
+mod public;
+pub mod views;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use serde_json::{Map, Value};
+
+use super::response::{Resp, json, preflight};
+use super::router::Route;
+use super::{Ctx, files};
+use crate::catalog::model::Scope;
+use crate::error::ApiError;
+
+pub async fn dispatch(ctx: &Ctx, route: Route, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    match route {
+        Route::PublicList => public::list(ctx, &req).await,
+        Route::PublicGet(id) => public::get(ctx, &req, &id),
+        Route::PublicPreflight => Ok(preflight()),
+        Route::List => media::list(ctx, &req).await,
+        Route::Upload => media::upload(ctx, req).await,
+        Route::Get(id) => media::get(ctx, &req, &id),
+        Route::Patch(id) => media::patch(ctx, req, id).await,
+        Route::Delete(id) => media::delete(ctx, &req, id).await,
+        Route::ListFolders => folders::list(ctx, &req).await,
+        Route::CreateFolder => folders::create(ctx, req).await,
+        Route::DeleteFolder => folders::delete(ctx, req).await,
+        Route::Presign | Route::Confirm => {
+            super::auth::require(ctx, req.headers(), Scope::Write)?;
+            Err(ApiError::PresignUnavailable)
+        }
+        Route::File(key) => files::serve(ctx, &req, key).await,
+        Route::Healthz | Route::Readyz => {
+            Ok(json(StatusCode::OK, &serde_json::json!({ "status": "ok" })))
+        }
+    }
+}
+
+/// Reads a JSON object body of at most `limit` bytes.
+pub async fn read_json_object(
+    req: Request<Incoming>,
+    limit: usize,
+) -> Result<Map<String, Value>, ApiError> {
+    let bytes: Bytes = match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(ApiError::TooLarge {
+                limit: limit as u64,
+            });
+        }
+        Err(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                "the request body was cut short",
+            ));
+        }
+    };
+    match serde_json::from_slice(&bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::bad_request(
+            "invalid_json",
+            "the body must be a JSON object",
+        )),
+        Err(e) => Err(ApiError::bad_request(
+            "invalid_json",
+            format!("the body is not valid JSON: {e}"),
+        )),
+    }
+}

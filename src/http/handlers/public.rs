@@ -1,0 +1,55 @@
+//! `GET /api/v1/public/media` and `/{id}`: public fields, CORS, cacheable items.
+
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, StatusCode};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::views;
+use crate::error::ApiError;
+use crate::http::query::{self, Access};
+use crate::http::response::{Resp, etag_matches, json, not_modified};
+use crate::http::{Ctx, auth};
+
+const ITEM_CACHE: &str = "public, max-age=3600";
+
+pub async fn list(ctx: &Ctx, req: &Request<Incoming>) -> Result<Resp, ApiError> {
+    let access = match auth::caller(ctx, req.headers())? {
+        Some(_) => Access::Full,
+        None => Access::Public,
+    };
+    let q = query::list_query(req.uri().query(), access)?;
+    let (limit, offset) = (q.limit, q.offset);
+    let page = ctx.catalog.list(q).await?;
+    let data: Vec<_> = page.items.iter().map(views::public).collect();
+    let body = json!({ "data": data, "total": page.total, "limit": limit, "offset": offset });
+    Ok(json(StatusCode::OK, &body))
+}
+
+pub fn get(ctx: &Ctx, req: &Request<Incoming>, id: &str) -> Result<Resp, ApiError> {
+    let record = ctx
+        .catalog
+        .get(id)?
+        .ok_or(ApiError::NotFound("media item"))?;
+    let body = json!({ "data": views::public(&record) });
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    let digest = Sha256::digest(&bytes);
+    let etag = format!("\"{}\"", hex(&digest[..12]));
+    let mut resp = if etag_matches(req.headers().get(header::IF_NONE_MATCH), &etag) {
+        not_modified(&etag)
+    } else {
+        let mut resp = json(StatusCode::OK, &body);
+        if let Ok(v) = HeaderValue::from_str(&etag) {
+            resp.headers_mut().insert(header::ETAG, v);
+        }
+        resp
+    };
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(ITEM_CACHE));
+    Ok(resp)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,89 @@
+//! The JSON shapes of media items: the full set for authenticated calls, the public set
+//! (no size, title, description, folder, createdAt) for public ones.
+
+use serde::{Serialize, Serializer};
+
+use crate::catalog::model::{MediaRecord, rfc3339};
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FullItem<'a> {
+    id: &'a str,
+    filename: &'a str,
+    mime_type: &'static str,
+    size: u64,
+    width: Option<u32>,
+    height: Option<u32>,
+    alt: Option<&'a str>,
+    title: Option<&'a str>,
+    description: Option<&'a str>,
+    url: String,
+    folder: &'a str,
+    #[serde(serialize_with = "percent")]
+    focal_x: f64,
+    #[serde(serialize_with = "percent")]
+    focal_y: f64,
+    created_at: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublicItem<'a> {
+    id: &'a str,
+    filename: &'a str,
+    mime_type: &'static str,
+    width: Option<u32>,
+    height: Option<u32>,
+    alt: Option<&'a str>,
+    url: String,
+    #[serde(serialize_with = "percent")]
+    focal_x: f64,
+    #[serde(serialize_with = "percent")]
+    focal_y: f64,
+}
+
+pub fn url_of(storage_key: &str) -> String {
+    format!("/uploads/{storage_key}")
+}
+
+pub fn full(r: &MediaRecord) -> FullItem<'_> {
+    FullItem {
+        id: &r.id,
+        filename: &r.filename,
+        mime_type: r.media_type.mime(),
+        size: r.size,
+        width: r.width,
+        height: r.height,
+        alt: r.alt.as_deref(),
+        title: r.title.as_deref(),
+        description: r.description.as_deref(),
+        url: url_of(&r.storage_key),
+        folder: &r.folder,
+        focal_x: r.focal_x,
+        focal_y: r.focal_y,
+        created_at: rfc3339(r.created_us),
+    }
+}
+
+pub fn public(r: &MediaRecord) -> PublicItem<'_> {
+    PublicItem {
+        id: &r.id,
+        filename: &r.filename,
+        mime_type: r.media_type.mime(),
+        width: r.width,
+        height: r.height,
+        alt: r.alt.as_deref(),
+        url: url_of(&r.storage_key),
+        focal_x: r.focal_x,
+        focal_y: r.focal_y,
+    }
+}
+
+/// Whole percentages as integers (`50`), others as they are (`33.5`).
+fn percent<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.fract() == 0.0 {
+        s.serialize_i64(*v as i64)
+    } else {
+        s.serialize_f64(*v)
+    }
+}

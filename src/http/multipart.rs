@@ -1,0 +1,248 @@
+//! `POST /api/v1/media`: streams each file part to a storage temp file (never into
+//! memory), sniffs and inspects it, commits it under a server-made key, and records
+//! every accepted file of the request in one catalog write.
+//!
+//! Limits: a body whose `Content-Length` exceeds one file's limit (plus multipart framing)
+//! is refused with 413 before a byte is read; without a length, the same limit is
+//! enforced while streaming. A request therefore carries at most 50 MB of files in all;
+//! several large files go in several requests.
+
+use futures_util::TryStreamExt;
+use http_body_util::BodyStream;
+use hyper::Request;
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use multer::{Constraints, Field, Multipart, SizeLimit};
+
+use super::Ctx;
+use super::query::invalid_folder;
+use crate::catalog::model::{
+    FolderPath, MediaRecord, new_media_id, new_storage_token, now_us, year_month,
+};
+use crate::error::{ApiError, FileError};
+use crate::media::{
+    self, MediaError, MediaType, name::sanitize_filename, probe::Dimensions, sniff,
+};
+
+/// Room for multipart boundaries, part headers and the small text fields.
+const FRAMING_ALLOWANCE: u64 = 1024 * 1024;
+const MAX_TEXT_FIELD: usize = 10_000;
+
+pub struct UploadOutcome {
+    pub records: Vec<MediaRecord>,
+    pub errors: Vec<FileError>,
+}
+
+/// A file already committed to storage, waiting for its catalog record.
+struct Staged {
+    filename: String,
+    media_type: MediaType,
+    size: u64,
+    dims: Option<Dimensions>,
+    storage_key: String,
+    created_us: u64,
+}
+
+pub async fn receive(ctx: &Ctx, req: Request<Incoming>) -> Result<UploadOutcome, ApiError> {
+    let limits = &ctx.config.limits;
+    let body_limit = limits.max_file_bytes + FRAMING_ALLOWANCE;
+    let boundary = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| multer::parse_boundary(ct).ok())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_content_type",
+                "upload with Content-Type: multipart/form-data and a `files` field",
+            )
+        })?;
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > body_limit) {
+        return Err(ApiError::TooLarge {
+            limit: limits.max_file_bytes,
+        });
+    }
+    let stream = BodyStream::new(req.into_body())
+        .try_filter_map(|frame| futures_util::future::ready(Ok(frame.into_data().ok())));
+    let constraints = Constraints::new().size_limit(
+        SizeLimit::new()
+            .whole_stream(body_limit)
+            .per_field(limits.max_file_bytes),
+    );
+    let mut form = Multipart::with_constraints(stream, boundary, constraints);
+
+    let mut staged = Vec::new();
+    let result = read_form(ctx, &mut form, &mut staged).await;
+    let (folder, alt, errors) = match result {
+        Ok(parts) => parts,
+        Err(e) => {
+            discard(ctx, &staged);
+            return Err(e);
+        }
+    };
+    if staged.is_empty() {
+        return Err(if errors.is_empty() {
+            ApiError::bad_request(
+                "no_files",
+                "the form has no `files` field with a file in it",
+            )
+        } else {
+            ApiError::UploadFailed { errors }
+        });
+    }
+    let records: Vec<MediaRecord> = staged
+        .iter()
+        .map(|s| record(s, &folder, alt.as_deref()))
+        .collect();
+    if let Err(e) = ctx.catalog.insert_media(records.clone()).await {
+        discard(ctx, &staged);
+        return Err(e.into());
+    }
+    Ok(UploadOutcome { records, errors })
+}
+
+/// Walks the form: files are stored as they stream past; `folder` and `alt` may come
+/// before or after them.
+async fn read_form(
+    ctx: &Ctx,
+    form: &mut Multipart<'_>,
+    staged: &mut Vec<Staged>,
+) -> Result<(FolderPath, Option<String>, Vec<FileError>), ApiError> {
+    let mut folder = FolderPath::root();
+    let mut alt = None;
+    let mut errors = Vec::new();
+    while let Some(field) = form.next_field().await.map_err(multipart_error)? {
+        match field.name().unwrap_or("") {
+            "folder" => {
+                let raw = text_field(field).await?;
+                folder = FolderPath::parse(raw.trim()).ok_or_else(|| invalid_folder(&raw))?;
+            }
+            "alt" => alt = Some(text_field(field).await?).filter(|a| !a.is_empty()),
+            "files" | "files[]" | "file" => {
+                if staged.len() + errors.len() >= ctx.config.limits.max_files_per_request {
+                    return Err(ApiError::bad_request(
+                        "too_many_files",
+                        format!(
+                            "at most {} files per request",
+                            ctx.config.limits.max_files_per_request
+                        ),
+                    ));
+                }
+                let filename = sanitize_filename(field.file_name().unwrap_or(""), "upload");
+                match store_file(ctx, field, filename.clone()).await? {
+                    Ok(file) => staged.push(file),
+                    Err(e) => errors.push(FileError::new(filename, &e)),
+                }
+            }
+            _ => {} // unknown fields are skipped
+        }
+    }
+    Ok((folder, alt, errors))
+}
+
+/// Streams one file part to storage. The outer error fails the request (I/O, a broken
+/// or oversized body); the inner one refuses just this file.
+async fn store_file(
+    ctx: &Ctx,
+    mut field: Field<'_>,
+    filename: String,
+) -> Result<Result<Staged, MediaError>, ApiError> {
+    let mut sink = ctx.storage.begin().await?;
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        sink.write(&chunk).await?;
+    }
+    if sink.is_empty() {
+        return Ok(Err(MediaError::Empty));
+    }
+    let Some(media_type) = sniff::sniff(sink.head()) else {
+        return Ok(Err(MediaError::Unsupported));
+    };
+    sink.flush().await?;
+    let path = sink.path().to_owned();
+    let max_pixels = ctx.config.limits.max_image_pixels;
+    let inspected =
+        tokio::task::spawn_blocking(move || media::inspect(&path, media_type, max_pixels))
+            .await
+            .map_err(|e| ApiError::Storage(std::io::Error::other(e).into()))?;
+    let dims = match inspected {
+        Ok(d) => d,
+        Err(MediaError::Probe(media::probe::ProbeError::Io(e))) => {
+            return Err(ApiError::Storage(e.into()));
+        }
+        Err(e) => return Ok(Err(e)),
+    };
+    let created_us = now_us();
+    let key = format!(
+        "{}/{}.{}",
+        year_month(created_us),
+        new_storage_token(),
+        media_type.ext()
+    );
+    let size = sink.len();
+    ctx.storage.commit(sink, key.clone()).await?;
+    Ok(Ok(Staged {
+        filename,
+        media_type,
+        size,
+        dims,
+        storage_key: key,
+        created_us,
+    }))
+}
+
+fn record(s: &Staged, folder: &FolderPath, alt: Option<&str>) -> MediaRecord {
+    MediaRecord {
+        id: new_media_id(),
+        filename: s.filename.clone(),
+        media_type: s.media_type,
+        size: s.size,
+        width: s.dims.map(|d| d.width),
+        height: s.dims.map(|d| d.height),
+        alt: alt.map(str::to_owned),
+        title: None,
+        description: None,
+        folder: folder.as_str().to_owned(),
+        focal_x: 50.0,
+        focal_y: 50.0,
+        created_us: s.created_us,
+        storage_key: s.storage_key.clone(),
+    }
+}
+
+/// Removes files stored for a request that then failed (they have no record; should
+/// this not run, the start-up sweep removes them).
+fn discard(ctx: &Ctx, staged: &[Staged]) {
+    if !staged.is_empty() {
+        ctx.storage
+            .delete(staged.iter().map(|s| s.storage_key.clone()).collect());
+    }
+}
+
+async fn text_field(field: Field<'_>) -> Result<String, ApiError> {
+    let text = field.text().await.map_err(multipart_error)?;
+    if text.chars().count() > MAX_TEXT_FIELD {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "a text field is too long",
+        ));
+    }
+    Ok(text)
+}
+
+fn multipart_error(e: multer::Error) -> ApiError {
+    match e {
+        multer::Error::FieldSizeExceeded { limit, .. } => ApiError::TooLarge { limit },
+        multer::Error::StreamSizeExceeded { limit } => ApiError::TooLarge {
+            limit: limit.saturating_sub(FRAMING_ALLOWANCE),
+        },
+        other => ApiError::bad_request(
+            "invalid_multipart",
+            format!("malformed multipart body: {other}"),
+        ),
+    }
+}

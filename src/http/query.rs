@@ -1,0 +1,132 @@
+//! Query strings of the listing endpoints, validated into a `ListQuery`.
+
+use crate::catalog::model::{FolderPath, ListQuery, SortField};
+use crate::error::ApiError;
+use crate::media::Kind;
+
+pub const MAX_LIMIT: usize = 100;
+
+/// Which parameters a caller may use: anonymous public calls get folder/type/limit/
+/// offset only; search, sort and order need an API key (they are ignored without one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Public,
+    Full,
+}
+
+/// Parses and validates; `limit` over 100 is clamped, malformed values are 400.
+pub fn list_query(raw: Option<&str>, access: Access) -> Result<ListQuery, ApiError> {
+    let mut q = ListQuery::default();
+    for (key, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        match key.as_ref() {
+            "folder" => {
+                q.folder = Some(FolderPath::parse(&value).ok_or_else(|| invalid_folder(&value))?);
+            }
+            "type" => {
+                q.kind = Some(Kind::parse(&value).ok_or_else(|| {
+                    ApiError::bad_request("invalid_type", "type must be image, document or video")
+                })?);
+            }
+            "limit" => q.limit = number(&value, "limit", 1)?.min(MAX_LIMIT),
+            "offset" => q.offset = number(&value, "offset", 0)?,
+            "search" if access == Access::Full => {
+                let s = value.trim().to_lowercase();
+                q.search = (!s.is_empty()).then_some(s);
+            }
+            "sort" if access == Access::Full => {
+                q.sort = SortField::parse(&value).ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_sort",
+                        "sort must be createdAt, filename or size",
+                    )
+                })?;
+            }
+            "order" if access == Access::Full => {
+                q.descending = match value.as_ref() {
+                    "asc" => false,
+                    "desc" => true,
+                    _ => {
+                        return Err(ApiError::bad_request(
+                            "invalid_order",
+                            "order must be asc or desc",
+                        ));
+                    }
+                };
+            }
+            _ => {}
+        }
+    }
+    Ok(q)
+}
+
+pub fn invalid_folder(value: &str) -> ApiError {
+    ApiError::bad_request(
+        "invalid_folder",
+        format!(
+            "invalid folder path {value:?}: use / or /name(/name)*, names of letters, digits, \
+             '.', '_' or '-' (at most 64 characters, 16 levels)"
+        ),
+    )
+}
+
+fn number(value: &str, name: &str, min: usize) -> Result<usize, ApiError> {
+    match value.parse::<usize>() {
+        Ok(n) if n >= min => Ok(n),
+        _ => Err(ApiError::bad_request(
+            if name == "limit" {
+                "invalid_limit"
+            } else {
+                "invalid_offset"
+            },
+            format!("{name} must be an integer of at least {min}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_clamping() {
+        let q = list_query(None, Access::Full).expect("ok");
+        assert_eq!((q.limit, q.offset, q.descending), (24, 0, true));
+        assert_eq!(
+            list_query(Some("limit=500"), Access::Public)
+                .expect("ok")
+                .limit,
+            100
+        );
+    }
+
+    #[test]
+    fn public_ignores_search_sort_order() {
+        let q = list_query(Some("search=x&sort=bogus&order=up"), Access::Public).expect("ok");
+        assert_eq!(q, ListQuery::default());
+        let q =
+            list_query(Some("search=%20Cat%25_&sort=size&order=asc"), Access::Full).expect("ok");
+        assert_eq!(q.search.as_deref(), Some("cat%_"));
+        assert_eq!(q.sort, SortField::Size);
+        assert!(!q.descending);
+    }
+
+    #[test]
+    fn bad_values_are_400() {
+        for bad in [
+            "limit=0",
+            "limit=-1",
+            "limit=x",
+            "offset=-3",
+            "type=audio",
+            "folder=abc",
+        ] {
+            assert!(list_query(Some(bad), Access::Public).is_err(), "{bad}");
+        }
+        for bad in ["sort=name", "order=up"] {
+            assert!(list_query(Some(bad), Access::Full).is_err(), "{bad}");
+        }
+        let q = list_query(Some("folder=%2Fimages&type=image"), Access::Public).expect("ok");
+        assert_eq!(q.folder.as_ref().map(FolderPath::as_str), Some("/images"));
+        assert_eq!(q.kind, Some(Kind::Image));
+    }
+}

@@ -1,0 +1,23 @@
+//! Darkroom: a single-binary media server implementing the CMS Media API.
+//!
+//! ```text
+//! client ──HTTP──▶ http/      hyper 1, one-screen router, auth, CORS, multipart, files
+//!                    │  typed handles
+//!                    ▼
+//!                  actors/    ractor, under one supervisor that restarts children
+//!                    ├─ CatalogActor  single writer over redb, group commit
+//!                    └─ StorageActor  local disk (S3 later), durable delete queue
+//!                    ▼
+//!                  catalog/   redb tables, indexes, queries   (plain sync code)
+//!                  storage/   backends behind one closed enum
+//!                  media/     sniff, probe, svg, names         (pure functions)
+//! ```
+
+pub mod actors;
+pub mod app;
+pub mod catalog;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod media;
+pub mod storage;

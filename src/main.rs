@@ -1,0 +1,157 @@
+//! The `darkroom` binary: parse the command line, load the config, set up logging, and
+//! either serve (`app::run`) or manage API keys.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio::net::TcpListener;
+
+use darkroom::catalog::model::{Scope, rfc3339};
+use darkroom::catalog::{Catalog, Write, keys};
+use darkroom::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "darkroom",
+    version,
+    about = "A media server for the CMS Media API"
+)]
+struct Cli {
+    /// Config file layered over the embedded defaults (DARKROOM_* variables win).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Log format on stderr; the level comes from RUST_LOG (default info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Manage API keys (needs the server stopped: the catalog is single-process).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key and print it alone on stdout.
+    Create {
+        #[arg(long, value_enum)]
+        scope: Scope,
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List keys (id, scope, name, created); secrets are never stored.
+    List,
+    /// Revoke a key by id (the 8 characters after `drk_`).
+    Revoke { id: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("darkroom: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config),
+        Command::Keys(cmd) => manage_keys(&config, cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("darkroom: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+type BoxError = Box<dyn std::error::Error>;
+
+fn serve(config: Config) -> Result<(), BoxError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        darkroom::app::run(listener, config, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+/// Resolves on SIGTERM or ctrl-c.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+fn manage_keys(config: &Config, cmd: KeysCommand) -> Result<(), BoxError> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let catalog = Catalog::open(&config.catalog_path())?;
+    match cmd {
+        KeysCommand::Create { scope, name } => {
+            let key = keys::create(&catalog, scope, &name)?;
+            eprintln!("created a {scope:?} key; store it now, it cannot be shown again");
+            println!("{key}");
+        }
+        KeysCommand::List => {
+            for k in catalog.list_keys()? {
+                let scope = format!("{:?}", k.scope).to_lowercase();
+                println!("{}\t{scope}\t{}\t{}", k.id, rfc3339(k.created_us), k.name);
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            let outcome = catalog.apply_single(Write::RevokeKey { id: id.clone() })?;
+            if outcome != darkroom::catalog::Outcome::Changed(true) {
+                return Err(format!("no key with id {id}").into());
+            }
+            eprintln!("revoked key {id}");
+        }
+    }
+    Ok(())
+}

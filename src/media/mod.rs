@@ -1,0 +1,162 @@
+//! Pure media logic: what a file is (`sniff`), how big it is (`probe`, `svg`), and how
+//! client-supplied names are cleaned (`name`). No actors, no I/O beyond the reader given.
+
+pub mod name;
+pub mod probe;
+pub mod sniff;
+pub mod svg;
+
+use serde::{Deserialize, Serialize};
+
+/// The eight supported file types, decided from the bytes only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MediaType {
+    Jpeg,
+    Png,
+    Gif,
+    Webp,
+    Svg,
+    Pdf,
+    Mp4,
+    Webm,
+}
+
+/// The spec's `type` filter: image, document or video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Image,
+    Document,
+    Video,
+}
+
+impl MediaType {
+    pub const ALL: [MediaType; 8] = [
+        Self::Jpeg,
+        Self::Png,
+        Self::Gif,
+        Self::Webp,
+        Self::Svg,
+        Self::Pdf,
+        Self::Mp4,
+        Self::Webm,
+    ];
+
+    pub fn mime(self) -> &'static str {
+        match self {
+            Self::Jpeg => "image/jpeg",
+            Self::Png => "image/png",
+            Self::Gif => "image/gif",
+            Self::Webp => "image/webp",
+            Self::Svg => "image/svg+xml",
+            Self::Pdf => "application/pdf",
+            Self::Mp4 => "video/mp4",
+            Self::Webm => "video/webm",
+        }
+    }
+
+    /// The extension the server gives stored files (never the client's).
+    pub fn ext(self) -> &'static str {
+        match self {
+            Self::Jpeg => "jpg",
+            Self::Png => "png",
+            Self::Gif => "gif",
+            Self::Webp => "webp",
+            Self::Svg => "svg",
+            Self::Pdf => "pdf",
+            Self::Mp4 => "mp4",
+            Self::Webm => "webm",
+        }
+    }
+
+    pub fn kind(self) -> Kind {
+        match self {
+            Self::Pdf => Kind::Document,
+            Self::Mp4 | Self::Webm => Kind::Video,
+            _ => Kind::Image,
+        }
+    }
+
+    pub fn from_mime(mime: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.mime().eq_ignore_ascii_case(mime))
+    }
+
+    pub fn from_ext(ext: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.ext() == ext)
+    }
+}
+
+impl Kind {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "image" => Some(Self::Image),
+            "document" => Some(Self::Document),
+            "video" => Some(Self::Video),
+            _ => None,
+        }
+    }
+
+    /// One byte for index keys.
+    pub fn tag(self) -> u8 {
+        match self {
+            Self::Image => b'i',
+            Self::Document => b'd',
+            Self::Video => b'v',
+        }
+    }
+}
+
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use probe::{Dimensions, ProbeError};
+use svg::SvgError;
+
+/// Why an uploaded file is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("the file is empty")]
+    Empty,
+    #[error(
+        "unsupported file type: the content is not JPEG, PNG, GIF, WebP, SVG, PDF, MP4 or WebM"
+    )]
+    Unsupported,
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
+    #[error(transparent)]
+    Svg(#[from] SvgError),
+}
+
+/// Checks a spooled upload of a sniffed type and returns its upright size: header
+/// dimensions (with the pixel limit) for rasters, a safety check and intrinsic size for
+/// SVG, nothing for documents and videos.
+pub fn inspect(
+    path: &Path,
+    media_type: MediaType,
+    max_pixels: u64,
+) -> Result<Option<Dimensions>, MediaError> {
+    let file = std::fs::File::open(path).map_err(ProbeError::Io)?;
+    match media_type {
+        MediaType::Jpeg | MediaType::Png | MediaType::Gif | MediaType::Webp => {
+            let mut reader = BufReader::with_capacity(16 * 1024, file);
+            Ok(Some(probe::raster_dimensions(
+                media_type,
+                &mut reader,
+                max_pixels,
+            )?))
+        }
+        MediaType::Svg => {
+            let mut text = Vec::new();
+            BufReader::new(file)
+                .read_to_end(&mut text)
+                .map_err(ProbeError::Io)?;
+            match svg::inspect(&text)? {
+                Some(d) => Ok(Some(probe::check_pixels(d, max_pixels)?)),
+                None => Ok(None),
+            }
+        }
+        MediaType::Pdf | MediaType::Mp4 | MediaType::Webm => Ok(None),
+    }
+}

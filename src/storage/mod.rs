@@ -1,0 +1,194 @@
+//! Where file bytes live. One closed enum of backends behind the `StorageActor`.
+//!
+//! Every upload is first spooled to a `Sink` (a temp file in `<data_dir>/tmp`, never
+//! memory), sniffed and probed there, then committed to the backend under a server-made
+//! key `YYYY/MM/<token>.<ext>`.
+
+mod local;
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use tokio::io::AsyncWriteExt;
+
+pub use local::LocalStorage;
+
+use crate::media::sniff::SNIFF_LEN;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("storage I/O failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the storage service is restarting, try again")]
+    Unavailable,
+}
+
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// The configured backend.
+pub enum Storage {
+    Local(LocalStorage),
+}
+
+/// An opened stored file, ready to stream.
+pub struct StoredFile {
+    pub file: tokio::fs::File,
+    pub len: u64,
+    pub modified: SystemTime,
+}
+
+/// What the start-up sweep removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SweepReport {
+    pub temp_files: usize,
+    pub orphans: usize,
+}
+
+impl Storage {
+    /// A new empty temp file for one incoming upload.
+    pub async fn begin(&self) -> Result<Sink> {
+        match self {
+            Self::Local(l) => l.begin().await,
+        }
+    }
+
+    /// Makes the spooled bytes durable under `key`.
+    pub async fn commit(&self, sink: Sink, key: &str) -> Result<()> {
+        match self {
+            Self::Local(l) => l.commit(sink, key).await,
+        }
+    }
+
+    /// Removes a stored file; a file that is already gone is not an error.
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        match self {
+            Self::Local(l) => l.delete(key).await,
+        }
+    }
+
+    pub async fn open(&self, key: &str) -> Result<Option<StoredFile>> {
+        match self {
+            Self::Local(l) => l.open(key).await,
+        }
+    }
+
+    /// Removes temp files and stored files that `is_known` does not claim.
+    pub fn sweep(&self, is_known: &dyn Fn(&str) -> bool) -> Result<SweepReport> {
+        match self {
+            Self::Local(l) => l.sweep(is_known),
+        }
+    }
+}
+
+/// A temp file receiving one upload. Dropped without `commit`, it is removed.
+pub struct Sink {
+    path: PathBuf,
+    file: tokio::io::BufWriter<tokio::fs::File>,
+    len: u64,
+    head: Vec<u8>,
+    committed: bool,
+}
+
+impl Sink {
+    fn new(path: PathBuf, file: tokio::fs::File) -> Self {
+        let file = tokio::io::BufWriter::with_capacity(256 * 1024, file);
+        Self {
+            path,
+            file,
+            len: 0,
+            head: Vec::with_capacity(SNIFF_LEN),
+            committed: false,
+        }
+    }
+
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<()> {
+        if self.head.len() < SNIFF_LEN {
+            let take = chunk.len().min(SNIFF_LEN - self.head.len());
+            self.head.extend_from_slice(&chunk[..take]);
+        }
+        self.file.write_all(chunk).await?;
+        self.len += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The first bytes of the upload, for type sniffing.
+    pub fn head(&self) -> &[u8] {
+        &self.head
+    }
+
+    /// Flushes buffered bytes so the temp file can be read back for probing.
+    pub async fn flush(&mut self) -> Result<()> {
+        Ok(self.file.flush().await?)
+    }
+
+    /// The temp file's path (read back by the probe after `flush`).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// True for keys of the form `YYYY/MM/<name>.<ext>` with a plain name: the only shape
+/// the server makes, so nothing else is ever looked up on disk.
+pub fn is_valid_key(key: &str) -> bool {
+    let parts: Vec<&str> = key.split('/').collect();
+    let [year, month, name] = parts.as_slice() else {
+        return false;
+    };
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    let Some((stem, ext)) = name.rsplit_once('.') else {
+        return false;
+    };
+    digits(year, 4)
+        && digits(month, 2)
+        && (1..=64).contains(&stem.len())
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && (1..=8).contains(&ext.len())
+        && ext
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_valid_key;
+
+    #[test]
+    fn only_server_made_keys_are_valid() {
+        assert!(is_valid_key("2026/03/abcDEF123.jpg"));
+        assert!(is_valid_key("2026/03/abc-400.webp"));
+        for bad in [
+            "",
+            "2026/03",
+            "../03/a.jpg",
+            "2026/3/a.jpg",
+            "2026/03/../a.jpg",
+            "2026/03/.jpg",
+            "2026/03/a",
+            "2026/03/a.JPG",
+            "2026/03/a b.jpg",
+            "2026/03/a.jpg/x",
+            "/2026/03/a.jpg",
+        ] {
+            assert!(!is_valid_key(bad), "{bad}");
+        }
+    }
+}
