@@ -1,0 +1,301 @@
+//! `TestServer`: the real app on 127.0.0.1:0 with a temp data dir, and a client with a
+//! method per endpoint. Also `Binary`, the real `darkroom` executable, for restarts.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use darkroom::catalog::model::Scope;
+use darkroom::catalog::{Catalog, keys};
+use darkroom::config::Config;
+use reqwest::multipart::{Form, Part};
+use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct TestServer {
+    pub base: String,
+    pub write_key: String,
+    pub read_key: String,
+    pub client: Client,
+    pub dir: TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts the app with the default config changed by `tweak`.
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::spawn_in(dir, tweak).await
+    }
+
+    /// Starts the app on an existing data dir (to restart over the same data).
+    pub async fn spawn_in(dir: TempDir, tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config::defaults();
+        config.data_dir = dir.path().to_owned();
+        tweak(&mut config);
+        let (write_key, read_key) = make_keys(&config.catalog_path());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            darkroom::app::run(listener, config, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("app runs");
+        });
+        Self {
+            base,
+            write_key,
+            read_key,
+            client: Client::new(),
+            dir,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the app gracefully and hands back its data dir.
+    pub async fn stop(mut self) -> TempDir {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("app stopped cleanly");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::mem::replace(&mut self.dir, dir)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn request(&self, method: Method, path: &str, key: Option<&str>) -> RequestBuilder {
+        let rb = self.client.request(method, self.url(path));
+        match key {
+            Some(k) => rb.bearer_auth(k),
+            None => rb,
+        }
+    }
+
+    pub async fn get(&self, path: &str, key: Option<&str>) -> Response {
+        self.request(Method::GET, path, key)
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    /// GET with the write key, expecting 200, returning the JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let resp = self.get(path, Some(&self.write_key)).await;
+        assert_eq!(resp.status(), StatusCode::OK, "GET {path}");
+        resp.json().await.expect("json")
+    }
+
+    pub async fn send_json(&self, method: Method, path: &str, body: Value) -> Response {
+        self.request(method, path, Some(&self.write_key))
+            .json(&body)
+            .send()
+            .await
+            .expect("send")
+    }
+
+    /// Uploads in-memory files (filename, bytes) plus text fields with the write key.
+    pub async fn upload_parts(
+        &self,
+        files: Vec<(String, Vec<u8>)>,
+        fields: &[(&str, &str)],
+    ) -> Response {
+        let mut form = Form::new();
+        for (name, value) in fields {
+            form = form.text(name.to_string(), value.to_string());
+        }
+        for (filename, bytes) in files {
+            form = form.part("files", Part::bytes(bytes).file_name(filename));
+        }
+        self.request(Method::POST, "/api/v1/media", Some(&self.write_key))
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload")
+    }
+
+    /// Uploads fixtures under their own file names.
+    pub async fn upload(&self, fixtures: &[&str], fields: &[(&str, &str)]) -> Response {
+        let files = fixtures
+            .iter()
+            .map(|f| {
+                (
+                    Path::new(f)
+                        .file_name()
+                        .expect("name")
+                        .to_string_lossy()
+                        .into_owned(),
+                    fixture(f),
+                )
+            })
+            .collect();
+        self.upload_parts(files, fields).await
+    }
+
+    /// Uploads one fixture, expects 201 and returns the item.
+    pub async fn upload_one(&self, fixture_path: &str, fields: &[(&str, &str)]) -> Value {
+        let resp = self.upload(&[fixture_path], fields).await;
+        assert_eq!(resp.status(), StatusCode::CREATED, "upload {fixture_path}");
+        let body: Value = resp.json().await.expect("json");
+        body["data"][0].clone()
+    }
+}
+
+/// Creates one write and one read key in the catalog before the server opens it.
+fn make_keys(catalog_path: &Path) -> (String, String) {
+    if let Some(parent) = catalog_path.parent() {
+        std::fs::create_dir_all(parent).expect("data dir");
+    }
+    let catalog = Catalog::open(catalog_path).expect("catalog");
+    let write = keys::create(&catalog, Scope::Write, "tests").expect("write key");
+    let read = keys::create(&catalog, Scope::Read, "tests").expect("read key");
+    (write, read)
+}
+
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+pub fn fixture(rel: &str) -> Vec<u8> {
+    std::fs::read(fixtures_dir().join(rel)).unwrap_or_else(|e| panic!("fixture {rel}: {e}"))
+}
+
+/// The fixtures' manifest entries (copied from the corpus manifest).
+pub fn manifest() -> Vec<Value> {
+    let text = std::fs::read_to_string(fixtures_dir().join("manifest.json")).expect("manifest");
+    let v: Value = serde_json::from_str(&text).expect("manifest json");
+    v["files"].as_array().expect("files").clone()
+}
+
+/// The error envelope's code, after checking the envelope's shape and status.
+pub async fn error_code(resp: Response, status: StatusCode) -> String {
+    assert_eq!(resp.status(), status);
+    assert_eq!(
+        resp.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/json")
+    );
+    let body: Value = resp.json().await.expect("json error");
+    assert_eq!(body["error"]["status"], status.as_u16(), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    body["error"]["code"].as_str().expect("code").to_owned()
+}
+
+/// Every file under `<data_dir>/uploads`, relative.
+pub fn stored_files(data_dir: &Path) -> Vec<String> {
+    let root = data_dir.join("uploads");
+    let mut out = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(
+                    path.strip_prefix(&root)
+                        .expect("under root")
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The real `darkroom` binary, for tests that kill and restart the process.
+pub struct Binary {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Binary {
+    pub fn command(data_dir: &Path) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_darkroom"));
+        cmd.env("DARKROOM_DATA_DIR", data_dir)
+            .env("DARKROOM_LISTEN", "127.0.0.1:0")
+            .env("RUST_LOG", "info")
+            .env_remove("RUST_LOG_STYLE");
+        cmd
+    }
+
+    /// Starts `darkroom serve` and waits for its "serving" log line to learn the port.
+    pub fn start(data_dir: &Path) -> Self {
+        let mut child = Self::command(data_dir)
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn darkroom");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("server exited before serving")
+                .expect("read stderr");
+            if let Some(rest) = line.split("addr=").nth(1) {
+                break rest.split_whitespace().next().expect("addr").to_owned();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Self {
+            child,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    /// Runs `darkroom keys create` and returns what it printed on stdout.
+    pub fn create_key(data_dir: &Path, scope: &str) -> String {
+        let out = Self::command(data_dir)
+            .args(["keys", "create", "--scope", scope, "--name", "test"])
+            .output()
+            .expect("keys create");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf8")
+            .trim()
+            .to_owned()
+    }
+
+    pub fn kill(mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("wait");
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

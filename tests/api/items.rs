@@ -1,0 +1,270 @@
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::common::{TestServer, error_code};
+
+#[tokio::test]
+async fn get_patch_delete_lifecycle() {
+    let s = TestServer::spawn().await;
+    let item = s
+        .upload_one("jpeg/grace_hopper_512x600.jpg", &[("alt", "Grace")])
+        .await;
+    let id = item["id"].as_str().expect("id").to_owned();
+    let path = format!("/api/v1/media/{id}");
+
+    let got = s.get_json(&path).await;
+    assert_eq!(got["data"], item, "GET returns what the upload returned");
+    assert_eq!(got["data"]["width"], 512);
+    assert!(
+        got["data"]["createdAt"]
+            .as_str()
+            .expect("ts")
+            .ends_with('Z')
+    );
+
+    let patch = json!({
+        "alt": "Rear Admiral Grace Hopper", "title": "Portrait", "description": "1984",
+        "folder": "/people/navy", "focalX": 35, "focalY": 65.5
+    });
+    let resp = s.send_json(Method::PATCH, &path, patch).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let patched: Value = resp.json().await.expect("json");
+    let d = &patched["data"];
+    assert_eq!(
+        (
+            d["alt"].as_str(),
+            d["title"].as_str(),
+            d["description"].as_str()
+        ),
+        (
+            Some("Rear Admiral Grace Hopper"),
+            Some("Portrait"),
+            Some("1984")
+        )
+    );
+    assert_eq!(
+        (
+            d["folder"].as_str(),
+            d["focalX"].as_i64(),
+            d["focalY"].as_f64()
+        ),
+        (Some("/people/navy"), Some(35), Some(65.5))
+    );
+    assert_eq!(
+        (d["id"].clone(), d["url"].clone(), d["size"].clone()),
+        (
+            item["id"].clone(),
+            item["url"].clone(),
+            item["size"].clone()
+        )
+    );
+    assert_eq!(s.get_json(&path).await["data"], *d, "the change is stored");
+
+    let moved = s.get_json("/api/v1/media?folder=/people/navy").await;
+    assert_eq!(moved["total"], 1);
+    assert_eq!(s.get_json("/api/v1/media?folder=/").await["total"], 0);
+    let folders = s.get_json("/api/v1/media/folders").await;
+    assert_eq!(folders["folders"], json!(["/", "/people", "/people/navy"]));
+
+    let cleared = s
+        .send_json(Method::PATCH, &path, json!({"title": null}))
+        .await;
+    let cleared: Value = cleared.json().await.expect("json");
+    assert_eq!(cleared["data"]["title"], Value::Null);
+    assert_eq!(
+        cleared["data"]["alt"], "Rear Admiral Grace Hopper",
+        "untouched fields stay"
+    );
+
+    let file_url = item["url"].as_str().expect("url").to_owned();
+    assert_eq!(s.get(&file_url, None).await.status(), StatusCode::OK);
+    let resp = s
+        .request(Method::DELETE, &path, Some(&s.write_key))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.json::<Value>().await.expect("json"),
+        json!({"success": true})
+    );
+    assert_eq!(
+        error_code(
+            s.get(&path, Some(&s.write_key)).await,
+            StatusCode::NOT_FOUND
+        )
+        .await,
+        "not_found"
+    );
+    assert_eq!(
+        s.get(&file_url, None).await.status(),
+        StatusCode::NOT_FOUND,
+        "the file stops being served"
+    );
+    let public = s.get(&format!("/api/v1/public/media/{id}"), None).await;
+    assert_eq!(public.status(), StatusCode::NOT_FOUND);
+    let again = s
+        .request(Method::DELETE, &path, Some(&s.write_key))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+    assert_eq!(s.get_json("/api/v1/media").await["total"], 0);
+    assert_eq!(
+        s.get_json("/api/v1/media/folders").await["folders"],
+        json!(["/"])
+    );
+
+    // The delete queue removes the file itself shortly after.
+    for _ in 0..50 {
+        if crate::common::stored_files(s.dir.path()).is_empty() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the deleted item's file is still on disk");
+}
+
+#[tokio::test]
+async fn patch_validation() {
+    let s = TestServer::spawn().await;
+    let item = s.upload_one("jpeg/hopper_128x128.jpg", &[]).await;
+    let path = format!("/api/v1/media/{}", item["id"].as_str().expect("id"));
+    for (body, code) in [
+        (json!({"focalX": 101}), "invalid_focal_point"),
+        (json!({"focalY": -0.5}), "invalid_focal_point"),
+        (json!({"focalX": "50"}), "invalid_focal_point"),
+        (json!({"folder": "images"}), "invalid_folder"),
+        (json!({"folder": "/a//b"}), "invalid_folder"),
+        (json!({"filename": "x.jpg"}), "unknown_field"),
+        (json!({"size": 1}), "unknown_field"),
+        (json!({"alt": 42}), "invalid_field"),
+        (json!([1, 2]), "invalid_json"),
+    ] {
+        let resp = s.send_json(Method::PATCH, &path, body.clone()).await;
+        assert_eq!(
+            error_code(resp, StatusCode::BAD_REQUEST).await,
+            code,
+            "{body}"
+        );
+    }
+    let garbage = s
+        .request(Method::PATCH, &path, Some(&s.write_key))
+        .body("{not json")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        error_code(garbage, StatusCode::BAD_REQUEST).await,
+        "invalid_json"
+    );
+    let huge = json!({"alt": "x".repeat(100_000)});
+    let resp = s.send_json(Method::PATCH, &path, huge).await;
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(s.get_json(&path).await["data"], item, "nothing changed");
+
+    let missing = s
+        .send_json(
+            Method::PATCH,
+            "/api/v1/media/media_0000000000000000",
+            json!({"alt": "x"}),
+        )
+        .await;
+    assert_eq!(
+        error_code(missing, StatusCode::NOT_FOUND).await,
+        "not_found"
+    );
+    let ok = s.send_json(Method::PATCH, &path, json!({})).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn public_item_is_cacheable() {
+    let s = TestServer::spawn().await;
+    let item = s
+        .upload_one("png/chessboard_200x200_rgb16.png", &[("alt", "Board")])
+        .await;
+    let path = format!("/api/v1/public/media/{}", item["id"].as_str().expect("id"));
+    let resp = s.get(&path, None).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let h = resp.headers().clone();
+    assert_eq!(
+        h.get("cache-control").map(|v| v.as_bytes()),
+        Some(&b"public, max-age=3600"[..])
+    );
+    assert_eq!(
+        h.get("access-control-allow-origin").map(|v| v.as_bytes()),
+        Some(&b"*"[..])
+    );
+    let etag = h
+        .get("etag")
+        .expect("etag")
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["data"]["alt"], "Board");
+    assert_eq!(body["data"]["width"], 200);
+    assert!(body["data"].get("size").is_none() && body["data"].get("folder").is_none());
+
+    let cached = s
+        .client
+        .get(s.url(&path))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(
+        cached
+            .headers()
+            .get("etag")
+            .map(|v| v.to_str().expect("ascii")),
+        Some(etag.as_str())
+    );
+
+    s.send_json(
+        Method::PATCH,
+        &format!("/api/v1/media/{}", item["id"].as_str().expect("id")),
+        json!({"alt": "Chess"}),
+    )
+    .await;
+    let changed = s
+        .client
+        .get(s.url(&path))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        changed.status(),
+        StatusCode::OK,
+        "a changed item gets a new ETag"
+    );
+    assert_ne!(
+        changed
+            .headers()
+            .get("etag")
+            .map(|v| v.to_str().expect("ascii")),
+        Some(etag.as_str())
+    );
+
+    let unknown = s
+        .get("/api/v1/public/media/media_0000000000000000", None)
+        .await;
+    assert_eq!(
+        unknown
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.as_bytes()),
+        Some(&b"*"[..])
+    );
+    assert_eq!(
+        error_code(unknown, StatusCode::NOT_FOUND).await,
+        "not_found"
+    );
+    assert_eq!(
+        s.get("/api/v1/public/media/not-an-id", None).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}

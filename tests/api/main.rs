@@ -1,0 +1,12 @@
+//! HTTP-level tests against the real server (one test binary, linked once).
+
+mod common;
+
+mod auth;
+mod files;
+mod folders;
+mod hostile;
+mod items;
+mod listing;
+mod restart;
+mod upload;

@@ -1,0 +1,171 @@
+//! The real binary, killed and restarted over the same data directory.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::common::{Binary, fixture, stored_files};
+
+#[tokio::test]
+async fn acknowledged_uploads_survive_a_kill() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = Binary::create_key(dir.path(), "write");
+    assert!(
+        key.starts_with("drk_"),
+        "keys create prints the key alone: {key:?}"
+    );
+
+    let server = Binary::start(dir.path());
+    let client = reqwest::Client::new();
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "files",
+            reqwest::multipart::Part::bytes(fixture("jpeg/hopper_128x128.jpg")).file_name("h.jpg"),
+        )
+        .part(
+            "files",
+            reqwest::multipart::Part::bytes(fixture("pdf/ltnews18_1page.pdf")).file_name("n.pdf"),
+        )
+        .text("folder", "/kept");
+    let resp = client
+        .post(format!("{}/api/v1/media", server.base))
+        .bearer_auth(&key)
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let body: Value = resp.json().await.expect("json");
+    server.kill(); // SIGKILL: no graceful shutdown, no flush
+
+    // Debris a crash can leave: a temp file and a stored file without a record.
+    std::fs::write(dir.path().join("tmp/crashed.part"), b"half an upload").expect("tmp");
+    let orphan_dir = dir.path().join("uploads/2020/01");
+    std::fs::create_dir_all(&orphan_dir).expect("dir");
+    std::fs::write(orphan_dir.join("orphan.jpg"), b"no record").expect("orphan");
+
+    let server = Binary::start(dir.path());
+    for item in body["data"].as_array().expect("data") {
+        let id = item["id"].as_str().expect("id");
+        let got = client
+            .get(format!("{}/api/v1/media/{id}", server.base))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(got.status(), StatusCode::OK);
+        let got: Value = got.json().await.expect("json");
+        assert_eq!(got["data"], *item);
+        let file = client
+            .get(format!(
+                "{}{}",
+                server.base,
+                item["url"].as_str().expect("url")
+            ))
+            .send()
+            .await
+            .expect("file");
+        assert_eq!(file.status(), StatusCode::OK);
+        assert_eq!(
+            file.bytes().await.expect("bytes").len() as u64,
+            item["size"].as_u64().expect("size")
+        );
+    }
+    let list: Value = client
+        .get(format!("{}/api/v1/media?folder=/kept", server.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list["total"], 2);
+    assert_eq!(stored_files(dir.path()).len(), 2, "the orphan was swept");
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("tmp"))
+            .expect("tmp")
+            .count(),
+        0,
+        "temp files swept"
+    );
+    server.kill();
+}
+
+#[tokio::test]
+async fn first_start_prints_a_bootstrap_key_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Binary::command(dir.path())
+        .arg("serve")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).expect("read");
+    let _ = child.kill();
+    let _ = child.wait();
+    let key = line.split_whitespace().last().expect("key").to_owned();
+    assert!(key.starts_with("drk_"), "{line}");
+
+    let listed = Binary::command(dir.path())
+        .args(["keys", "list"])
+        .output()
+        .expect("list");
+    let listed = String::from_utf8(listed.stdout).expect("utf8");
+    assert!(
+        listed.contains("write") && listed.contains("bootstrap"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&key), "secrets are never listed");
+    let id = &key[4..12];
+    let revoke = Binary::command(dir.path())
+        .args(["keys", "revoke", id])
+        .output()
+        .expect("revoke");
+    assert!(revoke.status.success());
+    let again = Binary::command(dir.path())
+        .args(["keys", "revoke", id])
+        .output()
+        .expect("revoke");
+    assert!(!again.status.success(), "revoking an unknown key fails");
+}
+
+#[tokio::test]
+async fn queued_deletes_finish_after_a_restart() {
+    let s = crate::common::TestServer::spawn().await;
+    let item = s
+        .upload_one("jpeg/hopper_128x128.jpg", &[("folder", "/q")])
+        .await;
+    let id = item["id"].as_str().expect("id").to_owned();
+    let dir = s.stop().await;
+    assert_eq!(stored_files(dir.path()).len(), 1);
+
+    // As if the process died right after committing a delete, before removing the file.
+    let catalog =
+        darkroom::catalog::Catalog::open(&dir.path().join("darkroom.redb")).expect("open");
+    catalog
+        .apply_single(darkroom::catalog::Write::DeleteMedia { id: id.clone() })
+        .expect("delete");
+    assert_eq!(catalog.pending_deletes().expect("pending").len(), 1);
+    drop(catalog);
+
+    let s = crate::common::TestServer::spawn_in(dir, |_| {}).await;
+    assert_eq!(
+        s.get(&format!("/api/v1/media/{id}"), Some(&s.write_key))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        stored_files(s.dir.path()).is_empty(),
+        "the queued delete ran at start-up"
+    );
+    let dir = s.stop().await;
+    let catalog =
+        darkroom::catalog::Catalog::open(&dir.path().join("darkroom.redb")).expect("open");
+    assert!(
+        catalog.pending_deletes().expect("pending").is_empty(),
+        "and left the queue"
+    );
+}

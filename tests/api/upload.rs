@@ -1,0 +1,247 @@
+use std::collections::HashSet;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::common::{TestServer, error_code, fixture, manifest, stored_files};
+
+#[tokio::test]
+async fn every_supported_fixture_gets_its_sniffed_type_and_upright_size() {
+    let s = TestServer::spawn().await;
+    for entry in manifest()
+        .iter()
+        .filter(|e| e["expected_outcome"] == "accept")
+    {
+        let path = entry["path"].as_str().expect("path");
+        let name = entry["upload_filename"].as_str().expect("name");
+        let resp = s
+            .upload_parts(vec![(name.to_owned(), fixture(path))], &[])
+            .await;
+        assert_eq!(resp.status(), StatusCode::CREATED, "{path}");
+        let body: Value = resp.json().await.expect("json");
+        assert_eq!(body["errors"], serde_json::json!([]), "{path}");
+        let item = &body["data"][0];
+        assert_eq!(item["mimeType"], entry["expected_mime"], "{path}");
+        assert_eq!(item["size"], entry["size_bytes"], "{path}");
+        let kind = entry["expected_mime"].as_str().expect("mime");
+        if kind.starts_with("image/") {
+            let w = entry
+                .get("display_width")
+                .filter(|v| !v.is_null())
+                .unwrap_or(&entry["width"]);
+            let h = entry
+                .get("display_height")
+                .filter(|v| !v.is_null())
+                .unwrap_or(&entry["height"]);
+            assert_eq!((&item["width"], &item["height"]), (w, h), "{path}");
+        }
+        let ext = item["url"]
+            .as_str()
+            .expect("url")
+            .rsplit('.')
+            .next()
+            .expect("ext")
+            .to_owned();
+        let expected_ext = match kind {
+            "image/jpeg" => "jpg",
+            "image/svg+xml" => "svg",
+            other => other.rsplit('/').next().expect("subtype"),
+        };
+        assert_eq!(ext, expected_ext, "{path}: the server picks the extension");
+        assert_eq!(item["folder"], "/");
+        assert_eq!(
+            (item["focalX"].as_i64(), item["focalY"].as_i64()),
+            (Some(50), Some(50))
+        );
+        assert!(item["id"].as_str().expect("id").starts_with("media_"));
+    }
+}
+
+#[tokio::test]
+async fn each_file_succeeds_or_fails_on_its_own() {
+    let s = TestServer::spawn().await;
+    let files = vec![
+        ("a.jpg".to_owned(), fixture("jpeg/hopper_128x128.jpg")),
+        ("notes.png".to_owned(), b"just text, not a picture".to_vec()),
+        ("doc.pdf".to_owned(), fixture("pdf/ltnews18_1page.pdf")),
+    ];
+    let resp = s
+        .upload_parts(files, &[("folder", "/docs"), ("alt", "Team photo")])
+        .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let body: Value = resp.json().await.expect("json");
+    let data = body["data"].as_array().expect("data");
+    assert_eq!(data.len(), 2);
+    assert!(
+        data.iter()
+            .all(|d| d["folder"] == "/docs" && d["alt"] == "Team photo")
+    );
+    assert_eq!(body["errors"][0]["filename"], "notes.png");
+    assert_eq!(body["errors"][0]["code"], "unsupported_type");
+    assert_eq!(s.get_json("/api/v1/media").await["total"], 2);
+
+    let all_bad = vec![
+        ("x.jpg".to_owned(), b"<html>".to_vec()),
+        ("e.gif".to_owned(), Vec::new()),
+    ];
+    let resp = s.upload_parts(all_bad, &[]).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "unsupported_type");
+    assert_eq!(body["errors"][1]["code"], "empty_file");
+    assert_eq!(
+        s.get_json("/api/v1/media").await["total"],
+        2,
+        "nothing added"
+    );
+}
+
+#[tokio::test]
+async fn fields_after_the_files_still_apply() {
+    let s = TestServer::spawn().await;
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "files",
+            reqwest::multipart::Part::bytes(fixture("gif/toucan_200x150_static_transparent.gif"))
+                .file_name("t.gif"),
+        )
+        .text("folder", "/late/field")
+        .text("alt", "A toucan");
+    let resp = s
+        .request(reqwest::Method::POST, "/api/v1/media", Some(&s.write_key))
+        .multipart(form)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["data"][0]["folder"], "/late/field");
+    assert_eq!(body["data"][0]["alt"], "A toucan");
+}
+
+#[tokio::test]
+async fn malformed_requests_are_400_and_store_nothing() {
+    let s = TestServer::spawn().await;
+    let resp = s.upload_parts(vec![], &[("folder", "/x")]).await;
+    assert_eq!(error_code(resp, StatusCode::BAD_REQUEST).await, "no_files");
+    let resp = s
+        .upload(&["jpeg/hopper_128x128.jpg"], &[("folder", "../etc")])
+        .await;
+    assert_eq!(
+        error_code(resp, StatusCode::BAD_REQUEST).await,
+        "invalid_folder"
+    );
+    let resp = s
+        .request(reqwest::Method::POST, "/api/v1/media", Some(&s.write_key))
+        .json(&serde_json::json!({"files": []}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        error_code(resp, StatusCode::BAD_REQUEST).await,
+        "invalid_content_type"
+    );
+    let broken = s
+        .request(reqwest::Method::POST, "/api/v1/media", Some(&s.write_key))
+        .header("content-type", "multipart/form-data; boundary=XYZ")
+        .body("--XYZ\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.jpg\"\r\n\r\nabc")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        error_code(broken, StatusCode::BAD_REQUEST).await,
+        "invalid_multipart"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(stored_files(s.dir.path()).is_empty());
+    assert_eq!(s.get_json("/api/v1/media").await["total"], 0);
+}
+
+#[tokio::test]
+async fn oversized_uploads_are_413_from_length_or_while_streaming() {
+    let s = TestServer::spawn_with(|c| c.limits.max_file_bytes = 64 * 1024).await;
+    // Declared length over the limit (a 2 MB body): refused before reading.
+    let big = vec![0xFFu8; 2 * 1024 * 1024];
+    let resp = s
+        .upload_parts(vec![("big.jpg".into(), big.clone())], &[])
+        .await;
+    assert_eq!(
+        error_code(resp, StatusCode::PAYLOAD_TOO_LARGE).await,
+        "payload_too_large"
+    );
+
+    // One file over the per-file limit inside a body the length check lets through.
+    let resp = s
+        .upload_parts(
+            vec![
+                ("a.jpg".into(), fixture("jpeg/grace_hopper_512x600.jpg")),
+                ("b.jpg".into(), big[..100 * 1024].to_vec()),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    // No Content-Length at all (chunked): enforced while streaming.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..64).map(|_| Ok(vec![0u8; 32 * 1024])).collect();
+    let mut body = b"--B\r\nContent-Disposition: form-data; name=\"files\"; filename=\"s.jpg\"\r\n\r\n\xFF\xD8\xFF".to_vec();
+    body.extend(vec![0u8; 1000]);
+    let head: Result<Vec<u8>, std::io::Error> = Ok(body);
+    let stream = futures_util::stream::iter(std::iter::once(head).chain(chunks));
+    let resp = s
+        .request(reqwest::Method::POST, "/api/v1/media", Some(&s.write_key))
+        .header("content-type", "multipart/form-data; boundary=B")
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        stored_files(s.dir.path()).is_empty(),
+        "a refused request leaves no file"
+    );
+    assert_eq!(
+        std::fs::read_dir(s.dir.path().join("tmp"))
+            .expect("tmp")
+            .count(),
+        0,
+        "no temp file"
+    );
+    assert_eq!(s.get_json("/api/v1/media").await["total"], 0);
+}
+
+#[tokio::test]
+async fn concurrent_uploads_all_land_with_unique_ids() {
+    let s = std::sync::Arc::new(TestServer::spawn().await);
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let name = format!("doc-{i:02}.pdf");
+            let resp = s
+                .upload_parts(vec![(name, fixture("pdf/ltnews18_1page.pdf"))], &[])
+                .await;
+            assert_eq!(resp.status(), StatusCode::CREATED);
+            let body: Value = resp.json().await.expect("json");
+            body["data"][0]["id"].as_str().expect("id").to_owned()
+        }));
+    }
+    let mut ids = HashSet::new();
+    for t in tasks {
+        ids.insert(t.await.expect("task"));
+    }
+    assert_eq!(ids.len(), 64);
+    let list = s.get_json("/api/v1/media?limit=100").await;
+    assert_eq!(list["total"], 64);
+    let listed: HashSet<String> = list["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|d| d["id"].as_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(listed, ids);
+    assert_eq!(stored_files(s.dir.path()).len(), 64);
+}
