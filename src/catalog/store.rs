@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, Table, WriteTransaction};
 
 use super::CatalogError;
 use super::index::{self, Scope};
@@ -212,12 +212,15 @@ impl Catalog {
     pub fn apply(&self, writes: Vec<Write>) -> Result<Vec<Result<Outcome>>> {
         let txn = self.db.begin_write()?;
         let mut results = Vec::with_capacity(writes.len());
-        for write in writes {
-            let result = apply_one(&txn, write);
-            if let Err(e @ (CatalogError::Db(_) | CatalogError::Corrupt(_))) = &result {
-                return Err(e.clone());
+        {
+            let mut tables = Tables::open(&txn)?;
+            for write in writes {
+                let result = tables.apply(write);
+                if let Err(e @ (CatalogError::Db(_) | CatalogError::Corrupt(_))) = &result {
+                    return Err(e.clone());
+                }
+                results.push(result);
             }
-            results.push(result);
         }
         txn.commit()?;
         Ok(results)
@@ -231,146 +234,150 @@ impl Catalog {
     }
 }
 
-fn apply_one(txn: &WriteTransaction, write: Write) -> Result<Outcome> {
-    match write {
-        Write::InsertMedia(records) => {
-            for r in &records {
-                insert_record(txn, r)?;
+/// Every table of a write transaction, opened once per batch.
+struct Tables<'t> {
+    media: Table<'t, &'static str, &'static [u8]>,
+    index: Table<'t, &'static [u8], u8>,
+    counts: Table<'t, &'static str, u64>,
+    folders: Table<'t, &'static str, ()>,
+    files: Table<'t, &'static str, &'static str>,
+    pending: Table<'t, &'static str, u64>,
+    keys: Table<'t, &'static str, &'static [u8]>,
+}
+
+impl<'t> Tables<'t> {
+    fn open(txn: &'t WriteTransaction) -> Result<Self> {
+        Ok(Self {
+            media: txn.open_table(MEDIA)?,
+            index: txn.open_table(INDEX)?,
+            counts: txn.open_table(COUNTS)?,
+            folders: txn.open_table(FOLDERS)?,
+            files: txn.open_table(FILES)?,
+            pending: txn.open_table(PENDING_DELETES)?,
+            keys: txn.open_table(KEYS)?,
+        })
+    }
+
+    fn apply(&mut self, write: Write) -> Result<Outcome> {
+        match write {
+            Write::InsertMedia(records) => {
+                for r in &records {
+                    self.insert_record(r)?;
+                }
+                Ok(Outcome::Done)
             }
-            Ok(Outcome::Done)
-        }
-        Write::UpdateMedia { id, patch } => {
-            let old = get_for_write(txn, &id)?.ok_or(CatalogError::NotFound("media item"))?;
-            let mut new = old.clone();
-            patch.apply(&mut new);
-            remove_record(txn, &old)?;
-            insert_record(txn, &new)?;
-            Ok(Outcome::Media(Box::new(new)))
-        }
-        Write::DeleteMedia { id } => {
-            let old = get_for_write(txn, &id)?.ok_or(CatalogError::NotFound("media item"))?;
-            remove_record(txn, &old)?;
-            let mut pending = txn.open_table(PENDING_DELETES)?;
-            let now = now_us();
-            for key in old.storage_keys() {
-                pending.insert(key.as_str(), now)?;
+            Write::UpdateMedia { id, patch } => {
+                let old = self.get(&id)?.ok_or(CatalogError::NotFound("media item"))?;
+                let mut new = old.clone();
+                patch.apply(&mut new);
+                self.remove_record(&old)?;
+                self.insert_record(&new)?;
+                Ok(Outcome::Media(Box::new(new)))
             }
-            Ok(Outcome::Media(Box::new(old)))
-        }
-        Write::CreateFolder(path) => {
-            let mut folders = txn.open_table(FOLDERS)?;
-            let existed = path.is_root() || folders.insert(path.as_str(), ())?.is_some();
-            Ok(Outcome::Changed(!existed))
-        }
-        Write::DeleteFolder(path) => delete_folder(txn, &path),
-        Write::PutKey(record) => {
-            let mut table = txn.open_table(KEYS)?;
-            table.insert(record.id.as_str(), encode(&record).as_slice())?;
-            Ok(Outcome::Done)
-        }
-        Write::RevokeKey { id } => {
-            let mut table = txn.open_table(KEYS)?;
-            let existed = table.remove(id.as_str())?.is_some();
-            Ok(Outcome::Changed(existed))
-        }
-        Write::ForgetDeletes(keys) => {
-            let mut pending = txn.open_table(PENDING_DELETES)?;
-            for key in keys {
-                pending.remove(key.as_str())?;
+            Write::DeleteMedia { id } => {
+                let old = self.get(&id)?.ok_or(CatalogError::NotFound("media item"))?;
+                self.remove_record(&old)?;
+                let now = now_us();
+                for key in old.storage_keys() {
+                    self.pending.insert(key.as_str(), now)?;
+                }
+                Ok(Outcome::Media(Box::new(old)))
             }
-            Ok(Outcome::Done)
+            Write::CreateFolder(path) => {
+                let existed = path.is_root() || self.folders.insert(path.as_str(), ())?.is_some();
+                Ok(Outcome::Changed(!existed))
+            }
+            Write::DeleteFolder(path) => self.delete_folder(&path),
+            Write::PutKey(record) => {
+                self.keys
+                    .insert(record.id.as_str(), encode(&record).as_slice())?;
+                Ok(Outcome::Done)
+            }
+            Write::RevokeKey { id } => {
+                Ok(Outcome::Changed(self.keys.remove(id.as_str())?.is_some()))
+            }
+            Write::ForgetDeletes(keys) => {
+                for key in keys {
+                    self.pending.remove(key.as_str())?;
+                }
+                Ok(Outcome::Done)
+            }
         }
     }
-}
 
-fn delete_folder(txn: &WriteTransaction, path: &FolderPath) -> Result<Outcome> {
-    if path.is_root() {
-        return Err(CatalogError::RootFolder);
+    fn get(&self, id: &str) -> Result<Option<MediaRecord>> {
+        self.media.get(id)?.map(|v| decode(v.value())).transpose()
     }
-    let p = path.as_str();
-    let child_prefix = format!("{p}/");
-    let mut exists = false;
-    let mut not_empty = false;
-    for folder in live_folders_write(txn)? {
-        if folder == p {
-            exists = true;
-        } else if folder.starts_with(&child_prefix) {
-            exists = true;
-            not_empty = true;
+
+    fn delete_folder(&mut self, path: &FolderPath) -> Result<Outcome> {
+        if path.is_root() {
+            return Err(CatalogError::RootFolder);
         }
-    }
-    let counts = txn.open_table(COUNTS)?;
-    if counts
-        .get(index::count_key(Some(p), None).as_str())?
-        .is_some_and(|c| c.value() > 0)
-    {
-        not_empty = true;
-    }
-    if !exists {
-        return Err(CatalogError::NotFound("folder"));
-    }
-    if not_empty {
-        return Err(CatalogError::FolderNotEmpty);
-    }
-    txn.open_table(FOLDERS)?.remove(p)?;
-    Ok(Outcome::Done)
-}
-
-fn get_for_write(txn: &WriteTransaction, id: &str) -> Result<Option<MediaRecord>> {
-    let media = txn.open_table(MEDIA)?;
-    media.get(id)?.map(|v| decode(v.value())).transpose()
-}
-
-fn insert_record(txn: &WriteTransaction, r: &MediaRecord) -> Result<()> {
-    txn.open_table(MEDIA)?
-        .insert(r.id.as_str(), encode(r).as_slice())?;
-    let mut idx = txn.open_table(INDEX)?;
-    let tag = r.kind().tag();
-    for key in index::keys_of(r) {
-        idx.insert(key.as_slice(), tag)?;
-    }
-    let mut files = txn.open_table(FILES)?;
-    for key in r.storage_keys() {
-        files.insert(key.as_str(), r.id.as_str())?;
-    }
-    bump_counts(txn, r, 1)
-}
-
-fn remove_record(txn: &WriteTransaction, r: &MediaRecord) -> Result<()> {
-    txn.open_table(MEDIA)?.remove(r.id.as_str())?;
-    let mut idx = txn.open_table(INDEX)?;
-    for key in index::keys_of(r) {
-        idx.remove(key.as_slice())?;
-    }
-    let mut files = txn.open_table(FILES)?;
-    for key in r.storage_keys() {
-        files.remove(key.as_str())?;
-    }
-    bump_counts(txn, r, -1)
-}
-
-/// Adjusts the four counters of a record; counters that reach zero are removed, so the
-/// `f:` counters list exactly the folders that hold media.
-fn bump_counts(txn: &WriteTransaction, r: &MediaRecord, delta: i64) -> Result<()> {
-    let mut counts = txn.open_table(COUNTS)?;
-    for key in index::count_keys(r) {
-        let current = counts.get(key.as_str())?.map_or(0, |v| v.value());
-        let next = current.saturating_add_signed(delta);
-        if next == 0 {
-            counts.remove(key.as_str())?;
-        } else {
-            counts.insert(key.as_str(), next)?;
+        let p = path.as_str();
+        let child_prefix = format!("{p}/");
+        let mut exists = false;
+        let mut not_empty = false;
+        for folder in collect_folders(&self.folders, &self.counts)? {
+            if folder == p {
+                exists = true;
+            } else if folder.starts_with(&child_prefix) {
+                exists = true;
+                not_empty = true;
+            }
         }
+        let own = self.counts.get(index::count_key(Some(p), None).as_str())?;
+        not_empty |= own.is_some_and(|c| c.value() > 0);
+        if !exists {
+            return Err(CatalogError::NotFound("folder"));
+        }
+        if not_empty {
+            return Err(CatalogError::FolderNotEmpty);
+        }
+        self.folders.remove(p)?;
+        Ok(Outcome::Done)
     }
-    Ok(())
+
+    fn insert_record(&mut self, r: &MediaRecord) -> Result<()> {
+        self.media.insert(r.id.as_str(), encode(r).as_slice())?;
+        let tag = r.kind().tag();
+        for key in index::keys_of(r) {
+            self.index.insert(key.as_slice(), tag)?;
+        }
+        for key in r.storage_keys() {
+            self.files.insert(key.as_str(), r.id.as_str())?;
+        }
+        self.bump_counts(r, 1)
+    }
+
+    fn remove_record(&mut self, r: &MediaRecord) -> Result<()> {
+        self.media.remove(r.id.as_str())?;
+        for key in index::keys_of(r) {
+            self.index.remove(key.as_slice())?;
+        }
+        for key in r.storage_keys() {
+            self.files.remove(key.as_str())?;
+        }
+        self.bump_counts(r, -1)
+    }
+
+    /// Adjusts the four counters of a record; counters that reach zero are removed, so
+    /// the `f:` counters list exactly the folders that hold media.
+    fn bump_counts(&mut self, r: &MediaRecord, delta: i64) -> Result<()> {
+        for key in index::count_keys(r) {
+            let current = self.counts.get(key.as_str())?.map_or(0, |v| v.value());
+            let next = current.saturating_add_signed(delta);
+            if next == 0 {
+                self.counts.remove(key.as_str())?;
+            } else {
+                self.counts.insert(key.as_str(), next)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Created folders plus folders that hold media (read side).
 fn live_folders(txn: &ReadTransaction) -> Result<Vec<String>> {
-    collect_folders(&txn.open_table(FOLDERS)?, &txn.open_table(COUNTS)?)
-}
-
-fn live_folders_write(txn: &WriteTransaction) -> Result<Vec<String>> {
     collect_folders(&txn.open_table(FOLDERS)?, &txn.open_table(COUNTS)?)
 }
 
