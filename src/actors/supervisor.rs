@@ -135,3 +135,67 @@ impl Actor for Supervisor {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actors::catalog::CatalogHandle;
+    use crate::catalog::model::FolderPath;
+    use crate::storage::{LocalStorage, Storage};
+
+    async fn wait_for_new<M: ractor::Message>(slot: &Slot<M>, old: ractor::ActorId) -> ActorRef<M> {
+        for _ in 0..200 {
+            if let Some(actor) = slot.get().filter(|a| a.get_id() != old) {
+                return actor;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the actor was not restarted");
+    }
+
+    #[tokio::test]
+    async fn failed_children_are_restarted_and_handles_keep_working() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let catalog = Arc::new(Catalog::open(&dir.path().join("c.redb")).expect("catalog"));
+        let storage = Arc::new(Storage::Local(
+            LocalStorage::new(dir.path()).expect("storage"),
+        ));
+        let (catalog_slot, storage_slot) = (Slot::empty(), Slot::empty());
+        let handle = CatalogHandle::new(catalog_slot.clone(), catalog.clone());
+        let args = SupervisorArgs {
+            catalog,
+            catalog_slot: catalog_slot.clone(),
+            storage: StorageArgs {
+                storage,
+                catalog: handle.clone(),
+            },
+            storage_slot: storage_slot.clone(),
+        };
+        let (supervisor, done) = Actor::spawn(None, Supervisor, args).await.expect("spawn");
+
+        let first = catalog_slot.get().expect("catalog started");
+        first.kill();
+        wait_for_new(&catalog_slot, first.get_id()).await;
+        assert!(
+            handle
+                .create_folder(FolderPath::parse("/after").expect("path"))
+                .await
+                .expect("write")
+        );
+
+        let first = storage_slot.get().expect("storage started");
+        first.kill();
+        let second = wait_for_new(&storage_slot, first.get_id()).await;
+        let sink = ractor::call!(second, StorageMsg::Begin)
+            .expect("call")
+            .expect("sink");
+        drop(sink);
+
+        supervisor
+            .call(SupervisorMsg::Shutdown, None)
+            .await
+            .expect("shutdown");
+        done.await.expect("stopped");
+        assert!(catalog_slot.get().is_none() && storage_slot.get().is_none());
+    }
+}

@@ -149,3 +149,33 @@ async fn unknown_routes_and_wrong_methods() {
     assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(s.get("/healthz", None).await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn http2_without_tls_is_served() {
+    let s = TestServer::spawn().await;
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("client");
+    let resp = h2
+        .get(s.url("/api/v1/media"))
+        .bearer_auth(&s.read_key)
+        .send()
+        .await
+        .expect("h2c");
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert_eq!(resp.status(), StatusCode::OK);
+    let form = reqwest::multipart::Form::new().part(
+        "files",
+        reqwest::multipart::Part::bytes(crate::common::fixture("jpeg/hopper_128x128.jpg"))
+            .file_name("h.jpg"),
+    );
+    let up = h2
+        .post(s.url("/api/v1/media"))
+        .bearer_auth(&s.write_key)
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(up.status(), StatusCode::CREATED);
+}
