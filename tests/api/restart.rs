@@ -169,3 +169,46 @@ async fn queued_deletes_finish_after_a_restart() {
         "and left the queue"
     );
 }
+
+#[tokio::test]
+async fn sigterm_stops_the_server_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = Binary::create_key(dir.path(), "write");
+    let mut server = Binary::start(dir.path());
+    let client = reqwest::Client::new();
+    let form = reqwest::multipart::Form::new().part(
+        "files",
+        reqwest::multipart::Part::bytes(fixture("jpeg/hopper_128x128.jpg")).file_name("h.jpg"),
+    );
+    let resp = client
+        .post(format!("{}/api/v1/media", server.base))
+        .bearer_auth(&key)
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(resp.status(), StatusCode::CREATED);
+
+    let pid = server.child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let mut status = None;
+    for _ in 0..200 {
+        if let Some(s) = server.child.try_wait().expect("wait") {
+            status = Some(s);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let status = status.expect("the server exits within 5 s of SIGTERM");
+    assert!(status.success(), "clean exit: {status:?}");
+
+    // A clean stop leaves the catalog consistent and unlocked for the next process.
+    let catalog =
+        darkroom::catalog::Catalog::open(&dir.path().join("darkroom.redb")).expect("reopen");
+    let page = catalog.list(&Default::default()).expect("list");
+    assert_eq!(page.total, 1);
+}
