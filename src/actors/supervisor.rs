@@ -26,8 +26,7 @@ pub struct SupervisorArgs {
 
 pub struct SupervisorState {
     args: SupervisorArgs,
-    catalog: ActorCell,
-    storage: ActorCell,
+    children: Vec<(Child, ActorCell)>,
     restarts: u32,
     stopping: bool,
 }
@@ -37,28 +36,60 @@ pub enum SupervisorMsg {
     Shutdown(RpcReplyPort<()>),
 }
 
-impl Supervisor {
-    async fn start_catalog(
-        myself: &ActorRef<SupervisorMsg>,
-        args: &SupervisorArgs,
+/// The supervised children.
+#[derive(Debug, Clone, Copy)]
+enum Child {
+    Catalog,
+    Storage,
+}
+
+impl SupervisorArgs {
+    /// Starts `child` linked to the supervisor and publishes its reference.
+    async fn start(
+        &self,
+        child: Child,
+        supervisor: &ActorRef<SupervisorMsg>,
     ) -> Result<ActorCell, ActorProcessingErr> {
-        let (actor, _) =
-            Actor::spawn_linked(None, CatalogActor, args.catalog.clone(), myself.get_cell())
-                .await?;
-        args.catalog_slot.set(Some(actor.clone()));
-        Ok(actor.get_cell())
+        match child {
+            Child::Catalog => {
+                spawn_into(
+                    supervisor,
+                    CatalogActor,
+                    self.catalog.clone(),
+                    &self.catalog_slot,
+                )
+                .await
+            }
+            Child::Storage => {
+                spawn_into(
+                    supervisor,
+                    StorageActor,
+                    self.storage.clone(),
+                    &self.storage_slot,
+                )
+                .await
+            }
+        }
     }
 
-    async fn start_storage(
-        myself: &ActorRef<SupervisorMsg>,
-        args: &SupervisorArgs,
-    ) -> Result<ActorCell, ActorProcessingErr> {
-        let (actor, _) =
-            Actor::spawn_linked(None, StorageActor, args.storage.clone(), myself.get_cell())
-                .await?;
-        args.storage_slot.set(Some(actor.clone()));
-        Ok(actor.get_cell())
+    /// Empties the child's slot: callers get a clean `Unavailable` until it is back.
+    fn clear(&self, child: Child) {
+        match child {
+            Child::Catalog => self.catalog_slot.set(None),
+            Child::Storage => self.storage_slot.set(None),
+        }
     }
+}
+
+async fn spawn_into<A: Actor>(
+    supervisor: &ActorRef<SupervisorMsg>,
+    actor: A,
+    args: A::Arguments,
+    slot: &Slot<A::Msg>,
+) -> Result<ActorCell, ActorProcessingErr> {
+    let (started, _) = Actor::spawn_linked(None, actor, args, supervisor.get_cell()).await?;
+    slot.set(Some(started.clone()));
+    Ok(started.get_cell())
 }
 
 impl Actor for Supervisor {
@@ -71,12 +102,13 @@ impl Actor for Supervisor {
         myself: ActorRef<SupervisorMsg>,
         args: SupervisorArgs,
     ) -> Result<SupervisorState, ActorProcessingErr> {
-        let catalog = Self::start_catalog(&myself, &args).await?;
-        let storage = Self::start_storage(&myself, &args).await?;
+        let mut children = Vec::new();
+        for child in [Child::Catalog, Child::Storage] {
+            children.push((child, args.start(child, &myself).await?));
+        }
         Ok(SupervisorState {
             args,
-            catalog,
-            storage,
+            children,
             restarts: 0,
             stopping: false,
         })
@@ -94,8 +126,9 @@ impl Actor for Supervisor {
                 myself
                     .drain_children_and_wait(Some(Duration::from_secs(10)))
                     .await;
-                state.args.catalog_slot.set(None);
-                state.args.storage_slot.set(None);
+                for (child, _) in &state.children {
+                    state.args.clear(*child);
+                }
                 let _ = reply.send(());
                 myself.stop(None);
             }
@@ -116,22 +149,20 @@ impl Actor for Supervisor {
             }
             _ => return Ok(()),
         };
-        if state.stopping {
+        let found = state
+            .children
+            .iter()
+            .position(|(_, c)| c.get_id() == cell.get_id());
+        let Some(index) = found.filter(|_| !state.stopping) else {
             return Ok(());
-        }
+        };
+        let child = state.children[index].0;
+        tracing::error!(?child, reason = %why, "actor died; restarting");
+        state.args.clear(child);
         let backoff = Duration::from_millis(10u64 << state.restarts.min(8)).min(MAX_BACKOFF);
         state.restarts += 1;
-        if cell.get_id() == state.catalog.get_id() {
-            tracing::error!(reason = %why, "catalog actor died; restarting");
-            state.args.catalog_slot.set(None);
-            tokio::time::sleep(backoff).await;
-            state.catalog = Self::start_catalog(&myself, &state.args).await?;
-        } else if cell.get_id() == state.storage.get_id() {
-            tracing::error!(reason = %why, "storage actor died; restarting");
-            state.args.storage_slot.set(None);
-            tokio::time::sleep(backoff).await;
-            state.storage = Self::start_storage(&myself, &state.args).await?;
-        }
+        tokio::time::sleep(backoff).await;
+        state.children[index].1 = state.args.start(child, &myself).await?;
         Ok(())
     }
 }

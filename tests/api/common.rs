@@ -96,6 +96,15 @@ impl TestServer {
             .expect("GET")
     }
 
+    /// An anonymous GET with extra request headers (conditional and range requests).
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Response {
+        let mut rb = self.client.get(self.url(path));
+        for (name, value) in headers {
+            rb = rb.header(*name, *value);
+        }
+        rb.send().await.expect("GET")
+    }
+
     /// GET with the write key, expecting 200, returning the JSON.
     pub async fn get_json(&self, path: &str) -> Value {
         let resp = self.get(path, Some(&self.write_key)).await;
@@ -204,6 +213,13 @@ pub async fn error_code(resp: Response, status: StatusCode) -> String {
     body["error"]["code"].as_str().expect("code").to_owned()
 }
 
+/// A response header as a string.
+pub fn header(resp: &Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .map(|v| v.to_str().expect("ascii header").to_owned())
+}
+
 /// Every file under `<data_dir>/uploads`, relative.
 pub fn stored_files(data_dir: &Path) -> Vec<String> {
     let root = data_dir.join("uploads");
@@ -268,6 +284,33 @@ impl Binary {
             child,
             base: format!("http://{addr}"),
         }
+    }
+
+    /// Uploads fixtures (path, filename) with `key`, plus text fields.
+    pub async fn upload(
+        &self,
+        key: &str,
+        files: &[(&str, &str)],
+        fields: &[(&str, &str)],
+    ) -> Response {
+        let mut form = Form::new();
+        for (path, name) in files {
+            form = form.part(
+                "files",
+                Part::bytes(fixture(path)).file_name(name.to_string()),
+            );
+        }
+        for (name, value) in fields {
+            form = form.text(name.to_string(), value.to_string());
+        }
+        let url = format!("{}/api/v1/media", self.base);
+        Client::new()
+            .post(url)
+            .bearer_auth(key)
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload")
     }
 
     /// Runs `darkroom keys create` and returns what it printed on stdout.

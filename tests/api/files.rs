@@ -1,6 +1,6 @@
 use reqwest::{Method, StatusCode};
 
-use crate::common::{TestServer, fixture};
+use crate::common::{TestServer, fixture, header};
 
 #[tokio::test]
 async fn files_are_served_with_validators_and_ranges() {
@@ -11,102 +11,65 @@ async fn files_are_served_with_validators_and_ranges() {
     let url = item["url"].as_str().expect("url").to_owned();
     assert!(url.starts_with("/uploads/") && url.ends_with(".webm"));
     let original = fixture("video/bigbuckbunny_640x360_vp9_opus.webm");
+    let len = original.len();
 
     let resp = s.get(&url, None).await;
     assert_eq!(resp.status(), StatusCode::OK);
-    let h = resp.headers().clone();
-    let header = |name: &str| h.get(name).map(|v| v.to_str().expect("ascii").to_owned());
-    assert_eq!(header("content-type").as_deref(), Some("video/webm"));
+    assert_eq!(header(&resp, "content-type").as_deref(), Some("video/webm"));
     assert_eq!(
-        header("cache-control").as_deref(),
+        header(&resp, "cache-control").as_deref(),
         Some("public, max-age=31536000, immutable")
     );
-    assert_eq!(header("x-content-type-options").as_deref(), Some("nosniff"));
-    assert_eq!(header("accept-ranges").as_deref(), Some("bytes"));
-    assert!(header("last-modified").is_some());
-    assert!(header("content-security-policy").is_none());
-    let etag = header("etag").expect("etag");
+    assert_eq!(
+        header(&resp, "x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
+    assert_eq!(header(&resp, "accept-ranges").as_deref(), Some("bytes"));
+    assert!(header(&resp, "content-security-policy").is_none());
+    let etag = header(&resp, "etag").expect("etag");
+    let last_modified = header(&resp, "last-modified").expect("last-modified");
     assert_eq!(
         resp.bytes().await.expect("body").as_ref(),
         original.as_slice()
     );
 
-    let cached = s
-        .client
-        .get(s.url(&url))
-        .header("If-None-Match", &etag)
-        .send()
-        .await
-        .expect("send");
+    let cached = s.get_with(&url, &[("If-None-Match", &etag)]).await;
     assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
     let since = s
-        .client
-        .get(s.url(&url))
-        .header("If-Modified-Since", header("last-modified").expect("lm"))
-        .send()
-        .await
-        .expect("send");
+        .get_with(&url, &[("If-Modified-Since", &last_modified)])
+        .await;
     assert_eq!(since.status(), StatusCode::NOT_MODIFIED);
 
-    let part = s
-        .client
-        .get(s.url(&url))
-        .header("Range", "bytes=100-199")
-        .send()
-        .await
-        .expect("send");
+    let part = s.get_with(&url, &[("Range", "bytes=100-199")]).await;
     assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(
-        part.headers()
-            .get("content-range")
-            .map(|v| v.to_str().expect("a").to_owned()),
-        Some(format!("bytes 100-199/{}", original.len()))
+        header(&part, "content-range"),
+        Some(format!("bytes 100-199/{len}"))
     );
     assert_eq!(
         part.bytes().await.expect("body").as_ref(),
         &original[100..200]
     );
-    let tail = s
-        .client
-        .get(s.url(&url))
-        .header("Range", "bytes=-10")
-        .send()
-        .await
-        .expect("send");
+    let tail = s.get_with(&url, &[("Range", "bytes=-10")]).await;
     assert_eq!(
         tail.bytes().await.expect("body").as_ref(),
-        &original[original.len() - 10..]
+        &original[len - 10..]
     );
     let open = s
-        .client
-        .get(s.url(&url))
-        .header("Range", format!("bytes={}-", original.len() - 5))
-        .send()
-        .await
-        .expect("send");
+        .get_with(&url, &[("Range", &format!("bytes={}-", len - 5))])
+        .await;
     assert_eq!(open.bytes().await.expect("body").len(), 5);
     let bad = s
-        .client
-        .get(s.url(&url))
-        .header("Range", format!("bytes={}-", original.len()))
-        .send()
-        .await
-        .expect("send");
+        .get_with(&url, &[("Range", &format!("bytes={len}-"))])
+        .await;
     assert_eq!(bad.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(
-        bad.headers()
-            .get("content-range")
-            .map(|v| v.to_str().expect("a").to_owned()),
-        Some(format!("bytes */{}", original.len()))
+        header(&bad, "content-range"),
+        Some(format!("bytes */{len}"))
     );
     let stale = s
-        .client
-        .get(s.url(&url))
-        .header("Range", "bytes=0-9")
-        .header("If-Range", "\"old\"")
-        .send()
-        .await
-        .expect("send");
+        .get_with(&url, &[("Range", "bytes=0-9"), ("If-Range", "\"old\"")])
+        .await;
     assert_eq!(
         stale.status(),
         StatusCode::OK,
@@ -119,12 +82,7 @@ async fn files_are_served_with_validators_and_ranges() {
         .await
         .expect("send");
     assert_eq!(head.status(), StatusCode::OK);
-    assert_eq!(
-        head.headers()
-            .get("content-length")
-            .map(|v| v.to_str().expect("a").to_owned()),
-        Some(original.len().to_string())
-    );
+    assert_eq!(header(&head, "content-length"), Some(len.to_string()));
 }
 
 #[tokio::test]

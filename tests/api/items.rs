@@ -1,7 +1,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{TestServer, error_code};
+use crate::common::{TestServer, error_code, header};
 
 #[tokio::test]
 async fn get_patch_delete_lifecycle() {
@@ -207,47 +207,24 @@ async fn public_item_is_cacheable() {
     assert_eq!(body["data"]["width"], 200);
     assert!(body["data"].get("size").is_none() && body["data"].get("folder").is_none());
 
-    let cached = s
-        .client
-        .get(s.url(&path))
-        .header("If-None-Match", &etag)
-        .send()
-        .await
-        .expect("send");
+    let cached = s.get_with(&path, &[("If-None-Match", &etag)]).await;
     assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
-    assert_eq!(
-        cached
-            .headers()
-            .get("etag")
-            .map(|v| v.to_str().expect("ascii")),
-        Some(etag.as_str())
-    );
+    assert_eq!(header(&cached, "etag").as_deref(), Some(etag.as_str()));
 
+    let id = item["id"].as_str().expect("id");
     s.send_json(
         Method::PATCH,
-        &format!("/api/v1/media/{}", item["id"].as_str().expect("id")),
+        &format!("/api/v1/media/{id}"),
         json!({"alt": "Chess"}),
     )
     .await;
-    let changed = s
-        .client
-        .get(s.url(&path))
-        .header("If-None-Match", &etag)
-        .send()
-        .await
-        .expect("send");
+    let changed = s.get_with(&path, &[("If-None-Match", &etag)]).await;
     assert_eq!(
         changed.status(),
         StatusCode::OK,
         "a changed item gets a new ETag"
     );
-    assert_ne!(
-        changed
-            .headers()
-            .get("etag")
-            .map(|v| v.to_str().expect("ascii")),
-        Some(etag.as_str())
-    );
+    assert_ne!(header(&changed, "etag").as_deref(), Some(etag.as_str()));
 
     let unknown = s
         .get("/api/v1/public/media/media_0000000000000000", None)

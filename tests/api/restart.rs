@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::common::{Binary, fixture, stored_files};
+use crate::common::{Binary, stored_files};
 
 #[tokio::test]
 async fn acknowledged_uploads_survive_a_kill() {
@@ -16,23 +16,11 @@ async fn acknowledged_uploads_survive_a_kill() {
 
     let server = Binary::start(dir.path());
     let client = reqwest::Client::new();
-    let form = reqwest::multipart::Form::new()
-        .part(
-            "files",
-            reqwest::multipart::Part::bytes(fixture("jpeg/hopper_128x128.jpg")).file_name("h.jpg"),
-        )
-        .part(
-            "files",
-            reqwest::multipart::Part::bytes(fixture("pdf/ltnews18_1page.pdf")).file_name("n.pdf"),
-        )
-        .text("folder", "/kept");
-    let resp = client
-        .post(format!("{}/api/v1/media", server.base))
-        .bearer_auth(&key)
-        .multipart(form)
-        .send()
-        .await
-        .expect("upload");
+    let files = [
+        ("jpeg/hopper_128x128.jpg", "h.jpg"),
+        ("pdf/ltnews18_1page.pdf", "n.pdf"),
+    ];
+    let resp = server.upload(&key, &files, &[("folder", "/kept")]).await;
     assert_eq!(resp.status(), StatusCode::CREATED);
     let body: Value = resp.json().await.expect("json");
     server.kill(); // SIGKILL: no graceful shutdown, no flush
@@ -175,18 +163,9 @@ async fn sigterm_stops_the_server_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let key = Binary::create_key(dir.path(), "write");
     let mut server = Binary::start(dir.path());
-    let client = reqwest::Client::new();
-    let form = reqwest::multipart::Form::new().part(
-        "files",
-        reqwest::multipart::Part::bytes(fixture("jpeg/hopper_128x128.jpg")).file_name("h.jpg"),
-    );
-    let resp = client
-        .post(format!("{}/api/v1/media", server.base))
-        .bearer_auth(&key)
-        .multipart(form)
-        .send()
-        .await
-        .expect("upload");
+    let resp = server
+        .upload(&key, &[("jpeg/hopper_128x128.jpg", "h.jpg")], &[])
+        .await;
     assert_eq!(resp.status(), StatusCode::CREATED);
 
     let pid = server.child.id().to_string();
