@@ -14,10 +14,12 @@ pub enum Access {
     Full,
 }
 
-/// Parses and validates; `limit` over 100 is clamped, malformed values are 400.
+/// Parses and validates; `limit` over 100 is clamped, malformed values are 400. An empty
+/// value (`?folder=`) counts as not given, as HTML forms send them.
 pub fn list_query(raw: Option<&str>, access: Access) -> Result<ListQuery, ApiError> {
     let mut q = ListQuery::default();
-    for (key, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+    let pairs = form_urlencoded::parse(raw.unwrap_or("").as_bytes()).filter(|(_, v)| !v.is_empty());
+    for (key, value) in pairs {
         match key.as_ref() {
             "folder" => {
                 q.folder = Some(FolderPath::parse(&value).ok_or_else(|| invalid_folder(&value))?);
@@ -125,6 +127,8 @@ mod tests {
         for bad in ["sort=name", "order=up"] {
             assert!(list_query(Some(bad), Access::Full).is_err(), "{bad}");
         }
+        let empty = list_query(Some("folder=&type=&limit=&sort="), Access::Full).expect("ok");
+        assert_eq!(empty, ListQuery::default(), "empty values count as absent");
         let q = list_query(Some("folder=%2Fimages&type=image"), Access::Public).expect("ok");
         assert_eq!(q.folder.as_ref().map(FolderPath::as_str), Some("/images"));
         assert_eq!(q.kind, Some(Kind::Image));
