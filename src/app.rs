@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use ractor::Actor;
@@ -64,14 +65,27 @@ pub async fn run(
         .map_err(|e| AppError::Actors(e.to_string()))?;
     recover(&catalog, &storage, &catalog_handle).await?;
 
-    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+    let metrics = crate::metrics::install();
+    let upkeep = tokio::spawn({
+        let metrics = metrics.clone();
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                metrics.run_upkeep();
+            }
+        }
+    });
     tracing::info!(addr = %listener.local_addr()?, data_dir = %config.data_dir.display(), "serving");
     let ctx = Arc::new(Ctx {
         catalog: catalog_handle,
         storage: StorageHandle::new(storage_slot),
         config: Arc::new(config),
+        metrics,
+        draining: AtomicBool::new(false),
     });
-    server::serve(listener, ctx, shutdown, grace).await;
+    server::serve(listener, ctx, shutdown).await;
+    upkeep.abort();
 
     let _ = supervisor
         .call(SupervisorMsg::Shutdown, Some(Duration::from_secs(15)))

@@ -22,6 +22,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub limits: Limits,
     pub server: Server,
+    pub admin: Admin,
     pub storage: StorageConfig,
 }
 
@@ -38,6 +39,16 @@ pub struct Limits {
 #[serde(deny_unknown_fields)]
 pub struct Server {
     pub shutdown_grace_secs: u64,
+    pub header_read_timeout_secs: u64,
+    pub body_idle_timeout_secs: u64,
+    pub max_connections: usize,
+    pub max_header_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    pub fault_injection: bool,
 }
 
 /// Where files live. A closed set, chosen by `type`.
@@ -100,9 +111,19 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.limits.max_file_bytes == 0 || self.limits.max_files_per_request == 0 {
+        if self.limits.max_file_bytes == 0
+            || self.limits.max_files_per_request == 0
+            || self.server.max_connections == 0
+            || self.server.header_read_timeout_secs == 0
+            || self.server.body_idle_timeout_secs == 0
+        {
             return Err(ConfigError::Invalid(
-                "limits must be greater than zero".into(),
+                "limits and timeouts must be greater than zero".into(),
+            ));
+        }
+        if self.server.max_header_bytes < 8192 {
+            return Err(ConfigError::Invalid(
+                "server.max_header_bytes must be at least 8192".into(),
             ));
         }
         Ok(())

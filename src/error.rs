@@ -27,6 +27,8 @@ pub enum ApiError {
     BadRequest { code: &'static str, message: String },
     #[error("the request body is larger than the {limit} byte limit")]
     TooLarge { limit: u64 },
+    #[error("the client sent nothing for too long; the upload was abandoned")]
+    Timeout,
     #[error("no file was accepted")]
     UploadFailed { errors: Vec<FileError> },
     #[error(
@@ -76,6 +78,7 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Timeout => StatusCode::REQUEST_TIMEOUT,
             Self::Catalog(e) => match e {
                 CatalogError::NotFound(_) => StatusCode::NOT_FOUND,
                 CatalogError::FolderNotEmpty | CatalogError::RootFolder => StatusCode::BAD_REQUEST,
@@ -98,6 +101,7 @@ impl ApiError {
             Self::Forbidden => "forbidden",
             Self::BadRequest { code, .. } => code,
             Self::TooLarge { .. } => "payload_too_large",
+            Self::Timeout => "request_timeout",
             Self::UploadFailed { errors } => errors.first().map_or("upload_failed", |e| e.code),
             Self::PresignUnavailable => "presign_unavailable",
             Self::Catalog(CatalogError::NotFound(_)) => "not_found",

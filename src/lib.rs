@@ -20,4 +20,5 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod media;
+pub mod metrics;
 pub mod storage;

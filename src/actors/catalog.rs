@@ -10,6 +10,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use super::{Slot, rpc};
 use crate::catalog::model::{ApiKeyRecord, FolderPath, ListQuery, MediaPatch, MediaRecord, Page};
 use crate::catalog::{Catalog, CatalogError, Outcome, Write};
+use crate::metrics as m;
 
 type Reply = RpcReplyPort<Result<Outcome, CatalogError>>;
 
@@ -26,6 +27,8 @@ pub enum CatalogMsg {
     Write(Write, Reply),
     /// Commit everything queued so far.
     Flush,
+    /// Test-only fault injection: fail, so the supervisor restarts this actor.
+    Crash,
 }
 
 impl Actor for CatalogActor {
@@ -59,6 +62,7 @@ impl Actor for CatalogActor {
                     myself.cast(CatalogMsg::Flush)?;
                 }
             }
+            CatalogMsg::Crash => return Err("injected fault".into()),
             CatalogMsg::Flush => {
                 state.flush_queued = false;
                 let (writes, replies): (Vec<Write>, Vec<Reply>) =
@@ -66,6 +70,8 @@ impl Actor for CatalogActor {
                 if writes.is_empty() {
                     return Ok(());
                 }
+                metrics::histogram!(m::CATALOG_COMMIT_BATCH).record(writes.len() as f64);
+                let _timer = m::Timer::new(metrics::histogram!(m::CATALOG_COMMIT_DURATION));
                 let catalog = state.catalog.clone();
                 let batch = tokio::task::spawn_blocking(move || catalog.apply(writes)).await?;
                 match batch {
@@ -114,6 +120,19 @@ impl CatalogHandle {
         tokio::task::spawn_blocking(move || f(&catalog))
             .await
             .map_err(|_| CatalogError::Unavailable)?
+    }
+
+    /// Ready when the actor is running and the database answers a read.
+    pub fn check(&self) -> Result<(), CatalogError> {
+        self.slot.get().ok_or(CatalogError::Unavailable)?;
+        self.catalog.get("").map(drop)
+    }
+
+    /// Test-only fault injection.
+    pub fn crash(&self) {
+        if let Some(actor) = self.slot.get() {
+            let _ = actor.cast(CatalogMsg::Crash);
+        }
     }
 
     pub fn get(&self, id: &str) -> Result<Option<MediaRecord>, CatalogError> {

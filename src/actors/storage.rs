@@ -9,6 +9,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::catalog::CatalogHandle;
 use super::{Slot, rpc};
+use crate::metrics::{self as m, Timer};
 use crate::storage::{Sink, Storage, StorageError, StoredFile};
 
 type Result<T> = std::result::Result<T, StorageError>;
@@ -31,6 +32,10 @@ pub enum StorageMsg {
     Open(String, RpcReplyPort<Result<Option<StoredFile>>>),
     /// Remove files queued for deletion in the catalog (fire and forget).
     Delete(Vec<String>),
+    /// Is the backend reachable?
+    Check(RpcReplyPort<Result<()>>),
+    /// Test-only fault injection: fail, so the supervisor restarts this actor.
+    Crash,
 }
 
 impl Actor for StorageActor {
@@ -55,14 +60,26 @@ impl Actor for StorageActor {
         let storage = state.storage.clone();
         match msg {
             StorageMsg::Begin(reply) => {
-                tokio::spawn(async move { reply.send(storage.begin().await) });
+                tokio::spawn(
+                    async move { reply.send(timed(&storage, "begin", storage.begin()).await) },
+                );
             }
             StorageMsg::Commit(sink, key, reply) => {
-                tokio::spawn(async move { reply.send(storage.commit(*sink, &key).await) });
+                tokio::spawn(async move {
+                    reply.send(timed(&storage, "commit", storage.commit(*sink, &key)).await)
+                });
             }
             StorageMsg::Open(key, reply) => {
-                tokio::spawn(async move { reply.send(storage.open(&key).await) });
+                tokio::spawn(async move {
+                    reply.send(timed(&storage, "open", storage.open(&key)).await)
+                });
             }
+            StorageMsg::Check(reply) => {
+                tokio::spawn(
+                    async move { reply.send(timed(&storage, "check", storage.check()).await) },
+                );
+            }
+            StorageMsg::Crash => return Err("injected fault".into()),
             StorageMsg::Delete(keys) => {
                 let catalog = state.catalog.clone();
                 tokio::spawn(delete_files(storage, catalog, keys));
@@ -77,7 +94,7 @@ impl Actor for StorageActor {
 pub async fn delete_files(storage: Arc<Storage>, catalog: CatalogHandle, keys: Vec<String>) {
     let mut done = Vec::with_capacity(keys.len());
     for key in keys {
-        match storage.delete(&key).await {
+        match timed(&storage, "delete", storage.delete(&key)).await {
             Ok(()) => done.push(key),
             Err(e) => tracing::warn!(%key, error = %e, "file delete failed; stays queued"),
         }
@@ -88,6 +105,22 @@ pub async fn delete_files(storage: Arc<Storage>, catalog: CatalogHandle, keys: V
     if let Err(e) = catalog.forget_deletes(done).await {
         tracing::warn!(error = %e, "could not clear finished deletes; retried at next start");
     }
+}
+
+/// Runs one storage operation, recording its latency and counting failures.
+async fn timed<T>(
+    storage: &Storage,
+    op: &'static str,
+    fut: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    let backend = storage.backend_name();
+    let _timer =
+        Timer::new(metrics::histogram!(m::STORAGE_DURATION, "backend" => backend, "op" => op));
+    let result = fut.await;
+    if result.is_err() {
+        metrics::counter!(m::STORAGE_ERRORS, "backend" => backend, "op" => op).increment(1);
+    }
+    result
 }
 
 #[derive(Clone)]
@@ -116,6 +149,20 @@ impl StorageHandle {
         rpc(&self.slot, |r| StorageMsg::Open(key, r))
             .await
             .unwrap_or(Err(StorageError::Unavailable))
+    }
+
+    /// Ready when the actor runs and the backend answers.
+    pub async fn check(&self) -> Result<()> {
+        rpc(&self.slot, StorageMsg::Check)
+            .await
+            .unwrap_or(Err(StorageError::Unavailable))
+    }
+
+    /// Test-only fault injection.
+    pub fn crash(&self) {
+        if let Some(actor) = self.slot.get() {
+            let _ = actor.cast(StorageMsg::Crash);
+        }
     }
 
     /// Queues removal of files the catalog already put on its delete queue.

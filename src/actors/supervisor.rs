@@ -43,6 +43,15 @@ enum Child {
     Storage,
 }
 
+impl Child {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Catalog => "catalog",
+            Self::Storage => "storage",
+        }
+    }
+}
+
 impl SupervisorArgs {
     /// Starts `child` linked to the supervisor and publishes its reference.
     async fn start(
@@ -158,6 +167,7 @@ impl Actor for Supervisor {
         };
         let child = state.children[index].0;
         tracing::error!(?child, reason = %why, "actor died; restarting");
+        metrics::counter!(crate::metrics::ACTOR_RESTARTS, "actor" => child.name()).increment(1);
         state.args.clear(child);
         let backoff = Duration::from_millis(10u64 << state.restarts.min(8)).min(MAX_BACKOFF);
         state.restarts += 1;

@@ -12,6 +12,9 @@ pub mod router;
 pub mod server;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::actors::catalog::CatalogHandle;
 use crate::actors::storage::StorageHandle;
@@ -22,4 +25,7 @@ pub struct Ctx {
     pub catalog: CatalogHandle,
     pub storage: StorageHandle,
     pub config: Arc<Config>,
+    pub metrics: PrometheusHandle,
+    /// Set when shutdown begins: `/readyz` turns 503.
+    pub draining: AtomicBool,
 }

@@ -7,6 +7,8 @@
 //! enforced while streaming. A request therefore carries at most 50 MB of files in all;
 //! several large files go in several requests.
 
+use std::time::Duration;
+
 use futures_util::TryStreamExt;
 use http_body_util::BodyStream;
 use hyper::Request;
@@ -23,6 +25,7 @@ use crate::error::{ApiError, FileError};
 use crate::media::{
     self, MediaError, MediaType, name::sanitize_filename, probe::Dimensions, sniff,
 };
+use crate::metrics as m;
 
 /// Room for multipart boundaries, part headers and the small text fields.
 const FRAMING_ALLOWANCE: u64 = 1024 * 1024;
@@ -103,6 +106,11 @@ pub async fn receive(ctx: &Ctx, req: Request<Incoming>) -> Result<UploadOutcome,
         discard(ctx, &staged);
         return Err(e.into());
     }
+    for r in &records {
+        let mime = r.media_type.mime();
+        metrics::counter!(m::UPLOAD_FILES, "type" => mime, "outcome" => "accepted").increment(1);
+        metrics::counter!(m::UPLOAD_BYTES, "type" => mime).increment(r.size);
+    }
     Ok(UploadOutcome { records, errors })
 }
 
@@ -116,13 +124,13 @@ async fn read_form(
     let mut folder = FolderPath::root();
     let mut alt = None;
     let mut errors = Vec::new();
-    while let Some(field) = form.next_field().await.map_err(multipart_error)? {
+    while let Some(field) = idle_limited(ctx, form.next_field()).await? {
         match field.name().unwrap_or("") {
             "folder" => {
-                let raw = text_field(field).await?;
+                let raw = text_field(ctx, field).await?;
                 folder = FolderPath::parse(raw.trim()).ok_or_else(|| invalid_folder(&raw))?;
             }
-            "alt" => alt = Some(text_field(field).await?).filter(|a| !a.is_empty()),
+            "alt" => alt = Some(text_field(ctx, field).await?).filter(|a| !a.is_empty()),
             "files" | "files[]" | "file" => {
                 if staged.len() + errors.len() >= ctx.config.limits.max_files_per_request {
                     return Err(ApiError::bad_request(
@@ -136,7 +144,11 @@ async fn read_form(
                 let filename = sanitize_filename(field.file_name().unwrap_or(""), "upload");
                 match store_file(ctx, field, filename.clone()).await? {
                     Ok(file) => staged.push(file),
-                    Err(e) => errors.push(FileError::new(filename, &e)),
+                    Err(e) => {
+                        metrics::counter!(m::UPLOAD_FILES, "type" => "unknown", "outcome" => "refused")
+                            .increment(1);
+                        errors.push(FileError::new(filename, &e));
+                    }
                 }
             }
             _ => {} // unknown fields are skipped
@@ -153,7 +165,7 @@ async fn store_file(
     filename: String,
 ) -> Result<Result<Staged, MediaError>, ApiError> {
     let mut sink = ctx.storage.begin().await?;
-    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+    while let Some(chunk) = idle_limited(ctx, field.chunk()).await? {
         sink.write(&chunk).await?;
     }
     if sink.is_empty() {
@@ -223,8 +235,21 @@ fn discard(ctx: &Ctx, staged: &[Staged]) {
     }
 }
 
-async fn text_field(field: Field<'_>) -> Result<String, ApiError> {
-    let text = field.text().await.map_err(multipart_error)?;
+/// Awaits the next piece of the body, giving up when the client sends nothing for
+/// `server.body_idle_timeout_secs`.
+async fn idle_limited<T>(
+    ctx: &Ctx,
+    next: impl std::future::Future<Output = multer::Result<T>>,
+) -> Result<T, ApiError> {
+    let idle = Duration::from_secs(ctx.config.server.body_idle_timeout_secs);
+    match tokio::time::timeout(idle, next).await {
+        Ok(result) => result.map_err(multipart_error),
+        Err(_) => Err(ApiError::Timeout),
+    }
+}
+
+async fn text_field(ctx: &Ctx, field: Field<'_>) -> Result<String, ApiError> {
+    let text = idle_limited(ctx, field.text()).await?;
     if text.chars().count() > MAX_TEXT_FIELD {
         return Err(ApiError::bad_request(
             "invalid_field",

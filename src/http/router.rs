@@ -26,6 +26,29 @@ pub enum Route {
     File(String),
     Healthz,
     Readyz,
+    Metrics,
+    /// Test-only fault injection (`admin.fault_injection`): make an actor fail.
+    AdminCrash(String),
+}
+
+impl Route {
+    /// The path template, for metric labels and logs (bounded cardinality).
+    pub fn template(&self) -> &'static str {
+        match self {
+            Self::PublicList | Self::PublicPreflight => "/api/v1/public/media",
+            Self::PublicGet(_) => "/api/v1/public/media/{id}",
+            Self::List | Self::Upload => "/api/v1/media",
+            Self::Get(_) | Self::Patch(_) | Self::Delete(_) => "/api/v1/media/{id}",
+            Self::ListFolders | Self::CreateFolder | Self::DeleteFolder => "/api/v1/media/folders",
+            Self::Presign => "/api/v1/media/presign",
+            Self::Confirm => "/api/v1/media/confirm",
+            Self::File(_) => "/uploads/{year}/{month}/{file}",
+            Self::Healthz => "/healthz",
+            Self::Readyz => "/readyz",
+            Self::Metrics => "/metrics",
+            Self::AdminCrash(_) => "/admin/crash/{actor}",
+        }
+    }
 }
 
 const GET: &str = "GET, HEAD";
@@ -75,6 +98,11 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
         }
         ["healthz"] => (Some(Route::Healthz).filter(|_| get), GET),
         ["readyz"] => (Some(Route::Readyz).filter(|_| get), GET),
+        ["metrics"] => (Some(Route::Metrics).filter(|_| get), GET),
+        ["admin", "crash", actor] => (
+            Some(Route::AdminCrash((*actor).to_owned())).filter(|_| m == "POST"),
+            "POST",
+        ),
         _ => return Err(ApiError::NoRoute),
     };
     match route {

@@ -1,50 +1,66 @@
-//! The accept loop: HTTP/1.1 and h2c on one listener (hyper-util's auto builder), every
-//! connection watched for graceful shutdown, one log line per request.
+//! The accept loop: HTTP/1.1 and h2c on one listener (hyper-util's auto builder), a cap
+//! on open connections (a fast 503 past it), a header-read timeout, every connection
+//! watched for graceful shutdown, and one log line and metric sample per request.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
+use hyper::header::{HeaderName, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 use super::Ctx;
 use super::handlers::dispatch;
 use super::response::{Resp, error, with_public_cors};
 use super::router::{Route, route};
+use crate::catalog::model::random_token;
+use crate::metrics as m;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Serves until `shutdown` resolves, then stops accepting and gives in-flight requests
-/// up to `grace` to finish.
-pub async fn serve(
-    listener: TcpListener,
-    ctx: Arc<Ctx>,
-    shutdown: impl Future<Output = ()>,
-    grace: Duration,
-) {
+/// up to `server.shutdown_grace_secs` to finish.
+pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<Output = ()>) {
+    let limits = &ctx.config.server;
+    let grace = Duration::from_secs(limits.shutdown_grace_secs);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
+        .header_read_timeout(Duration::from_secs(limits.header_read_timeout_secs))
+        .max_buf_size(limits.max_header_bytes);
+    builder
+        .http2()
+        .max_header_list_size(limits.max_header_bytes as u32);
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
-                    Ok(conn) => conn,
+                let stream = match accepted {
+                    Ok((stream, _peer)) => stream,
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
                         tracing::warn!(error = %e, "accept failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
+                };
+                let Ok(permit) = connections.clone().try_acquire_owned() else {
+                    metrics::counter!(m::HTTP_CONNECTIONS_REFUSED).increment(1);
+                    tokio::spawn(refuse(stream));
+                    continue;
                 };
                 let _ = stream.set_nodelay(true);
                 let ctx = ctx.clone();
@@ -58,11 +74,13 @@ pub async fn serve(
                     if let Err(e) = conn.await {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
+                    drop(permit);
                 });
             }
             () = &mut shutdown => break,
         }
     }
+    ctx.draining.store(true, Ordering::Relaxed);
     drop(listener);
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
     if tokio::time::timeout(grace, graceful.shutdown())
@@ -73,27 +91,67 @@ pub async fn serve(
     }
 }
 
-/// Routes, dispatches, maps errors, adds CORS to public routes, logs one line.
+/// Over the connection cap: answer 503 at once and close, rather than queue.
+async fn refuse(mut stream: TcpStream) {
+    const BODY: &str = r#"{"error":{"status":503,"code":"overloaded","message":"too many open connections, retry shortly"}}"#;
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n",
+        BODY.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(BODY.as_bytes()).await?;
+        stream.shutdown().await
+    })
+    .await;
+}
+
+/// Routes, dispatches, maps errors, adds CORS to public routes, records metrics and
+/// logs one line.
 async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Resp {
     let started = Instant::now();
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let routed = route(&method, &path);
+    let request_id = request_id(&req);
+    let routed = route(&method, req.uri().path());
+    let template = routed.as_ref().map_or("unmatched", Route::template);
     let public = matches!(
         routed,
         Ok(Route::PublicList | Route::PublicGet(_) | Route::PublicPreflight)
-    ) || path.starts_with("/api/v1/public/");
+    ) || req.uri().path().starts_with("/api/v1/public/");
     let resp: Response<_> = match routed {
         Ok(r) => dispatch(ctx, r, req).await.unwrap_or_else(|e| error(&e)),
         Err(e) => error(&e),
     };
-    let resp = if public { with_public_cors(resp) } else { resp };
+    let mut resp = if public { with_public_cors(resp) } else { resp };
+    resp.headers_mut().insert(REQUEST_ID, request_id.clone());
+
+    let status = resp.status().as_u16();
+    let elapsed = started.elapsed();
+    let method_label = method.as_str().to_owned();
+    metrics::counter!(m::HTTP_REQUESTS, "route" => template, "method" => method_label.clone(), "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!(m::HTTP_DURATION, "route" => template, "method" => method_label)
+        .record(elapsed.as_secs_f64());
     tracing::info!(
+        request_id = request_id.to_str().unwrap_or("-"),
         %method,
-        path = %path,
-        status = resp.status().as_u16(),
-        latency_us = started.elapsed().as_micros() as u64,
+        route = template,
+        status,
+        bytes = resp.body().size_hint().exact(),
+        latency_us = elapsed.as_micros() as u64,
         "request"
     );
     resp
+}
+
+/// The client's `X-Request-Id` when it is short and printable, else a new one.
+fn request_id(req: &Request<Incoming>) -> HeaderValue {
+    req.headers()
+        .get(&REQUEST_ID)
+        .filter(|v| (1..=128).contains(&v.len()) && v.as_bytes().iter().all(u8::is_ascii_graphic))
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&random_token(16)).unwrap_or(HeaderValue::from_static("-"))
+        })
 }

@@ -57,6 +57,15 @@ impl LocalStorage {
         Ok(())
     }
 
+    pub(super) async fn check(&self) -> Result<()> {
+        for dir in [&self.uploads, &self.tmp] {
+            if !tokio::fs::metadata(dir).await?.is_dir() {
+                return Err(io::Error::other(format!("{} is not a folder", dir.display())).into());
+            }
+        }
+        Ok(())
+    }
+
     pub(super) async fn delete(&self, key: &str) -> Result<()> {
         match tokio::fs::remove_file(self.path_of(key)?).await {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e.into()),

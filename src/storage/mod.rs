@@ -72,6 +72,20 @@ impl Storage {
         }
     }
 
+    /// The backend's name, for metric labels.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Self::Local(_) => "local",
+        }
+    }
+
+    /// Fails when the backend cannot take files (e.g. its folders are gone).
+    pub async fn check(&self) -> Result<()> {
+        match self {
+            Self::Local(l) => l.check().await,
+        }
+    }
+
     /// Removes temp files and stored files that `is_known` does not claim.
     pub fn sweep(&self, is_known: &dyn Fn(&str) -> bool) -> Result<SweepReport> {
         match self {

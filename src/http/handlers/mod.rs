@@ -2,6 +2,7 @@
 
 mod folders;
 mod media;
+mod ops;
 mod public;
 pub mod views;
 
@@ -35,9 +36,10 @@ pub async fn dispatch(ctx: &Ctx, route: Route, req: Request<Incoming>) -> Result
             Err(ApiError::PresignUnavailable)
         }
         Route::File(key) => files::serve(ctx, &req, key).await,
-        Route::Healthz | Route::Readyz => {
-            Ok(json(StatusCode::OK, &serde_json::json!({ "status": "ok" })))
-        }
+        Route::Healthz => Ok(json(StatusCode::OK, &serde_json::json!({ "status": "ok" }))),
+        Route::Readyz => Ok(ops::readyz(ctx).await),
+        Route::Metrics => Ok(ops::metrics(ctx)),
+        Route::AdminCrash(actor) => ops::crash(ctx, &actor),
     }
 }
 

@@ -1,0 +1,123 @@
+//! Metric names (all `darkroom_*`, units as suffixes), each described once, and the
+//! Prometheus recorder behind `GET /metrics`. Labels are bounded: routes are templates,
+//! never raw paths.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const HTTP_REQUESTS: &str = "darkroom_http_requests_total";
+pub const HTTP_DURATION: &str = "darkroom_http_request_duration_seconds";
+pub const HTTP_CONNECTIONS_REFUSED: &str = "darkroom_http_connections_refused_total";
+pub const UPLOAD_BYTES: &str = "darkroom_upload_bytes_total";
+pub const UPLOAD_FILES: &str = "darkroom_upload_files_total";
+pub const CATALOG_COMMIT_DURATION: &str = "darkroom_catalog_commit_duration_seconds";
+pub const CATALOG_COMMIT_BATCH: &str = "darkroom_catalog_commit_batch_size";
+pub const STORAGE_DURATION: &str = "darkroom_storage_operation_duration_seconds";
+pub const STORAGE_ERRORS: &str = "darkroom_storage_errors_total";
+pub const ACTOR_RESTARTS: &str = "darkroom_actor_restarts_total";
+pub const BUILD_INFO: &str = "darkroom_build_info";
+
+/// Sub-millisecond reads up to multi-second uploads.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0,
+];
+/// Writes per group commit.
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the global recorder once per process (tests start many servers) and
+/// returns the handle that renders the scrape.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(CATALOG_COMMIT_BATCH.into()),
+                        BATCH_BUCKETS,
+                    )
+                })
+                .expect("bucket lists are non-empty");
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics stays empty");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    describe_counter!(
+        HTTP_REQUESTS,
+        "HTTP requests by route template, method and status."
+    );
+    describe_histogram!(
+        HTTP_DURATION,
+        Unit::Seconds,
+        "HTTP request latency by route template."
+    );
+    describe_counter!(
+        HTTP_CONNECTIONS_REFUSED,
+        "Connections answered 503 because max_connections were open."
+    );
+    describe_counter!(
+        UPLOAD_BYTES,
+        Unit::Bytes,
+        "Bytes of accepted uploads by media type."
+    );
+    describe_counter!(UPLOAD_FILES, "Uploaded files by media type and outcome.");
+    describe_histogram!(
+        CATALOG_COMMIT_DURATION,
+        Unit::Seconds,
+        "Catalog group-commit latency (one redb transaction)."
+    );
+    describe_histogram!(
+        CATALOG_COMMIT_BATCH,
+        "Writes committed together in one transaction."
+    );
+    describe_histogram!(
+        STORAGE_DURATION,
+        Unit::Seconds,
+        "Storage operation latency by backend."
+    );
+    describe_counter!(
+        STORAGE_ERRORS,
+        "Failed storage operations by backend and operation."
+    );
+    describe_counter!(
+        ACTOR_RESTARTS,
+        "Actor restarts by the supervisor, by actor."
+    );
+    describe_gauge!(BUILD_INFO, "Always 1; the labels name the running build.");
+    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+}
+
+/// Records the time from creation to drop into a histogram, so early returns count too.
+pub struct Timer {
+    started: Instant,
+    histogram: metrics::Histogram,
+}
+
+impl Timer {
+    pub fn new(histogram: metrics::Histogram) -> Self {
+        Self {
+            started: Instant::now(),
+            histogram,
+        }
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        self.histogram.record(self.started.elapsed().as_secs_f64());
+    }
+}
