@@ -1,7 +1,10 @@
 # Darkroom's front door. `make run` serves on the embedded defaults; `make test` is what CI runs.
 CARGO ?= cargo
 
-.PHONY: run test lint bench build fmt
+.PHONY: run test lint bench build fmt tools
+
+# Root installs directly; anyone else through sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 run:
 	$(CARGO) run --release -- serve
@@ -9,8 +12,16 @@ run:
 build:
 	$(CARGO) build --release
 
-test:
+test: tools
 	$(CARGO) test --all-targets
+
+# What the tests need beyond cargo: promtool (from Debian's prometheus package) checks the
+# /metrics exposition format.
+tools:
+	@command -v promtool >/dev/null 2>&1 || { \
+		echo "installing promtool (Debian package prometheus)"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -8,5 +8,6 @@ mod folders;
 mod hostile;
 mod items;
 mod listing;
+mod ops;
 mod restart;
 mod upload;
