@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use darkroom::catalog::model::Scope;
 use darkroom::catalog::{Catalog, keys};
@@ -248,6 +249,7 @@ pub fn stored_files(data_dir: &Path) -> Vec<String> {
 pub struct Binary {
     pub child: Child,
     pub base: String,
+    log: Arc<Mutex<String>>,
 }
 
 impl Binary {
@@ -262,28 +264,57 @@ impl Binary {
 
     /// Starts `darkroom serve` and waits for its "serving" log line to learn the port.
     pub fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &[])
+    }
+
+    /// Starts `darkroom serve ARGS...`; everything it logs is kept in `log`.
+    pub fn start_with(data_dir: &Path, args: &[&str]) -> Self {
         let mut child = Self::command(data_dir)
             .arg("serve")
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn darkroom");
         let stderr = child.stderr.take().expect("stderr");
         let mut lines = BufReader::new(stderr).lines();
+        let log = Arc::new(Mutex::new(String::new()));
         let addr = loop {
             let line = lines
                 .next()
                 .expect("server exited before serving")
                 .expect("read stderr");
-            if let Some(rest) = line.split("addr=").nth(1) {
-                break rest.split_whitespace().next().expect("addr").to_owned();
+            log.lock().expect("log").push_str(&format!("{line}\n"));
+            let found = line
+                .split("addr=")
+                .nth(1)
+                .or_else(|| line.split("\"addr\":\"").nth(1));
+            if let Some(rest) = found {
+                break rest
+                    .split(|c: char| c.is_whitespace() || c == '"')
+                    .next()
+                    .expect("addr")
+                    .to_owned();
             }
         };
-        std::thread::spawn(move || for _ in lines {});
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut log = sink.lock().expect("log");
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
         Self {
             child,
             base: format!("http://{addr}"),
+            log,
         }
+    }
+
+    /// What the server has logged so far.
+    pub fn logs(&self) -> String {
+        self.log.lock().expect("log").clone()
     }
 
     /// Uploads fixtures (path, filename) with `key`, plus text fields.

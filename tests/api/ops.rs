@@ -350,3 +350,54 @@ async fn stalled_upload_bodies_time_out() {
         0
     );
 }
+
+#[tokio::test]
+async fn json_logs_have_one_line_per_request_and_no_secrets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = Binary::create_key(dir.path(), "write");
+    let server = Binary::start_with(dir.path(), &["--log-format", "json"]);
+    let client = reqwest::Client::new();
+    let resp = client
+        .get(format!(
+            "{}/api/v1/media?search=secret-term&key={key}",
+            server.base
+        ))
+        .bearer_auth(&key)
+        .header("X-Request-Id", "trace-42")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let denied = client
+        .get(format!("{}/api/v1/media", server.base))
+        .bearer_auth("drk_AAAAAAAA_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let logs = server.logs();
+    server.kill();
+
+    assert!(
+        !logs.contains(&key) && !logs.contains("drk_AAAAAAAA"),
+        "keys never reach the logs:\n{logs}"
+    );
+    assert!(
+        !logs.contains("secret-term"),
+        "query strings are not logged"
+    );
+    let requests: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == "request")
+        .collect();
+    assert_eq!(requests.len(), 2, "{logs}");
+    let first = &requests[0]["fields"];
+    assert_eq!(first["request_id"], "trace-42");
+    assert_eq!(first["route"], "/api/v1/media");
+    assert_eq!(first["method"], "GET");
+    assert_eq!(first["status"], 200);
+    assert!(first["latency_us"].is_u64() && first["bytes"].is_u64());
+    assert_eq!(requests[1]["fields"]["status"], 401);
+}

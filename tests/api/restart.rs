@@ -191,3 +191,77 @@ async fn sigterm_stops_the_server_cleanly() {
     let page = catalog.list(&Default::default()).expect("list");
     assert_eq!(page.total, 1);
 }
+
+#[tokio::test]
+async fn an_upload_in_flight_during_sigterm_completes_and_is_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = Binary::create_key(dir.path(), "write");
+    let mut server = Binary::start(dir.path());
+
+    let jpeg = crate::common::fixture("jpeg/grace_hopper_512x600.jpg");
+    let mut head =
+        b"--B\r\nContent-Disposition: form-data; name=\"files\"; filename=\"g.jpg\"\r\n\r\n"
+            .to_vec();
+    head.extend_from_slice(&jpeg[..jpeg.len() / 2]);
+    let mut tail = jpeg[jpeg.len() / 2..].to_vec();
+    tail.extend_from_slice(b"\r\n--B--\r\n");
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(2);
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, std::io::Error>(chunk), rx))
+    });
+    let request = reqwest::Client::new()
+        .post(format!("{}/api/v1/media", server.base))
+        .bearer_auth(&key)
+        .header("content-type", "multipart/form-data; boundary=B")
+        .body(reqwest::Body::wrap_stream(body))
+        .send();
+    let upload = tokio::spawn(request);
+    tx.send(head).await.expect("first half");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let pid = server.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        server.child.try_wait().expect("wait").is_none(),
+        "still draining the upload"
+    );
+    tx.send(tail).await.expect("second half");
+    drop(tx);
+
+    let resp = upload
+        .await
+        .expect("join")
+        .expect("the in-flight upload gets an answer");
+    assert_eq!(
+        resp.status(),
+        StatusCode::CREATED,
+        "graceful shutdown lets it finish"
+    );
+    let body: Value = resp.json().await.expect("json");
+    let id = body["data"][0]["id"].as_str().expect("id").to_owned();
+    let status = server.child.wait().expect("exit");
+    assert!(status.success(), "{status:?}");
+
+    let server = Binary::start(dir.path());
+    let got = reqwest::Client::new()
+        .get(format!("{}/api/v1/media/{id}", server.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        got.status(),
+        StatusCode::OK,
+        "a 201 during shutdown is never lost"
+    );
+    server.kill();
+}
