@@ -76,6 +76,16 @@ pub async fn run(
             }
         }
     });
+    let metrics_listener = match config.server.metrics_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await?),
+        None => None,
+    };
+    let metrics_server = metrics_listener.map(|l| {
+        if let Ok(addr) = l.local_addr() {
+            tracing::info!(metrics_addr = %addr, "serving /metrics on its own listener");
+        }
+        tokio::spawn(server::serve_metrics(l, metrics.clone()))
+    });
     tracing::info!(addr = %listener.local_addr()?, data_dir = %config.data_dir.display(), "serving");
     let ctx = Arc::new(Ctx {
         catalog: catalog_handle,
@@ -86,6 +96,9 @@ pub async fn run(
     });
     server::serve(listener, ctx, shutdown).await;
     upkeep.abort();
+    if let Some(task) = metrics_server {
+        task.abort();
+    }
 
     let _ = supervisor
         .call(SupervisorMsg::Shutdown, Some(Duration::from_secs(15)))

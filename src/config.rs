@@ -43,6 +43,9 @@ pub struct Server {
     pub body_idle_timeout_secs: u64,
     pub max_connections: usize,
     pub max_header_bytes: usize,
+    /// When set, `/metrics` is served only here, not on `listen`.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

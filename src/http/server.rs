@@ -15,12 +15,14 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use super::Ctx;
 use super::handlers::dispatch;
+use super::handlers::ops::metrics as metrics_response;
 use super::response::{Resp, error, with_public_cors};
 use super::router::{Route, route};
 use crate::catalog::model::random_token;
@@ -88,6 +90,28 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<O
         .is_err()
     {
         tracing::warn!(?grace, "grace period over; closing remaining connections");
+    }
+}
+
+/// The separate metrics listener (`server.metrics_listen`): `GET /metrics` only.
+pub async fn serve_metrics(listener: TcpListener, handle: PrometheusHandle) {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let handle = handle.clone();
+        let service = service_fn(move |req: Request<Incoming>| {
+            let resp = match route(req.method(), req.uri().path()) {
+                Ok(Route::Metrics) => metrics_response(&handle),
+                Ok(_) | Err(_) => error(&crate::error::ApiError::NoRoute),
+            };
+            async move { Ok::<_, Infallible>(resp) }
+        });
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        tokio::spawn(conn);
     }
 }
 

@@ -401,3 +401,34 @@ async fn json_logs_have_one_line_per_request_and_no_secrets() {
     assert!(first["latency_us"].is_u64() && first["bytes"].is_u64());
     assert_eq!(requests[1]["fields"]["status"], 401);
 }
+
+#[tokio::test]
+async fn metrics_can_move_to_their_own_listener() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = free.local_addr().expect("addr");
+    drop(free);
+    let s = TestServer::spawn_with(|c| c.server.metrics_listen = Some(addr)).await;
+    assert_eq!(
+        s.get("/metrics", None).await.status(),
+        StatusCode::NOT_FOUND,
+        "not on the main listener"
+    );
+    let mut scrape = None;
+    for _ in 0..50 {
+        if let Ok(resp) = s.client.get(format!("http://{addr}/metrics")).send().await {
+            scrape = Some((resp.status(), resp.text().await.expect("text")));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, text) = scrape.expect("the metrics listener answers");
+    assert_eq!(status, StatusCode::OK);
+    assert!(text.contains("darkroom_build_info"), "{text}");
+    let other = s
+        .client
+        .get(format!("http://{addr}/api/v1/media"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(other.status(), StatusCode::NOT_FOUND, "only /metrics there");
+}

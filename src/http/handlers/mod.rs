@@ -2,7 +2,7 @@
 
 mod folders;
 mod media;
-mod ops;
+pub mod ops;
 mod public;
 pub mod views;
 
@@ -38,7 +38,8 @@ pub async fn dispatch(ctx: &Ctx, route: Route, req: Request<Incoming>) -> Result
         Route::File(key) => files::serve(ctx, &req, key).await,
         Route::Healthz => Ok(json(StatusCode::OK, &serde_json::json!({ "status": "ok" }))),
         Route::Readyz => Ok(ops::readyz(ctx).await),
-        Route::Metrics => Ok(ops::metrics(ctx)),
+        Route::Metrics if ctx.config.server.metrics_listen.is_some() => Err(ApiError::NoRoute),
+        Route::Metrics => Ok(ops::metrics(&ctx.metrics)),
         Route::AdminCrash(actor) => ops::crash(ctx, &actor),
     }
 }

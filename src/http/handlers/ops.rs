@@ -4,6 +4,7 @@ use std::sync::atomic::Ordering;
 
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 
 use crate::error::ApiError;
@@ -30,8 +31,8 @@ pub async fn readyz(ctx: &Ctx) -> Resp {
 }
 
 /// The Prometheus text exposition.
-pub fn metrics(ctx: &Ctx) -> Resp {
-    let mut resp = Response::new(full(ctx.metrics.render()));
+pub fn metrics(handle: &PrometheusHandle) -> Resp {
+    let mut resp = Response::new(full(handle.render()));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
