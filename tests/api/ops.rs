@@ -432,3 +432,30 @@ async fn metrics_can_move_to_their_own_listener() {
         .expect("get");
     assert_eq!(other.status(), StatusCode::NOT_FOUND, "only /metrics there");
 }
+
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed_after_the_header_timeout() {
+    let s = TestServer::spawn_with(|c| c.server.header_read_timeout_secs = 1).await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut conn = std::net::TcpStream::connect(&addr).expect("connect");
+        conn.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("request");
+        let started = std::time::Instant::now();
+        let mut all = Vec::new();
+        conn.read_to_end(&mut all).map(|_| (all, started.elapsed()))
+    })
+    .await
+    .expect("join");
+    let (bytes, elapsed) = result.expect("the server closes the idle connection");
+    assert!(
+        String::from_utf8_lossy(&bytes).starts_with("HTTP/1.1 200"),
+        "served first"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(4),
+        "{elapsed:?}"
+    );
+}
