@@ -459,3 +459,30 @@ async fn idle_keep_alive_connections_are_closed_after_the_header_timeout() {
         "{elapsed:?}"
     );
 }
+
+#[tokio::test]
+async fn oversized_request_heads_are_refused() {
+    let s = TestServer::spawn_with(|c| c.server.max_header_bytes = 16 * 1024).await;
+    let big = "x".repeat(32 * 1024);
+    let resp = s
+        .client
+        .get(s.url("/healthz"))
+        .header("X-Big", big)
+        .send()
+        .await;
+    match resp {
+        Ok(r) => assert_eq!(r.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+        Err(e) => assert!(
+            e.is_request() || e.is_connect() || e.to_string().contains("closed"),
+            "{e}"
+        ),
+    }
+    let fine = s
+        .client
+        .get(s.url("/healthz"))
+        .header("X-Small", "x".repeat(1024))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(fine.status(), StatusCode::OK);
+}
