@@ -27,6 +27,8 @@ pub enum ApiError {
     BadRequest { code: &'static str, message: String },
     #[error("the request body is larger than the {limit} byte limit")]
     TooLarge { limit: u64 },
+    #[error("the requested range is outside the file ({len} bytes)")]
+    RangeNotSatisfiable { len: u64 },
     #[error("the client sent nothing for too long; the upload was abandoned")]
     Timeout,
     #[error("no file was accepted")]
@@ -79,6 +81,7 @@ impl ApiError {
             }
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Timeout => StatusCode::REQUEST_TIMEOUT,
+            Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::Catalog(e) => match e {
                 CatalogError::NotFound(_) => StatusCode::NOT_FOUND,
                 CatalogError::FolderNotEmpty | CatalogError::RootFolder => StatusCode::BAD_REQUEST,
@@ -102,6 +105,7 @@ impl ApiError {
             Self::BadRequest { code, .. } => code,
             Self::TooLarge { .. } => "payload_too_large",
             Self::Timeout => "request_timeout",
+            Self::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Self::UploadFailed { errors } => errors.first().map_or("upload_failed", |e| e.code),
             Self::PresignUnavailable => "presign_unavailable",
             Self::Catalog(CatalogError::NotFound(_)) => "not_found",

@@ -23,15 +23,13 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const SVG_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; sandbox";
 
 pub async fn serve(ctx: &Ctx, req: &Request<Incoming>, key: String) -> Result<Resp, ApiError> {
-    let not_found = ApiError::NotFound("file");
-    if !is_valid_key(&key) || ctx.catalog.owner_of_file(&key)?.is_none() {
-        return Err(not_found);
-    }
+    let not_found = || ApiError::NotFound("file");
     let ext = key.rsplit_once('.').map_or("", |(_, e)| e);
-    let media_type = MediaType::from_ext(ext).ok_or(ApiError::NotFound("file"))?;
-    let Some(mut stored) = ctx.storage.open(key).await? else {
-        return Err(not_found);
-    };
+    let media_type = MediaType::from_ext(ext).ok_or_else(not_found)?;
+    if !is_valid_key(&key) || ctx.catalog.owner_of_file(&key)?.is_none() {
+        return Err(not_found());
+    }
+    let mut stored = ctx.storage.open(key).await?.ok_or_else(not_found)?;
 
     let modified = stored
         .modified
@@ -49,7 +47,7 @@ pub async fn serve(ctx: &Ctx, req: &Request<Incoming>, key: String) -> Result<Re
     let range = match requested_range(headers, &etag) {
         Some(spec) => match resolve_range(spec, stored.len) {
             Some(r) => Some(r),
-            None => return Ok(unsatisfiable(stored.len)),
+            None => return Err(ApiError::RangeNotSatisfiable { len: stored.len }),
         },
         None => None,
     };
@@ -171,20 +169,6 @@ fn resolve_range(spec: RangeSpec, len: u64) -> Option<(u64, u64)> {
         RangeSpec::Suffix(n) if n > 0 && len > 0 => Some((len - n.min(len), n.min(len))),
         _ => None,
     }
-}
-
-fn unsatisfiable(len: u64) -> Resp {
-    let mut resp = super::response::error(&ApiError::bad_request(
-        "range_not_satisfiable",
-        "the requested range is outside the file",
-    ));
-    *resp.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
-    insert(
-        resp.headers_mut(),
-        header::CONTENT_RANGE,
-        &format!("bytes */{len}"),
-    );
-    resp
 }
 
 #[cfg(test)]

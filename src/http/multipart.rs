@@ -103,8 +103,13 @@ pub async fn receive(ctx: &Ctx, req: Request<Incoming>) -> Result<UploadOutcome,
         .map(|s| record(s, &folder, alt.as_deref()))
         .collect();
     if let Err(e) = ctx.catalog.insert_media(records.clone()).await {
-        discard(ctx, &staged);
-        return Err(e.into());
+        // The insert is one atomic write; its reply can be lost (actor restart) after the
+        // commit. Only files whose records are really absent may go.
+        let committed = matches!(ctx.catalog.get(&records[0].id), Ok(Some(_)));
+        if !committed {
+            discard(ctx, &staged);
+            return Err(e.into());
+        }
     }
     for r in &records {
         let mime = r.media_type.mime();
