@@ -28,6 +28,7 @@ fn record(i: u64) -> MediaRecord {
         size: 1000 + (i * 7919) % 5_000_000,
         width: Some(1920),
         height: Some(1080),
+        duration: None,
         alt: i.is_multiple_of(3).then(|| format!("alt text {i}")),
         title: None,
         description: None,

@@ -113,6 +113,7 @@ mod tests {
             size,
             width: None,
             height: None,
+            duration: None,
             alt: None,
             title: None,
             description: None,

@@ -23,6 +23,9 @@ pub struct MediaRecord {
     pub size: u64,
     pub width: Option<u32>,
     pub height: Option<u32>,
+    /// Seconds, for videos whose container says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<f64>,
     pub alt: Option<String>,
     pub title: Option<String>,
     pub description: Option<String>,

@@ -22,9 +22,7 @@ use crate::catalog::model::{
     FolderPath, MediaRecord, new_media_id, new_storage_token, now_us, year_month,
 };
 use crate::error::{ApiError, FileError};
-use crate::media::{
-    self, MediaError, MediaType, name::sanitize_filename, probe::Dimensions, sniff,
-};
+use crate::media::{self, Inspection, MediaError, MediaType, name::sanitize_filename, sniff};
 use crate::metrics as m;
 
 /// Room for multipart boundaries, part headers and the small text fields.
@@ -41,7 +39,7 @@ struct Staged {
     filename: String,
     media_type: MediaType,
     size: u64,
-    dims: Option<Dimensions>,
+    inspection: Inspection,
     storage_key: String,
     created_us: u64,
 }
@@ -186,8 +184,8 @@ async fn store_file(
         tokio::task::spawn_blocking(move || media::inspect(&path, media_type, max_pixels))
             .await
             .map_err(|e| ApiError::Storage(std::io::Error::other(e).into()))?;
-    let dims = match inspected {
-        Ok(d) => d,
+    let inspection = match inspected {
+        Ok(i) => i,
         Err(MediaError::Probe(media::probe::ProbeError::Io(e))) => {
             return Err(ApiError::Storage(e.into()));
         }
@@ -206,7 +204,7 @@ async fn store_file(
         filename,
         media_type,
         size,
-        dims,
+        inspection,
         storage_key: key,
         created_us,
     }))
@@ -218,8 +216,9 @@ fn record(s: &Staged, folder: &FolderPath, alt: Option<&str>) -> MediaRecord {
         filename: s.filename.clone(),
         media_type: s.media_type,
         size: s.size,
-        width: s.dims.map(|d| d.width),
-        height: s.dims.map(|d| d.height),
+        width: s.inspection.dims.map(|d| d.width),
+        height: s.inspection.dims.map(|d| d.height),
+        duration: s.inspection.duration,
         alt: alt.map(str::to_owned),
         title: None,
         description: None,

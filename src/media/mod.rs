@@ -5,6 +5,7 @@ pub mod name;
 pub mod probe;
 pub mod sniff;
 pub mod svg;
+pub mod video;
 
 use serde::{Deserialize, Serialize};
 
@@ -129,34 +130,57 @@ pub enum MediaError {
     Svg(#[from] SvgError),
 }
 
-/// Checks a spooled upload of a sniffed type and returns its upright size: header
-/// dimensions (with the pixel limit) for rasters, a safety check and intrinsic size for
-/// SVG, nothing for documents and videos.
+/// What inspecting an upload found.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Inspection {
+    /// Upright size (images, SVG with a size, videos whose container says).
+    pub dims: Option<Dimensions>,
+    /// Seconds (videos).
+    pub duration: Option<f64>,
+}
+
+/// Checks a spooled upload of a sniffed type: header dimensions (with the pixel limit)
+/// for rasters, a safety check and intrinsic size for SVG, size and duration from the
+/// container for videos, nothing for PDF.
 pub fn inspect(
     path: &Path,
     media_type: MediaType,
     max_pixels: u64,
-) -> Result<Option<Dimensions>, MediaError> {
+) -> Result<Inspection, MediaError> {
     let file = std::fs::File::open(path).map_err(ProbeError::Io)?;
+    let mut reader = BufReader::with_capacity(16 * 1024, file);
+    let dims = |d| Inspection {
+        dims: Some(d),
+        duration: None,
+    };
     match media_type {
-        MediaType::Jpeg | MediaType::Png | MediaType::Gif | MediaType::Webp => {
-            let mut reader = BufReader::with_capacity(16 * 1024, file);
-            Ok(Some(probe::raster_dimensions(
-                media_type,
-                &mut reader,
-                max_pixels,
-            )?))
-        }
+        MediaType::Jpeg | MediaType::Png | MediaType::Gif | MediaType::Webp => Ok(dims(
+            probe::raster_dimensions(media_type, &mut reader, max_pixels)?,
+        )),
         MediaType::Svg => {
             let mut text = Vec::new();
-            BufReader::new(file)
-                .read_to_end(&mut text)
-                .map_err(ProbeError::Io)?;
+            reader.read_to_end(&mut text).map_err(ProbeError::Io)?;
             match svg::inspect(&text)? {
-                Some(d) => Ok(Some(probe::check_pixels(d, max_pixels)?)),
-                None => Ok(None),
+                Some(d) => Ok(dims(probe::check_pixels(d, max_pixels)?)),
+                None => Ok(Inspection::default()),
             }
         }
-        MediaType::Pdf | MediaType::Mp4 | MediaType::Webm => Ok(None),
+        MediaType::Mp4 | MediaType::Webm => {
+            let info = if media_type == MediaType::Mp4 {
+                video::probe_mp4(&mut reader)
+            } else {
+                video::probe_webm(&mut reader)
+            };
+            // A container we cannot read is still the type its magic says; no size then.
+            let info = info.map_err(ProbeError::Io)?;
+            Ok(info.map_or_else(Inspection::default, |v| Inspection {
+                dims: v
+                    .width
+                    .zip(v.height)
+                    .map(|(width, height)| Dimensions { width, height }),
+                duration: v.duration,
+            }))
+        }
+        MediaType::Pdf => Ok(Inspection::default()),
     }
 }

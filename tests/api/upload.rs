@@ -24,7 +24,7 @@ async fn every_supported_fixture_gets_its_sniffed_type_and_upright_size() {
         assert_eq!(item["mimeType"], entry["expected_mime"], "{path}");
         assert_eq!(item["size"], entry["size_bytes"], "{path}");
         let kind = entry["expected_mime"].as_str().expect("mime");
-        if kind.starts_with("image/") {
+        if kind.starts_with("image/") || kind.starts_with("video/") {
             let w = entry
                 .get("display_width")
                 .filter(|v| !v.is_null())
@@ -34,6 +34,15 @@ async fn every_supported_fixture_gets_its_sniffed_type_and_upright_size() {
                 .filter(|v| !v.is_null())
                 .unwrap_or(&entry["height"]);
             assert_eq!((&item["width"], &item["height"]), (w, h), "{path}");
+        }
+        if let Some(expected) = entry["duration_s"].as_f64() {
+            let got = item["duration"].as_f64().expect("videos carry a duration");
+            assert!((got - expected).abs() < 0.05, "{path}: {got} vs {expected}");
+        } else {
+            assert!(
+                item.get("duration").is_none(),
+                "{path}: only videos have a duration"
+            );
         }
         let ext = item["url"]
             .as_str()

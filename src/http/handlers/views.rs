@@ -14,6 +14,8 @@ pub struct FullItem<'a> {
     size: u64,
     width: Option<u32>,
     height: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration: Option<f64>,
     alt: Option<&'a str>,
     title: Option<&'a str>,
     description: Option<&'a str>,
@@ -34,6 +36,8 @@ pub struct PublicItem<'a> {
     mime_type: &'static str,
     width: Option<u32>,
     height: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration: Option<f64>,
     alt: Option<&'a str>,
     url: String,
     #[serde(serialize_with = "percent")]
@@ -54,6 +58,7 @@ pub fn full(r: &MediaRecord) -> FullItem<'_> {
         size: r.size,
         width: r.width,
         height: r.height,
+        duration: r.duration,
         alt: r.alt.as_deref(),
         title: r.title.as_deref(),
         description: r.description.as_deref(),
@@ -72,6 +77,7 @@ pub fn public(r: &MediaRecord) -> PublicItem<'_> {
         mime_type: r.media_type.mime(),
         width: r.width,
         height: r.height,
+        duration: r.duration,
         alt: r.alt.as_deref(),
         url: url_of(&r.storage_key),
         focal_x: r.focal_x,
