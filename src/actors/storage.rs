@@ -27,7 +27,7 @@ pub enum StorageMsg {
     /// A new temp file for an incoming upload.
     Begin(RpcReplyPort<Result<Sink>>),
     /// Make a spooled upload durable under a key.
-    Commit(Box<Sink>, String, RpcReplyPort<Result<()>>),
+    Commit(Box<Sink>, String, RpcReplyPort<Result<u64>>),
     /// Open a stored file for serving.
     Open(String, RpcReplyPort<Result<Option<StoredFile>>>),
     /// Remove files queued for deletion in the catalog (fire and forget).
@@ -139,7 +139,8 @@ impl StorageHandle {
             .unwrap_or(Err(StorageError::Unavailable))
     }
 
-    pub async fn commit(&self, sink: Sink, key: String) -> Result<()> {
+    /// Stores the upload under `key`; returns the stored size.
+    pub async fn commit(&self, sink: Sink, key: String) -> Result<u64> {
         rpc(&self.slot, |r| StorageMsg::Commit(Box::new(sink), key, r))
             .await
             .unwrap_or(Err(StorageError::Unavailable))

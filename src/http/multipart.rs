@@ -180,10 +180,14 @@ async fn store_file(
     sink.flush().await?;
     let path = sink.path().to_owned();
     let max_pixels = ctx.config.limits.max_image_pixels;
-    let inspected =
-        tokio::task::spawn_blocking(move || media::inspect(&path, media_type, max_pixels))
-            .await
-            .map_err(|e| ApiError::Storage(std::io::Error::other(e).into()))?;
+    // Inspect, then remove location/camera metadata from the original, before storing.
+    let inspected = tokio::task::spawn_blocking(move || {
+        let inspection = media::inspect(&path, media_type, max_pixels)?;
+        media::strip_in_place(&path, media_type)?;
+        Ok(inspection)
+    })
+    .await
+    .map_err(|e| ApiError::Storage(std::io::Error::other(e).into()))?;
     let inspection = match inspected {
         Ok(i) => i,
         Err(MediaError::Probe(media::probe::ProbeError::Io(e))) => {
@@ -198,8 +202,7 @@ async fn store_file(
         new_storage_token(),
         media_type.ext()
     );
-    let size = sink.len();
-    ctx.storage.commit(sink, key.clone()).await?;
+    let size = ctx.storage.commit(sink, key.clone()).await?;
     Ok(Ok(Staged {
         filename,
         media_type,

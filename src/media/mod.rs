@@ -4,6 +4,7 @@
 pub mod name;
 pub mod probe;
 pub mod sniff;
+pub mod strip;
 pub mod svg;
 pub mod video;
 
@@ -183,4 +184,36 @@ pub fn inspect(
         }
         MediaType::Pdf => Ok(Inspection::default()),
     }
+}
+
+/// Rewrites a spooled JPEG, PNG or WebP without location and camera metadata (see
+/// `strip`). A file whose structure cannot be rewritten is refused rather than stored
+/// with its metadata.
+pub fn strip_in_place(path: &Path, media_type: MediaType) -> Result<(), MediaError> {
+    if !matches!(
+        media_type,
+        MediaType::Jpeg | MediaType::Png | MediaType::Webp
+    ) {
+        return Ok(());
+    }
+    let stripped = path.with_extension("stripped");
+    let result = (|| -> std::io::Result<()> {
+        let mut src = BufReader::with_capacity(64 * 1024, std::fs::File::open(path)?);
+        let mut dst =
+            std::io::BufWriter::with_capacity(64 * 1024, std::fs::File::create(&stripped)?);
+        strip::strip(media_type, &mut src, &mut dst)?;
+        std::io::Write::flush(&mut dst)?;
+        std::fs::rename(&stripped, path)
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&stripped);
+        match e.kind() {
+            std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof => {
+                MediaError::Probe(ProbeError::Malformed(
+                    "image (its metadata cannot be removed)",
+                ))
+            }
+            _ => MediaError::Probe(ProbeError::Io(e)),
+        }
+    })
 }

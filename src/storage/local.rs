@@ -29,12 +29,16 @@ impl LocalStorage {
         Ok(Sink::new(path, file))
     }
 
-    pub(super) async fn commit(&self, mut sink: Sink, key: &str) -> Result<()> {
+    pub(super) async fn commit(&self, mut sink: Sink, key: &str) -> Result<u64> {
         sink.flush().await?;
         let target = self.path_of(key)?;
-        sink.file.get_ref().sync_all().await?;
         let from = sink.path.clone();
-        tokio::task::spawn_blocking(move || -> io::Result<()> {
+        let len = tokio::task::spawn_blocking(move || -> io::Result<u64> {
+            // By path, not by the sink's handle: the file may have been rewritten
+            // (metadata stripped) since the sink wrote it.
+            let file = fs::File::open(&from)?;
+            file.sync_all()?;
+            let len = file.metadata()?.len();
             let dir = target
                 .parent()
                 .ok_or_else(|| io::Error::other("key has no folder"))?;
@@ -49,12 +53,13 @@ impl LocalStorage {
                 }
             }
             fs::rename(&from, &target)?;
-            fs::File::open(dir)?.sync_all()
+            fs::File::open(dir)?.sync_all()?;
+            Ok(len)
         })
         .await
         .map_err(io::Error::other)??;
         sink.committed = true;
-        Ok(())
+        Ok(len)
     }
 
     pub(super) async fn check(&self) -> Result<()> {

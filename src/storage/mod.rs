@@ -52,8 +52,8 @@ impl Storage {
         }
     }
 
-    /// Makes the spooled bytes durable under `key`.
-    pub async fn commit(&self, sink: Sink, key: &str) -> Result<()> {
+    /// Makes the spooled bytes durable under `key`; returns the stored size.
+    pub async fn commit(&self, sink: Sink, key: &str) -> Result<u64> {
         match self {
             Self::Local(l) => l.commit(sink, key).await,
         }

@@ -22,7 +22,23 @@ async fn every_supported_fixture_gets_its_sniffed_type_and_upright_size() {
         assert_eq!(body["errors"], serde_json::json!([]), "{path}");
         let item = &body["data"][0];
         assert_eq!(item["mimeType"], entry["expected_mime"], "{path}");
-        assert_eq!(item["size"], entry["size_bytes"], "{path}");
+        let size = item["size"].as_u64().expect("size");
+        let original = entry["size_bytes"].as_u64().expect("size_bytes");
+        if matches!(kind_of(entry), "image/jpeg" | "image/png" | "image/webp") {
+            assert!(
+                size <= original,
+                "{path}: metadata removal never grows a file"
+            );
+        } else {
+            assert_eq!(size, original, "{path}: stored as uploaded");
+        }
+        let served = s
+            .get(item["url"].as_str().expect("url"), None)
+            .await
+            .bytes()
+            .await
+            .expect("bytes");
+        assert_eq!(served.len() as u64, size, "{path}: size is what is served");
         let kind = entry["expected_mime"].as_str().expect("mime");
         if kind.starts_with("image/") || kind.starts_with("video/") {
             let w = entry
@@ -64,6 +80,64 @@ async fn every_supported_fixture_gets_its_sniffed_type_and_upright_size() {
         );
         assert!(item["id"].as_str().expect("id").starts_with("media_"));
     }
+}
+
+fn kind_of(entry: &Value) -> &str {
+    entry["expected_mime"].as_str().expect("mime")
+}
+
+#[tokio::test]
+async fn location_and_camera_metadata_never_leave_the_server() {
+    let s = TestServer::spawn().await;
+    let original = fixture("jpeg/colorfulcups_2560x1600_progressive_gps.jpg");
+    assert!(original.windows(4).any(|w| w == b"GPS\0") || original.windows(3).any(|w| w == b"GPS"));
+    let item = s
+        .upload_one("jpeg/colorfulcups_2560x1600_progressive_gps.jpg", &[])
+        .await;
+    assert_eq!(
+        (item["width"].as_u64(), item["height"].as_u64()),
+        (Some(2560), Some(1600))
+    );
+    let served = s
+        .get(item["url"].as_str().expect("url"), None)
+        .await
+        .bytes()
+        .await
+        .expect("bytes");
+    assert!(
+        !served.windows(3).any(|w| w == b"GPS"),
+        "no GPS bytes are served"
+    );
+    assert!(
+        !served
+            .windows(28)
+            .any(|w| w == b"http://ns.adobe.com/xap/1.0/"),
+        "no XMP"
+    );
+    assert!(served.len() < original.len() && served.starts_with(&[0xFF, 0xD8]));
+    assert!(
+        !std::fs::read_dir(s.dir.path().join("tmp"))
+            .expect("tmp")
+            .any(|_| true),
+        "no stripped leftovers"
+    );
+
+    // Orientation survives, so the upright size stays right for every client.
+    let rotated = s.upload_one("jpeg/orientation/Landscape_6.jpg", &[]).await;
+    let served = s
+        .get(rotated["url"].as_str().expect("url"), None)
+        .await
+        .bytes()
+        .await
+        .expect("bytes");
+    assert!(
+        served.windows(6).any(|w| w == b"Exif\0\0"),
+        "a minimal EXIF with the orientation remains"
+    );
+    assert_eq!(
+        (rotated["width"].as_u64(), rotated["height"].as_u64()),
+        (Some(600), Some(450))
+    );
 }
 
 #[tokio::test]
