@@ -2,6 +2,7 @@
 //! client-supplied names are cleaned (`name`). No actors, no I/O beyond the reader given.
 
 pub mod name;
+pub mod pipeline;
 pub mod probe;
 pub mod sniff;
 pub mod strip;
