@@ -31,4 +31,4 @@ fmt:
 	$(CARGO) fmt --all
 
 bench:
-	$(CARGO) bench --bench catalog
+	$(CARGO) bench

@@ -10,7 +10,8 @@
 //!                    ▼
 //!                  catalog/   redb tables, indexes, queries   (plain sync code)
 //!                  storage/   backends behind one closed enum
-//!                  media/     sniff, probe, svg, names         (pure functions)
+//!                  media/     sniff, probe, svg, video, strip, names, (pure functions)
+//!                             pipeline: decode → orient → resize → WebP
 //! ```
 
 pub mod actors;

@@ -218,3 +218,12 @@ pub fn strip_in_place(path: &Path, media_type: MediaType) -> Result<(), MediaErr
         }
     })
 }
+
+/// A file of `tests/fixtures` (copied from the shared corpus), for unit tests.
+#[cfg(test)]
+pub(crate) fn test_fixture(rel: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}

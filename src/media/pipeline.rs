@@ -272,15 +272,7 @@ fn base64(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(rel: &str) -> Vec<u8> {
-        std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures")
-                .join(rel),
-        )
-        .expect("fixture")
-    }
+    use crate::media::test_fixture as fixture;
 
     fn webp_size(data: &[u8]) -> (u32, u32) {
         let d = crate::media::probe::raster_dimensions(

@@ -214,16 +214,8 @@ fn webp<R: Read + Seek, W: Write>(src: &mut R, dst: &mut W) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::media::probe::raster_dimensions;
+    use crate::media::test_fixture as fixture;
     use std::io::Cursor;
-
-    fn fixture(rel: &str) -> Vec<u8> {
-        std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures")
-                .join(rel),
-        )
-        .expect("fixture")
-    }
 
     fn stripped(kind: MediaType, bytes: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();

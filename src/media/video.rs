@@ -258,16 +258,8 @@ fn webm_video_size(tracks: &[u8]) -> Option<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::test_fixture as fixture;
     use std::io::Cursor;
-
-    fn fixture(rel: &str) -> Vec<u8> {
-        std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures")
-                .join(rel),
-        )
-        .expect("fixture")
-    }
 
     #[test]
     fn mp4_size_and_duration() {
