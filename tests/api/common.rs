@@ -121,6 +121,14 @@ impl TestServer {
             .expect("send")
     }
 
+    /// The bytes served at an item's `url`, fetched as an anonymous client.
+    pub async fn served(&self, item: &Value) -> Vec<u8> {
+        let url = item["url"].as_str().expect("item url");
+        let resp = self.get(url, None).await;
+        assert_eq!(resp.status(), StatusCode::OK, "GET {url}");
+        resp.bytes().await.expect("body").to_vec()
+    }
+
     /// Uploads in-memory files (filename, bytes) plus text fields with the write key.
     pub async fn upload_parts(
         &self,

@@ -32,12 +32,7 @@ async fn every_supported_fixture_gets_its_sniffed_type_and_upright_size() {
         } else {
             assert_eq!(size, original, "{path}: stored as uploaded");
         }
-        let served = s
-            .get(item["url"].as_str().expect("url"), None)
-            .await
-            .bytes()
-            .await
-            .expect("bytes");
+        let served = s.served(item).await;
         assert_eq!(served.len() as u64, size, "{path}: size is what is served");
         let kind = entry["expected_mime"].as_str().expect("mime");
         if kind.starts_with("image/") || kind.starts_with("video/") {
@@ -98,12 +93,7 @@ async fn location_and_camera_metadata_never_leave_the_server() {
         (item["width"].as_u64(), item["height"].as_u64()),
         (Some(2560), Some(1600))
     );
-    let served = s
-        .get(item["url"].as_str().expect("url"), None)
-        .await
-        .bytes()
-        .await
-        .expect("bytes");
+    let served = s.served(&item).await;
     assert!(
         !served.windows(3).any(|w| w == b"GPS"),
         "no GPS bytes are served"
@@ -124,12 +114,7 @@ async fn location_and_camera_metadata_never_leave_the_server() {
 
     // Orientation survives, so the upright size stays right for every client.
     let rotated = s.upload_one("jpeg/orientation/Landscape_6.jpg", &[]).await;
-    let served = s
-        .get(rotated["url"].as_str().expect("url"), None)
-        .await
-        .bytes()
-        .await
-        .expect("bytes");
+    let served = s.served(&rotated).await;
     assert!(
         served.windows(6).any(|w| w == b"Exif\0\0"),
         "a minimal EXIF with the orientation remains"
