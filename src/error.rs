@@ -38,6 +38,8 @@ pub enum ApiError {
          storage, so upload with POST /api/v1/media instead"
     )]
     PresignUnavailable,
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
     #[error(transparent)]
@@ -90,6 +92,7 @@ impl ApiError {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
             },
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Storage(StorageError::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Storage(StorageError::Io(_)) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -114,7 +117,7 @@ impl ApiError {
             Self::Catalog(CatalogError::Unavailable) | Self::Storage(StorageError::Unavailable) => {
                 "unavailable"
             }
-            Self::Catalog(_) | Self::Storage(_) => "internal_error",
+            Self::Catalog(_) | Self::Storage(_) | Self::Internal(_) => "internal_error",
         }
     }
 

@@ -26,7 +26,11 @@ pub fn empty() -> Body {
 
 /// A JSON response.
 pub fn json(status: StatusCode, value: &impl Serialize) -> Resp {
-    let body = serde_json::to_vec(value).unwrap_or_default();
+    json_bytes(status, serde_json::to_vec(value).unwrap_or_default())
+}
+
+/// A response with an already serialized JSON body.
+pub fn json_bytes(status: StatusCode, body: Vec<u8>) -> Resp {
     let mut resp = Response::new(full(body));
     *resp.status_mut() = status;
     resp.headers_mut().insert(

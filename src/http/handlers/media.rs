@@ -19,10 +19,15 @@ pub async fn list(ctx: &Ctx, req: &Request<Incoming>) -> Result<Resp, ApiError> 
     let q = query::list_query(req.uri().query(), Access::Full)?;
     let (limit, offset) = (q.limit, q.offset);
     let (page, folders) = tokio::try_join!(ctx.catalog.list(q), ctx.catalog.folders())?;
-    let data: Vec<_> = page.items.iter().map(views::full).collect();
-    let body = json!({
-        "data": data, "total": page.total, "limit": limit, "offset": offset, "folders": folders,
-    });
+    let data = page.items.iter().map(views::full).collect();
+    let folders = Some(folders);
+    let body = views::Page {
+        data,
+        total: page.total,
+        limit,
+        offset,
+        folders,
+    };
     Ok(json(StatusCode::OK, &body))
 }
 
@@ -34,7 +39,9 @@ pub fn get(ctx: &Ctx, req: &Request<Incoming>, id: &str) -> Result<Resp, ApiErro
         .ok_or(ApiError::NotFound("media item"))?;
     Ok(json(
         StatusCode::OK,
-        &json!({ "data": views::full(&record) }),
+        &views::Data {
+            data: views::full(&record),
+        },
     ))
 }
 
@@ -55,7 +62,9 @@ pub async fn patch(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<Resp
     let record = ctx.catalog.update_media(id, patch).await?;
     Ok(json(
         StatusCode::OK,
-        &json!({ "data": views::full(&record) }),
+        &views::Data {
+            data: views::full(&record),
+        },
     ))
 }
 

@@ -3,13 +3,12 @@
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, StatusCode};
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::views;
 use crate::error::ApiError;
 use crate::http::query::{self, Access};
-use crate::http::response::{Resp, etag_matches, json, not_modified};
+use crate::http::response::{Resp, etag_matches, json, json_bytes, not_modified};
 use crate::http::{Ctx, auth};
 
 const ITEM_CACHE: &str = "public, max-age=3600";
@@ -22,8 +21,14 @@ pub async fn list(ctx: &Ctx, req: &Request<Incoming>) -> Result<Resp, ApiError> 
     let q = query::list_query(req.uri().query(), access)?;
     let (limit, offset) = (q.limit, q.offset);
     let page = ctx.catalog.list(q).await?;
-    let data: Vec<_> = page.items.iter().map(views::public).collect();
-    let body = json!({ "data": data, "total": page.total, "limit": limit, "offset": offset });
+    let data = page.items.iter().map(views::public).collect();
+    let body = views::Page {
+        data,
+        total: page.total,
+        limit,
+        offset,
+        folders: None,
+    };
     Ok(json(StatusCode::OK, &body))
 }
 
@@ -32,14 +37,17 @@ pub fn get(ctx: &Ctx, req: &Request<Incoming>, id: &str) -> Result<Resp, ApiErro
         .catalog
         .get(id)?
         .ok_or(ApiError::NotFound("media item"))?;
-    let body = json!({ "data": views::public(&record) });
-    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    // Serialized once: the bytes are both the body and what the ETag is made from.
+    let bytes = serde_json::to_vec(&views::Data {
+        data: views::public(&record),
+    })
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
     let digest = Sha256::digest(&bytes);
     let etag = format!("\"{}\"", hex(&digest[..12]));
     let mut resp = if etag_matches(req.headers().get(header::IF_NONE_MATCH), &etag) {
         not_modified(&etag)
     } else {
-        let mut resp = json(StatusCode::OK, &body);
+        let mut resp = json_bytes(StatusCode::OK, bytes);
         if let Ok(v) = HeaderValue::from_str(&etag) {
             resp.headers_mut().insert(header::ETAG, v);
         }

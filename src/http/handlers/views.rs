@@ -46,6 +46,23 @@ pub struct PublicItem<'a> {
     focal_y: f64,
 }
 
+/// `{"data": ...}`: the envelope of single items.
+#[derive(Serialize)]
+pub struct Data<T> {
+    pub data: T,
+}
+
+/// One page of a listing; `folders` only on the authenticated list.
+#[derive(Serialize)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub total: u64,
+    pub limit: usize,
+    pub offset: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub folders: Option<Vec<String>>,
+}
+
 pub fn url_of(storage_key: &str) -> String {
     format!("/uploads/{storage_key}")
 }
