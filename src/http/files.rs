@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 use super::Ctx;
-use super::response::{Resp, empty, etag_matches, not_modified};
+use super::response::{Resp, empty, etag_matches, not_modified, set_header};
 use crate::error::ApiError;
 use crate::media::MediaType;
 use crate::storage::is_valid_key;
@@ -69,7 +69,7 @@ pub async fn serve(ctx: &Ctx, req: &Request<Incoming>, key: String) -> Result<Re
     }
     let h = resp.headers_mut();
     if range.is_some() {
-        insert(
+        set_header(
             h,
             header::CONTENT_RANGE,
             &format!("bytes {start}-{}/{}", start + len - 1, stored.len),
@@ -79,9 +79,9 @@ pub async fn serve(ctx: &Ctx, req: &Request<Incoming>, key: String) -> Result<Re
         header::CONTENT_TYPE,
         HeaderValue::from_static(media_type.mime()),
     );
-    insert(h, header::CONTENT_LENGTH, &len.to_string());
-    insert(h, header::ETAG, &etag);
-    insert(
+    set_header(h, header::CONTENT_LENGTH, &len.to_string());
+    set_header(h, header::ETAG, &etag);
+    set_header(
         h,
         header::LAST_MODIFIED,
         &httpdate::fmt_http_date(stored.modified),
@@ -99,12 +99,6 @@ pub async fn serve(ctx: &Ctx, req: &Request<Incoming>, key: String) -> Result<Re
         );
     }
     Ok(resp)
-}
-
-fn insert(h: &mut HeaderMap, name: header::HeaderName, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        h.insert(name, v);
-    }
 }
 
 /// `If-None-Match` wins; `If-Modified-Since` is consulted only without it.

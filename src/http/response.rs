@@ -4,7 +4,7 @@ use std::convert::Infallible;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
-use hyper::header::{self, HeaderValue};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
@@ -82,9 +82,7 @@ pub fn error(e: &ApiError) -> Resp {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         ApiError::RangeNotSatisfiable { len } => {
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
-                headers.insert(header::CONTENT_RANGE, v);
-            }
+            set_header(headers, header::CONTENT_RANGE, &format!("bytes */{len}"));
         }
         _ if status == StatusCode::SERVICE_UNAVAILABLE => {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -143,10 +141,15 @@ pub fn etag_matches(if_none_match: Option<&HeaderValue>, etag: &str) -> bool {
 pub fn not_modified(etag: &str) -> Resp {
     let mut resp = Response::new(empty());
     *resp.status_mut() = StatusCode::NOT_MODIFIED;
-    if let Ok(v) = HeaderValue::from_str(etag) {
-        resp.headers_mut().insert(header::ETAG, v);
-    }
+    set_header(resp.headers_mut(), header::ETAG, etag);
     resp
+}
+
+/// Sets a header from a runtime string (values we build are always valid header text).
+pub fn set_header(h: &mut HeaderMap, name: HeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        h.insert(name, v);
+    }
 }
 
 #[cfg(test)]

@@ -139,10 +139,8 @@ async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Resp {
     let request_id = request_id(&req);
     let routed = route(&method, req.uri().path());
     let template = routed.as_ref().map_or("unmatched", Route::template);
-    let public = matches!(
-        routed,
-        Ok(Route::PublicList | Route::PublicGet(_) | Route::PublicPreflight)
-    ) || req.uri().path().starts_with("/api/v1/public/");
+    // Every public route (and a wrong method on one) gets CORS headers.
+    let public = req.uri().path().starts_with("/api/v1/public/");
     let resp: Response<_> = match routed {
         Ok(r) => dispatch(ctx, r, req).await.unwrap_or_else(|e| error(&e)),
         Err(e) => error(&e),

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use super::views;
 use crate::error::ApiError;
 use crate::http::query::{self, Access};
-use crate::http::response::{Resp, etag_matches, json, json_bytes, not_modified};
+use crate::http::response::{Resp, etag_matches, json, json_bytes, not_modified, set_header};
 use crate::http::{Ctx, auth};
 
 const ITEM_CACHE: &str = "public, max-age=3600";
@@ -48,9 +48,7 @@ pub fn get(ctx: &Ctx, req: &Request<Incoming>, id: &str) -> Result<Resp, ApiErro
         not_modified(&etag)
     } else {
         let mut resp = json_bytes(StatusCode::OK, bytes);
-        if let Ok(v) = HeaderValue::from_str(&etag) {
-            resp.headers_mut().insert(header::ETAG, v);
-        }
+        set_header(resp.headers_mut(), header::ETAG, &etag);
         resp
     };
     resp.headers_mut()
