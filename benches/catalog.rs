@@ -37,6 +37,7 @@ fn record(i: u64) -> MediaRecord {
         focal_y: 50.0,
         created_us: 1_700_000_000_000_000 + i * 1000,
         storage_key: format!("2026/01/{}.{}", new_storage_token(), media_type.ext()),
+        processing: None,
     }
 }
 

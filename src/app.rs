@@ -2,6 +2,7 @@
 //! (finish queued deletes, sweep temp files and orphans), start the supervised actors,
 //! serve until the shutdown future resolves, then drain.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -12,12 +13,14 @@ use tokio::net::TcpListener;
 
 use crate::actors::Slot;
 use crate::actors::catalog::CatalogHandle;
+use crate::actors::processing::{Admission, ProcessingArgs, ProcessingHandle, Waiters, build_pool};
 use crate::actors::storage::{StorageArgs, StorageHandle, delete_files};
 use crate::actors::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
-use crate::catalog::model::Scope;
+use crate::catalog::model::{Scope, key_stem};
 use crate::catalog::{Catalog, CatalogError, keys};
 use crate::config::{Config, StorageConfig};
 use crate::http::{Ctx, server};
+use crate::media::pipeline::Settings;
 use crate::storage::{LocalStorage, Storage};
 
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +53,26 @@ pub async fn run(
 
     let catalog_slot = Slot::empty();
     let storage_slot = Slot::empty();
+    let processing_slot = Slot::empty();
     let catalog_handle = CatalogHandle::new(catalog_slot.clone(), catalog.clone());
+    let storage_handle = StorageHandle::new(storage_slot.clone());
+    let waiters = Waiters::default();
+    let p = &config.processing;
+    let threads = p.thread_count();
+    let processing = ProcessingArgs {
+        catalog: catalog_handle.clone(),
+        storage: storage_handle.clone(),
+        pool: Arc::new(build_pool(threads)?),
+        settings: Settings {
+            quality: p.webp_quality,
+            method: p.webp_method,
+            max_pixels: config.limits.max_image_pixels,
+        },
+        max_in_flight: threads * 2,
+        max_attempts: p.max_attempts,
+        waiters: waiters.clone(),
+    };
+    let admission = Admission::new(catalog_handle.clone(), p.max_backlog);
     let args = SupervisorArgs {
         catalog: catalog.clone(),
         catalog_slot,
@@ -58,7 +80,9 @@ pub async fn run(
             storage: storage.clone(),
             catalog: catalog_handle.clone(),
         },
-        storage_slot: storage_slot.clone(),
+        storage_slot,
+        processing,
+        processing_slot: processing_slot.clone(),
     };
     let (supervisor, supervisor_done) = Actor::spawn(None, Supervisor, args)
         .await
@@ -89,7 +113,8 @@ pub async fn run(
     tracing::info!(addr = %listener.local_addr()?, data_dir = %config.data_dir.display(), "serving");
     let ctx = Arc::new(Ctx {
         catalog: catalog_handle,
-        storage: StorageHandle::new(storage_slot),
+        storage: storage_handle,
+        processing: ProcessingHandle::new(processing_slot, waiters, admission),
         config: Arc::new(config),
         metrics,
         draining: AtomicBool::new(false),
@@ -127,12 +152,16 @@ async fn recover(
         tracing::info!(count = pending.len(), "finishing queued file deletes");
         delete_files(storage.clone(), handle.clone(), pending).await;
     }
+    // Files a record names, files still queued for deletion, and files sharing an item's
+    // stem: the variants a running job (the pool is already up) may be writing now.
     let known = catalog.all_files()?;
-    let queued: std::collections::BTreeSet<String> =
-        catalog.pending_deletes()?.into_iter().collect();
+    let stems: BTreeSet<String> = known.iter().map(|k| key_stem(k).to_owned()).collect();
+    let queued: BTreeSet<String> = catalog.pending_deletes()?.into_iter().collect();
     let storage = storage.clone();
     let report = tokio::task::spawn_blocking(move || {
-        storage.sweep(&|key| known.contains(key) || queued.contains(key))
+        storage.sweep(&|key| {
+            known.contains(key) || queued.contains(key) || stems.contains(key_stem(key))
+        })
     })
     .await
     .map_err(|e| AppError::Actors(e.to_string()))?

@@ -23,7 +23,38 @@ pub struct Config {
     pub limits: Limits,
     pub server: Server,
     pub admin: Admin,
+    pub processing: Processing,
     pub storage: StorageConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Processing {
+    /// rayon threads; 0 = one per core.
+    pub threads: usize,
+    /// Unfinished jobs (running, queued, and waiting in the catalog) past which image
+    /// uploads get 503 with Retry-After.
+    pub max_backlog: u64,
+    /// WebP quality (0-100) and method (0-6).
+    pub webp_quality: f32,
+    pub webp_method: i32,
+    /// Longest `?wait=true` hold, in seconds.
+    pub wait_timeout_secs: u64,
+    /// Starts of a job (across restarts) before it is marked failed.
+    pub max_attempts: u32,
+    /// Retry-After of a 503 for a full backlog, in seconds.
+    pub retry_after_secs: u64,
+}
+
+impl Processing {
+    /// Pool threads, resolving 0 to the number of cores.
+    pub fn thread_count(&self) -> usize {
+        if self.threads > 0 {
+            self.threads
+        } else {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -122,6 +153,17 @@ impl Config {
         {
             return Err(ConfigError::Invalid(
                 "limits and timeouts must be greater than zero".into(),
+            ));
+        }
+        let p = &self.processing;
+        if !(0.0..=100.0).contains(&p.webp_quality) || !(0..=6).contains(&p.webp_method) {
+            return Err(ConfigError::Invalid(
+                "processing.webp_quality must be 0-100 and webp_method 0-6".into(),
+            ));
+        }
+        if p.max_backlog == 0 || p.max_attempts == 0 || p.wait_timeout_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "processing.max_backlog, max_attempts and wait_timeout_secs must be > 0".into(),
             ));
         }
         if self.server.max_header_bytes < 8192 {

@@ -38,6 +38,11 @@ pub enum ApiError {
          storage, so upload with POST /api/v1/media instead"
     )]
     PresignUnavailable,
+    #[error(
+        "image processing is behind ({backlog} images waiting); retry this upload in \
+         {retry_after} s. Documents and videos are still accepted"
+    )]
+    Busy { backlog: u64, retry_after: u64 },
     #[error("internal error: {0}")]
     Internal(String),
     #[error(transparent)]
@@ -93,6 +98,7 @@ impl ApiError {
                 }
             },
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Storage(StorageError::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Storage(StorageError::Io(_)) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -111,6 +117,7 @@ impl ApiError {
             Self::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Self::UploadFailed { errors } => errors.first().map_or("upload_failed", |e| e.code),
             Self::PresignUnavailable => "presign_unavailable",
+            Self::Busy { .. } => "processing_backlog_full",
             Self::Catalog(CatalogError::NotFound(_)) => "not_found",
             Self::Catalog(CatalogError::FolderNotEmpty) => "folder_not_empty",
             Self::Catalog(CatalogError::RootFolder) => "root_folder",

@@ -19,6 +19,14 @@ pub const STORAGE_DURATION: &str = "darkroom_storage_operation_duration_seconds"
 pub const STORAGE_ERRORS: &str = "darkroom_storage_errors_total";
 pub const ACTOR_RESTARTS: &str = "darkroom_actor_restarts_total";
 pub const BUILD_INFO: &str = "darkroom_build_info";
+pub const PROCESSING_QUEUE_DEPTH: &str = "darkroom_processing_queue_depth";
+pub const PROCESSING_IN_FLIGHT: &str = "darkroom_processing_in_flight";
+pub const PROCESSING_BACKLOG: &str = "darkroom_processing_backlog";
+pub const PROCESSING_STAGE_DURATION: &str = "darkroom_processing_stage_duration_seconds";
+pub const PROCESSING_JOBS: &str = "darkroom_processing_jobs_total";
+pub const PROCESSING_VARIANTS: &str = "darkroom_processing_variants_total";
+pub const PROCESSING_VARIANT_BYTES: &str = "darkroom_processing_variant_bytes_total";
+pub const PROCESSING_REJECTED: &str = "darkroom_processing_rejected_uploads_total";
 
 /// Sub-millisecond reads up to multi-second uploads.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -96,6 +104,34 @@ fn describe() {
     describe_counter!(
         ACTOR_RESTARTS,
         "Actor restarts by the supervisor, by actor."
+    );
+    describe_gauge!(
+        PROCESSING_QUEUE_DEPTH,
+        "Image jobs queued in the processing pool, not yet started."
+    );
+    describe_gauge!(PROCESSING_IN_FLIGHT, "Image jobs running now.");
+    describe_gauge!(
+        PROCESSING_BACKLOG,
+        "Unfinished image jobs recorded in the catalog (what backpressure limits)."
+    );
+    describe_histogram!(
+        PROCESSING_STAGE_DURATION,
+        Unit::Seconds,
+        "Processing time per stage (read, decode, resize, encode, write, total)."
+    );
+    describe_counter!(
+        PROCESSING_JOBS,
+        "Finished image jobs by outcome (ready, failed, retried)."
+    );
+    describe_counter!(PROCESSING_VARIANTS, "WebP variants written.");
+    describe_counter!(
+        PROCESSING_VARIANT_BYTES,
+        Unit::Bytes,
+        "Bytes of WebP variants written."
+    );
+    describe_counter!(
+        PROCESSING_REJECTED,
+        "Upload requests refused with 503 because the processing backlog was full."
     );
     describe_gauge!(BUILD_INFO, "Always 1; the labels name the running build.");
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);

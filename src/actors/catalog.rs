@@ -8,8 +8,10 @@ use std::sync::Arc;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::{Slot, rpc};
-use crate::catalog::model::{ApiKeyRecord, FolderPath, ListQuery, MediaPatch, MediaRecord, Page};
-use crate::catalog::{Catalog, CatalogError, Outcome, Write};
+use crate::catalog::model::{
+    ApiKeyRecord, FolderPath, JobResult, ListQuery, MediaPatch, MediaRecord, Page,
+};
+use crate::catalog::{Catalog, CatalogError, JobOutcome, Outcome, Write};
 use crate::metrics as m;
 
 type Reply = RpcReplyPort<Result<Outcome, CatalogError>>;
@@ -183,11 +185,40 @@ impl CatalogHandle {
     pub async fn forget_deletes(&self, keys: Vec<String>) -> Result<(), CatalogError> {
         self.write(Write::ForgetDeletes(keys)).await.map(drop)
     }
+
+    /// Unfinished processing jobs (the durable backlog).
+    pub fn job_count(&self) -> u64 {
+        self.catalog.job_count()
+    }
+
+    pub async fn finish_job(
+        &self,
+        id: String,
+        result: JobResult,
+    ) -> Result<JobOutcome, CatalogError> {
+        match self.write(Write::FinishJob { id, result }).await? {
+            Outcome::Job(o) => Ok(o),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// Counts a start of the job; false when it must not run (see `Write::StartJob`).
+    pub async fn start_job(&self, id: String, max_attempts: u32) -> Result<bool, CatalogError> {
+        Ok(self.write(Write::StartJob { id, max_attempts }).await? == Outcome::Changed(true))
+    }
+
+    pub async fn unfinished_jobs(&self) -> Result<Vec<String>, CatalogError> {
+        self.scan(Catalog::unfinished_jobs).await
+    }
+}
+
+fn unexpected() -> CatalogError {
+    CatalogError::Corrupt("unexpected write outcome".into())
 }
 
 fn media_of(outcome: Outcome) -> Result<MediaRecord, CatalogError> {
     match outcome {
         Outcome::Media(r) => Ok(*r),
-        _ => Err(CatalogError::Corrupt("unexpected write outcome".into())),
+        _ => Err(unexpected()),
     }
 }

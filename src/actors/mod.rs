@@ -3,6 +3,7 @@
 //! up through a `Slot`, which the supervisor refills after a restart.
 
 pub mod catalog;
+pub mod processing;
 pub mod storage;
 pub mod supervisor;
 

@@ -28,6 +28,10 @@ pub enum StorageMsg {
     Begin(RpcReplyPort<Result<Sink>>),
     /// Make a spooled upload durable under a key.
     Commit(Box<Sink>, String, RpcReplyPort<Result<u64>>),
+    /// Store generated files (variants) durably.
+    Put(Vec<(String, Vec<u8>)>, RpcReplyPort<Result<()>>),
+    /// Read a stored file whole (processing input).
+    Read(String, RpcReplyPort<Result<Option<Vec<u8>>>>),
     /// Open a stored file for serving.
     Open(String, RpcReplyPort<Result<Option<StoredFile>>>),
     /// Remove files queued for deletion in the catalog (fire and forget).
@@ -67,6 +71,16 @@ impl Actor for StorageActor {
             StorageMsg::Commit(sink, key, reply) => {
                 tokio::spawn(async move {
                     reply.send(timed(&storage, "commit", storage.commit(*sink, &key)).await)
+                });
+            }
+            StorageMsg::Put(files, reply) => {
+                tokio::spawn(async move {
+                    reply.send(timed(&storage, "put", storage.put_all(files)).await)
+                });
+            }
+            StorageMsg::Read(key, reply) => {
+                tokio::spawn(async move {
+                    reply.send(timed(&storage, "read", storage.read(&key)).await)
                 });
             }
             StorageMsg::Open(key, reply) => {
@@ -142,6 +156,18 @@ impl StorageHandle {
     /// Stores the upload under `key`; returns the stored size.
     pub async fn commit(&self, sink: Sink, key: String) -> Result<u64> {
         rpc(&self.slot, |r| StorageMsg::Commit(Box::new(sink), key, r))
+            .await
+            .unwrap_or(Err(StorageError::Unavailable))
+    }
+
+    pub async fn put_all(&self, files: Vec<(String, Vec<u8>)>) -> Result<()> {
+        rpc(&self.slot, |r| StorageMsg::Put(files, r))
+            .await
+            .unwrap_or(Err(StorageError::Unavailable))
+    }
+
+    pub async fn read(&self, key: String) -> Result<Option<Vec<u8>>> {
+        rpc(&self.slot, |r| StorageMsg::Read(key, r))
             .await
             .unwrap_or(Err(StorageError::Unavailable))
     }

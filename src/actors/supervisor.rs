@@ -1,4 +1,4 @@
-//! The root supervisor: starts the catalog and storage actors linked to itself and
+//! The root supervisor: starts the catalog, storage and processing actors linked to it and
 //! restarts a child that fails, with a short bounded backoff, publishing the new
 //! reference through the child's `Slot` so existing handles keep working.
 
@@ -9,6 +9,7 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, Super
 
 use super::Slot;
 use super::catalog::{CatalogActor, CatalogMsg};
+use super::processing::{ProcessingArgs, ProcessingMsg, ProcessingPool};
 use super::storage::{StorageActor, StorageArgs, StorageMsg};
 use crate::catalog::Catalog;
 
@@ -22,6 +23,8 @@ pub struct SupervisorArgs {
     pub catalog_slot: Slot<CatalogMsg>,
     pub storage: StorageArgs,
     pub storage_slot: Slot<StorageMsg>,
+    pub processing: ProcessingArgs,
+    pub processing_slot: Slot<ProcessingMsg>,
 }
 
 pub struct SupervisorState {
@@ -41,6 +44,7 @@ pub enum SupervisorMsg {
 enum Child {
     Catalog,
     Storage,
+    Processing,
 }
 
 impl Child {
@@ -48,6 +52,7 @@ impl Child {
         match self {
             Self::Catalog => "catalog",
             Self::Storage => "storage",
+            Self::Processing => "processing",
         }
     }
 }
@@ -78,6 +83,15 @@ impl SupervisorArgs {
                 )
                 .await
             }
+            Child::Processing => {
+                spawn_into(
+                    supervisor,
+                    ProcessingPool,
+                    self.processing.clone(),
+                    &self.processing_slot,
+                )
+                .await
+            }
         }
     }
 
@@ -86,6 +100,7 @@ impl SupervisorArgs {
         match child {
             Child::Catalog => self.catalog_slot.set(None),
             Child::Storage => self.storage_slot.set(None),
+            Child::Processing => self.processing_slot.set(None),
         }
     }
 }
@@ -112,7 +127,7 @@ impl Actor for Supervisor {
         args: SupervisorArgs,
     ) -> Result<SupervisorState, ActorProcessingErr> {
         let mut children = Vec::new();
-        for child in [Child::Catalog, Child::Storage] {
+        for child in [Child::Catalog, Child::Storage, Child::Processing] {
             children.push((child, args.start(child, &myself).await?));
         }
         Ok(SupervisorState {
@@ -181,6 +196,8 @@ impl Actor for Supervisor {
 mod tests {
     use super::*;
     use crate::actors::catalog::CatalogHandle;
+    use crate::actors::processing::{ProcessingArgs, Waiters, build_pool};
+    use crate::actors::storage::StorageHandle;
     use crate::catalog::model::FolderPath;
     use crate::storage::{LocalStorage, Storage};
 
@@ -211,6 +228,16 @@ mod tests {
                 catalog: handle.clone(),
             },
             storage_slot: storage_slot.clone(),
+            processing: ProcessingArgs {
+                catalog: handle.clone(),
+                storage: StorageHandle::new(storage_slot.clone()),
+                pool: Arc::new(build_pool(1).expect("pool")),
+                settings: Default::default(),
+                max_in_flight: 1,
+                max_attempts: 3,
+                waiters: Waiters::default(),
+            },
+            processing_slot: Slot::empty(),
         };
         let (supervisor, done) = Actor::spawn(None, Supervisor, args).await.expect("spawn");
 

@@ -103,26 +103,9 @@ pub fn count_key(folder: Option<&str>, kind: Option<Kind>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::MediaType;
 
     fn rec(id_tail: char, name: &str, created: u64, size: u64) -> MediaRecord {
-        MediaRecord {
-            id: format!("media_{}", id_tail.to_string().repeat(16)),
-            filename: name.into(),
-            media_type: MediaType::Png,
-            size,
-            width: None,
-            height: None,
-            duration: None,
-            alt: None,
-            title: None,
-            description: None,
-            folder: "/a".into(),
-            focal_x: 50.0,
-            focal_y: 50.0,
-            created_us: created,
-            storage_key: "2026/01/x.png".into(),
-        }
+        MediaRecord::sample(id_tail, name, created, size)
     }
 
     fn key(sort: SortField, r: &MediaRecord) -> Vec<u8> {

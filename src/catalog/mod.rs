@@ -10,7 +10,7 @@ pub mod tables;
 
 use std::sync::Arc;
 
-pub use store::{Catalog, Outcome, Write};
+pub use store::{Catalog, JobOutcome, Outcome, Write};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CatalogError {

@@ -36,6 +36,9 @@ pub struct MediaRecord {
     pub created_us: u64,
     /// Where the original lives in storage: `YYYY/MM/<token>.<ext>`.
     pub storage_key: String,
+    /// Image items only: the state of their variants and placeholders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processing: Option<Processing>,
 }
 
 impl MediaRecord {
@@ -43,9 +46,134 @@ impl MediaRecord {
         self.media_type.kind()
     }
 
-    /// Every storage key this item owns (the original, later its variants).
+    /// Every storage key this item owns: the original and the variants written so far.
     pub fn storage_keys(&self) -> Vec<String> {
-        vec![self.storage_key.clone()]
+        let variants = self.processing.iter().flat_map(|p| &p.variants);
+        std::iter::once(self.storage_key.clone())
+            .chain(variants.map(|v| v.storage_key.clone()))
+            .collect()
+    }
+
+    /// A PNG record for tests: id `media_` + 16 × `id_tail`, in folder `/a`.
+    #[cfg(test)]
+    pub fn sample(id_tail: char, name: &str, created: u64, size: u64) -> Self {
+        Self {
+            id: format!("media_{}", id_tail.to_string().repeat(16)),
+            filename: name.into(),
+            media_type: MediaType::Png,
+            size,
+            width: None,
+            height: None,
+            duration: None,
+            alt: None,
+            title: None,
+            description: None,
+            folder: "/a".into(),
+            focal_x: 50.0,
+            focal_y: 50.0,
+            created_us: created,
+            storage_key: format!("2026/01/{}.png", id_tail.to_string().repeat(16)),
+            processing: None,
+        }
+    }
+
+    /// True while the item waits for its processing job.
+    pub fn is_processing(&self) -> bool {
+        self.processing
+            .as_ref()
+            .is_some_and(|p| p.status == Status::Processing)
+    }
+}
+
+/// Where an image item is in its processing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Processing,
+    Ready,
+    Failed,
+}
+
+/// Variants and placeholders of an image item (empty until its job is done).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Processing {
+    pub status: Status,
+    #[serde(default)]
+    pub variants: Vec<VariantRecord>,
+    #[serde(default)]
+    pub thumbhash: Option<String>,
+    #[serde(default)]
+    pub dominant_color: Option<String>,
+    /// Why the job failed, when it did.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl Processing {
+    /// A raster image waiting for its job.
+    pub fn pending() -> Self {
+        Self::with_status(Status::Processing)
+    }
+
+    /// Done without a job (SVG: no raster variants).
+    pub fn ready_without_variants() -> Self {
+        Self::with_status(Status::Ready)
+    }
+
+    fn with_status(status: Status) -> Self {
+        Self {
+            status,
+            variants: Vec::new(),
+            thumbhash: None,
+            dominant_color: None,
+            error: None,
+        }
+    }
+}
+
+/// One stored WebP variant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantRecord {
+    pub width: u32,
+    pub height: u32,
+    pub size: u64,
+    /// `YYYY/MM/<token>-<width>.webp`.
+    pub storage_key: String,
+}
+
+/// The end of a processing job, as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobResult {
+    Ready {
+        variants: Vec<VariantRecord>,
+        thumbhash: String,
+        dominant_color: String,
+    },
+    Failed {
+        reason: String,
+    },
+}
+
+impl JobResult {
+    /// The item's processing state once this result is recorded.
+    pub fn into_processing(self) -> Processing {
+        match self {
+            Self::Ready {
+                variants,
+                thumbhash,
+                dominant_color,
+            } => Processing {
+                status: Status::Ready,
+                variants,
+                thumbhash: Some(thumbhash),
+                dominant_color: Some(dominant_color),
+                error: None,
+            },
+            Self::Failed { reason } => Processing {
+                error: Some(reason),
+                ..Processing::with_status(Status::Failed)
+            },
+        }
     }
 }
 
@@ -206,6 +334,21 @@ pub struct Page {
     pub total: u64,
 }
 
+/// The key of an original's variant: `YYYY/MM/<token>.<ext>` → `YYYY/MM/<token>-<width>.webp`.
+pub fn variant_key(original: &str, width: u32) -> String {
+    let stem = original.rsplit_once('.').map_or(original, |(stem, _)| stem);
+    format!("{stem}-{width}.webp")
+}
+
+/// `YYYY/MM/<token>` of an original's or a variant's key: what ties a variant to its item.
+pub fn key_stem(key: &str) -> &str {
+    let name_start = key.rfind('/').map_or(0, |i| i + 1);
+    let end = key[name_start..]
+        .find(['-', '.'])
+        .map_or(key.len(), |i| name_start + i);
+    &key[..end]
+}
+
 /// `n` random ASCII alphanumerics from the OS-seeded thread RNG.
 pub fn random_token(n: usize) -> String {
     rand::rng()
@@ -281,6 +424,15 @@ mod tests {
     fn timestamps_format() {
         assert_eq!(rfc3339(1_774_521_000_000_000), "2026-03-26T10:30:00Z");
         assert_eq!(year_month(1_774_521_000_000_000), "2026/03");
+    }
+
+    #[test]
+    fn variant_keys_share_the_original_stem() {
+        let v = variant_key("2026/03/AbC123.jpg", 400);
+        assert_eq!(v, "2026/03/AbC123-400.webp");
+        assert_eq!(key_stem(&v), "2026/03/AbC123");
+        assert_eq!(key_stem("2026/03/AbC123.jpg"), "2026/03/AbC123");
+        assert_ne!(key_stem("2026/03/AbC1234.jpg"), key_stem(&v));
     }
 
     #[test]

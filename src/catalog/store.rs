@@ -3,14 +3,20 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, Table, WriteTransaction};
+use redb::{
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table,
+    WriteTransaction,
+};
 
 use super::CatalogError;
 use super::index::{self, Scope};
 use super::keys;
-use super::model::{ApiKeyRecord, FolderPath, ListQuery, MediaPatch, MediaRecord, Page, now_us};
-use super::tables::{COUNTS, FILES, FOLDERS, INDEX, KEYS, MEDIA, PENDING_DELETES};
+use super::model::{
+    ApiKeyRecord, FolderPath, JobResult, ListQuery, MediaPatch, MediaRecord, Page, now_us,
+};
+use super::tables::{COUNTS, FILES, FOLDERS, INDEX, JOBS, KEYS, MEDIA, PENDING_DELETES};
 
 type Result<T> = std::result::Result<T, CatalogError>;
 
@@ -35,6 +41,18 @@ pub enum Write {
     },
     /// Files whose deletion finished: drop them from the delete queue.
     ForgetDeletes(Vec<String>),
+    /// Records a processing job's result on its item and removes the job.
+    FinishJob {
+        id: String,
+        result: JobResult,
+    },
+    /// Counts one more start of a job. Answers `Changed(true)` when it should run;
+    /// `Changed(false)` when it is finished or gone, or was already started
+    /// `max_attempts` times (a crash each time), in which case it is marked failed.
+    StartJob {
+        id: String,
+        max_attempts: u32,
+    },
 }
 
 /// What a successful write produced.
@@ -44,10 +62,24 @@ pub enum Outcome {
     Media(Box<MediaRecord>),
     /// Whether the thing was new (folder created, key existed).
     Changed(bool),
+    Job(JobOutcome),
+}
+
+/// What recording a job's result found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// The item now carries the result.
+    Recorded,
+    /// The item was deleted meanwhile: the files the job wrote belong to nobody.
+    ItemGone,
+    /// Another run of the same job already recorded it (a restart raced a running job).
+    AlreadyDone,
 }
 
 pub struct Catalog {
     db: Database,
+    /// Rows in `JOBS`, kept in step with every commit (the processing backlog).
+    jobs: AtomicU64,
 }
 
 impl Catalog {
@@ -63,9 +95,14 @@ impl Catalog {
             txn.open_table(FILES)?;
             txn.open_table(PENDING_DELETES)?;
             txn.open_table(KEYS)?;
+            txn.open_table(JOBS)?;
         }
         txn.commit()?;
-        Ok(Self { db })
+        let jobs = db.begin_read()?.open_table(JOBS)?.len()?;
+        Ok(Self {
+            db,
+            jobs: AtomicU64::new(jobs),
+        })
     }
 
     fn read(&self) -> Result<ReadTransaction> {
@@ -176,6 +213,22 @@ impl Catalog {
         Ok(out)
     }
 
+    /// How many processing jobs are unfinished (committed and not yet done).
+    pub fn job_count(&self) -> u64 {
+        self.jobs.load(Ordering::Relaxed)
+    }
+
+    /// The media ids of unfinished jobs.
+    pub fn unfinished_jobs(&self) -> Result<Vec<String>> {
+        let txn = self.read()?;
+        let jobs = txn.open_table(JOBS)?;
+        let mut out = Vec::new();
+        for entry in jobs.iter()? {
+            out.push(entry?.0.value().to_owned());
+        }
+        Ok(out)
+    }
+
     /// The key record matching a presented bearer token, if any.
     pub fn authenticate(&self, presented: &str) -> Result<Option<ApiKeyRecord>> {
         let Some(id) = keys::parse_id(presented) else {
@@ -212,6 +265,7 @@ impl Catalog {
     pub fn apply(&self, writes: Vec<Write>) -> Result<Vec<Result<Outcome>>> {
         let txn = self.db.begin_write()?;
         let mut results = Vec::with_capacity(writes.len());
+        let jobs_delta;
         {
             let mut tables = Tables::open(&txn)?;
             for write in writes {
@@ -221,8 +275,16 @@ impl Catalog {
                 }
                 results.push(result);
             }
+            jobs_delta = tables.jobs_delta;
         }
         txn.commit()?;
+        if jobs_delta >= 0 {
+            self.jobs
+                .fetch_add(jobs_delta.unsigned_abs(), Ordering::Relaxed);
+        } else {
+            self.jobs
+                .fetch_sub(jobs_delta.unsigned_abs(), Ordering::Relaxed);
+        }
         Ok(results)
     }
 
@@ -243,6 +305,9 @@ struct Tables<'t> {
     files: Table<'t, &'static str, &'static str>,
     pending: Table<'t, &'static str, u64>,
     keys: Table<'t, &'static str, &'static [u8]>,
+    jobs: Table<'t, &'static str, u32>,
+    /// Jobs added minus jobs removed in this batch.
+    jobs_delta: i64,
 }
 
 impl<'t> Tables<'t> {
@@ -255,6 +320,8 @@ impl<'t> Tables<'t> {
             files: txn.open_table(FILES)?,
             pending: txn.open_table(PENDING_DELETES)?,
             keys: txn.open_table(KEYS)?,
+            jobs: txn.open_table(JOBS)?,
+            jobs_delta: 0,
         })
     }
 
@@ -263,6 +330,9 @@ impl<'t> Tables<'t> {
             Write::InsertMedia(records) => {
                 for r in &records {
                     self.insert_record(r)?;
+                    if r.is_processing() && self.jobs.insert(r.id.as_str(), 0)?.is_none() {
+                        self.jobs_delta += 1;
+                    }
                 }
                 Ok(Outcome::Done)
             }
@@ -277,6 +347,7 @@ impl<'t> Tables<'t> {
             Write::DeleteMedia { id } => {
                 let old = self.get(&id)?.ok_or(CatalogError::NotFound("media item"))?;
                 self.remove_record(&old)?;
+                self.remove_job(&id)?;
                 let now = now_us();
                 for key in old.storage_keys() {
                     self.pending.insert(key.as_str(), now)?;
@@ -302,7 +373,52 @@ impl<'t> Tables<'t> {
                 }
                 Ok(Outcome::Done)
             }
+            Write::FinishJob { id, result } => self.finish_job(&id, result),
+            Write::StartJob { id, max_attempts } => self.start_job(&id, max_attempts),
         }
+    }
+
+    fn finish_job(&mut self, id: &str, result: JobResult) -> Result<Outcome> {
+        let had_job = self.remove_job(id)?;
+        let Some(old) = self.get(id)? else {
+            return Ok(Outcome::Job(JobOutcome::ItemGone));
+        };
+        if !had_job || !old.is_processing() {
+            return Ok(Outcome::Job(JobOutcome::AlreadyDone));
+        }
+        let mut new = old.clone();
+        new.processing = Some(result.into_processing());
+        // Sort keys and counts do not depend on processing: only the record and its files.
+        self.media.insert(id, encode(&new).as_slice())?;
+        for key in new.storage_keys() {
+            self.files.insert(key.as_str(), id)?;
+        }
+        Ok(Outcome::Job(JobOutcome::Recorded))
+    }
+
+    fn start_job(&mut self, id: &str, max_attempts: u32) -> Result<Outcome> {
+        let Some(attempts) = self.jobs.get(id)?.map(|v| v.value()) else {
+            return Ok(Outcome::Changed(false));
+        };
+        if attempts >= max_attempts {
+            let reason = format!(
+                "processing was interrupted {attempts} times (the server stopped or a \
+                 dependency failed each time); not retried"
+            );
+            self.finish_job(id, JobResult::Failed { reason })?;
+            return Ok(Outcome::Changed(false));
+        }
+        self.jobs.insert(id, attempts + 1)?;
+        Ok(Outcome::Changed(true))
+    }
+
+    /// Removes an item's job; true when there was one.
+    fn remove_job(&mut self, id: &str) -> Result<bool> {
+        let had = self.jobs.remove(id)?.is_some();
+        if had {
+            self.jobs_delta -= 1;
+        }
+        Ok(had)
     }
 
     fn get(&self, id: &str) -> Result<Option<MediaRecord>> {
@@ -416,4 +532,127 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| CatalogError::Corrupt(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::model::{Processing, Status, VariantRecord, variant_key};
+
+    fn open() -> (tempfile::TempDir, Catalog) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let catalog = Catalog::open(&dir.path().join("c.redb")).expect("open");
+        (dir, catalog)
+    }
+
+    fn image(tail: char) -> MediaRecord {
+        MediaRecord {
+            processing: Some(Processing::pending()),
+            ..MediaRecord::sample(tail, "p.png", 1, 10)
+        }
+    }
+
+    fn ready(r: &MediaRecord) -> JobResult {
+        JobResult::Ready {
+            variants: vec![VariantRecord {
+                width: 150,
+                height: 100,
+                size: 5,
+                storage_key: variant_key(&r.storage_key, 150),
+            }],
+            thumbhash: "hash".into(),
+            dominant_color: "#102030".into(),
+        }
+    }
+
+    fn start(c: &Catalog, id: &str) -> bool {
+        let write = Write::StartJob {
+            id: id.into(),
+            max_attempts: 2,
+        };
+        c.apply_single(write).expect("start") == Outcome::Changed(true)
+    }
+
+    fn finish(c: &Catalog, id: &str, result: JobResult) -> Outcome {
+        c.apply_single(Write::FinishJob {
+            id: id.into(),
+            result,
+        })
+        .expect("finish")
+    }
+
+    #[test]
+    fn a_job_is_committed_with_its_item_and_recorded_once() {
+        let (_dir, c) = open();
+        let (a, doc) = (image('a'), MediaRecord::sample('d', "d.png", 1, 1));
+        c.apply_single(Write::InsertMedia(vec![a.clone(), doc]))
+            .expect("insert");
+        assert_eq!(c.job_count(), 1, "only the image has a job");
+        assert_eq!(c.unfinished_jobs().expect("jobs"), vec![a.id.clone()]);
+
+        assert!(start(&c, &a.id));
+        let outcome = finish(&c, &a.id, ready(&a));
+        assert_eq!(outcome, Outcome::Job(JobOutcome::Recorded));
+        assert_eq!(c.job_count(), 0);
+        let got = c.get(&a.id).expect("get").expect("item");
+        let p = got.processing.as_ref().expect("processing");
+        assert_eq!(p.status, Status::Ready);
+        assert_eq!(p.dominant_color.as_deref(), Some("#102030"));
+        let variant = variant_key(&a.storage_key, 150);
+        assert_eq!(
+            c.owner_of_file(&variant).expect("owner"),
+            Some(a.id.clone())
+        );
+
+        // A second run of the same job (a restart raced it) changes nothing.
+        assert!(!start(&c, &a.id));
+        let again = finish(&c, &a.id, JobResult::Failed { reason: "x".into() });
+        assert_eq!(again, Outcome::Job(JobOutcome::AlreadyDone));
+        assert_eq!(c.get(&a.id).expect("get"), Some(got.clone()));
+
+        // Deleting the item queues the variant with the original.
+        c.apply_single(Write::DeleteMedia { id: a.id.clone() })
+            .expect("delete");
+        let mut pending = c.pending_deletes().expect("pending");
+        pending.sort();
+        assert_eq!(pending, [variant, a.storage_key.clone()]);
+    }
+
+    #[test]
+    fn jobs_of_deleted_items_end_and_interrupted_jobs_stop_at_the_limit() {
+        let (_dir, c) = open();
+        let (a, b) = (image('a'), image('b'));
+        c.apply_single(Write::InsertMedia(vec![a.clone(), b.clone()]))
+            .expect("insert");
+        assert_eq!(c.job_count(), 2);
+
+        c.apply_single(Write::DeleteMedia { id: a.id.clone() })
+            .expect("delete");
+        assert_eq!(c.job_count(), 1, "the delete removed the job");
+        assert!(!start(&c, &a.id));
+        let gone = finish(&c, &a.id, ready(&a));
+        assert_eq!(gone, Outcome::Job(JobOutcome::ItemGone));
+
+        // Two starts that never finished (crashes): the third start fails the job.
+        assert!(start(&c, &b.id) && start(&c, &b.id));
+        assert!(!start(&c, &b.id));
+        assert_eq!(c.job_count(), 0);
+        let p = c.get(&b.id).expect("get").expect("item").processing;
+        let p = p.expect("processing");
+        assert_eq!(p.status, Status::Failed);
+        assert!(p.error.is_some_and(|e| e.contains("interrupted 2 times")));
+    }
+
+    #[test]
+    fn the_job_count_survives_reopening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.redb");
+        {
+            let c = Catalog::open(&path).expect("open");
+            c.apply_single(Write::InsertMedia(vec![image('a'), image('b')]))
+                .expect("insert");
+        }
+        let c = Catalog::open(&path).expect("reopen");
+        assert_eq!(c.job_count(), 2);
+    }
 }

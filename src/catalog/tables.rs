@@ -16,3 +16,5 @@ pub const FILES: TableDefinition<&str, &str> = TableDefinition::new("files");
 pub const PENDING_DELETES: TableDefinition<&str, u64> = TableDefinition::new("pending_deletes");
 /// API key id → `ApiKeyRecord` as JSON.
 pub const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");
+/// Unfinished processing jobs: media id → attempts started so far.
+pub const JOBS: TableDefinition<&str, u32> = TableDefinition::new("jobs");

@@ -17,6 +17,7 @@ use std::sync::atomic::AtomicBool;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::actors::catalog::CatalogHandle;
+use crate::actors::processing::ProcessingHandle;
 use crate::actors::storage::StorageHandle;
 use crate::config::Config;
 
@@ -24,6 +25,7 @@ use crate::config::Config;
 pub struct Ctx {
     pub catalog: CatalogHandle,
     pub storage: StorageHandle,
+    pub processing: ProcessingHandle,
     pub config: Arc<Config>,
     pub metrics: PrometheusHandle,
     /// Set when shutdown begins: `/readyz` turns 503.

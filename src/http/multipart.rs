@@ -18,8 +18,9 @@ use multer::{Constraints, Field, Multipart, SizeLimit};
 
 use super::Ctx;
 use super::query::invalid_folder;
+use crate::actors::processing::Reservation;
 use crate::catalog::model::{
-    FolderPath, MediaRecord, new_media_id, new_storage_token, now_us, year_month,
+    FolderPath, MediaRecord, Processing, new_media_id, new_storage_token, now_us, year_month,
 };
 use crate::error::{ApiError, FileError};
 use crate::media::{self, Inspection, MediaError, MediaType, name::sanitize_filename, sniff};
@@ -42,9 +43,17 @@ struct Staged {
     inspection: Inspection,
     storage_key: String,
     created_us: u64,
+    /// Raster images hold a backlog slot until the request ends.
+    _slot: Option<Reservation>,
 }
 
-pub async fn receive(ctx: &Ctx, req: Request<Incoming>) -> Result<UploadOutcome, ApiError> {
+/// Receives the upload; with `wait`, holds the answer until this request's images are
+/// processed (at most `processing.wait_timeout_secs`) and answers their final state.
+pub async fn receive(
+    ctx: &Ctx,
+    req: Request<Incoming>,
+    wait: bool,
+) -> Result<UploadOutcome, ApiError> {
     let limits = &ctx.config.limits;
     let body_limit = limits.max_file_bytes + FRAMING_ALLOWANCE;
     let boundary = req
@@ -100,6 +109,16 @@ pub async fn receive(ctx: &Ctx, req: Request<Incoming>) -> Result<UploadOutcome,
         .iter()
         .map(|s| record(s, &folder, alt.as_deref()))
         .collect();
+    let jobs: Vec<String> = records
+        .iter()
+        .filter(|r| r.is_processing())
+        .map(|r| r.id.clone())
+        .collect();
+    let done: Vec<_> = if wait {
+        jobs.iter().map(|id| ctx.processing.subscribe(id)).collect()
+    } else {
+        Vec::new()
+    };
     if let Err(e) = ctx.catalog.insert_media(records.clone()).await {
         // The insert is one atomic write; its reply can be lost (actor restart) after the
         // commit. Only files whose records are really absent may go.
@@ -109,12 +128,36 @@ pub async fn receive(ctx: &Ctx, req: Request<Incoming>) -> Result<UploadOutcome,
             return Err(e.into());
         }
     }
+    drop(staged); // the backlog slots: the committed jobs count in the catalog now
+    if !jobs.is_empty() {
+        ctx.processing.enqueue(jobs.clone());
+    }
     for r in &records {
         let mime = r.media_type.mime();
         metrics::counter!(m::UPLOAD_FILES, "type" => mime, "outcome" => "accepted").increment(1);
         metrics::counter!(m::UPLOAD_BYTES, "type" => mime).increment(r.size);
     }
+    let records = if done.is_empty() {
+        records
+    } else {
+        let limit = Duration::from_secs(ctx.config.processing.wait_timeout_secs);
+        let _ = tokio::time::timeout(limit, futures_util::future::join_all(done)).await;
+        ctx.processing.prune_waiters(&jobs);
+        reread(ctx, records)
+    };
     Ok(UploadOutcome { records, errors })
+}
+
+/// The records' current state (after processing); one deleted meanwhile keeps the
+/// state it was created with.
+fn reread(ctx: &Ctx, records: Vec<MediaRecord>) -> Vec<MediaRecord> {
+    records
+        .into_iter()
+        .map(|r| match ctx.catalog.get(&r.id) {
+            Ok(Some(now)) => now,
+            _ => r,
+        })
+        .collect()
 }
 
 /// Walks the form: files are stored as they stream past; `folder` and `alt` may come
@@ -177,6 +220,18 @@ async fn store_file(
     let Some(media_type) = sniff::sniff(sink.head()) else {
         return Ok(Err(MediaError::Unsupported));
     };
+    let slot = if media_type.is_raster() {
+        let Some(slot) = ctx.processing.try_reserve() else {
+            metrics::counter!(m::PROCESSING_REJECTED).increment(1);
+            return Err(ApiError::Busy {
+                backlog: ctx.catalog.job_count(),
+                retry_after: ctx.config.processing.retry_after_secs,
+            });
+        };
+        Some(slot)
+    } else {
+        None
+    };
     sink.flush().await?;
     let path = sink.path().to_owned();
     let max_pixels = ctx.config.limits.max_image_pixels;
@@ -210,6 +265,7 @@ async fn store_file(
         inspection,
         storage_key: key,
         created_us,
+        _slot: slot,
     }))
 }
 
@@ -230,6 +286,11 @@ fn record(s: &Staged, folder: &FolderPath, alt: Option<&str>) -> MediaRecord {
         focal_y: 50.0,
         created_us: s.created_us,
         storage_key: s.storage_key.clone(),
+        processing: match s.media_type {
+            t if t.is_raster() => Some(Processing::pending()),
+            MediaType::Svg => Some(Processing::ready_without_variants()),
+            _ => None,
+        },
     }
 }
 

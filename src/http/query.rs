@@ -14,6 +14,26 @@ pub enum Access {
     Full,
 }
 
+/// `?wait=` of an upload: `true`/`1` or `false`/`0` (absent or empty = false).
+pub fn wait_flag(raw: Option<&str>) -> Result<bool, ApiError> {
+    let mut wait = false;
+    for (key, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        if key == "wait" {
+            wait = match value.as_ref() {
+                "true" | "1" => true,
+                "false" | "0" | "" => false,
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "invalid_wait",
+                        "wait must be true or false",
+                    ));
+                }
+            };
+        }
+    }
+    Ok(wait)
+}
+
 /// Parses and validates; `limit` over 100 is clamped, malformed values are 400. An empty
 /// value (`?folder=`) counts as not given, as HTML forms send them.
 pub fn list_query(raw: Option<&str>, access: Access) -> Result<ListQuery, ApiError> {
@@ -132,5 +152,15 @@ mod tests {
         let q = list_query(Some("folder=%2Fimages&type=image"), Access::Public).expect("ok");
         assert_eq!(q.folder.as_ref().map(FolderPath::as_str), Some("/images"));
         assert_eq!(q.kind, Some(Kind::Image));
+    }
+
+    #[test]
+    fn wait_flag_values() {
+        assert!(!wait_flag(None).expect("absent"));
+        assert!(wait_flag(Some("wait=true")).expect("true"));
+        assert!(wait_flag(Some("a=b&wait=1")).expect("1"));
+        assert!(!wait_flag(Some("wait=false")).expect("false"));
+        assert!(!wait_flag(Some("wait=")).expect("empty"));
+        assert!(wait_flag(Some("wait=yes")).is_err());
     }
 }

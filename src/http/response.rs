@@ -84,6 +84,9 @@ pub fn error(e: &ApiError) -> Resp {
         ApiError::RangeNotSatisfiable { len } => {
             set_header(headers, header::CONTENT_RANGE, &format!("bytes */{len}"));
         }
+        ApiError::Busy { retry_after, .. } => {
+            set_header(headers, header::RETRY_AFTER, &retry_after.to_string());
+        }
         _ if status == StatusCode::SERVICE_UNAVAILABLE => {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }

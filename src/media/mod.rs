@@ -72,6 +72,11 @@ impl MediaType {
         }
     }
 
+    /// Pixel images: the ones that get WebP variants.
+    pub fn is_raster(self) -> bool {
+        matches!(self, Self::Jpeg | Self::Png | Self::Gif | Self::Webp)
+    }
+
     pub fn kind(self) -> Kind {
         match self {
             Self::Pdf => Kind::Document,

@@ -7,6 +7,7 @@
 //! A `Worker` owns the reusable resizer; a processing pool keeps one per thread.
 
 use std::io::Cursor;
+use std::time::{Duration, Instant};
 
 use fast_image_resize::images::Image;
 use fast_image_resize::{PixelType, ResizeAlg, ResizeOptions, Resizer};
@@ -58,6 +59,15 @@ pub struct Processed {
     pub thumbhash: String,
     /// `#rrggbb`.
     pub dominant_color: String,
+    pub timings: Timings,
+}
+
+/// Time spent in each stage of one run (placeholders count as resize).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    pub decode: Duration,
+    pub resize: Duration,
+    pub encode: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +112,7 @@ impl Worker {
         kind: MediaType,
         settings: &Settings,
     ) -> Result<Processed, PipelineError> {
+        let started = Instant::now();
         let upright = decode(bytes, kind, settings.max_pixels)?;
         let (width, height) = (upright.width(), upright.height());
         let has_alpha = upright.color().has_alpha();
@@ -113,6 +124,7 @@ impl Worker {
         let original = Image::from_vec_u8(width, height, raw, pixel_type)
             .map_err(|e| PipelineError::Resize(e.to_string()))?;
 
+        let decoded = Instant::now();
         let mut renditions: Vec<Image<'static>> = Vec::new();
         for target in VARIANT_WIDTHS.into_iter().filter(|w| *w < width) {
             let target_height = scaled_height(width, height, target);
@@ -123,18 +135,24 @@ impl Worker {
                 .map_err(|e| PipelineError::Resize(e.to_string()))?;
             renditions.push(dst);
         }
+        let smallest = renditions.last().unwrap_or(&original);
+        let (thumbhash, dominant_color) = self.placeholders(smallest, has_alpha)?;
+        let resized = Instant::now();
         let variants = renditions
             .iter()
             .map(|img| encode_webp(img, has_alpha, settings))
             .collect::<Result<Vec<_>, _>>()?;
-        let smallest = renditions.last().unwrap_or(&original);
-        let (thumbhash, dominant_color) = self.placeholders(smallest, has_alpha)?;
         Ok(Processed {
             width,
             height,
             variants,
             thumbhash,
             dominant_color,
+            timings: Timings {
+                decode: decoded - started,
+                resize: resized - decoded,
+                encode: resized.elapsed(),
+            },
         })
     }
 

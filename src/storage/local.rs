@@ -39,19 +39,7 @@ impl LocalStorage {
             let file = fs::File::open(&from)?;
             file.sync_all()?;
             let len = file.metadata()?.len();
-            let dir = target
-                .parent()
-                .ok_or_else(|| io::Error::other("key has no folder"))?;
-            if !dir.exists() {
-                fs::create_dir_all(dir)?;
-                // New YYYY/MM folders must survive a crash too.
-                for d in [dir.parent(), dir.parent().and_then(Path::parent)]
-                    .into_iter()
-                    .flatten()
-                {
-                    fs::File::open(d)?.sync_all()?;
-                }
-            }
+            let dir = ensure_folder(&target)?;
             fs::rename(&from, &target)?;
             fs::File::open(dir)?.sync_all()?;
             Ok(len)
@@ -60,6 +48,48 @@ impl LocalStorage {
         .map_err(io::Error::other)??;
         sink.committed = true;
         Ok(len)
+    }
+
+    /// Writes small generated files (variants) durably: each is written and fsynced in
+    /// tmp, renamed into place, then each folder is fsynced once.
+    pub(super) async fn put_all(&self, files: Vec<(String, Vec<u8>)>) -> Result<()> {
+        let targets = files
+            .iter()
+            .map(|(key, _)| self.path_of(key))
+            .collect::<io::Result<Vec<_>>>()?;
+        let tmp = self.tmp.clone();
+        tokio::task::spawn_blocking(move || -> io::Result<()> {
+            let mut folders = std::collections::BTreeSet::new();
+            for ((_, bytes), target) in files.iter().zip(&targets) {
+                let from = tmp.join(format!("{}.part", random_token(20)));
+                let written = fs::File::create(&from).and_then(|mut f| {
+                    io::Write::write_all(&mut f, bytes)?;
+                    f.sync_all()
+                });
+                if let Err(e) = written {
+                    let _ = fs::remove_file(&from);
+                    return Err(e);
+                }
+                folders.insert(ensure_folder(target)?.to_owned());
+                fs::rename(&from, target)?;
+            }
+            for folder in folders {
+                fs::File::open(folder)?.sync_all()?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(io::Error::other)??;
+        Ok(())
+    }
+
+    /// A stored file's whole content; `None` when it does not exist.
+    pub(super) async fn read(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        match tokio::fs::read(self.path_of(key)?).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub(super) async fn check(&self) -> Result<()> {
@@ -124,6 +154,24 @@ impl LocalStorage {
     }
 }
 
+/// The folder of `target`, created (and made durable, with its parents) if it is new.
+fn ensure_folder(target: &Path) -> io::Result<&Path> {
+    let dir = target
+        .parent()
+        .ok_or_else(|| io::Error::other("key has no folder"))?;
+    if !dir.exists() {
+        fs::create_dir_all(dir)?;
+        // New YYYY/MM folders must survive a crash too.
+        for d in [dir.parent(), dir.parent().and_then(Path::parent)]
+            .into_iter()
+            .flatten()
+        {
+            fs::File::open(d)?.sync_all()?;
+        }
+    }
+    Ok(dir)
+}
+
 fn read_dirs(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir)? {
@@ -179,6 +227,29 @@ mod tests {
                 .await
                 .expect("open")
                 .is_none()
+        );
+
+        storage
+            .put_all(vec![
+                ("2026/02/keep-400.webp".into(), b"v400".to_vec()),
+                ("2026/02/keep-150.webp".into(), b"v150".to_vec()),
+            ])
+            .await
+            .expect("put");
+        let read = storage.read("2026/02/keep-150.webp").await.expect("read");
+        assert_eq!(read.as_deref(), Some(&b"v150"[..]));
+        assert!(
+            storage
+                .read("2026/02/none.webp")
+                .await
+                .expect("read")
+                .is_none()
+        );
+        assert!(
+            storage
+                .put_all(vec![("../x.webp".into(), vec![1])])
+                .await
+                .is_err()
         );
 
         storage.delete("2026/01/keep.txt").await.expect("delete");

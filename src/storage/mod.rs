@@ -66,6 +66,20 @@ impl Storage {
         }
     }
 
+    /// Stores generated files (variants) under their keys, durably.
+    pub async fn put_all(&self, files: Vec<(String, Vec<u8>)>) -> Result<()> {
+        match self {
+            Self::Local(l) => l.put_all(files).await,
+        }
+    }
+
+    /// A stored file's whole content (the processing input); `None` when missing.
+    pub async fn read(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        match self {
+            Self::Local(l) => l.read(key).await,
+        }
+    }
+
     pub async fn open(&self, key: &str) -> Result<Option<StoredFile>> {
         match self {
             Self::Local(l) => l.open(key).await,

@@ -167,6 +167,43 @@ impl TestServer {
         self.upload_parts(files, fields).await
     }
 
+    /// Uploads fixtures with `?wait=true`, expects 201 and returns the items.
+    pub async fn upload_waiting(&self, fixtures: &[&str]) -> Vec<Value> {
+        let mut form = Form::new();
+        for f in fixtures {
+            let name = Path::new(f).file_name().expect("name").to_string_lossy();
+            form = form.part(
+                "files",
+                Part::bytes(fixture(f)).file_name(name.into_owned()),
+            );
+        }
+        let resp = self
+            .request(
+                Method::POST,
+                "/api/v1/media?wait=true",
+                Some(&self.write_key),
+            )
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload");
+        assert_eq!(resp.status(), StatusCode::CREATED, "upload {fixtures:?}");
+        let body: Value = resp.json().await.expect("json");
+        body["data"].as_array().expect("data").clone()
+    }
+
+    /// Polls an item until its processing ends (bounded: 60 s), returning it.
+    pub async fn until_processed(&self, id: &str) -> Value {
+        for _ in 0..600 {
+            let item = self.get_json(&format!("/api/v1/media/{id}")).await["data"].clone();
+            if item["status"] != "processing" {
+                return item;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("{id} still processing after 60 s");
+    }
+
     /// Uploads one fixture, expects 201 and returns the item.
     pub async fn upload_one(&self, fixture_path: &str, fields: &[(&str, &str)]) -> Value {
         let resp = self.upload(&[fixture_path], fields).await;

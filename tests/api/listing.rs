@@ -277,7 +277,19 @@ async fn public_list_shows_public_fields_with_cors() {
     assert_eq!(
         keys,
         [
-            "alt", "filename", "focalX", "focalY", "height", "id", "mimeType", "url", "width"
+            "alt",
+            "dominantColor",
+            "filename",
+            "focalX",
+            "focalY",
+            "height",
+            "id",
+            "mimeType",
+            "status",
+            "thumbhash",
+            "url",
+            "variants",
+            "width"
         ]
     );
 

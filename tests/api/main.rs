@@ -9,5 +9,6 @@ mod hostile;
 mod items;
 mod listing;
 mod ops;
+mod processing;
 mod restart;
 mod upload;

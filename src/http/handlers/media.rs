@@ -47,7 +47,8 @@ pub fn get(ctx: &Ctx, req: &Request<Incoming>, id: &str) -> Result<Resp, ApiErro
 
 pub async fn upload(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError> {
     auth::require(ctx, req.headers(), Scope::Write)?;
-    let outcome = multipart::receive(ctx, req).await?;
+    let wait = query::wait_flag(req.uri().query())?;
+    let outcome = multipart::receive(ctx, req, wait).await?;
     let data: Vec<_> = outcome.records.iter().map(views::full).collect();
     Ok(json(
         StatusCode::CREATED,

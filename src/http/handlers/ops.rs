@@ -48,6 +48,7 @@ pub fn crash(ctx: &Ctx, actor: &str) -> Result<Resp, ApiError> {
     match actor {
         "catalog" => ctx.catalog.crash(),
         "storage" => ctx.storage.crash(),
+        "processing" => ctx.processing.crash(),
         _ => return Err(ApiError::NotFound("actor")),
     }
     Ok(json(StatusCode::ACCEPTED, &json!({ "crashed": actor })))

@@ -3,7 +3,7 @@
 
 use serde::{Serialize, Serializer};
 
-use crate::catalog::model::{MediaRecord, rfc3339};
+use crate::catalog::model::{MediaRecord, Processing, Status, VariantRecord, rfc3339};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -26,6 +26,8 @@ pub struct FullItem<'a> {
     #[serde(serialize_with = "percent")]
     focal_y: f64,
     created_at: String,
+    #[serde(flatten)]
+    image: Option<ImageView<'a>>,
 }
 
 #[derive(Serialize)]
@@ -44,6 +46,28 @@ pub struct PublicItem<'a> {
     focal_x: f64,
     #[serde(serialize_with = "percent")]
     focal_y: f64,
+    #[serde(flatten)]
+    image: Option<ImageView<'a>>,
+}
+
+/// What image items add: processing state, variants (once written) and placeholders.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageView<'a> {
+    status: Status,
+    variants: Vec<VariantView>,
+    thumbhash: Option<&'a str>,
+    dominant_color: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    processing_error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+pub struct VariantView {
+    width: u32,
+    height: u32,
+    url: String,
+    size: u64,
 }
 
 /// `{"data": ...}`: the envelope of single items.
@@ -84,6 +108,7 @@ pub fn full(r: &MediaRecord) -> FullItem<'_> {
         focal_x: r.focal_x,
         focal_y: r.focal_y,
         created_at: rfc3339(r.created_us),
+        image: r.processing.as_ref().map(image),
     }
 }
 
@@ -99,6 +124,26 @@ pub fn public(r: &MediaRecord) -> PublicItem<'_> {
         url: url_of(&r.storage_key),
         focal_x: r.focal_x,
         focal_y: r.focal_y,
+        image: r.processing.as_ref().map(image),
+    }
+}
+
+fn image(p: &Processing) -> ImageView<'_> {
+    ImageView {
+        status: p.status,
+        variants: p.variants.iter().map(variant).collect(),
+        thumbhash: p.thumbhash.as_deref(),
+        dominant_color: p.dominant_color.as_deref(),
+        processing_error: p.error.as_deref(),
+    }
+}
+
+fn variant(v: &VariantRecord) -> VariantView {
+    VariantView {
+        width: v.width,
+        height: v.height,
+        url: url_of(&v.storage_key),
+        size: v.size,
     }
 }
 
