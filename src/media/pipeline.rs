@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use fast_image_resize::images::Image;
 use fast_image_resize::{PixelType, ResizeAlg, ResizeOptions, Resizer};
+use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 
 use super::MediaType;
@@ -113,35 +114,14 @@ impl Worker {
         settings: &Settings,
     ) -> Result<Processed, PipelineError> {
         let started = Instant::now();
-        let upright = decode(bytes, kind, settings.max_pixels)?;
-        let (width, height) = (upright.width(), upright.height());
-        let has_alpha = upright.color().has_alpha();
-        let (pixel_type, raw) = if has_alpha {
-            (PixelType::U8x4, upright.into_rgba8().into_raw())
-        } else {
-            (PixelType::U8x3, upright.into_rgb8().into_raw())
-        };
-        let original = Image::from_vec_u8(width, height, raw, pixel_type)
-            .map_err(|e| PipelineError::Resize(e.to_string()))?;
-
+        let source = decode_for_variants(bytes, kind, settings.max_pixels)?;
         let decoded = Instant::now();
-        let mut renditions: Vec<Image<'static>> = Vec::new();
-        for target in VARIANT_WIDTHS.into_iter().filter(|w| *w < width) {
-            let target_height = scaled_height(width, height, target);
-            let mut dst = Image::new(target, target_height, pixel_type);
-            let src = renditions.last().unwrap_or(&original);
-            self.resizer
-                .resize(src, &mut dst, &self.options)
-                .map_err(|e| PipelineError::Resize(e.to_string()))?;
-            renditions.push(dst);
-        }
-        let smallest = renditions.last().unwrap_or(&original);
+        let (width, height) = (source.width, source.height);
+        let (renditions, has_alpha) = self.resize_all(source)?;
+        let smallest = &renditions[renditions.len() - 1];
         let (thumbhash, dominant_color) = self.placeholders(smallest, has_alpha)?;
         let resized = Instant::now();
-        let variants = renditions
-            .iter()
-            .map(|img| encode_webp(img, has_alpha, settings))
-            .collect::<Result<Vec<_>, _>>()?;
+        let variants = encode_variants(&renditions[1..], has_alpha, settings)?;
         Ok(Processed {
             width,
             height,
@@ -154,6 +134,36 @@ impl Worker {
                 encode: resized.elapsed(),
             },
         })
+    }
+
+    /// The decoded picture followed by each variant's pixels, largest first, each resized
+    /// from the previous one (cascade). Variant sizes derive from the original's upright
+    /// size, whatever scale the picture was decoded at.
+    fn resize_all(&mut self, source: Source) -> Result<(Vec<Image<'static>>, bool), PipelineError> {
+        let Source {
+            image,
+            width,
+            height,
+        } = source;
+        let has_alpha = image.color().has_alpha();
+        let (w, h) = (image.width(), image.height());
+        let (pixel_type, raw) = if has_alpha {
+            (PixelType::U8x4, image.into_rgba8().into_raw())
+        } else {
+            (PixelType::U8x3, image.into_rgb8().into_raw())
+        };
+        let decoded = Image::from_vec_u8(w, h, raw, pixel_type)
+            .map_err(|e| PipelineError::Resize(e.to_string()))?;
+        let mut out = vec![decoded];
+        for target in variant_widths(width) {
+            let mut dst = Image::new(target, scaled_height(width, height, target), pixel_type);
+            let src = &out[out.len() - 1];
+            self.resizer
+                .resize(src, &mut dst, &self.options)
+                .map_err(|e| PipelineError::Resize(e.to_string()))?;
+            out.push(dst);
+        }
+        Ok((out, has_alpha))
     }
 
     /// Thumbhash (from at most 100x100) and the average colour of the smallest rendition.
@@ -188,6 +198,114 @@ impl Worker {
     }
 }
 
+/// A decoded, upright picture and the upright size of the original (the picture itself
+/// may be smaller: see `decode_for_variants`).
+pub struct Source {
+    pub image: DynamicImage,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// The variant widths an image of this upright width gets (never upscaled), largest first.
+pub fn variant_widths(width: u32) -> impl Iterator<Item = u32> {
+    VARIANT_WIDTHS.into_iter().filter(move |w| *w < width)
+}
+
+/// Decodes just enough pixels for the variants: a JPEG at least twice as wide as its
+/// largest variant is decoded at 1/2, 1/4 or 1/8 scale in the DCT (shrink-on-load),
+/// which skips most of the IDCT, colour conversion and memory of a full decode.
+/// Everything else is decoded whole by `decode`.
+pub fn decode_for_variants(
+    bytes: &[u8],
+    kind: MediaType,
+    max_pixels: u64,
+) -> Result<Source, PipelineError> {
+    if kind == MediaType::Jpeg
+        && let Some(source) = shrink_on_load(bytes, max_pixels)?
+    {
+        return Ok(source);
+    }
+    let image = decode(bytes, kind, max_pixels)?;
+    Ok(Source {
+        width: image.width(),
+        height: image.height(),
+        image,
+    })
+}
+
+/// The scaled JPEG decode, or `None` when it would not save anything (or the JPEG is
+/// CMYK or 12-bit, which the full decoder handles).
+fn shrink_on_load(bytes: &[u8], max_pixels: u64) -> Result<Option<Source>, PipelineError> {
+    let mut decoder = jpeg_decoder::Decoder::new(bytes);
+    if decoder.read_info().is_err() {
+        return Ok(None); // the full decoder reports the error in its own words
+    }
+    let Some(info) = decoder.info() else {
+        return Ok(None);
+    };
+    let stored = Dimensions {
+        width: u32::from(info.width),
+        height: u32::from(info.height),
+    };
+    check_pixels(stored, max_pixels)?;
+    let simple_pixels = matches!(
+        info.pixel_format,
+        jpeg_decoder::PixelFormat::L8 | jpeg_decoder::PixelFormat::RGB24
+    );
+    let orientation = decoder
+        .exif_data()
+        .and_then(Orientation::from_exif_chunk)
+        .unwrap_or(Orientation::NoTransforms);
+    let turned = matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    );
+    let (width, height) = if turned {
+        (stored.height, stored.width)
+    } else {
+        (stored.width, stored.height)
+    };
+    let Some(needed) = variant_widths(width).next() else {
+        return Ok(None);
+    };
+    // The smallest 1/8 steps of the upright width that still cover the largest variant.
+    let eighths = (u64::from(needed) * 8).div_ceil(u64::from(width));
+    if !simple_pixels || eighths > 4 {
+        return Ok(None);
+    }
+    let needed = u16::try_from(needed).unwrap_or(u16::MAX);
+    let request = if turned {
+        (u16::MAX, needed)
+    } else {
+        (needed, u16::MAX)
+    };
+    let (w, h) = decoder
+        .scale(request.0, request.1)
+        .map_err(|e| PipelineError::Decode(e.to_string()))?;
+    let pixels = decoder
+        .decode()
+        .map_err(|e| PipelineError::Decode(e.to_string()))?;
+    let icc = decoder.icc_profile();
+    let (w, h) = (u32::from(w), u32::from(h));
+    let bad_size = || PipelineError::Decode("decoded size does not match the header".into());
+    let image = match info.pixel_format {
+        jpeg_decoder::PixelFormat::L8 => {
+            DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, pixels).ok_or_else(bad_size)?)
+        }
+        _ => DynamicImage::ImageRgb8(image::RgbImage::from_raw(w, h, pixels).ok_or_else(bad_size)?),
+    };
+    let mut image = to_srgb(image, icc.as_deref());
+    image.apply_orientation(orientation);
+    Ok(Some(Source {
+        image,
+        width,
+        height,
+    }))
+}
+
 /// Decodes with the pixel limit enforced before any allocation, then turns the image
 /// upright (all eight EXIF orientations). Animated GIF/WebP give their first frame.
 pub fn decode(
@@ -220,10 +338,97 @@ pub fn decode(
     let orientation = decoder
         .orientation()
         .map_err(|e| PipelineError::Decode(e.to_string()))?;
-    let mut img =
+    let icc = decoder.icc_profile().ok().flatten();
+    let img =
         DynamicImage::from_decoder(decoder).map_err(|e| PipelineError::Decode(e.to_string()))?;
+    let mut img = to_srgb(img, icc.as_deref());
     img.apply_orientation(orientation);
     Ok(img)
+}
+
+/// Converts pixels tagged with an RGB ICC profile (Display P3, Adobe RGB, a camera's
+/// own...) to sRGB, the colour space browsers assume for untagged WebP. Untagged
+/// images, grey and CMYK profiles, and profiles that cannot be read are left as they are.
+pub fn to_srgb(image: DynamicImage, icc: Option<&[u8]>) -> DynamicImage {
+    let Some(profile) = icc.and_then(|b| moxcms::ColorProfile::new_from_slice(b).ok()) else {
+        return image;
+    };
+    if profile.color_space != moxcms::DataColorSpace::Rgb {
+        return image;
+    }
+    let layout = if image.color().has_alpha() {
+        moxcms::Layout::Rgba
+    } else {
+        moxcms::Layout::Rgb
+    };
+    let srgb = moxcms::ColorProfile::new_srgb();
+    let options = moxcms::TransformOptions::default();
+    let Ok(transform) = profile.create_transform_8bit(layout, &srgb, layout, options) else {
+        return image;
+    };
+    if is_identity(transform.as_ref(), layout) {
+        return image; // an sRGB profile under another name (most cameras and editors)
+    }
+    let (w, h) = (image.width(), image.height());
+    let pixels = match layout {
+        moxcms::Layout::Rgba => image.into_rgba8().into_raw(),
+        _ => image.into_rgb8().into_raw(),
+    };
+    let mut out = vec![0u8; pixels.len()];
+    let data = if transform.transform(&pixels, &mut out).is_ok() {
+        out
+    } else {
+        pixels
+    };
+    let rebuilt = match layout {
+        moxcms::Layout::Rgba => image::RgbaImage::from_raw(w, h, data).map(DynamicImage::from),
+        _ => image::RgbImage::from_raw(w, h, data).map(DynamicImage::from),
+    };
+    rebuilt.unwrap_or_else(|| DynamicImage::new_rgb8(w, h))
+}
+
+/// Decoded pixels and every variant's resized pixels, largest first (for measuring the
+/// encoder on its own): `(renditions, has_alpha)`, the decoded picture excluded.
+pub fn renditions(
+    worker: &mut Worker,
+    bytes: &[u8],
+    kind: MediaType,
+    settings: &Settings,
+) -> Result<(Vec<Image<'static>>, bool), PipelineError> {
+    let source = decode_for_variants(bytes, kind, settings.max_pixels)?;
+    let (mut all, has_alpha) = worker.resize_all(source)?;
+    all.remove(0);
+    Ok((all, has_alpha))
+}
+
+/// Encodes each rendition as a WebP variant.
+pub fn encode_variants(
+    renditions: &[Image<'_>],
+    has_alpha: bool,
+    settings: &Settings,
+) -> Result<Vec<Variant>, PipelineError> {
+    renditions
+        .iter()
+        .map(|img| encode_webp(img, has_alpha, settings))
+        .collect()
+}
+
+/// True when the transform leaves a grid of 125 colours within ±1: converting the whole
+/// image would change nothing visible, so it is skipped.
+fn is_identity(t: &moxcms::Transform8BitExecutor, layout: moxcms::Layout) -> bool {
+    const LEVELS: [u8; 5] = [0, 64, 128, 192, 255];
+    let channels = if layout == moxcms::Layout::Rgba { 4 } else { 3 };
+    let mut probe = Vec::with_capacity(125 * channels);
+    for r in LEVELS {
+        for g in LEVELS {
+            for b in LEVELS {
+                probe.extend_from_slice(&[r, g, b, 255][..channels]);
+            }
+        }
+    }
+    let mut out = vec![0u8; probe.len()];
+    t.transform(&probe, &mut out).is_ok()
+        && probe.iter().zip(&out).all(|(a, b)| a.abs_diff(*b) <= 1)
 }
 
 /// Height for `target` width keeping the aspect ratio, at least 1 px.
@@ -412,6 +617,69 @@ mod tests {
                 )
                 .is_err()
         );
+    }
+
+    #[test]
+    fn large_jpegs_are_decoded_scaled_with_the_same_variants() {
+        let bytes = fixture("jpeg/colorfulcups_2560x1600_progressive_gps.jpg");
+        let scaled = decode_for_variants(&bytes, MediaType::Jpeg, 100_000_000).expect("decode");
+        assert_eq!((scaled.width, scaled.height), (2560, 1600));
+        assert_eq!(
+            (scaled.image.width(), scaled.image.height()),
+            (1280, 800),
+            "1/2 scale still covers the 1200 px variant"
+        );
+        let p = Worker::new()
+            .process(&bytes, MediaType::Jpeg, &Settings::default())
+            .expect("process");
+        let sizes: Vec<(u32, u32)> = p.variants.iter().map(|v| (v.width, v.height)).collect();
+        assert_eq!(sizes, [(1200, 750), (800, 500), (400, 250), (150, 94)]);
+
+        // The scaled decode shows the same picture as the full one.
+        let full = decode(&bytes, MediaType::Jpeg, 100_000_000).expect("full");
+        let full = image::imageops::thumbnail(&full.into_rgb8(), 320, 200);
+        let half = image::imageops::thumbnail(&scaled.image.into_rgb8(), 320, 200);
+        let diff: u64 = full
+            .as_raw()
+            .iter()
+            .zip(half.as_raw())
+            .map(|(a, b)| u64::from(a.abs_diff(*b)))
+            .sum();
+        let mean = diff as f64 / full.as_raw().len() as f64;
+        assert!(mean < 3.0, "mean channel difference {mean:.2}");
+
+        // Small JPEGs, and ones barely wider than their largest variant, decode whole.
+        let small = fixture("jpeg/elephants_1920x1080_progressive.jpg");
+        let whole = decode_for_variants(&small, MediaType::Jpeg, 100_000_000).expect("decode");
+        assert_eq!(whole.image.width(), 1920);
+    }
+
+    #[test]
+    fn icc_tagged_pixels_are_converted_to_srgb() {
+        // Linear-light primaries of sRGB: 20% light is stored as 51, shown as ~124 in sRGB.
+        let mut linear = moxcms::ColorProfile::new_srgb();
+        let gamma_1 = moxcms::ToneReprCurve::Parametric(vec![1.0]);
+        linear.red_trc = Some(gamma_1.clone());
+        linear.green_trc = Some(gamma_1.clone());
+        linear.blue_trc = Some(gamma_1);
+        linear.cicp = None; // else the profile claims sRGB by its CICP tag
+        let icc = linear.encode().expect("encode profile");
+        let tagged =
+            DynamicImage::ImageRgb8(image::RgbImage::from_pixel(4, 4, image::Rgb([51, 51, 51])));
+        let out = to_srgb(tagged.clone(), Some(&icc)).into_rgb8();
+        let v = out.get_pixel(0, 0).0;
+        assert!(
+            (120..=128).contains(&v[0]) && v[0] == v[1] && v[1] == v[2],
+            "{v:?}"
+        );
+
+        // Untagged, unreadable or sRGB-tagged pixels keep their values.
+        assert_eq!(to_srgb(tagged.clone(), None), tagged);
+        assert_eq!(to_srgb(tagged.clone(), Some(b"not a profile")), tagged);
+        let srgb = moxcms::ColorProfile::new_srgb().encode().expect("encode");
+        let same = to_srgb(tagged, Some(&srgb)).into_rgb8();
+        let p = same.get_pixel(0, 0).0;
+        assert!(p.iter().all(|c| c.abs_diff(51) <= 1), "{p:?}");
     }
 
     #[test]
