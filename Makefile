@@ -1,7 +1,7 @@
 # Darkroom's front door. `make run` serves on the embedded defaults; `make test` is what CI runs.
 CARGO ?= cargo
 
-.PHONY: run test lint bench build fmt tools
+.PHONY: run test lint bench bench-compare build fmt tools
 
 # Root installs directly; anyone else through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -32,3 +32,8 @@ fmt:
 
 bench:
 	$(CARGO) bench
+
+# Darkroom's pipeline vs sharp (npm) and libvips (Debian) on the same job, side by side.
+# Installs what is missing into target/bench-compare (and libvips-tools via apt).
+bench-compare:
+	python3 benches/compare/compare.py
