@@ -100,3 +100,55 @@ async fn bombs_are_refused_from_the_header() {
         assert_eq!(body["error"]["code"], "image_too_large", "{path}");
     }
 }
+
+#[tokio::test]
+async fn accepted_hostile_images_are_processed_harmlessly() {
+    let s = TestServer::spawn().await;
+    for entry in manifest().iter().filter(|e| {
+        let path = e["path"].as_str().unwrap_or("");
+        let raster = ["image/jpeg", "image/png", "image/gif", "image/webp"]
+            .contains(&e["expected_mime"].as_str().unwrap_or(""));
+        path.starts_with("hostile/") && raster && e["expected_outcome"] != "reject"
+    }) {
+        let path = entry["path"].as_str().expect("path");
+        let resp = s
+            .request(
+                reqwest::Method::POST,
+                "/api/v1/media?wait=true",
+                Some(&s.write_key),
+            )
+            .multipart(reqwest::multipart::Form::new().part(
+                "files",
+                reqwest::multipart::Part::bytes(fixture(path)).file_name("hostile"),
+            ))
+            .send()
+            .await
+            .expect("upload");
+        if resp.status() == StatusCode::BAD_REQUEST {
+            continue; // refused at upload: nothing to process
+        }
+        assert_eq!(resp.status(), StatusCode::CREATED, "{path}");
+        let body: Value = resp.json().await.expect("json");
+        let item = &body["data"][0];
+        // Processing ends either way; a damaged file never leaves the job hanging.
+        assert!(
+            item["status"] == "ready" || item["status"] == "failed",
+            "{path}: {item}"
+        );
+        let forbidden: Vec<&str> = entry["must_not_contain_in_output"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        for v in item["variants"].as_array().expect("variants") {
+            let url = v["url"].as_str().expect("url");
+            let bytes = s.get(url, None).await.bytes().await.expect("variant");
+            assert!(bytes.starts_with(b"RIFF"), "{path}: {url} is a WebP");
+            for needle in &forbidden {
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                    "{path}: {url} contains {needle}"
+                );
+            }
+        }
+    }
+}
