@@ -5,13 +5,15 @@
 //!                    │  typed handles
 //!                    ▼
 //!                  actors/    ractor, under one supervisor that restarts children
-//!                    ├─ CatalogActor  single writer over redb, group commit
-//!                    └─ StorageActor  local disk (S3 later), durable delete queue
+//!                    ├─ CatalogActor    single writer over redb, group commit
+//!                    ├─ StorageActor    local disk (S3 later), durable delete queue
+//!                    └─ ProcessingPool  image jobs from redb → rayon threads, bounded
 //!                    ▼
 //!                  catalog/   redb tables, indexes, queries   (plain sync code)
 //!                  storage/   backends behind one closed enum
 //!                  media/     sniff, probe, svg, video, strip, names, (pure functions)
-//!                             pipeline: decode → orient → resize → WebP
+//!                             pipeline: decode (shrink-on-load) → orient → sRGB →
+//!                             cascaded resize → WebP → thumbhash + dominant colour
 //! ```
 
 pub mod actors;

@@ -26,6 +26,9 @@ use crate::storage::StorageError;
 
 /// Delay before a job whose storage or catalog was unavailable is tried again.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
+/// How often the pool looks in the catalog for jobs it was never handed (committed while
+/// it was restarting).
+const RESCAN_EVERY: Duration = Duration::from_secs(10);
 
 thread_local! {
     /// Each rayon thread keeps its resizer and buffers between jobs.
@@ -62,6 +65,8 @@ pub enum ProcessingMsg {
     Done(String),
     /// A job met an unavailable dependency; it goes back to the queue.
     Retry(String),
+    /// Queue unfinished jobs from the catalog that are not queued or running yet.
+    Rescan,
     /// Test-only fault injection: fail, so the supervisor restarts this actor.
     Crash,
 }
@@ -88,6 +93,17 @@ impl Actor for ProcessingPool {
         };
         state.enqueue(pending);
         state.dispatch(&myself);
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(RESCAN_EVERY);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if me.cast(ProcessingMsg::Rescan).is_err() {
+                    break; // this instance stopped
+                }
+            }
+        });
         Ok(state)
     }
 
@@ -112,6 +128,10 @@ impl Actor for ProcessingPool {
                     let _ = me.cast(ProcessingMsg::Enqueue(vec![id]));
                 });
             }
+            ProcessingMsg::Rescan => match state.args.catalog.unfinished_jobs().await {
+                Ok(ids) => state.enqueue(ids),
+                Err(e) => tracing::warn!(error = %e, "cannot scan for unfinished image jobs"),
+            },
             ProcessingMsg::Crash => return Err("injected fault".into()),
         }
         state.dispatch(&myself);
@@ -169,9 +189,9 @@ enum Interrupted {
 /// the variants, record the result. Bad pixels end as `failed`; only unavailable
 /// dependencies return `Err` (and count an attempt, so this cannot loop forever).
 async fn run_job(args: &ProcessingArgs, id: &str) -> Result<(), Interrupted> {
-    let result = attempt(args, id).await;
-    args.waiters.notify(id);
-    result
+    attempt(args, id).await?;
+    args.waiters.notify(id); // only final outcomes wake `?wait=true` requests
+    Ok(())
 }
 
 async fn attempt(args: &ProcessingArgs, id: &str) -> Result<(), Interrupted> {

@@ -124,6 +124,8 @@ pub async fn receive(
         // commit. Only files whose records are really absent may go.
         let committed = matches!(ctx.catalog.get(&records[0].id), Ok(Some(_)));
         if !committed {
+            drop(done);
+            ctx.processing.prune_waiters(&jobs);
             discard(ctx, &staged);
             return Err(e.into());
         }
