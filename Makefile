@@ -1,7 +1,7 @@
 # Darkroom's front door. `make run` serves on the embedded defaults; `make test` is what CI runs.
 CARGO ?= cargo
 
-.PHONY: run test lint bench bench-compare build fmt tools
+.PHONY: run test lint bench bench-compare build fmt tools s3-up s3-down
 
 # Root installs directly; anyone else through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -12,8 +12,20 @@ run:
 build:
 	$(CARGO) build --release
 
+# The S3 suite runs against a real S3 server (SeaweedFS) on loopback, started here and
+# stopped by PID afterwards, pass or fail.
+S3_PORT ?= 18333
 test: tools
-	$(CARGO) test --all-targets
+	@S3_PORT=$(S3_PORT) scripts/s3-local.sh start
+	@S3_TEST_ENDPOINT=http://127.0.0.1:$(S3_PORT) $(CARGO) test --all-targets; \
+		status=$$?; scripts/s3-local.sh stop; exit $$status
+
+# A local S3-compatible server for development (see config/s3.example.toml).
+s3-up:
+	S3_PORT=$(S3_PORT) scripts/s3-local.sh start
+
+s3-down:
+	scripts/s3-local.sh stop
 
 # What the tests need beyond cargo: promtool (from Debian's prometheus package) checks the
 # /metrics exposition format.

@@ -19,9 +19,10 @@ use crate::actors::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::catalog::model::{Scope, key_stem};
 use crate::catalog::{Catalog, CatalogError, keys};
 use crate::config::{Config, StorageConfig};
+use crate::http::handlers::views::FileUrls;
 use crate::http::{Ctx, server};
 use crate::media::pipeline::Settings;
-use crate::storage::{LocalStorage, Storage};
+use crate::storage::{LocalStorage, S3Storage, Storage, StorageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -29,6 +30,8 @@ pub enum AppError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    #[error("cannot set up storage: {0}")]
+    Storage(#[from] StorageError),
     #[error("cannot start the actors: {0}")]
     Actors(String),
 }
@@ -42,9 +45,17 @@ pub async fn run(
 ) -> Result<(), AppError> {
     std::fs::create_dir_all(&config.data_dir)?;
     let catalog = Arc::new(open_catalog(&config).await?);
-    let storage = Arc::new(match config.storage {
-        StorageConfig::Local => Storage::Local(LocalStorage::new(&config.data_dir)?),
-    });
+    let (storage, urls) = match &config.storage {
+        StorageConfig::Local => (
+            Storage::Local(LocalStorage::new(&config.data_dir)?),
+            FileUrls::local(),
+        ),
+        StorageConfig::S3(s3) => (
+            Storage::S3(S3Storage::new(s3, &config.data_dir)?),
+            FileUrls::public_base(&s3.public_base_url),
+        ),
+    };
+    let storage = Arc::new(storage);
     if catalog.list_keys()?.is_empty() {
         let key = keys::create(&catalog, Scope::Write, "bootstrap")?;
         tracing::warn!("no API key existed: created a write key (shown once on stdout)");
@@ -110,17 +121,31 @@ pub async fn run(
         }
         tokio::spawn(server::serve_metrics(l, metrics.clone()))
     });
+    let presign_sweeper = matches!(config.storage, StorageConfig::S3(_)).then(|| {
+        let (catalog, storage) = (catalog_handle.clone(), storage.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PRESIGN_SWEEP_EVERY);
+            loop {
+                tick.tick().await;
+                sweep_presigns(&catalog, &storage).await;
+            }
+        })
+    });
     tracing::info!(addr = %listener.local_addr()?, data_dir = %config.data_dir.display(), "serving");
     let ctx = Arc::new(Ctx {
         catalog: catalog_handle,
         storage: storage_handle,
         processing: ProcessingHandle::new(processing_slot, waiters, admission),
+        urls,
         config: Arc::new(config),
         metrics,
         draining: AtomicBool::new(false),
     });
     server::serve(listener, ctx, shutdown).await;
     upkeep.abort();
+    if let Some(task) = presign_sweeper {
+        task.abort();
+    }
     if let Some(task) = metrics_server {
         task.abort();
     }
@@ -131,6 +156,36 @@ pub async fn run(
     let _ = supervisor_done.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often expired, unconfirmed presigned uploads are removed (S3 only).
+const PRESIGN_SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Deletes the objects of presigned uploads that expired unconfirmed (if the client
+/// uploaded anything), then forgets those presigns.
+async fn sweep_presigns(catalog: &CatalogHandle, storage: &Storage) {
+    let expired = match catalog
+        .expired_presigns(crate::catalog::model::now_us())
+        .await
+    {
+        Ok(keys) => keys,
+        Err(e) => return tracing::warn!(error = %e, "cannot list expired presigns"),
+    };
+    let mut gone = Vec::with_capacity(expired.len());
+    for key in expired {
+        match storage.delete(&key).await {
+            Ok(()) => gone.push(key),
+            Err(e) => tracing::warn!(%key, error = %e, "cannot delete an expired upload"),
+        }
+    }
+    if gone.is_empty() {
+        return;
+    }
+    let count = gone.len();
+    match catalog.forget_presigns(gone).await {
+        Ok(()) => tracing::info!(count, "removed expired, unconfirmed presigned uploads"),
+        Err(e) => tracing::warn!(error = %e, "cannot forget swept presigns; retried later"),
+    }
 }
 
 async fn open_catalog(config: &Config) -> Result<Catalog, AppError> {

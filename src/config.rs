@@ -87,10 +87,77 @@ pub struct Admin {
 
 /// Where files live. A closed set, chosen by `type`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "lowercase")]
 pub enum StorageConfig {
     /// Files under `<data_dir>/uploads`.
     Local,
+    /// An S3-compatible bucket (see `config/s3.example.toml`).
+    S3(S3Config),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// `https://...` of an S3-compatible service; unset = AWS S3 in `region`.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    pub bucket: String,
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Path-style URLs (`endpoint/bucket/key`), as MinIO and SeaweedFS want; false =
+    /// virtual-hosted (`bucket.endpoint/key`), as AWS prefers.
+    #[serde(default)]
+    pub path_style: bool,
+    /// From the config or `DARKROOM_STORAGE__ACCESS_KEY_ID` / `..._SECRET_ACCESS_KEY`;
+    /// never logged.
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    #[serde(default)]
+    pub secret_access_key: Option<Secret>,
+    /// Key prefix inside the bucket (the site id): objects are `<prefix>/YYYY/MM/...`.
+    #[serde(default)]
+    pub prefix: String,
+    /// Where clients read files: the CDN or public bucket URL that maps to the prefix.
+    pub public_base_url: String,
+    /// Largest file, uploaded or presigned (500 MB).
+    #[serde(default = "default_s3_max_file_bytes")]
+    pub max_file_bytes: u64,
+    /// How long a presigned upload URL stays valid.
+    #[serde(default = "default_presign_expiry")]
+    pub presign_expiry_secs: u64,
+}
+
+fn default_region() -> String {
+    "us-east-1".to_owned()
+}
+
+fn default_s3_max_file_bytes() -> u64 {
+    500 * 1024 * 1024
+}
+
+fn default_presign_expiry() -> u64 {
+    3600
+}
+
+/// A credential: usable by the code that needs it, `[redacted]` in any log or debug print.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +241,15 @@ impl Config {
         Ok(())
     }
 
+    /// Largest single uploaded file: `limits.max_file_bytes` on local disk, the S3
+    /// backend's own limit (500 MB) in a bucket.
+    pub fn max_file_bytes(&self) -> u64 {
+        match &self.storage {
+            StorageConfig::Local => self.limits.max_file_bytes,
+            StorageConfig::S3(s3) => s3.max_file_bytes,
+        }
+    }
+
     /// Path of the redb catalog file.
     pub fn catalog_path(&self) -> PathBuf {
         self.data_dir.join("darkroom.redb")
@@ -238,6 +314,31 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.data_dir, PathBuf::from("./data"));
         assert_eq!(c.limits.max_file_bytes, 50 * 1024 * 1024);
+    }
+
+    #[test]
+    fn the_s3_example_loads_and_env_credentials_win_and_stay_secret() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/s3.example.toml");
+        let c = Config::layered(
+            Some(&path),
+            env(&[("DARKROOM_STORAGE__SECRET_ACCESS_KEY", "from-env-secret")]),
+        )
+        .expect("valid");
+        let StorageConfig::S3(s3) = &c.storage else {
+            panic!("expected S3 storage");
+        };
+        assert_eq!(s3.bucket, "darkroom");
+        assert!(s3.path_style);
+        assert_eq!(s3.prefix, "site_1");
+        assert_eq!(c.max_file_bytes(), 500 * 1024 * 1024);
+        let secret = s3.secret_access_key.as_ref().expect("secret");
+        assert_eq!(secret.expose(), "from-env-secret");
+        assert!(
+            !format!("{c:?}").contains("from-env-secret"),
+            "secrets never print"
+        );
+        // The local default keeps the local limit.
+        assert_eq!(Config::defaults().max_file_bytes(), 50 * 1024 * 1024);
     }
 
     #[test]

@@ -91,7 +91,10 @@ impl ApiError {
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::Catalog(e) => match e {
                 CatalogError::NotFound(_) => StatusCode::NOT_FOUND,
-                CatalogError::FolderNotEmpty | CatalogError::RootFolder => StatusCode::BAD_REQUEST,
+                CatalogError::FolderNotEmpty
+                | CatalogError::RootFolder
+                | CatalogError::PresignExpired
+                | CatalogError::AlreadyConfirmed => StatusCode::BAD_REQUEST,
                 CatalogError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
                 CatalogError::Locked | CatalogError::Db(_) | CatalogError::Corrupt(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR
@@ -101,6 +104,8 @@ impl ApiError {
             Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Storage(StorageError::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Storage(StorageError::Io(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Storage(StorageError::Remote(_)) => StatusCode::BAD_GATEWAY,
+            Self::Storage(StorageError::Unsupported) => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -116,11 +121,16 @@ impl ApiError {
             Self::Timeout => "request_timeout",
             Self::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Self::UploadFailed { errors } => errors.first().map_or("upload_failed", |e| e.code),
-            Self::PresignUnavailable => "presign_unavailable",
+            Self::PresignUnavailable | Self::Storage(StorageError::Unsupported) => {
+                "presign_unavailable"
+            }
             Self::Busy { .. } => "processing_backlog_full",
             Self::Catalog(CatalogError::NotFound(_)) => "not_found",
             Self::Catalog(CatalogError::FolderNotEmpty) => "folder_not_empty",
             Self::Catalog(CatalogError::RootFolder) => "root_folder",
+            Self::Catalog(CatalogError::PresignExpired) => "presign_expired",
+            Self::Catalog(CatalogError::AlreadyConfirmed) => "already_confirmed",
+            Self::Storage(StorageError::Remote(_)) => "storage_error",
             Self::Catalog(CatalogError::Unavailable) | Self::Storage(StorageError::Unavailable) => {
                 "unavailable"
             }

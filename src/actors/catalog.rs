@@ -9,7 +9,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::{Slot, rpc};
 use crate::catalog::model::{
-    ApiKeyRecord, FolderPath, JobResult, ListQuery, MediaPatch, MediaRecord, Page,
+    ApiKeyRecord, FolderPath, JobResult, ListQuery, MediaPatch, MediaRecord, Page, PresignRecord,
 };
 use crate::catalog::{Catalog, CatalogError, JobOutcome, Outcome, Write};
 use crate::metrics as m;
@@ -184,6 +184,37 @@ impl CatalogHandle {
 
     pub async fn forget_deletes(&self, keys: Vec<String>) -> Result<(), CatalogError> {
         self.write(Write::ForgetDeletes(keys)).await.map(drop)
+    }
+
+    pub async fn record_presign(
+        &self,
+        key: String,
+        presign: PresignRecord,
+    ) -> Result<(), CatalogError> {
+        self.write(Write::RecordPresign { key, presign })
+            .await
+            .map(drop)
+    }
+
+    /// Creates the item of a confirmed presign (see `Write::ConfirmPresign`).
+    pub async fn confirm_presign(&self, record: MediaRecord) -> Result<(), CatalogError> {
+        let now_us = crate::catalog::model::now_us();
+        let record = Box::new(record);
+        self.write(Write::ConfirmPresign { record, now_us })
+            .await
+            .map(drop)
+    }
+
+    pub async fn forget_presigns(&self, keys: Vec<String>) -> Result<(), CatalogError> {
+        self.write(Write::ForgetPresigns(keys)).await.map(drop)
+    }
+
+    pub fn presign(&self, key: &str) -> Result<Option<PresignRecord>, CatalogError> {
+        self.catalog.presign(key)
+    }
+
+    pub async fn expired_presigns(&self, now_us: u64) -> Result<Vec<String>, CatalogError> {
+        self.scan(move |c| c.expired_presigns(now_us)).await
     }
 
     /// Unfinished processing jobs (the durable backlog).

@@ -4,13 +4,14 @@
 //! record's removal, this actor removes the files and then clears them from the queue.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::catalog::CatalogHandle;
 use super::{Slot, rpc};
 use crate::metrics::{self as m, Timer};
-use crate::storage::{Sink, Storage, StorageError, StoredFile};
+use crate::storage::{ObjectInfo, Sink, Storage, StorageError, StoredFile};
 
 type Result<T> = std::result::Result<T, StorageError>;
 
@@ -26,8 +27,8 @@ pub struct StorageArgs {
 pub enum StorageMsg {
     /// A new temp file for an incoming upload.
     Begin(RpcReplyPort<Result<Sink>>),
-    /// Make a spooled upload durable under a key.
-    Commit(Box<Sink>, String, RpcReplyPort<Result<u64>>),
+    /// Make a spooled upload durable under a key, with its content type.
+    Commit(Box<Sink>, String, &'static str, RpcReplyPort<Result<u64>>),
     /// Store generated files (variants) durably.
     Put(Vec<(String, Vec<u8>)>, RpcReplyPort<Result<()>>),
     /// Read a stored file whole (processing input).
@@ -36,6 +37,12 @@ pub enum StorageMsg {
     Open(String, RpcReplyPort<Result<Option<StoredFile>>>),
     /// Remove files queued for deletion in the catalog (fire and forget).
     Delete(Vec<String>),
+    /// Sign a PUT URL for a presigned upload.
+    Presign(String, &'static str, Duration, RpcReplyPort<Result<String>>),
+    /// HEAD an object a client uploaded.
+    Head(String, RpcReplyPort<Result<Option<ObjectInfo>>>),
+    /// Copy an object a client uploaded into a temp file.
+    Fetch(String, RpcReplyPort<Result<Option<Sink>>>),
     /// Is the backend reachable?
     Check(RpcReplyPort<Result<()>>),
     /// Test-only fault injection: fail, so the supervisor restarts this actor.
@@ -68,9 +75,10 @@ impl Actor for StorageActor {
                     async move { reply.send(timed(&storage, "begin", storage.begin()).await) },
                 );
             }
-            StorageMsg::Commit(sink, key, reply) => {
+            StorageMsg::Commit(sink, key, mime, reply) => {
                 tokio::spawn(async move {
-                    reply.send(timed(&storage, "commit", storage.commit(*sink, &key)).await)
+                    let commit = storage.commit(*sink, &key, mime);
+                    reply.send(timed(&storage, "commit", commit).await)
                 });
             }
             StorageMsg::Put(files, reply) => {
@@ -81,6 +89,22 @@ impl Actor for StorageActor {
             StorageMsg::Read(key, reply) => {
                 tokio::spawn(async move {
                     reply.send(timed(&storage, "read", storage.read(&key)).await)
+                });
+            }
+            StorageMsg::Presign(key, mime, expires, reply) => {
+                tokio::spawn(async move {
+                    let sign = storage.presign_put(&key, mime, expires);
+                    reply.send(timed(&storage, "presign", sign).await)
+                });
+            }
+            StorageMsg::Head(key, reply) => {
+                tokio::spawn(async move {
+                    reply.send(timed(&storage, "head", storage.head(&key)).await)
+                });
+            }
+            StorageMsg::Fetch(key, reply) => {
+                tokio::spawn(async move {
+                    reply.send(timed(&storage, "fetch", storage.fetch(&key)).await)
                 });
             }
             StorageMsg::Open(key, reply) => {
@@ -154,10 +178,12 @@ impl StorageHandle {
     }
 
     /// Stores the upload under `key`; returns the stored size.
-    pub async fn commit(&self, sink: Sink, key: String) -> Result<u64> {
-        rpc(&self.slot, |r| StorageMsg::Commit(Box::new(sink), key, r))
-            .await
-            .unwrap_or(Err(StorageError::Unavailable))
+    pub async fn commit(&self, sink: Sink, key: String, mime: &'static str) -> Result<u64> {
+        rpc(&self.slot, |r| {
+            StorageMsg::Commit(Box::new(sink), key, mime, r)
+        })
+        .await
+        .unwrap_or(Err(StorageError::Unavailable))
     }
 
     pub async fn put_all(&self, files: Vec<(String, Vec<u8>)>) -> Result<()> {
@@ -174,6 +200,29 @@ impl StorageHandle {
 
     pub async fn open(&self, key: String) -> Result<Option<StoredFile>> {
         rpc(&self.slot, |r| StorageMsg::Open(key, r))
+            .await
+            .unwrap_or(Err(StorageError::Unavailable))
+    }
+
+    pub async fn presign_put(
+        &self,
+        key: String,
+        mime: &'static str,
+        expires: Duration,
+    ) -> Result<String> {
+        rpc(&self.slot, |r| StorageMsg::Presign(key, mime, expires, r))
+            .await
+            .unwrap_or(Err(StorageError::Unavailable))
+    }
+
+    pub async fn head(&self, key: String) -> Result<Option<ObjectInfo>> {
+        rpc(&self.slot, |r| StorageMsg::Head(key, r))
+            .await
+            .unwrap_or(Err(StorageError::Unavailable))
+    }
+
+    pub async fn fetch(&self, key: String) -> Result<Option<Sink>> {
+        rpc(&self.slot, |r| StorageMsg::Fetch(key, r))
             .await
             .unwrap_or(Err(StorageError::Unavailable))
     }

@@ -28,6 +28,10 @@ pub enum CatalogError {
     Corrupt(String),
     #[error("the catalog is restarting, try again")]
     Unavailable,
+    #[error("this presigned upload has expired; request a new one")]
+    PresignExpired,
+    #[error("this upload was already confirmed")]
+    AlreadyConfirmed,
 }
 
 impl<E: Into<redb::Error>> From<E> for CatalogError {

@@ -177,6 +177,17 @@ impl JobResult {
     }
 }
 
+/// A presigned upload this server issued, kept until it is confirmed or swept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PresignRecord {
+    pub filename: String,
+    pub media_type: MediaType,
+    /// The exact size the client declared; the stored object must match it.
+    pub size: u64,
+    /// Microseconds since the Unix epoch.
+    pub expires_us: u64,
+}
+
 /// Fields a PATCH may change; `None` leaves a field alone, `Some(None)` clears it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MediaPatch {

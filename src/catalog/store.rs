@@ -14,9 +14,10 @@ use super::CatalogError;
 use super::index::{self, Scope};
 use super::keys;
 use super::model::{
-    ApiKeyRecord, FolderPath, JobResult, ListQuery, MediaPatch, MediaRecord, Page, now_us,
+    ApiKeyRecord, FolderPath, JobResult, ListQuery, MediaPatch, MediaRecord, Page, PresignRecord,
+    now_us,
 };
-use super::tables::{COUNTS, FILES, FOLDERS, INDEX, JOBS, KEYS, MEDIA, PENDING_DELETES};
+use super::tables::{COUNTS, FILES, FOLDERS, INDEX, JOBS, KEYS, MEDIA, PENDING_DELETES, PRESIGNS};
 
 type Result<T> = std::result::Result<T, CatalogError>;
 
@@ -53,6 +54,19 @@ pub enum Write {
         id: String,
         max_attempts: u32,
     },
+    /// Remembers an issued presigned upload.
+    RecordPresign {
+        key: String,
+        presign: PresignRecord,
+    },
+    /// Turns an issued, unexpired presign into its item (and job) atomically: a second
+    /// confirm of the same key finds nothing to confirm.
+    ConfirmPresign {
+        record: Box<MediaRecord>,
+        now_us: u64,
+    },
+    /// Presigns whose objects were deleted by the expiry sweep.
+    ForgetPresigns(Vec<String>),
 }
 
 /// What a successful write produced.
@@ -96,6 +110,7 @@ impl Catalog {
             txn.open_table(PENDING_DELETES)?;
             txn.open_table(KEYS)?;
             txn.open_table(JOBS)?;
+            txn.open_table(PRESIGNS)?;
         }
         txn.commit()?;
         let jobs = db.begin_read()?.open_table(JOBS)?.len()?;
@@ -213,6 +228,28 @@ impl Catalog {
         Ok(out)
     }
 
+    /// An issued presign, if this key has one.
+    pub fn presign(&self, key: &str) -> Result<Option<PresignRecord>> {
+        let txn = self.read()?;
+        let table = txn.open_table(PRESIGNS)?;
+        table.get(key)?.map(|v| decode(v.value())).transpose()
+    }
+
+    /// Keys of presigns that expired before `now_us` (for the sweep).
+    pub fn expired_presigns(&self, now_us: u64) -> Result<Vec<String>> {
+        let txn = self.read()?;
+        let table = txn.open_table(PRESIGNS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (key, value) = entry?;
+            let presign: PresignRecord = decode(value.value())?;
+            if presign.expires_us < now_us {
+                out.push(key.value().to_owned());
+            }
+        }
+        Ok(out)
+    }
+
     /// How many processing jobs are unfinished (committed and not yet done).
     pub fn job_count(&self) -> u64 {
         self.jobs.load(Ordering::Relaxed)
@@ -306,6 +343,7 @@ struct Tables<'t> {
     pending: Table<'t, &'static str, u64>,
     keys: Table<'t, &'static str, &'static [u8]>,
     jobs: Table<'t, &'static str, u32>,
+    presigns: Table<'t, &'static str, &'static [u8]>,
     /// Jobs added minus jobs removed in this batch.
     jobs_delta: i64,
 }
@@ -321,6 +359,7 @@ impl<'t> Tables<'t> {
             pending: txn.open_table(PENDING_DELETES)?,
             keys: txn.open_table(KEYS)?,
             jobs: txn.open_table(JOBS)?,
+            presigns: txn.open_table(PRESIGNS)?,
             jobs_delta: 0,
         })
     }
@@ -329,10 +368,39 @@ impl<'t> Tables<'t> {
         match write {
             Write::InsertMedia(records) => {
                 for r in &records {
-                    self.insert_record(r)?;
-                    if r.is_processing() && self.jobs.insert(r.id.as_str(), 0)?.is_none() {
-                        self.jobs_delta += 1;
-                    }
+                    self.insert_with_job(r)?;
+                }
+                Ok(Outcome::Done)
+            }
+            Write::RecordPresign { key, presign } => {
+                self.presigns
+                    .insert(key.as_str(), encode(&presign).as_slice())?;
+                Ok(Outcome::Done)
+            }
+            Write::ConfirmPresign { record, now_us } => {
+                let key = record.storage_key.as_str();
+                let presign: Option<PresignRecord> = self
+                    .presigns
+                    .get(key)?
+                    .map(|v| decode(v.value()))
+                    .transpose()?;
+                let Some(presign) = presign else {
+                    return Err(if self.files.get(key)?.is_some() {
+                        CatalogError::AlreadyConfirmed
+                    } else {
+                        CatalogError::NotFound("presigned upload")
+                    });
+                };
+                if presign.expires_us < now_us {
+                    return Err(CatalogError::PresignExpired);
+                }
+                self.presigns.remove(key)?;
+                self.insert_with_job(&record)?;
+                Ok(Outcome::Done)
+            }
+            Write::ForgetPresigns(keys) => {
+                for key in keys {
+                    self.presigns.remove(key.as_str())?;
                 }
                 Ok(Outcome::Done)
             }
@@ -451,6 +519,15 @@ impl<'t> Tables<'t> {
         }
         self.folders.remove(p)?;
         Ok(Outcome::Done)
+    }
+
+    /// A new item, with its processing job when it has one.
+    fn insert_with_job(&mut self, r: &MediaRecord) -> Result<()> {
+        self.insert_record(r)?;
+        if r.is_processing() && self.jobs.insert(r.id.as_str(), 0)?.is_none() {
+            self.jobs_delta += 1;
+        }
+        Ok(())
     }
 
     fn insert_record(&mut self, r: &MediaRecord) -> Result<()> {
@@ -641,6 +718,57 @@ mod tests {
         let p = p.expect("processing");
         assert_eq!(p.status, Status::Failed);
         assert!(p.error.is_some_and(|e| e.contains("interrupted 2 times")));
+    }
+
+    #[test]
+    fn a_presign_is_confirmed_once_and_only_before_it_expires() {
+        let (_dir, c) = open();
+        let a = image('a');
+        let presign = |expires_us| PresignRecord {
+            filename: "p.png".into(),
+            media_type: crate::media::MediaType::Png,
+            size: 10,
+            expires_us,
+        };
+        let confirm = |record: &MediaRecord, now_us| {
+            c.apply_single(Write::ConfirmPresign {
+                record: Box::new(record.clone()),
+                now_us,
+            })
+        };
+        assert!(matches!(
+            confirm(&a, 1),
+            Err(CatalogError::NotFound("presigned upload"))
+        ));
+        c.apply_single(Write::RecordPresign {
+            key: a.storage_key.clone(),
+            presign: presign(100),
+        })
+        .expect("record");
+        assert_eq!(c.presign(&a.storage_key).expect("read"), Some(presign(100)));
+        assert!(matches!(
+            confirm(&a, 101),
+            Err(CatalogError::PresignExpired)
+        ));
+        assert_eq!(
+            c.expired_presigns(101).expect("expired"),
+            vec![a.storage_key.clone()]
+        );
+        assert!(c.expired_presigns(99).expect("expired").is_empty());
+
+        confirm(&a, 50).expect("confirmed");
+        assert_eq!(c.get(&a.id).expect("get"), Some(a.clone()));
+        assert_eq!(c.job_count(), 1, "an image gets its job");
+        assert!(c.presign(&a.storage_key).expect("read").is_none());
+        let again = MediaRecord {
+            id: "media_bbbbbbbbbbbbbbbb".into(),
+            ..a.clone()
+        };
+        assert!(matches!(
+            confirm(&again, 50),
+            Err(CatalogError::AlreadyConfirmed)
+        ));
+        assert!(c.get(&again.id).expect("get").is_none(), "no second item");
     }
 
     #[test]

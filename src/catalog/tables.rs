@@ -18,3 +18,5 @@ pub const PENDING_DELETES: TableDefinition<&str, u64> = TableDefinition::new("pe
 pub const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");
 /// Unfinished processing jobs: media id → attempts started so far.
 pub const JOBS: TableDefinition<&str, u32> = TableDefinition::new("jobs");
+/// Presigned uploads issued and not yet confirmed: storage key → `PresignRecord` as JSON.
+pub const PRESIGNS: TableDefinition<&str, &[u8]> = TableDefinition::new("presigns");

@@ -26,6 +26,8 @@ pub struct Ctx {
     pub catalog: CatalogHandle,
     pub storage: StorageHandle,
     pub processing: ProcessingHandle,
+    /// Where clients fetch stored files (item and variant `url`s).
+    pub urls: handlers::views::FileUrls,
     pub config: Arc<Config>,
     pub metrics: PrometheusHandle,
     /// Set when shutdown begins: `/readyz` turns 503.

@@ -36,15 +36,15 @@ pub struct UploadOutcome {
 }
 
 /// A file already committed to storage, waiting for its catalog record.
-struct Staged {
-    filename: String,
-    media_type: MediaType,
-    size: u64,
-    inspection: Inspection,
-    storage_key: String,
-    created_us: u64,
+pub struct Staged {
+    pub filename: String,
+    pub media_type: MediaType,
+    pub size: u64,
+    pub inspection: Inspection,
+    pub storage_key: String,
+    pub created_us: u64,
     /// Raster images hold a backlog slot until the request ends.
-    _slot: Option<Reservation>,
+    pub slot: Option<Reservation>,
 }
 
 /// Receives the upload; with `wait`, holds the answer until this request's images are
@@ -54,8 +54,8 @@ pub async fn receive(
     req: Request<Incoming>,
     wait: bool,
 ) -> Result<UploadOutcome, ApiError> {
-    let limits = &ctx.config.limits;
-    let body_limit = limits.max_file_bytes + FRAMING_ALLOWANCE;
+    let max_file = ctx.config.max_file_bytes();
+    let body_limit = max_file + FRAMING_ALLOWANCE;
     let boundary = req
         .headers()
         .get(CONTENT_TYPE)
@@ -73,16 +73,14 @@ pub async fn receive(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > body_limit) {
-        return Err(ApiError::TooLarge {
-            limit: limits.max_file_bytes,
-        });
+        return Err(ApiError::TooLarge { limit: max_file });
     }
     let stream = BodyStream::new(req.into_body())
         .try_filter_map(|frame| futures_util::future::ready(Ok(frame.into_data().ok())));
     let constraints = Constraints::new().size_limit(
         SizeLimit::new()
             .whole_stream(body_limit)
-            .per_field(limits.max_file_bytes),
+            .per_field(max_file),
     );
     let mut form = Multipart::with_constraints(stream, boundary, constraints);
 
@@ -222,44 +220,18 @@ async fn store_file(
     let Some(media_type) = sniff::sniff(sink.head()) else {
         return Ok(Err(MediaError::Unsupported));
     };
-    let slot = if media_type.is_raster() {
-        let Some(slot) = ctx.processing.try_reserve() else {
-            metrics::counter!(m::PROCESSING_REJECTED).increment(1);
-            return Err(ApiError::Busy {
-                backlog: ctx.catalog.job_count(),
-                retry_after: ctx.config.processing.retry_after_secs,
-            });
-        };
-        Some(slot)
-    } else {
-        None
-    };
+    let slot = admit(ctx, media_type)?;
     sink.flush().await?;
-    let path = sink.path().to_owned();
-    let max_pixels = ctx.config.limits.max_image_pixels;
-    // Inspect, then remove location/camera metadata from the original, before storing.
-    let inspected = tokio::task::spawn_blocking(move || {
-        let inspection = media::inspect(&path, media_type, max_pixels)?;
-        media::strip_in_place(&path, media_type)?;
-        Ok(inspection)
-    })
-    .await
-    .map_err(|e| ApiError::Storage(std::io::Error::other(e).into()))?;
-    let inspection = match inspected {
+    let inspection = match inspect_and_strip(ctx, sink.path(), media_type).await? {
         Ok(i) => i,
-        Err(MediaError::Probe(media::probe::ProbeError::Io(e))) => {
-            return Err(ApiError::Storage(e.into()));
-        }
         Err(e) => return Ok(Err(e)),
     };
     let created_us = now_us();
-    let key = format!(
-        "{}/{}.{}",
-        year_month(created_us),
-        new_storage_token(),
-        media_type.ext()
-    );
-    let size = ctx.storage.commit(sink, key.clone()).await?;
+    let key = new_key(media_type, created_us);
+    let size = ctx
+        .storage
+        .commit(sink, key.clone(), media_type.mime())
+        .await?;
     Ok(Ok(Staged {
         filename,
         media_type,
@@ -267,11 +239,60 @@ async fn store_file(
         inspection,
         storage_key: key,
         created_us,
-        _slot: slot,
+        slot,
     }))
 }
 
-fn record(s: &Staged, folder: &FolderPath, alt: Option<&str>) -> MediaRecord {
+/// Backpressure: a raster image needs a slot in the processing backlog (503 when full).
+pub fn admit(ctx: &Ctx, media_type: MediaType) -> Result<Option<Reservation>, ApiError> {
+    if !media_type.is_raster() {
+        return Ok(None);
+    }
+    match ctx.processing.try_reserve() {
+        Some(slot) => Ok(Some(slot)),
+        None => {
+            metrics::counter!(m::PROCESSING_REJECTED).increment(1);
+            Err(ApiError::Busy {
+                backlog: ctx.catalog.job_count(),
+                retry_after: ctx.config.processing.retry_after_secs,
+            })
+        }
+    }
+}
+
+/// Probes a spooled file (size, duration, pixel limit, SVG safety), then removes its
+/// location and camera metadata in place. The inner error refuses the file.
+pub async fn inspect_and_strip(
+    ctx: &Ctx,
+    path: &std::path::Path,
+    media_type: MediaType,
+) -> Result<Result<Inspection, MediaError>, ApiError> {
+    let path = path.to_owned();
+    let max_pixels = ctx.config.limits.max_image_pixels;
+    let inspected = tokio::task::spawn_blocking(move || {
+        let inspection = media::inspect(&path, media_type, max_pixels)?;
+        media::strip_in_place(&path, media_type)?;
+        Ok(inspection)
+    })
+    .await
+    .map_err(|e| ApiError::Storage(std::io::Error::other(e).into()))?;
+    match inspected {
+        Err(MediaError::Probe(media::probe::ProbeError::Io(e))) => Err(ApiError::Storage(e.into())),
+        other => Ok(other),
+    }
+}
+
+/// A new server-made storage key: `YYYY/MM/<token>.<ext>`.
+pub fn new_key(media_type: MediaType, created_us: u64) -> String {
+    format!(
+        "{}/{}.{}",
+        year_month(created_us),
+        new_storage_token(),
+        media_type.ext()
+    )
+}
+
+pub fn record(s: &Staged, folder: &FolderPath, alt: Option<&str>) -> MediaRecord {
     MediaRecord {
         id: new_media_id(),
         filename: s.filename.clone(),

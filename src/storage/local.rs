@@ -5,7 +5,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{Result, Sink, StoredFile, SweepReport, is_valid_key};
+use super::{Result, Sink, StoredFile, SweepReport, is_valid_key, sweep_temp};
 use crate::catalog::model::random_token;
 
 pub struct LocalStorage {
@@ -24,9 +24,7 @@ impl LocalStorage {
     }
 
     pub(super) async fn begin(&self) -> Result<Sink> {
-        let path = self.tmp.join(format!("{}.part", random_token(20)));
-        let file = tokio::fs::File::create(&path).await?;
-        Ok(Sink::new(path, file))
+        Sink::create(&self.tmp).await
     }
 
     pub(super) async fn commit(&self, mut sink: Sink, key: &str) -> Result<u64> {
@@ -123,11 +121,10 @@ impl LocalStorage {
     }
 
     pub(super) fn sweep(&self, is_known: &dyn Fn(&str) -> bool) -> Result<SweepReport> {
-        let mut report = SweepReport::default();
-        for entry in fs::read_dir(&self.tmp)? {
-            fs::remove_file(entry?.path())?;
-            report.temp_files += 1;
-        }
+        let mut report = SweepReport {
+            temp_files: sweep_temp(&self.tmp)?,
+            orphans: 0,
+        };
         for year in read_dirs(&self.uploads)? {
             for month in read_dirs(&year)? {
                 for file in fs::read_dir(&month)? {
@@ -195,13 +192,13 @@ mod tests {
         let mut sink = storage.begin().await.expect("begin");
         sink.write(b"hello").await.expect("write");
         storage
-            .commit(sink, "2026/01/keep.txt")
+            .commit(sink, "2026/01/keep.txt", "text/plain")
             .await
             .expect("commit");
         let mut orphan = storage.begin().await.expect("begin");
         orphan.write(b"x").await.expect("write");
         storage
-            .commit(orphan, "2026/01/orphan.txt")
+            .commit(orphan, "2026/01/orphan.txt", "text/plain")
             .await
             .expect("commit");
         let abandoned = storage.begin().await.expect("begin");

@@ -5,6 +5,7 @@
 //! key `YYYY/MM/<token>.<ext>`.
 
 mod local;
+mod s3;
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -12,7 +13,9 @@ use std::time::SystemTime;
 use tokio::io::AsyncWriteExt;
 
 pub use local::LocalStorage;
+pub use s3::{ObjectInfo, S3Storage};
 
+use crate::catalog::model::random_token;
 use crate::media::sniff::SNIFF_LEN;
 
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +24,10 @@ pub enum StorageError {
     Io(#[from] std::io::Error),
     #[error("the storage service is restarting, try again")]
     Unavailable,
+    #[error("object store request failed: {0}")]
+    Remote(String),
+    #[error("this storage backend has no presigned uploads")]
+    Unsupported,
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;
@@ -28,6 +35,7 @@ pub type Result<T> = std::result::Result<T, StorageError>;
 /// The configured backend.
 pub enum Storage {
     Local(LocalStorage),
+    S3(S3Storage),
 }
 
 /// An opened stored file, ready to stream.
@@ -49,13 +57,16 @@ impl Storage {
     pub async fn begin(&self) -> Result<Sink> {
         match self {
             Self::Local(l) => l.begin().await,
+            Self::S3(s) => s.begin().await,
         }
     }
 
-    /// Makes the spooled bytes durable under `key`; returns the stored size.
-    pub async fn commit(&self, sink: Sink, key: &str) -> Result<u64> {
+    /// Makes the spooled bytes durable under `key` (stored with content type `mime`);
+    /// returns the stored size.
+    pub async fn commit(&self, sink: Sink, key: &str, mime: &str) -> Result<u64> {
         match self {
             Self::Local(l) => l.commit(sink, key).await,
+            Self::S3(s) => s.commit(sink, key, mime).await,
         }
     }
 
@@ -63,6 +74,7 @@ impl Storage {
     pub async fn delete(&self, key: &str) -> Result<()> {
         match self {
             Self::Local(l) => l.delete(key).await,
+            Self::S3(s) => s.delete(key).await,
         }
     }
 
@@ -70,6 +82,7 @@ impl Storage {
     pub async fn put_all(&self, files: Vec<(String, Vec<u8>)>) -> Result<()> {
         match self {
             Self::Local(l) => l.put_all(files).await,
+            Self::S3(s) => s.put_all(files).await,
         }
     }
 
@@ -77,12 +90,16 @@ impl Storage {
     pub async fn read(&self, key: &str) -> Result<Option<Vec<u8>>> {
         match self {
             Self::Local(l) => l.read(key).await,
+            Self::S3(s) => s.read(key).await,
         }
     }
 
+    /// Opens a stored file for this server to serve; `None` when it does not exist or
+    /// the backend's files are served elsewhere (S3: from `public_base_url`).
     pub async fn open(&self, key: &str) -> Result<Option<StoredFile>> {
         match self {
             Self::Local(l) => l.open(key).await,
+            Self::S3(_) => Ok(None),
         }
     }
 
@@ -90,6 +107,7 @@ impl Storage {
     pub fn backend_name(&self) -> &'static str {
         match self {
             Self::Local(_) => "local",
+            Self::S3(_) => "s3",
         }
     }
 
@@ -97,6 +115,7 @@ impl Storage {
     pub async fn check(&self) -> Result<()> {
         match self {
             Self::Local(l) => l.check().await,
+            Self::S3(s) => s.check().await,
         }
     }
 
@@ -104,8 +123,67 @@ impl Storage {
     pub fn sweep(&self, is_known: &dyn Fn(&str) -> bool) -> Result<SweepReport> {
         match self {
             Self::Local(l) => l.sweep(is_known),
+            Self::S3(s) => s.sweep(),
         }
     }
+
+    fn s3(&self) -> Result<&S3Storage> {
+        match self {
+            Self::S3(s) => Ok(s),
+            Self::Local(_) => Err(StorageError::Unsupported),
+        }
+    }
+
+    /// A URL to PUT this object with this Content-Type until it expires (S3 only).
+    pub async fn presign_put(
+        &self,
+        key: &str,
+        mime: &str,
+        expires_in: std::time::Duration,
+    ) -> Result<String> {
+        self.s3()?.presign_put(key, mime, expires_in).await
+    }
+
+    /// The size of an object uploaded by a client (S3 only); `None` when absent.
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        self.s3()?.head(key).await
+    }
+
+    /// An object uploaded by a client, copied into a temp file to be checked (S3 only).
+    pub async fn fetch(&self, key: &str) -> Result<Option<Sink>> {
+        self.s3()?.fetch(key).await
+    }
+}
+
+/// A bucket object's full key: `<prefix>/<key>` (the spec's `storageKey`).
+pub fn object_key(prefix: &str, key: &str) -> String {
+    let prefix = prefix.trim_matches('/');
+    if prefix.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{prefix}/{key}")
+    }
+}
+
+/// The server-made key inside a full object key, if it is one of ours.
+pub fn key_of<'a>(prefix: &str, object_key: &'a str) -> Option<&'a str> {
+    let prefix = prefix.trim_matches('/');
+    let key = if prefix.is_empty() {
+        object_key
+    } else {
+        object_key.strip_prefix(prefix)?.strip_prefix('/')?
+    };
+    is_valid_key(key).then_some(key)
+}
+
+/// Removes every file in the temp folder (left by a crash mid-upload); returns the count.
+fn sweep_temp(tmp: &Path) -> Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(tmp)? {
+        std::fs::remove_file(entry?.path())?;
+        removed += 1;
+    }
+    Ok(removed)
 }
 
 /// A temp file receiving one upload. Dropped without `commit`, it is removed.
@@ -114,19 +192,21 @@ pub struct Sink {
     file: tokio::io::BufWriter<tokio::fs::File>,
     len: u64,
     head: Vec<u8>,
-    committed: bool,
+    pub(super) committed: bool,
 }
 
 impl Sink {
-    fn new(path: PathBuf, file: tokio::fs::File) -> Self {
-        let file = tokio::io::BufWriter::with_capacity(256 * 1024, file);
-        Self {
+    /// A new empty temp file in `tmp`.
+    async fn create(tmp: &Path) -> Result<Self> {
+        let path = tmp.join(format!("{}.part", random_token(20)));
+        let file = tokio::fs::File::create(&path).await?;
+        Ok(Self {
             path,
-            file,
+            file: tokio::io::BufWriter::with_capacity(256 * 1024, file),
             len: 0,
             head: Vec::with_capacity(SNIFF_LEN),
             committed: false,
-        }
+        })
     }
 
     pub async fn write(&mut self, chunk: &[u8]) -> Result<()> {

@@ -11,4 +11,5 @@ mod listing;
 mod ops;
 mod processing;
 mod restart;
+mod s3;
 mod upload;

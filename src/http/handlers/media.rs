@@ -19,7 +19,11 @@ pub async fn list(ctx: &Ctx, req: &Request<Incoming>) -> Result<Resp, ApiError> 
     let q = query::list_query(req.uri().query(), Access::Full)?;
     let (limit, offset) = (q.limit, q.offset);
     let (page, folders) = tokio::try_join!(ctx.catalog.list(q), ctx.catalog.folders())?;
-    let data = page.items.iter().map(views::full).collect();
+    let data = page
+        .items
+        .iter()
+        .map(|r| views::full(&ctx.urls, r))
+        .collect();
     let folders = Some(folders);
     let body = views::Page {
         data,
@@ -40,7 +44,7 @@ pub fn get(ctx: &Ctx, req: &Request<Incoming>, id: &str) -> Result<Resp, ApiErro
     Ok(json(
         StatusCode::OK,
         &views::Data {
-            data: views::full(&record),
+            data: views::full(&ctx.urls, &record),
         },
     ))
 }
@@ -49,7 +53,11 @@ pub async fn upload(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError>
     auth::require(ctx, req.headers(), Scope::Write)?;
     let wait = query::wait_flag(req.uri().query())?;
     let outcome = multipart::receive(ctx, req, wait).await?;
-    let data: Vec<_> = outcome.records.iter().map(views::full).collect();
+    let data: Vec<_> = outcome
+        .records
+        .iter()
+        .map(|r| views::full(&ctx.urls, r))
+        .collect();
     Ok(json(
         StatusCode::CREATED,
         &json!({ "data": data, "errors": outcome.errors }),
@@ -64,7 +72,7 @@ pub async fn patch(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<Resp
     Ok(json(
         StatusCode::OK,
         &views::Data {
-            data: views::full(&record),
+            data: views::full(&ctx.urls, &record),
         },
     ))
 }

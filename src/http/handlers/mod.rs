@@ -3,6 +3,7 @@
 mod folders;
 mod media;
 pub mod ops;
+mod presign;
 mod public;
 pub mod views;
 
@@ -15,7 +16,6 @@ use serde_json::{Map, Value};
 use super::response::{Resp, json, preflight};
 use super::router::Route;
 use super::{Ctx, files};
-use crate::catalog::model::Scope;
 use crate::error::ApiError;
 
 pub async fn dispatch(ctx: &Ctx, route: Route, req: Request<Incoming>) -> Result<Resp, ApiError> {
@@ -31,10 +31,8 @@ pub async fn dispatch(ctx: &Ctx, route: Route, req: Request<Incoming>) -> Result
         Route::ListFolders => folders::list(ctx, &req).await,
         Route::CreateFolder => folders::create(ctx, req).await,
         Route::DeleteFolder => folders::delete(ctx, req).await,
-        Route::Presign | Route::Confirm => {
-            super::auth::require(ctx, req.headers(), Scope::Write)?;
-            Err(ApiError::PresignUnavailable)
-        }
+        Route::Presign => presign::presign(ctx, req).await,
+        Route::Confirm => presign::confirm(ctx, req).await,
         Route::File(key) => files::serve(ctx, &req, key).await,
         Route::Healthz => Ok(json(StatusCode::OK, &serde_json::json!({ "status": "ok" }))),
         Route::Readyz => Ok(ops::readyz(ctx).await),

@@ -21,7 +21,11 @@ pub async fn list(ctx: &Ctx, req: &Request<Incoming>) -> Result<Resp, ApiError> 
     let q = query::list_query(req.uri().query(), access)?;
     let (limit, offset) = (q.limit, q.offset);
     let page = ctx.catalog.list(q).await?;
-    let data = page.items.iter().map(views::public).collect();
+    let data = page
+        .items
+        .iter()
+        .map(|r| views::public(&ctx.urls, r))
+        .collect();
     let body = views::Page {
         data,
         total: page.total,
@@ -39,7 +43,7 @@ pub fn get(ctx: &Ctx, req: &Request<Incoming>, id: &str) -> Result<Resp, ApiErro
         .ok_or(ApiError::NotFound("media item"))?;
     // Serialized once: the bytes are both the body and what the ETag is made from.
     let bytes = serde_json::to_vec(&views::Data {
-        data: views::public(&record),
+        data: views::public(&ctx.urls, &record),
     })
     .map_err(|e| ApiError::Internal(e.to_string()))?;
     let digest = Sha256::digest(&bytes);

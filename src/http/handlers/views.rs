@@ -87,11 +87,32 @@ pub struct Page<T> {
     pub folders: Option<Vec<String>>,
 }
 
-pub fn url_of(storage_key: &str) -> String {
-    format!("/uploads/{storage_key}")
+/// Where clients fetch stored files: this server's `/uploads/` for local storage, the
+/// CDN or public bucket (`storage.public_base_url`) for S3.
+#[derive(Debug, Clone)]
+pub struct FileUrls {
+    base: String,
 }
 
-pub fn full(r: &MediaRecord) -> FullItem<'_> {
+impl FileUrls {
+    pub fn local() -> Self {
+        Self {
+            base: "/uploads/".to_owned(),
+        }
+    }
+
+    pub fn public_base(base: &str) -> Self {
+        Self {
+            base: format!("{}/", base.trim_end_matches('/')),
+        }
+    }
+
+    pub fn url(&self, storage_key: &str) -> String {
+        format!("{}{storage_key}", self.base)
+    }
+}
+
+pub fn full<'a>(urls: &FileUrls, r: &'a MediaRecord) -> FullItem<'a> {
     FullItem {
         id: &r.id,
         filename: &r.filename,
@@ -103,16 +124,16 @@ pub fn full(r: &MediaRecord) -> FullItem<'_> {
         alt: r.alt.as_deref(),
         title: r.title.as_deref(),
         description: r.description.as_deref(),
-        url: url_of(&r.storage_key),
+        url: urls.url(&r.storage_key),
         folder: &r.folder,
         focal_x: r.focal_x,
         focal_y: r.focal_y,
         created_at: rfc3339(r.created_us),
-        image: r.processing.as_ref().map(image),
+        image: r.processing.as_ref().map(|p| image(urls, p)),
     }
 }
 
-pub fn public(r: &MediaRecord) -> PublicItem<'_> {
+pub fn public<'a>(urls: &FileUrls, r: &'a MediaRecord) -> PublicItem<'a> {
     PublicItem {
         id: &r.id,
         filename: &r.filename,
@@ -121,28 +142,28 @@ pub fn public(r: &MediaRecord) -> PublicItem<'_> {
         height: r.height,
         duration: r.duration,
         alt: r.alt.as_deref(),
-        url: url_of(&r.storage_key),
+        url: urls.url(&r.storage_key),
         focal_x: r.focal_x,
         focal_y: r.focal_y,
-        image: r.processing.as_ref().map(image),
+        image: r.processing.as_ref().map(|p| image(urls, p)),
     }
 }
 
-fn image(p: &Processing) -> ImageView<'_> {
+fn image<'a>(urls: &FileUrls, p: &'a Processing) -> ImageView<'a> {
     ImageView {
         status: p.status,
-        variants: p.variants.iter().map(variant).collect(),
+        variants: p.variants.iter().map(|v| variant(urls, v)).collect(),
         thumbhash: p.thumbhash.as_deref(),
         dominant_color: p.dominant_color.as_deref(),
         processing_error: p.error.as_deref(),
     }
 }
 
-fn variant(v: &VariantRecord) -> VariantView {
+fn variant(urls: &FileUrls, v: &VariantRecord) -> VariantView {
     VariantView {
         width: v.width,
         height: v.height,
-        url: url_of(&v.storage_key),
+        url: urls.url(&v.storage_key),
         size: v.size,
     }
 }

@@ -1,0 +1,267 @@
+//! `POST /api/v1/media/presign` and `POST /api/v1/media/confirm`: a client uploads
+//! straight to the bucket with a signed URL, then confirms; the server checks what
+//! arrived before it becomes an item. S3 storage only; local storage answers 400
+//! `presign_unavailable`.
+
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use super::{read_json_object, views};
+use crate::catalog::CatalogError;
+use crate::catalog::model::{FolderPath, PresignRecord, Scope, now_us, rfc3339};
+use crate::config::{S3Config, StorageConfig};
+use crate::error::{ApiError, FileError};
+use crate::http::multipart::{Staged, admit, inspect_and_strip, new_key, record};
+use crate::http::query::invalid_folder;
+use crate::http::response::{Resp, json};
+use crate::http::{Ctx, auth};
+use crate::media::{MediaError, MediaType, name::sanitize_filename, sniff};
+use crate::storage::{key_of, object_key};
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Presigned {
+    upload_url: String,
+    public_url: String,
+    storage_key: String,
+    expires_at: String,
+    method: &'static str,
+    headers: Map<String, Value>,
+}
+
+pub async fn presign(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    auth::require(ctx, req.headers(), Scope::Write)?;
+    let s3 = s3_config(ctx)?;
+    let body = read_json_object(req, ctx.config.limits.max_json_bytes).await?;
+    let filename = match body.get("filename") {
+        Some(Value::String(name)) if !name.trim().is_empty() => sanitize_filename(name, "upload"),
+        _ => {
+            return Err(invalid(
+                "invalid_filename",
+                "filename must be a non-empty string",
+            ));
+        }
+    };
+    let media_type = mime_field(&body)?.ok_or_else(|| invalid_mime(None))?;
+    let size = size_field(&body, s3.max_file_bytes)?.ok_or_else(|| invalid_size(s3))?;
+    let created = now_us();
+    let key = new_key(media_type, created);
+    let expiry = Duration::from_secs(s3.presign_expiry_secs);
+    let expires_us = created + expiry.as_micros() as u64;
+    let upload_url = ctx
+        .storage
+        .presign_put(key.clone(), media_type.mime(), expiry)
+        .await?;
+    let presign = PresignRecord {
+        filename,
+        media_type,
+        size,
+        expires_us,
+    };
+    ctx.catalog.record_presign(key.clone(), presign).await?;
+    let mut headers = Map::new();
+    headers.insert("Content-Type".into(), media_type.mime().into());
+    let body = Presigned {
+        upload_url,
+        public_url: ctx.urls.url(&key),
+        storage_key: object_key(&s3.prefix, &key),
+        expires_at: rfc3339(expires_us),
+        method: "PUT",
+        headers,
+    };
+    Ok(json(StatusCode::OK, &body))
+}
+
+pub async fn confirm(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    auth::require(ctx, req.headers(), Scope::Write)?;
+    let s3 = s3_config(ctx)?;
+    let body = read_json_object(req, ctx.config.limits.max_json_bytes).await?;
+    let key = match body.get("storageKey") {
+        Some(Value::String(k)) => key_of(&s3.prefix, k).ok_or_else(unknown_key)?.to_owned(),
+        _ => {
+            return Err(invalid(
+                "invalid_storage_key",
+                "storageKey must be a string",
+            ));
+        }
+    };
+    let folder = match body.get("folder") {
+        None | Some(Value::Null) => FolderPath::root(),
+        Some(Value::String(f)) => FolderPath::parse(f).ok_or_else(|| invalid_folder(f))?,
+        Some(_) => return Err(invalid_folder("(not a string)")),
+    };
+    let alt = match body.get("alt") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(a)) => Some(a.as_str()).filter(|a| !a.is_empty()),
+        Some(_) => return Err(invalid("invalid_field", "alt must be a string")),
+    };
+
+    let Some(presign) = ctx.catalog.presign(&key)? else {
+        return Err(match ctx.catalog.owner_of_file(&key)? {
+            Some(_) => CatalogError::AlreadyConfirmed.into(),
+            None => unknown_key(),
+        });
+    };
+    if presign.expires_us < now_us() {
+        return Err(CatalogError::PresignExpired.into());
+    }
+    // What the client repeats must match what it declared when it asked for the URL.
+    if mime_field(&body)?.is_some_and(|t| t != presign.media_type) {
+        return Err(invalid(
+            "mime_mismatch",
+            format!(
+                "this upload was presigned for {}",
+                presign.media_type.mime()
+            ),
+        ));
+    }
+    if size_field(&body, s3.max_file_bytes)?.is_some_and(|s| s != presign.size) {
+        return Err(size_mismatch(presign.size));
+    }
+    let filename = match body.get("filename") {
+        Some(Value::String(name)) if !name.trim().is_empty() => sanitize_filename(name, "upload"),
+        _ => presign.filename.clone(),
+    };
+
+    let Some(object) = ctx.storage.head(key.clone()).await? else {
+        return Err(invalid(
+            "upload_missing",
+            "nothing was uploaded to this storageKey; PUT the file to the uploadUrl first",
+        ));
+    };
+    if object.size != presign.size {
+        ctx.storage.delete(vec![key]);
+        return Err(size_mismatch(presign.size));
+    }
+    let slot = admit(ctx, presign.media_type)?;
+    let Some(mut sink) = ctx.storage.fetch(key.clone()).await? else {
+        return Err(invalid("upload_missing", "the uploaded object disappeared"));
+    };
+    if sniff::sniff(sink.head()) != Some(presign.media_type) {
+        ctx.storage.delete(vec![key]);
+        return Err(invalid(
+            "type_mismatch",
+            format!(
+                "the uploaded bytes are not a {} file; the object was deleted",
+                presign.media_type.mime()
+            ),
+        ));
+    }
+    sink.flush().await?;
+    let inspection = match inspect_and_strip(ctx, sink.path(), presign.media_type).await? {
+        Ok(i) => i,
+        Err(e) => {
+            ctx.storage.delete(vec![key]);
+            return Err(refused(filename, &e));
+        }
+    };
+    // Metadata removal may have changed the file: store the cleaned copy in its place.
+    let size = if strippable(presign.media_type) {
+        let mime = presign.media_type.mime();
+        ctx.storage.commit(sink, key.clone(), mime).await?
+    } else {
+        object.size
+    };
+    let staged = Staged {
+        filename,
+        media_type: presign.media_type,
+        size,
+        inspection,
+        storage_key: key,
+        created_us: now_us(),
+        slot,
+    };
+    let item = record(&staged, &folder, alt);
+    ctx.catalog.confirm_presign(item.clone()).await?;
+    if item.is_processing() {
+        ctx.processing.enqueue(vec![item.id.clone()]);
+    }
+    let data = views::full(&ctx.urls, &item);
+    Ok(json(
+        StatusCode::CREATED,
+        &json!({ "success": true, "data": data }),
+    ))
+}
+
+fn s3_config(ctx: &Ctx) -> Result<&S3Config, ApiError> {
+    match &ctx.config.storage {
+        StorageConfig::S3(s3) => Ok(s3),
+        StorageConfig::Local => Err(ApiError::PresignUnavailable),
+    }
+}
+
+fn strippable(t: MediaType) -> bool {
+    matches!(t, MediaType::Jpeg | MediaType::Png | MediaType::Webp)
+}
+
+/// `mimeType`: absent, or one of the eight supported types.
+fn mime_field(body: &Map<String, Value>) -> Result<Option<MediaType>, ApiError> {
+    match body.get("mimeType") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(m)) => MediaType::ALL
+            .into_iter()
+            .find(|t| t.mime() == m)
+            .map(Some)
+            .ok_or_else(|| invalid_mime(Some(m))),
+        Some(_) => Err(invalid_mime(None)),
+    }
+}
+
+/// `size`: absent, or a whole number of bytes from 1 to the backend's file limit.
+fn size_field(body: &Map<String, Value>, limit: u64) -> Result<Option<u64>, ApiError> {
+    let bad = || {
+        invalid(
+            "invalid_size",
+            format!("size must be a whole number of bytes from 1 to {limit}"),
+        )
+    };
+    match body.get("size") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(s) if (1..=limit).contains(&s) => Ok(Some(s)),
+            _ => Err(bad()),
+        },
+        Some(_) => Err(bad()),
+    }
+}
+
+fn invalid(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::bad_request(code, message)
+}
+
+fn invalid_mime(got: Option<&str>) -> ApiError {
+    let allowed: Vec<&str> = MediaType::ALL.iter().map(|t| t.mime()).collect();
+    let got = got.map_or(String::new(), |g| format!(" (got {g:?})"));
+    invalid(
+        "invalid_mime_type",
+        format!("mimeType must be one of {}{got}", allowed.join(", ")),
+    )
+}
+
+fn invalid_size(s3: &S3Config) -> ApiError {
+    invalid(
+        "invalid_size",
+        format!("size (bytes) is required: 1 to {}", s3.max_file_bytes),
+    )
+}
+
+fn size_mismatch(expected: u64) -> ApiError {
+    invalid(
+        "size_mismatch",
+        format!("the uploaded object is not the {expected} bytes that were presigned"),
+    )
+}
+
+fn unknown_key() -> ApiError {
+    ApiError::NotFound("presigned upload with this storageKey")
+}
+
+fn refused(filename: String, e: &MediaError) -> ApiError {
+    ApiError::UploadFailed {
+        errors: vec![FileError::new(filename, e)],
+    }
+}

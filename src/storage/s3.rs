@@ -1,0 +1,289 @@
+//! S3-compatible backend (AWS S3, Cloudflare R2, MinIO, SeaweedFS) through `object_store`.
+//! Objects live at `<prefix>/YYYY/MM/<token>.<ext>`; uploads are still spooled to a local
+//! temp file first (sniffed, probed and stripped there), then sent with one PUT, or as a
+//! multipart upload when large. Files are read by clients from `public_base_url` (the CDN
+//! or public bucket), so this server never serves them itself.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as ObjectPath;
+use object_store::signer::{HeaderValue, Method, SignedUrlOptions, Signer};
+use object_store::{
+    Attribute, Attributes, ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions,
+    PutPayload, WriteMultipart,
+};
+use tokio::io::AsyncReadExt;
+
+use super::{Result, Sink, StorageError, SweepReport, is_valid_key, object_key, sweep_temp};
+use crate::config::S3Config;
+
+/// Files up to this size go up in one PUT; larger ones as a multipart upload of parts
+/// this big (S3 wants parts of at least 5 MB).
+const PART_BYTES: usize = 8 * 1024 * 1024;
+/// Parts of one upload in flight at once.
+const PART_CONCURRENCY: usize = 4;
+
+pub struct S3Storage {
+    store: Arc<AmazonS3>,
+    prefix: String,
+    tmp: PathBuf,
+}
+
+/// What a HEAD of an object says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub size: u64,
+}
+
+impl S3Storage {
+    pub fn new(config: &S3Config, data_dir: &std::path::Path) -> Result<Self> {
+        let mut builder = AmazonS3Builder::new()
+            .with_bucket_name(&config.bucket)
+            .with_region(&config.region)
+            .with_virtual_hosted_style_request(!config.path_style);
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_allow_http(endpoint.starts_with("http://"));
+        }
+        if let Some(id) = &config.access_key_id {
+            builder = builder.with_access_key_id(id);
+        }
+        if let Some(secret) = &config.secret_access_key {
+            builder = builder.with_secret_access_key(secret.expose());
+        }
+        let store = builder.build().map_err(remote)?;
+        let tmp = data_dir.join("tmp");
+        std::fs::create_dir_all(&tmp)?;
+        Ok(Self {
+            store: Arc::new(store),
+            prefix: config.prefix.trim_matches('/').to_owned(),
+            tmp,
+        })
+    }
+
+    fn path(&self, key: &str) -> Result<ObjectPath> {
+        if !is_valid_key(key) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "invalid storage key",
+            )
+            .into());
+        }
+        Ok(ObjectPath::from(object_key(&self.prefix, key)))
+    }
+
+    pub(super) async fn begin(&self) -> Result<Sink> {
+        Sink::create(&self.tmp).await
+    }
+
+    /// Sends the spooled file to the bucket with its content type; returns its size.
+    pub(super) async fn commit(&self, mut sink: Sink, key: &str, mime: &str) -> Result<u64> {
+        sink.flush().await?;
+        let path = self.path(key)?;
+        let mut file = tokio::fs::File::open(sink.path()).await?;
+        let len = file.metadata().await?.len();
+        let attributes = attributes(mime, false);
+        if len <= PART_BYTES as u64 {
+            let mut bytes = Vec::with_capacity(len as usize);
+            file.read_to_end(&mut bytes).await?;
+            let options = PutOptions::from(attributes);
+            self.store
+                .put_opts(&path, PutPayload::from(bytes), options)
+                .await
+                .map_err(remote)?;
+        } else {
+            let options = PutMultipartOptions::from(attributes);
+            let upload = self
+                .store
+                .put_multipart_opts(&path, options)
+                .await
+                .map_err(remote)?;
+            let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+            let mut buf = vec![0u8; 1024 * 1024];
+            loop {
+                let n = file.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                writer
+                    .wait_for_capacity(PART_CONCURRENCY)
+                    .await
+                    .map_err(remote)?;
+                writer.write(&buf[..n]);
+            }
+            writer.finish().await.map_err(remote)?;
+        }
+        sink.committed = true;
+        Ok(len)
+    }
+
+    /// Stores generated files (variants), cacheable for ever (their names never change).
+    pub(super) async fn put_all(&self, files: Vec<(String, Vec<u8>)>) -> Result<()> {
+        for (key, bytes) in files {
+            let path = self.path(&key)?;
+            let options = PutOptions::from(attributes("image/webp", true));
+            self.store
+                .put_opts(&path, PutPayload::from(bytes), options)
+                .await
+                .map_err(remote)?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn read(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        match self.store.get(&self.path(key)?).await {
+            Ok(got) => Ok(Some(got.bytes().await.map_err(remote)?.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(remote(e)),
+        }
+    }
+
+    /// The object's size, or `None` when nothing is stored under the key.
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        match self.store.head(&self.path(key)?).await {
+            Ok(meta) => Ok(Some(ObjectInfo { size: meta.size })),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(remote(e)),
+        }
+    }
+
+    /// Downloads an object into a new temp file (to sniff and probe it like an upload).
+    pub async fn fetch(&self, key: &str) -> Result<Option<Sink>> {
+        use futures_util::StreamExt;
+        let got = match self.store.get(&self.path(key)?).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(remote(e)),
+        };
+        let mut sink = Sink::create(&self.tmp).await?;
+        let mut stream = got.into_stream();
+        while let Some(chunk) = stream.next().await {
+            sink.write(&chunk.map_err(remote)?).await?;
+        }
+        sink.flush().await?;
+        Ok(Some(sink))
+    }
+
+    pub(super) async fn delete(&self, key: &str) -> Result<()> {
+        match self.store.delete(&self.path(key)?).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(remote(e)),
+        }
+    }
+
+    /// A URL that lets its holder PUT exactly this object, with this Content-Type, until
+    /// it expires (the Content-Type is part of the signature).
+    pub async fn presign_put(&self, key: &str, mime: &str, expires_in: Duration) -> Result<String> {
+        let value = HeaderValue::from_str(mime)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let options =
+            SignedUrlOptions::new().with_signed_header(hyper::header::CONTENT_TYPE, value);
+        let url = self
+            .store
+            .signed_url_opts(Method::PUT, &self.path(key)?, expires_in, &options)
+            .await
+            .map_err(remote)?;
+        Ok(url.to_string())
+    }
+
+    /// Reachable and allowed: a HEAD of a key that does not exist must say "not found".
+    pub(super) async fn check(&self) -> Result<()> {
+        let probe = ObjectPath::from(object_key(&self.prefix, "darkroom-readiness-probe"));
+        match self.store.head(&probe).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(remote(e)),
+        }
+    }
+
+    /// Only temp files: listing a whole bucket at every start would not scale. Objects
+    /// without a record (a crash between the PUT and the catalog commit, or presigned
+    /// uploads never confirmed) are removed by the presign sweep or stay; see the README.
+    pub(super) fn sweep(&self) -> Result<SweepReport> {
+        Ok(SweepReport {
+            temp_files: sweep_temp(&self.tmp)?,
+            orphans: 0,
+        })
+    }
+}
+
+fn attributes(mime: &str, immutable: bool) -> Attributes {
+    let mut a = Attributes::new();
+    a.insert(Attribute::ContentType, mime.to_owned().into());
+    if mime == "image/svg+xml" {
+        // Opened directly, an SVG downloads instead of running in the CDN's origin.
+        a.insert(Attribute::ContentDisposition, "attachment".into());
+    }
+    if immutable {
+        a.insert(
+            Attribute::CacheControl,
+            "public, max-age=31536000, immutable".into(),
+        );
+    }
+    a
+}
+
+fn remote(e: object_store::Error) -> StorageError {
+    StorageError::Remote(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{S3Config, Secret};
+
+    fn storage(prefix: &str) -> S3Storage {
+        let config = S3Config {
+            endpoint: Some("http://127.0.0.1:9".into()),
+            bucket: "b".into(),
+            region: "us-east-1".into(),
+            path_style: true,
+            access_key_id: Some("id".into()),
+            secret_access_key: Some(Secret::new("secret")),
+            prefix: prefix.into(),
+            public_base_url: "https://cdn.example.com".into(),
+            max_file_bytes: 1,
+            presign_expiry_secs: 60,
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        S3Storage::new(&config, dir.path()).expect("storage")
+    }
+
+    #[test]
+    fn object_keys_carry_the_prefix_and_only_server_keys_come_back() {
+        use super::super::key_of;
+        let p = "/site_1/";
+        assert_eq!(object_key(p, "2026/03/abc.mp4"), "site_1/2026/03/abc.mp4");
+        assert_eq!(key_of(p, "site_1/2026/03/abc.mp4"), Some("2026/03/abc.mp4"));
+        for bad in [
+            "2026/03/abc.mp4",
+            "site_2/2026/03/abc.mp4",
+            "site_1/../2026/03/abc.mp4",
+            "site_1/2026/03/abc.mp4/x",
+            "site_1",
+        ] {
+            assert_eq!(key_of(p, bad), None, "{bad}");
+        }
+        assert_eq!(object_key("", "2026/03/abc.mp4"), "2026/03/abc.mp4");
+        assert_eq!(key_of("", "2026/03/abc.mp4"), Some("2026/03/abc.mp4"));
+    }
+
+    #[tokio::test]
+    async fn presigned_urls_sign_the_content_type() {
+        let s = storage("site_1");
+        let url = s
+            .presign_put("2026/03/abc.mp4", "video/mp4", Duration::from_secs(600))
+            .await
+            .expect("sign");
+        assert!(
+            url.starts_with("http://127.0.0.1:9/b/site_1/2026/03/abc.mp4?"),
+            "{url}"
+        );
+        assert!(url.contains("X-Amz-Expires=600"), "{url}");
+        assert!(url.contains("content-type"), "{url}");
+        assert!(url.contains("X-Amz-Signature="), "{url}");
+    }
+}

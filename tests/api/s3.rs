@@ -1,0 +1,415 @@
+//! The S3 backend and presigned uploads against a real S3 server (SeaweedFS, started by
+//! `make test` / `make s3-up`; its endpoint comes in `S3_TEST_ENDPOINT`). Each
+//! test works under its own key prefix in the shared bucket.
+
+use std::time::Duration;
+
+use darkroom::config::{S3Config, Secret, StorageConfig};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::common::{TestServer, error_code, fixture, header};
+
+const BUCKET: &str = "darkroom-test";
+
+fn endpoint() -> String {
+    std::env::var("S3_TEST_ENDPOINT").unwrap_or_else(|_| {
+        panic!(
+            "the S3 tests need a local S3 server: run `make test`, or `make s3-up` and \
+             S3_TEST_ENDPOINT=http://127.0.0.1:18333 cargo test"
+        )
+    })
+}
+
+/// The settings of config/s3.example.toml pointed at the test server, under `prefix`.
+fn s3_config(prefix: &str) -> S3Config {
+    let endpoint = endpoint();
+    S3Config {
+        public_base_url: format!("{endpoint}/{BUCKET}/{prefix}"),
+        endpoint: Some(endpoint),
+        bucket: BUCKET.into(),
+        region: "us-east-1".into(),
+        path_style: true,
+        access_key_id: Some("darkroom-test".into()),
+        secret_access_key: Some(Secret::new("darkroom-test-secret")),
+        prefix: prefix.into(),
+        max_file_bytes: 500 * 1024 * 1024,
+        presign_expiry_secs: 600,
+    }
+}
+
+fn unique_prefix() -> String {
+    format!(
+        "t{}",
+        darkroom::catalog::model::random_token(10).to_lowercase()
+    )
+}
+
+/// A server on its own prefix of the test bucket; also returns its public base URL.
+async fn spawn_s3(tweak: impl FnOnce(&mut S3Config)) -> (TestServer, String) {
+    let mut s3 = s3_config(&unique_prefix());
+    tweak(&mut s3);
+    let base = format!("{}/", s3.public_base_url);
+    let s = TestServer::spawn_with(move |c| c.storage = StorageConfig::S3(s3)).await;
+    (s, base)
+}
+
+/// An anonymous GET of a public URL (the bucket's public read, like a CDN).
+async fn public_get(url: &str) -> reqwest::Response {
+    Client::new().get(url).send().await.expect("GET public url")
+}
+
+async fn presign(s: &TestServer, body: Value) -> reqwest::Response {
+    s.send_json(Method::POST, "/api/v1/media/presign", body)
+        .await
+}
+
+async fn presign_ok(s: &TestServer, filename: &str, mime: &str, size: usize) -> Value {
+    let resp = presign(
+        s,
+        json!({"filename": filename, "mimeType": mime, "size": size}),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.json().await.expect("json")
+}
+
+/// PUTs bytes to a presigned URL as a browser would.
+async fn put(url: &str, content_type: &str, bytes: Vec<u8>) -> StatusCode {
+    Client::new()
+        .put(url)
+        .header("content-type", content_type)
+        .body(bytes)
+        .send()
+        .await
+        .expect("PUT")
+        .status()
+}
+
+async fn confirm(s: &TestServer, body: Value) -> reqwest::Response {
+    s.send_json(Method::POST, "/api/v1/media/confirm", body)
+        .await
+}
+
+async fn until_gone(url: &str) {
+    for _ in 0..100 {
+        if public_get(url).await.status() == StatusCode::NOT_FOUND {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{url} is still in the bucket");
+}
+
+#[tokio::test]
+async fn uploads_are_stored_in_the_bucket_served_publicly_and_deleted_with_variants() {
+    let (s, base) = spawn_s3(|_| {}).await;
+    let items = s
+        .upload_waiting(&["jpeg/grace_hopper_512x600.jpg", "pdf/ltnews18_1page.pdf"])
+        .await;
+    let (photo, pdf) = (&items[0], &items[1]);
+    for item in [photo, pdf] {
+        let url = item["url"].as_str().expect("url");
+        assert!(url.starts_with(&base), "{url} under {base}");
+        let resp = public_get(url).await;
+        assert_eq!(resp.status(), StatusCode::OK, "{url}");
+        assert_eq!(
+            header(&resp, "content-type"),
+            item["mimeType"].as_str().map(String::from)
+        );
+        let bytes = resp.bytes().await.expect("bytes");
+        assert_eq!(bytes.len() as u64, item["size"].as_u64().expect("size"));
+    }
+    assert_eq!(photo["status"], "ready");
+    let variants = photo["variants"].as_array().expect("variants");
+    assert_eq!(variants.len(), 2);
+    for v in variants {
+        let resp = public_get(v["url"].as_str().expect("url")).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(header(&resp, "content-type").as_deref(), Some("image/webp"));
+        let img = image::load_from_memory(&resp.bytes().await.expect("bytes")).expect("webp");
+        assert_eq!(u64::from(img.width()), v["width"].as_u64().expect("width"));
+    }
+    // This server does not serve bucket files itself.
+    let local = photo["url"]
+        .as_str()
+        .expect("url")
+        .replace(&base, "/uploads/");
+    assert_eq!(s.get(&local, None).await.status(), StatusCode::NOT_FOUND);
+
+    let list = s.get_json("/api/v1/media").await;
+    assert_eq!(list["total"], 2);
+    let id = photo["id"].as_str().expect("id");
+    let resp = s
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/media/{id}"),
+            Some(&s.write_key),
+        )
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(resp.status(), StatusCode::OK);
+    until_gone(photo["url"].as_str().expect("url")).await;
+    for v in variants {
+        until_gone(v["url"].as_str().expect("url")).await;
+    }
+    let resp = public_get(pdf["url"].as_str().expect("url")).await;
+    assert_eq!(resp.status(), StatusCode::OK, "the other item stays");
+}
+
+#[tokio::test]
+async fn presign_put_confirm_makes_one_item_with_variants() {
+    let (s, _) = spawn_s3(|_| {}).await;
+    let bytes = fixture("jpeg/colorfulcups_2560x1600_progressive_gps.jpg");
+    let p = presign_ok(&s, "cups.jpg", "image/jpeg", bytes.len()).await;
+    assert_eq!(p["method"], "PUT");
+    assert_eq!(p["headers"], json!({"Content-Type": "image/jpeg"}));
+    let key = p["storageKey"].as_str().expect("storageKey");
+    assert!(key.ends_with(".jpg") && key.starts_with('t'), "{key}");
+    let public_url = p["publicUrl"].as_str().expect("publicUrl");
+    assert!(public_url.ends_with(key.split_once('/').expect("prefix").1));
+    assert!(p["expiresAt"].as_str().is_some_and(|e| e.ends_with('Z')));
+
+    let upload_url = p["uploadUrl"].as_str().expect("uploadUrl");
+    assert_eq!(
+        put(upload_url, "image/jpeg", bytes.clone()).await,
+        StatusCode::OK
+    );
+    let resp = confirm(
+        &s,
+        json!({"storageKey": key, "filename": "cups.jpg", "mimeType": "image/jpeg",
+               "size": bytes.len(), "folder": "/direct"}),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["success"], true);
+    let item = &body["data"];
+    assert_eq!(item["url"], public_url);
+    assert_eq!(item["folder"], "/direct");
+    assert_eq!(
+        (&item["width"], &item["height"]),
+        (&json!(2560), &json!(1600))
+    );
+
+    // The GPS data went with the metadata clean-up: the bucket now holds the clean copy.
+    let served = public_get(public_url).await.bytes().await.expect("bytes");
+    assert!(!served.windows(3).any(|w| w == b"GPS"));
+    assert_eq!(served.len() as u64, item["size"].as_u64().expect("size"));
+
+    let id = item["id"].as_str().expect("id");
+    let done = s.until_processed(id).await;
+    assert_eq!(done["variants"].as_array().expect("variants").len(), 4);
+    let listed = s.get_json("/api/v1/media?folder=/direct").await;
+    assert_eq!(listed["total"], 1);
+
+    // A second confirm never makes a second item.
+    let again = confirm(&s, json!({"storageKey": key})).await;
+    assert_eq!(
+        error_code(again, StatusCode::BAD_REQUEST).await,
+        "already_confirmed"
+    );
+    assert_eq!(s.get_json("/api/v1/media").await["total"], 1);
+}
+
+#[tokio::test]
+async fn the_store_refuses_tampered_expired_and_mistyped_puts() {
+    let (s, _) = spawn_s3(|c| c.presign_expiry_secs = 1).await;
+    let pdf = fixture("pdf/ltnews18_1page.pdf");
+    let p = presign_ok(&s, "doc.pdf", "application/pdf", pdf.len()).await;
+    let url = p["uploadUrl"].as_str().expect("url").to_owned();
+
+    let wrong_type = put(&url, "image/png", pdf.clone()).await;
+    assert_eq!(wrong_type, StatusCode::FORBIDDEN, "Content-Type is signed");
+    let (head, sig) = url.split_once("X-Amz-Signature=").expect("signature");
+    let flipped = if sig.starts_with('0') { "1" } else { "0" };
+    let tampered = format!("{head}X-Amz-Signature={flipped}{}", &sig[1..]);
+    assert_eq!(
+        put(&tampered, "application/pdf", pdf.clone()).await,
+        StatusCode::FORBIDDEN
+    );
+    let other_key = url.replacen(".pdf?", "x.pdf?", 1);
+    assert_eq!(
+        put(&other_key, "application/pdf", pdf.clone()).await,
+        StatusCode::FORBIDDEN
+    );
+
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        put(&url, "application/pdf", pdf).await,
+        StatusCode::FORBIDDEN,
+        "expired"
+    );
+    let resp = confirm(&s, json!({"storageKey": p["storageKey"]})).await;
+    assert_eq!(
+        error_code(resp, StatusCode::BAD_REQUEST).await,
+        "presign_expired"
+    );
+}
+
+#[tokio::test]
+async fn confirm_refuses_what_was_not_issued_or_does_not_match_and_keeps_nothing() {
+    let (s, _) = spawn_s3(|_| {}).await;
+    let prefix = {
+        let p = presign_ok(&s, "a.pdf", "application/pdf", 10).await;
+        p["storageKey"]
+            .as_str()
+            .expect("key")
+            .split('/')
+            .next()
+            .expect("prefix")
+            .to_owned()
+    };
+
+    // A key this server never issued, and keys outside its prefix or shape.
+    for key in [
+        format!("{prefix}/2026/01/NeverIssued0000.pdf"),
+        "other/2026/01/abc.pdf".to_owned(),
+        format!("{prefix}/../x.pdf"),
+    ] {
+        let resp = confirm(&s, json!({"storageKey": key})).await;
+        assert_eq!(
+            error_code(resp, StatusCode::NOT_FOUND).await,
+            "not_found",
+            "{key}"
+        );
+    }
+
+    // Issued but never uploaded.
+    let p = presign_ok(&s, "b.pdf", "application/pdf", 100).await;
+    let resp = confirm(&s, json!({"storageKey": p["storageKey"]})).await;
+    assert_eq!(
+        error_code(resp, StatusCode::BAD_REQUEST).await,
+        "upload_missing"
+    );
+
+    // Uploaded with another size than presigned: refused and the object deleted.
+    let pdf = fixture("pdf/ltnews18_1page.pdf");
+    let p = presign_ok(&s, "c.pdf", "application/pdf", pdf.len() + 1).await;
+    let url = p["uploadUrl"].as_str().expect("url");
+    assert_eq!(
+        put(url, "application/pdf", pdf.clone()).await,
+        StatusCode::OK
+    );
+    let resp = confirm(&s, json!({"storageKey": p["storageKey"]})).await;
+    assert_eq!(
+        error_code(resp, StatusCode::BAD_REQUEST).await,
+        "size_mismatch"
+    );
+    until_gone(p["publicUrl"].as_str().expect("url")).await;
+
+    // Declared PNG, sent a PDF (with the signed PNG Content-Type): refused and deleted.
+    let p = presign_ok(&s, "d.png", "image/png", pdf.len()).await;
+    let url = p["uploadUrl"].as_str().expect("url");
+    assert_eq!(put(url, "image/png", pdf.clone()).await, StatusCode::OK);
+    let resp = confirm(&s, json!({"storageKey": p["storageKey"]})).await;
+    assert_eq!(
+        error_code(resp, StatusCode::BAD_REQUEST).await,
+        "type_mismatch"
+    );
+    until_gone(p["publicUrl"].as_str().expect("url")).await;
+
+    // Repeated fields must match the presign.
+    let p = presign_ok(&s, "e.pdf", "application/pdf", pdf.len()).await;
+    let resp = confirm(
+        &s,
+        json!({"storageKey": p["storageKey"], "mimeType": "video/mp4"}),
+    )
+    .await;
+    assert_eq!(
+        error_code(resp, StatusCode::BAD_REQUEST).await,
+        "mime_mismatch"
+    );
+
+    assert_eq!(
+        s.get_json("/api/v1/media").await["total"],
+        0,
+        "no item was made"
+    );
+}
+
+#[tokio::test]
+async fn presign_validates_its_request() {
+    let (s, _) = spawn_s3(|_| {}).await;
+    for (body, code) in [
+        (
+            json!({"mimeType": "image/png", "size": 10}),
+            "invalid_filename",
+        ),
+        (
+            json!({"filename": "", "mimeType": "image/png", "size": 10}),
+            "invalid_filename",
+        ),
+        (
+            json!({"filename": "a.exe", "mimeType": "application/x-msdownload", "size": 10}),
+            "invalid_mime_type",
+        ),
+        (
+            json!({"filename": "a.png", "size": 10}),
+            "invalid_mime_type",
+        ),
+        (
+            json!({"filename": "a.png", "mimeType": "image/png", "size": 0}),
+            "invalid_size",
+        ),
+        (
+            json!({"filename": "a.png", "mimeType": "image/png", "size": 524_288_001}),
+            "invalid_size",
+        ),
+        (
+            json!({"filename": "a.png", "mimeType": "image/png", "size": "10"}),
+            "invalid_size",
+        ),
+        (
+            json!({"filename": "a.png", "mimeType": "image/png"}),
+            "invalid_size",
+        ),
+    ] {
+        let resp = presign(&s, body.clone()).await;
+        assert_eq!(
+            error_code(resp, StatusCode::BAD_REQUEST).await,
+            code,
+            "{body}"
+        );
+    }
+    let read = s
+        .request(Method::POST, "/api/v1/media/presign", Some(&s.read_key))
+        .json(&json!({"filename": "a.png", "mimeType": "image/png", "size": 10}))
+        .send()
+        .await
+        .expect("presign");
+    assert_eq!(read.status(), StatusCode::FORBIDDEN);
+    let ok = presign_ok(&s, "../../evil name.png", "image/png", 524_288_000).await;
+    assert!(
+        ok["storageKey"]
+            .as_str()
+            .is_some_and(|k| !k.contains("..") && !k.contains("evil"))
+    );
+}
+
+#[tokio::test]
+async fn expired_unconfirmed_uploads_are_swept() {
+    let prefix = unique_prefix();
+    let mut s3 = s3_config(&prefix);
+    s3.presign_expiry_secs = 1;
+    let s = TestServer::spawn_with({
+        let s3 = s3.clone();
+        move |c| c.storage = StorageConfig::S3(s3)
+    })
+    .await;
+    let pdf = fixture("pdf/ltnews18_1page.pdf");
+    let p = presign_ok(&s, "late.pdf", "application/pdf", pdf.len()).await;
+    let url = p["uploadUrl"].as_str().expect("url");
+    assert_eq!(put(url, "application/pdf", pdf).await, StatusCode::OK);
+    let public_url = p["publicUrl"].as_str().expect("url").to_owned();
+    assert_eq!(public_get(&public_url).await.status(), StatusCode::OK);
+
+    // The sweep runs at start and every minute: restart after the expiry.
+    let dir = s.stop().await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let s = TestServer::spawn_in(dir, move |c| c.storage = StorageConfig::S3(s3)).await;
+    until_gone(&public_url).await;
+    let resp = confirm(&s, json!({"storageKey": p["storageKey"]})).await;
+    assert_eq!(error_code(resp, StatusCode::NOT_FOUND).await, "not_found");
+}
