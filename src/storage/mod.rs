@@ -192,7 +192,7 @@ pub struct Sink {
     file: tokio::io::BufWriter<tokio::fs::File>,
     len: u64,
     head: Vec<u8>,
-    pub(super) committed: bool,
+    committed: bool,
 }
 
 impl Sink {

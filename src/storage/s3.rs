@@ -117,8 +117,7 @@ impl S3Storage {
             }
             writer.finish().await.map_err(remote)?;
         }
-        sink.committed = true;
-        Ok(len)
+        Ok(len) // dropping the sink removes the temp file
     }
 
     /// Stores generated files (variants), cacheable for ever (their names never change).

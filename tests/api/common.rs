@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use darkroom::catalog::model::Scope;
 use darkroom::catalog::{Catalog, keys};
-use darkroom::config::Config;
+use darkroom::config::{Config, S3Config, Secret, StorageConfig};
 use reqwest::multipart::{Form, Part};
 use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
@@ -16,12 +16,69 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// Runs API test cases on both storage backends: for each `async fn case(s: TestServer)`
+/// named, `case::local` and `case::s3` are tests.
+macro_rules! on_both_backends {
+    ($($case:ident),+ $(,)?) => {
+        $(
+            mod $case {
+                #[tokio::test]
+                async fn local() {
+                    super::$case($crate::common::TestServer::spawn().await).await
+                }
+
+                #[tokio::test]
+                async fn s3() {
+                    super::$case($crate::common::TestServer::spawn_s3().await).await
+                }
+            }
+        )+
+    };
+}
+
+/// The bucket the S3 tests share; each server gets its own prefix in it.
+pub const S3_BUCKET: &str = "darkroom-test";
+
+fn s3_endpoint() -> String {
+    std::env::var("S3_TEST_ENDPOINT").unwrap_or_else(|_| {
+        panic!(
+            "the S3 tests need a local S3 server: run `make test`, or `make s3-up` and \
+             S3_TEST_ENDPOINT=http://127.0.0.1:18333 cargo test"
+        )
+    })
+}
+
+/// `config/s3.example.toml` as shipped, pointed at the test server, under `prefix`.
+pub fn s3_config(prefix: &str) -> S3Config {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/s3.example.toml");
+    let config = Config::load(Some(&example)).expect("the S3 example config loads");
+    let StorageConfig::S3(mut s3) = config.storage else {
+        panic!("the S3 example config is not an S3 config");
+    };
+    let endpoint = s3_endpoint();
+    s3.public_base_url = format!("{endpoint}/{S3_BUCKET}/{prefix}");
+    s3.endpoint = Some(endpoint);
+    s3.bucket = S3_BUCKET.into();
+    s3.access_key_id = Some("darkroom-test".into());
+    s3.secret_access_key = Some(Secret::new("darkroom-test-secret"));
+    s3.prefix = prefix.into();
+    s3
+}
+
+pub fn unique_prefix() -> String {
+    format!(
+        "t{}",
+        darkroom::catalog::model::random_token(10).to_lowercase()
+    )
+}
+
 pub struct TestServer {
     pub base: String,
     pub write_key: String,
     pub read_key: String,
     pub client: Client,
     pub dir: TempDir,
+    storage: StorageConfig,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -37,11 +94,18 @@ impl TestServer {
         Self::spawn_in(dir, tweak).await
     }
 
+    /// Starts the app with its files in the test bucket, under a prefix of its own.
+    pub async fn spawn_s3() -> Self {
+        let s3 = s3_config(&unique_prefix());
+        Self::spawn_with(move |c| c.storage = StorageConfig::S3(s3)).await
+    }
+
     /// Starts the app on an existing data dir (to restart over the same data).
     pub async fn spawn_in(dir: TempDir, tweak: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config::defaults();
         config.data_dir = dir.path().to_owned();
         tweak(&mut config);
+        let storage = config.storage.clone();
         let (write_key, read_key) = make_keys(&config.catalog_path());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -61,9 +125,41 @@ impl TestServer {
             read_key,
             client: Client::new(),
             dir,
+            storage,
             shutdown: Some(tx),
             task: Some(task),
         }
+    }
+
+    /// Every stored file, as `YYYY/MM/<name>` keys: under `<data_dir>/uploads`, or under
+    /// this server's prefix in the bucket.
+    pub async fn stored_files(&self) -> Vec<String> {
+        let StorageConfig::S3(s3) = &self.storage else {
+            return stored_files(self.dir.path());
+        };
+        use futures_util::TryStreamExt;
+        use object_store::ObjectStore;
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(s3.endpoint.clone().expect("endpoint"))
+            .with_allow_http(true)
+            .with_bucket_name(&s3.bucket)
+            .with_region(&s3.region)
+            .with_access_key_id(s3.access_key_id.clone().expect("id"))
+            .with_secret_access_key(s3.secret_access_key.as_ref().expect("secret").expose())
+            .build()
+            .expect("s3 client");
+        let prefix = object_store::path::Path::from(s3.prefix.as_str());
+        let objects: Vec<_> = store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .expect("list bucket");
+        let mut keys: Vec<String> = objects
+            .iter()
+            .map(|o| o.location.as_ref()[s3.prefix.len() + 1..].to_owned())
+            .collect();
+        keys.sort();
+        keys
     }
 
     /// Stops the app gracefully and hands back its data dir.
@@ -82,8 +178,14 @@ impl TestServer {
         format!("{}{}", self.base, path)
     }
 
+    /// A request to this server's `path`, or to an absolute URL (a bucket's public file).
     pub fn request(&self, method: Method, path: &str, key: Option<&str>) -> RequestBuilder {
-        let rb = self.client.request(method, self.url(path));
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            self.url(path)
+        };
+        let rb = self.client.request(method, url);
         match key {
             Some(k) => rb.bearer_auth(k),
             None => rb,
@@ -121,7 +223,8 @@ impl TestServer {
             .expect("send")
     }
 
-    /// The bytes served at an item's `url`, fetched as an anonymous client.
+    /// The bytes served at an item's `url` (this server's, or the bucket's public URL),
+    /// fetched as an anonymous client.
     pub async fn served(&self, item: &Value) -> Vec<u8> {
         let url = item["url"].as_str().expect("item url");
         let resp = self.get(url, None).await;
@@ -211,6 +314,17 @@ impl TestServer {
         let body: Value = resp.json().await.expect("json");
         body["data"][0].clone()
     }
+}
+
+/// An item without the fields its processing job changes (status, variants, placeholders).
+pub fn without_processing(item: &Value) -> Value {
+    let mut item = item.clone();
+    if let Some(map) = item.as_object_mut() {
+        for field in ["status", "variants", "thumbhash", "dominantColor"] {
+            map.remove(field);
+        }
+    }
+    item
 }
 
 /// Creates one write and one read key in the catalog before the server opens it.

@@ -3,9 +3,9 @@ use serde_json::{Value, json};
 
 use crate::common::{TestServer, error_code};
 
-#[tokio::test]
-async fn create_list_and_delete_folders() {
-    let s = TestServer::spawn().await;
+on_both_backends!(create_list_and_delete_folders, folder_bodies_are_validated,);
+
+async fn create_list_and_delete_folders(s: TestServer) {
     assert_eq!(
         s.get_json("/api/v1/media/folders").await,
         json!({"folders": ["/"]})
@@ -83,9 +83,7 @@ async fn create_list_and_delete_folders() {
     );
 }
 
-#[tokio::test]
-async fn folder_bodies_are_validated() {
-    let s = TestServer::spawn().await;
+async fn folder_bodies_are_validated(s: TestServer) {
     for body in [
         json!({}),
         json!({"path": 5}),

@@ -3,6 +3,14 @@ use serde_json::Value;
 
 use crate::common::{TestServer, error_code, fixture};
 
+on_both_backends!(
+    filters_sorts_and_pages_with_exact_totals,
+    pagination_is_stable_and_exact,
+    search_is_case_insensitive_and_literal,
+    bad_query_values_are_400,
+    public_list_shows_public_fields_with_cors,
+);
+
 /// Uploads small files with chosen names, folders and alt texts, one request each so
 /// creation times differ; returns ids in upload order.
 async fn seed(s: &TestServer, items: &[(&str, &str, &str, &str)]) -> Vec<String> {
@@ -45,9 +53,7 @@ const PNG: &str = "png/chessboard_200x200_rgb16.png"; // 1127 bytes
 const PDF: &str = "pdf/ltnews18_1page.pdf"; // 38033 bytes
 const WEBM: &str = "video/bigbuckbunny_640x360_vp9_opus.webm";
 
-#[tokio::test]
-async fn filters_sorts_and_pages_with_exact_totals() {
-    let s = TestServer::spawn().await;
+async fn filters_sorts_and_pages_with_exact_totals(s: TestServer) {
     let seeded = seed(
         &s,
         &[
@@ -139,9 +145,7 @@ async fn filters_sorts_and_pages_with_exact_totals() {
     );
 }
 
-#[tokio::test]
-async fn pagination_is_stable_and_exact() {
-    let s = TestServer::spawn().await;
+async fn pagination_is_stable_and_exact(s: TestServer) {
     let files: Vec<(String, Vec<u8>)> = (0..30)
         .map(|_| ("same.png".to_owned(), fixture(PNG)))
         .collect();
@@ -185,9 +189,7 @@ async fn pagination_is_stable_and_exact() {
     assert_eq!(capped["limit"], 100);
 }
 
-#[tokio::test]
-async fn search_is_case_insensitive_and_literal() {
-    let s = TestServer::spawn().await;
+async fn search_is_case_insensitive_and_literal(s: TestServer) {
     seed(
         &s,
         &[
@@ -227,9 +229,7 @@ async fn search_is_case_insensitive_and_literal() {
     assert_eq!((none["total"].as_u64(), ids(&none).len()), (Some(0), 0));
 }
 
-#[tokio::test]
-async fn bad_query_values_are_400() {
-    let s = TestServer::spawn().await;
+async fn bad_query_values_are_400(s: TestServer) {
     for (q, code) in [
         ("limit=abc", "invalid_limit"),
         ("limit=-5", "invalid_limit"),
@@ -248,9 +248,7 @@ async fn bad_query_values_are_400() {
     }
 }
 
-#[tokio::test]
-async fn public_list_shows_public_fields_with_cors() {
-    let s = TestServer::spawn().await;
+async fn public_list_shows_public_fields_with_cors(s: TestServer) {
     seed(
         &s,
         &[

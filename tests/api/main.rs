@@ -1,5 +1,6 @@
 //! HTTP-level tests against the real server (one test binary, linked once).
 
+#[macro_use]
 mod common;
 
 mod auth;

@@ -4,46 +4,11 @@
 
 use std::time::Duration;
 
-use darkroom::config::{S3Config, Secret, StorageConfig};
+use darkroom::config::{S3Config, StorageConfig};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{TestServer, error_code, fixture, header};
-
-const BUCKET: &str = "darkroom-test";
-
-fn endpoint() -> String {
-    std::env::var("S3_TEST_ENDPOINT").unwrap_or_else(|_| {
-        panic!(
-            "the S3 tests need a local S3 server: run `make test`, or `make s3-up` and \
-             S3_TEST_ENDPOINT=http://127.0.0.1:18333 cargo test"
-        )
-    })
-}
-
-/// The settings of config/s3.example.toml pointed at the test server, under `prefix`.
-fn s3_config(prefix: &str) -> S3Config {
-    let endpoint = endpoint();
-    S3Config {
-        public_base_url: format!("{endpoint}/{BUCKET}/{prefix}"),
-        endpoint: Some(endpoint),
-        bucket: BUCKET.into(),
-        region: "us-east-1".into(),
-        path_style: true,
-        access_key_id: Some("darkroom-test".into()),
-        secret_access_key: Some(Secret::new("darkroom-test-secret")),
-        prefix: prefix.into(),
-        max_file_bytes: 500 * 1024 * 1024,
-        presign_expiry_secs: 600,
-    }
-}
-
-fn unique_prefix() -> String {
-    format!(
-        "t{}",
-        darkroom::catalog::model::random_token(10).to_lowercase()
-    )
-}
+use crate::common::{TestServer, error_code, fixture, header, s3_config, unique_prefix};
 
 /// A server on its own prefix of the test bucket; also returns its public base URL.
 async fn spawn_s3(tweak: impl FnOnce(&mut S3Config)) -> (TestServer, String) {
@@ -412,4 +377,53 @@ async fn expired_unconfirmed_uploads_are_swept() {
     until_gone(&public_url).await;
     let resp = confirm(&s, json!({"storageKey": p["storageKey"]})).await;
     assert_eq!(error_code(resp, StatusCode::NOT_FOUND).await, "not_found");
+}
+
+#[tokio::test]
+async fn hostile_files_through_presign_and_confirm_are_refused_and_removed() {
+    let (s, _) = spawn_s3(|_| {}).await;
+    for entry in crate::common::manifest().iter().filter(|e| {
+        e["path"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("hostile/"))
+            && e["size_bytes"].as_u64().is_some_and(|n| n > 0)
+    }) {
+        let path = entry["path"].as_str().expect("path");
+        let bytes = fixture(path);
+        // Declare what the name claims (the browser's guess), not what the bytes are.
+        let name = entry["upload_filename"].as_str().expect("name");
+        let claimed = match name.rsplit('.').next().unwrap_or("") {
+            "png" => "image/png",
+            "gif" => "image/gif",
+            "svg" => "image/svg+xml",
+            "pdf" => "application/pdf",
+            "mp4" => "video/mp4",
+            _ => "image/jpeg",
+        };
+        let p = presign_ok(&s, name, claimed, bytes.len()).await;
+        let url = p["uploadUrl"].as_str().expect("url");
+        assert_eq!(put(url, claimed, bytes).await, StatusCode::OK, "{path}");
+        let resp = confirm(&s, json!({"storageKey": p["storageKey"]})).await;
+        let status = resp.status();
+        let body: Value = resp.json().await.expect("json");
+        let public_url = p["publicUrl"].as_str().expect("url");
+        if entry["expected_outcome"] == "reject" || entry["expected_mime"] != claimed {
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+            until_gone(public_url).await;
+        } else {
+            assert!(
+                status == StatusCode::CREATED || status == StatusCode::BAD_REQUEST,
+                "{path}: {body}"
+            );
+            if status == StatusCode::BAD_REQUEST {
+                until_gone(public_url).await;
+            } else {
+                let filename = body["data"]["filename"].as_str().expect("filename");
+                assert!(
+                    !filename.contains('/') && !filename.contains('\u{202E}'),
+                    "{path}"
+                );
+            }
+        }
+    }
 }

@@ -3,11 +3,18 @@ use std::collections::HashSet;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::common::{TestServer, error_code, fixture, manifest, stored_files};
+use crate::common::{TestServer, error_code, fixture, manifest};
 
-#[tokio::test]
-async fn every_supported_fixture_gets_its_sniffed_type_and_upright_size() {
-    let s = TestServer::spawn().await;
+on_both_backends!(
+    every_supported_fixture_gets_its_sniffed_type_and_upright_size,
+    location_and_camera_metadata_never_leave_the_server,
+    each_file_succeeds_or_fails_on_its_own,
+    fields_after_the_files_still_apply,
+    malformed_requests_are_400_and_store_nothing,
+    concurrent_uploads_all_land_with_unique_ids,
+);
+
+async fn every_supported_fixture_gets_its_sniffed_type_and_upright_size(s: TestServer) {
     for entry in manifest()
         .iter()
         .filter(|e| e["expected_outcome"] == "accept")
@@ -81,9 +88,7 @@ fn kind_of(entry: &Value) -> &str {
     entry["expected_mime"].as_str().expect("mime")
 }
 
-#[tokio::test]
-async fn location_and_camera_metadata_never_leave_the_server() {
-    let s = TestServer::spawn().await;
+async fn location_and_camera_metadata_never_leave_the_server(s: TestServer) {
     let original = fixture("jpeg/colorfulcups_2560x1600_progressive_gps.jpg");
     assert!(original.windows(4).any(|w| w == b"GPS\0") || original.windows(3).any(|w| w == b"GPS"));
     let item = s
@@ -125,9 +130,7 @@ async fn location_and_camera_metadata_never_leave_the_server() {
     );
 }
 
-#[tokio::test]
-async fn each_file_succeeds_or_fails_on_its_own() {
-    let s = TestServer::spawn().await;
+async fn each_file_succeeds_or_fails_on_its_own(s: TestServer) {
     let files = vec![
         ("a.jpg".to_owned(), fixture("jpeg/hopper_128x128.jpg")),
         ("notes.png".to_owned(), b"just text, not a picture".to_vec()),
@@ -164,9 +167,7 @@ async fn each_file_succeeds_or_fails_on_its_own() {
     );
 }
 
-#[tokio::test]
-async fn fields_after_the_files_still_apply() {
-    let s = TestServer::spawn().await;
+async fn fields_after_the_files_still_apply(s: TestServer) {
     let form = reqwest::multipart::Form::new()
         .part(
             "files",
@@ -187,9 +188,7 @@ async fn fields_after_the_files_still_apply() {
     assert_eq!(body["data"][0]["alt"], "A toucan");
 }
 
-#[tokio::test]
-async fn malformed_requests_are_400_and_store_nothing() {
-    let s = TestServer::spawn().await;
+async fn malformed_requests_are_400_and_store_nothing(s: TestServer) {
     let resp = s.upload_parts(vec![], &[("folder", "/x")]).await;
     assert_eq!(error_code(resp, StatusCode::BAD_REQUEST).await, "no_files");
     let resp = s
@@ -221,7 +220,7 @@ async fn malformed_requests_are_400_and_store_nothing() {
         "invalid_multipart"
     );
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert!(stored_files(s.dir.path()).is_empty());
+    assert!(s.stored_files().await.is_empty());
     assert_eq!(s.get_json("/api/v1/media").await["total"], 0);
 }
 
@@ -268,7 +267,7 @@ async fn oversized_uploads_are_413_from_length_or_while_streaming() {
 
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(
-        stored_files(s.dir.path()).is_empty(),
+        s.stored_files().await.is_empty(),
         "a refused request leaves no file"
     );
     assert_eq!(
@@ -281,9 +280,8 @@ async fn oversized_uploads_are_413_from_length_or_while_streaming() {
     assert_eq!(s.get_json("/api/v1/media").await["total"], 0);
 }
 
-#[tokio::test]
-async fn concurrent_uploads_all_land_with_unique_ids() {
-    let s = std::sync::Arc::new(TestServer::spawn().await);
+async fn concurrent_uploads_all_land_with_unique_ids(s: TestServer) {
+    let s = std::sync::Arc::new(s);
     let mut tasks = Vec::new();
     for i in 0..64 {
         let s = s.clone();
@@ -311,5 +309,5 @@ async fn concurrent_uploads_all_land_with_unique_ids() {
         .map(|d| d["id"].as_str().expect("id").to_owned())
         .collect();
     assert_eq!(listed, ids);
-    assert_eq!(stored_files(s.dir.path()).len(), 64);
+    assert_eq!(s.stored_files().await.len(), 64);
 }
