@@ -40,7 +40,7 @@ pub struct Processing {
     pub webp_method: i32,
     /// Longest `?wait=true` hold, in seconds.
     pub wait_timeout_secs: u64,
-    /// Starts of a job (across restarts) before it is marked failed.
+    /// Starts of a job, each interrupted by a crash or stop, before it is marked failed.
     pub max_attempts: u32,
     /// Retry-After of a 503 for a full backlog, in seconds.
     pub retry_after_secs: u64,

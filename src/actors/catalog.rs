@@ -238,6 +238,11 @@ impl CatalogHandle {
         Ok(self.write(Write::StartJob { id, max_attempts }).await? == Outcome::Changed(true))
     }
 
+    /// Gives back a job's attempt (it met an outage, it did not crash).
+    pub async fn release_job(&self, id: String) -> Result<(), CatalogError> {
+        self.write(Write::ReleaseJob { id }).await.map(drop)
+    }
+
     pub async fn unfinished_jobs(&self) -> Result<Vec<String>, CatalogError> {
         self.scan(Catalog::unfinished_jobs).await
     }

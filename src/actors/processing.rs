@@ -24,8 +24,10 @@ use crate::media::pipeline::{PipelineError, Processed, Settings, Worker};
 use crate::metrics as m;
 use crate::storage::StorageError;
 
-/// Delay before a job whose storage or catalog was unavailable is tried again.
+/// Delay before a job whose storage or catalog was unavailable is tried again; it doubles
+/// with each retry of the same job, up to `MAX_RETRY_DELAY`.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
 /// How often the pool looks in the catalog for jobs it was never handed (committed while
 /// it was restarting).
 const RESCAN_EVERY: Duration = Duration::from_secs(10);
@@ -56,6 +58,8 @@ pub struct PoolState {
     /// Ids queued or running, so a job is never run twice at once.
     known: HashSet<String>,
     in_flight: usize,
+    /// Retries so far of jobs that met an outage (for their backoff).
+    retries: HashMap<String, u32>,
 }
 
 pub enum ProcessingMsg {
@@ -90,6 +94,7 @@ impl Actor for ProcessingPool {
             queue: VecDeque::new(),
             known: HashSet::new(),
             in_flight: 0,
+            retries: HashMap::new(),
         };
         state.enqueue(pending);
         state.dispatch(&myself);
@@ -118,13 +123,19 @@ impl Actor for ProcessingPool {
             ProcessingMsg::Done(id) => {
                 state.in_flight -= 1;
                 state.known.remove(&id);
+                state.retries.remove(&id);
             }
             ProcessingMsg::Retry(id) => {
                 state.in_flight -= 1;
                 state.known.remove(&id);
+                let retries = state.retries.entry(id.clone()).or_insert(0);
+                let delay = RETRY_DELAY
+                    .saturating_mul(1 << (*retries).min(6))
+                    .min(MAX_RETRY_DELAY);
+                *retries += 1;
                 let me = myself.clone();
                 tokio::spawn(async move {
-                    tokio::time::sleep(RETRY_DELAY).await;
+                    tokio::time::sleep(delay).await;
                     let _ = me.cast(ProcessingMsg::Enqueue(vec![id]));
                 });
             }
@@ -161,6 +172,8 @@ impl PoolState {
                     Ok(()) => ProcessingMsg::Done(id),
                     Err(e) => {
                         tracing::warn!(%id, error = %e, "image job interrupted; retrying");
+                        // An outage is not a crash: it must not use up the job's attempts.
+                        let _ = args.catalog.release_job(id.clone()).await;
                         metrics::counter!(m::PROCESSING_JOBS, "outcome" => "retried").increment(1);
                         ProcessingMsg::Retry(id)
                     }
@@ -187,7 +200,7 @@ enum Interrupted {
 
 /// One job: claim an attempt, read the original, run the pipeline on the pool, store
 /// the variants, record the result. Bad pixels end as `failed`; only unavailable
-/// dependencies return `Err` (and count an attempt, so this cannot loop forever).
+/// dependencies return `Err` (the job is retried with backoff while they stay away).
 async fn run_job(args: &ProcessingArgs, id: &str) -> Result<(), Interrupted> {
     attempt(args, id).await?;
     args.waiters.notify(id); // only final outcomes wake `?wait=true` requests

@@ -54,6 +54,11 @@ pub enum Write {
         id: String,
         max_attempts: u32,
     },
+    /// Gives back the attempt of a start that ended on an unavailable dependency (not a
+    /// crash), so a storage outage does not use up a job's attempts.
+    ReleaseJob {
+        id: String,
+    },
     /// Remembers an issued presigned upload.
     RecordPresign {
         key: String,
@@ -443,6 +448,13 @@ impl<'t> Tables<'t> {
             }
             Write::FinishJob { id, result } => self.finish_job(&id, result),
             Write::StartJob { id, max_attempts } => self.start_job(&id, max_attempts),
+            Write::ReleaseJob { id } => {
+                let attempts = self.jobs.get(id.as_str())?.map(|v| v.value());
+                if let Some(n) = attempts.filter(|n| *n > 0) {
+                    self.jobs.insert(id.as_str(), n - 1)?;
+                }
+                Ok(Outcome::Done)
+            }
         }
     }
 
@@ -710,6 +722,10 @@ mod tests {
         let gone = finish(&c, &a.id, ready(&a));
         assert_eq!(gone, Outcome::Job(JobOutcome::ItemGone));
 
+        // A start given back (an outage, not a crash) does not count.
+        assert!(start(&c, &b.id));
+        c.apply_single(Write::ReleaseJob { id: b.id.clone() })
+            .expect("release");
         // Two starts that never finished (crashes): the third start fails the job.
         assert!(start(&c, &b.id) && start(&c, &b.id));
         assert!(!start(&c, &b.id));
