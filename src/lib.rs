@@ -6,7 +6,7 @@
 //!                    ▼
 //!                  actors/    ractor, under one supervisor that restarts children
 //!                    ├─ CatalogActor    single writer over redb, group commit
-//!                    ├─ StorageActor    local disk (S3 later), durable delete queue
+//!                    ├─ StorageActor    local disk or S3, presigned URLs, durable deletes
 //!                    └─ ProcessingPool  image jobs from redb → rayon threads, bounded
 //!                    ▼
 //!                  catalog/   redb tables, indexes, queries   (plain sync code)

@@ -1,4 +1,5 @@
-//! Where file bytes live. One closed enum of backends behind the `StorageActor`.
+//! Where file bytes live. One closed enum of backends (local disk, S3) behind the
+//! `StorageActor`.
 //!
 //! Every upload is first spooled to a `Sink` (a temp file in `<data_dir>/tmp`, never
 //! memory), sniffed and probed there, then committed to the backend under a server-made
