@@ -98,17 +98,8 @@ impl Actor for ProcessingPool {
         };
         state.enqueue(pending);
         state.dispatch(&myself);
-        let me = myself.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(RESCAN_EVERY);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                if me.cast(ProcessingMsg::Rescan).is_err() {
-                    break; // this instance stopped
-                }
-            }
-        });
+        // Ends by itself when this instance stops.
+        myself.send_interval(RESCAN_EVERY, || ProcessingMsg::Rescan);
         Ok(state)
     }
 
@@ -133,11 +124,7 @@ impl Actor for ProcessingPool {
                     .saturating_mul(1 << (*retries).min(6))
                     .min(MAX_RETRY_DELAY);
                 *retries += 1;
-                let me = myself.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(delay).await;
-                    let _ = me.cast(ProcessingMsg::Enqueue(vec![id]));
-                });
+                myself.send_after(delay, move || ProcessingMsg::Enqueue(vec![id]));
             }
             ProcessingMsg::Rescan => match state.args.catalog.unfinished_jobs().await {
                 Ok(ids) => state.enqueue(ids),

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use redb::{
     Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table,
-    WriteTransaction,
+    TableDefinition, WriteTransaction,
 };
 
 use super::CatalogError;
@@ -211,26 +211,27 @@ impl Catalog {
         Ok(files.get(storage_key)?.map(|v| v.value().to_owned()))
     }
 
+    /// Every key of a string-keyed table, in key order.
+    fn keys_of<V: redb::Value + 'static>(
+        &self,
+        table: TableDefinition<'static, &'static str, V>,
+    ) -> Result<Vec<String>> {
+        let txn = self.read()?;
+        let table = txn.open_table(table)?;
+        table
+            .iter()?
+            .map(|entry| Ok(entry?.0.value().to_owned()))
+            .collect()
+    }
+
     /// Every storage key the catalog knows (for the start-up orphan sweep).
     pub fn all_files(&self) -> Result<BTreeSet<String>> {
-        let txn = self.read()?;
-        let files = txn.open_table(FILES)?;
-        let mut out = BTreeSet::new();
-        for entry in files.iter()? {
-            out.insert(entry?.0.value().to_owned());
-        }
-        Ok(out)
+        Ok(self.keys_of(FILES)?.into_iter().collect())
     }
 
     /// Files queued for deletion and not yet confirmed gone.
     pub fn pending_deletes(&self) -> Result<Vec<String>> {
-        let txn = self.read()?;
-        let pending = txn.open_table(PENDING_DELETES)?;
-        let mut out = Vec::new();
-        for entry in pending.iter()? {
-            out.push(entry?.0.value().to_owned());
-        }
-        Ok(out)
+        self.keys_of(PENDING_DELETES)
     }
 
     /// An issued presign, if this key has one.
@@ -262,13 +263,7 @@ impl Catalog {
 
     /// The media ids of unfinished jobs.
     pub fn unfinished_jobs(&self) -> Result<Vec<String>> {
-        let txn = self.read()?;
-        let jobs = txn.open_table(JOBS)?;
-        let mut out = Vec::new();
-        for entry in jobs.iter()? {
-            out.push(entry?.0.value().to_owned());
-        }
-        Ok(out)
+        self.keys_of(JOBS)
     }
 
     /// The key record matching a presented bearer token, if any.

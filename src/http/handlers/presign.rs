@@ -40,7 +40,7 @@ pub async fn presign(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError
     let filename = match body.get("filename") {
         Some(Value::String(name)) if !name.trim().is_empty() => sanitize_filename(name, "upload"),
         _ => {
-            return Err(invalid(
+            return Err(ApiError::bad_request(
                 "invalid_filename",
                 "filename must be a non-empty string",
             ));
@@ -83,7 +83,7 @@ pub async fn confirm(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError
     let key = match body.get("storageKey") {
         Some(Value::String(k)) => key_of(&s3.prefix, k).ok_or_else(unknown_key)?.to_owned(),
         _ => {
-            return Err(invalid(
+            return Err(ApiError::bad_request(
                 "invalid_storage_key",
                 "storageKey must be a string",
             ));
@@ -97,7 +97,12 @@ pub async fn confirm(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError
     let alt = match body.get("alt") {
         None | Some(Value::Null) => None,
         Some(Value::String(a)) => Some(a.as_str()).filter(|a| !a.is_empty()),
-        Some(_) => return Err(invalid("invalid_field", "alt must be a string")),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "alt must be a string",
+            ));
+        }
     };
 
     let Some(presign) = ctx.catalog.presign(&key)? else {
@@ -111,7 +116,7 @@ pub async fn confirm(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError
     }
     // What the client repeats must match what it declared when it asked for the URL.
     if mime_field(&body)?.is_some_and(|t| t != presign.media_type) {
-        return Err(invalid(
+        return Err(ApiError::bad_request(
             "mime_mismatch",
             format!(
                 "this upload was presigned for {}",
@@ -128,7 +133,7 @@ pub async fn confirm(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError
     };
 
     let Some(object) = ctx.storage.head(key.clone()).await? else {
-        return Err(invalid(
+        return Err(ApiError::bad_request(
             "upload_missing",
             "nothing was uploaded to this storageKey; PUT the file to the uploadUrl first",
         ));
@@ -139,11 +144,14 @@ pub async fn confirm(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError
     }
     let slot = admit(ctx, presign.media_type)?;
     let Some(mut sink) = ctx.storage.fetch(key.clone()).await? else {
-        return Err(invalid("upload_missing", "the uploaded object disappeared"));
+        return Err(ApiError::bad_request(
+            "upload_missing",
+            "the uploaded object disappeared",
+        ));
     };
     if sniff::sniff(sink.head()) != Some(presign.media_type) {
         ctx.storage.delete(vec![key]);
-        return Err(invalid(
+        return Err(ApiError::bad_request(
             "type_mismatch",
             format!(
                 "the uploaded bytes are not a {} file; the object was deleted",
@@ -214,7 +222,7 @@ fn mime_field(body: &Map<String, Value>) -> Result<Option<MediaType>, ApiError> 
 /// `size`: absent, or a whole number of bytes from 1 to the backend's file limit.
 fn size_field(body: &Map<String, Value>, limit: u64) -> Result<Option<u64>, ApiError> {
     let bad = || {
-        invalid(
+        ApiError::bad_request(
             "invalid_size",
             format!("size must be a whole number of bytes from 1 to {limit}"),
         )
@@ -229,28 +237,24 @@ fn size_field(body: &Map<String, Value>, limit: u64) -> Result<Option<u64>, ApiE
     }
 }
 
-fn invalid(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::bad_request(code, message)
-}
-
 fn invalid_mime(got: Option<&str>) -> ApiError {
     let allowed: Vec<&str> = MediaType::ALL.iter().map(|t| t.mime()).collect();
     let got = got.map_or(String::new(), |g| format!(" (got {g:?})"));
-    invalid(
+    ApiError::bad_request(
         "invalid_mime_type",
         format!("mimeType must be one of {}{got}", allowed.join(", ")),
     )
 }
 
 fn invalid_size(s3: &S3Config) -> ApiError {
-    invalid(
+    ApiError::bad_request(
         "invalid_size",
         format!("size (bytes) is required: 1 to {}", s3.max_file_bytes),
     )
 }
 
 fn size_mismatch(expected: u64) -> ApiError {
-    invalid(
+    ApiError::bad_request(
         "size_mismatch",
         format!("the uploaded object is not the {expected} bytes that were presigned"),
     )
