@@ -199,6 +199,30 @@ impl TestServer {
             .expect("GET")
     }
 
+    /// Deletes an item with the write key.
+    pub async fn delete_item(&self, id: &str) -> Response {
+        self.request(
+            Method::DELETE,
+            &format!("/api/v1/media/{id}"),
+            Some(&self.write_key),
+        )
+        .send()
+        .await
+        .expect("DELETE")
+    }
+
+    /// Polls an anonymous GET of `url` until it answers 404 (bounded: 5 s); deletes of
+    /// stored files finish shortly after the item's.
+    pub async fn until_not_found(&self, url: &str) {
+        for _ in 0..100 {
+            if self.get(url, None).await.status() == StatusCode::NOT_FOUND {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("{url} is still served");
+    }
+
     /// An anonymous GET with extra request headers (conditional and range requests).
     pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Response {
         let mut rb = self.client.get(self.url(path));

@@ -86,11 +86,7 @@ async fn get_patch_delete_lifecycle(s: TestServer) {
 
     let file_url = item["url"].as_str().expect("url").to_owned();
     assert_eq!(s.get(&file_url, None).await.status(), StatusCode::OK);
-    let resp = s
-        .request(Method::DELETE, &path, Some(&s.write_key))
-        .send()
-        .await
-        .expect("send");
+    let resp = s.delete_item(&id).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(
         resp.json::<Value>().await.expect("json"),
@@ -105,22 +101,10 @@ async fn get_patch_delete_lifecycle(s: TestServer) {
         "not_found"
     );
     // Local files stop being served at once; bucket objects once the delete queue ran.
-    let mut status = StatusCode::OK;
-    for _ in 0..100 {
-        status = s.get(&file_url, None).await.status();
-        if status == StatusCode::NOT_FOUND {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(status, StatusCode::NOT_FOUND, "the file stops being served");
+    s.until_not_found(&file_url).await;
     let public = s.get(&format!("/api/v1/public/media/{id}"), None).await;
     assert_eq!(public.status(), StatusCode::NOT_FOUND);
-    let again = s
-        .request(Method::DELETE, &path, Some(&s.write_key))
-        .send()
-        .await
-        .expect("send");
+    let again = s.delete_item(&id).await;
     assert_eq!(again.status(), StatusCode::NOT_FOUND);
     assert_eq!(s.get_json("/api/v1/media").await["total"], 0);
     assert_eq!(

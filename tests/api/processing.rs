@@ -306,15 +306,7 @@ async fn deleting_an_item_removes_its_variants() {
         .remove(0);
     assert_eq!(stored_files(s.dir.path()).len(), 5);
     let id = item["id"].as_str().expect("id");
-    let resp = s
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/media/{id}"),
-            Some(&s.write_key),
-        )
-        .send()
-        .await
-        .expect("delete");
+    let resp = s.delete_item(id).await;
     assert_eq!(resp.status(), StatusCode::OK);
     for v in item["variants"].as_array().expect("variants") {
         let url = v["url"].as_str().expect("url");

@@ -19,11 +19,6 @@ async fn spawn_s3(tweak: impl FnOnce(&mut S3Config)) -> (TestServer, String) {
     (s, base)
 }
 
-/// An anonymous GET of a public URL (the bucket's public read, like a CDN).
-async fn public_get(url: &str) -> reqwest::Response {
-    Client::new().get(url).send().await.expect("GET public url")
-}
-
 async fn presign(s: &TestServer, body: Value) -> reqwest::Response {
     s.send_json(Method::POST, "/api/v1/media/presign", body)
         .await
@@ -56,16 +51,6 @@ async fn confirm(s: &TestServer, body: Value) -> reqwest::Response {
         .await
 }
 
-async fn until_gone(url: &str) {
-    for _ in 0..100 {
-        if public_get(url).await.status() == StatusCode::NOT_FOUND {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{url} is still in the bucket");
-}
-
 #[tokio::test]
 async fn uploads_are_stored_in_the_bucket_served_publicly_and_deleted_with_variants() {
     let (s, base) = spawn_s3(|_| {}).await;
@@ -76,7 +61,7 @@ async fn uploads_are_stored_in_the_bucket_served_publicly_and_deleted_with_varia
     for item in [photo, pdf] {
         let url = item["url"].as_str().expect("url");
         assert!(url.starts_with(&base), "{url} under {base}");
-        let resp = public_get(url).await;
+        let resp = s.get(url, None).await;
         assert_eq!(resp.status(), StatusCode::OK, "{url}");
         assert_eq!(
             header(&resp, "content-type"),
@@ -89,7 +74,7 @@ async fn uploads_are_stored_in_the_bucket_served_publicly_and_deleted_with_varia
     let variants = photo["variants"].as_array().expect("variants");
     assert_eq!(variants.len(), 2);
     for v in variants {
-        let resp = public_get(v["url"].as_str().expect("url")).await;
+        let resp = s.get(v["url"].as_str().expect("url"), None).await;
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(header(&resp, "content-type").as_deref(), Some("image/webp"));
         let img = image::load_from_memory(&resp.bytes().await.expect("bytes")).expect("webp");
@@ -105,21 +90,13 @@ async fn uploads_are_stored_in_the_bucket_served_publicly_and_deleted_with_varia
     let list = s.get_json("/api/v1/media").await;
     assert_eq!(list["total"], 2);
     let id = photo["id"].as_str().expect("id");
-    let resp = s
-        .request(
-            Method::DELETE,
-            &format!("/api/v1/media/{id}"),
-            Some(&s.write_key),
-        )
-        .send()
-        .await
-        .expect("delete");
+    let resp = s.delete_item(id).await;
     assert_eq!(resp.status(), StatusCode::OK);
-    until_gone(photo["url"].as_str().expect("url")).await;
+    s.until_not_found(photo["url"].as_str().expect("url")).await;
     for v in variants {
-        until_gone(v["url"].as_str().expect("url")).await;
+        s.until_not_found(v["url"].as_str().expect("url")).await;
     }
-    let resp = public_get(pdf["url"].as_str().expect("url")).await;
+    let resp = s.get(pdf["url"].as_str().expect("url"), None).await;
     assert_eq!(resp.status(), StatusCode::OK, "the other item stays");
 }
 
@@ -159,7 +136,7 @@ async fn presign_put_confirm_makes_one_item_with_variants() {
     );
 
     // The GPS data went with the metadata clean-up: the bucket now holds the clean copy.
-    let served = public_get(public_url).await.bytes().await.expect("bytes");
+    let served = s.get(public_url, None).await.bytes().await.expect("bytes");
     assert!(!served.windows(3).any(|w| w == b"GPS"));
     assert_eq!(served.len() as u64, item["size"].as_u64().expect("size"));
 
@@ -262,7 +239,8 @@ async fn confirm_refuses_what_was_not_issued_or_does_not_match_and_keeps_nothing
         error_code(resp, StatusCode::BAD_REQUEST).await,
         "size_mismatch"
     );
-    until_gone(p["publicUrl"].as_str().expect("url")).await;
+    s.until_not_found(p["publicUrl"].as_str().expect("url"))
+        .await;
 
     // Declared PNG, sent a PDF (with the signed PNG Content-Type): refused and deleted.
     let p = presign_ok(&s, "d.png", "image/png", pdf.len()).await;
@@ -273,7 +251,8 @@ async fn confirm_refuses_what_was_not_issued_or_does_not_match_and_keeps_nothing
         error_code(resp, StatusCode::BAD_REQUEST).await,
         "type_mismatch"
     );
-    until_gone(p["publicUrl"].as_str().expect("url")).await;
+    s.until_not_found(p["publicUrl"].as_str().expect("url"))
+        .await;
 
     // Repeated fields must match the presign.
     let p = presign_ok(&s, "e.pdf", "application/pdf", pdf.len()).await;
@@ -368,13 +347,13 @@ async fn expired_unconfirmed_uploads_are_swept() {
     let url = p["uploadUrl"].as_str().expect("url");
     assert_eq!(put(url, "application/pdf", pdf).await, StatusCode::OK);
     let public_url = p["publicUrl"].as_str().expect("url").to_owned();
-    assert_eq!(public_get(&public_url).await.status(), StatusCode::OK);
+    assert_eq!(s.get(&public_url, None).await.status(), StatusCode::OK);
 
     // The sweep runs at start and every minute: restart after the expiry.
     let dir = s.stop().await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let s = TestServer::spawn_in(dir, move |c| c.storage = StorageConfig::S3(s3)).await;
-    until_gone(&public_url).await;
+    s.until_not_found(&public_url).await;
     let resp = confirm(&s, json!({"storageKey": p["storageKey"]})).await;
     assert_eq!(error_code(resp, StatusCode::NOT_FOUND).await, "not_found");
 }
@@ -409,14 +388,14 @@ async fn hostile_files_through_presign_and_confirm_are_refused_and_removed() {
         let public_url = p["publicUrl"].as_str().expect("url");
         if entry["expected_outcome"] == "reject" || entry["expected_mime"] != claimed {
             assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
-            until_gone(public_url).await;
+            s.until_not_found(public_url).await;
         } else {
             assert!(
                 status == StatusCode::CREATED || status == StatusCode::BAD_REQUEST,
                 "{path}: {body}"
             );
             if status == StatusCode::BAD_REQUEST {
-                until_gone(public_url).await;
+                s.until_not_found(public_url).await;
             } else {
                 let filename = body["data"]["filename"].as_str().expect("filename");
                 assert!(
