@@ -7,39 +7,9 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use darkroom::catalog::model::{
-    FolderPath, ListQuery, MediaRecord, SortField, new_media_id, new_storage_token,
-};
+use darkroom::catalog::model::{FolderPath, ListQuery, MediaRecord, SortField};
 use darkroom::catalog::{Catalog, Write};
-use darkroom::media::{Kind, MediaType};
-
-fn record(i: u64) -> MediaRecord {
-    let types = [
-        MediaType::Jpeg,
-        MediaType::Png,
-        MediaType::Pdf,
-        MediaType::Mp4,
-    ];
-    let media_type = types[((i / 7) % 4) as usize];
-    MediaRecord {
-        id: new_media_id(),
-        filename: format!("{}-{i}.{}", new_storage_token(), media_type.ext()),
-        media_type,
-        size: 1000 + (i * 7919) % 5_000_000,
-        width: Some(1920),
-        height: Some(1080),
-        duration: None,
-        alt: i.is_multiple_of(3).then(|| format!("alt text {i}")),
-        title: None,
-        description: None,
-        folder: format!("/f{:02}", i % 100),
-        focal_x: 50.0,
-        focal_y: 50.0,
-        created_us: 1_700_000_000_000_000 + i * 1000,
-        storage_key: format!("2026/01/{}.{}", new_storage_token(), media_type.ext()),
-        processing: None,
-    }
-}
+use darkroom::media::Kind;
 
 fn group_commit(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -53,7 +23,7 @@ fn group_commit(c: &mut Criterion) {
             for _ in 0..64 {
                 n += 1;
                 catalog
-                    .apply_single(Write::InsertMedia(vec![record(n)]))
+                    .apply_single(Write::InsertMedia(vec![MediaRecord::synthetic(n)]))
                     .expect("insert");
             }
         })
@@ -63,7 +33,7 @@ fn group_commit(c: &mut Criterion) {
             let writes = (0..64)
                 .map(|_| {
                     n += 1;
-                    Write::InsertMedia(vec![record(n)])
+                    Write::InsertMedia(vec![MediaRecord::synthetic(n)])
                 })
                 .collect();
             catalog.apply(writes).expect("insert");
@@ -87,7 +57,7 @@ fn list_at_scale(c: &mut Criterion) {
     let catalog = Catalog::open(&dir.path().join("list.redb")).expect("open");
     let started = Instant::now();
     for chunk in (0..records).collect::<Vec<_>>().chunks(20_000) {
-        let batch = chunk.iter().map(|&i| record(i)).collect();
+        let batch = chunk.iter().map(|&i| MediaRecord::synthetic(i)).collect();
         catalog
             .apply_single(Write::InsertMedia(batch))
             .expect("seed");
