@@ -2,6 +2,7 @@
 //! redb file. Plain synchronous code; the `CatalogActor` is the single writer over it
 //! and read paths call it directly on the blocking pool (redb is MVCC).
 
+mod cache;
 pub mod index;
 pub mod keys;
 pub mod model;

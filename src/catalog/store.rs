@@ -11,6 +11,7 @@ use redb::{
 };
 
 use super::CatalogError;
+use super::cache::{self, RecordCache};
 use super::index::{self, Scope};
 use super::keys;
 use super::model::{
@@ -99,6 +100,8 @@ pub struct Catalog {
     db: Database,
     /// Rows in `JOBS`, kept in step with every commit (the processing backlog).
     jobs: AtomicU64,
+    /// Recently read records for point reads; invalidated by every commit.
+    cache: RecordCache,
 }
 
 impl Catalog {
@@ -122,6 +125,7 @@ impl Catalog {
         Ok(Self {
             db,
             jobs: AtomicU64::new(jobs),
+            cache: RecordCache::new(cache::CAPACITY),
         })
     }
 
@@ -132,9 +136,17 @@ impl Catalog {
     // ---- reads -------------------------------------------------------------------------
 
     pub fn get(&self, id: &str) -> Result<Option<MediaRecord>> {
+        if let Some(record) = self.cache.get(id) {
+            return Ok(Some(record));
+        }
+        let generation = self.cache.generation();
         let txn = self.read()?;
         let media = txn.open_table(MEDIA)?;
-        media.get(id)?.map(|v| decode(v.value())).transpose()
+        let record: Option<MediaRecord> = media.get(id)?.map(|v| decode(v.value())).transpose()?;
+        if let Some(r) = &record {
+            self.cache.fill(generation, r);
+        }
+        Ok(record)
     }
 
     /// One page in the requested order with the exact total. Without a search this walks
@@ -303,6 +315,7 @@ impl Catalog {
         let txn = self.db.begin_write()?;
         let mut results = Vec::with_capacity(writes.len());
         let jobs_delta;
+        let touched;
         {
             let mut tables = Tables::open(&txn)?;
             for write in writes {
@@ -313,8 +326,10 @@ impl Catalog {
                 results.push(result);
             }
             jobs_delta = tables.jobs_delta;
+            touched = tables.touched;
         }
         txn.commit()?;
+        self.cache.invalidate(touched.iter().map(String::as_str));
         if jobs_delta >= 0 {
             self.jobs
                 .fetch_add(jobs_delta.unsigned_abs(), Ordering::Relaxed);
@@ -346,6 +361,8 @@ struct Tables<'t> {
     presigns: Table<'t, &'static str, &'static [u8]>,
     /// Jobs added minus jobs removed in this batch.
     jobs_delta: i64,
+    /// Ids of the records this batch wrote or removed (for the read cache).
+    touched: Vec<String>,
 }
 
 impl<'t> Tables<'t> {
@@ -361,6 +378,7 @@ impl<'t> Tables<'t> {
             jobs: txn.open_table(JOBS)?,
             presigns: txn.open_table(PRESIGNS)?,
             jobs_delta: 0,
+            touched: Vec::new(),
         })
     }
 
@@ -464,7 +482,7 @@ impl<'t> Tables<'t> {
         let mut new = old.clone();
         new.processing = Some(result.into_processing());
         // Sort keys and counts do not depend on processing: only the record and its files.
-        self.media.insert(id, encode(&new).as_slice())?;
+        self.put_media(&new)?;
         for key in new.storage_keys() {
             self.files.insert(key.as_str(), id)?;
         }
@@ -537,8 +555,15 @@ impl<'t> Tables<'t> {
         Ok(())
     }
 
-    fn insert_record(&mut self, r: &MediaRecord) -> Result<()> {
+    /// Every write of a record goes through here, so the read cache learns of it.
+    fn put_media(&mut self, r: &MediaRecord) -> Result<()> {
         self.media.insert(r.id.as_str(), encode(r).as_slice())?;
+        self.touched.push(r.id.clone());
+        Ok(())
+    }
+
+    fn insert_record(&mut self, r: &MediaRecord) -> Result<()> {
+        self.put_media(r)?;
         let tag = r.kind().tag();
         for key in index::keys_of(r) {
             self.index.insert(key.as_slice(), tag)?;
@@ -551,6 +576,7 @@ impl<'t> Tables<'t> {
 
     fn remove_record(&mut self, r: &MediaRecord) -> Result<()> {
         self.media.remove(r.id.as_str())?;
+        self.touched.push(r.id.clone());
         for key in index::keys_of(r) {
             self.index.remove(key.as_slice())?;
         }
