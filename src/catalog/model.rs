@@ -401,14 +401,35 @@ pub fn random_token(n: usize) -> String {
         .collect()
 }
 
-/// A new unguessable media id.
+/// A new media id: `media_` and a time-ordered token.
 pub fn new_media_id() -> String {
-    format!("media_{}", random_token(TOKEN_LEN))
+    format!("media_{}", time_ordered_token())
 }
 
-/// A new unguessable storage token (the file name stem).
+/// A new storage token (the file name stem), time-ordered like ids.
 pub fn new_storage_token() -> String {
-    random_token(TOKEN_LEN)
+    time_ordered_token()
+}
+
+/// Digits in ASCII order, so that fixed-width numbers compare like their bytes.
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const TIME_DIGITS: usize = 8;
+
+/// `TOKEN_LEN` characters: 8 base-62 digits of the milliseconds since 1970 (good until
+/// the year 8900), then random ones (47 bits). Records made together get neighbouring
+/// keys in every B-tree keyed by id or storage key, so a commit rewrites a few pages at
+/// the right edge instead of one random page per record; the random part keeps them
+/// unguessable.
+fn time_ordered_token() -> String {
+    let mut ms = now_us() / 1000;
+    let mut head = [b'0'; TIME_DIGITS];
+    for digit in head.iter_mut().rev() {
+        *digit = BASE62[(ms % 62) as usize];
+        ms /= 62;
+    }
+    let mut token: String = head.iter().map(|&b| char::from(b)).collect();
+    token.push_str(&random_token(TOKEN_LEN - TIME_DIGITS));
+    token
 }
 
 pub fn now_us() -> u64 {
@@ -461,6 +482,16 @@ mod tests {
         assert_eq!(a.len(), ID_LEN);
         assert_ne!(a, b);
         assert!(a.starts_with("media_") && a[6..].bytes().all(|c| c.is_ascii_alphanumeric()));
+    }
+
+    #[test]
+    fn tokens_sort_by_creation_time() {
+        let first = new_storage_token();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let second = new_storage_token();
+        assert!(first < second, "{first} then {second}");
+        assert_ne!(first[TIME_DIGITS..], second[TIME_DIGITS..]);
+        assert_eq!(second.len(), TOKEN_LEN);
     }
 
     #[test]
