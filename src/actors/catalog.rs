@@ -149,11 +149,19 @@ impl CatalogHandle {
         self.catalog.owner_of_file(storage_key)
     }
 
+    /// Short listings run inline (a hop to the blocking pool and back costs more than
+    /// they do); searches and deep pages go to the blocking pool.
     pub async fn list(&self, query: ListQuery) -> Result<Page, CatalogError> {
+        if query.is_short() {
+            return self.catalog.list(&query);
+        }
         self.scan(move |c| c.list(&query)).await
     }
 
     pub async fn folders(&self) -> Result<Vec<String>, CatalogError> {
+        if let Some(folders) = self.catalog.cached_folders() {
+            return Ok(folders);
+        }
         self.scan(Catalog::folders).await
     }
 

@@ -1,9 +1,10 @@
-//! A bounded in-memory copy of recently read media records, so point reads (`GET` of an
-//! item, the hottest public path) skip the redb transaction and the JSON decode.
+//! A bounded in-memory copy of recently read media records and of the folder list, so
+//! point reads (`GET` of an item, the hottest public path) and listing pages skip the redb
+//! lookups and the JSON decode.
 //!
 //! Correctness rests on two rules, both applied under the one lock:
-//! - every commit that writes or removes a record invalidates its id afterwards, and bumps
-//!   the generation;
+//! - every commit bumps the generation afterwards and invalidates the ids of the records
+//!   it wrote or removed; the folder list is only valid for the generation it was read in;
 //! - a reader may only fill the cache with what it read if the generation it saw *before*
 //!   opening its read transaction is still current. A record read from a snapshot older
 //!   than some commit can therefore never be cached after that commit's invalidation.
@@ -18,7 +19,7 @@ use super::model::MediaRecord;
 /// Records kept; about 0.5 KB each.
 pub const CAPACITY: usize = 16_384;
 
-pub struct RecordCache {
+pub struct ReadCache {
     inner: Mutex<Inner>,
     capacity: usize,
 }
@@ -26,14 +27,17 @@ pub struct RecordCache {
 struct Inner {
     generation: u64,
     records: HashMap<String, MediaRecord>,
+    /// The folder list and the generation it was read in.
+    folders: Option<(u64, Vec<String>)>,
 }
 
-impl RecordCache {
+impl ReadCache {
     pub fn new(capacity: usize) -> Self {
         Self {
             inner: Mutex::new(Inner {
                 generation: 0,
                 records: HashMap::with_capacity(capacity.min(1024)),
+                folders: None,
             }),
             capacity,
         }
@@ -67,7 +71,22 @@ impl RecordCache {
         inner.records.insert(record.id.clone(), record.clone());
     }
 
-    /// Called after a commit with the ids of every record it wrote or removed.
+    /// The folder list, if no commit happened since it was read.
+    pub fn folders(&self) -> Option<Vec<String>> {
+        let inner = self.lock();
+        let (generation, folders) = inner.folders.as_ref()?;
+        (*generation == inner.generation).then(|| folders.clone())
+    }
+
+    /// Keeps a folder list read by a transaction opened after `generation` was taken.
+    pub fn fill_folders(&self, generation: u64, folders: &[String]) {
+        let mut inner = self.lock();
+        if inner.generation == generation {
+            inner.folders = Some((generation, folders.to_vec()));
+        }
+    }
+
+    /// Called after every commit with the ids of every record it wrote or removed.
     pub fn invalidate<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
         let mut inner = self.lock();
         inner.generation += 1;
@@ -87,7 +106,7 @@ mod tests {
 
     #[test]
     fn a_read_that_raced_a_commit_is_not_kept() {
-        let cache = RecordCache::new(8);
+        let cache = ReadCache::new(8);
         let r = record('a');
         let before = cache.generation();
         cache.invalidate([r.id.as_str()]); // a commit lands while the read is in flight
@@ -99,7 +118,7 @@ mod tests {
 
     #[test]
     fn invalidation_removes_the_written_ids_only() {
-        let cache = RecordCache::new(8);
+        let cache = ReadCache::new(8);
         let (a, b) = (record('a'), record('b'));
         cache.fill(cache.generation(), &a);
         cache.fill(cache.generation(), &b);
@@ -109,8 +128,21 @@ mod tests {
     }
 
     #[test]
+    fn the_folder_list_lasts_until_the_next_commit() {
+        let cache = ReadCache::new(8);
+        let folders = vec!["/".to_owned(), "/a".to_owned()];
+        let stale = cache.generation();
+        cache.fill_folders(stale, &folders);
+        assert_eq!(cache.folders(), Some(folders.clone()));
+        cache.invalidate([]); // any commit, even one that wrote no record
+        assert_eq!(cache.folders(), None);
+        cache.fill_folders(stale, &folders); // read before that commit: not kept
+        assert_eq!(cache.folders(), None);
+    }
+
+    #[test]
     fn never_holds_more_than_its_capacity() {
-        let cache = RecordCache::new(3);
+        let cache = ReadCache::new(3);
         for tail in ['a', 'b', 'c', 'd', 'e'] {
             cache.fill(cache.generation(), &record(tail));
         }

@@ -356,6 +356,18 @@ pub struct ListQuery {
     pub offset: usize,
 }
 
+impl ListQuery {
+    /// Index entries a listing may walk and still run inline on an async worker (about
+    /// 100 µs of work); longer walks and searches go to the blocking pool.
+    const INLINE_WALK: usize = 1_000;
+
+    /// True when answering walks a short, bounded slice of the index: no search (a scan),
+    /// and a page that starts near the front.
+    pub fn is_short(&self) -> bool {
+        self.search.is_none() && self.offset.saturating_add(self.limit) <= Self::INLINE_WALK
+    }
+}
+
 impl Default for ListQuery {
     fn default() -> Self {
         Self {

@@ -11,7 +11,7 @@ use redb::{
 };
 
 use super::CatalogError;
-use super::cache::{self, RecordCache};
+use super::cache::{self, ReadCache};
 use super::index::{self, Scope};
 use super::keys;
 use super::model::{
@@ -100,8 +100,8 @@ pub struct Catalog {
     db: Database,
     /// Rows in `JOBS`, kept in step with every commit (the processing backlog).
     jobs: AtomicU64,
-    /// Recently read records for point reads; invalidated by every commit.
-    cache: RecordCache,
+    /// Recently read records and the folder list; invalidated by every commit.
+    cache: ReadCache,
 }
 
 impl Catalog {
@@ -125,7 +125,7 @@ impl Catalog {
         Ok(Self {
             db,
             jobs: AtomicU64::new(jobs),
-            cache: RecordCache::new(cache::CAPACITY),
+            cache: ReadCache::new(cache::CAPACITY),
         })
     }
 
@@ -152,6 +152,7 @@ impl Catalog {
     /// One page in the requested order with the exact total. Without a search this walks
     /// only `offset + limit` index entries; a search scans the filtered range.
     pub fn list(&self, q: &ListQuery) -> Result<Page> {
+        let generation = self.cache.generation();
         let txn = self.read()?;
         let index = txn.open_table(INDEX)?;
         let media = txn.open_table(MEDIA)?;
@@ -189,7 +190,7 @@ impl Catalog {
                     items.push(record);
                 }
             } else if wanted {
-                items.push(load(&media, id)?);
+                items.push(self.load_cached(&media, id, generation)?);
             } else if items.len() >= q.limit {
                 break;
             }
@@ -206,14 +207,41 @@ impl Catalog {
     }
 
     /// Every folder that holds media or was created, their parents, and `/`, sorted.
+    /// The folder list if no commit changed anything since it was last read.
+    pub fn cached_folders(&self) -> Option<Vec<String>> {
+        self.cache.folders()
+    }
+
     pub fn folders(&self) -> Result<Vec<String>> {
+        if let Some(folders) = self.cache.folders() {
+            return Ok(folders);
+        }
+        let generation = self.cache.generation();
         let txn = self.read()?;
         let mut set = BTreeSet::from(["/".to_owned()]);
         for path in live_folders(&txn)? {
             set.extend(FolderPath::ancestors(&path).map(str::to_owned));
             set.insert(path);
         }
-        Ok(set.into_iter().collect())
+        let folders: Vec<String> = set.into_iter().collect();
+        self.cache.fill_folders(generation, &folders);
+        Ok(folders)
+    }
+
+    /// A listed record, from the cache or from `media` (read in a transaction opened after
+    /// `generation` was taken).
+    fn load_cached(
+        &self,
+        media: &impl ReadableTable<&'static str, &'static [u8]>,
+        id: &str,
+        generation: u64,
+    ) -> Result<MediaRecord> {
+        if let Some(record) = self.cache.get(id) {
+            return Ok(record);
+        }
+        let record = load(media, id)?;
+        self.cache.fill(generation, &record);
+        Ok(record)
     }
 
     /// The media id that owns a storage key (what may be served).
