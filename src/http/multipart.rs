@@ -25,6 +25,7 @@ use crate::catalog::model::{
 use crate::error::{ApiError, FileError};
 use crate::media::{self, Inspection, MediaError, MediaType, name::sanitize_filename, sniff};
 use crate::metrics as m;
+use crate::storage::Sink;
 
 /// Room for multipart boundaries, part headers and the small text fields.
 const FRAMING_ALLOWANCE: u64 = 1024 * 1024;
@@ -221,8 +222,7 @@ async fn store_file(
         return Ok(Err(MediaError::Unsupported));
     };
     let slot = admit(ctx, media_type)?;
-    sink.flush().await?;
-    let inspection = match inspect_and_strip(ctx, sink.path(), media_type).await? {
+    let inspection = match inspect_and_strip(ctx, &mut sink, media_type).await? {
         Ok(i) => i,
         Err(e) => return Ok(Err(e)),
     };
@@ -260,14 +260,19 @@ pub fn admit(ctx: &Ctx, media_type: MediaType) -> Result<Option<Reservation>, Ap
     }
 }
 
-/// Probes a spooled file (size, duration, pixel limit, SVG safety), then removes its
-/// location and camera metadata in place. The inner error refuses the file.
+/// Probes a spooled upload (size, duration, pixel limit, SVG safety), then removes its
+/// location and camera metadata in place. Types with nothing to probe or strip are not
+/// even written out for it. The inner error refuses the file.
 pub async fn inspect_and_strip(
     ctx: &Ctx,
-    path: &std::path::Path,
+    sink: &mut Sink,
     media_type: MediaType,
 ) -> Result<Result<Inspection, MediaError>, ApiError> {
-    let path = path.to_owned();
+    if !media_type.needs_inspection() {
+        return Ok(Ok(Inspection::default()));
+    }
+    sink.flush().await?;
+    let path = sink.path().to_owned();
     let max_pixels = ctx.config.limits.max_image_pixels;
     let inspected = tokio::task::spawn_blocking(move || {
         let inspection = media::inspect(&path, media_type, max_pixels)?;

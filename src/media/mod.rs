@@ -72,6 +72,11 @@ impl MediaType {
         }
     }
 
+    /// False for types stored exactly as uploaded, with nothing to probe or strip (PDF).
+    pub fn needs_inspection(self) -> bool {
+        self != Self::Pdf
+    }
+
     /// Pixel images: the ones that get WebP variants.
     pub fn is_raster(self) -> bool {
         matches!(self, Self::Jpeg | Self::Png | Self::Gif | Self::Webp)

@@ -28,13 +28,21 @@ impl LocalStorage {
     }
 
     pub(super) async fn commit(&self, mut sink: Sink, key: &str) -> Result<u64> {
-        sink.flush().await?;
+        let unwritten = sink.finish().await?;
         let target = self.path_of(key)?;
         let from = sink.path.clone();
         let len = tokio::task::spawn_blocking(move || -> io::Result<u64> {
-            // By path, not by the sink's handle: the file may have been rewritten
-            // (metadata stripped) since the sink wrote it.
-            let file = fs::File::open(&from)?;
+            let file = match unwritten {
+                // A small upload never left memory: written, synced and renamed in one trip.
+                Some(bytes) => {
+                    let mut file = fs::File::create(&from)?;
+                    io::Write::write_all(&mut file, &bytes)?;
+                    file
+                }
+                // By path, not by the sink's handle: the file may have been rewritten
+                // (metadata stripped) since the sink wrote it.
+                None => fs::File::open(&from)?,
+            };
             file.sync_all()?;
             let len = file.metadata()?.len();
             let dir = ensure_folder(&target)?;
@@ -201,7 +209,16 @@ mod tests {
             .commit(orphan, "2026/01/orphan.txt", "text/plain")
             .await
             .expect("commit");
-        let abandoned = storage.begin().await.expect("begin");
+        let mut small = storage.begin().await.expect("begin");
+        small.write(b"small").await.expect("write");
+        assert_eq!(
+            fs::read_dir(dir.path().join("tmp")).expect("tmp").count(),
+            0,
+            "a small upload stays in memory until it is committed"
+        );
+        drop(small);
+        let mut abandoned = storage.begin().await.expect("begin");
+        abandoned.write(&[7; 300 * 1024]).await.expect("write"); // past the spill size
         std::mem::forget(abandoned); // a crash mid-upload leaves a temp file
 
         let report = storage.sweep(&|k| k == "2026/01/keep.txt").expect("sweep");

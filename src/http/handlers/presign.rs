@@ -159,8 +159,7 @@ pub async fn confirm(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError
             ),
         ));
     }
-    sink.flush().await?;
-    let inspection = match inspect_and_strip(ctx, sink.path(), presign.media_type).await? {
+    let inspection = match inspect_and_strip(ctx, &mut sink, presign.media_type).await? {
         Ok(i) => i,
         Err(e) => {
             ctx.storage.delete(vec![key]);
