@@ -532,7 +532,8 @@ async fn server_jobs(target: &Target, client: &mut Client) -> Option<Jobs> {
     }
     let text = String::from_utf8_lossy(&reply.body);
     let jobs = parse_jobs(&text);
-    (!jobs.is_empty()).then(|| Jobs {
+    // A Darkroom before its first image job has no job series yet: that counts as zero.
+    text.contains("darkroom_").then(|| Jobs {
         ready: jobs.get("ready").copied().unwrap_or(0.0),
         failed: jobs.get("failed").copied().unwrap_or(0.0),
         backlog: metric_sum(&text, "darkroom_processing_backlog"),
