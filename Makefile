@@ -1,7 +1,7 @@
 # Darkroom's front door. `make run` serves on the embedded defaults; `make test` is what CI runs.
 CARGO ?= cargo
 
-.PHONY: run test lint bench bench-compare build fmt tools s3-up s3-down
+.PHONY: run test lint bench bench-compare build fmt tools s3-up s3-down loadtest perf
 
 # Root installs directly; anyone else through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -17,7 +17,7 @@ build:
 S3_PORT ?= 18333
 test: tools
 	@S3_PORT=$(S3_PORT) scripts/s3-local.sh start
-	@S3_TEST_ENDPOINT=http://127.0.0.1:$(S3_PORT) $(CARGO) test --all-targets; \
+	@S3_TEST_ENDPOINT=http://127.0.0.1:$(S3_PORT) $(CARGO) test --workspace --all-targets; \
 		status=$$?; scripts/s3-local.sh stop; exit $$status
 
 # A local S3-compatible server for development (see config/s3.example.toml).
@@ -37,7 +37,7 @@ tools:
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
@@ -49,3 +49,16 @@ bench:
 # Installs what is missing into target/bench-compare (and libvips-tools via apt).
 bench-compare:
 	python3 benches/compare/compare.py
+
+# The load-test harness (loadtest/) against a server already running on loopback, e.g.
+#   make loadtest SCENARIO=upload-docs PORT=8080 ARGS="-c 64 -d 10"   (key: DARKROOM_API_KEY)
+# Scenarios: upload-images upload-docs upload-large get-public list mixed presign.
+SCENARIO ?= get-public
+PORT ?= 8080
+loadtest:
+	$(CARGO) run --release -p loadtest -- $(SCENARIO) --url http://127.0.0.1:$(PORT) $(ARGS)
+
+# Darkroom against its anchors (bare hyper, the bare pipeline), side by side in one run;
+# starts its own servers on loopback and writes the table into BENCHMARKS.md.
+perf:
+	python3 loadtest/perf.py
