@@ -206,12 +206,12 @@ impl Catalog {
         Ok(Page { items, total })
     }
 
-    /// Every folder that holds media or was created, their parents, and `/`, sorted.
     /// The folder list if no commit changed anything since it was last read.
     pub fn cached_folders(&self) -> Option<Vec<String>> {
         self.cache.folders()
     }
 
+    /// Every folder that holds media or was created, their parents, and `/`, sorted.
     pub fn folders(&self) -> Result<Vec<String>> {
         if let Some(folders) = self.cache.folders() {
             return Ok(folders);

@@ -1,9 +1,10 @@
 //! Where file bytes live. One closed enum of backends (local disk, S3) behind the
 //! `StorageActor`.
 //!
-//! Every upload is first spooled to a `Sink` (a temp file in `<data_dir>/tmp`, never
-//! memory), sniffed and probed there, then committed to the backend under a server-made
-//! key `YYYY/MM/<token>.<ext>`.
+//! Every upload is first spooled to a `Sink`: its first 256 KB in memory (the buffer a
+//! file writer would hold anyway), anything beyond streamed to a temp file in
+//! `<data_dir>/tmp`, so no large file is ever held in memory. It is sniffed and probed
+//! there, then committed to the backend under a server-made key `YYYY/MM/<token>.<ext>`.
 
 mod local;
 mod s3;
