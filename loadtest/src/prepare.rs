@@ -1,10 +1,10 @@
 //! Turning the command line into a scenario: bodies built once, ids and folders fetched
 //! from the server, mix weights parsed.
 
-use crate::client::Client;
-use crate::scenario::{self, Multipart, Op, Scenario, Target};
 use clap::ValueEnum;
 
+use crate::client::Client;
+use crate::scenario::{self, Multipart, Op, Scenario, Target};
 use crate::{Args, Kind, kind_name};
 
 /// Builds the operations of a scenario; `mixed` builds each weighted part.
