@@ -171,37 +171,36 @@ impl StorageHandle {
         Self { slot }
     }
 
-    pub async fn begin(&self) -> Result<Sink> {
-        rpc(&self.slot, StorageMsg::Begin)
+    /// One request to the actor; an actor that is down or restarting is `Unavailable`.
+    async fn call<T: Send + 'static>(
+        &self,
+        build: impl FnOnce(RpcReplyPort<Result<T>>) -> StorageMsg,
+    ) -> Result<T> {
+        rpc(&self.slot, build)
             .await
             .unwrap_or(Err(StorageError::Unavailable))
+    }
+
+    pub async fn begin(&self) -> Result<Sink> {
+        self.call(StorageMsg::Begin).await
     }
 
     /// Stores the upload under `key`; returns the stored size.
     pub async fn commit(&self, sink: Sink, key: String, mime: &'static str) -> Result<u64> {
-        rpc(&self.slot, |r| {
-            StorageMsg::Commit(Box::new(sink), key, mime, r)
-        })
-        .await
-        .unwrap_or(Err(StorageError::Unavailable))
+        self.call(|r| StorageMsg::Commit(Box::new(sink), key, mime, r))
+            .await
     }
 
     pub async fn put_all(&self, files: Vec<(String, Vec<u8>)>) -> Result<()> {
-        rpc(&self.slot, |r| StorageMsg::Put(files, r))
-            .await
-            .unwrap_or(Err(StorageError::Unavailable))
+        self.call(|r| StorageMsg::Put(files, r)).await
     }
 
     pub async fn read(&self, key: String) -> Result<Option<Vec<u8>>> {
-        rpc(&self.slot, |r| StorageMsg::Read(key, r))
-            .await
-            .unwrap_or(Err(StorageError::Unavailable))
+        self.call(|r| StorageMsg::Read(key, r)).await
     }
 
     pub async fn open(&self, key: String) -> Result<Option<StoredFile>> {
-        rpc(&self.slot, |r| StorageMsg::Open(key, r))
-            .await
-            .unwrap_or(Err(StorageError::Unavailable))
+        self.call(|r| StorageMsg::Open(key, r)).await
     }
 
     pub async fn presign_put(
@@ -210,28 +209,21 @@ impl StorageHandle {
         mime: &'static str,
         expires: Duration,
     ) -> Result<String> {
-        rpc(&self.slot, |r| StorageMsg::Presign(key, mime, expires, r))
+        self.call(|r| StorageMsg::Presign(key, mime, expires, r))
             .await
-            .unwrap_or(Err(StorageError::Unavailable))
     }
 
     pub async fn head(&self, key: String) -> Result<Option<ObjectInfo>> {
-        rpc(&self.slot, |r| StorageMsg::Head(key, r))
-            .await
-            .unwrap_or(Err(StorageError::Unavailable))
+        self.call(|r| StorageMsg::Head(key, r)).await
     }
 
     pub async fn fetch(&self, key: String) -> Result<Option<Sink>> {
-        rpc(&self.slot, |r| StorageMsg::Fetch(key, r))
-            .await
-            .unwrap_or(Err(StorageError::Unavailable))
+        self.call(|r| StorageMsg::Fetch(key, r)).await
     }
 
     /// Ready when the actor runs and the backend answers.
     pub async fn check(&self) -> Result<()> {
-        rpc(&self.slot, StorageMsg::Check)
-            .await
-            .unwrap_or(Err(StorageError::Unavailable))
+        self.call(StorageMsg::Check).await
     }
 
     /// Test-only fault injection.
