@@ -141,12 +141,7 @@ impl Catalog {
         }
         let generation = self.cache.generation();
         let txn = self.read()?;
-        let media = txn.open_table(MEDIA)?;
-        let record: Option<MediaRecord> = media.get(id)?.map(|v| decode(v.value())).transpose()?;
-        if let Some(r) = &record {
-            self.cache.fill(generation, r);
-        }
-        Ok(record)
+        self.read_and_keep(&txn.open_table(MEDIA)?, id, generation)
     }
 
     /// One page in the requested order with the exact total. Without a search this walks
@@ -239,8 +234,22 @@ impl Catalog {
         if let Some(record) = self.cache.get(id) {
             return Ok(record);
         }
-        let record = load(media, id)?;
-        self.cache.fill(generation, &record);
+        self.read_and_keep(media, id, generation)?
+            .ok_or_else(|| index_only(id))
+    }
+
+    /// Reads a record from `media` (a transaction opened after `generation` was taken)
+    /// and offers it to the cache.
+    fn read_and_keep(
+        &self,
+        media: &impl ReadableTable<&'static str, &'static [u8]>,
+        id: &str,
+        generation: u64,
+    ) -> Result<Option<MediaRecord>> {
+        let record: Option<MediaRecord> = media.get(id)?.map(|v| decode(v.value())).transpose()?;
+        if let Some(r) = &record {
+            self.cache.fill(generation, r);
+        }
         Ok(record)
     }
 
@@ -658,10 +667,13 @@ fn matches_search(r: &MediaRecord, needle: &str) -> bool {
 }
 
 fn load(media: &impl ReadableTable<&'static str, &'static [u8]>, id: &str) -> Result<MediaRecord> {
-    let value = media
-        .get(id)?
-        .ok_or_else(|| CatalogError::Corrupt(format!("{id} in index only")))?;
+    let value = media.get(id)?.ok_or_else(|| index_only(id))?;
     decode(value.value())
+}
+
+/// An index entry whose record is missing.
+fn index_only(id: &str) -> CatalogError {
+    CatalogError::Corrupt(format!("{id} in index only"))
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
