@@ -24,7 +24,7 @@ impl LocalStorage {
     }
 
     pub(super) async fn begin(&self) -> Result<Sink> {
-        Sink::create(&self.tmp).await
+        Ok(Sink::new(&self.tmp))
     }
 
     pub(super) async fn commit(&self, mut sink: Sink, key: &str) -> Result<u64> {

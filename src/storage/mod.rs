@@ -210,15 +210,16 @@ enum Spool {
 }
 
 impl Sink {
-    /// A new empty upload whose temp file, if it needs one, will be in `tmp`.
-    async fn create(tmp: &Path) -> Result<Self> {
-        Ok(Self {
+    /// A new empty upload whose temp file, if it needs one, will be in `tmp`. Nothing
+    /// touches the disk until the upload outgrows memory.
+    fn new(tmp: &Path) -> Self {
+        Self {
             path: tmp.join(format!("{}.part", random_token(20))),
             spool: Spool::Memory(Vec::new()),
             len: 0,
             head: Vec::with_capacity(SNIFF_LEN),
             committed: false,
-        })
+        }
     }
 
     pub async fn write(&mut self, chunk: &[u8]) -> Result<()> {

@@ -77,7 +77,7 @@ impl S3Storage {
     }
 
     pub(super) async fn begin(&self) -> Result<Sink> {
-        Sink::create(&self.tmp).await
+        Ok(Sink::new(&self.tmp))
     }
 
     /// Sends the spooled file to the bucket with its content type; returns its size.
@@ -158,7 +158,7 @@ impl S3Storage {
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(remote(e)),
         };
-        let mut sink = Sink::create(&self.tmp).await?;
+        let mut sink = Sink::new(&self.tmp);
         let mut stream = got.into_stream();
         while let Some(chunk) = stream.next().await {
             sink.write(&chunk.map_err(remote)?).await?;
