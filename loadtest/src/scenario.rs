@@ -277,12 +277,22 @@ async fn send(
     body: Body,
     sent: u64,
 ) -> Outcome {
+    exchange(client, req, body, sent).await.0
+}
+
+/// Sends one request of `sent` body bytes: how it went, and the reply when one came.
+async fn exchange(
+    client: &mut Client,
+    req: hyper::http::request::Builder,
+    body: Body,
+    sent: u64,
+) -> (Outcome, Option<Reply>) {
     let Ok(req) = req.body(body) else {
-        return Outcome::failed("protocol");
+        return (Outcome::failed("protocol"), None);
     };
     match client.send(req).await {
-        Ok(reply) => outcome(&reply, sent),
-        Err(f) => Outcome::failed(f.kind()),
+        Ok(reply) => (outcome(&reply, sent), Some(reply)),
+        Err(f) => (Outcome::failed(f.kind()), None),
     }
 }
 
@@ -347,19 +357,14 @@ async fn presign(
     total
 }
 
+/// One step of a presigned upload, with a body of `bytes`.
 async fn step(
     client: &mut Client,
     req: hyper::http::request::Builder,
-    body: Bytes,
+    bytes: Bytes,
 ) -> (Outcome, Option<Reply>) {
-    let sent = body.len() as u64;
-    let Ok(req) = req.body(client::full(body)) else {
-        return (Outcome::failed("protocol"), None);
-    };
-    match client.send(req).await {
-        Ok(reply) => (outcome(&reply, sent), Some(reply)),
-        Err(f) => (Outcome::failed(f.kind()), None),
-    }
+    let sent = bytes.len() as u64;
+    exchange(client, req, client::full(bytes), sent).await
 }
 
 impl Outcome {

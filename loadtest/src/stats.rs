@@ -173,19 +173,9 @@ impl Summary {
             "latency ms: mean {:.3}  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
             l.mean, l.p50, l.p90, l.p99, l.p999, l.max
         );
-        let statuses: Vec<String> = self
-            .statuses
-            .iter()
-            .map(|(s, n)| format!("{s}: {n}"))
-            .collect();
-        println!("statuses: {}", statuses.join(", "));
+        println!("statuses: {}", counts(&self.statuses));
         if !self.errors.is_empty() {
-            let errors: Vec<String> = self
-                .errors
-                .iter()
-                .map(|(k, n)| format!("{k}: {n}"))
-                .collect();
-            println!("errors: {}", errors.join(", "));
+            println!("errors: {}", counts(&self.errors));
         }
         if self.retry_after_responses > 0 {
             println!("responses with Retry-After: {}", self.retry_after_responses);
@@ -196,6 +186,12 @@ impl Summary {
             self.bytes_received as f64 / 1e6
         );
     }
+}
+
+/// `key: count, key: count`.
+fn counts(map: &BTreeMap<String, u64>) -> String {
+    let parts: Vec<String> = map.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+    parts.join(", ")
 }
 
 #[cfg(test)]
