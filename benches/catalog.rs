@@ -7,9 +7,8 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use darkroom::catalog::model::{FolderPath, ListQuery, MediaRecord, SortField};
 use darkroom::catalog::{Catalog, Write};
-use darkroom::media::Kind;
+use darkroom::model::{FolderPath, Kind, ListQuery, MediaRecord, SortField};
 
 fn group_commit(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");

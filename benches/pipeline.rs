@@ -5,10 +5,10 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use darkroom::media::MediaType;
-use darkroom::media::pipeline::{
-    Settings, Source, Worker, decode, decode_for_variants, encode_variants, renditions,
+use darkroom::media::image::{
+    Settings, Source, Worker, decode, decode_for_variants, encode_variants,
 };
+use darkroom::model::MediaType;
 
 const PHOTO: &str = "tests/fixtures/jpeg/elephants_1920x1080_progressive.jpg";
 const CAMERA: &str = "tests/fixtures/jpeg/colorfulcups_2560x1600_progressive_gps.jpg";
@@ -34,8 +34,10 @@ fn pipeline(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
-    let (images, has_alpha) =
-        renditions(&mut worker, &bytes, MediaType::Jpeg, &settings).expect("renditions");
+    // The encoder's input alone: every variant's pixels (the decoded picture left out).
+    let source = decode_for_variants(&bytes, MediaType::Jpeg, settings.max_pixels).expect("decode");
+    let (mut images, has_alpha) = worker.resize_all(source).expect("resize");
+    images.remove(0);
     group.bench_function("encode: 4 WebP variants q80 m4", |b| {
         b.iter(|| black_box(encode_variants(&images, has_alpha, &settings).expect("encode")))
     });

@@ -9,8 +9,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use darkroom::catalog::model::MediaRecord;
 use darkroom::catalog::{Catalog, Write};
+use darkroom::model::MediaRecord;
 
 const BATCH: u64 = 20_000;
 

@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use darkroom::media::pipeline::{Settings, Worker, encode_variants, renditions};
+use darkroom::media::image::{Settings, Worker, decode_for_variants, encode_variants};
 use darkroom::media::sniff;
 use rayon::prelude::*;
 
@@ -60,8 +60,13 @@ fn main() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
 
     let (elapsed, variant_bytes, stages) = if args.encode_only {
-        let (images, has_alpha) =
-            renditions(&mut Worker::new(), &bytes, kind, &settings).map_err(|e| e.to_string())?;
+        // The encoder's input alone: every variant's pixels, the decoded picture left out.
+        let source =
+            decode_for_variants(&bytes, kind, settings.max_pixels).map_err(|e| e.to_string())?;
+        let (mut images, has_alpha) = Worker::new()
+            .resize_all(source)
+            .map_err(|e| e.to_string())?;
+        images.remove(0);
         let one = encode_variants(&images, has_alpha, &settings).map_err(|e| e.to_string())?;
         let started = Instant::now();
         pool.install(|| {

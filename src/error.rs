@@ -6,6 +6,7 @@ use hyper::StatusCode;
 use serde::Serialize;
 
 use crate::catalog::CatalogError;
+use crate::ingest::IngestError;
 use crate::media::MediaError;
 use crate::media::probe::ProbeError;
 use crate::media::svg::SvgError;
@@ -38,17 +39,28 @@ pub enum ApiError {
          storage, so upload with POST /api/v1/media instead"
     )]
     PresignUnavailable,
-    #[error(
-        "image processing is behind ({backlog} images waiting); retry this upload in \
-         {retry_after} s. Documents and videos are still accepted"
-    )]
-    Busy { backlog: u64, retry_after: u64 },
     #[error("internal error: {0}")]
     Internal(String),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// An upload or confirm that failed as a whole (see `From<IngestError>`).
+    #[error(transparent)]
+    Ingest(IngestError),
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::Catalog(e) => Self::Catalog(e),
+            IngestError::Storage(e) => Self::Storage(e),
+            IngestError::Refused { filename, error } => Self::UploadFailed {
+                errors: vec![FileError::new(filename, &error)],
+            },
+            other => Self::Ingest(other),
+        }
+    }
 }
 
 /// One refused file of a multi-file upload.
@@ -101,7 +113,11 @@ impl ApiError {
                 }
             },
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Ingest(IngestError::Busy { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Ingest(IngestError::Catalog(_) | IngestError::Storage(_)) => {
+                StatusCode::INTERNAL_SERVER_ERROR // never built: `From` unwraps them
+            }
+            Self::Ingest(_) => StatusCode::BAD_REQUEST,
             Self::Storage(StorageError::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Storage(StorageError::Io(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Storage(StorageError::Remote(_)) => StatusCode::BAD_GATEWAY,
@@ -124,7 +140,11 @@ impl ApiError {
             Self::PresignUnavailable | Self::Storage(StorageError::Unsupported) => {
                 "presign_unavailable"
             }
-            Self::Busy { .. } => "processing_backlog_full",
+            Self::Ingest(IngestError::Busy { .. }) => "processing_backlog_full",
+            Self::Ingest(IngestError::UploadMissing) => "upload_missing",
+            Self::Ingest(IngestError::SizeMismatch { .. }) => "size_mismatch",
+            Self::Ingest(IngestError::TypeMismatch { .. }) => "type_mismatch",
+            Self::Ingest(IngestError::Refused { error, .. }) => media_code(error),
             Self::Catalog(CatalogError::NotFound(_)) => "not_found",
             Self::Catalog(CatalogError::FolderNotEmpty) => "folder_not_empty",
             Self::Catalog(CatalogError::RootFolder) => "root_folder",
@@ -134,7 +154,9 @@ impl ApiError {
             Self::Catalog(CatalogError::Unavailable) | Self::Storage(StorageError::Unavailable) => {
                 "unavailable"
             }
-            Self::Catalog(_) | Self::Storage(_) | Self::Internal(_) => "internal_error",
+            Self::Catalog(_) | Self::Storage(_) | Self::Internal(_) | Self::Ingest(_) => {
+                "internal_error"
+            }
         }
     }
 

@@ -2,18 +2,24 @@
 //!
 //! ```text
 //! client ──HTTP──▶ http/      hyper 1, one-screen router, auth, CORS, multipart, files
-//!                    │  typed handles
+//!                    │
 //!                    ▼
+//!                  ingest/    the upload story: admit → stage → store → record → job,
+//!                    │        shared by POST /media and the presigned confirm
+//!                    ▼  typed handles
 //!                  actors/    ractor, under one supervisor that restarts children
 //!                    ├─ CatalogActor    single writer over redb, group commit
 //!                    ├─ StorageActor    local disk or S3, presigned URLs, durable deletes
-//!                    └─ ProcessingPool  image jobs from redb → rayon threads, bounded
+//!                    └─ ProcessingPool  image jobs from redb → rayon threads, bounded,
+//!                                       with the admission gate (backpressure)
 //!                    ▼
-//!                  catalog/   redb tables, indexes, queries, read cache (plain sync code)
-//!                  storage/   backends behind one closed enum
-//!                  media/     sniff, probe, svg, video, strip, names, (pure functions)
-//!                             pipeline: decode (shrink-on-load) → orient → sRGB →
-//!                             cascaded resize → WebP → thumbhash + dominant colour
+//!                  catalog/   redb tables, indexes, reads, listing, writes, read cache
+//!                  storage/   the key format, the upload spool, backends (one closed enum)
+//!                  media/     sniff, probe, svg, video, strip, names (pure functions);
+//!                             image/: decode (shrink-on-load) → sRGB → cascaded resize
+//!                             → WebP → thumbhash + dominant colour
+//!   model/       the vocabulary every layer speaks: items, types, folders, keys, queries, ids
+//!   maintenance  start-up recovery and periodic sweeps, through the handles
 //! ```
 //!
 //! Beside the crate: `loadtest/` (the load-test harness and the bare hyper anchor, a
@@ -25,6 +31,9 @@ pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod ingest;
+pub mod maintenance;
 pub mod media;
 pub mod metrics;
+pub mod model;
 pub mod storage;

@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
 
-use darkroom::catalog::model::{Scope, rfc3339};
-use darkroom::catalog::{Catalog, Write, keys};
+use darkroom::catalog::{Catalog, CatalogError, Write, keys};
 use darkroom::config::Config;
+use darkroom::model::{Scope, rfc3339};
 
 #[derive(Parser)]
 #[command(
@@ -44,12 +44,28 @@ enum Command {
     Keys(KeysCommand),
 }
 
+/// `--scope` of `keys create`: the API's `Scope`, spelled for the command line.
+#[derive(Clone, Copy, ValueEnum)]
+enum ScopeArg {
+    Read,
+    Write,
+}
+
+impl From<ScopeArg> for Scope {
+    fn from(arg: ScopeArg) -> Self {
+        match arg {
+            ScopeArg::Read => Scope::Read,
+            ScopeArg::Write => Scope::Write,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum KeysCommand {
     /// Create a key and print it alone on stdout.
     Create {
         #[arg(long, value_enum)]
-        scope: Scope,
+        scope: ScopeArg,
         #[arg(long, default_value = "")]
         name: String,
     },
@@ -142,22 +158,24 @@ fn manage_keys(config: &Config, cmd: KeysCommand) -> Result<(), BoxError> {
     let catalog = Catalog::open(&config.catalog_path())?;
     match cmd {
         KeysCommand::Create { scope, name } => {
+            let scope = Scope::from(scope);
             let key = keys::create(&catalog, scope, &name)?;
-            eprintln!("created a {scope:?} key; store it now, it cannot be shown again");
+            let scope = scope.name();
+            eprintln!("created a {scope} key; store it now, it cannot be shown again");
             println!("{key}");
         }
         KeysCommand::List => {
             for k in catalog.list_keys()? {
-                let scope = format!("{:?}", k.scope).to_lowercase();
+                let scope = k.scope.name();
                 println!("{}\t{scope}\t{}\t{}", k.id, rfc3339(k.created_us), k.name);
             }
         }
         KeysCommand::Revoke { id } => {
-            let outcome = catalog.apply_single(Write::RevokeKey { id: id.clone() })?;
-            if outcome != darkroom::catalog::Outcome::Changed(true) {
-                return Err(format!("no key with id {id}").into());
+            match catalog.apply_single(Write::RevokeKey { id: id.clone() }) {
+                Ok(_) => eprintln!("revoked key {id}"),
+                Err(CatalogError::NotFound(_)) => return Err(format!("no key with id {id}").into()),
+                Err(e) => return Err(e.into()),
             }
-            eprintln!("revoked key {id}");
         }
     }
     Ok(())

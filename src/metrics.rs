@@ -63,6 +63,8 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
+/// One `describe_*!` per metric: a table, longer than a function should be and clearer
+/// kept whole.
 fn describe() {
     describe_counter!(
         HTTP_REQUESTS,

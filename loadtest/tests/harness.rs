@@ -5,9 +5,9 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use darkroom::catalog::model::Scope;
 use darkroom::catalog::{Catalog, keys};
 use darkroom::config::Config;
+use darkroom::model::Scope;
 use serde_json::Value;
 
 struct Server {

@@ -3,16 +3,18 @@
 //! behind whatever is already waiting, and while a commit is in progress new writes pile
 //! up for the next one. Reads never come here (see `CatalogHandle`).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::{Slot, rpc};
-use crate::catalog::model::{
-    ApiKeyRecord, FolderPath, JobResult, ListQuery, MediaPatch, MediaRecord, Page, PresignRecord,
-};
 use crate::catalog::{Catalog, CatalogError, JobOutcome, Outcome, Write};
 use crate::metrics as m;
+use crate::model::{
+    ApiKeyRecord, FolderPath, JobResult, ListQuery, MediaPatch, MediaRecord, Page, PresignRecord,
+    now_us,
+};
 
 type Reply = RpcReplyPort<Result<Outcome, CatalogError>>;
 
@@ -183,7 +185,7 @@ impl CatalogHandle {
 
     /// True when the folder was new.
     pub async fn create_folder(&self, path: FolderPath) -> Result<bool, CatalogError> {
-        Ok(self.write(Write::CreateFolder(path)).await? == Outcome::Changed(true))
+        Ok(self.write(Write::CreateFolder(path)).await? == Outcome::FolderCreated)
     }
 
     pub async fn delete_folder(&self, path: FolderPath) -> Result<(), CatalogError> {
@@ -206,7 +208,7 @@ impl CatalogHandle {
 
     /// Creates the item of a confirmed presign (see `Write::ConfirmPresign`).
     pub async fn confirm_presign(&self, record: MediaRecord) -> Result<(), CatalogError> {
-        let now_us = crate::catalog::model::now_us();
+        let now_us = now_us();
         let record = Box::new(record);
         self.write(Write::ConfirmPresign { record, now_us })
             .await
@@ -217,8 +219,9 @@ impl CatalogHandle {
         self.write(Write::ForgetPresigns(keys)).await.map(drop)
     }
 
-    pub fn presign(&self, key: &str) -> Result<Option<PresignRecord>, CatalogError> {
-        self.catalog.presign(key)
+    /// The presign of `key` if it may be confirmed now (see `Catalog::presign_to_confirm`).
+    pub fn presign_to_confirm(&self, key: &str) -> Result<PresignRecord, CatalogError> {
+        self.catalog.presign_to_confirm(key, now_us())
     }
 
     pub async fn expired_presigns(&self, now_us: u64) -> Result<Vec<String>, CatalogError> {
@@ -243,7 +246,7 @@ impl CatalogHandle {
 
     /// Counts a start of the job; false when it must not run (see `Write::StartJob`).
     pub async fn start_job(&self, id: String, max_attempts: u32) -> Result<bool, CatalogError> {
-        Ok(self.write(Write::StartJob { id, max_attempts }).await? == Outcome::Changed(true))
+        Ok(self.write(Write::StartJob { id, max_attempts }).await? == Outcome::JobStarted)
     }
 
     /// Gives back a job's attempt (it met an outage, it did not crash).
@@ -253,6 +256,16 @@ impl CatalogHandle {
 
     pub async fn unfinished_jobs(&self) -> Result<Vec<String>, CatalogError> {
         self.scan(Catalog::unfinished_jobs).await
+    }
+
+    /// Files queued for deletion and not yet gone.
+    pub async fn pending_deletes(&self) -> Result<Vec<String>, CatalogError> {
+        self.scan(Catalog::pending_deletes).await
+    }
+
+    /// Every storage key a record names.
+    pub async fn all_files(&self) -> Result<BTreeSet<String>, CatalogError> {
+        self.scan(Catalog::all_files).await
     }
 }
 

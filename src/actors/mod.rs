@@ -1,6 +1,7 @@
 //! Actor glue (ractor): message enums, handles and lifecycles. The logic they run lives
-//! in `catalog/`, `storage/` and `media/`. Handles are cheap to clone and look their actor
-//! up through a `Slot`, which the supervisor refills after a restart.
+//! in `catalog/`, `storage/` and `media/`. `start` brings up the supervisor and its three
+//! children and hands back their `Handles`; handles are cheap to clone and look their
+//! actor up through a `Slot`, which the supervisor refills after a restart.
 
 pub mod catalog;
 pub mod processing;
@@ -8,9 +9,94 @@ pub mod storage;
 pub mod supervisor;
 
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
+use ractor::concurrency::JoinHandle;
 use ractor::rpc::CallResult;
-use ractor::{ActorRef, Message, RpcReplyPort};
+use ractor::{Actor, ActorRef, Message, RpcReplyPort};
+
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::media::image::Settings;
+use crate::storage::Storage;
+use catalog::CatalogHandle;
+use processing::{Admission, ProcessingArgs, ProcessingHandle, Waiters, build_pool};
+use storage::{StorageArgs, StorageHandle};
+use supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the actors: {0}")]
+pub struct StartError(String);
+
+/// The running actors, and the handles the rest of the program reaches them by.
+pub struct Handles {
+    pub catalog: CatalogHandle,
+    pub storage: StorageHandle,
+    pub processing: ProcessingHandle,
+    supervisor: ActorRef<SupervisorMsg>,
+    stopped: JoinHandle<()>,
+}
+
+/// Starts the supervisor with the catalog, storage and processing actors under it.
+pub async fn start(
+    catalog: Arc<Catalog>,
+    storage: Arc<Storage>,
+    config: &Config,
+) -> Result<Handles, StartError> {
+    let (catalog_slot, storage_slot, processing_slot) =
+        (Slot::empty(), Slot::empty(), Slot::empty());
+    let catalog_handle = CatalogHandle::new(catalog_slot.clone(), catalog.clone());
+    let storage_handle = StorageHandle::new(storage_slot.clone());
+    let waiters = Waiters::default();
+    let p = &config.processing;
+    let threads = p.thread_count();
+    let processing = ProcessingArgs {
+        catalog: catalog_handle.clone(),
+        storage: storage_handle.clone(),
+        pool: Arc::new(build_pool(threads).map_err(|e| StartError(e.to_string()))?),
+        settings: Settings {
+            quality: p.webp_quality,
+            method: p.webp_method,
+            max_pixels: config.limits.max_image_pixels,
+        },
+        max_in_flight: threads * 2,
+        max_attempts: p.max_attempts,
+        waiters: waiters.clone(),
+    };
+    let admission = Admission::new(catalog_handle.clone(), p.max_backlog);
+    let args = SupervisorArgs {
+        catalog,
+        catalog_slot,
+        storage: StorageArgs {
+            storage,
+            catalog: catalog_handle.clone(),
+        },
+        storage_slot,
+        processing,
+        processing_slot: processing_slot.clone(),
+    };
+    let (supervisor, stopped) = Actor::spawn(None, Supervisor, args)
+        .await
+        .map_err(|e| StartError(e.to_string()))?;
+    Ok(Handles {
+        catalog: catalog_handle,
+        storage: storage_handle,
+        processing: ProcessingHandle::new(processing_slot, waiters, admission),
+        supervisor,
+        stopped,
+    })
+}
+
+impl Handles {
+    /// Drains the children (queued catalog writes are committed) and stops them.
+    pub async fn stop(self) {
+        let _ = self
+            .supervisor
+            .call(SupervisorMsg::Shutdown, Some(Duration::from_secs(15)))
+            .await;
+        let _ = self.stopped.await;
+    }
+}
 
 /// The current reference of a restartable actor; empty while it is (re)starting.
 pub struct Slot<M>(Arc<RwLock<Option<ActorRef<M>>>>);

@@ -1,7 +1,10 @@
 //! StorageActor: owns the backend and dispatches file operations. Each operation runs
 //! on its own task, so one slow fsync never holds up the others; the actor only routes.
-//! Deletes go through the catalog's durable queue: the catalog queued them with the
-//! record's removal, this actor removes the files and then clears them from the queue.
+//!
+//! Two kinds of removal: files of deleted items go through the catalog's durable queue
+//! (the catalog queued them with the record's removal; this actor removes the files and
+//! then clears them from the queue), while files that no record ever named (an upload
+//! that failed, an expired presign, variants of an item deleted meanwhile) are discarded.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +14,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use super::catalog::CatalogHandle;
 use super::{Slot, rpc};
 use crate::metrics::{self as m, Timer};
-use crate::storage::{ObjectInfo, Sink, Storage, StorageError, StoredFile};
+use crate::storage::{
+    KnownFiles, ObjectInfo, Sink, Storage, StorageError, StoredFile, SweepReport,
+};
 
 type Result<T> = std::result::Result<T, StorageError>;
 
@@ -35,8 +40,13 @@ pub enum StorageMsg {
     Read(String, RpcReplyPort<Result<Option<Vec<u8>>>>),
     /// Open a stored file for serving.
     Open(String, RpcReplyPort<Result<Option<StoredFile>>>),
-    /// Remove files queued for deletion in the catalog (fire and forget).
-    Delete(Vec<String>),
+    /// Remove files the catalog queued for deletion, then clear them from its queue; the
+    /// reply, if asked for, comes when that is done.
+    DrainDeletes(Vec<String>, Option<RpcReplyPort<()>>),
+    /// Remove files that no record names; the reply, if asked for, lists those removed.
+    Discard(Vec<String>, Option<RpcReplyPort<Vec<String>>>),
+    /// Remove temp files and stored files that are not known (start-up recovery).
+    Sweep(Box<KnownFiles>, RpcReplyPort<Result<SweepReport>>),
     /// Sign a PUT URL for a presigned upload.
     Presign(String, &'static str, Duration, RpcReplyPort<Result<String>>),
     /// HEAD an object a client uploaded.
@@ -71,78 +81,134 @@ impl Actor for StorageActor {
         let storage = state.storage.clone();
         match msg {
             StorageMsg::Begin(reply) => {
-                tokio::spawn(
-                    async move { reply.send(timed(&storage, "begin", storage.begin()).await) },
-                );
+                answer(
+                    reply,
+                    storage,
+                    "begin",
+                    move |s| async move { s.begin().await },
+                )
             }
             StorageMsg::Commit(sink, key, mime, reply) => {
-                tokio::spawn(async move {
-                    let commit = storage.commit(*sink, &key, mime);
-                    reply.send(timed(&storage, "commit", commit).await)
-                });
+                answer(reply, storage, "commit", move |s| async move {
+                    s.commit(*sink, &key, mime).await
+                })
             }
             StorageMsg::Put(files, reply) => {
-                tokio::spawn(async move {
-                    reply.send(timed(&storage, "put", storage.put_all(files)).await)
-                });
+                answer(
+                    reply,
+                    storage,
+                    "put",
+                    |s| async move { s.put_all(files).await },
+                )
             }
             StorageMsg::Read(key, reply) => {
-                tokio::spawn(async move {
-                    reply.send(timed(&storage, "read", storage.read(&key)).await)
-                });
+                answer(
+                    reply,
+                    storage,
+                    "read",
+                    |s| async move { s.read(&key).await },
+                )
             }
             StorageMsg::Presign(key, mime, expires, reply) => {
-                tokio::spawn(async move {
-                    let sign = storage.presign_put(&key, mime, expires);
-                    reply.send(timed(&storage, "presign", sign).await)
-                });
+                answer(reply, storage, "presign", move |s| async move {
+                    s.presign_put(&key, mime, expires).await
+                })
             }
             StorageMsg::Head(key, reply) => {
-                tokio::spawn(async move {
-                    reply.send(timed(&storage, "head", storage.head(&key)).await)
-                });
+                answer(
+                    reply,
+                    storage,
+                    "head",
+                    |s| async move { s.head(&key).await },
+                )
             }
             StorageMsg::Fetch(key, reply) => {
-                tokio::spawn(async move {
-                    reply.send(timed(&storage, "fetch", storage.fetch(&key)).await)
-                });
+                answer(
+                    reply,
+                    storage,
+                    "fetch",
+                    |s| async move { s.fetch(&key).await },
+                )
             }
             StorageMsg::Open(key, reply) => {
-                tokio::spawn(async move {
-                    reply.send(timed(&storage, "open", storage.open(&key)).await)
-                });
+                answer(
+                    reply,
+                    storage,
+                    "open",
+                    |s| async move { s.open(&key).await },
+                )
             }
             StorageMsg::Check(reply) => {
-                tokio::spawn(
-                    async move { reply.send(timed(&storage, "check", storage.check()).await) },
-                );
+                answer(
+                    reply,
+                    storage,
+                    "check",
+                    move |s| async move { s.check().await },
+                )
+            }
+            StorageMsg::Sweep(known, reply) => {
+                answer(reply, storage, "sweep", move |s| async move {
+                    let sweep = tokio::task::spawn_blocking(move || s.sweep(&known));
+                    sweep.await.map_err(std::io::Error::other)?
+                })
+            }
+            StorageMsg::DrainDeletes(keys, reply) => {
+                let catalog = state.catalog.clone();
+                tokio::spawn(async move {
+                    drain_deletes(&storage, &catalog, keys).await;
+                    reply.map(|r| r.send(()));
+                });
+            }
+            StorageMsg::Discard(keys, reply) => {
+                tokio::spawn(async move {
+                    let removed = remove_files(&storage, keys).await;
+                    reply.map(|r| r.send(removed));
+                });
             }
             StorageMsg::Crash => return Err("injected fault".into()),
-            StorageMsg::Delete(keys) => {
-                let catalog = state.catalog.clone();
-                tokio::spawn(delete_files(storage, catalog, keys));
-            }
         }
         Ok(())
     }
 }
 
-/// Removes each file, then clears the ones that are gone from the durable queue; a file
-/// that could not be removed stays queued and is retried at the next start.
-pub async fn delete_files(storage: Arc<Storage>, catalog: CatalogHandle, keys: Vec<String>) {
-    let mut done = Vec::with_capacity(keys.len());
-    for key in keys {
-        match timed(&storage, "delete", storage.delete(&key)).await {
-            Ok(()) => done.push(key),
-            Err(e) => tracing::warn!(%key, error = %e, "file delete failed; stays queued"),
-        }
-    }
-    if done.is_empty() {
-        return;
-    }
-    if let Err(e) = catalog.forget_deletes(done).await {
+/// Runs one operation on its own task, timed under `op`, and sends its result to `reply`.
+fn answer<T, F>(
+    reply: RpcReplyPort<Result<T>>,
+    storage: Arc<Storage>,
+    op: &'static str,
+    run: impl FnOnce(Arc<Storage>) -> F + Send + 'static,
+) where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T>> + Send,
+{
+    tokio::spawn(async move {
+        let result = timed(&storage, op, run(storage.clone())).await;
+        let _ = reply.send(result);
+    });
+}
+
+/// Removes files of deleted items, then clears those that are gone from the catalog's
+/// queue (the others stay queued and are retried at the next start).
+async fn drain_deletes(storage: &Storage, catalog: &CatalogHandle, keys: Vec<String>) {
+    let removed = remove_files(storage, keys).await;
+    if !removed.is_empty()
+        && let Err(e) = catalog.forget_deletes(removed).await
+    {
         tracing::warn!(error = %e, "could not clear finished deletes; retried at next start");
     }
+}
+
+/// Removes each file; returns the keys that are gone. A file that could not be removed is
+/// logged (a queued delete stays queued and is retried at the next start).
+async fn remove_files(storage: &Storage, keys: Vec<String>) -> Vec<String> {
+    let mut done = Vec::with_capacity(keys.len());
+    for key in keys {
+        match timed(storage, "delete", storage.delete(&key)).await {
+            Ok(()) => done.push(key),
+            Err(e) => tracing::warn!(%key, error = %e, "file delete failed"),
+        }
+    }
+    done
 }
 
 /// Runs one storage operation, recording its latency and counting failures.
@@ -228,15 +294,44 @@ impl StorageHandle {
 
     /// Test-only fault injection.
     pub fn crash(&self) {
-        if let Some(actor) = self.slot.get() {
-            let _ = actor.cast(StorageMsg::Crash);
+        self.cast(StorageMsg::Crash);
+    }
+
+    /// Removes the files of deleted items (already on the catalog's delete queue) in the
+    /// background, then clears them from the queue.
+    pub fn drain_deletes(&self, keys: Vec<String>) {
+        self.cast(StorageMsg::DrainDeletes(keys, None));
+    }
+
+    /// As `drain_deletes`, returning when it is done (start-up recovery).
+    pub async fn finish_deletes(&self, keys: Vec<String>) -> Result<()> {
+        rpc(&self.slot, |r| StorageMsg::DrainDeletes(keys, Some(r)))
+            .await
+            .ok_or(StorageError::Unavailable)
+    }
+
+    /// Removes files that no record names, in the background.
+    pub fn discard(&self, keys: Vec<String>) {
+        if !keys.is_empty() {
+            self.cast(StorageMsg::Discard(keys, None));
         }
     }
 
-    /// Queues removal of files the catalog already put on its delete queue.
-    pub fn delete(&self, keys: Vec<String>) {
+    /// As `discard`, returning the keys removed.
+    pub async fn discard_now(&self, keys: Vec<String>) -> Result<Vec<String>> {
+        rpc(&self.slot, |r| StorageMsg::Discard(keys, Some(r)))
+            .await
+            .ok_or(StorageError::Unavailable)
+    }
+
+    /// Removes temp files and files that `known` does not claim; says what it removed.
+    pub async fn sweep(&self, known: KnownFiles) -> Result<SweepReport> {
+        self.call(|r| StorageMsg::Sweep(Box::new(known), r)).await
+    }
+
+    fn cast(&self, msg: StorageMsg) {
         if let Some(actor) = self.slot.get() {
-            let _ = actor.cast(StorageMsg::Delete(keys));
+            let _ = actor.cast(msg);
         }
     }
 }

@@ -198,7 +198,7 @@ mod tests {
     use crate::actors::catalog::CatalogHandle;
     use crate::actors::processing::{ProcessingArgs, Waiters, build_pool};
     use crate::actors::storage::StorageHandle;
-    use crate::catalog::model::FolderPath;
+    use crate::model::FolderPath;
     use crate::storage::{LocalStorage, Storage};
 
     async fn wait_for_new<M: ractor::Message>(slot: &Slot<M>, old: ractor::ActorId) -> ActorRef<M> {

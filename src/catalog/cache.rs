@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::model::MediaRecord;
+use crate::model::MediaRecord;
 
 /// Records kept; about 0.5 KB each.
 pub const CAPACITY: usize = 16_384;

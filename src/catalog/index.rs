@@ -1,17 +1,16 @@
 //! Key layout of the listing index, so that listing by any sort, in either order,
 //! optionally within one folder or one kind, is a range scan and never a full scan.
 //!
-//! `key = [sort tag] [scope] 0x00 [sort value] [id]`, where scope is `a` (everything),
+//! `key = [sort tag] [partition] 0x00 [sort value] [id]`, where the partition is `a` (everything),
 //! `f<folder>` or `k<kind tag>`, and the sort value is the big-endian creation time,
 //! the big-endian size, or the lower-cased filename followed by 0x00. Ids have a fixed
 //! length, so the id is the key's tail and breaks ties.
 
-use super::model::{ID_LEN, MediaRecord, SortField};
-use crate::media::Kind;
+use crate::model::{ID_LEN, Kind, MediaRecord, SortField};
 
-/// Which slice of the catalog a listing walks.
+/// Which part of the catalog a listing walks: each record is indexed in all three.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope<'a> {
+pub enum Partition<'a> {
     All,
     Folder(&'a str),
     Kind(Kind),
@@ -27,16 +26,16 @@ fn sort_tag(sort: SortField) -> u8 {
     }
 }
 
-/// The prefix every key of `(sort, scope)` starts with.
-pub fn prefix(sort: SortField, scope: Scope<'_>) -> Vec<u8> {
+/// The prefix every key of `(sort, partition)` starts with.
+pub fn prefix(sort: SortField, partition: Partition<'_>) -> Vec<u8> {
     let mut key = vec![sort_tag(sort)];
-    match scope {
-        Scope::All => key.push(b'a'),
-        Scope::Folder(f) => {
+    match partition {
+        Partition::All => key.push(b'a'),
+        Partition::Folder(f) => {
             key.push(b'f');
             key.extend_from_slice(f.as_bytes());
         }
-        Scope::Kind(k) => key.extend_from_slice(&[b'k', k.tag()]),
+        Partition::Kind(k) => key.extend_from_slice(&[b'k', k.tag()]),
     }
     key.push(0);
     key
@@ -51,13 +50,17 @@ pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     end
 }
 
-/// All index keys of one record (3 sorts × 3 scopes).
+/// All index keys of one record (3 sorts × 3 partitions).
 pub fn keys_of(r: &MediaRecord) -> Vec<Vec<u8>> {
-    let scopes = [Scope::All, Scope::Folder(&r.folder), Scope::Kind(r.kind())];
-    let mut keys = Vec::with_capacity(SORTS.len() * scopes.len());
+    let partitions = [
+        Partition::All,
+        Partition::Folder(&r.folder),
+        Partition::Kind(r.kind()),
+    ];
+    let mut keys = Vec::with_capacity(SORTS.len() * partitions.len());
     for sort in SORTS {
-        for scope in scopes {
-            let mut key = prefix(sort, scope);
+        for partition in partitions {
+            let mut key = prefix(sort, partition);
             match sort {
                 SortField::CreatedAt => key.extend_from_slice(&r.created_us.to_be_bytes()),
                 SortField::Size => key.extend_from_slice(&r.size.to_be_bytes()),
@@ -109,7 +112,7 @@ mod tests {
     }
 
     fn key(sort: SortField, r: &MediaRecord) -> Vec<u8> {
-        let p = prefix(sort, Scope::All);
+        let p = prefix(sort, Partition::All);
         keys_of(r)
             .into_iter()
             .find(|k| k.starts_with(&p))
@@ -137,13 +140,13 @@ mod tests {
     }
 
     #[test]
-    fn ids_round_trip_and_scopes_are_disjoint() {
+    fn ids_round_trip_and_partitions_are_disjoint() {
         let r = rec('q', "x.png", 5, 5);
         for k in keys_of(&r) {
             assert_eq!(id_of(&k), Some(r.id.as_str()));
         }
-        let folder = prefix(SortField::CreatedAt, Scope::Folder("/a"));
-        let sub = prefix(SortField::CreatedAt, Scope::Folder("/a/b"));
+        let folder = prefix(SortField::CreatedAt, Partition::Folder("/a"));
+        let sub = prefix(SortField::CreatedAt, Partition::Folder("/a/b"));
         assert!(
             !sub.starts_with(&folder),
             "a folder's range excludes its subfolders"

@@ -4,8 +4,8 @@
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::model::{ApiKeyRecord, Scope, now_us, random_token};
 use super::{Catalog, CatalogError, Write};
+use crate::model::{ApiKeyRecord, Scope, now_us, random_token};
 
 const PREFIX: &str = "drk_";
 

@@ -1,17 +1,31 @@
-//! The catalog: media records, folders, API keys and the durable delete queue in one
-//! redb file. Plain synchronous code; the `CatalogActor` is the single writer over it
-//! and read paths call it directly on the blocking pool (redb is MVCC).
+//! The catalog: media records, folders, API keys, processing jobs, presigned uploads and
+//! the durable delete queue, in one redb file. Plain synchronous code that persists the
+//! types of `model/`; the `CatalogActor` is the single writer over it and read paths call
+//! it directly on the blocking pool (redb is MVCC).
+//!
+//! - `tables`: every table definition; `index`: the listing index's key layout;
+//! - `read`: point reads and small scans; `list`: listing pages with exact totals;
+//! - `write`: the write path, a batch of `Write`s applied in one transaction;
+//! - `cache`: recently read records; `keys`: API key generation and checks.
 
 mod cache;
 pub mod index;
 pub mod keys;
-pub mod model;
-mod store;
+mod list;
+mod read;
 pub mod tables;
+mod write;
 
+use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
-pub use store::{Catalog, JobOutcome, Outcome, Write};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTableMetadata};
+
+pub use write::{JobOutcome, Outcome, Write};
+
+use cache::ReadCache;
+use tables::{COUNTS, FILES, FOLDERS, INDEX, JOBS, KEYS, MEDIA, PENDING_DELETES, PRESIGNS};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CatalogError {
@@ -43,3 +57,55 @@ impl<E: Into<redb::Error>> From<E> for CatalogError {
         }
     }
 }
+
+type Result<T> = std::result::Result<T, CatalogError>;
+
+pub struct Catalog {
+    db: Database,
+    /// Rows in `JOBS`, kept in step with every commit (the processing backlog).
+    jobs: AtomicU64,
+    /// Recently read records and the folder list; invalidated by every commit.
+    cache: ReadCache,
+}
+
+impl Catalog {
+    /// Opens (or creates) the catalog file and makes sure every table exists.
+    pub fn open(path: &Path) -> Result<Self> {
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        {
+            txn.open_table(MEDIA)?;
+            txn.open_table(INDEX)?;
+            txn.open_table(COUNTS)?;
+            txn.open_table(FOLDERS)?;
+            txn.open_table(FILES)?;
+            txn.open_table(PENDING_DELETES)?;
+            txn.open_table(KEYS)?;
+            txn.open_table(JOBS)?;
+            txn.open_table(PRESIGNS)?;
+        }
+        txn.commit()?;
+        let jobs = db.begin_read()?.open_table(JOBS)?.len()?;
+        Ok(Self {
+            db,
+            jobs: AtomicU64::new(jobs),
+            cache: ReadCache::new(cache::CAPACITY),
+        })
+    }
+
+    fn read_txn(&self) -> Result<ReadTransaction> {
+        Ok(self.db.begin_read()?)
+    }
+}
+
+/// Records are stored as JSON.
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| CatalogError::Corrupt(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests;

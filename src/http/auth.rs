@@ -4,8 +4,8 @@ use hyper::HeaderMap;
 use hyper::header::AUTHORIZATION;
 
 use super::Ctx;
-use crate::catalog::model::{ApiKeyRecord, Scope};
 use crate::error::ApiError;
+use crate::model::{ApiKeyRecord, Scope};
 
 /// The key presented in `Authorization: Bearer <key>`, if any. A header that is present
 /// but not a bearer token, or a key the catalog does not know, is a 401.

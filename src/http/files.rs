@@ -16,8 +16,8 @@ use tokio_util::io::ReaderStream;
 use super::Ctx;
 use super::response::{Resp, empty, etag_matches, not_modified, set_header};
 use crate::error::ApiError;
-use crate::media::MediaType;
-use crate::storage::is_valid_key;
+use crate::model::MediaType;
+use crate::storage::{StoredFile, is_valid_key};
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const SVG_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; sandbox";
@@ -29,15 +29,15 @@ pub async fn serve(ctx: &Ctx, req: &Request<Incoming>, key: String) -> Result<Re
     if !is_valid_key(&key) || ctx.catalog.owner_of_file(&key)?.is_none() {
         return Err(not_found());
     }
-    let mut stored = ctx.storage.open(key).await?.ok_or_else(not_found)?;
+    let stored = ctx.storage.open(key).await?.ok_or_else(not_found)?;
 
-    let modified = stored
+    let since_epoch = stored
         .modified
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let etag = format!("\"{:x}-{:x}\"", stored.len, modified.as_nanos());
+    let etag = format!("\"{:x}-{:x}\"", stored.len, since_epoch.as_nanos());
     let headers = req.headers();
-    if is_not_modified(headers, &etag, modified) {
+    if is_not_modified(headers, &etag, since_epoch) {
         let mut resp = not_modified(&etag);
         resp.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
@@ -52,39 +52,48 @@ pub async fn serve(ctx: &Ctx, req: &Request<Incoming>, key: String) -> Result<Re
         None => None,
     };
     let (start, len) = range.unwrap_or((0, stored.len));
+    let (total, modified) = (stored.len, stored.modified);
     let mut resp = if req.method() == Method::HEAD {
         Response::new(empty())
     } else {
-        stored
-            .file
-            .seek(SeekFrom::Start(start))
-            .await
-            .map_err(|e| ApiError::Storage(e.into()))?;
-        let reader = stored.file.take(len);
-        let stream = ReaderStream::with_capacity(reader, 64 * 1024).map_ok(Frame::data);
-        Response::new(StreamBody::new(stream).boxed())
+        stream_part(stored, start, len).await?
     };
-    if range.is_some() {
-        *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
-    }
     let h = resp.headers_mut();
     if range.is_some() {
         set_header(
             h,
             header::CONTENT_RANGE,
-            &format!("bytes {start}-{}/{}", start + len - 1, stored.len),
+            &format!("bytes {start}-{}/{total}", start + len - 1),
         );
     }
+    set_header(h, header::CONTENT_LENGTH, &len.to_string());
+    set_header(h, header::ETAG, &etag);
+    set_header(h, header::LAST_MODIFIED, &httpdate::fmt_http_date(modified));
+    set_file_headers(h, media_type);
+    if range.is_some() {
+        *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+    }
+    Ok(resp)
+}
+
+/// A response streaming `len` bytes of the file from `start`.
+async fn stream_part(mut stored: StoredFile, start: u64, len: u64) -> Result<Resp, ApiError> {
+    stored
+        .file
+        .seek(SeekFrom::Start(start))
+        .await
+        .map_err(|e| ApiError::Storage(e.into()))?;
+    let reader = stored.file.take(len);
+    let stream = ReaderStream::with_capacity(reader, 64 * 1024).map_ok(Frame::data);
+    Ok(Response::new(StreamBody::new(stream).boxed()))
+}
+
+/// What every served file carries: its type, immutable caching, no sniffing, and for SVG
+/// a policy that keeps it from running anything.
+fn set_file_headers(h: &mut HeaderMap, media_type: MediaType) {
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(media_type.mime()),
-    );
-    set_header(h, header::CONTENT_LENGTH, &len.to_string());
-    set_header(h, header::ETAG, &etag);
-    set_header(
-        h,
-        header::LAST_MODIFIED,
-        &httpdate::fmt_http_date(stored.modified),
     );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
@@ -98,7 +107,6 @@ pub async fn serve(ctx: &Ctx, req: &Request<Incoming>, key: String) -> Result<Re
             HeaderValue::from_static(SVG_CSP),
         );
     }
-    Ok(resp)
 }
 
 /// `If-None-Match` wins; `If-Modified-Since` is consulted only without it.

@@ -1,6 +1,6 @@
 //! The HTTP front end: hyper 1 (HTTP/1.1 and h2c), a one-screen router, auth, CORS,
-//! multipart parsing and file serving. Handlers validate input into types, then call
-//! actor handles; they never touch redb, the disk or image code themselves.
+//! multipart intake and file serving. Handlers validate input into types, then call
+//! `ingest` or an actor handle; they never touch redb, the disk or image code themselves.
 
 pub mod auth;
 pub mod files;
@@ -20,14 +20,18 @@ use crate::actors::catalog::CatalogHandle;
 use crate::actors::processing::ProcessingHandle;
 use crate::actors::storage::StorageHandle;
 use crate::config::Config;
+use crate::ingest::Ingest;
+use crate::storage::FileUrls;
 
 /// What every handler can reach.
 pub struct Ctx {
     pub catalog: CatalogHandle,
     pub storage: StorageHandle,
     pub processing: ProcessingHandle,
+    /// The upload workflow (`POST /api/v1/media` and confirm).
+    pub ingest: Ingest,
     /// Where clients fetch stored files (item and variant `url`s).
-    pub urls: handlers::views::FileUrls,
+    pub urls: FileUrls,
     pub config: Arc<Config>,
     pub metrics: PrometheusHandle,
     /// Set when shutdown begins: `/readyz` turns 503.

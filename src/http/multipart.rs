@@ -1,6 +1,6 @@
-//! `POST /api/v1/media`: streams each file part to a storage temp file (never into
-//! memory), sniffs and inspects it, commits it under a server-made key, and records
-//! every accepted file of the request in one catalog write.
+//! `multipart/form-data` intake for `POST /api/v1/media`: multer, the body limits and the
+//! idle timeout. Each file part is streamed into a spool and handed to `ingest` as it
+//! passes; the text fields `folder` and `alt` may come before or after the files.
 //!
 //! Limits: a body whose `Content-Length` exceeds one file's limit (plus multipart framing)
 //! is refused with 413 before a byte is read; without a length, the same limit is
@@ -18,43 +18,27 @@ use multer::{Constraints, Field, Multipart, SizeLimit};
 
 use super::Ctx;
 use super::query::invalid_folder;
-use crate::actors::processing::Reservation;
-use crate::catalog::model::{
-    FolderPath, MediaRecord, Processing, new_media_id, new_storage_token, now_us, year_month,
-};
 use crate::error::{ApiError, FileError};
-use crate::media::{self, Inspection, MediaError, MediaType, name::sanitize_filename, sniff};
-use crate::metrics as m;
-use crate::storage::Sink;
+use crate::ingest::Staged;
+use crate::media::name::sanitize_filename;
+use crate::model::FolderPath;
 
 /// Room for multipart boundaries, part headers and the small text fields.
 const FRAMING_ALLOWANCE: u64 = 1024 * 1024;
 const MAX_TEXT_FIELD: usize = 10_000;
 
-pub struct UploadOutcome {
-    pub records: Vec<MediaRecord>,
+/// A received upload form: the files already staged in storage, and the fields.
+pub struct Form {
+    pub staged: Vec<Staged>,
+    pub folder: FolderPath,
+    pub alt: Option<String>,
+    /// Files refused one by one (the request goes on without them).
     pub errors: Vec<FileError>,
 }
 
-/// A file already committed to storage, waiting for its catalog record.
-pub struct Staged {
-    pub filename: String,
-    pub media_type: MediaType,
-    pub size: u64,
-    pub inspection: Inspection,
-    pub storage_key: String,
-    pub created_us: u64,
-    /// Raster images hold a backlog slot until the request ends.
-    pub slot: Option<Reservation>,
-}
-
-/// Receives the upload; with `wait`, holds the answer until this request's images are
-/// processed (at most `processing.wait_timeout_secs`) and answers their final state.
-pub async fn receive(
-    ctx: &Ctx,
-    req: Request<Incoming>,
-    wait: bool,
-) -> Result<UploadOutcome, ApiError> {
+/// Reads the whole form, staging each file as it streams past. Fails (with nothing left
+/// stored) when the body is malformed, too large or stalls, or when no file was accepted.
+pub async fn receive(ctx: &Ctx, req: Request<Incoming>) -> Result<Form, ApiError> {
     let max_file = ctx.config.max_file_bytes();
     let body_limit = max_file + FRAMING_ALLOWANCE;
     let boundary = req
@@ -83,252 +67,73 @@ pub async fn receive(
             .whole_stream(body_limit)
             .per_field(max_file),
     );
-    let mut form = Multipart::with_constraints(stream, boundary, constraints);
-
-    let mut staged = Vec::new();
-    let result = read_form(ctx, &mut form, &mut staged).await;
-    let (folder, alt, errors) = match result {
-        Ok(parts) => parts,
-        Err(e) => {
-            discard(ctx, &staged);
-            return Err(e);
-        }
+    let mut multipart = Multipart::with_constraints(stream, boundary, constraints);
+    let mut form = Form {
+        staged: Vec::new(),
+        folder: FolderPath::root(),
+        alt: None,
+        errors: Vec::new(),
     };
-    if staged.is_empty() {
-        return Err(if errors.is_empty() {
+    if let Err(e) = read_fields(ctx, &mut multipart, &mut form).await {
+        ctx.ingest.discard(&form.staged);
+        return Err(e);
+    }
+    if form.staged.is_empty() {
+        return Err(if form.errors.is_empty() {
             ApiError::bad_request(
                 "no_files",
                 "the form has no `files` field with a file in it",
             )
         } else {
-            ApiError::UploadFailed { errors }
+            ApiError::UploadFailed {
+                errors: form.errors,
+            }
         });
     }
-    let records: Vec<MediaRecord> = staged
-        .iter()
-        .map(|s| record(s, &folder, alt.as_deref()))
-        .collect();
-    let jobs: Vec<String> = records
-        .iter()
-        .filter(|r| r.is_processing())
-        .map(|r| r.id.clone())
-        .collect();
-    let done: Vec<_> = if wait {
-        jobs.iter().map(|id| ctx.processing.subscribe(id)).collect()
-    } else {
-        Vec::new()
-    };
-    if let Err(e) = ctx.catalog.insert_media(records.clone()).await {
-        // The insert is one atomic write; its reply can be lost (actor restart) after the
-        // commit. Only files whose records are really absent may go.
-        let committed = matches!(ctx.catalog.get(&records[0].id), Ok(Some(_)));
-        if !committed {
-            drop(done);
-            ctx.processing.prune_waiters(&jobs);
-            discard(ctx, &staged);
-            return Err(e.into());
-        }
-    }
-    drop(staged); // the backlog slots: the committed jobs count in the catalog now
-    if !jobs.is_empty() {
-        ctx.processing.enqueue(jobs.clone());
-    }
-    for r in &records {
-        let mime = r.media_type.mime();
-        metrics::counter!(m::UPLOAD_FILES, "type" => mime, "outcome" => "accepted").increment(1);
-        metrics::counter!(m::UPLOAD_BYTES, "type" => mime).increment(r.size);
-    }
-    let records = if done.is_empty() {
-        records
-    } else {
-        let limit = Duration::from_secs(ctx.config.processing.wait_timeout_secs);
-        let _ = tokio::time::timeout(limit, futures_util::future::join_all(done)).await;
-        ctx.processing.prune_waiters(&jobs);
-        reread(ctx, records)
-    };
-    Ok(UploadOutcome { records, errors })
+    Ok(form)
 }
 
-/// The records' current state (after processing); one deleted meanwhile keeps the
-/// state it was created with.
-fn reread(ctx: &Ctx, records: Vec<MediaRecord>) -> Vec<MediaRecord> {
-    records
-        .into_iter()
-        .map(|r| match ctx.catalog.get(&r.id) {
-            Ok(Some(now)) => now,
-            _ => r,
-        })
-        .collect()
-}
-
-/// Walks the form: files are stored as they stream past; `folder` and `alt` may come
-/// before or after them.
-async fn read_form(
+/// Walks the form: files are staged as they stream past, text fields are kept.
+async fn read_fields(
     ctx: &Ctx,
-    form: &mut Multipart<'_>,
-    staged: &mut Vec<Staged>,
-) -> Result<(FolderPath, Option<String>, Vec<FileError>), ApiError> {
-    let mut folder = FolderPath::root();
-    let mut alt = None;
-    let mut errors = Vec::new();
-    while let Some(field) = idle_limited(ctx, form.next_field()).await? {
+    multipart: &mut Multipart<'_>,
+    form: &mut Form,
+) -> Result<(), ApiError> {
+    let max_files = ctx.config.limits.max_files_per_request;
+    while let Some(field) = idle_limited(ctx, multipart.next_field()).await? {
         match field.name().unwrap_or("") {
             "folder" => {
                 let raw = text_field(ctx, field).await?;
-                folder = FolderPath::parse(raw.trim()).ok_or_else(|| invalid_folder(&raw))?;
+                form.folder = FolderPath::parse(raw.trim()).ok_or_else(|| invalid_folder(&raw))?;
             }
-            "alt" => alt = Some(text_field(ctx, field).await?).filter(|a| !a.is_empty()),
+            "alt" => form.alt = Some(text_field(ctx, field).await?).filter(|a| !a.is_empty()),
             "files" | "files[]" | "file" => {
-                if staged.len() + errors.len() >= ctx.config.limits.max_files_per_request {
+                if form.staged.len() + form.errors.len() >= max_files {
                     return Err(ApiError::bad_request(
                         "too_many_files",
-                        format!(
-                            "at most {} files per request",
-                            ctx.config.limits.max_files_per_request
-                        ),
+                        format!("at most {max_files} files per request"),
                     ));
                 }
                 let filename = sanitize_filename(field.file_name().unwrap_or(""), "upload");
-                match store_file(ctx, field, filename.clone()).await? {
-                    Ok(file) => staged.push(file),
-                    Err(e) => {
-                        metrics::counter!(m::UPLOAD_FILES, "type" => "unknown", "outcome" => "refused")
-                            .increment(1);
-                        errors.push(FileError::new(filename, &e));
-                    }
+                let sink = spool(ctx, field).await?;
+                match ctx.ingest.stage(sink, filename.clone()).await? {
+                    Ok(file) => form.staged.push(file),
+                    Err(e) => form.errors.push(FileError::new(filename, &e)),
                 }
             }
             _ => {} // unknown fields are skipped
         }
     }
-    Ok((folder, alt, errors))
+    Ok(())
 }
 
-/// Streams one file part to storage. The outer error fails the request (I/O, a broken
-/// or oversized body); the inner one refuses just this file.
-async fn store_file(
-    ctx: &Ctx,
-    mut field: Field<'_>,
-    filename: String,
-) -> Result<Result<Staged, MediaError>, ApiError> {
-    let mut sink = ctx.storage.begin().await?;
+/// Streams one file part into a new spool.
+async fn spool(ctx: &Ctx, mut field: Field<'_>) -> Result<crate::storage::Sink, ApiError> {
+    let mut sink = ctx.ingest.begin().await?;
     while let Some(chunk) = idle_limited(ctx, field.chunk()).await? {
         sink.write(&chunk).await?;
     }
-    if sink.is_empty() {
-        return Ok(Err(MediaError::Empty));
-    }
-    let Some(media_type) = sniff::sniff(sink.head()) else {
-        return Ok(Err(MediaError::Unsupported));
-    };
-    let slot = admit(ctx, media_type)?;
-    let inspection = match inspect_and_strip(ctx, &mut sink, media_type).await? {
-        Ok(i) => i,
-        Err(e) => return Ok(Err(e)),
-    };
-    let created_us = now_us();
-    let key = new_key(media_type, created_us);
-    let size = ctx
-        .storage
-        .commit(sink, key.clone(), media_type.mime())
-        .await?;
-    Ok(Ok(Staged {
-        filename,
-        media_type,
-        size,
-        inspection,
-        storage_key: key,
-        created_us,
-        slot,
-    }))
-}
-
-/// Backpressure: a raster image needs a slot in the processing backlog (503 when full).
-pub fn admit(ctx: &Ctx, media_type: MediaType) -> Result<Option<Reservation>, ApiError> {
-    if !media_type.is_raster() {
-        return Ok(None);
-    }
-    match ctx.processing.try_reserve() {
-        Some(slot) => Ok(Some(slot)),
-        None => {
-            metrics::counter!(m::PROCESSING_REJECTED).increment(1);
-            Err(ApiError::Busy {
-                backlog: ctx.catalog.job_count(),
-                retry_after: ctx.config.processing.retry_after_secs,
-            })
-        }
-    }
-}
-
-/// Probes a spooled upload (size, duration, pixel limit, SVG safety), then removes its
-/// location and camera metadata in place. Types with nothing to probe or strip are not
-/// even written out for it. The inner error refuses the file.
-pub async fn inspect_and_strip(
-    ctx: &Ctx,
-    sink: &mut Sink,
-    media_type: MediaType,
-) -> Result<Result<Inspection, MediaError>, ApiError> {
-    if !media_type.needs_inspection() {
-        return Ok(Ok(Inspection::default()));
-    }
-    sink.flush().await?;
-    let path = sink.path().to_owned();
-    let max_pixels = ctx.config.limits.max_image_pixels;
-    let inspected = tokio::task::spawn_blocking(move || {
-        let inspection = media::inspect(&path, media_type, max_pixels)?;
-        media::strip_in_place(&path, media_type)?;
-        Ok(inspection)
-    })
-    .await
-    .map_err(|e| ApiError::Storage(std::io::Error::other(e).into()))?;
-    match inspected {
-        Err(MediaError::Probe(media::probe::ProbeError::Io(e))) => Err(ApiError::Storage(e.into())),
-        other => Ok(other),
-    }
-}
-
-/// A new server-made storage key: `YYYY/MM/<token>.<ext>`.
-pub fn new_key(media_type: MediaType, created_us: u64) -> String {
-    format!(
-        "{}/{}.{}",
-        year_month(created_us),
-        new_storage_token(),
-        media_type.ext()
-    )
-}
-
-pub fn record(s: &Staged, folder: &FolderPath, alt: Option<&str>) -> MediaRecord {
-    MediaRecord {
-        id: new_media_id(),
-        filename: s.filename.clone(),
-        media_type: s.media_type,
-        size: s.size,
-        width: s.inspection.dims.map(|d| d.width),
-        height: s.inspection.dims.map(|d| d.height),
-        duration: s.inspection.duration,
-        alt: alt.map(str::to_owned),
-        title: None,
-        description: None,
-        folder: folder.as_str().to_owned(),
-        focal_x: 50.0,
-        focal_y: 50.0,
-        created_us: s.created_us,
-        storage_key: s.storage_key.clone(),
-        processing: match s.media_type {
-            t if t.is_raster() => Some(Processing::pending()),
-            MediaType::Svg => Some(Processing::ready_without_variants()),
-            _ => None,
-        },
-    }
-}
-
-/// Removes files stored for a request that then failed (they have no record; should
-/// this not run, the start-up sweep removes them).
-fn discard(ctx: &Ctx, staged: &[Staged]) {
-    if !staged.is_empty() {
-        ctx.storage
-            .delete(staged.iter().map(|s| s.storage_key.clone()).collect());
-    }
+    Ok(sink)
 }
 
 /// Awaits the next piece of the body, giving up when the client sends nothing for

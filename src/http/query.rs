@@ -1,8 +1,7 @@
 //! Query strings of the listing endpoints, validated into a `ListQuery`.
 
-use crate::catalog::model::{FolderPath, ListQuery, SortField};
 use crate::error::ApiError;
-use crate::media::Kind;
+use crate::model::{FolderPath, Kind, ListQuery, SortField};
 
 pub const MAX_LIMIT: usize = 100;
 

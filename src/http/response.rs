@@ -9,6 +9,7 @@ use hyper::{Response, StatusCode};
 use serde::Serialize;
 
 use crate::error::ApiError;
+use crate::ingest::IngestError;
 
 /// Every response body: a full buffer or a file stream.
 pub type Body = BoxBody<Bytes, std::io::Error>;
@@ -84,7 +85,7 @@ pub fn error(e: &ApiError) -> Resp {
         ApiError::RangeNotSatisfiable { len } => {
             set_header(headers, header::CONTENT_RANGE, &format!("bytes */{len}"));
         }
-        ApiError::Busy { retry_after, .. } => {
+        ApiError::Ingest(IngestError::Busy { retry_after, .. }) => {
             set_header(headers, header::RETRY_AFTER, &retry_after.to_string());
         }
         _ if status == StatusCode::SERVICE_UNAVAILABLE => {

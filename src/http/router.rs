@@ -3,8 +3,8 @@
 
 use hyper::Method;
 
-use crate::catalog::model::ID_LEN;
 use crate::error::ApiError;
+use crate::model::id::is_media_id;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
@@ -118,10 +118,7 @@ fn allowed(allow: &str, method: &str) -> bool {
 
 /// Only well-formed ids reach the catalog; anything else is a 404 right away.
 fn media_id(s: &str) -> Option<String> {
-    let ok = s.len() == ID_LEN
-        && s.starts_with("media_")
-        && s.bytes().skip(6).all(|b| b.is_ascii_alphanumeric());
-    ok.then(|| s.to_owned())
+    is_media_id(s).then(|| s.to_owned())
 }
 
 #[cfg(test)]

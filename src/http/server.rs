@@ -25,8 +25,8 @@ use super::handlers::dispatch;
 use super::handlers::ops::metrics as metrics_response;
 use super::response::{Resp, error, with_public_cors};
 use super::router::{Route, route};
-use crate::catalog::model::random_token;
 use crate::metrics as m;
+use crate::model::random_token;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

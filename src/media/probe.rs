@@ -4,7 +4,7 @@
 
 use std::io::{self, Read, Seek, SeekFrom};
 
-use super::MediaType;
+use crate::model::MediaType;
 
 /// Upright (EXIF-oriented) size of an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! Type detection from magic bytes. The client's filename and Content-Type are never
 //! consulted: a PNG named `.jpg` is a PNG, HTML named `.jpg` is rejected.
 
-use super::MediaType;
+use crate::model::MediaType;
 
 /// How many leading bytes `sniff` wants to see (it works with fewer).
 pub const SNIFF_LEN: usize = 4096;

@@ -5,8 +5,8 @@
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
-use super::MediaType;
 use super::probe::exif_orientation;
+use crate::model::MediaType;
 
 /// Copies `src` to `dst` without metadata. Returns false (writing nothing useful) for
 /// types that carry none of it.
@@ -67,28 +67,7 @@ fn jpeg<R: Read, W: Write>(src: &mut R, dst: &mut W) -> io::Result<()> {
             .ok_or_else(|| malformed("JPEG segment"))?;
         let mut body = vec![0u8; body_len];
         src.read_exact(&mut body)?;
-        let keep = match m {
-            0xE0 => body.starts_with(b"JFIF\0") || body.starts_with(b"JFXX\0"),
-            0xE2 => body.starts_with(b"ICC_PROFILE\0"),
-            0xEE => body.starts_with(b"Adobe"),
-            0xE1 => {
-                if let Some(o) = body
-                    .strip_prefix(b"Exif\0\0")
-                    .and_then(exif_orientation)
-                    .filter(|o| *o != 1)
-                {
-                    let mut exif = b"Exif\0\0".to_vec();
-                    exif.extend(orientation_tiff(o));
-                    dst.write_all(&[0xFF, 0xE1])?;
-                    dst.write_all(&((exif.len() + 2) as u16).to_be_bytes())?;
-                    dst.write_all(&exif)?;
-                }
-                false
-            }
-            0xE3..=0xEF | 0xFE => false, // other APPn (maker data, IPTC, XMP) and comments
-            _ => true,
-        };
-        if keep {
+        if keep_jpeg_segment(m, &body, dst)? {
             dst.write_all(&marker)?;
             dst.write_all(&len)?;
             dst.write_all(&body)?;
@@ -98,6 +77,33 @@ fn jpeg<R: Read, W: Write>(src: &mut R, dst: &mut W) -> io::Result<()> {
             return Ok(());
         }
     }
+}
+
+/// Whether a segment is copied as it is. JFIF, ICC and Adobe (colour transform) segments
+/// stay; EXIF is replaced by a minimal one holding only a non-default orientation
+/// (written here); other APPn (maker data, IPTC, XMP) and comments go; the rest stays.
+fn keep_jpeg_segment<W: Write>(marker: u8, body: &[u8], dst: &mut W) -> io::Result<bool> {
+    Ok(match marker {
+        0xE0 => body.starts_with(b"JFIF\0") || body.starts_with(b"JFXX\0"),
+        0xE2 => body.starts_with(b"ICC_PROFILE\0"),
+        0xEE => body.starts_with(b"Adobe"),
+        0xE1 => {
+            if let Some(o) = body
+                .strip_prefix(b"Exif\0\0")
+                .and_then(exif_orientation)
+                .filter(|o| *o != 1)
+            {
+                let mut exif = b"Exif\0\0".to_vec();
+                exif.extend(orientation_tiff(o));
+                dst.write_all(&[0xFF, 0xE1])?;
+                dst.write_all(&((exif.len() + 2) as u16).to_be_bytes())?;
+                dst.write_all(&exif)?;
+            }
+            false
+        }
+        0xE3..=0xEF | 0xFE => false,
+        _ => true,
+    })
 }
 
 fn png<R: Read, W: Write>(src: &mut R, dst: &mut W) -> io::Result<()> {
@@ -128,6 +134,9 @@ fn png<R: Read, W: Write>(src: &mut R, dst: &mut W) -> io::Result<()> {
     }
 }
 
+/// A WebP chunk: its FourCC, where its header starts, and its data size.
+type Chunk = ([u8; 4], u64, u64);
+
 fn webp<R: Read + Seek, W: Write>(src: &mut R, dst: &mut W) -> io::Result<()> {
     let mut riff = [0u8; 12];
     src.read_exact(&mut riff)?;
@@ -136,26 +145,7 @@ fn webp<R: Read + Seek, W: Write>(src: &mut R, dst: &mut W) -> io::Result<()> {
     }
     let riff_end = 8 + u64::from(u32::from_le_bytes([riff[4], riff[5], riff[6], riff[7]]));
     // First pass: the chunks, so the new RIFF size is known before writing.
-    let mut chunks = Vec::new();
-    let mut pos = 12u64;
-    let mut orientation = None;
-    while pos + 8 <= riff_end {
-        src.seek(SeekFrom::Start(pos))?;
-        let mut head = [0u8; 8];
-        if src.read_exact(&mut head).is_err() {
-            break; // trailing bytes shorter than a chunk header
-        }
-        let size = u64::from(u32::from_le_bytes([head[4], head[5], head[6], head[7]]));
-        let kind: [u8; 4] = [head[0], head[1], head[2], head[3]];
-        if &kind == b"EXIF" && size <= 1 << 20 {
-            let mut exif = vec![0u8; size as usize];
-            src.read_exact(&mut exif)?;
-            let tiff = exif.strip_prefix(b"Exif\0\0").unwrap_or(&exif);
-            orientation = exif_orientation(tiff).filter(|o| *o != 1);
-        }
-        chunks.push((kind, pos, size));
-        pos += 8 + size + (size & 1);
-    }
+    let (chunks, orientation) = webp_chunks(src, riff_end)?;
     let kept: Vec<_> = chunks
         .iter()
         .filter(|(k, _, _)| k != b"EXIF" && k != b"XMP ")
@@ -176,28 +166,8 @@ fn webp<R: Read + Seek, W: Write>(src: &mut R, dst: &mut W) -> io::Result<()> {
             .to_le_bytes(),
     )?;
     dst.write_all(b"WEBP")?;
-    for (kind, at, size) in kept {
-        src.seek(SeekFrom::Start(at + 8))?;
-        dst.write_all(kind)?;
-        dst.write_all(&(*size as u32).to_le_bytes())?;
-        if kind == b"VP8X" {
-            let mut vp8x = vec![0u8; *size as usize];
-            src.read_exact(&mut vp8x)?;
-            if let Some(flags) = vp8x.first_mut() {
-                *flags &= !0x04; // no XMP
-                *flags = if new_exif.is_some() {
-                    *flags | 0x08
-                } else {
-                    *flags & !0x08
-                };
-            }
-            dst.write_all(&vp8x)?;
-        } else if io::copy(&mut src.by_ref().take(*size), dst)? != *size {
-            return Err(malformed("WebP chunk"));
-        }
-        if size & 1 == 1 {
-            dst.write_all(&[0])?;
-        }
+    for chunk in kept {
+        copy_webp_chunk(src, dst, chunk, new_exif.is_some())?;
     }
     if let Some(e) = new_exif {
         dst.write_all(b"EXIF")?;
@@ -206,6 +176,66 @@ fn webp<R: Read + Seek, W: Write>(src: &mut R, dst: &mut W) -> io::Result<()> {
         if e.len() & 1 == 1 {
             dst.write_all(&[0])?;
         }
+    }
+    Ok(())
+}
+
+/// Every chunk inside the RIFF, and the orientation its EXIF chunk holds (if not 1).
+fn webp_chunks<R: Read + Seek>(
+    src: &mut R,
+    riff_end: u64,
+) -> io::Result<(Vec<Chunk>, Option<u16>)> {
+    let mut chunks = Vec::new();
+    let mut pos = 12u64;
+    let mut orientation = None;
+    while pos + 8 <= riff_end {
+        src.seek(SeekFrom::Start(pos))?;
+        let mut head = [0u8; 8];
+        if src.read_exact(&mut head).is_err() {
+            break; // trailing bytes shorter than a chunk header
+        }
+        let size = u64::from(u32::from_le_bytes([head[4], head[5], head[6], head[7]]));
+        let kind: [u8; 4] = [head[0], head[1], head[2], head[3]];
+        if &kind == b"EXIF" && size <= 1 << 20 {
+            let mut exif = vec![0u8; size as usize];
+            src.read_exact(&mut exif)?;
+            let tiff = exif.strip_prefix(b"Exif\0\0").unwrap_or(&exif);
+            orientation = exif_orientation(tiff).filter(|o| *o != 1);
+        }
+        chunks.push((kind, pos, size));
+        pos += 8 + size + (size & 1);
+    }
+    Ok((chunks, orientation))
+}
+
+/// Copies one kept chunk; VP8X's flags are rewritten to say there is no XMP, and EXIF
+/// only when a new one follows.
+fn copy_webp_chunk<R: Read + Seek, W: Write>(
+    src: &mut R,
+    dst: &mut W,
+    (kind, at, size): &Chunk,
+    has_exif: bool,
+) -> io::Result<()> {
+    src.seek(SeekFrom::Start(at + 8))?;
+    dst.write_all(kind)?;
+    dst.write_all(&(*size as u32).to_le_bytes())?;
+    if kind == b"VP8X" {
+        let mut vp8x = vec![0u8; *size as usize];
+        src.read_exact(&mut vp8x)?;
+        if let Some(flags) = vp8x.first_mut() {
+            *flags &= !0x04; // no XMP
+            *flags = if has_exif {
+                *flags | 0x08
+            } else {
+                *flags & !0x08
+            };
+        }
+        dst.write_all(&vp8x)?;
+    } else if io::copy(&mut src.by_ref().take(*size), dst)? != *size {
+        return Err(malformed("WebP chunk"));
+    }
+    if size & 1 == 1 {
+        dst.write_all(&[0])?;
     }
     Ok(())
 }

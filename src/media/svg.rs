@@ -169,78 +169,95 @@ impl<'a> Iterator for Tags<'a> {
     type Item = Tag<'a>;
 
     fn next(&mut self) -> Option<Tag<'a>> {
-        let bytes = self.text.as_bytes();
         loop {
             let start = self.pos + self.text[self.pos..].find('<')?;
-            let rest = &self.text[start..];
-            for (open, close) in [("<!--", "-->"), ("<![CDATA[", "]]>"), ("<?", "?>")] {
-                if rest.starts_with(open) {
-                    self.pos = rest
-                        .find(close)
-                        .map_or(self.text.len(), |e| start + e + close.len());
-                }
-            }
-            if self.pos > start {
-                continue;
-            }
-            let mut i = start + 1;
-            if matches!(bytes.get(i), Some(b'/') | Some(b'!')) {
-                self.pos = self.text[i..]
-                    .find('>')
-                    .map_or(self.text.len(), |e| i + e + 1);
-                continue;
-            }
-            while i < bytes.len() && !bytes[i].is_ascii_whitespace() && !b"/>".contains(&bytes[i]) {
-                i += 1;
-            }
-            let mut attrs = Vec::new();
-            loop {
-                while i < bytes.len() && (bytes[i].is_ascii_whitespace() || bytes[i] == b'/') {
-                    i += 1;
-                }
-                if i >= bytes.len() || bytes[i] == b'>' {
-                    self.pos = (i + 1).min(bytes.len());
-                    return Some(Tag { start, attrs });
-                }
-                let name_start = i;
-                while i < bytes.len()
-                    && !bytes[i].is_ascii_whitespace()
-                    && !b"=/>".contains(&bytes[i])
-                {
-                    i += 1;
-                }
-                let name = &self.text[name_start..i];
-                while i < bytes.len() && bytes[i].is_ascii_whitespace() {
-                    i += 1;
-                }
-                let mut value = "";
-                if bytes.get(i) == Some(&b'=') {
-                    i += 1;
-                    while i < bytes.len() && bytes[i].is_ascii_whitespace() {
-                        i += 1;
-                    }
-                    if let Some(&q) = bytes.get(i).filter(|q| **q == b'"' || **q == b'\'') {
-                        let end = self.text[i + 1..]
-                            .find(q as char)
-                            .map_or(bytes.len(), |e| i + 1 + e);
-                        value = &self.text[i + 1..end];
-                        i = (end + 1).min(bytes.len());
-                    } else {
-                        let s = i;
-                        while i < bytes.len() && !bytes[i].is_ascii_whitespace() && bytes[i] != b'>'
-                        {
-                            i += 1;
-                        }
-                        value = &self.text[s..i];
-                    }
-                }
-                if name.is_empty() {
-                    i += 1;
-                } else {
-                    attrs.push((name, value));
-                }
+            if !self.skip_markup(start) {
+                return Some(self.open_tag(start));
             }
         }
+    }
+}
+
+impl<'a> Tags<'a> {
+    /// Skips a comment, CDATA section, processing instruction, end tag or declaration at
+    /// `start`; false when an opening tag starts there.
+    fn skip_markup(&mut self, start: usize) -> bool {
+        let rest = &self.text[start..];
+        for (open, close) in [("<!--", "-->"), ("<![CDATA[", "]]>"), ("<?", "?>")] {
+            if rest.starts_with(open) {
+                self.pos = rest
+                    .find(close)
+                    .map_or(self.text.len(), |e| start + e + close.len());
+                return true;
+            }
+        }
+        let i = start + 1;
+        if matches!(self.text.as_bytes().get(i), Some(b'/') | Some(b'!')) {
+            self.pos = self.text[i..]
+                .find('>')
+                .map_or(self.text.len(), |e| i + e + 1);
+            return true;
+        }
+        false
+    }
+
+    /// Reads the opening tag at `start` with its attributes, up to its `>`.
+    fn open_tag(&mut self, start: usize) -> Tag<'a> {
+        let bytes = self.text.as_bytes();
+        let mut i = start + 1;
+        while i < bytes.len() && !bytes[i].is_ascii_whitespace() && !b"/>".contains(&bytes[i]) {
+            i += 1;
+        }
+        let mut attrs = Vec::new();
+        loop {
+            while i < bytes.len() && (bytes[i].is_ascii_whitespace() || bytes[i] == b'/') {
+                i += 1;
+            }
+            if i >= bytes.len() || bytes[i] == b'>' {
+                self.pos = (i + 1).min(bytes.len());
+                return Tag { start, attrs };
+            }
+            let (name, value, next) = self.attribute(i);
+            if name.is_empty() {
+                i = next + 1;
+            } else {
+                attrs.push((name, value));
+                i = next;
+            }
+        }
+    }
+
+    /// The attribute starting at `i` (`name`, `name=value`, `name="value"`) and where
+    /// the text after it starts.
+    fn attribute(&self, mut i: usize) -> (&'a str, &'a str, usize) {
+        let (text, bytes) = (self.text, self.text.as_bytes());
+        let skip_space = |mut i: usize| {
+            while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            i
+        };
+        let name_start = i;
+        while i < bytes.len() && !bytes[i].is_ascii_whitespace() && !b"=/>".contains(&bytes[i]) {
+            i += 1;
+        }
+        let name = &text[name_start..i];
+        i = skip_space(i);
+        if bytes.get(i) != Some(&b'=') {
+            return (name, "", i);
+        }
+        i = skip_space(i + 1);
+        if let Some(&q) = bytes.get(i).filter(|q| **q == b'"' || **q == b'\'') {
+            let end = text[i + 1..]
+                .find(q as char)
+                .map_or(bytes.len(), |e| i + 1 + e);
+            return (name, &text[i + 1..end], (end + 1).min(bytes.len()));
+        }
+        let s = i;
+        while i < bytes.len() && !bytes[i].is_ascii_whitespace() && bytes[i] != b'>' {
+            i += 1;
+        }
+        (name, &text[s..i], i)
     }
 }
 

@@ -6,7 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::{Result, Sink, StoredFile, SweepReport, is_valid_key, sweep_temp};
-use crate::catalog::model::random_token;
+use crate::model::random_token;
 
 pub struct LocalStorage {
     uploads: PathBuf,
@@ -190,7 +190,7 @@ fn read_dirs(dir: &Path) -> io::Result<Vec<PathBuf>> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Storage;
+    use super::super::{KnownFiles, Storage};
     use super::*;
 
     #[tokio::test]
@@ -221,7 +221,8 @@ mod tests {
         abandoned.write(&[7; 300 * 1024]).await.expect("write"); // past the spill size
         std::mem::forget(abandoned); // a crash mid-upload leaves a temp file
 
-        let report = storage.sweep(&|k| k == "2026/01/keep.txt").expect("sweep");
+        let known = KnownFiles::new(["2026/01/keep.txt".to_owned()].into(), []);
+        let report = storage.sweep(&known).expect("sweep");
         assert_eq!(
             report,
             SweepReport {
@@ -243,6 +244,18 @@ mod tests {
                 .is_none()
         );
 
+        storage.delete("2026/01/keep.txt").await.expect("delete");
+        storage
+            .delete("2026/01/keep.txt")
+            .await
+            .expect("deleting twice is fine");
+        assert!(storage.open("../etc/passwd").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn generated_files_are_stored_and_read_back_under_valid_keys_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::Local(LocalStorage::new(dir.path()).expect("storage"));
         storage
             .put_all(vec![
                 ("2026/02/keep-400.webp".into(), b"v400".to_vec()),
@@ -265,13 +278,6 @@ mod tests {
                 .await
                 .is_err()
         );
-
-        storage.delete("2026/01/keep.txt").await.expect("delete");
-        storage
-            .delete("2026/01/keep.txt")
-            .await
-            .expect("deleting twice is fine");
-        assert!(storage.open("../etc/passwd").await.is_err());
     }
 
     #[tokio::test]

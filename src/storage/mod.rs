@@ -6,19 +6,21 @@
 //! `<data_dir>/tmp`, so no large file is ever held in memory. It is sniffed and probed
 //! there, then committed to the backend under a server-made key `YYYY/MM/<token>.<ext>`.
 
+pub mod key;
 mod local;
 mod s3;
+mod sink;
 
-use std::path::{Path, PathBuf};
+use std::collections::BTreeSet;
+use std::path::Path;
 use std::time::SystemTime;
 
-use tokio::io::AsyncWriteExt;
-
+pub use key::{FileUrls, is_valid_key};
 pub use local::LocalStorage;
 pub use s3::{ObjectInfo, S3Storage};
+pub use sink::Sink;
 
-use crate::catalog::model::random_token;
-use crate::media::sniff::SNIFF_LEN;
+use crate::config::StorageConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -55,6 +57,14 @@ pub struct SweepReport {
 }
 
 impl Storage {
+    /// The configured backend, its folders created.
+    pub fn new(config: &StorageConfig, data_dir: &Path) -> Result<Self> {
+        Ok(match config {
+            StorageConfig::Local => Self::Local(LocalStorage::new(data_dir)?),
+            StorageConfig::S3(s3) => Self::S3(S3Storage::new(s3, data_dir)?),
+        })
+    }
+
     /// A new empty temp file for one incoming upload.
     pub async fn begin(&self) -> Result<Sink> {
         match self {
@@ -121,10 +131,10 @@ impl Storage {
         }
     }
 
-    /// Removes temp files and stored files that `is_known` does not claim.
-    pub fn sweep(&self, is_known: &dyn Fn(&str) -> bool) -> Result<SweepReport> {
+    /// Removes temp files and stored files that `known` does not claim.
+    pub fn sweep(&self, known: &KnownFiles) -> Result<SweepReport> {
         match self {
-            Self::Local(l) => l.sweep(is_known),
+            Self::Local(l) => l.sweep(&|key| known.contains(key)),
             Self::S3(s) => s.sweep(),
         }
     }
@@ -157,25 +167,28 @@ impl Storage {
     }
 }
 
-/// A bucket object's full key: `<prefix>/<key>` (the spec's `storageKey`).
-pub fn object_key(prefix: &str, key: &str) -> String {
-    let prefix = prefix.trim_matches('/');
-    if prefix.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{prefix}/{key}")
-    }
+/// What the start-up sweep must keep: files a record names, files still queued for
+/// deletion, and files sharing an item's stem (the variants a running job may be writing).
+#[derive(Debug, Default)]
+pub struct KnownFiles {
+    files: BTreeSet<String>,
+    stems: BTreeSet<String>,
 }
 
-/// The server-made key inside a full object key, if it is one of ours.
-pub fn key_of<'a>(prefix: &str, object_key: &'a str) -> Option<&'a str> {
-    let prefix = prefix.trim_matches('/');
-    let key = if prefix.is_empty() {
-        object_key
-    } else {
-        object_key.strip_prefix(prefix)?.strip_prefix('/')?
-    };
-    is_valid_key(key).then_some(key)
+impl KnownFiles {
+    pub fn new(recorded: BTreeSet<String>, queued: impl IntoIterator<Item = String>) -> Self {
+        let stems = recorded
+            .iter()
+            .map(|k| key::key_stem(k).to_owned())
+            .collect();
+        let mut files = recorded;
+        files.extend(queued);
+        Self { files, stems }
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.files.contains(key) || self.stems.contains(key::key_stem(key))
+    }
 }
 
 /// Removes every file in the temp folder (left by a crash mid-upload); returns the count.
@@ -188,164 +201,24 @@ fn sweep_temp(tmp: &Path) -> Result<usize> {
     Ok(removed)
 }
 
-/// Uploads up to this size stay in memory until they are committed (or read back for
-/// probing), so a small upload costs one trip to the blocking pool instead of three.
-const SPILL_BYTES: usize = 256 * 1024;
-
-/// One upload on its way in: in memory while small, then a temp file in `tmp`. Dropped
-/// without `commit`, its temp file (if any) is removed.
-pub struct Sink {
-    path: PathBuf,
-    spool: Spool,
-    len: u64,
-    head: Vec<u8>,
-    committed: bool,
-}
-
-enum Spool {
-    /// Nothing on disk yet.
-    Memory(Vec<u8>),
-    /// In the temp file; the writer stays open while the upload streams in.
-    File(Option<tokio::io::BufWriter<tokio::fs::File>>),
-}
-
-impl Sink {
-    /// A new empty upload whose temp file, if it needs one, will be in `tmp`. Nothing
-    /// touches the disk until the upload outgrows memory.
-    fn new(tmp: &Path) -> Self {
-        Self {
-            path: tmp.join(format!("{}.part", random_token(20))),
-            spool: Spool::Memory(Vec::new()),
-            len: 0,
-            head: Vec::with_capacity(SNIFF_LEN),
-            committed: false,
-        }
-    }
-
-    pub async fn write(&mut self, chunk: &[u8]) -> Result<()> {
-        if self.head.len() < SNIFF_LEN {
-            let take = chunk.len().min(SNIFF_LEN - self.head.len());
-            self.head.extend_from_slice(&chunk[..take]);
-        }
-        self.len += chunk.len() as u64;
-        if let Spool::Memory(buf) = &mut self.spool {
-            if buf.len() + chunk.len() <= SPILL_BYTES {
-                buf.extend_from_slice(chunk);
-                return Ok(());
-            }
-            let spilled = std::mem::take(buf);
-            let file = tokio::fs::File::create(&self.path).await?;
-            let mut writer = tokio::io::BufWriter::with_capacity(SPILL_BYTES, file);
-            writer.write_all(&spilled).await?;
-            self.spool = Spool::File(Some(writer));
-        }
-        match &mut self.spool {
-            Spool::File(Some(writer)) => Ok(writer.write_all(chunk).await?),
-            _ => Err(std::io::Error::other("upload written after it was flushed").into()),
-        }
-    }
-
-    /// Bytes written so far.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The first bytes of the upload, for type sniffing.
-    pub fn head(&self) -> &[u8] {
-        &self.head
-    }
-
-    /// Puts every byte in the temp file, so it can be read back (probing) at `path()`.
-    pub async fn flush(&mut self) -> Result<()> {
-        match &mut self.spool {
-            Spool::Memory(buf) => {
-                let (path, bytes) = (self.path.clone(), std::mem::take(buf));
-                tokio::task::spawn_blocking(move || std::fs::write(path, bytes))
-                    .await
-                    .map_err(std::io::Error::other)??;
-                self.spool = Spool::File(None);
-            }
-            Spool::File(Some(writer)) => writer.flush().await?,
-            Spool::File(None) => {}
-        }
-        Ok(())
-    }
-
-    /// For a commit: the bytes still only in memory, which the caller writes to `path()`
-    /// itself; `None` when everything is already in the temp file (flushed here).
-    pub(crate) async fn finish(&mut self) -> Result<Option<Vec<u8>>> {
-        if let Spool::Memory(buf) = &mut self.spool {
-            let bytes = std::mem::take(buf);
-            self.spool = Spool::File(None);
-            return Ok(Some(bytes));
-        }
-        self.flush().await?;
-        Ok(None)
-    }
-
-    /// The temp file's path (read back by the probe after `flush`).
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// True for keys of the form `YYYY/MM/<name>.<ext>` with a plain name: the only shape
-/// the server makes, so nothing else is ever looked up on disk.
-pub fn is_valid_key(key: &str) -> bool {
-    let parts: Vec<&str> = key.split('/').collect();
-    let [year, month, name] = parts.as_slice() else {
-        return false;
-    };
-    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
-    let Some((stem, ext)) = name.rsplit_once('.') else {
-        return false;
-    };
-    digits(year, 4)
-        && digits(month, 2)
-        && (1..=64).contains(&stem.len())
-        && stem
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        && (1..=8).contains(&ext.len())
-        && ext
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-}
-
 #[cfg(test)]
 mod tests {
-    use super::is_valid_key;
+    use super::*;
 
     #[test]
-    fn only_server_made_keys_are_valid() {
-        assert!(is_valid_key("2026/03/abcDEF123.jpg"));
-        assert!(is_valid_key("2026/03/abc-400.webp"));
-        for bad in [
-            "",
-            "2026/03",
-            "../03/a.jpg",
-            "2026/3/a.jpg",
-            "2026/03/../a.jpg",
-            "2026/03/.jpg",
-            "2026/03/a",
-            "2026/03/a.JPG",
-            "2026/03/a b.jpg",
-            "2026/03/a.jpg/x",
-            "/2026/03/a.jpg",
-        ] {
-            assert!(!is_valid_key(bad), "{bad}");
-        }
+    fn known_files_keep_records_queued_deletes_and_variants_of_recorded_items() {
+        let recorded = BTreeSet::from(["2026/01/abc.jpg".to_owned()]);
+        let known = KnownFiles::new(recorded, ["2026/01/gone.pdf".to_owned()]);
+        assert!(known.contains("2026/01/abc.jpg"));
+        assert!(
+            known.contains("2026/01/abc-400.webp"),
+            "a variant being written"
+        );
+        assert!(known.contains("2026/01/gone.pdf"));
+        assert!(!known.contains("2026/01/abcd.jpg"));
+        assert!(
+            !known.contains("2026/01/gone-150.webp"),
+            "queued files keep no variants"
+        );
     }
 }

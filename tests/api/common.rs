@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use darkroom::catalog::model::Scope;
 use darkroom::catalog::{Catalog, keys};
 use darkroom::config::{Config, S3Config, Secret, StorageConfig};
+use darkroom::model::Scope;
 use reqwest::multipart::{Form, Part};
 use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
@@ -66,10 +66,7 @@ pub fn s3_config(prefix: &str) -> S3Config {
 }
 
 pub fn unique_prefix() -> String {
-    format!(
-        "t{}",
-        darkroom::catalog::model::random_token(10).to_lowercase()
-    )
+    format!("t{}", darkroom::model::random_token(10).to_lowercase())
 }
 
 pub struct TestServer {

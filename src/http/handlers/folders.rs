@@ -5,11 +5,11 @@ use hyper::{Request, StatusCode};
 use serde_json::json;
 
 use super::read_json_object;
-use crate::catalog::model::{FolderPath, Scope};
 use crate::error::ApiError;
 use crate::http::query::invalid_folder;
 use crate::http::response::{Resp, json};
 use crate::http::{Ctx, auth};
+use crate::model::{FolderPath, Scope};
 
 pub async fn list(ctx: &Ctx, req: &Request<Incoming>) -> Result<Resp, ApiError> {
     auth::require(ctx, req.headers(), Scope::Read)?;

@@ -5,11 +5,11 @@ use hyper::{Request, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::{read_json_object, views};
-use crate::catalog::model::{FolderPath, MediaPatch, Scope};
 use crate::error::ApiError;
 use crate::http::query::{self, Access, invalid_folder};
 use crate::http::response::{Resp, json};
 use crate::http::{Ctx, auth, multipart};
+use crate::model::{FolderPath, MediaPatch, Scope};
 
 /// Longest accepted alt, title and description, in characters.
 const MAX_TEXT: usize = 10_000;
@@ -52,15 +52,16 @@ pub fn get(ctx: &Ctx, req: &Request<Incoming>, id: &str) -> Result<Resp, ApiErro
 pub async fn upload(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError> {
     auth::require(ctx, req.headers(), Scope::Write)?;
     let wait = query::wait_flag(req.uri().query())?;
-    let outcome = multipart::receive(ctx, req, wait).await?;
-    let data: Vec<_> = outcome
-        .records
-        .iter()
-        .map(|r| views::full(&ctx.urls, r))
-        .collect();
+    let form = multipart::receive(ctx, req).await?;
+    let alt = form.alt.as_deref();
+    let records = ctx
+        .ingest
+        .record(form.staged, &form.folder, alt, wait)
+        .await?;
+    let data: Vec<_> = records.iter().map(|r| views::full(&ctx.urls, r)).collect();
     Ok(json(
         StatusCode::CREATED,
-        &json!({ "data": data, "errors": outcome.errors }),
+        &json!({ "data": data, "errors": form.errors }),
     ))
 }
 
@@ -80,7 +81,7 @@ pub async fn patch(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<Resp
 pub async fn delete(ctx: &Ctx, req: &Request<Incoming>, id: String) -> Result<Resp, ApiError> {
     auth::require(ctx, req.headers(), Scope::Write)?;
     let record = ctx.catalog.delete_media(id).await?;
-    ctx.storage.delete(record.storage_keys());
+    ctx.storage.drain_deletes(record.storage_keys());
     Ok(json(StatusCode::OK, &json!({ "success": true })))
 }
 

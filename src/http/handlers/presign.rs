@@ -11,16 +11,15 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::{read_json_object, views};
-use crate::catalog::CatalogError;
-use crate::catalog::model::{FolderPath, PresignRecord, Scope, now_us, rfc3339};
 use crate::config::{S3Config, StorageConfig};
-use crate::error::{ApiError, FileError};
-use crate::http::multipart::{Staged, admit, inspect_and_strip, new_key, record};
+use crate::error::ApiError;
 use crate::http::query::invalid_folder;
 use crate::http::response::{Resp, json};
 use crate::http::{Ctx, auth};
-use crate::media::{MediaError, MediaType, name::sanitize_filename, sniff};
-use crate::storage::{key_of, object_key};
+use crate::ingest::{Confirmation, IngestError};
+use crate::media::name::sanitize_filename;
+use crate::model::{FolderPath, MediaType, PresignRecord, Scope, now_us, rfc3339};
+use crate::storage::key::{key_of, new_key, object_key};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -76,6 +75,7 @@ pub async fn presign(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError
     Ok(json(StatusCode::OK, &body))
 }
 
+/// Input checks, then `ingest::confirm` does the rest.
 pub async fn confirm(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError> {
     auth::require(ctx, req.headers(), Scope::Write)?;
     let s3 = s3_config(ctx)?;
@@ -94,28 +94,48 @@ pub async fn confirm(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError
         Some(Value::String(f)) => FolderPath::parse(f).ok_or_else(|| invalid_folder(f))?,
         Some(_) => return Err(invalid_folder("(not a string)")),
     };
-    let alt = match body.get("alt") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(a)) => Some(a.as_str()).filter(|a| !a.is_empty()),
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_field",
-                "alt must be a string",
-            ));
-        }
+    let alt = alt_field(&body)?;
+    let presign = ctx.catalog.presign_to_confirm(&key)?;
+    check_repeated_fields(&body, &presign, s3)?;
+    let filename = match body.get("filename") {
+        Some(Value::String(name)) if !name.trim().is_empty() => sanitize_filename(name, "upload"),
+        _ => presign.filename.clone(),
     };
+    let confirmation = Confirmation {
+        key,
+        presign,
+        filename,
+        folder,
+        alt,
+    };
+    let item = ctx.ingest.confirm(confirmation).await?;
+    let data = views::full(&ctx.urls, &item);
+    Ok(json(
+        StatusCode::CREATED,
+        &json!({ "success": true, "data": data }),
+    ))
+}
 
-    let Some(presign) = ctx.catalog.presign(&key)? else {
-        return Err(match ctx.catalog.owner_of_file(&key)? {
-            Some(_) => CatalogError::AlreadyConfirmed.into(),
-            None => unknown_key(),
-        });
-    };
-    if presign.expires_us < now_us() {
-        return Err(CatalogError::PresignExpired.into());
+/// `alt`: absent, null, or a string (empty counts as absent).
+fn alt_field(body: &Map<String, Value>) -> Result<Option<String>, ApiError> {
+    match body.get("alt") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(a)) => Ok(Some(a.clone()).filter(|a| !a.is_empty())),
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_field",
+            "alt must be a string",
+        )),
     }
-    // What the client repeats must match what it declared when it asked for the URL.
-    if mime_field(&body)?.is_some_and(|t| t != presign.media_type) {
+}
+
+/// What the client repeats at confirm must match what it declared when it asked for the
+/// URL.
+fn check_repeated_fields(
+    body: &Map<String, Value>,
+    presign: &PresignRecord,
+    s3: &S3Config,
+) -> Result<(), ApiError> {
+    if mime_field(body)?.is_some_and(|t| t != presign.media_type) {
         return Err(ApiError::bad_request(
             "mime_mismatch",
             format!(
@@ -124,74 +144,11 @@ pub async fn confirm(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError
             ),
         ));
     }
-    if size_field(&body, s3.max_file_bytes)?.is_some_and(|s| s != presign.size) {
-        return Err(size_mismatch(presign.size));
+    if size_field(body, s3.max_file_bytes)?.is_some_and(|s| s != presign.size) {
+        let expected = presign.size;
+        return Err(IngestError::SizeMismatch { expected }.into());
     }
-    let filename = match body.get("filename") {
-        Some(Value::String(name)) if !name.trim().is_empty() => sanitize_filename(name, "upload"),
-        _ => presign.filename.clone(),
-    };
-
-    let Some(object) = ctx.storage.head(key.clone()).await? else {
-        return Err(ApiError::bad_request(
-            "upload_missing",
-            "nothing was uploaded to this storageKey; PUT the file to the uploadUrl first",
-        ));
-    };
-    if object.size != presign.size {
-        ctx.storage.delete(vec![key]);
-        return Err(size_mismatch(presign.size));
-    }
-    let slot = admit(ctx, presign.media_type)?;
-    let Some(mut sink) = ctx.storage.fetch(key.clone()).await? else {
-        return Err(ApiError::bad_request(
-            "upload_missing",
-            "the uploaded object disappeared",
-        ));
-    };
-    if sniff::sniff(sink.head()) != Some(presign.media_type) {
-        ctx.storage.delete(vec![key]);
-        return Err(ApiError::bad_request(
-            "type_mismatch",
-            format!(
-                "the uploaded bytes are not a {} file; the object was deleted",
-                presign.media_type.mime()
-            ),
-        ));
-    }
-    let inspection = match inspect_and_strip(ctx, &mut sink, presign.media_type).await? {
-        Ok(i) => i,
-        Err(e) => {
-            ctx.storage.delete(vec![key]);
-            return Err(refused(filename, &e));
-        }
-    };
-    // Metadata removal may have changed the file: store the cleaned copy in its place.
-    let size = if strippable(presign.media_type) {
-        let mime = presign.media_type.mime();
-        ctx.storage.commit(sink, key.clone(), mime).await?
-    } else {
-        object.size
-    };
-    let staged = Staged {
-        filename,
-        media_type: presign.media_type,
-        size,
-        inspection,
-        storage_key: key,
-        created_us: now_us(),
-        slot,
-    };
-    let item = record(&staged, &folder, alt);
-    ctx.catalog.confirm_presign(item.clone()).await?;
-    if item.is_processing() {
-        ctx.processing.enqueue(vec![item.id.clone()]);
-    }
-    let data = views::full(&ctx.urls, &item);
-    Ok(json(
-        StatusCode::CREATED,
-        &json!({ "success": true, "data": data }),
-    ))
+    Ok(())
 }
 
 fn s3_config(ctx: &Ctx) -> Result<&S3Config, ApiError> {
@@ -201,17 +158,11 @@ fn s3_config(ctx: &Ctx) -> Result<&S3Config, ApiError> {
     }
 }
 
-fn strippable(t: MediaType) -> bool {
-    matches!(t, MediaType::Jpeg | MediaType::Png | MediaType::Webp)
-}
-
 /// `mimeType`: absent, or one of the eight supported types.
 fn mime_field(body: &Map<String, Value>) -> Result<Option<MediaType>, ApiError> {
     match body.get("mimeType") {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(m)) => MediaType::ALL
-            .into_iter()
-            .find(|t| t.mime() == m)
+        Some(Value::String(m)) => MediaType::from_mime(m)
             .map(Some)
             .ok_or_else(|| invalid_mime(Some(m))),
         Some(_) => Err(invalid_mime(None)),
@@ -252,19 +203,6 @@ fn invalid_size(s3: &S3Config) -> ApiError {
     )
 }
 
-fn size_mismatch(expected: u64) -> ApiError {
-    ApiError::bad_request(
-        "size_mismatch",
-        format!("the uploaded object is not the {expected} bytes that were presigned"),
-    )
-}
-
 fn unknown_key() -> ApiError {
     ApiError::NotFound("presigned upload with this storageKey")
-}
-
-fn refused(filename: String, e: &MediaError) -> ApiError {
-    ApiError::UploadFailed {
-        errors: vec![FileError::new(filename, e)],
-    }
 }

@@ -3,7 +3,8 @@
 
 use serde::{Serialize, Serializer};
 
-use crate::catalog::model::{MediaRecord, Processing, Status, VariantRecord, rfc3339};
+use crate::model::{MediaRecord, Processing, Status, VariantRecord, rfc3339};
+use crate::storage::FileUrls;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -85,31 +86,6 @@ pub struct Page<T> {
     pub offset: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub folders: Option<Vec<String>>,
-}
-
-/// Where clients fetch stored files: this server's `/uploads/` for local storage, the
-/// CDN or public bucket (`storage.public_base_url`) for S3.
-#[derive(Debug, Clone)]
-pub struct FileUrls {
-    base: String,
-}
-
-impl FileUrls {
-    pub fn local() -> Self {
-        Self {
-            base: "/uploads/".to_owned(),
-        }
-    }
-
-    pub fn public_base(base: &str) -> Self {
-        Self {
-            base: format!("{}/", base.trim_end_matches('/')),
-        }
-    }
-
-    pub fn url(&self, storage_key: &str) -> String {
-        format!("{}{storage_key}", self.base)
-    }
 }
 
 pub fn full<'a>(urls: &FileUrls, r: &'a MediaRecord) -> FullItem<'a> {

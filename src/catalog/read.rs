@@ -1,0 +1,194 @@
+//! Point reads and small scans, each in its own read transaction (never queued behind
+//! writes): records (through the read cache), folders, files, keys, jobs and presigns.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+
+use redb::{ReadableTable, TableDefinition};
+
+use super::tables::{COUNTS, FILES, FOLDERS, JOBS, KEYS, MEDIA, PENDING_DELETES, PRESIGNS};
+use super::{Catalog, CatalogError, Result, decode, keys};
+use crate::model::{ApiKeyRecord, FolderPath, MediaRecord, PresignRecord};
+
+impl Catalog {
+    pub fn get(&self, id: &str) -> Result<Option<MediaRecord>> {
+        if let Some(record) = self.cache.get(id) {
+            return Ok(Some(record));
+        }
+        let generation = self.cache.generation();
+        let txn = self.read_txn()?;
+        self.read_and_keep(&txn.open_table(MEDIA)?, id, generation)
+    }
+
+    /// Reads a record from `media` (a transaction opened after `generation` was taken)
+    /// and offers it to the cache.
+    pub(super) fn read_and_keep(
+        &self,
+        media: &impl ReadableTable<&'static str, &'static [u8]>,
+        id: &str,
+        generation: u64,
+    ) -> Result<Option<MediaRecord>> {
+        let record: Option<MediaRecord> = media.get(id)?.map(|v| decode(v.value())).transpose()?;
+        if let Some(r) = &record {
+            self.cache.fill(generation, r);
+        }
+        Ok(record)
+    }
+
+    /// The folder list if no commit changed anything since it was last read.
+    pub fn cached_folders(&self) -> Option<Vec<String>> {
+        self.cache.folders()
+    }
+
+    /// Every folder that holds media or was created, their parents, and `/`, sorted.
+    pub fn folders(&self) -> Result<Vec<String>> {
+        if let Some(folders) = self.cache.folders() {
+            return Ok(folders);
+        }
+        let generation = self.cache.generation();
+        let txn = self.read_txn()?;
+        let live = live_folders(&txn.open_table(FOLDERS)?, &txn.open_table(COUNTS)?)?;
+        let mut set = BTreeSet::from(["/".to_owned()]);
+        for path in live {
+            set.extend(FolderPath::ancestors(&path).map(str::to_owned));
+            set.insert(path);
+        }
+        let folders: Vec<String> = set.into_iter().collect();
+        self.cache.fill_folders(generation, &folders);
+        Ok(folders)
+    }
+
+    /// The media id that owns a storage key (what may be served).
+    pub fn owner_of_file(&self, storage_key: &str) -> Result<Option<String>> {
+        let txn = self.read_txn()?;
+        let files = txn.open_table(FILES)?;
+        Ok(files.get(storage_key)?.map(|v| v.value().to_owned()))
+    }
+
+    /// Every key of a string-keyed table, in key order.
+    fn keys_of<V: redb::Value + 'static>(
+        &self,
+        table: TableDefinition<'static, &'static str, V>,
+    ) -> Result<Vec<String>> {
+        let txn = self.read_txn()?;
+        let table = txn.open_table(table)?;
+        table
+            .iter()?
+            .map(|entry| Ok(entry?.0.value().to_owned()))
+            .collect()
+    }
+
+    /// Every storage key the catalog knows (for the start-up orphan sweep).
+    pub fn all_files(&self) -> Result<BTreeSet<String>> {
+        Ok(self.keys_of(FILES)?.into_iter().collect())
+    }
+
+    /// Files queued for deletion and not yet confirmed gone.
+    pub fn pending_deletes(&self) -> Result<Vec<String>> {
+        self.keys_of(PENDING_DELETES)
+    }
+
+    /// The presign of `key` if it may still be confirmed at `now_us` (the same rule the
+    /// confirming write applies, see `confirmable`).
+    pub fn presign_to_confirm(&self, key: &str, now_us: u64) -> Result<PresignRecord> {
+        let txn = self.read_txn()?;
+        confirmable(
+            &txn.open_table(PRESIGNS)?,
+            &txn.open_table(FILES)?,
+            key,
+            now_us,
+        )
+    }
+
+    /// Keys of presigns that expired before `now_us` (for the sweep).
+    pub fn expired_presigns(&self, now_us: u64) -> Result<Vec<String>> {
+        let txn = self.read_txn()?;
+        let table = txn.open_table(PRESIGNS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (key, value) = entry?;
+            let presign: PresignRecord = decode(value.value())?;
+            if presign.is_expired(now_us) {
+                out.push(key.value().to_owned());
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many processing jobs are unfinished (committed and not yet done).
+    pub fn job_count(&self) -> u64 {
+        self.jobs.load(Ordering::Relaxed)
+    }
+
+    /// The media ids of unfinished jobs.
+    pub fn unfinished_jobs(&self) -> Result<Vec<String>> {
+        self.keys_of(JOBS)
+    }
+
+    /// The key record matching a presented bearer token, if any.
+    pub fn authenticate(&self, presented: &str) -> Result<Option<ApiKeyRecord>> {
+        let Some(id) = keys::parse_id(presented) else {
+            return Ok(None);
+        };
+        let txn = self.read_txn()?;
+        let table = txn.open_table(KEYS)?;
+        let Some(record) = table
+            .get(id)?
+            .map(|v| decode::<ApiKeyRecord>(v.value()))
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        Ok(keys::verify(&record, presented).then_some(record))
+    }
+
+    pub fn list_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        let txn = self.read_txn()?;
+        let table = txn.open_table(KEYS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            out.push(decode(entry?.1.value())?);
+        }
+        out.sort_by_key(|k: &ApiKeyRecord| k.created_us);
+        Ok(out)
+    }
+}
+
+/// The one rule for confirming a presigned upload, applied by the read before any work
+/// and again by the write that turns it into an item: the key must have an issued
+/// presign that has not expired; a key whose file is already recorded was confirmed.
+pub(super) fn confirmable(
+    presigns: &impl ReadableTable<&'static str, &'static [u8]>,
+    files: &impl ReadableTable<&'static str, &'static str>,
+    key: &str,
+    now_us: u64,
+) -> Result<PresignRecord> {
+    let Some(presign) = presigns.get(key)?.map(|v| decode(v.value())).transpose()? else {
+        return Err(if files.get(key)?.is_some() {
+            CatalogError::AlreadyConfirmed
+        } else {
+            CatalogError::NotFound("presigned upload with this storageKey")
+        });
+    };
+    let presign: PresignRecord = presign;
+    if presign.is_expired(now_us) {
+        return Err(CatalogError::PresignExpired);
+    }
+    Ok(presign)
+}
+
+/// Created folders plus folders that hold media (the `f:` counters list exactly those).
+pub(super) fn live_folders(
+    folders: &impl ReadableTable<&'static str, ()>,
+    counts: &impl ReadableTable<&'static str, u64>,
+) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for entry in folders.iter()? {
+        out.push(entry?.0.value().to_owned());
+    }
+    for entry in counts.range("f:".."f;")? {
+        let (key, _) = entry?;
+        out.push(key.value()["f:".len()..].to_owned());
+    }
+    Ok(out)
+}

@@ -1,0 +1,232 @@
+//! The catalog's write rules over a real redb file: jobs, presigns, reopening.
+
+use super::*;
+use crate::model::{
+    JobResult, MediaRecord, MediaType, PresignRecord, Processing, Status, VariantRecord,
+};
+use crate::storage::key::variant_key;
+
+fn open() -> (tempfile::TempDir, Catalog) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = Catalog::open(&dir.path().join("c.redb")).expect("open");
+    (dir, catalog)
+}
+
+fn image(tail: char) -> MediaRecord {
+    MediaRecord {
+        processing: Processing::initial(MediaType::Png),
+        ..MediaRecord::sample(tail, "p.png", 1, 10)
+    }
+}
+
+fn ready(r: &MediaRecord) -> JobResult {
+    JobResult::Ready {
+        variants: vec![VariantRecord {
+            width: 150,
+            height: 100,
+            size: 5,
+            storage_key: variant_key(&r.storage_key, 150),
+        }],
+        thumbhash: "hash".into(),
+        dominant_color: "#102030".into(),
+    }
+}
+
+fn start(c: &Catalog, id: &str) -> bool {
+    let write = Write::StartJob {
+        id: id.into(),
+        max_attempts: 2,
+    };
+    c.apply_single(write).expect("start") == Outcome::JobStarted
+}
+
+fn finish(c: &Catalog, id: &str, result: JobResult) -> Outcome {
+    c.apply_single(Write::FinishJob {
+        id: id.into(),
+        result,
+    })
+    .expect("finish")
+}
+
+#[test]
+fn a_job_is_committed_with_its_item_and_recorded_once() {
+    let (_dir, c) = open();
+    let (a, doc) = (image('a'), MediaRecord::sample('d', "d.png", 1, 1));
+    c.apply_single(Write::InsertMedia(vec![a.clone(), doc]))
+        .expect("insert");
+    assert_eq!(c.job_count(), 1, "only the image has a job");
+    assert_eq!(c.unfinished_jobs().expect("jobs"), vec![a.id.clone()]);
+
+    assert!(start(&c, &a.id));
+    let outcome = finish(&c, &a.id, ready(&a));
+    assert_eq!(outcome, Outcome::Job(JobOutcome::Recorded));
+    assert_eq!(c.job_count(), 0);
+    let got = c.get(&a.id).expect("get").expect("item");
+    let p = got.processing.as_ref().expect("processing");
+    assert_eq!(p.status, Status::Ready);
+    assert_eq!(p.dominant_color.as_deref(), Some("#102030"));
+    let variant = variant_key(&a.storage_key, 150);
+    assert_eq!(
+        c.owner_of_file(&variant).expect("owner"),
+        Some(a.id.clone())
+    );
+
+    // A second run of the same job (a restart raced it) changes nothing.
+    assert!(!start(&c, &a.id));
+    let again = finish(&c, &a.id, JobResult::Failed { reason: "x".into() });
+    assert_eq!(again, Outcome::Job(JobOutcome::AlreadyDone));
+    assert_eq!(c.get(&a.id).expect("get"), Some(got.clone()));
+
+    // Deleting the item queues the variant with the original.
+    c.apply_single(Write::DeleteMedia { id: a.id.clone() })
+        .expect("delete");
+    let mut pending = c.pending_deletes().expect("pending");
+    pending.sort();
+    assert_eq!(pending, [variant, a.storage_key.clone()]);
+}
+
+#[test]
+fn jobs_of_deleted_items_end_and_interrupted_jobs_stop_at_the_limit() {
+    let (_dir, c) = open();
+    let (a, b) = (image('a'), image('b'));
+    c.apply_single(Write::InsertMedia(vec![a.clone(), b.clone()]))
+        .expect("insert");
+    assert_eq!(c.job_count(), 2);
+
+    c.apply_single(Write::DeleteMedia { id: a.id.clone() })
+        .expect("delete");
+    assert_eq!(c.job_count(), 1, "the delete removed the job");
+    assert!(!start(&c, &a.id));
+    let gone = finish(&c, &a.id, ready(&a));
+    assert_eq!(gone, Outcome::Job(JobOutcome::ItemGone));
+
+    // A start given back (an outage, not a crash) does not count.
+    assert!(start(&c, &b.id));
+    c.apply_single(Write::ReleaseJob { id: b.id.clone() })
+        .expect("release");
+    // Two starts that never finished (crashes): the third start fails the job.
+    assert!(start(&c, &b.id) && start(&c, &b.id));
+    assert!(!start(&c, &b.id));
+    assert_eq!(c.job_count(), 0);
+    let p = c.get(&b.id).expect("get").expect("item").processing;
+    let p = p.expect("processing");
+    assert_eq!(p.status, Status::Failed);
+    assert!(p.error.is_some_and(|e| e.contains("interrupted 2 times")));
+}
+
+#[test]
+fn a_presign_is_confirmed_once_and_only_before_it_expires() {
+    let (_dir, c) = open();
+    let a = image('a');
+    let presign = |expires_us| PresignRecord {
+        filename: "p.png".into(),
+        media_type: MediaType::Png,
+        size: 10,
+        expires_us,
+    };
+    let confirm = |record: &MediaRecord, now_us| {
+        c.apply_single(Write::ConfirmPresign {
+            record: Box::new(record.clone()),
+            now_us,
+        })
+    };
+    assert!(matches!(
+        confirm(&a, 1),
+        Err(CatalogError::NotFound(
+            "presigned upload with this storageKey"
+        ))
+    ));
+    c.apply_single(Write::RecordPresign {
+        key: a.storage_key.clone(),
+        presign: presign(100),
+    })
+    .expect("record");
+    assert_eq!(
+        c.presign_to_confirm(&a.storage_key, 100).expect("read"),
+        presign(100)
+    );
+    assert!(matches!(
+        confirm(&a, 101),
+        Err(CatalogError::PresignExpired)
+    ));
+    assert_eq!(
+        c.expired_presigns(101).expect("expired"),
+        vec![a.storage_key.clone()]
+    );
+    assert!(c.expired_presigns(99).expect("expired").is_empty());
+
+    confirm(&a, 50).expect("confirmed");
+    assert_eq!(c.get(&a.id).expect("get"), Some(a.clone()));
+    assert_eq!(c.job_count(), 1, "an image gets its job");
+    assert!(matches!(
+        c.presign_to_confirm(&a.storage_key, 50),
+        Err(CatalogError::AlreadyConfirmed)
+    ));
+    let again = MediaRecord {
+        id: "media_bbbbbbbbbbbbbbbb".into(),
+        ..a.clone()
+    };
+    assert!(matches!(
+        confirm(&again, 50),
+        Err(CatalogError::AlreadyConfirmed)
+    ));
+    assert!(c.get(&again.id).expect("get").is_none(), "no second item");
+}
+
+#[test]
+fn the_job_count_survives_reopening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("c.redb");
+    {
+        let c = Catalog::open(&path).expect("open");
+        c.apply_single(Write::InsertMedia(vec![image('a'), image('b')]))
+            .expect("insert");
+    }
+    let c = Catalog::open(&path).expect("reopen");
+    assert_eq!(c.job_count(), 2);
+}
+
+#[test]
+fn the_confirm_rule_reads_the_same_before_and_in_the_write() {
+    let (_dir, c) = open();
+    let a = image('a');
+    let presign = PresignRecord {
+        filename: "p.png".into(),
+        media_type: MediaType::Png,
+        size: 10,
+        expires_us: 100,
+    };
+    let key = a.storage_key.clone();
+    assert!(matches!(
+        c.presign_to_confirm(&key, 1),
+        Err(CatalogError::NotFound(_))
+    ));
+    c.apply_single(Write::RecordPresign {
+        key: key.clone(),
+        presign: presign.clone(),
+    })
+    .expect("record");
+    assert_eq!(c.presign_to_confirm(&key, 100).expect("at expiry"), presign);
+    assert!(matches!(
+        c.presign_to_confirm(&key, 101),
+        Err(CatalogError::PresignExpired)
+    ));
+}
+
+#[test]
+fn folders_say_whether_they_were_new_and_keys_whether_they_existed() {
+    let (_dir, c) = open();
+    let path = crate::model::FolderPath::parse("/x").expect("path");
+    let create = |p: &crate::model::FolderPath| c.apply_single(Write::CreateFolder(p.clone()));
+    assert_eq!(create(&path).expect("create"), Outcome::FolderCreated);
+    assert_eq!(create(&path).expect("again"), Outcome::FolderExisted);
+    let root = crate::model::FolderPath::root();
+    assert_eq!(create(&root).expect("root"), Outcome::FolderExisted);
+
+    let (_, key) = keys::generate(crate::model::Scope::Read, "k");
+    let id = key.id.clone();
+    c.apply_single(Write::PutKey(key)).expect("put");
+    let revoke = |id: &str| c.apply_single(Write::RevokeKey { id: id.into() });
+    assert_eq!(revoke(&id).expect("revoke"), Outcome::Done);
+    assert!(matches!(revoke(&id), Err(CatalogError::NotFound("API key"))));
+}

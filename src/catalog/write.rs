@@ -1,0 +1,410 @@
+//! The write path: a batch of `Write`s applied in order in one transaction and committed
+//! once (the unit of group commit). Each write gets its own answer: a domain failure (not
+//! found, not empty) changes nothing and leaves its neighbours alone; a storage failure
+//! fails the whole batch.
+//!
+//! Invariants kept here: every record has its 9 index keys, its 4 counters and a `files`
+//! row per storage key; an image waiting for variants has a row in `jobs`.
+
+use std::sync::atomic::Ordering;
+
+use redb::{ReadableTable, Table, WriteTransaction};
+
+use super::index;
+use super::read::{confirmable, live_folders};
+use super::tables::{COUNTS, FILES, FOLDERS, INDEX, JOBS, KEYS, MEDIA, PENDING_DELETES, PRESIGNS};
+use super::{Catalog, CatalogError, Result, decode, encode};
+use crate::model::{
+    ApiKeyRecord, FolderPath, JobResult, MediaPatch, MediaRecord, PresignRecord, now_us,
+};
+
+/// One write; a batch of them commits together.
+#[derive(Debug)]
+pub enum Write {
+    /// New items (one upload request), with their files and jobs.
+    InsertMedia(Vec<MediaRecord>),
+    UpdateMedia {
+        id: String,
+        patch: MediaPatch,
+    },
+    /// Removes the item and queues its files for deletion.
+    DeleteMedia {
+        id: String,
+    },
+    CreateFolder(FolderPath),
+    DeleteFolder(FolderPath),
+    PutKey(ApiKeyRecord),
+    RevokeKey {
+        id: String,
+    },
+    /// Files whose deletion finished: drop them from the delete queue.
+    ForgetDeletes(Vec<String>),
+    /// Records a processing job's result on its item and removes the job.
+    FinishJob {
+        id: String,
+        result: JobResult,
+    },
+    /// Counts one more start of a job (see `Outcome::JobStarted` / `JobSkipped`); a job
+    /// already started `max_attempts` times (a crash each time) is marked failed instead.
+    StartJob {
+        id: String,
+        max_attempts: u32,
+    },
+    /// Gives back the attempt of a start that ended on an unavailable dependency (not a
+    /// crash), so a storage outage does not use up a job's attempts.
+    ReleaseJob {
+        id: String,
+    },
+    /// Remembers an issued presigned upload.
+    RecordPresign {
+        key: String,
+        presign: PresignRecord,
+    },
+    /// Turns an issued, unexpired presign into its item (and job) atomically: a second
+    /// confirm of the same key finds nothing to confirm.
+    ConfirmPresign {
+        record: Box<MediaRecord>,
+        now_us: u64,
+    },
+    /// Presigns whose objects were deleted by the expiry sweep.
+    ForgetPresigns(Vec<String>),
+}
+
+/// What a successful write produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Done,
+    /// The record as written (update) or as it was (delete).
+    Media(Box<MediaRecord>),
+    FolderCreated,
+    FolderExisted,
+    /// The job should run now.
+    JobStarted,
+    /// The job must not run: finished, gone, or out of attempts (then recorded failed).
+    JobSkipped,
+    Job(JobOutcome),
+}
+
+/// What recording a job's result found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// The item now carries the result.
+    Recorded,
+    /// The item was deleted meanwhile: the files the job wrote belong to nobody.
+    ItemGone,
+    /// Another run of the same job already recorded it (a restart raced a running job).
+    AlreadyDone,
+}
+
+impl Catalog {
+    /// Applies `writes` in order in one transaction and commits once.
+    pub fn apply(&self, writes: Vec<Write>) -> Result<Vec<Result<Outcome>>> {
+        let txn = self.db.begin_write()?;
+        let mut results = Vec::with_capacity(writes.len());
+        let (jobs_delta, touched);
+        {
+            let mut tables = Tables::open(&txn)?;
+            for write in writes {
+                let result = tables.apply(write);
+                if let Err(e @ (CatalogError::Db(_) | CatalogError::Corrupt(_))) = &result {
+                    return Err(e.clone());
+                }
+                results.push(result);
+            }
+            (jobs_delta, touched) = (tables.jobs_delta, tables.touched);
+        }
+        txn.commit()?;
+        self.cache.invalidate(touched.iter().map(String::as_str));
+        if jobs_delta >= 0 {
+            self.jobs
+                .fetch_add(jobs_delta.unsigned_abs(), Ordering::Relaxed);
+        } else {
+            self.jobs
+                .fetch_sub(jobs_delta.unsigned_abs(), Ordering::Relaxed);
+        }
+        Ok(results)
+    }
+
+    /// Applies one write on its own (CLI and tests).
+    pub fn apply_single(&self, write: Write) -> Result<Outcome> {
+        self.apply(vec![write])?
+            .pop()
+            .unwrap_or(Err(CatalogError::Unavailable))
+    }
+}
+
+/// Every table of a write transaction, opened once per batch.
+struct Tables<'t> {
+    media: Table<'t, &'static str, &'static [u8]>,
+    index: Table<'t, &'static [u8], u8>,
+    counts: Table<'t, &'static str, u64>,
+    folders: Table<'t, &'static str, ()>,
+    files: Table<'t, &'static str, &'static str>,
+    pending: Table<'t, &'static str, u64>,
+    keys: Table<'t, &'static str, &'static [u8]>,
+    jobs: Table<'t, &'static str, u32>,
+    presigns: Table<'t, &'static str, &'static [u8]>,
+    /// Jobs added minus jobs removed in this batch.
+    jobs_delta: i64,
+    /// Ids of the records this batch wrote or removed (for the read cache).
+    touched: Vec<String>,
+}
+
+impl<'t> Tables<'t> {
+    fn open(txn: &'t WriteTransaction) -> Result<Self> {
+        Ok(Self {
+            media: txn.open_table(MEDIA)?,
+            index: txn.open_table(INDEX)?,
+            counts: txn.open_table(COUNTS)?,
+            folders: txn.open_table(FOLDERS)?,
+            files: txn.open_table(FILES)?,
+            pending: txn.open_table(PENDING_DELETES)?,
+            keys: txn.open_table(KEYS)?,
+            jobs: txn.open_table(JOBS)?,
+            presigns: txn.open_table(PRESIGNS)?,
+            jobs_delta: 0,
+            touched: Vec::new(),
+        })
+    }
+
+    fn apply(&mut self, write: Write) -> Result<Outcome> {
+        match write {
+            Write::InsertMedia(records) => self.insert_media(&records),
+            Write::UpdateMedia { id, patch } => self.update_media(&id, &patch),
+            Write::DeleteMedia { id } => self.delete_media(&id),
+            Write::CreateFolder(path) => self.create_folder(&path),
+            Write::DeleteFolder(path) => self.delete_folder(&path),
+            Write::PutKey(record) => self.put_key(&record),
+            Write::RevokeKey { id } => self.revoke_key(&id),
+            Write::ForgetDeletes(keys) => self.forget_deletes(&keys),
+            Write::FinishJob { id, result } => self.finish_job(&id, result),
+            Write::StartJob { id, max_attempts } => self.start_job(&id, max_attempts),
+            Write::ReleaseJob { id } => self.release_job(&id),
+            Write::RecordPresign { key, presign } => self.record_presign(&key, &presign),
+            Write::ConfirmPresign { record, now_us } => self.confirm_presign(&record, now_us),
+            Write::ForgetPresigns(keys) => self.forget_presigns(&keys),
+        }
+    }
+
+    // ---- media -------------------------------------------------------------------------
+
+    fn insert_media(&mut self, records: &[MediaRecord]) -> Result<Outcome> {
+        for r in records {
+            self.insert_with_job(r)?;
+        }
+        Ok(Outcome::Done)
+    }
+
+    fn update_media(&mut self, id: &str, patch: &MediaPatch) -> Result<Outcome> {
+        let old = self.get(id)?.ok_or(CatalogError::NotFound("media item"))?;
+        let mut new = old.clone();
+        patch.apply(&mut new);
+        self.remove_record(&old)?;
+        self.insert_record(&new)?;
+        Ok(Outcome::Media(Box::new(new)))
+    }
+
+    fn delete_media(&mut self, id: &str) -> Result<Outcome> {
+        let old = self.get(id)?.ok_or(CatalogError::NotFound("media item"))?;
+        self.remove_record(&old)?;
+        self.remove_job(id)?;
+        let now = now_us();
+        for key in old.storage_keys() {
+            self.pending.insert(key.as_str(), now)?;
+        }
+        Ok(Outcome::Media(Box::new(old)))
+    }
+
+    fn get(&self, id: &str) -> Result<Option<MediaRecord>> {
+        self.media.get(id)?.map(|v| decode(v.value())).transpose()
+    }
+
+    /// A new item, with its processing job when it has one.
+    fn insert_with_job(&mut self, r: &MediaRecord) -> Result<()> {
+        self.insert_record(r)?;
+        if r.is_processing() && self.jobs.insert(r.id.as_str(), 0)?.is_none() {
+            self.jobs_delta += 1;
+        }
+        Ok(())
+    }
+
+    /// Every write of a record goes through here, so the read cache learns of it.
+    fn put_media(&mut self, r: &MediaRecord) -> Result<()> {
+        self.media.insert(r.id.as_str(), encode(r).as_slice())?;
+        self.touched.push(r.id.clone());
+        Ok(())
+    }
+
+    fn insert_record(&mut self, r: &MediaRecord) -> Result<()> {
+        self.put_media(r)?;
+        let tag = r.kind().tag();
+        for key in index::keys_of(r) {
+            self.index.insert(key.as_slice(), tag)?;
+        }
+        for key in r.storage_keys() {
+            self.files.insert(key.as_str(), r.id.as_str())?;
+        }
+        self.bump_counts(r, 1)
+    }
+
+    fn remove_record(&mut self, r: &MediaRecord) -> Result<()> {
+        self.media.remove(r.id.as_str())?;
+        self.touched.push(r.id.clone());
+        for key in index::keys_of(r) {
+            self.index.remove(key.as_slice())?;
+        }
+        for key in r.storage_keys() {
+            self.files.remove(key.as_str())?;
+        }
+        self.bump_counts(r, -1)
+    }
+
+    /// Adjusts the four counters of a record; counters that reach zero are removed, so
+    /// the `f:` counters list exactly the folders that hold media.
+    fn bump_counts(&mut self, r: &MediaRecord, delta: i64) -> Result<()> {
+        for key in index::count_keys(r) {
+            let current = self.counts.get(key.as_str())?.map_or(0, |v| v.value());
+            let next = current.saturating_add_signed(delta);
+            if next == 0 {
+                self.counts.remove(key.as_str())?;
+            } else {
+                self.counts.insert(key.as_str(), next)?;
+            }
+        }
+        Ok(())
+    }
+
+    // ---- folders, keys, the delete queue -----------------------------------------------
+
+    fn create_folder(&mut self, path: &FolderPath) -> Result<Outcome> {
+        let existed = path.is_root() || self.folders.insert(path.as_str(), ())?.is_some();
+        Ok(if existed {
+            Outcome::FolderExisted
+        } else {
+            Outcome::FolderCreated
+        })
+    }
+
+    fn delete_folder(&mut self, path: &FolderPath) -> Result<Outcome> {
+        if path.is_root() {
+            return Err(CatalogError::RootFolder);
+        }
+        let p = path.as_str();
+        let child_prefix = format!("{p}/");
+        let mut exists = false;
+        let mut not_empty = false;
+        for folder in live_folders(&self.folders, &self.counts)? {
+            if folder == p {
+                exists = true;
+            } else if folder.starts_with(&child_prefix) {
+                exists = true;
+                not_empty = true;
+            }
+        }
+        let own = self.counts.get(index::count_key(Some(p), None).as_str())?;
+        not_empty |= own.is_some_and(|c| c.value() > 0);
+        if !exists {
+            return Err(CatalogError::NotFound("folder"));
+        }
+        if not_empty {
+            return Err(CatalogError::FolderNotEmpty);
+        }
+        self.folders.remove(p)?;
+        Ok(Outcome::Done)
+    }
+
+    fn put_key(&mut self, record: &ApiKeyRecord) -> Result<Outcome> {
+        self.keys
+            .insert(record.id.as_str(), encode(record).as_slice())?;
+        Ok(Outcome::Done)
+    }
+
+    fn revoke_key(&mut self, id: &str) -> Result<Outcome> {
+        match self.keys.remove(id)? {
+            Some(_) => Ok(Outcome::Done),
+            None => Err(CatalogError::NotFound("API key")),
+        }
+    }
+
+    fn forget_deletes(&mut self, keys: &[String]) -> Result<Outcome> {
+        for key in keys {
+            self.pending.remove(key.as_str())?;
+        }
+        Ok(Outcome::Done)
+    }
+
+    // ---- processing jobs ---------------------------------------------------------------
+
+    fn finish_job(&mut self, id: &str, result: JobResult) -> Result<Outcome> {
+        let had_job = self.remove_job(id)?;
+        let Some(old) = self.get(id)? else {
+            return Ok(Outcome::Job(JobOutcome::ItemGone));
+        };
+        if !had_job || !old.is_processing() {
+            return Ok(Outcome::Job(JobOutcome::AlreadyDone));
+        }
+        let mut new = old.clone();
+        new.processing = Some(result.into_processing());
+        // Sort keys and counts do not depend on processing: only the record and its files.
+        self.put_media(&new)?;
+        for key in new.storage_keys() {
+            self.files.insert(key.as_str(), id)?;
+        }
+        Ok(Outcome::Job(JobOutcome::Recorded))
+    }
+
+    fn start_job(&mut self, id: &str, max_attempts: u32) -> Result<Outcome> {
+        let Some(attempts) = self.jobs.get(id)?.map(|v| v.value()) else {
+            return Ok(Outcome::JobSkipped);
+        };
+        if attempts >= max_attempts {
+            let reason = format!(
+                "processing was interrupted {attempts} times (the server stopped or a \
+                 dependency failed each time); not retried"
+            );
+            self.finish_job(id, JobResult::Failed { reason })?;
+            return Ok(Outcome::JobSkipped);
+        }
+        self.jobs.insert(id, attempts + 1)?;
+        Ok(Outcome::JobStarted)
+    }
+
+    fn release_job(&mut self, id: &str) -> Result<Outcome> {
+        let attempts = self.jobs.get(id)?.map(|v| v.value());
+        if let Some(n) = attempts.filter(|n| *n > 0) {
+            self.jobs.insert(id, n - 1)?;
+        }
+        Ok(Outcome::Done)
+    }
+
+    /// Removes an item's job; true when there was one.
+    fn remove_job(&mut self, id: &str) -> Result<bool> {
+        let had = self.jobs.remove(id)?.is_some();
+        if had {
+            self.jobs_delta -= 1;
+        }
+        Ok(had)
+    }
+
+    // ---- presigned uploads -------------------------------------------------------------
+
+    fn record_presign(&mut self, key: &str, presign: &PresignRecord) -> Result<Outcome> {
+        self.presigns.insert(key, encode(presign).as_slice())?;
+        Ok(Outcome::Done)
+    }
+
+    fn confirm_presign(&mut self, record: &MediaRecord, now_us: u64) -> Result<Outcome> {
+        let key = record.storage_key.as_str();
+        confirmable(&self.presigns, &self.files, key, now_us)?;
+        self.presigns.remove(key)?;
+        self.insert_with_job(record)?;
+        Ok(Outcome::Done)
+    }
+
+    fn forget_presigns(&mut self, keys: &[String]) -> Result<Outcome> {
+        for key in keys {
+            self.presigns.remove(key.as_str())?;
+        }
+        Ok(Outcome::Done)
+    }
+}

@@ -1,0 +1,89 @@
+//! The upload story, shared by `POST /api/v1/media` and `POST /api/v1/media/confirm`:
+//!
+//! 1. **admit** (`stage::admit`): a raster image needs a slot in the processing backlog,
+//!    else the request is refused with 503 before its file is kept;
+//! 2. **stage** (`stage`): the spooled file is sniffed, inspected (size, pixel limit, SVG
+//!    safety, video metadata) and stripped of location and camera metadata;
+//! 3. **store**: it is committed to storage under a new server-made key;
+//! 4. **record** (`record`): every accepted file of the request is written to the catalog
+//!    in one transaction, images with their processing job;
+//! 5. **job**: the jobs are handed to the processing pool, and with `?wait=true` the
+//!    answer waits for them (bounded).
+//!
+//! `confirm` runs the same steps on an object a client uploaded with a presigned URL.
+//! Plain arguments in, items or an `IngestError` out: nothing here knows about HTTP.
+
+mod confirm;
+mod record;
+mod stage;
+
+use std::time::Duration;
+
+pub use confirm::Confirmation;
+pub use stage::Staged;
+
+use crate::actors::Handles;
+use crate::actors::catalog::CatalogHandle;
+use crate::actors::processing::ProcessingHandle;
+use crate::actors::storage::StorageHandle;
+use crate::catalog::CatalogError;
+use crate::config::Config;
+use crate::media::MediaError;
+use crate::storage::StorageError;
+
+/// Why an upload or a confirm failed as a whole (a refused file of a multi-file upload
+/// is not an error: see `Ingest::stage`).
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(
+        "image processing is behind ({backlog} images waiting); retry this upload in \
+         {retry_after} s. Documents and videos are still accepted"
+    )]
+    Busy { backlog: u64, retry_after: u64 },
+    #[error("nothing was uploaded to this storageKey; PUT the file to the uploadUrl first")]
+    UploadMissing,
+    #[error("the uploaded object is not the {expected} bytes that were presigned")]
+    SizeMismatch { expected: u64 },
+    #[error("the uploaded bytes are not a {expected} file; the object was deleted")]
+    TypeMismatch { expected: &'static str },
+    #[error("{filename}: {error}")]
+    Refused { filename: String, error: MediaError },
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// What the ingest steps need from config.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub max_image_pixels: u64,
+    /// Longest `?wait=true` hold.
+    pub wait_timeout: Duration,
+    /// `Retry-After` of a refusal for a full backlog, in seconds.
+    pub retry_after_secs: u64,
+}
+
+/// The ingest workflow over the actors it drives.
+#[derive(Clone)]
+pub struct Ingest {
+    catalog: CatalogHandle,
+    storage: StorageHandle,
+    processing: ProcessingHandle,
+    settings: Settings,
+}
+
+impl Ingest {
+    pub fn new(handles: &Handles, config: &Config) -> Self {
+        Self {
+            catalog: handles.catalog.clone(),
+            storage: handles.storage.clone(),
+            processing: handles.processing.clone(),
+            settings: Settings {
+                max_image_pixels: config.limits.max_image_pixels,
+                wait_timeout: Duration::from_secs(config.processing.wait_timeout_secs),
+                retry_after_secs: config.processing.retry_after_secs,
+            },
+        }
+    }
+}

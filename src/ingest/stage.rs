@@ -1,0 +1,146 @@
+//! Steps 1-3 for one received file: admit it, check what it is, remove its location and
+//! camera metadata, and store it under a new key.
+
+use super::{Ingest, IngestError};
+use crate::actors::processing::Reservation;
+use crate::media::{self, Inspection, MediaError, sniff};
+use crate::metrics as m;
+use crate::model::{FolderPath, MediaRecord, MediaType, Processing, new_media_id, now_us};
+use crate::storage::key::new_key;
+use crate::storage::{Sink, StorageError};
+
+/// A file already committed to storage, waiting for its catalog record.
+pub struct Staged {
+    pub filename: String,
+    pub media_type: MediaType,
+    pub size: u64,
+    pub inspection: Inspection,
+    pub storage_key: String,
+    pub created_us: u64,
+    /// Raster images hold a backlog slot until the request ends.
+    pub slot: Option<Reservation>,
+}
+
+impl Staged {
+    /// The new item this file becomes, in `folder` with `alt`.
+    pub fn record(&self, folder: &FolderPath, alt: Option<&str>) -> MediaRecord {
+        MediaRecord {
+            id: new_media_id(),
+            filename: self.filename.clone(),
+            media_type: self.media_type,
+            size: self.size,
+            width: self.inspection.dims.map(|d| d.width),
+            height: self.inspection.dims.map(|d| d.height),
+            duration: self.inspection.duration,
+            alt: alt.map(str::to_owned),
+            title: None,
+            description: None,
+            folder: folder.as_str().to_owned(),
+            focal_x: 50.0,
+            focal_y: 50.0,
+            created_us: self.created_us,
+            storage_key: self.storage_key.clone(),
+            processing: Processing::initial(self.media_type),
+        }
+    }
+}
+
+impl Ingest {
+    /// A new spool for one incoming file (see `storage::Sink`).
+    pub async fn begin(&self) -> Result<Sink, IngestError> {
+        Ok(self.storage.begin().await?)
+    }
+
+    /// Admits, inspects, strips and stores one received file. The outer error fails the
+    /// request (storage, a full backlog); the inner one refuses just this file.
+    pub async fn stage(
+        &self,
+        mut sink: Sink,
+        filename: String,
+    ) -> Result<Result<Staged, MediaError>, IngestError> {
+        let refused = |e| {
+            metrics::counter!(m::UPLOAD_FILES, "type" => "unknown", "outcome" => "refused")
+                .increment(1);
+            Ok(Err(e))
+        };
+        if sink.is_empty() {
+            return refused(MediaError::Empty);
+        }
+        let Some(media_type) = sniff::sniff(sink.head()) else {
+            return refused(MediaError::Unsupported);
+        };
+        let slot = self.admit(media_type)?;
+        let inspection = match self.inspect_and_strip(&mut sink, media_type).await? {
+            Ok(i) => i,
+            Err(e) => return refused(e),
+        };
+        let created_us = now_us();
+        let key = new_key(media_type, created_us);
+        let size = self
+            .storage
+            .commit(sink, key.clone(), media_type.mime())
+            .await?;
+        Ok(Ok(Staged {
+            filename,
+            media_type,
+            size,
+            inspection,
+            storage_key: key,
+            created_us,
+            slot,
+        }))
+    }
+
+    /// Backpressure: a raster image needs a slot in the processing backlog.
+    pub(super) fn admit(&self, media_type: MediaType) -> Result<Option<Reservation>, IngestError> {
+        if !media_type.is_raster() {
+            return Ok(None);
+        }
+        match self.processing.try_reserve() {
+            Some(slot) => Ok(Some(slot)),
+            None => {
+                metrics::counter!(m::PROCESSING_REJECTED).increment(1);
+                Err(IngestError::Busy {
+                    backlog: self.catalog.job_count(),
+                    retry_after: self.settings.retry_after_secs,
+                })
+            }
+        }
+    }
+
+    /// Probes a spooled file (size, duration, pixel limit, SVG safety), then removes its
+    /// location and camera metadata in place. Types with nothing to probe or strip are
+    /// not even written out for it. The inner error refuses the file.
+    pub(super) async fn inspect_and_strip(
+        &self,
+        sink: &mut Sink,
+        media_type: MediaType,
+    ) -> Result<Result<Inspection, MediaError>, IngestError> {
+        if !media_type.needs_inspection() {
+            return Ok(Ok(Inspection::default()));
+        }
+        sink.flush().await?;
+        let path = sink.path().to_owned();
+        let max_pixels = self.settings.max_image_pixels;
+        let inspected = tokio::task::spawn_blocking(move || {
+            let inspection = media::inspect(&path, media_type, max_pixels)?;
+            media::strip_in_place(&path, media_type)?;
+            Ok(inspection)
+        })
+        .await
+        .map_err(|e| StorageError::from(std::io::Error::other(e)))?;
+        match inspected {
+            Err(MediaError::Probe(media::probe::ProbeError::Io(e))) => {
+                Err(StorageError::from(e).into())
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// Removes files stored for a request that then failed (they have no record; should
+    /// this not run, the start-up sweep removes them).
+    pub fn discard(&self, staged: &[Staged]) {
+        self.storage
+            .discard(staged.iter().map(|s| s.storage_key.clone()).collect());
+    }
+}

@@ -1,0 +1,149 @@
+//! The image pipeline, one file per stage, as pure functions over bytes and pixels:
+//!
+//! 1. `decode`: pixel limit from the header first, shrink-on-load for large JPEGs, EXIF
+//!    orientation applied, first frame of an animation;
+//! 2. `color`: pixels tagged with an RGB ICC profile converted to sRGB;
+//! 3. `resize`: fast_image_resize, largest variant first and each next one from the
+//!    previous (cascade), never upscaling;
+//! 4. `encode`: WebP (libwebp, quality and method from config, no metadata);
+//! 5. `placeholder`: thumbhash and dominant colour from the smallest rendition.
+//!
+//! A `Worker` owns the reusable resizer; the processing pool keeps one per thread.
+
+mod color;
+mod decode;
+mod encode;
+mod placeholder;
+mod resize;
+
+use std::time::{Duration, Instant};
+
+use fast_image_resize::{ResizeAlg, ResizeOptions, Resizer};
+
+pub use color::to_srgb;
+pub use decode::{Source, decode, decode_for_variants};
+pub use encode::encode_variants;
+pub use resize::{VARIANT_WIDTHS, scaled_height, variant_widths};
+
+use super::probe::ProbeError;
+use crate::model::MediaType;
+
+/// Encoder and safety settings (from config).
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// WebP quality, 0-100.
+    pub quality: f32,
+    /// WebP method (effort), 0-6.
+    pub method: i32,
+    pub max_pixels: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            quality: 80.0,
+            method: 4,
+            max_pixels: 100_000_000,
+        }
+    }
+}
+
+/// One encoded WebP variant.
+#[derive(Debug, Clone)]
+pub struct Variant {
+    pub width: u32,
+    pub height: u32,
+    pub webp: Vec<u8>,
+}
+
+/// Everything the pipeline makes from one image.
+#[derive(Debug, Clone)]
+pub struct Processed {
+    /// Upright size of the original.
+    pub width: u32,
+    pub height: u32,
+    /// Largest first; empty when the image is no wider than the smallest variant.
+    pub variants: Vec<Variant>,
+    /// Base64 thumbhash.
+    pub thumbhash: String,
+    /// `#rrggbb`.
+    pub dominant_color: String,
+    pub timings: Timings,
+}
+
+/// Time spent in each stage of one run (placeholders count as resize).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    pub decode: Duration,
+    pub resize: Duration,
+    pub encode: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
+    #[error("the image cannot be decoded: {0}")]
+    Decode(String),
+    #[error("resizing failed: {0}")]
+    Resize(String),
+    #[error("WebP encoding failed: {0}")]
+    Encode(String),
+}
+
+/// Reusable per-thread state.
+pub struct Worker {
+    resizer: Resizer,
+    options: ResizeOptions,
+}
+
+impl Default for Worker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Worker {
+    pub fn new() -> Self {
+        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(
+            fast_image_resize::FilterType::Lanczos3,
+        ));
+        Self {
+            resizer: Resizer::new(),
+            options,
+        }
+    }
+
+    /// Runs the whole pipeline on an image file's bytes: the stages, in order.
+    pub fn process(
+        &mut self,
+        bytes: &[u8],
+        kind: MediaType,
+        settings: &Settings,
+    ) -> Result<Processed, PipelineError> {
+        let started = Instant::now();
+        let source = decode_for_variants(bytes, kind, settings.max_pixels)?;
+        let decoded = Instant::now();
+        let (width, height) = (source.width, source.height);
+        let (renditions, has_alpha) = self.resize_all(source)?;
+        let smallest = &renditions[renditions.len() - 1];
+        let (thumbhash, dominant_color) = self.placeholders(smallest, has_alpha)?;
+        let resized = Instant::now();
+        let variants = encode_variants(&renditions[1..], has_alpha, settings)?;
+        Ok(Processed {
+            width,
+            height,
+            variants,
+            thumbhash,
+            dominant_color,
+            timings: Timings {
+                decode: decoded - started,
+                resize: resized - decoded,
+                encode: resized.elapsed(),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

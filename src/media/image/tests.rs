@@ -1,0 +1,179 @@
+//! The whole pipeline over real photos from `tests/fixtures`.
+
+use std::io::Cursor;
+
+use super::*;
+use crate::media::probe::ProbeError;
+use crate::media::test_fixture as fixture;
+
+fn webp_size(data: &[u8]) -> (u32, u32) {
+    let d =
+        crate::media::probe::raster_dimensions(MediaType::Webp, &mut Cursor::new(data), u64::MAX)
+            .expect("a WebP");
+    (d.width, d.height)
+}
+
+#[test]
+fn every_orientation_comes_out_upright_with_the_right_variants() {
+    let mut worker = Worker::new();
+    for o in 1..=8 {
+        let bytes = fixture(&format!("jpeg/orientation/Landscape_{o}.jpg"));
+        let p = worker
+            .process(&bytes, MediaType::Jpeg, &Settings::default())
+            .expect("process");
+        assert_eq!((p.width, p.height), (600, 450), "orientation {o}");
+        let widths: Vec<u32> = p.variants.iter().map(|v| v.width).collect();
+        assert_eq!(widths, [400, 150], "orientation {o}");
+        for v in &p.variants {
+            assert_eq!(webp_size(&v.webp), (v.width, v.height));
+            assert_eq!(v.height, scaled_height(600, 450, v.width));
+        }
+    }
+}
+
+#[test]
+fn decodes_each_format_and_never_upscales() {
+    let mut worker = Worker::new();
+    for (path, kind, size, widths) in [
+        ("jpeg/cmyk_100x100.jpg", MediaType::Jpeg, (100, 100), vec![]),
+        (
+            "jpeg/grace_hopper_512x600.jpg",
+            MediaType::Jpeg,
+            (512, 600),
+            vec![400, 150],
+        ),
+        (
+            "png/spacefun_2048x1542_palette.png",
+            MediaType::Png,
+            (2048, 1542),
+            vec![1200, 800, 400, 150],
+        ),
+        (
+            "png/chessboard_200x200_rgb16.png",
+            MediaType::Png,
+            (200, 200),
+            vec![150],
+        ),
+        (
+            "gif/toucan_200x150_static_transparent.gif",
+            MediaType::Gif,
+            (200, 150),
+            vec![150],
+        ),
+        (
+            "webp/flower_480x360_lossy_exif.webp",
+            MediaType::Webp,
+            (480, 360),
+            vec![400, 150],
+        ),
+        (
+            "webp/skimage_logo_500x500_lossless.webp",
+            MediaType::Webp,
+            (500, 500),
+            vec![400, 150],
+        ),
+    ] {
+        let p = worker
+            .process(&fixture(path), kind, &Settings::default())
+            .expect(path);
+        assert_eq!((p.width, p.height), size, "{path}");
+        let got: Vec<u32> = p.variants.iter().map(|v| v.width).collect();
+        assert_eq!(got, widths, "{path}");
+        assert!(p.dominant_color.starts_with('#') && p.dominant_color.len() == 7);
+        assert!(!p.thumbhash.is_empty());
+    }
+}
+
+#[test]
+fn bombs_and_garbage_are_refused() {
+    let mut worker = Worker::new();
+    let bomb = worker.process(
+        &fixture("hostile/png_bomb_50000x50000.png"),
+        MediaType::Png,
+        &Settings::default(),
+    );
+    assert!(matches!(
+        bomb,
+        Err(PipelineError::Probe(ProbeError::TooLarge { .. }))
+    ));
+    let huge_gif = fixture("hostile/gif_huge_logical_screen_65535x65535.gif");
+    assert!(
+        worker
+            .process(&huge_gif, MediaType::Gif, &Settings::default())
+            .is_err()
+    );
+    let truncated = worker.process(
+        &fixture("hostile/truncated_rocket.jpg"),
+        MediaType::Jpeg,
+        &Settings::default(),
+    );
+    if let Ok(p) = truncated {
+        assert_eq!(
+            (p.width, p.height),
+            (640, 427),
+            "a partial decode keeps the size"
+        );
+    }
+    assert!(
+        worker
+            .process(
+                b"\xFF\xD8\xFF\xE0garbage",
+                MediaType::Jpeg,
+                &Settings::default()
+            )
+            .is_err()
+    );
+}
+
+/// A 4800x3000 baseline JPEG made from the camera fixture (a 14 MP original).
+fn large_jpeg() -> Vec<u8> {
+    let photo = fixture("jpeg/colorfulcups_2560x1600_progressive_gps.jpg");
+    let small = image::load_from_memory(&photo).expect("decode").into_rgb8();
+    let big = image::imageops::resize(&small, 4800, 3000, image::imageops::Triangle);
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85)
+        .encode_image(&big)
+        .expect("encode");
+    out
+}
+
+#[test]
+fn large_jpegs_are_decoded_scaled_with_the_same_variants() {
+    let bytes = large_jpeg();
+    let scaled = decode_for_variants(&bytes, MediaType::Jpeg, 100_000_000).expect("decode");
+    assert_eq!((scaled.width, scaled.height), (4800, 3000));
+    assert_eq!(
+        (scaled.image.width(), scaled.image.height()),
+        (1200, 750),
+        "1/4 scale still covers the 1200 px variant"
+    );
+    let p = Worker::new()
+        .process(&bytes, MediaType::Jpeg, &Settings::default())
+        .expect("process");
+    assert_eq!((p.width, p.height), (4800, 3000));
+    let sizes: Vec<(u32, u32)> = p.variants.iter().map(|v| (v.width, v.height)).collect();
+    assert_eq!(sizes, [(1200, 750), (800, 500), (400, 250), (150, 94)]);
+
+    // The scaled decode shows the same picture as the full one.
+    let full = decode(&bytes, MediaType::Jpeg, 100_000_000).expect("full");
+    let full = image::imageops::thumbnail(&full.into_rgb8(), 300, 188);
+    let quarter = image::imageops::thumbnail(&scaled.image.into_rgb8(), 300, 188);
+    let diff: u64 = full
+        .as_raw()
+        .iter()
+        .zip(quarter.as_raw())
+        .map(|(a, b)| u64::from(a.abs_diff(*b)))
+        .sum();
+    let mean = diff as f64 / full.as_raw().len() as f64;
+    assert!(mean < 3.0, "mean channel difference {mean:.2}");
+
+    // JPEGs less than four times their largest variant decode whole.
+    for path in [
+        "jpeg/colorfulcups_2560x1600_progressive_gps.jpg",
+        "jpeg/elephants_1920x1080_progressive.jpg",
+    ] {
+        let bytes = fixture(path);
+        let whole = decode_for_variants(&bytes, MediaType::Jpeg, 100_000_000).expect(path);
+        assert_eq!(whole.image.width(), whole.width, "{path}");
+    }
+}

@@ -1,0 +1,19 @@
+//! Darkroom's vocabulary: what a media item is, where it lives (folders), who may touch it
+//! (API keys and scopes), how it is listed (queries and pages), and how ids, tokens and
+//! timestamps are made. Every layer speaks these types; the catalog only persists them.
+
+mod access;
+mod folder;
+pub mod id;
+mod media;
+mod media_type;
+mod query;
+
+pub use access::{ApiKeyRecord, Scope};
+pub use folder::FolderPath;
+pub use id::{ID_LEN, new_media_id, new_storage_token, now_us, random_token, rfc3339};
+pub use media::{
+    JobResult, MediaPatch, MediaRecord, PresignRecord, Processing, Status, VariantRecord,
+};
+pub use media_type::{Kind, MediaType};
+pub use query::{ListQuery, Page, SortField};

@@ -1,0 +1,169 @@
+//! The storage key format, the one shape every stored file has: originals at
+//! `YYYY/MM/<token>.<ext>`, variants at `YYYY/MM/<token>-<width>.webp`, objects in a
+//! bucket under `<prefix>/`; and the URLs clients fetch them from.
+
+use crate::config::StorageConfig;
+use crate::model::{MediaType, new_storage_token, rfc3339};
+
+/// A new server-made key for an original: `YYYY/MM/<token>.<ext>`.
+pub fn new_key(media_type: MediaType, created_us: u64) -> String {
+    format!(
+        "{}/{}.{}",
+        year_month(created_us),
+        new_storage_token(),
+        media_type.ext()
+    )
+}
+
+/// `YYYY/MM` of a timestamp.
+pub fn year_month(us: u64) -> String {
+    let s = rfc3339(us);
+    format!("{}/{}", &s[0..4], &s[5..7])
+}
+
+/// The key of an original's variant: `YYYY/MM/<token>.<ext>` → `YYYY/MM/<token>-<width>.webp`.
+pub fn variant_key(original: &str, width: u32) -> String {
+    let stem = original.rsplit_once('.').map_or(original, |(stem, _)| stem);
+    format!("{stem}-{width}.webp")
+}
+
+/// `YYYY/MM/<token>` of an original's or a variant's key: what ties a variant to its item.
+pub fn key_stem(key: &str) -> &str {
+    let name_start = key.rfind('/').map_or(0, |i| i + 1);
+    let end = key[name_start..]
+        .find(['-', '.'])
+        .map_or(key.len(), |i| name_start + i);
+    &key[..end]
+}
+
+/// True for keys of the form `YYYY/MM/<name>.<ext>` with a plain name: the only shape
+/// the server makes, so nothing else is ever looked up on disk or in the bucket.
+pub fn is_valid_key(key: &str) -> bool {
+    let parts: Vec<&str> = key.split('/').collect();
+    let [year, month, name] = parts.as_slice() else {
+        return false;
+    };
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    let Some((stem, ext)) = name.rsplit_once('.') else {
+        return false;
+    };
+    digits(year, 4)
+        && digits(month, 2)
+        && (1..=64).contains(&stem.len())
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && (1..=8).contains(&ext.len())
+        && ext
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+/// A bucket object's full key: `<prefix>/<key>` (the spec's `storageKey`).
+pub fn object_key(prefix: &str, key: &str) -> String {
+    let prefix = prefix.trim_matches('/');
+    if prefix.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{prefix}/{key}")
+    }
+}
+
+/// The server-made key inside a full object key, if it is one of ours.
+pub fn key_of<'a>(prefix: &str, object_key: &'a str) -> Option<&'a str> {
+    let prefix = prefix.trim_matches('/');
+    let key = if prefix.is_empty() {
+        object_key
+    } else {
+        object_key.strip_prefix(prefix)?.strip_prefix('/')?
+    };
+    is_valid_key(key).then_some(key)
+}
+
+/// Where clients fetch stored files: this server's `/uploads/` for local storage, the
+/// CDN or public bucket (`storage.public_base_url`) for S3.
+#[derive(Debug, Clone)]
+pub struct FileUrls {
+    base: String,
+}
+
+impl FileUrls {
+    pub fn new(config: &StorageConfig) -> Self {
+        let base = match config {
+            StorageConfig::Local => "/uploads/".to_owned(),
+            StorageConfig::S3(s3) => format!("{}/", s3.public_base_url.trim_end_matches('/')),
+        };
+        Self { base }
+    }
+
+    pub fn url(&self, storage_key: &str) -> String {
+        format!("{}{storage_key}", self.base)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_server_made_keys_are_valid() {
+        assert!(is_valid_key("2026/03/abcDEF123.jpg"));
+        assert!(is_valid_key("2026/03/abc-400.webp"));
+        assert!(is_valid_key(&new_key(
+            MediaType::Webm,
+            1_774_521_000_000_000
+        )));
+        for bad in [
+            "",
+            "2026/03",
+            "../03/a.jpg",
+            "2026/3/a.jpg",
+            "2026/03/../a.jpg",
+            "2026/03/.jpg",
+            "2026/03/a",
+            "2026/03/a.JPG",
+            "2026/03/a b.jpg",
+            "2026/03/a.jpg/x",
+            "/2026/03/a.jpg",
+        ] {
+            assert!(!is_valid_key(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn keys_are_filed_by_month_of_creation() {
+        assert_eq!(year_month(1_774_521_000_000_000), "2026/03");
+        let key = new_key(MediaType::Jpeg, 1_774_521_000_000_000);
+        assert!(
+            key.starts_with("2026/03/") && key.ends_with(".jpg"),
+            "{key}"
+        );
+    }
+
+    #[test]
+    fn variant_keys_share_the_original_stem() {
+        let v = variant_key("2026/03/AbC123.jpg", 400);
+        assert_eq!(v, "2026/03/AbC123-400.webp");
+        assert_eq!(key_stem(&v), "2026/03/AbC123");
+        assert_eq!(key_stem("2026/03/AbC123.jpg"), "2026/03/AbC123");
+        assert_ne!(key_stem("2026/03/AbC1234.jpg"), key_stem(&v));
+    }
+
+    #[test]
+    fn object_keys_carry_the_prefix_and_only_server_keys_come_back() {
+        let p = "/site_1/";
+        assert_eq!(object_key(p, "2026/03/abc.mp4"), "site_1/2026/03/abc.mp4");
+        assert_eq!(key_of(p, "site_1/2026/03/abc.mp4"), Some("2026/03/abc.mp4"));
+        for bad in [
+            "2026/03/abc.mp4",
+            "site_2/2026/03/abc.mp4",
+            "site_1/../2026/03/abc.mp4",
+            "site_1/2026/03/abc.mp4/x",
+            "site_1",
+        ] {
+            assert_eq!(key_of(p, bad), None, "{bad}");
+        }
+        assert_eq!(object_key("", "2026/03/abc.mp4"), "2026/03/abc.mp4");
+        assert_eq!(key_of("", "2026/03/abc.mp4"), Some("2026/03/abc.mp4"));
+    }
+}

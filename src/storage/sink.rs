@@ -1,0 +1,123 @@
+//! An upload on its way in: spooled in memory while small, then to a temp file, sniffed
+//! and probed there, and finally committed to a backend (see `Storage::commit`).
+
+use std::path::{Path, PathBuf};
+
+use tokio::io::AsyncWriteExt;
+
+use super::Result;
+use crate::media::sniff::SNIFF_LEN;
+use crate::model::random_token;
+
+/// Uploads up to this size stay in memory until they are committed (or read back for
+/// probing), so a small upload costs one trip to the blocking pool instead of three.
+const SPILL_BYTES: usize = 256 * 1024;
+
+/// One upload on its way in: in memory while small, then a temp file in `tmp`. Dropped
+/// without `commit`, its temp file (if any) is removed.
+pub struct Sink {
+    pub(super) path: PathBuf,
+    spool: Spool,
+    len: u64,
+    head: Vec<u8>,
+    pub(super) committed: bool,
+}
+
+enum Spool {
+    /// Nothing on disk yet.
+    Memory(Vec<u8>),
+    /// In the temp file; the writer stays open while the upload streams in.
+    File(Option<tokio::io::BufWriter<tokio::fs::File>>),
+}
+
+impl Sink {
+    /// A new empty upload whose temp file, if it needs one, will be in `tmp`. Nothing
+    /// touches the disk until the upload outgrows memory.
+    pub(super) fn new(tmp: &Path) -> Self {
+        Self {
+            path: tmp.join(format!("{}.part", random_token(20))),
+            spool: Spool::Memory(Vec::new()),
+            len: 0,
+            head: Vec::with_capacity(SNIFF_LEN),
+            committed: false,
+        }
+    }
+
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<()> {
+        if self.head.len() < SNIFF_LEN {
+            let take = chunk.len().min(SNIFF_LEN - self.head.len());
+            self.head.extend_from_slice(&chunk[..take]);
+        }
+        self.len += chunk.len() as u64;
+        if let Spool::Memory(buf) = &mut self.spool {
+            if buf.len() + chunk.len() <= SPILL_BYTES {
+                buf.extend_from_slice(chunk);
+                return Ok(());
+            }
+            let spilled = std::mem::take(buf);
+            let file = tokio::fs::File::create(&self.path).await?;
+            let mut writer = tokio::io::BufWriter::with_capacity(SPILL_BYTES, file);
+            writer.write_all(&spilled).await?;
+            self.spool = Spool::File(Some(writer));
+        }
+        match &mut self.spool {
+            Spool::File(Some(writer)) => Ok(writer.write_all(chunk).await?),
+            _ => Err(std::io::Error::other("upload written after it was flushed").into()),
+        }
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The first bytes of the upload, for type sniffing.
+    pub fn head(&self) -> &[u8] {
+        &self.head
+    }
+
+    /// Puts every byte in the temp file, so it can be read back (probing) at `path()`.
+    pub async fn flush(&mut self) -> Result<()> {
+        match &mut self.spool {
+            Spool::Memory(buf) => {
+                let (path, bytes) = (self.path.clone(), std::mem::take(buf));
+                tokio::task::spawn_blocking(move || std::fs::write(path, bytes))
+                    .await
+                    .map_err(std::io::Error::other)??;
+                self.spool = Spool::File(None);
+            }
+            Spool::File(Some(writer)) => writer.flush().await?,
+            Spool::File(None) => {}
+        }
+        Ok(())
+    }
+
+    /// For a commit: the bytes still only in memory, which the caller writes to `path()`
+    /// itself; `None` when everything is already in the temp file (flushed here).
+    pub(crate) async fn finish(&mut self) -> Result<Option<Vec<u8>>> {
+        if let Spool::Memory(buf) = &mut self.spool {
+            let bytes = std::mem::take(buf);
+            self.spool = Spool::File(None);
+            return Ok(Some(bytes));
+        }
+        self.flush().await?;
+        Ok(None)
+    }
+
+    /// The temp file's path (read back by the probe after `flush`).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
