@@ -1,7 +1,7 @@
 # Darkroom's front door. `make run` serves on the embedded defaults; `make test` is what CI runs.
 CARGO ?= cargo
 
-.PHONY: run test lint bench bench-compare build fmt tools s3-up s3-down loadtest perf
+.PHONY: run test lint bench bench-compare build fmt tools s3-up s3-down loadtest perf openapi
 
 # Root installs directly; anyone else through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -34,6 +34,10 @@ tools:
 		echo "installing promtool (Debian package prometheus)"; \
 		$(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
+
+# Rewrites the checked-in contract from the code (a test fails while it is stale).
+openapi:
+	$(CARGO) run --quiet -- openapi > openapi.json
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -64,9 +64,11 @@ impl From<IngestError> for ApiError {
 }
 
 /// One refused file of a multi-file upload.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FileError {
+    #[schema(example = "notes.txt")]
     pub filename: String,
+    #[schema(example = "unsupported_type")]
     pub code: &'static str,
     pub message: String,
 }

@@ -42,6 +42,8 @@ enum Command {
     /// Manage API keys (needs the server stopped: the catalog is single-process).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Print the OpenAPI document (what `GET /api/v1/openapi.json` serves).
+    Openapi,
 }
 
 /// `--scope` of `keys create`: the API's `Scope`, spelled for the command line.
@@ -88,6 +90,10 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config),
         Command::Keys(cmd) => manage_keys(&config, cmd),
+        Command::Openapi => {
+            let doc = darkroom::http::openapi::json_bytes();
+            std::io::Write::write_all(&mut std::io::stdout(), doc).map_err(Into::into)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -228,5 +228,8 @@ fn folders_say_whether_they_were_new_and_keys_whether_they_existed() {
     c.apply_single(Write::PutKey(key)).expect("put");
     let revoke = |id: &str| c.apply_single(Write::RevokeKey { id: id.into() });
     assert_eq!(revoke(&id).expect("revoke"), Outcome::Done);
-    assert!(matches!(revoke(&id), Err(CatalogError::NotFound("API key"))));
+    assert!(matches!(
+        revoke(&id),
+        Err(CatalogError::NotFound("API key"))
+    ));
 }

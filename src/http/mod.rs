@@ -6,6 +6,7 @@ pub mod auth;
 pub mod files;
 pub mod handlers;
 pub mod multipart;
+pub mod openapi;
 pub mod query;
 pub mod response;
 pub mod router;

@@ -41,17 +41,25 @@ pub fn json_bytes(status: StatusCode, body: Vec<u8>) -> Resp {
     resp
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// Every error: `{"error": {"status", "code", "message"}}`; a refused upload also lists
+/// each file's reason in `errors`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
     error: ErrorDetail<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<crate::error::FileError>>)]
     errors: Option<&'a [crate::error::FileError]>,
 }
 
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail<'a> {
+    /// The HTTP status, repeated.
+    #[schema(example = 400)]
     status: u16,
+    /// A stable machine-readable code (see each operation's responses).
+    #[schema(example = "invalid_folder")]
     code: &'a str,
+    /// A sentence for people.
     message: String,
 }
 

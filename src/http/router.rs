@@ -10,8 +10,10 @@ use crate::model::id::is_media_id;
 pub enum Route {
     PublicList,
     PublicGet(String),
-    /// CORS preflight on a public endpoint.
-    PublicPreflight,
+    /// CORS preflight on the public list.
+    PublicListPreflight,
+    /// CORS preflight on a public item.
+    PublicItemPreflight,
     List,
     Upload,
     Get(String),
@@ -27,6 +29,13 @@ pub enum Route {
     Healthz,
     Readyz,
     Metrics,
+    /// The OpenAPI document.
+    OpenApi,
+    /// The API Explorer: `None` for `/docs` (redirected to `/docs/`), else a file of it
+    /// (`""` is its page).
+    Docs(Option<String>),
+    /// `/`: redirected to the explorer.
+    Root,
     /// Test-only fault injection (`admin.fault_injection`): make an actor fail.
     AdminCrash(String),
 }
@@ -35,8 +44,8 @@ impl Route {
     /// The path template, for metric labels and logs (bounded cardinality).
     pub fn template(&self) -> &'static str {
         match self {
-            Self::PublicList | Self::PublicPreflight => "/api/v1/public/media",
-            Self::PublicGet(_) => "/api/v1/public/media/{id}",
+            Self::PublicList | Self::PublicListPreflight => "/api/v1/public/media",
+            Self::PublicGet(_) | Self::PublicItemPreflight => "/api/v1/public/media/{id}",
             Self::List | Self::Upload => "/api/v1/media",
             Self::Get(_) | Self::Patch(_) | Self::Delete(_) => "/api/v1/media/{id}",
             Self::ListFolders | Self::CreateFolder | Self::DeleteFolder => "/api/v1/media/folders",
@@ -46,6 +55,10 @@ impl Route {
             Self::Healthz => "/healthz",
             Self::Readyz => "/readyz",
             Self::Metrics => "/metrics",
+            Self::OpenApi => "/api/v1/openapi.json",
+            Self::Docs(None) => "/docs",
+            Self::Docs(Some(_)) => "/docs/{file}",
+            Self::Root => "/",
             Self::AdminCrash(_) => "/admin/crash/{actor}",
         }
     }
@@ -61,12 +74,12 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
     let (route, allow) = match segments.as_slice() {
         ["api", "v1", "public", "media"] => match m {
             _ if get => (Some(Route::PublicList), PUBLIC),
-            "OPTIONS" => (Some(Route::PublicPreflight), PUBLIC),
+            "OPTIONS" => (Some(Route::PublicListPreflight), PUBLIC),
             _ => (None, PUBLIC),
         },
         ["api", "v1", "public", "media", id] => match m {
-            _ if get => (media_id(id).map(Route::PublicGet), PUBLIC),
-            "OPTIONS" => (Some(Route::PublicPreflight), PUBLIC),
+            _ if get => (Some(Route::PublicGet((*id).to_owned())), PUBLIC),
+            "OPTIONS" => (Some(Route::PublicItemPreflight), PUBLIC),
             _ => (None, PUBLIC),
         },
         ["api", "v1", "media"] => match m {
@@ -83,8 +96,9 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
         ["api", "v1", "media", "presign"] => (Some(Route::Presign).filter(|_| m == "POST"), "POST"),
         ["api", "v1", "media", "confirm"] => (Some(Route::Confirm).filter(|_| m == "POST"), "POST"),
         ["api", "v1", "media", id] => {
+            // The id is checked by the handler, after the key: no key is 401, never 404.
             let allow = "GET, HEAD, PATCH, DELETE";
-            let id = media_id(id);
+            let id = Some((*id).to_owned());
             match m {
                 _ if get => (id.map(Route::Get), allow),
                 "PATCH" => (id.map(Route::Patch), allow),
@@ -99,6 +113,13 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
         ["healthz"] => (Some(Route::Healthz).filter(|_| get), GET),
         ["readyz"] => (Some(Route::Readyz).filter(|_| get), GET),
         ["metrics"] => (Some(Route::Metrics).filter(|_| get), GET),
+        ["api", "v1", "openapi.json"] => (Some(Route::OpenApi).filter(|_| get), GET),
+        [""] => (Some(Route::Root).filter(|_| get), GET),
+        ["docs"] => (Some(Route::Docs(None)).filter(|_| get), GET),
+        ["docs", file] => (
+            Some(Route::Docs(Some((*file).to_owned()))).filter(|_| get),
+            GET,
+        ),
         ["admin", "crash", actor] => (
             Some(Route::AdminCrash((*actor).to_owned())).filter(|_| m == "POST"),
             "POST",
@@ -116,10 +137,43 @@ fn allowed(allow: &str, method: &str) -> bool {
     allow.split(", ").any(|a| a == method)
 }
 
-/// Only well-formed ids reach the catalog; anything else is a 404 right away.
-fn media_id(s: &str) -> Option<String> {
-    is_media_id(s).then(|| s.to_owned())
+/// Only well-formed ids reach the catalog; anything else is a 404 (checked by handlers
+/// after authentication).
+pub fn media_id(s: &str) -> Result<&str, ApiError> {
+    if is_media_id(s) {
+        Ok(s)
+    } else {
+        Err(ApiError::NotFound("media item"))
+    }
 }
+
+/// Every `(method, path template)` the router answers (HEAD goes with GET): what the
+/// OpenAPI document must describe. `/admin/crash/{actor}` is left out: it exists only
+/// with `admin.fault_injection`, for tests.
+pub const TABLE: &[(&str, &str)] = &[
+    ("GET", "/api/v1/public/media"),
+    ("OPTIONS", "/api/v1/public/media"),
+    ("GET", "/api/v1/public/media/{id}"),
+    ("OPTIONS", "/api/v1/public/media/{id}"),
+    ("GET", "/api/v1/media"),
+    ("POST", "/api/v1/media"),
+    ("GET", "/api/v1/media/{id}"),
+    ("PATCH", "/api/v1/media/{id}"),
+    ("DELETE", "/api/v1/media/{id}"),
+    ("GET", "/api/v1/media/folders"),
+    ("POST", "/api/v1/media/folders"),
+    ("DELETE", "/api/v1/media/folders"),
+    ("POST", "/api/v1/media/presign"),
+    ("POST", "/api/v1/media/confirm"),
+    ("GET", "/uploads/{year}/{month}/{file}"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/api/v1/openapi.json"),
+    ("GET", "/docs"),
+    ("GET", "/docs/{file}"),
+    ("GET", "/"),
+];
 
 #[cfg(test)]
 mod tests {
@@ -143,7 +197,7 @@ mod tests {
         );
         assert_eq!(
             r("OPTIONS", "/api/v1/public/media").ok(),
-            Some(Route::PublicPreflight)
+            Some(Route::PublicListPreflight)
         );
         assert_eq!(r("GET", "/api/v1/media").ok(), Some(Route::List));
         assert_eq!(r("POST", "/api/v1/media").ok(), Some(Route::Upload));
@@ -207,20 +261,40 @@ mod tests {
     }
 
     #[test]
-    fn unknown_paths_and_bad_ids_are_404() {
-        assert!(matches!(r("GET", "/"), Err(ApiError::NoRoute)));
-        assert!(matches!(
-            r("GET", "/api/v1/media/"),
-            Err(ApiError::NotFound(_))
-        ));
-        assert!(matches!(
-            r("GET", "/api/v1/media/media_x"),
-            Err(ApiError::NotFound(_))
-        ));
+    fn every_method_the_router_does_not_know_is_405_with_allow() {
+        for m in ["TRACE", "PUT", "CONNECT", "FOO", "PROPFIND"] {
+            for path in ["/api/v1/media", "/api/v1/public/media", "/healthz", "/"] {
+                assert!(
+                    matches!(r(m, path), Err(ApiError::MethodNotAllowed { .. })),
+                    "{m} {path}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ids_are_checked_by_the_handlers_after_the_key() {
+        assert_eq!(
+            r("GET", "/api/v1/media/media_x").ok(),
+            Some(Route::Get("media_x".into()))
+        );
+        assert!(media_id("media_x").is_err());
+        assert_eq!(media_id(ID).ok(), Some(ID));
+    }
+
+    #[test]
+    fn unknown_paths_are_404() {
+        assert!(matches!(r("GET", "/nothing"), Err(ApiError::NoRoute)));
         assert!(matches!(
             r("GET", "/api/v1/media/a/b"),
             Err(ApiError::NoRoute)
         ));
         assert!(matches!(r("GET", "/api/v2/media"), Err(ApiError::NoRoute)));
+        assert_eq!(r("GET", "/").ok(), Some(Route::Root));
+        assert_eq!(r("GET", "/docs").ok(), Some(Route::Docs(None)));
+        assert_eq!(
+            r("GET", "/docs/").ok(),
+            Some(Route::Docs(Some(String::new())))
+        );
     }
 }

@@ -4,6 +4,7 @@
 mod common;
 
 mod auth;
+mod contract;
 mod files;
 mod folders;
 mod hostile;

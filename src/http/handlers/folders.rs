@@ -2,9 +2,8 @@
 
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
-use serde_json::json;
 
-use super::read_json_object;
+use super::{read_json_object, views};
 use crate::error::ApiError;
 use crate::http::query::invalid_folder;
 use crate::http::response::{Resp, json};
@@ -14,7 +13,7 @@ use crate::model::{FolderPath, Scope};
 pub async fn list(ctx: &Ctx, req: &Request<Incoming>) -> Result<Resp, ApiError> {
     auth::require(ctx, req.headers(), Scope::Read)?;
     let folders = ctx.catalog.folders().await?;
-    Ok(json(StatusCode::OK, &json!({ "folders": folders })))
+    Ok(json(StatusCode::OK, &views::Folders { folders }))
 }
 
 /// 201 when created, 200 when it already existed.
@@ -27,10 +26,12 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError>
     } else {
         StatusCode::OK
     };
-    Ok(json(
-        status,
-        &json!({ "success": true, "path": path.as_str(), "created": created }),
-    ))
+    let body = views::FolderCreated {
+        success: true,
+        path: path.as_str(),
+        created,
+    };
+    Ok(json(status, &body))
 }
 
 /// The path comes from the JSON body, or from `?path=` for clients that cannot send a
@@ -47,7 +48,7 @@ pub async fn delete(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError>
         None => path_from_body(ctx, req).await?,
     };
     ctx.catalog.delete_folder(path).await?;
-    Ok(json(StatusCode::OK, &json!({ "success": true })))
+    Ok(json(StatusCode::OK, &views::Success { success: true }))
 }
 
 async fn path_from_body(ctx: &Ctx, req: Request<Incoming>) -> Result<FolderPath, ApiError> {

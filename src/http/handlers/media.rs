@@ -2,12 +2,13 @@
 
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::{read_json_object, views};
 use crate::error::ApiError;
 use crate::http::query::{self, Access, invalid_folder};
 use crate::http::response::{Resp, json};
+use crate::http::router::media_id;
 use crate::http::{Ctx, auth, multipart};
 use crate::model::{FolderPath, MediaPatch, Scope};
 
@@ -37,6 +38,7 @@ pub async fn list(ctx: &Ctx, req: &Request<Incoming>) -> Result<Resp, ApiError> 
 
 pub fn get(ctx: &Ctx, req: &Request<Incoming>, id: &str) -> Result<Resp, ApiError> {
     auth::require(ctx, req.headers(), Scope::Read)?;
+    let id = media_id(id)?;
     let record = ctx
         .catalog
         .get(id)?
@@ -58,15 +60,17 @@ pub async fn upload(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError>
         .ingest
         .record(form.staged, &form.folder, alt, wait)
         .await?;
-    let data: Vec<_> = records.iter().map(|r| views::full(&ctx.urls, r)).collect();
-    Ok(json(
-        StatusCode::CREATED,
-        &json!({ "data": data, "errors": form.errors }),
-    ))
+    let data = records.iter().map(|r| views::full(&ctx.urls, r)).collect();
+    let body = views::Uploaded {
+        data,
+        errors: form.errors,
+    };
+    Ok(json(StatusCode::CREATED, &body))
 }
 
 pub async fn patch(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<Resp, ApiError> {
     auth::require(ctx, req.headers(), Scope::Write)?;
+    media_id(&id)?;
     let body = read_json_object(req, ctx.config.limits.max_json_bytes).await?;
     let patch = parse_patch(&body)?;
     let record = ctx.catalog.update_media(id, patch).await?;
@@ -80,9 +84,10 @@ pub async fn patch(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<Resp
 
 pub async fn delete(ctx: &Ctx, req: &Request<Incoming>, id: String) -> Result<Resp, ApiError> {
     auth::require(ctx, req.headers(), Scope::Write)?;
+    media_id(&id)?;
     let record = ctx.catalog.delete_media(id).await?;
     ctx.storage.drain_deletes(record.storage_keys());
-    Ok(json(StatusCode::OK, &json!({ "success": true })))
+    Ok(json(StatusCode::OK, &views::Success { success: true }))
 }
 
 /// Validates a PATCH body: only the six documented fields, with the right types.
@@ -147,6 +152,7 @@ fn focal(key: &str, value: &Value) -> Result<f64, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn obj(v: Value) -> Map<String, Value> {
         v.as_object().cloned().expect("object")

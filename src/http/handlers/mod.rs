@@ -1,9 +1,10 @@
 //! Request handlers, one file per resource, and `dispatch` from a `Route` to them.
 
+mod docs;
 mod folders;
 mod media;
 pub mod ops;
-mod presign;
+pub mod presign;
 mod public;
 pub mod views;
 
@@ -22,7 +23,7 @@ pub async fn dispatch(ctx: &Ctx, route: Route, req: Request<Incoming>) -> Result
     match route {
         Route::PublicList => public::list(ctx, &req).await,
         Route::PublicGet(id) => public::get(ctx, &req, &id),
-        Route::PublicPreflight => Ok(preflight()),
+        Route::PublicListPreflight | Route::PublicItemPreflight => Ok(preflight()),
         Route::List => media::list(ctx, &req).await,
         Route::Upload => media::upload(ctx, req).await,
         Route::Get(id) => media::get(ctx, &req, &id),
@@ -38,6 +39,9 @@ pub async fn dispatch(ctx: &Ctx, route: Route, req: Request<Incoming>) -> Result
         Route::Readyz => Ok(ops::readyz(ctx).await),
         Route::Metrics if ctx.config.server.metrics_listen.is_some() => Err(ApiError::NoRoute),
         Route::Metrics => Ok(ops::metrics(&ctx.metrics)),
+        Route::OpenApi => Ok(docs::openapi_json()),
+        Route::Docs(file) => docs::explorer(ctx, file.as_deref()),
+        Route::Root => Ok(docs::to_explorer()),
         Route::AdminCrash(actor) => ops::crash(ctx, &actor),
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::{read_json_object, views};
 use crate::config::{S3Config, StorageConfig};
@@ -21,14 +21,28 @@ use crate::media::name::sanitize_filename;
 use crate::model::{FolderPath, MediaType, PresignRecord, Scope, now_us, rfc3339};
 use crate::storage::key::{key_of, new_key, object_key};
 
-#[derive(Serialize)]
+/// Where and how to upload: PUT the file to `uploadUrl` with `headers` before
+/// `expiresAt`, then confirm `storageKey`.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Presigned {
+#[schema(example = json!({
+    "uploadUrl": "https://storage.example.com/site_1/2026/03/0Oqzd1TbAbCdEfGh.mp4?X-Amz-Signature=...",
+    "publicUrl": "https://cdn.example.com/2026/03/0Oqzd1TbAbCdEfGh.mp4",
+    "storageKey": "site_1/2026/03/0Oqzd1TbAbCdEfGh.mp4",
+    "expiresAt": "2026-03-26T12:30:00Z",
+    "method": "PUT",
+    "headers": {"Content-Type": "video/mp4"}
+}))]
+pub struct Presigned {
     upload_url: String,
     public_url: String,
     storage_key: String,
+    #[schema(format = DateTime)]
     expires_at: String,
+    #[schema(example = "PUT")]
     method: &'static str,
+    /// Headers the PUT must carry (the Content-Type is part of the signature).
+    #[schema(value_type = Object)]
     headers: Map<String, Value>,
 }
 
@@ -109,11 +123,11 @@ pub async fn confirm(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError
         alt,
     };
     let item = ctx.ingest.confirm(confirmation).await?;
-    let data = views::full(&ctx.urls, &item);
-    Ok(json(
-        StatusCode::CREATED,
-        &json!({ "success": true, "data": data }),
-    ))
+    let body = views::Confirmed {
+        success: true,
+        data: views::full(&ctx.urls, &item),
+    };
+    Ok(json(StatusCode::CREATED, &body))
 }
 
 /// `alt`: absent, null, or a string (empty counts as absent).

@@ -9,6 +9,7 @@ use super::views;
 use crate::error::ApiError;
 use crate::http::query::{self, Access};
 use crate::http::response::{Resp, etag_matches, json, json_bytes, not_modified, set_header};
+use crate::http::router::media_id;
 use crate::http::{Ctx, auth};
 
 const ITEM_CACHE: &str = "public, max-age=3600";
@@ -37,6 +38,7 @@ pub async fn list(ctx: &Ctx, req: &Request<Incoming>) -> Result<Resp, ApiError> 
 }
 
 pub fn get(ctx: &Ctx, req: &Request<Incoming>, id: &str) -> Result<Resp, ApiError> {
+    let id = media_id(id)?;
     let record = ctx
         .catalog
         .get(id)?

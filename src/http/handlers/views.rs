@@ -1,41 +1,60 @@
-//! The JSON shapes of media items: the full set for authenticated calls, the public set
-//! (no size, title, description, folder, createdAt) for public ones.
+//! The JSON shapes of answers: media items (the full set for authenticated calls, the
+//! public set without size, title, description, folder and createdAt for public ones),
+//! pages and envelopes. The OpenAPI document derives its schemas from these same types.
 
 use serde::{Serialize, Serializer};
+use utoipa::ToSchema;
 
 use crate::model::{MediaRecord, Processing, Status, VariantRecord, rfc3339};
 use crate::storage::FileUrls;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!(crate::http::openapi::examples::full_item()))]
 pub struct FullItem<'a> {
+    #[schema(example = "media_0Oqzd1Tb3f9KxQ2L")]
     id: &'a str,
+    /// The client's filename, cleaned (display only; stored names are server-made).
     filename: &'a str,
+    #[schema(value_type = MimeType)]
     mime_type: &'static str,
+    /// Bytes, as stored (after metadata removal).
     size: u64,
+    /// Upright width in pixels (images, videos whose container says).
     width: Option<u32>,
     height: Option<u32>,
+    /// Seconds (videos whose container says).
     #[serde(skip_serializing_if = "Option::is_none")]
     duration: Option<f64>,
     alt: Option<&'a str>,
     title: Option<&'a str>,
     description: Option<&'a str>,
+    /// Where the original is served.
     url: String,
+    #[schema(example = "/images")]
     folder: &'a str,
+    /// Focal point, percent of the width (0-100).
     #[serde(serialize_with = "percent")]
+    #[schema(minimum = 0, maximum = 100)]
     focal_x: f64,
+    /// Focal point, percent of the height (0-100).
     #[serde(serialize_with = "percent")]
+    #[schema(minimum = 0, maximum = 100)]
     focal_y: f64,
+    #[schema(format = DateTime, example = "2026-03-26T10:30:00Z")]
     created_at: String,
     #[serde(flatten)]
+    #[schema(value_type = ImageView)]
     image: Option<ImageView<'a>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PublicItem<'a> {
+    #[schema(example = "media_0Oqzd1Tb3f9KxQ2L")]
     id: &'a str,
     filename: &'a str,
+    #[schema(value_type = MimeType)]
     mime_type: &'static str,
     width: Option<u32>,
     height: Option<u32>,
@@ -44,27 +63,41 @@ pub struct PublicItem<'a> {
     alt: Option<&'a str>,
     url: String,
     #[serde(serialize_with = "percent")]
+    #[schema(minimum = 0, maximum = 100)]
     focal_x: f64,
     #[serde(serialize_with = "percent")]
+    #[schema(minimum = 0, maximum = 100)]
     focal_y: f64,
     #[serde(flatten)]
+    #[schema(value_type = ImageView)]
     image: Option<ImageView<'a>>,
 }
 
-/// What image items add: processing state, variants (once written) and placeholders.
-#[derive(Serialize)]
+/// What image items add (JPEG, PNG, GIF, WebP, SVG; absent on documents and videos):
+/// processing state, variants (once written) and placeholders.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageView<'a> {
+    #[schema(required = false)]
     status: Status,
+    /// Largest first; only widths narrower than the original (never upscaled).
+    #[schema(required = false)]
     variants: Vec<VariantView>,
+    /// Base64 thumbhash of the smallest rendition.
+    #[schema(required = false)]
     thumbhash: Option<&'a str>,
+    /// `#rrggbb`, alpha-weighted mean colour.
+    #[schema(required = false)]
     dominant_color: Option<&'a str>,
+    /// Why processing failed (status `failed`).
     #[serde(skip_serializing_if = "Option::is_none")]
     processing_error: Option<&'a str>,
 }
 
-#[derive(Serialize)]
+/// One WebP variant of an image.
+#[derive(Serialize, ToSchema)]
 pub struct VariantView {
+    #[schema(example = 400)]
     width: u32,
     height: u32,
     url: String,
@@ -72,20 +105,85 @@ pub struct VariantView {
 }
 
 /// `{"data": ...}`: the envelope of single items.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Data<T> {
     pub data: T,
 }
 
 /// One page of a listing; `folders` only on the authenticated list.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Page<T> {
     pub data: Vec<T>,
+    /// Items matching the filters, exactly.
     pub total: u64,
+    #[schema(minimum = 1, maximum = 100)]
     pub limit: usize,
     pub offset: usize,
+    /// Every folder (authenticated list only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub folders: Option<Vec<String>>,
+}
+
+/// The answer to an upload: the items made, and the files refused one by one.
+#[derive(Serialize, ToSchema)]
+pub struct Uploaded<'a> {
+    pub data: Vec<FullItem<'a>>,
+    pub errors: Vec<crate::error::FileError>,
+}
+
+/// The answer to a confirmed presigned upload.
+#[derive(Serialize, ToSchema)]
+pub struct Confirmed<'a> {
+    #[schema(value_type = bool, example = true)]
+    pub success: bool,
+    pub data: FullItem<'a>,
+}
+
+/// `{"success": true}`.
+#[derive(Serialize, ToSchema)]
+pub struct Success {
+    #[schema(example = true)]
+    pub success: bool,
+}
+
+/// `{"folders": [...]}`: every folder path, sorted.
+#[derive(Serialize, ToSchema)]
+pub struct Folders {
+    #[schema(example = json!(["/", "/images", "/images/products", "/documents", "/logos"]))]
+    pub folders: Vec<String>,
+}
+
+/// A folder created (201) or already there (200).
+#[derive(Serialize, ToSchema)]
+pub struct FolderCreated<'a> {
+    pub success: bool,
+    #[schema(example = "/images/new-category")]
+    pub path: &'a str,
+    /// False when the folder already existed.
+    pub created: bool,
+}
+
+/// The eight supported types.
+#[derive(ToSchema)]
+#[schema(as = MimeType)]
+#[allow(dead_code)] // a schema only: the MIME names the item views carry
+pub enum MimeType {
+    #[schema(rename = "image/jpeg")]
+    Jpeg,
+    #[schema(rename = "image/png")]
+    Png,
+    #[schema(rename = "image/gif")]
+    Gif,
+    #[schema(rename = "image/webp")]
+    Webp,
+    #[schema(rename = "image/svg+xml")]
+    Svg,
+    #[schema(rename = "application/pdf")]
+    Pdf,
+    #[schema(rename = "video/mp4")]
+    Mp4,
+    #[schema(rename = "video/webm")]
+    Webm,
 }
 
 pub fn full<'a>(urls: &FileUrls, r: &'a MediaRecord) -> FullItem<'a> {

@@ -1,0 +1,237 @@
+//! The machine-readable contract: `GET /api/v1/openapi.json`, an OpenAPI 3.1 document
+//! built by utoipa from the types the handlers serialize (`handlers::views`, the error
+//! body) and from one annotated function per operation (`paths`), which a test holds
+//! against the router's route table. `openapi.json` at the repo root is the checked-in
+//! copy (`make openapi` rewrites it; a test fails when it is stale).
+
+pub mod examples;
+mod paths;
+
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+
+use super::handlers::presign::Presigned;
+use super::handlers::views;
+use super::response::{ErrorBody, ErrorDetail};
+use crate::error::FileError;
+use crate::model::Status;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Darkroom Media API",
+        description = "Upload, manage, and retrieve media files (images, documents, videos). \
+            Authenticated endpoints take `Authorization: Bearer <API key>`; public endpoints \
+            work without one and return fewer fields. Errors are always \
+            `{\"error\": {\"status\", \"code\", \"message\"}}`.",
+        license(name = "MIT", identifier = "MIT")
+    ),
+    paths(
+        paths::public_list, paths::public_get, paths::public_list_preflight,
+        paths::public_get_preflight, paths::list, paths::upload, paths::get, paths::patch,
+        paths::delete, paths::list_folders, paths::create_folder, paths::delete_folder,
+        paths::presign, paths::confirm, paths::file, paths::healthz, paths::readyz,
+        paths::metrics, paths::openapi_json, paths::docs, paths::docs_asset, paths::root,
+    ),
+    components(schemas(
+        views::FullItem, views::PublicItem, views::ImageView, views::VariantView,
+        views::MimeType, views::Uploaded, views::Confirmed, views::Success, views::Folders,
+        views::FolderCreated, Presigned, Status, FileError, ErrorBody, ErrorDetail,
+        PatchRequest, FolderRequest, PresignRequest, ConfirmRequest, UploadForm, Health,
+        Readiness,
+    )),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "public", description = "No key needed; public fields only; CORS for any origin."),
+        (name = "media", description = "Upload, list, read, change and delete media (API key)."),
+        (name = "folders", description = "Folder paths (API key)."),
+        (name = "presigned uploads", description = "Upload straight to the bucket, then confirm (S3 storage only)."),
+        (name = "files", description = "Stored originals and variants (local storage)."),
+        (name = "operations", description = "Health, readiness, metrics, this document and the explorer."),
+    )
+)]
+pub struct ApiDoc;
+
+/// Adds the `bearer` scheme the operations refer to.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        let mut http = Http::new(HttpAuthScheme::Bearer);
+        http.description = Some("An API key: `drk_<id>_<secret>`.".into());
+        components.add_security_scheme("bearer", SecurityScheme::Http(http));
+    }
+}
+
+/// The document, serialized once.
+pub fn json_bytes() -> &'static [u8] {
+    static JSON: OnceLock<Vec<u8>> = OnceLock::new();
+    JSON.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_pretty_json()
+            .unwrap_or_default()
+            .into_bytes()
+    })
+}
+
+/// `PATCH /api/v1/media/{id}`: every field optional; `null` clears a text field.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)] // a schema: the handler validates the JSON object field by field
+pub struct PatchRequest {
+    #[schema(max_length = 10000, example = "Updated alt text")]
+    alt: Option<String>,
+    #[schema(max_length = 10000, example = "New title")]
+    title: Option<String>,
+    #[schema(max_length = 10000, example = "New description")]
+    description: Option<String>,
+    #[schema(
+        pattern = r"^/([A-Za-z0-9._-]{1,64}(/[A-Za-z0-9._-]{1,64}){0,15})?$",
+        example = "/images/updated"
+    )]
+    folder: Option<String>,
+    #[schema(minimum = 0, maximum = 100, example = 35)]
+    focal_x: Option<f64>,
+    #[schema(minimum = 0, maximum = 100, example = 65)]
+    focal_y: Option<f64>,
+}
+
+/// A folder path: `/` or `/name(/name)*`, names of letters, digits, `.`, `_`, `-`.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)] // a schema: the handler reads `path` from the JSON object
+pub struct FolderRequest {
+    #[schema(
+        pattern = r"^/([A-Za-z0-9._-]{1,64}(/[A-Za-z0-9._-]{1,64}){0,15})?$",
+        example = "/images/new-category"
+    )]
+    path: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // a schema: the handler validates the JSON object field by field
+pub struct PresignRequest {
+    #[schema(example = "large-video.mp4")]
+    filename: String,
+    #[schema(value_type = views::MimeType, example = "video/mp4")]
+    mime_type: String,
+    /// Exact size in bytes; the uploaded object must have it.
+    #[schema(minimum = 1, example = 500000000)]
+    size: u64,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // a schema: the handler validates the JSON object field by field
+pub struct ConfirmRequest {
+    #[schema(example = "site_id/2026/03/abc123.mp4")]
+    storage_key: String,
+    /// Defaults to the name given at presign.
+    filename: Option<String>,
+    /// If given, must equal the presigned type.
+    #[schema(value_type = Option<views::MimeType>)]
+    mime_type: Option<String>,
+    /// If given, must equal the presigned size.
+    size: Option<u64>,
+    #[schema(default = "/", example = "/videos")]
+    folder: Option<String>,
+    alt: Option<String>,
+}
+
+/// `multipart/form-data`: one or more `files`, and optionally `folder` and `alt`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // a schema: multipart.rs reads the form
+pub struct UploadForm {
+    /// One or more files (JPEG, PNG, GIF, WebP, SVG, PDF, MP4, WebM; type from the bytes).
+    #[schema(value_type = Vec<String>, format = Binary, min_items = 1, max_items = 50)]
+    files: Vec<Vec<u8>>,
+    /// Target folder.
+    #[schema(default = "/", example = "/")]
+    folder: Option<String>,
+    /// Alt text for the uploaded images.
+    alt: Option<String>,
+}
+
+/// `GET /healthz`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Health {
+    #[schema(example = "ok")]
+    status: String,
+}
+
+/// `GET /readyz`: which part is missing when not ready.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Readiness {
+    #[schema(example = "ready")]
+    status: String,
+    #[schema(example = "ok")]
+    catalog: String,
+    #[schema(example = "ok")]
+    storage: String,
+}
+
+/// Query of the listings.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // parameters: http::query parses them
+pub struct ListParams {
+    /// Only items in this folder (exactly; not its subfolders).
+    #[param(example = "/images")]
+    folder: Option<String>,
+    /// Only items of this kind.
+    #[param(rename = "type", inline)]
+    kind: Option<KindParam>,
+    /// Case-insensitive substring of the filename or alt text (`%` and `_` are literal).
+    /// On the public list it needs an API key.
+    search: Option<String>,
+    /// On the public list it needs an API key.
+    #[param(inline)]
+    sort: Option<SortParam>,
+    /// On the public list it needs an API key.
+    #[param(inline)]
+    order: Option<OrderParam>,
+    /// Results per page (more than 100 is answered as 100).
+    #[param(minimum = 1, maximum = 100, default = 24)]
+    limit: Option<u32>,
+    #[param(minimum = 0, default = 0)]
+    offset: Option<u64>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum KindParam {
+    Image,
+    Document,
+    Video,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[schema(default = "createdAt")]
+#[allow(dead_code)]
+pub enum SortParam {
+    #[serde(rename = "createdAt")]
+    CreatedAt,
+    #[serde(rename = "filename")]
+    Filename,
+    #[serde(rename = "size")]
+    Size,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(default = "desc")]
+#[allow(dead_code)]
+pub enum OrderParam {
+    Asc,
+    Desc,
+}
+
+#[cfg(test)]
+mod tests;

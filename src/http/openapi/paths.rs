@@ -1,0 +1,266 @@
+//! One doc-only function per operation: what `router.rs` routes, as utoipa annotations.
+//! The test in `tests.rs` holds this list and the route table to each other; the bodies
+//! are the real types of `handlers::views`.
+
+#![allow(dead_code)] // the functions exist for their annotations only
+
+use super::{
+    ConfirmRequest, FolderRequest, Health, ListParams, PatchRequest, PresignRequest, Readiness,
+    UploadForm,
+};
+use crate::http::handlers::presign::Presigned;
+use crate::http::handlers::views::{
+    Confirmed, Data, FolderCreated, Folders, FullItem, Page, PublicItem, Success, Uploaded,
+};
+use crate::http::response::ErrorBody;
+
+const ID: &str = "A media id, `media_` and 16 letters or digits";
+
+/// List media (public fields)
+///
+/// Public fields only. Without a key `search`, `sort` and `order` are ignored; with a
+/// valid key they apply (an invalid key is 401).
+#[utoipa::path(get, path = "/api/v1/public/media", tag = "public",
+    params(ListParams),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "One page, newest first by default", body = Page<PublicItem>),
+        (status = 400, description = "`invalid_folder`, `invalid_type`, `invalid_limit`, `invalid_offset`, `invalid_sort`, `invalid_order`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: a key was sent and is not valid", body = ErrorBody),
+    ))]
+fn public_list() {}
+
+/// Get a media item (public fields)
+///
+/// Cached for an hour (`Cache-Control: public, max-age=3600`) with an `ETag`.
+#[utoipa::path(get, path = "/api/v1/public/media/{id}", tag = "public",
+    params(("id" = String, Path, description = ID, example = "media_0Oqzd1Tb3f9KxQ2L")),
+    security(()),
+    responses(
+        (status = 200, description = "The item", body = Data<PublicItem>,
+            headers(("ETag" = String), ("Cache-Control" = String))),
+        (status = 304, description = "`If-None-Match` matched the ETag"),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ))]
+fn public_get() {}
+
+/// CORS preflight
+#[utoipa::path(options, path = "/api/v1/public/media", tag = "public", security(()),
+    responses((status = 204, description = "Allowed methods and headers for any origin")))]
+fn public_list_preflight() {}
+
+/// CORS preflight
+#[utoipa::path(options, path = "/api/v1/public/media/{id}", tag = "public", security(()),
+    params(("id" = String, Path, description = ID)),
+    responses((status = 204, description = "Allowed methods and headers for any origin")))]
+fn public_get_preflight() {}
+
+/// List media (full)
+#[utoipa::path(get, path = "/api/v1/media", tag = "media",
+    params(ListParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One page with every folder", body = Page<FullItem>),
+        (status = 400, description = "`invalid_folder`, `invalid_type`, `invalid_limit`, `invalid_offset`, `invalid_sort`, `invalid_order`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+    ))]
+fn list() {}
+
+/// Upload media
+///
+/// One or more files; each succeeds or fails on its own. Images come back `processing`
+/// (with `?wait=true`, once processed). At most 50 MB of files per request on local
+/// storage (500 MB per file on S3), 50 files.
+#[utoipa::path(post, path = "/api/v1/media", tag = "media",
+    params(("wait" = Option<bool>, Query, description = "Hold the answer until this request's images are processed (at most 30 s)")),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "At least one file was accepted; `errors` lists the others", body = Uploaded),
+        (status = 400, description = "`no_files`, `invalid_content_type`, `invalid_multipart`, `invalid_folder`, `invalid_field`, `too_many_files`, `invalid_wait`, or every file refused: `unsupported_type`, `empty_file`, `invalid_image`, `image_too_large`, `unsafe_svg`, `invalid_svg` (with `errors`)", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: a read key", body = ErrorBody),
+        (status = 408, description = "`request_timeout`: the body stalled", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 503, description = "`processing_backlog_full` (with `Retry-After`); documents and videos are still accepted", body = ErrorBody),
+    ))]
+fn upload() {}
+
+/// Get a media item (full)
+#[utoipa::path(get, path = "/api/v1/media/{id}", tag = "media",
+    params(("id" = String, Path, description = ID, example = "media_0Oqzd1Tb3f9KxQ2L")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The item", body = Data<FullItem>),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ))]
+fn get() {}
+
+/// Update media metadata
+#[utoipa::path(patch, path = "/api/v1/media/{id}", tag = "media",
+    params(("id" = String, Path, description = ID)),
+    request_body = PatchRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The item as changed", body = Data<FullItem>),
+        (status = 400, description = "`invalid_json`, `invalid_body`, `unknown_field`, `invalid_field`, `invalid_folder`, `invalid_focal_point`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+    ))]
+fn patch() {}
+
+/// Delete media
+#[utoipa::path(delete, path = "/api/v1/media/{id}", tag = "media",
+    params(("id" = String, Path, description = ID)),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Deleted, with its files and variants", body = Success),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ))]
+fn delete() {}
+
+/// List folders
+#[utoipa::path(get, path = "/api/v1/media/folders", tag = "folders",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every folder that holds media or was created, their parents and `/`, sorted", body = Folders),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+    ))]
+fn list_folders() {}
+
+/// Create a folder
+#[utoipa::path(post, path = "/api/v1/media/folders", tag = "folders",
+    request_body = FolderRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", body = FolderCreated),
+        (status = 200, description = "It already existed", body = FolderCreated),
+        (status = 400, description = "`invalid_folder`, `invalid_json`, `invalid_body`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+    ))]
+fn create_folder() {}
+
+/// Delete a folder
+///
+/// It must hold no media and no subfolder; `/` cannot be deleted. The path may also be
+/// given as `?path=`.
+#[utoipa::path(delete, path = "/api/v1/media/folders", tag = "folders",
+    params(("path" = Option<String>, Query, description = "The folder, instead of a body")),
+    request_body(content = Option<FolderRequest>),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Deleted", body = Success),
+        (status = 400, description = "`invalid_folder`, `folder_not_empty`, `root_folder`, `invalid_json`, `invalid_body`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such folder", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+    ))]
+fn delete_folder() {}
+
+/// Request a presigned URL
+#[utoipa::path(post, path = "/api/v1/media/presign", tag = "presigned uploads",
+    request_body = PresignRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Where and how to upload", body = Presigned),
+        (status = 400, description = "`presign_unavailable` (local storage), `invalid_filename`, `invalid_mime_type`, `invalid_size`, `invalid_json`, `invalid_body`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 502, description = "`storage_error`: the object store failed", body = ErrorBody),
+    ))]
+fn presign() {}
+
+/// Confirm a presigned upload
+#[utoipa::path(post, path = "/api/v1/media/confirm", tag = "presigned uploads",
+    request_body = ConfirmRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The new item", body = Confirmed),
+        (status = 400, description = "`presign_unavailable`, `invalid_storage_key`, `invalid_folder`, `invalid_field`, `presign_expired`, `already_confirmed`, `mime_mismatch`, `size_mismatch`, `upload_missing`, `type_mismatch`, or the file refused like an upload (with `errors`)", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no presign for this key", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 502, description = "`storage_error`", body = ErrorBody),
+        (status = 503, description = "`processing_backlog_full` (with `Retry-After`)", body = ErrorBody),
+    ))]
+fn confirm() {}
+
+/// A stored file
+///
+/// Originals and variants by the `url` of their item, with `ETag`, `Last-Modified`,
+/// single byte ranges and immutable caching. Local storage only (on S3, files are read
+/// from the bucket's public URL).
+#[utoipa::path(get, path = "/uploads/{year}/{month}/{file}", tag = "files", security(()),
+    params(
+        ("year" = String, Path, example = "2026"),
+        ("month" = String, Path, example = "03"),
+        ("file" = String, Path, example = "0Oqzd1TbAbCdEfGh-400.webp"),
+        ("Range" = Option<String>, Header, description = "One byte range, e.g. `bytes=0-1023`"),
+    ),
+    responses(
+        (status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 206, description = "The range asked for", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 304, description = "Not modified"),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 416, description = "`range_not_satisfiable`", body = ErrorBody),
+    ))]
+fn file() {}
+
+/// Liveness
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
+    responses((status = 200, description = "The process is alive", body = Health)))]
+fn healthz() {}
+
+/// Readiness
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
+    responses(
+        (status = 200, description = "Catalog and storage answer, not draining", body = Readiness),
+        (status = 503, description = "Not ready; says which part is missing", body = Readiness),
+    ))]
+fn readyz() {}
+
+/// Prometheus metrics
+///
+/// Not here when `server.metrics_listen` moves it to its own address (then 404).
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
+    responses(
+        (status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String),
+        (status = 404, description = "`not_found`: served on `server.metrics_listen` instead", body = ErrorBody),
+    ))]
+fn metrics() {}
+
+/// This document
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations", security(()),
+    responses((status = 200, description = "OpenAPI 3.1", content_type = "application/json", body = Object)))]
+fn openapi_json() {}
+
+/// The API Explorer
+///
+/// Swagger UI, served from the binary.
+#[utoipa::path(get, path = "/docs", tag = "operations", security(()),
+    responses((status = 200, description = "The explorer page", content_type = "text/html", body = String)))]
+fn docs() {}
+
+/// The explorer's files
+#[utoipa::path(get, path = "/docs/{file}", tag = "operations", security(()),
+    params(("file" = String, Path, example = "swagger-ui.css")),
+    responses(
+        (status = 200, description = "A file of the explorer", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ))]
+fn docs_asset() {}
+
+/// To the explorer
+#[utoipa::path(get, path = "/", tag = "operations", security(()),
+    responses((status = 302, description = "Redirects to `/docs`", headers(("Location" = String)))))]
+fn root() {}
