@@ -15,10 +15,13 @@ build:
 # The S3 suite runs against a real S3 server (SeaweedFS) on loopback, started here and
 # stopped by PID afterwards, pass or fail.
 S3_PORT ?= 18333
+# Then the contract from outside: the document validated, schemathesis and the explorer
+# in Chromium against the real binary (scripts/contract-checks.sh).
 test: tools
 	@S3_PORT=$(S3_PORT) scripts/s3-local.sh start
 	@S3_TEST_ENDPOINT=http://127.0.0.1:$(S3_PORT) $(CARGO) test --workspace --all-targets; \
 		status=$$?; scripts/s3-local.sh stop; exit $$status
+	scripts/contract-checks.sh
 
 # A local S3-compatible server for development (see config/s3.example.toml).
 s3-up:
@@ -27,13 +30,17 @@ s3-up:
 s3-down:
 	scripts/s3-local.sh stop
 
-# What the tests need beyond cargo: promtool (from Debian's prometheus package) checks the
-# /metrics exposition format.
+# What the tests need beyond cargo, from Debian: promtool (package prometheus) checks the
+# /metrics exposition format; chromium runs the explorer's browser test.
 tools:
-	@command -v promtool >/dev/null 2>&1 || { \
-		echo "installing promtool (Debian package prometheus)"; \
+	@missing=""; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing (Debian)"; \
 		$(SUDO) apt-get update -qq && \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 # Rewrites the checked-in contract from the code (a test fails while it is stale).
 openapi:

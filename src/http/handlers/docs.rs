@@ -73,6 +73,7 @@ fn config() -> &'static Arc<Config<'static>> {
     CONFIG.get_or_init(|| {
         Arc::new(
             Config::new([DOCUMENT])
+                .use_base_layout() // no top bar inviting other documents
                 .validator_url("none")
                 .try_it_out_enabled(true)
                 .persist_authorization(false)

@@ -152,7 +152,8 @@ pub struct UploadForm {
     /// Target folder.
     #[schema(default = "/", example = "/")]
     folder: Option<String>,
-    /// Alt text for the uploaded images.
+    /// Alt text for the uploaded images (empty: none).
+    #[schema(example = "")]
     alt: Option<String>,
 }
 
