@@ -90,9 +90,10 @@ pub fn invalid_folder(value: &str) -> ApiError {
     )
 }
 
+/// A whole number from `min` to 2^63-1 (the largest integer the contract promises).
 fn number(value: &str, name: &str, min: usize) -> Result<usize, ApiError> {
     match value.parse::<usize>() {
-        Ok(n) if n >= min => Ok(n),
+        Ok(n) if n >= min && i64::try_from(n).is_ok() => Ok(n),
         _ => Err(ApiError::bad_request(
             if name == "limit" {
                 "invalid_limit"
@@ -138,6 +139,7 @@ mod tests {
             "limit=-1",
             "limit=x",
             "offset=-3",
+            "offset=9223372036854775808",
             "type=audio",
             "folder=abc",
         ] {

@@ -67,6 +67,12 @@ impl Modify for BearerAuth {
     }
 }
 
+/// A folder path: `/` or `/name(/name)*`, names of 1-64 letters, digits, `.`, `_`, `-`
+/// (not `.` or `..`), at most 16 levels (`model::FolderPath`). Attributes take only
+/// literals, so each folder field repeats it; a test holds them to this one.
+#[cfg(test)]
+const FOLDER: &str = r"^/([A-Za-z0-9._-]{1,64}(/[A-Za-z0-9._-]{1,64}){0,15})?$";
+
 /// The document, serialized once.
 pub fn json_bytes() -> &'static [u8] {
     static JSON: OnceLock<Vec<u8>> = OnceLock::new();
@@ -89,15 +95,33 @@ pub struct PatchRequest {
     title: Option<String>,
     #[schema(max_length = 10000, example = "New description")]
     description: Option<String>,
+    /// Moves the item (not nullable).
     #[schema(
-        pattern = r"^/([A-Za-z0-9._-]{1,64}(/[A-Za-z0-9._-]{1,64}){0,15})?$",
-        example = "/images/updated"
+        required = false,
+        nullable = false,
+        max_length = 512,
+        example = "/images/updated",
+        pattern = r"^/([A-Za-z0-9._-]{1,64}(/[A-Za-z0-9._-]{1,64}){0,15})?$"
     )]
-    folder: Option<String>,
-    #[schema(minimum = 0, maximum = 100, example = 35)]
-    focal_x: Option<f64>,
-    #[schema(minimum = 0, maximum = 100, example = 65)]
-    focal_y: Option<f64>,
+    folder: String,
+    /// Percent of the width (not nullable).
+    #[schema(
+        required = false,
+        nullable = false,
+        minimum = 0,
+        maximum = 100,
+        example = 35
+    )]
+    focal_x: f64,
+    /// Percent of the height (not nullable).
+    #[schema(
+        required = false,
+        nullable = false,
+        minimum = 0,
+        maximum = 100,
+        example = 65
+    )]
+    focal_y: f64,
 }
 
 /// A folder path: `/` or `/name(/name)*`, names of letters, digits, `.`, `_`, `-`.
@@ -137,9 +161,17 @@ pub struct ConfirmRequest {
     mime_type: Option<String>,
     /// If given, must equal the presigned size.
     size: Option<u64>,
-    #[schema(default = "/", example = "/videos")]
-    folder: Option<String>,
-    alt: Option<String>,
+    #[schema(
+        required = false,
+        nullable = false,
+        pattern = r"^/([A-Za-z0-9._-]{1,64}(/[A-Za-z0-9._-]{1,64}){0,15})?$",
+        max_length = 512,
+        default = "/",
+        example = "/videos"
+    )]
+    folder: String,
+    #[schema(required = false, nullable = false, max_length = 10000)]
+    alt: String,
 }
 
 /// `multipart/form-data`: one or more `files`, and optionally `folder` and `alt`.
@@ -150,11 +182,18 @@ pub struct UploadForm {
     #[schema(value_type = Vec<String>, format = Binary, min_items = 1, max_items = 50)]
     files: Vec<Vec<u8>>,
     /// Target folder.
-    #[schema(default = "/", example = "/")]
-    folder: Option<String>,
+    #[schema(
+        required = false,
+        nullable = false,
+        pattern = r"^/([A-Za-z0-9._-]{1,64}(/[A-Za-z0-9._-]{1,64}){0,15})?$",
+        max_length = 512,
+        default = "/",
+        example = "/"
+    )]
+    folder: String,
     /// Alt text for the uploaded images (empty: none).
-    #[schema(example = "")]
-    alt: Option<String>,
+    #[schema(required = false, nullable = false, max_length = 10000, example = "")]
+    alt: String,
 }
 
 /// `GET /healthz`.
@@ -183,7 +222,11 @@ pub struct Readiness {
 #[allow(dead_code)] // parameters: http::query parses them
 pub struct ListParams {
     /// Only items in this folder (exactly; not its subfolders).
-    #[param(example = "/images")]
+    #[param(
+        pattern = r"^/([A-Za-z0-9._-]{1,64}(/[A-Za-z0-9._-]{1,64}){0,15})?$",
+        max_length = 512,
+        example = "/images"
+    )]
     folder: Option<String>,
     /// Only items of this kind.
     #[param(rename = "type", inline)]
@@ -200,7 +243,7 @@ pub struct ListParams {
     /// Results per page (more than 100 is answered as 100).
     #[param(minimum = 1, maximum = 100, default = 24)]
     limit: Option<u32>,
-    #[param(minimum = 0, default = 0)]
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64, default = 0)]
     offset: Option<u64>,
 }
 

@@ -152,8 +152,9 @@ fn create_folder() {}
 /// It must hold no media and no subfolder; `/` cannot be deleted. The path may also be
 /// given as `?path=`.
 #[utoipa::path(delete, path = "/api/v1/media/folders", tag = "folders",
-    params(("path" = Option<String>, Query, description = "The folder, instead of a body")),
-    request_body(content = Option<FolderRequest>),
+    params(("path" = Option<String>, Query, pattern = r"^/([A-Za-z0-9._-]{1,64}(/[A-Za-z0-9._-]{1,64}){0,15})?$",
+        description = "The folder, instead of a body")),
+    request_body(content = Option<FolderRequest>, description = "Required unless `?path=` is given"),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Deleted", body = Success),
@@ -208,8 +209,14 @@ fn confirm() {}
         ("Range" = Option<String>, Header, description = "One byte range, e.g. `bytes=0-1023`"),
     ),
     responses(
-        (status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 206, description = "The range asked for", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The file, with its type's MIME", content(
+            (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png"), (Vec<u8> = "image/gif"),
+            (Vec<u8> = "image/webp"), (Vec<u8> = "image/svg+xml"), (Vec<u8> = "application/pdf"),
+            (Vec<u8> = "video/mp4"), (Vec<u8> = "video/webm"))),
+        (status = 206, description = "The range asked for", content(
+            (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png"), (Vec<u8> = "image/gif"),
+            (Vec<u8> = "image/webp"), (Vec<u8> = "image/svg+xml"), (Vec<u8> = "application/pdf"),
+            (Vec<u8> = "video/mp4"), (Vec<u8> = "video/webm"))),
         (status = 304, description = "Not modified"),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 416, description = "`range_not_satisfiable`", body = ErrorBody),
@@ -255,7 +262,9 @@ fn docs() {}
 #[utoipa::path(get, path = "/docs/{file}", tag = "operations", security(()),
     params(("file" = String, Path, example = "swagger-ui.css")),
     responses(
-        (status = 200, description = "A file of the explorer", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "A file of the explorer", content(
+            (String = "text/html"), (String = "text/css"), (String = "text/javascript"),
+            (Vec<u8> = "image/png"), (String = "application/json"))),
         (status = 404, description = "`not_found`", body = ErrorBody),
     ))]
 fn docs_asset() {}

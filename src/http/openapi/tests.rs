@@ -100,3 +100,41 @@ fn the_checked_in_document_is_current() {
         "openapi.json is stale: run `make openapi` and commit the result"
     );
 }
+
+/// Every `pattern` in the document, with where it is.
+fn patterns(value: &Value, at: &str, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                if k == "pattern" {
+                    out.push((at.to_owned(), v.as_str().unwrap_or_default().to_owned()));
+                } else {
+                    patterns(v, &format!("{at}/{k}"), out);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| patterns(v, at, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_folder_field_has_the_folder_grammar() {
+    let mut found = Vec::new();
+    patterns(&document(), "", &mut found);
+    assert!(found.len() >= 6, "{found:?}");
+    for (at, pattern) in found {
+        assert_eq!(pattern, super::FOLDER, "{at}");
+    }
+}
+
+#[test]
+fn the_upload_form_sends_nothing_the_server_refuses_when_only_a_file_is_chosen() {
+    // Swagger UI fills optional form fields from their example or default.
+    let doc = document();
+    let form = &doc["components"]["schemas"]["UploadForm"];
+    assert_eq!(form["required"], serde_json::json!(["files"]));
+    assert_eq!(form["properties"]["folder"]["default"], "/");
+    assert_eq!(form["properties"]["alt"]["example"], "");
+    assert_eq!(form["properties"]["files"]["items"]["format"], "binary");
+}
