@@ -30,6 +30,19 @@ pub struct StorageArgs {
 }
 
 pub enum StorageMsg {
+    /// An operation whose caller waits for its answer.
+    Request(StorageRequest),
+    /// Remove files the catalog queued for deletion, then clear them from its queue; the
+    /// reply, if asked for, comes when that is done.
+    DrainDeletes(Vec<String>, Option<RpcReplyPort<()>>),
+    /// Remove files that no record names; the reply, if asked for, lists those removed.
+    Discard(Vec<String>, Option<RpcReplyPort<Vec<String>>>),
+    /// Test-only fault injection: fail, so the supervisor restarts this actor.
+    Crash,
+}
+
+/// The operations that answer their caller, each run on its own task and timed.
+pub enum StorageRequest {
     /// A new temp file for an incoming upload.
     Begin(RpcReplyPort<Result<Sink>>),
     /// Make a spooled upload durable under a key, with its content type.
@@ -40,11 +53,6 @@ pub enum StorageMsg {
     Read(String, RpcReplyPort<Result<Option<Vec<u8>>>>),
     /// Open a stored file for serving.
     Open(String, RpcReplyPort<Result<Option<StoredFile>>>),
-    /// Remove files the catalog queued for deletion, then clear them from its queue; the
-    /// reply, if asked for, comes when that is done.
-    DrainDeletes(Vec<String>, Option<RpcReplyPort<()>>),
-    /// Remove files that no record names; the reply, if asked for, lists those removed.
-    Discard(Vec<String>, Option<RpcReplyPort<Vec<String>>>),
     /// Remove temp files and stored files that are not known (start-up recovery).
     Sweep(Box<KnownFiles>, RpcReplyPort<Result<SweepReport>>),
     /// Sign a PUT URL for a presigned upload.
@@ -55,8 +63,6 @@ pub enum StorageMsg {
     Fetch(String, RpcReplyPort<Result<Option<Sink>>>),
     /// Is the backend reachable?
     Check(RpcReplyPort<Result<()>>),
-    /// Test-only fault injection: fail, so the supervisor restarts this actor.
-    Crash,
 }
 
 impl Actor for StorageActor {
@@ -80,78 +86,6 @@ impl Actor for StorageActor {
     ) -> std::result::Result<(), ActorProcessingErr> {
         let storage = state.storage.clone();
         match msg {
-            StorageMsg::Begin(reply) => {
-                answer(
-                    reply,
-                    storage,
-                    "begin",
-                    move |s| async move { s.begin().await },
-                )
-            }
-            StorageMsg::Commit(sink, key, mime, reply) => {
-                answer(reply, storage, "commit", move |s| async move {
-                    s.commit(*sink, &key, mime).await
-                })
-            }
-            StorageMsg::Put(files, reply) => {
-                answer(
-                    reply,
-                    storage,
-                    "put",
-                    |s| async move { s.put_all(files).await },
-                )
-            }
-            StorageMsg::Read(key, reply) => {
-                answer(
-                    reply,
-                    storage,
-                    "read",
-                    |s| async move { s.read(&key).await },
-                )
-            }
-            StorageMsg::Presign(key, mime, expires, reply) => {
-                answer(reply, storage, "presign", move |s| async move {
-                    s.presign_put(&key, mime, expires).await
-                })
-            }
-            StorageMsg::Head(key, reply) => {
-                answer(
-                    reply,
-                    storage,
-                    "head",
-                    |s| async move { s.head(&key).await },
-                )
-            }
-            StorageMsg::Fetch(key, reply) => {
-                answer(
-                    reply,
-                    storage,
-                    "fetch",
-                    |s| async move { s.fetch(&key).await },
-                )
-            }
-            StorageMsg::Open(key, reply) => {
-                answer(
-                    reply,
-                    storage,
-                    "open",
-                    |s| async move { s.open(&key).await },
-                )
-            }
-            StorageMsg::Check(reply) => {
-                answer(
-                    reply,
-                    storage,
-                    "check",
-                    move |s| async move { s.check().await },
-                )
-            }
-            StorageMsg::Sweep(known, reply) => {
-                answer(reply, storage, "sweep", move |s| async move {
-                    let sweep = tokio::task::spawn_blocking(move || s.sweep(&known));
-                    sweep.await.map_err(std::io::Error::other)?
-                })
-            }
             StorageMsg::DrainDeletes(keys, reply) => {
                 let catalog = state.catalog.clone();
                 tokio::spawn(async move {
@@ -166,8 +100,39 @@ impl Actor for StorageActor {
                 });
             }
             StorageMsg::Crash => return Err("injected fault".into()),
+            StorageMsg::Request(request) => answer_request(storage, request),
         }
         Ok(())
+    }
+}
+
+/// Starts a request on its own task; its answer goes to its reply port.
+fn answer_request(storage: Arc<Storage>, msg: StorageRequest) {
+    let s = storage;
+    match msg {
+        StorageRequest::Begin(r) => answer(r, s, "begin", |s| async move { s.begin().await }),
+        StorageRequest::Commit(sink, key, mime, r) => answer(r, s, "commit", move |s| async move {
+            s.commit(*sink, &key, mime).await
+        }),
+        StorageRequest::Put(files, r) => {
+            answer(r, s, "put", |s| async move { s.put_all(files).await })
+        }
+        StorageRequest::Read(key, r) => answer(r, s, "read", |s| async move { s.read(&key).await }),
+        StorageRequest::Open(key, r) => answer(r, s, "open", |s| async move { s.open(&key).await }),
+        StorageRequest::Head(key, r) => answer(r, s, "head", |s| async move { s.head(&key).await }),
+        StorageRequest::Fetch(key, r) => {
+            answer(r, s, "fetch", |s| async move { s.fetch(&key).await })
+        }
+        StorageRequest::Check(r) => answer(r, s, "check", |s| async move { s.check().await }),
+        StorageRequest::Presign(key, mime, expires, r) => {
+            answer(r, s, "presign", move |s| async move {
+                s.presign_put(&key, mime, expires).await
+            })
+        }
+        StorageRequest::Sweep(known, r) => answer(r, s, "sweep", |s| async move {
+            let sweep = tokio::task::spawn_blocking(move || s.sweep(&known));
+            sweep.await.map_err(std::io::Error::other)?
+        }),
     }
 }
 
@@ -240,33 +205,33 @@ impl StorageHandle {
     /// One request to the actor; an actor that is down or restarting is `Unavailable`.
     async fn call<T: Send + 'static>(
         &self,
-        build: impl FnOnce(RpcReplyPort<Result<T>>) -> StorageMsg,
+        build: impl FnOnce(RpcReplyPort<Result<T>>) -> StorageRequest,
     ) -> Result<T> {
-        rpc(&self.slot, build)
+        rpc(&self.slot, |reply| StorageMsg::Request(build(reply)))
             .await
             .unwrap_or(Err(StorageError::Unavailable))
     }
 
     pub async fn begin(&self) -> Result<Sink> {
-        self.call(StorageMsg::Begin).await
+        self.call(StorageRequest::Begin).await
     }
 
     /// Stores the upload under `key`; returns the stored size.
     pub async fn commit(&self, sink: Sink, key: String, mime: &'static str) -> Result<u64> {
-        self.call(|r| StorageMsg::Commit(Box::new(sink), key, mime, r))
+        self.call(|r| StorageRequest::Commit(Box::new(sink), key, mime, r))
             .await
     }
 
     pub async fn put_all(&self, files: Vec<(String, Vec<u8>)>) -> Result<()> {
-        self.call(|r| StorageMsg::Put(files, r)).await
+        self.call(|r| StorageRequest::Put(files, r)).await
     }
 
     pub async fn read(&self, key: String) -> Result<Option<Vec<u8>>> {
-        self.call(|r| StorageMsg::Read(key, r)).await
+        self.call(|r| StorageRequest::Read(key, r)).await
     }
 
     pub async fn open(&self, key: String) -> Result<Option<StoredFile>> {
-        self.call(|r| StorageMsg::Open(key, r)).await
+        self.call(|r| StorageRequest::Open(key, r)).await
     }
 
     pub async fn presign_put(
@@ -275,21 +240,21 @@ impl StorageHandle {
         mime: &'static str,
         expires: Duration,
     ) -> Result<String> {
-        self.call(|r| StorageMsg::Presign(key, mime, expires, r))
+        self.call(|r| StorageRequest::Presign(key, mime, expires, r))
             .await
     }
 
     pub async fn head(&self, key: String) -> Result<Option<ObjectInfo>> {
-        self.call(|r| StorageMsg::Head(key, r)).await
+        self.call(|r| StorageRequest::Head(key, r)).await
     }
 
     pub async fn fetch(&self, key: String) -> Result<Option<Sink>> {
-        self.call(|r| StorageMsg::Fetch(key, r)).await
+        self.call(|r| StorageRequest::Fetch(key, r)).await
     }
 
     /// Ready when the actor runs and the backend answers.
     pub async fn check(&self) -> Result<()> {
-        self.call(StorageMsg::Check).await
+        self.call(StorageRequest::Check).await
     }
 
     /// Test-only fault injection.
@@ -326,7 +291,8 @@ impl StorageHandle {
 
     /// Removes temp files and files that `known` does not claim; says what it removed.
     pub async fn sweep(&self, known: KnownFiles) -> Result<SweepReport> {
-        self.call(|r| StorageMsg::Sweep(Box::new(known), r)).await
+        self.call(|r| StorageRequest::Sweep(Box::new(known), r))
+            .await
     }
 
     fn cast(&self, msg: StorageMsg) {

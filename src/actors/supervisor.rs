@@ -197,7 +197,7 @@ mod tests {
     use super::*;
     use crate::actors::catalog::CatalogHandle;
     use crate::actors::processing::{ProcessingArgs, Waiters, build_pool};
-    use crate::actors::storage::StorageHandle;
+    use crate::actors::storage::{StorageHandle, StorageRequest};
     use crate::model::FolderPath;
     use crate::storage::{LocalStorage, Storage};
 
@@ -254,7 +254,7 @@ mod tests {
         let first = storage_slot.get().expect("storage started");
         first.kill();
         let second = wait_for_new(&storage_slot, first.get_id()).await;
-        let sink = ractor::call!(second, StorageMsg::Begin)
+        let sink = ractor::call!(second, |r| StorageMsg::Request(StorageRequest::Begin(r)))
             .expect("call")
             .expect("sink");
         drop(sink);

@@ -71,6 +71,8 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
     let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
     let m = method.as_str();
     let get = m == "GET" || m == "HEAD";
+    let only_get = |r: Route| (Some(r).filter(|_| get), GET);
+    let only_post = |r: Route| (Some(r).filter(|_| m == "POST"), "POST");
     let (route, allow) = match segments.as_slice() {
         ["api", "v1", "public", "media"] => match m {
             _ if get => (Some(Route::PublicList), PUBLIC),
@@ -93,8 +95,8 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
             "DELETE" => (Some(Route::DeleteFolder), "GET, HEAD, POST, DELETE"),
             _ => (None, "GET, HEAD, POST, DELETE"),
         },
-        ["api", "v1", "media", "presign"] => (Some(Route::Presign).filter(|_| m == "POST"), "POST"),
-        ["api", "v1", "media", "confirm"] => (Some(Route::Confirm).filter(|_| m == "POST"), "POST"),
+        ["api", "v1", "media", "presign"] => only_post(Route::Presign),
+        ["api", "v1", "media", "confirm"] => only_post(Route::Confirm),
         ["api", "v1", "media", id] => {
             // The id is checked by the handler, after the key: no key is 401, never 404.
             let allow = "GET, HEAD, PATCH, DELETE";
@@ -106,24 +108,15 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
                 _ => (None, allow),
             }
         }
-        ["uploads", year, month, name] => {
-            let key = format!("{year}/{month}/{name}");
-            (Some(Route::File(key)).filter(|_| get), GET)
-        }
-        ["healthz"] => (Some(Route::Healthz).filter(|_| get), GET),
-        ["readyz"] => (Some(Route::Readyz).filter(|_| get), GET),
-        ["metrics"] => (Some(Route::Metrics).filter(|_| get), GET),
-        ["api", "v1", "openapi.json"] => (Some(Route::OpenApi).filter(|_| get), GET),
-        [""] => (Some(Route::Root).filter(|_| get), GET),
-        ["docs"] => (Some(Route::Docs(None)).filter(|_| get), GET),
-        ["docs", file] => (
-            Some(Route::Docs(Some((*file).to_owned()))).filter(|_| get),
-            GET,
-        ),
-        ["admin", "crash", actor] => (
-            Some(Route::AdminCrash((*actor).to_owned())).filter(|_| m == "POST"),
-            "POST",
-        ),
+        ["uploads", year, month, name] => only_get(Route::File(format!("{year}/{month}/{name}"))),
+        ["healthz"] => only_get(Route::Healthz),
+        ["readyz"] => only_get(Route::Readyz),
+        ["metrics"] => only_get(Route::Metrics),
+        ["api", "v1", "openapi.json"] => only_get(Route::OpenApi),
+        [""] => only_get(Route::Root),
+        ["docs"] => only_get(Route::Docs(None)),
+        ["docs", file] => only_get(Route::Docs(Some((*file).to_owned()))),
+        ["admin", "crash", actor] => only_post(Route::AdminCrash((*actor).to_owned())),
         _ => return Err(ApiError::NoRoute),
     };
     match route {
