@@ -66,7 +66,9 @@ pub struct ErrorDetail<'a> {
 /// The error envelope, with `Allow` on 405 and `WWW-Authenticate` on 401.
 pub fn error(e: &ApiError) -> Resp {
     let status = e.status();
-    if status.is_server_error() {
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        tracing::warn!(error = %e, "request refused for now"); // designed: Retry-After
+    } else if status.is_server_error() {
         tracing::error!(error = ?e, "request failed");
     }
     let errors = match e {

@@ -1,6 +1,7 @@
 //! The accept loop: HTTP/1.1 and h2c on one listener (hyper-util's auto builder), a cap
-//! on open connections (a fast 503 past it), a header-read timeout, every connection
-//! watched for graceful shutdown, and one log line and metric sample per request.
+//! on open connections (a fast 503 past it), deadlines for a connection's first byte and
+//! for request heads, every connection watched for graceful shutdown, and one log line
+//! and metric sample per request.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -44,6 +45,8 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<O
     builder
         .http2()
         .max_header_list_size(limits.max_header_bytes as u32);
+    let builder = Arc::new(builder);
+    let first_byte = Duration::from_secs(limits.header_read_timeout_secs);
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -70,10 +73,18 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<O
                     let ctx = ctx.clone();
                     async move { Ok::<_, Infallible>(handle(&ctx, req).await) }
                 });
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn.into_owned());
+                let (builder, watcher) = (builder.clone(), graceful.watcher());
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    // hyper-util picks HTTP/1 or h2c from the first bytes, and the header
+                    // timer starts only after that: a client must send something within the
+                    // same deadline, or its slot goes back.
+                    let mut first = [0u8; 1];
+                    match tokio::time::timeout(first_byte, stream.peek(&mut first)).await {
+                        Ok(Ok(n)) if n > 0 => {}
+                        _ => return, // silent, or closed: the permit is released here
+                    }
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    if let Err(e) = watcher.watch(conn.into_owned()).await {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
                     drop(permit);

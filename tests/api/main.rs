@@ -5,6 +5,7 @@ mod common;
 
 mod auth;
 mod contract;
+mod deadlines;
 mod files;
 mod folders;
 mod hostile;

@@ -52,7 +52,7 @@ pub async fn delete(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError>
 }
 
 async fn path_from_body(ctx: &Ctx, req: Request<Incoming>) -> Result<FolderPath, ApiError> {
-    let body = read_json_object(req, ctx.config.limits.max_json_bytes).await?;
+    let body = read_json_object(ctx, req).await?;
     match body.get("path") {
         Some(serde_json::Value::String(p)) => FolderPath::parse(p).ok_or_else(|| invalid_folder(p)),
         _ => Err(ApiError::bad_request(

@@ -71,7 +71,7 @@ pub async fn upload(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError>
 pub async fn patch(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<Resp, ApiError> {
     auth::require(ctx, req.headers(), Scope::Write)?;
     media_id(&id)?;
-    let body = read_json_object(req, ctx.config.limits.max_json_bytes).await?;
+    let body = read_json_object(ctx, req).await?;
     let patch = parse_patch(&body)?;
     let record = ctx.catalog.update_media(id, patch).await?;
     Ok(json(

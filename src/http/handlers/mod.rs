@@ -8,6 +8,8 @@ pub mod presign;
 mod public;
 pub mod views;
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -46,12 +48,19 @@ pub async fn dispatch(ctx: &Ctx, route: Route, req: Request<Incoming>) -> Result
     }
 }
 
-/// Reads a JSON object body of at most `limit` bytes.
+/// Reads a JSON object body of at most `limits.max_json_bytes`, which must arrive within
+/// `server.body_idle_timeout_secs` (else 408, as a stalled upload gets).
 pub async fn read_json_object(
+    ctx: &Ctx,
     req: Request<Incoming>,
-    limit: usize,
 ) -> Result<Map<String, Value>, ApiError> {
-    let bytes: Bytes = match Limited::new(req.into_body(), limit).collect().await {
+    let limit = ctx.config.limits.max_json_bytes;
+    let deadline = Duration::from_secs(ctx.config.server.body_idle_timeout_secs);
+    let collect = Limited::new(req.into_body(), limit).collect();
+    let Ok(collected) = tokio::time::timeout(deadline, collect).await else {
+        return Err(ApiError::Timeout);
+    };
+    let bytes: Bytes = match collected {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             return Err(ApiError::TooLarge {

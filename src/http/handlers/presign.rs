@@ -49,7 +49,7 @@ pub struct Presigned {
 pub async fn presign(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError> {
     auth::require(ctx, req.headers(), Scope::Write)?;
     let s3 = s3_config(ctx)?;
-    let body = read_json_object(req, ctx.config.limits.max_json_bytes).await?;
+    let body = read_json_object(ctx, req).await?;
     let filename = match body.get("filename") {
         Some(Value::String(name)) if !name.trim().is_empty() => sanitize_filename(name, "upload"),
         _ => {
@@ -93,7 +93,7 @@ pub async fn presign(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError
 pub async fn confirm(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError> {
     auth::require(ctx, req.headers(), Scope::Write)?;
     let s3 = s3_config(ctx)?;
-    let body = read_json_object(req, ctx.config.limits.max_json_bytes).await?;
+    let body = read_json_object(ctx, req).await?;
     let key = match body.get("storageKey") {
         Some(Value::String(k)) => key_of(&s3.prefix, k).ok_or_else(unknown_key)?.to_owned(),
         _ => {
