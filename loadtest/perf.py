@@ -73,7 +73,9 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = self.dir / "config.toml"
-        config.write_text(f'listen = "127.0.0.1:{self.port}"\ndata_dir = "{self.dir}"\n' + config_text)
+        # All load comes from one address here: no per-client connection cap.
+        config.write_text(f'listen = "127.0.0.1:{self.port}"\ndata_dir = "{self.dir}"\n'
+                          "[server]\nmax_connections_per_client = 0\n" + config_text)
         self.args = [BIN / "darkroom", "--config", config]
         self.key = sh(self.args + ["keys", "create", "--scope", "write", "--name", "perf"],
                       stderr=subprocess.DEVNULL).strip()

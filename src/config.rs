@@ -73,6 +73,8 @@ pub struct Server {
     pub header_read_timeout_secs: u64,
     pub body_idle_timeout_secs: u64,
     pub max_connections: usize,
+    /// Open connections one client address may have; 0 = no such cap (behind a proxy).
+    pub max_connections_per_client: usize,
     pub max_header_bytes: usize,
     /// When set, `/metrics` is served only here, not on `listen`.
     #[serde(default)]

@@ -77,7 +77,7 @@ fn describe() {
     );
     describe_counter!(
         HTTP_CONNECTIONS_REFUSED,
-        "Connections answered 503 because max_connections were open."
+        "Connections answered 503 by the cap they met (limit: server or client)."
     );
     describe_counter!(
         UPLOAD_BYTES,

@@ -11,6 +11,7 @@ pub mod query;
 pub mod response;
 pub mod router;
 pub mod server;
+pub mod slots;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

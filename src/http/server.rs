@@ -19,13 +19,13 @@ use hyper_util::server::graceful::GracefulShutdown;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 
 use super::Ctx;
 use super::handlers::dispatch;
 use super::handlers::ops::metrics as metrics_response;
 use super::response::{Resp, error, with_public_cors};
 use super::router::{Route, route};
+use super::slots::Slots;
 use crate::metrics as m;
 use crate::model::random_token;
 
@@ -47,14 +47,14 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<O
         .max_header_list_size(limits.max_header_bytes as u32);
     let builder = Arc::new(builder);
     let first_byte = Duration::from_secs(limits.header_read_timeout_secs);
-    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let slots = Slots::new(limits.max_connections, limits.max_connections_per_client);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _peer)) => stream,
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
                         tracing::warn!(error = %e, "accept failed");
@@ -62,10 +62,14 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<O
                         continue;
                     }
                 };
-                let Ok(permit) = connections.clone().try_acquire_owned() else {
-                    metrics::counter!(m::HTTP_CONNECTIONS_REFUSED).increment(1);
-                    tokio::spawn(refuse(stream));
-                    continue;
+                let permit = match slots.try_take(peer.ip()) {
+                    Ok(slot) => slot,
+                    Err(cap) => {
+                        metrics::counter!(m::HTTP_CONNECTIONS_REFUSED, "limit" => cap.label())
+                            .increment(1);
+                        tokio::spawn(refuse(stream));
+                        continue;
+                    }
                 };
                 let _ = stream.set_nodelay(true);
                 let ctx = ctx.clone();

@@ -320,6 +320,48 @@ async fn connections_over_the_cap_get_a_fast_503() {
     );
 }
 
+/// A connection to the server from a chosen loopback address.
+async fn connect_from(from: [u8; 4], to: &str) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(std::net::SocketAddr::from((from, 0)))
+        .expect("bind");
+    socket
+        .connect(to.parse().expect("addr"))
+        .await
+        .expect("connect")
+}
+
+/// Sends a bare `GET /healthz` and reads the answer until the server closes.
+async fn healthz_over(mut conn: tokio::net::TcpStream) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    let _ = conn.write_all(request).await;
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(15), conn.read_to_end(&mut got)).await;
+    assert!(read.is_ok(), "no answer");
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_every_connection() {
+    let s = TestServer::spawn_with(|c| c.server.max_connections_per_client = 2).await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let _held = [
+        connect_from([127, 0, 0, 1], &addr).await,
+        connect_from([127, 0, 0, 1], &addr).await,
+    ];
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let third = healthz_over(connect_from([127, 0, 0, 1], &addr).await).await;
+    assert!(third.starts_with("HTTP/1.1 503"), "{third}");
+    assert!(third.contains("retry-after: 1"), "{third}");
+    let other = healthz_over(connect_from([127, 0, 0, 2], &addr).await).await;
+    assert!(
+        other.starts_with("HTTP/1.1 200"),
+        "another address is served: {other}"
+    );
+}
+
 #[tokio::test]
 async fn stalled_upload_bodies_time_out() {
     let s = TestServer::spawn_with(|c| c.server.body_idle_timeout_secs = 1).await;
