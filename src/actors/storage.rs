@@ -90,13 +90,17 @@ impl Actor for StorageActor {
                 let catalog = state.catalog.clone();
                 tokio::spawn(async move {
                     drain_deletes(&storage, &catalog, keys).await;
-                    reply.map(|r| r.send(()));
+                    if let Some(reply) = reply {
+                        let _ = reply.send(());
+                    }
                 });
             }
             StorageMsg::Discard(keys, reply) => {
                 tokio::spawn(async move {
                     let removed = remove_files(&storage, keys).await;
-                    reply.map(|r| r.send(removed));
+                    if let Some(reply) = reply {
+                        let _ = reply.send(removed);
+                    }
                 });
             }
             StorageMsg::Crash => return Err("injected fault".into()),

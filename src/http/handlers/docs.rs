@@ -9,7 +9,6 @@ use hyper::{Response, StatusCode};
 use utoipa_swagger_ui::Config;
 
 use crate::error::ApiError;
-use crate::http::Ctx;
 use crate::http::openapi;
 use crate::http::response::{Resp, empty, full, json_bytes};
 
@@ -26,7 +25,7 @@ pub fn openapi_json() -> Resp {
 }
 
 /// `/docs` → `/docs/` (the page loads its files relative to itself); `/docs/<file>`.
-pub fn explorer(_ctx: &Ctx, file: Option<&str>) -> Result<Resp, ApiError> {
+pub fn explorer(file: Option<&str>) -> Result<Resp, ApiError> {
     let Some(file) = file else {
         return Ok(redirect(EXPLORER));
     };

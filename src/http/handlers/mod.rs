@@ -42,7 +42,7 @@ pub async fn dispatch(ctx: &Ctx, route: Route, req: Request<Incoming>) -> Result
         Route::Metrics if ctx.config.server.metrics_listen.is_some() => Err(ApiError::NoRoute),
         Route::Metrics => Ok(ops::metrics(&ctx.metrics)),
         Route::OpenApi => Ok(docs::openapi_json()),
-        Route::Docs(file) => docs::explorer(ctx, file.as_deref()),
+        Route::Docs(file) => docs::explorer(file.as_deref()),
         Route::Root => Ok(docs::to_explorer()),
         Route::AdminCrash(actor) => ops::crash(ctx, &actor),
     }
