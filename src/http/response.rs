@@ -31,7 +31,7 @@ pub fn json(status: StatusCode, value: &impl Serialize) -> Resp {
 }
 
 /// A response with an already serialized JSON body.
-pub fn json_bytes(status: StatusCode, body: Vec<u8>) -> Resp {
+pub fn json_bytes(status: StatusCode, body: impl Into<Bytes>) -> Resp {
     let mut resp = Response::new(full(body));
     *resp.status_mut() = status;
     resp.headers_mut().insert(

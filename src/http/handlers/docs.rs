@@ -2,8 +2,10 @@
 //! (served from bytes embedded in the binary; it loads only this server's document and
 //! assets), and `GET /` redirecting there.
 
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
+use bytes::Bytes;
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
 use utoipa_swagger_ui::Config;
@@ -21,7 +23,7 @@ const EXPLORER_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'se
     form-action 'none'; frame-ancestors 'none'; base-uri 'none'";
 
 pub fn openapi_json() -> Resp {
-    json_bytes(StatusCode::OK, openapi::json_bytes().to_vec())
+    json_bytes(StatusCode::OK, Bytes::from_static(openapi::json_bytes()))
 }
 
 /// `/docs` → `/docs/` (the page loads its files relative to itself); `/docs/<file>`.
@@ -32,7 +34,12 @@ pub fn explorer(file: Option<&str>) -> Result<Resp, ApiError> {
     let served = utoipa_swagger_ui::serve(file, config().clone())
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .ok_or(ApiError::NotFound("file"))?;
-    let mut resp = Response::new(full(served.bytes.into_owned()));
+    // The files are embedded in the binary: served without a copy.
+    let bytes = match served.bytes {
+        Cow::Borrowed(file) => Bytes::from_static(file),
+        Cow::Owned(made) => Bytes::from(made), // the initializer, with this server's config
+    };
+    let mut resp = Response::new(full(bytes));
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&served.content_type) {
         h.insert(header::CONTENT_TYPE, v);
