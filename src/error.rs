@@ -190,6 +190,7 @@ pub fn media_code(e: &MediaError) -> &'static str {
         MediaError::Probe(ProbeError::Io(_)) => "internal_error",
         MediaError::Svg(SvgError::Unsafe(_)) => "unsafe_svg",
         MediaError::Svg(_) => "invalid_svg",
+        MediaError::InvalidVideo(_) => "invalid_video",
     }
 }
 

@@ -23,6 +23,8 @@ pub enum MediaError {
     Probe(#[from] ProbeError),
     #[error(transparent)]
     Svg(#[from] SvgError),
+    #[error("the file is not a playable video: {0}")]
+    InvalidVideo(video::Invalid),
 }
 
 /// What inspecting an upload found.
@@ -68,15 +70,16 @@ pub fn inspect(
             } else {
                 video::probe_webm(&mut reader)
             };
-            // A container we cannot read is still the type its magic says; no size then.
-            let info = info.map_err(ProbeError::Io)?;
-            Ok(info.map_or_else(Inspection::default, |v| Inspection {
+            let v = info
+                .map_err(ProbeError::Io)?
+                .map_err(MediaError::InvalidVideo)?;
+            Ok(Inspection {
                 dims: v
                     .width
                     .zip(v.height)
                     .map(|(width, height)| Dimensions { width, height }),
                 duration: v.duration,
-            }))
+            })
         }
         _ => Ok(Inspection::default()),
     }

@@ -172,13 +172,77 @@ fn png<R: Read>(r: &mut R) -> Result<Dimensions, ProbeError> {
     Ok(Dimensions { width, height })
 }
 
-/// The logical screen (canvas) size: what a decoder composites onto.
+/// The logical screen (canvas) size: what a decoder composites onto. Every frame must
+/// lie inside it (a frame descriptor far outside would make a decoder allocate for it),
+/// so the blocks are walked to the end without decoding; a file cut short ends the walk.
 fn gif<R: Read>(r: &mut R) -> Result<Dimensions, ProbeError> {
-    let mut head = [0u8; 10];
+    let mut head = [0u8; 13];
     read_exact_or(r, &mut head, "GIF")?;
     let width = u32::from(u16::from_le_bytes([head[6], head[7]]));
     let height = u32::from(u16::from_le_bytes([head[8], head[9]]));
-    Ok(Dimensions { width, height })
+    let screen = Dimensions { width, height };
+    match gif_frames_inside(r, head[10], screen) {
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(screen),
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => Err(ProbeError::Malformed(
+            "GIF (a frame lies outside its logical screen)",
+        )),
+        Err(e) => Err(ProbeError::Io(e)),
+        Ok(()) => Ok(screen),
+    }
+}
+
+/// Walks a GIF's blocks after the logical screen descriptor; `InvalidData` for a frame
+/// outside `screen` or an unknown block.
+fn gif_frames_inside<R: Read>(r: &mut R, packed: u8, screen: Dimensions) -> io::Result<()> {
+    let byte = |r: &mut R| -> io::Result<u8> {
+        let mut b = [0u8; 1];
+        r.read_exact(&mut b)?;
+        Ok(b[0])
+    };
+    let skip = |r: &mut R, n: u64| -> io::Result<()> {
+        if io::copy(&mut r.take(n), &mut io::sink())? < n {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(())
+    };
+    let color_table = |packed: u8| {
+        if packed & 0x80 != 0 {
+            3u64 << ((packed & 7) + 1)
+        } else {
+            0
+        }
+    };
+    let sub_blocks = |r: &mut R| -> io::Result<()> {
+        loop {
+            match byte(r)? {
+                0 => return Ok(()),
+                len => skip(r, u64::from(len))?,
+            }
+        }
+    };
+    skip(r, color_table(packed))?;
+    loop {
+        match byte(r)? {
+            0x3B => return Ok(()), // trailer
+            0x21 => {
+                byte(r)?; // extension label
+                sub_blocks(r)?;
+            }
+            0x2C => {
+                let mut d = [0u8; 9];
+                r.read_exact(&mut d)?;
+                let at = |i: usize| u32::from(u16::from_le_bytes([d[i], d[i + 1]]));
+                let (left, top, w, h) = (at(0), at(2), at(4), at(6));
+                if left + w > screen.width || top + h > screen.height {
+                    return Err(io::ErrorKind::InvalidData.into());
+                }
+                skip(r, color_table(d[8]))?;
+                byte(r)?; // LZW minimum code size
+                sub_blocks(r)?;
+            }
+            _ => return Err(io::ErrorKind::InvalidData.into()),
+        }
+    }
 }
 
 fn webp<R: Read>(r: &mut R) -> Result<Dimensions, ProbeError> {
@@ -293,6 +357,35 @@ mod tests {
                 height: 5
             }
         );
+    }
+
+    #[test]
+    fn gif_frames_must_lie_inside_the_logical_screen() {
+        // 10x5 screen, no colour table; one graphic control extension, then a frame.
+        let gif = |left: u16, w: u16| {
+            let mut g = b"GIF89a\x0a\0\x05\0\0\0\0".to_vec();
+            g.extend_from_slice(b"\x21\xf9\x04\0\0\0\0\0");
+            g.push(0x2C);
+            for v in [left, 0, w, 5] {
+                g.extend_from_slice(&v.to_le_bytes());
+            }
+            g.extend_from_slice(b"\0\x02\x02\x44\x01\0\x3b");
+            g
+        };
+        assert!(probe(MediaType::Gif, &gif(0, 10)).is_ok());
+        assert!(probe(MediaType::Gif, &gif(2, 8)).is_ok());
+        for (left, w) in [(60_000, 5_000), (1, 10), (0, 65_535)] {
+            assert!(
+                matches!(
+                    probe(MediaType::Gif, &gif(left, w)),
+                    Err(ProbeError::Malformed(m)) if m.contains("outside")
+                ),
+                "frame at {left} of width {w}"
+            );
+        }
+        // Cut short inside the frame's data: the decoder gets what there is.
+        let g = gif(0, 10);
+        assert!(probe(MediaType::Gif, &g[..g.len() - 3]).is_ok());
     }
 
     #[test]

@@ -1,16 +1,18 @@
 //! Lossless removal of location and camera metadata from originals (JPEG, PNG, WebP):
 //! EXIF (GPS, maker notes, serials), XMP, IPTC and text chunks go; pixels, the ICC
 //! profile, Adobe colour info and the EXIF orientation stay. Streaming: only headers are
-//! parsed, entropy-coded data is copied byte for byte.
+//! parsed, entropy-coded data is copied byte for byte. Whatever follows the image (after
+//! a JPEG's end-of-image marker, a PNG's IEND, a WebP's RIFF length: an appended ZIP,
+//! say) is dropped too.
 
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
 
 use super::probe::exif_orientation;
 use crate::model::MediaType;
 
 /// Copies `src` to `dst` without metadata. Returns false (writing nothing useful) for
 /// types that carry none of it.
-pub fn strip<R: Read + Seek, W: Write>(
+pub fn strip<R: BufRead + Seek, W: Write>(
     kind: MediaType,
     src: &mut R,
     dst: &mut W,
@@ -35,30 +37,27 @@ fn orientation_tiff(o: u16) -> Vec<u8> {
     t
 }
 
-fn jpeg<R: Read, W: Write>(src: &mut R, dst: &mut W) -> io::Result<()> {
+fn jpeg<R: BufRead, W: Write>(src: &mut R, dst: &mut W) -> io::Result<()> {
     let mut soi = [0u8; 2];
     src.read_exact(&mut soi)?;
     if soi != [0xFF, 0xD8] {
         return Err(malformed("JPEG"));
     }
     dst.write_all(&soi)?;
+    // A marker already read by the scan copy that ended at it.
+    let mut after_scan = None;
     loop {
-        let mut marker = [0u8; 2];
-        src.read_exact(&mut marker)?;
-        while marker[1] == 0xFF {
-            src.read_exact(&mut marker[1..])?; // fill bytes
-        }
-        if marker[0] != 0xFF {
-            return Err(malformed("JPEG marker"));
-        }
-        let m = marker[1];
+        let m = match after_scan.take() {
+            Some(m) => m,
+            None => next_marker(src)?,
+        };
         if m == 0x01 || (0xD0..=0xD7).contains(&m) {
-            dst.write_all(&marker)?;
+            dst.write_all(&[0xFF, m])?;
             continue;
         }
         if m == 0xD9 {
-            dst.write_all(&marker)?;
-            return Ok(());
+            dst.write_all(&[0xFF, m])?;
+            return Ok(()); // end of image: anything after it is not part of the picture
         }
         let mut len = [0u8; 2];
         src.read_exact(&mut len)?;
@@ -68,13 +67,67 @@ fn jpeg<R: Read, W: Write>(src: &mut R, dst: &mut W) -> io::Result<()> {
         let mut body = vec![0u8; body_len];
         src.read_exact(&mut body)?;
         if keep_jpeg_segment(m, &body, dst)? {
-            dst.write_all(&marker)?;
+            dst.write_all(&[0xFF, m])?;
             dst.write_all(&len)?;
             dst.write_all(&body)?;
         }
         if m == 0xDA {
-            io::copy(src, dst)?; // scan data and everything after: untouched
-            return Ok(());
+            match copy_scan(src, dst)? {
+                Some(m) => after_scan = Some(m),
+                None => return Ok(()), // cut short in a scan: kept as uploaded
+            }
+        }
+    }
+}
+
+/// The next marker's code, skipping fill bytes.
+fn next_marker<R: Read>(src: &mut R) -> io::Result<u8> {
+    let mut marker = [0u8; 2];
+    src.read_exact(&mut marker)?;
+    while marker[1] == 0xFF {
+        src.read_exact(&mut marker[1..])?; // fill bytes
+    }
+    if marker[0] != 0xFF {
+        return Err(malformed("JPEG marker"));
+    }
+    Ok(marker[1])
+}
+
+/// Copies entropy-coded data (with its stuffed `FF 00` and restart markers) up to the
+/// next marker that ends it, and returns that marker's code unwritten; `None` at the end
+/// of the file.
+fn copy_scan<R: BufRead, W: Write>(src: &mut R, dst: &mut W) -> io::Result<Option<u8>> {
+    let mut after_ff = false;
+    loop {
+        let buf = src.fill_buf()?;
+        if buf.is_empty() {
+            if after_ff {
+                dst.write_all(&[0xFF])?;
+            }
+            return Ok(None);
+        }
+        if after_ff {
+            let code = buf[0];
+            src.consume(1);
+            match code {
+                0xFF => continue, // fill byte before a marker
+                0x00 | 0xD0..=0xD7 => dst.write_all(&[0xFF, code])?,
+                _ => return Ok(Some(code)),
+            }
+            after_ff = false;
+            continue;
+        }
+        match buf.iter().position(|&b| b == 0xFF) {
+            Some(at) => {
+                dst.write_all(&buf[..at])?;
+                src.consume(at + 1);
+                after_ff = true;
+            }
+            None => {
+                let n = buf.len();
+                dst.write_all(buf)?;
+                src.consume(n);
+            }
         }
     }
 }
@@ -283,6 +336,42 @@ mod tests {
                 raster_dimensions(MediaType::Jpeg, &mut Cursor::new(&out), u64::MAX).expect("jpeg");
             assert_eq!((d.width, d.height), (600, 450), "orientation {o} survives");
         }
+    }
+
+    #[test]
+    fn data_after_the_image_is_dropped() {
+        let zip = b"PK\x03\x04\x14\0\0\0\0\0payload.sh#!/bin/sh\nrm -rf /\n";
+        for (kind, name) in [
+            (MediaType::Jpeg, "jpeg/grace_hopper_512x600.jpg"),
+            (MediaType::Jpeg, "jpeg/elephants_1920x1080_progressive.jpg"),
+            (
+                MediaType::Jpeg,
+                "jpeg/colorfulcups_2560x1600_progressive_gps.jpg",
+            ),
+            (MediaType::Png, "png/spacefun_2048x1542_palette.png"),
+            (MediaType::Webp, "webp/skimage_logo_500x500_lossless.webp"),
+        ] {
+            let original = fixture(name);
+            let clean = stripped(kind, &original);
+            let mut smuggled = original.clone();
+            smuggled.extend_from_slice(zip);
+            assert_eq!(stripped(kind, &smuggled), clean, "{name}");
+            assert!(!find(&clean, b"PK\x03\x04"), "{name}");
+        }
+        // A JPEG whose scans are exactly the original's: stripping kept every scan byte.
+        let plain = fixture("jpeg/elephants_1920x1080_progressive.jpg");
+        let out = stripped(MediaType::Jpeg, &plain);
+        let sos = |b: &[u8]| b.windows(2).position(|w| w == [0xFF, 0xDA]).expect("SOS");
+        assert_eq!(&out[sos(&out)..], &plain[sos(&plain)..plain.len()]);
+    }
+
+    #[test]
+    fn a_jpeg_cut_short_in_its_scan_is_kept_as_it_came() {
+        let original = fixture("jpeg/hopper_128x128.jpg");
+        let cut = &original[..original.len() - 100];
+        let out = stripped(MediaType::Jpeg, cut);
+        let sos = |b: &[u8]| b.windows(2).position(|w| w == [0xFF, 0xDA]).expect("SOS");
+        assert_eq!(&out[sos(&out)..], &cut[sos(cut)..]);
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! SVG recognition, safety check and intrinsic size. Darkroom serves SVG as uploaded
 //! (with a sandboxing CSP), so SVG with active content (scripts, event handlers,
-//! `javascript:` links, entity declarations, foreignObject) is refused at upload.
+//! `javascript:` links, entity declarations, foreignObject) is refused at upload, and so
+//! is SVG that makes its viewer fetch something: `href`/`xlink:href`/`src` or CSS
+//! `url()` pointing anywhere but into the document (`#id`) or at a `data:` image, and CSS
+//! `@import`. Links (`<a href>`) are navigation, not fetches, and stay.
 
 use super::probe::Dimensions;
 
@@ -83,15 +86,19 @@ pub fn inspect(bytes: &[u8]) -> Result<Option<Dimensions>, SvgError> {
             return Err(SvgError::Unsafe(what));
         }
     }
+    check_css_references(&lower)?;
     let root = root_start(text).ok_or(SvgError::NoRoot)?;
     let mut root_attrs = None;
     for tag in Tags::new(text) {
-        if tag
-            .attrs
-            .iter()
-            .any(|(name, _)| name.to_ascii_lowercase().starts_with("on"))
-        {
-            return Err(SvgError::Unsafe("event handler attribute"));
+        for (name, value) in &tag.attrs {
+            let name = name.to_ascii_lowercase();
+            if name.starts_with("on") {
+                return Err(SvgError::Unsafe("event handler attribute"));
+            }
+            let fetches = name == "href" || name.ends_with(":href") || name == "src";
+            if fetches && !tag.name.eq_ignore_ascii_case("a") && !is_internal(value) {
+                return Err(SvgError::Unsafe("reference to an external resource"));
+            }
         }
         if tag.start == root {
             root_attrs = Some(tag.attrs);
@@ -99,6 +106,33 @@ pub fn inspect(bytes: &[u8]) -> Result<Option<Dimensions>, SvgError> {
     }
     let attrs = root_attrs.ok_or(SvgError::NoRoot)?;
     Ok(intrinsic_size(&attrs))
+}
+
+/// CSS in `<style>` or `style` attributes: `@import` (also spelled with an escape) and
+/// `url()` pointing outside the document.
+fn check_css_references(lower: &str) -> Result<(), SvgError> {
+    if lower.contains("@import") || lower.contains("@\\") {
+        return Err(SvgError::Unsafe("CSS @import"));
+    }
+    for (at, _) in lower.match_indices("url(") {
+        let arg = lower[at + 4..].trim_start();
+        let arg = arg.strip_prefix(['"', '\'']).unwrap_or(arg);
+        let empty = arg.starts_with(['"', '\'', ')']);
+        if !empty && !is_internal(arg) {
+            return Err(SvgError::Unsafe("CSS url() to an external resource"));
+        }
+    }
+    Ok(())
+}
+
+/// A reference that stays inside the document: `#id`, a `data:` URL, or nothing. Taken
+/// literally (an escaped or entity-encoded scheme is not internal).
+fn is_internal(reference: &str) -> bool {
+    let r = reference.trim_start();
+    r.is_empty()
+        || r.starts_with('#')
+        || r.get(..5)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("data:"))
 }
 
 fn intrinsic_size(attrs: &[(&str, &str)]) -> Option<Dimensions> {
@@ -147,9 +181,10 @@ fn length_px(v: &str) -> Option<f64> {
     (n > 0.0).then_some(n * factor)
 }
 
-/// One start tag: where it begins and its attributes.
+/// One start tag: where it begins, its name and its attributes.
 struct Tag<'a> {
     start: usize,
+    name: &'a str,
     attrs: Vec<(&'a str, &'a str)>,
 }
 
@@ -208,6 +243,7 @@ impl<'a> Tags<'a> {
         while i < bytes.len() && !bytes[i].is_ascii_whitespace() && !b"/>".contains(&bytes[i]) {
             i += 1;
         }
+        let name = &self.text[start + 1..i];
         let mut attrs = Vec::new();
         loop {
             while i < bytes.len() && (bytes[i].is_ascii_whitespace() || bytes[i] == b'/') {
@@ -215,7 +251,7 @@ impl<'a> Tags<'a> {
             }
             if i >= bytes.len() || bytes[i] == b'>' {
                 self.pos = (i + 1).min(bytes.len());
-                return Tag { start, attrs };
+                return Tag { start, name, attrs };
             }
             let (name, value, next) = self.attribute(i);
             if name.is_empty() {
@@ -325,6 +361,41 @@ mod tests {
                 "{c}"
             );
         }
+    }
+
+    #[test]
+    fn refuses_references_outside_the_document() {
+        let cases = [
+            r#"<svg><image href="http://evil.example/x.png"/></svg>"#,
+            r#"<svg><image xlink:href="https://evil.example/x.png"/></svg>"#,
+            r#"<svg><use href="file:///etc/passwd#x"/></svg>"#,
+            r#"<svg><image href="other.png"/></svg>"#,
+            r#"<svg><image href="//evil.example/x.png"/></svg>"#,
+            r#"<svg><image href="&#104;ttp://evil.example/x.png"/></svg>"#,
+            r#"<svg><feImage src="http://evil.example/x"/></svg>"#,
+            r#"<svg><rect style="fill:url(http://evil.example/p.svg#g)"/></svg>"#,
+            r#"<svg><style>rect { fill: url( 'https://evil.example/p' ) }</style></svg>"#,
+            r#"<svg><style>@import "https://evil.example/a.css";</style></svg>"#,
+            r#"<svg><style>@\69mport "https://evil.example/a.css";</style></svg>"#,
+        ];
+        for c in cases {
+            assert!(
+                matches!(inspect(c.as_bytes()), Err(SvgError::Unsafe(_))),
+                "{c}"
+            );
+        }
+    }
+
+    #[test]
+    fn keeps_references_inside_the_document_and_links() {
+        let svg = r##"<svg width="4" height="4" xmlns:xlink="http://www.w3.org/1999/xlink">
+            <defs><linearGradient id="g"/></defs>
+            <rect fill="url(#g)" style="stroke: url( '#g' )"/>
+            <use xlink:href="#g"/>
+            <image href="data:image/png;base64,iVBORw0KGgo="/>
+            <a href="https://example.com/about"><text>about</text></a>
+        </svg>"##;
+        assert_eq!(dims(svg), Some((4, 4)));
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! Video probing without shelling out: width, height and duration from an MP4's `moov`
-//! (at the start or the end of the file) or a WebM's `Info` and `Tracks` elements.
+//! (at the start or the end of the file) or a WebM's `Info` and `Tracks` elements. The
+//! container is validated on the way: an MP4 needs consistent top-level boxes and a
+//! `moov` with at least one track, a WebM a `Tracks` element with at least one entry;
+//! otherwise the file is no playable video (`Invalid`, with the reason).
 
 use std::io::{self, Read, Seek, SeekFrom};
 
@@ -17,9 +20,13 @@ const MAX_MOOV: u64 = 64 * 1024 * 1024;
 /// WebM headers (Info, Tracks) sit before the first cluster, well inside this.
 const WEBM_HEAD: u64 = 4 * 1024 * 1024;
 
-pub fn probe_mp4<R: Read + Seek>(r: &mut R) -> io::Result<Option<VideoInfo>> {
+/// Why a file with a video's magic is not a playable video.
+pub type Invalid = &'static str;
+
+pub fn probe_mp4<R: Read + Seek>(r: &mut R) -> io::Result<Result<VideoInfo, Invalid>> {
     let len = r.seek(SeekFrom::End(0))?;
     let mut pos = 0u64;
+    let mut moov = None;
     while pos + 8 <= len {
         r.seek(SeekFrom::Start(pos))?;
         let mut head = [0u8; 16];
@@ -34,20 +41,20 @@ pub fn probe_mp4<R: Read + Seek>(r: &mut R) -> io::Result<Option<VideoInfo>> {
             size = len - pos;
         }
         if size < header || pos + size > len {
-            return Ok(None);
+            return Ok(Err("a box runs past the end of the file (cut short?)"));
         }
-        if &head[4..8] == b"moov" {
+        if &head[4..8] == b"moov" && moov.is_none() {
             let body_len = size - header;
             if body_len > MAX_MOOV {
-                return Ok(None);
+                return Ok(Err("its `moov` box is implausibly large"));
             }
             let mut body = vec![0u8; body_len as usize];
             r.read_exact(&mut body)?;
-            return Ok(Some(parse_moov(&body)));
+            moov = Some(parse_moov(&body));
         }
-        pos += size;
+        pos += size; // every top-level box is checked, so a file cut short is seen
     }
-    Ok(None)
+    Ok(moov.unwrap_or(Err("it has no `moov` box (no metadata: unplayable)")))
 }
 
 /// Child boxes of a container box body: `(type, body)`.
@@ -81,17 +88,21 @@ fn be64(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
-fn parse_moov(moov: &[u8]) -> VideoInfo {
+fn parse_moov(moov: &[u8]) -> Result<VideoInfo, Invalid> {
     let mut info = VideoInfo {
         width: None,
         height: None,
         duration: None,
     };
+    let mut tracks = 0;
     for (kind, body) in boxes(moov) {
         match kind {
             b"mvhd" => info.duration = mvhd_duration(body),
-            b"trak" if info.width.is_none() => {
-                if let Some((w, h)) = video_track_size(body) {
+            b"trak" => {
+                tracks += 1;
+                if info.width.is_none()
+                    && let Some((w, h)) = video_track_size(body)
+                {
                     info.width = Some(w);
                     info.height = Some(h);
                 }
@@ -99,7 +110,10 @@ fn parse_moov(moov: &[u8]) -> VideoInfo {
             _ => {}
         }
     }
-    info
+    if tracks == 0 {
+        return Err("its `moov` box has no tracks");
+    }
+    Ok(info)
 }
 
 fn mvhd_duration(b: &[u8]) -> Option<f64> {
@@ -127,7 +141,7 @@ fn video_track_size(trak: &[u8]) -> Option<(u32, u32)> {
     (w > 0 && h > 0).then_some((w, h))
 }
 
-pub fn probe_webm<R: Read>(r: &mut R) -> io::Result<Option<VideoInfo>> {
+pub fn probe_webm<R: Read>(r: &mut R) -> io::Result<Result<VideoInfo, Invalid>> {
     let mut head = Vec::new();
     r.take(WEBM_HEAD).read_to_end(&mut head)?;
     Ok(parse_webm(&head))
@@ -137,13 +151,15 @@ const SEGMENT: u32 = 0x1853_8067;
 const INFO: u32 = 0x1549_A966;
 const TRACKS: u32 = 0x1654_AE6B;
 const CLUSTER: u32 = 0x1F43_B675;
+const TRACK_ENTRY: u32 = 0xAE;
 
-fn parse_webm(data: &[u8]) -> Option<VideoInfo> {
+fn parse_webm(data: &[u8]) -> Result<VideoInfo, Invalid> {
     let mut info = VideoInfo {
         width: None,
         height: None,
         duration: None,
     };
+    let mut tracks = None;
     let mut at = 0;
     while let Some((id, size, body_at)) = element(data, at) {
         if id == SEGMENT {
@@ -154,7 +170,9 @@ fn parse_webm(data: &[u8]) -> Option<VideoInfo> {
         match id {
             INFO => info.duration = webm_duration(&data[body_at..end]),
             TRACKS => {
-                if let Some((w, h)) = webm_video_size(&data[body_at..end]) {
+                let body = &data[body_at..end];
+                tracks = Some(children(body).filter(|(id, _)| *id == TRACK_ENTRY).count());
+                if let Some((w, h)) = webm_video_size(body) {
                     info.width = Some(w);
                     info.height = Some(h);
                 }
@@ -164,7 +182,11 @@ fn parse_webm(data: &[u8]) -> Option<VideoInfo> {
         }
         at = end;
     }
-    (info.width.is_some() || info.duration.is_some()).then_some(info)
+    match tracks {
+        None => Err("it has no `Tracks` element before its media"),
+        Some(0) => Err("its `Tracks` element has no tracks"),
+        Some(_) => Ok(info),
+    }
 }
 
 /// One EBML element at `at`: `(id with marker bits, size if known, body offset)`.
@@ -236,7 +258,7 @@ fn webm_duration(info: &[u8]) -> Option<f64> {
 
 fn webm_video_size(tracks: &[u8]) -> Option<(u32, u32)> {
     children(tracks)
-        .filter(|(id, _)| *id == 0xAE)
+        .filter(|(id, _)| *id == TRACK_ENTRY)
         .find_map(|(_, entry)| {
             let is_video = children(entry).any(|(id, b)| id == 0x83 && uint(b) == 1);
             let (_, video) = children(entry)
@@ -309,17 +331,27 @@ mod tests {
         assert!((d - 5.31).abs() < 0.05, "{d}");
     }
 
+    fn refusal<T: std::fmt::Debug>(probed: io::Result<Result<T, Invalid>>) -> Invalid {
+        probed.expect("io").expect_err("not a playable video")
+    }
+
     #[test]
-    fn garbage_is_not_a_video() {
-        assert_eq!(
-            probe_mp4(&mut Cursor::new(b"\0\0\0\x10ftypisom\0\0\0\0".to_vec())).expect("io"),
-            None
-        );
-        assert_eq!(
-            probe_mp4(&mut Cursor::new(b"\0\0\xff\xffmoov".to_vec())).expect("io"),
-            None
-        );
-        assert_eq!(parse_webm(b"\x1A\x45\xDF\xA3\x80"), None);
-        assert_eq!(parse_webm(&[0x18, 0x53, 0x80, 0x67, 0x01, 0xFF]), None);
+    fn containers_without_tracks_or_cut_short_are_not_videos() {
+        let ftyp_only = b"\0\0\0\x10ftypisom\0\0\0\0".to_vec();
+        assert!(refusal(probe_mp4(&mut Cursor::new(ftyp_only))).contains("no `moov`"));
+        let past_end = b"\0\0\xff\xffmoov".to_vec();
+        assert!(refusal(probe_mp4(&mut Cursor::new(past_end))).contains("past the end"));
+        let empty_moov = b"\0\0\0\x10ftypisom\0\0\0\0\0\0\0\x08moov".to_vec();
+        assert!(refusal(probe_mp4(&mut Cursor::new(empty_moov))).contains("no tracks"));
+        // The real file cut before its moov (moov at the end): no metadata left.
+        let data = fixture("video/bigbuckbunny_1280x720_faststart.mp4");
+        let (kind, _) = boxes(&data).nth(1).expect("a second box");
+        assert_eq!(kind, b"moov", "the fixture is fast-start");
+        let cut = data[..data.len() / 2].to_vec();
+        assert!(refusal(probe_mp4(&mut Cursor::new(cut))).contains("past the end"));
+
+        assert!(refusal(Ok(parse_webm(b"\x1A\x45\xDF\xA3\x80"))).contains("no `Tracks`"));
+        let no_entries = [0x18, 0x53, 0x80, 0x67, 0x85, 0x16, 0x54, 0xAE, 0x6B, 0x80];
+        assert!(refusal(Ok(parse_webm(&no_entries))).contains("no tracks"));
     }
 }

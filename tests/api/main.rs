@@ -4,6 +4,7 @@
 mod common;
 
 mod auth;
+mod containers;
 mod contract;
 mod deadlines;
 mod files;

@@ -77,7 +77,7 @@ fn list() {}
     security(("bearer" = [])),
     responses(
         (status = 201, description = "At least one file was accepted; `errors` lists the others", body = Uploaded),
-        (status = 400, description = "`no_files`, `invalid_content_type`, `invalid_multipart`, `invalid_folder`, `invalid_field`, `too_many_files`, `invalid_wait`, or every file refused: `unsupported_type`, `empty_file`, `invalid_image`, `image_too_large`, `unsafe_svg`, `invalid_svg` (with `errors`)", body = ErrorBody),
+        (status = 400, description = "`no_files`, `invalid_content_type`, `invalid_multipart`, `invalid_folder`, `invalid_field`, `too_many_files`, `invalid_wait`, or every file refused: `unsupported_type`, `empty_file`, `invalid_image`, `image_too_large`, `unsafe_svg`, `invalid_svg`, `invalid_video` (with `errors`)", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 403, description = "`forbidden`: a read key", body = ErrorBody),
         (status = 408, description = "`request_timeout`: the body stalled", body = ErrorBody),
