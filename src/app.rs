@@ -51,7 +51,13 @@ pub async fn run(
     maintenance::recover(&handles.catalog, &handles.storage).await?;
     let metrics = crate::metrics::install();
     let presigns = matches!(config.storage, StorageConfig::S3(_));
-    let periodic = maintenance::start(&handles.catalog, &handles.storage, &metrics, presigns);
+    let periodic = maintenance::start(
+        &handles.catalog,
+        &handles.storage,
+        &metrics,
+        &config.maintenance,
+        presigns,
+    );
     let metrics_server = match config.server.metrics_listen {
         Some(addr) => {
             let listener = TcpListener::bind(addr).await?;

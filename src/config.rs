@@ -24,7 +24,17 @@ pub struct Config {
     pub server: Server,
     pub admin: Admin,
     pub processing: Processing,
+    pub maintenance: Maintenance,
     pub storage: StorageConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Maintenance {
+    /// Seconds between orphan sweeps (temp files and unclaimed stored files).
+    pub orphan_sweep_secs: u64,
+    /// Age (seconds since last modified) before an unclaimed file may be swept.
+    pub orphan_grace_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -72,6 +82,14 @@ pub struct Server {
     pub shutdown_grace_secs: u64,
     pub header_read_timeout_secs: u64,
     pub body_idle_timeout_secs: u64,
+    /// A body must bring at least this many bytes a second, averaged over each window of
+    /// `min_body_rate_window_secs` (0: no minimum rate).
+    pub min_body_rate_bytes: u64,
+    pub min_body_rate_window_secs: u64,
+    /// A connection with no request in flight for this long is closed (HTTP/2 too).
+    pub idle_timeout_secs: u64,
+    /// HTTP/2 keep-alive ping interval, and how long an answer may take (0: no pings).
+    pub http2_keep_alive_secs: u64,
     pub max_connections: usize,
     /// Open connections one client address may have; 0 = no such cap (behind a proxy).
     pub max_connections_per_client: usize,
@@ -219,6 +237,8 @@ impl Config {
             || self.server.max_connections == 0
             || self.server.header_read_timeout_secs == 0
             || self.server.body_idle_timeout_secs == 0
+            || self.server.idle_timeout_secs == 0
+            || self.maintenance.orphan_sweep_secs == 0
         {
             return Err(ConfigError::Invalid(
                 "limits and timeouts must be greater than zero".into(),

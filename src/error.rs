@@ -30,8 +30,8 @@ pub enum ApiError {
     TooLarge { limit: u64 },
     #[error("the requested range is outside the file ({len} bytes)")]
     RangeNotSatisfiable { len: u64 },
-    #[error("the client sent nothing for too long; the upload was abandoned")]
-    Timeout,
+    #[error(transparent)]
+    Timeout(crate::http::body::Stall),
     #[error("no file was accepted")]
     UploadFailed { errors: Vec<FileError> },
     #[error(
@@ -101,7 +101,7 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Timeout => StatusCode::REQUEST_TIMEOUT,
+            Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::Catalog(e) => match e {
                 CatalogError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -136,7 +136,7 @@ impl ApiError {
             Self::Forbidden => "forbidden",
             Self::BadRequest { code, .. } => code,
             Self::TooLarge { .. } => "payload_too_large",
-            Self::Timeout => "request_timeout",
+            Self::Timeout(_) => "request_timeout",
             Self::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Self::UploadFailed { errors } => errors.first().map_or("upload_failed", |e| e.code),
             Self::PresignUnavailable | Self::Storage(StorageError::Unsupported) => {

@@ -1,8 +1,8 @@
 //! Upkeep outside requests: recovery at start (finish queued deletes, sweep temp files and
-//! orphans) and the periodic tasks (expired presigns on S3, the metrics recorder's upkeep).
-//! Everything goes through the actor handles, like a request would.
+//! orphans) and the periodic tasks (the orphan sweep, expired presigns on S3, the metrics
+//! recorder's upkeep). Everything goes through the actor handles, like a request would.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::task::JoinHandle;
@@ -10,8 +10,10 @@ use tokio::task::JoinHandle;
 use crate::actors::catalog::CatalogHandle;
 use crate::actors::storage::StorageHandle;
 use crate::catalog::CatalogError;
+use crate::config::Maintenance;
+use crate::metrics as m;
 use crate::model::now_us;
-use crate::storage::{KnownFiles, StorageError};
+use crate::storage::{StorageError, Sweep};
 
 /// How often expired, unconfirmed presigned uploads are removed (S3 only).
 const PRESIGN_SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -26,8 +28,9 @@ pub enum RecoveryError {
     Storage(#[from] StorageError),
 }
 
-/// Finishes deletes queued before a stop, then removes temp files and files that no
-/// record names (left by a crash between storing a file and committing its record).
+/// Finishes deletes queued before a stop, then removes temp files and files that the
+/// catalog does not claim (left by a crash between storing a file and committing its
+/// record). Nothing is in progress yet, so nothing is too young to go.
 pub async fn recover(
     catalog: &CatalogHandle,
     storage: &StorageHandle,
@@ -37,9 +40,12 @@ pub async fn recover(
         tracing::info!(count = pending.len(), "finishing queued file deletes");
         storage.finish_deletes(pending).await?;
     }
-    // Deletes that failed again stay queued, and so must stay on disk for the next try.
-    let known = KnownFiles::new(catalog.all_files().await?, catalog.pending_deletes().await?);
-    let report = storage.sweep(known).await?;
+    // Deletes that failed again stay queued, and so stay on disk for the next try.
+    let sweep = Sweep {
+        claims: catalog.claims(),
+        cutoff: SystemTime::now(),
+    };
+    let report = storage.sweep(sweep).await?;
     tracing::info!(
         temp_files = report.temp_files,
         orphans = report.orphans,
@@ -59,21 +65,36 @@ impl Drop for Periodic {
     }
 }
 
-/// Starts the periodic tasks: the metrics upkeep always, the presign sweep when the
-/// backend has presigned uploads.
+/// Starts the periodic tasks: the metrics upkeep and the orphan sweep always, the
+/// presign sweep when the backend has presigned uploads.
 pub fn start(
     catalog: &CatalogHandle,
     storage: &StorageHandle,
     metrics: &PrometheusHandle,
+    config: &Maintenance,
     presigns: bool,
 ) -> Periodic {
-    let mut tasks = vec![every(METRICS_UPKEEP_EVERY, {
-        let metrics = metrics.clone();
-        move || {
-            metrics.run_upkeep();
-            async {}
+    let metrics = metrics.clone();
+    let upkeep = every(METRICS_UPKEEP_EVERY, move || {
+        metrics.run_upkeep();
+        async {}
+    });
+    let grace = Duration::from_secs(config.orphan_grace_secs);
+    let (claims, orphans) = (catalog.claims(), storage.clone());
+    let orphan_sweep = after(Duration::from_secs(config.orphan_sweep_secs), move || {
+        let (claims, storage) = (claims.clone(), orphans.clone());
+        async move {
+            sweep_orphans(
+                &storage,
+                Sweep {
+                    claims,
+                    cutoff: SystemTime::now() - grace,
+                },
+            )
+            .await
         }
-    })];
+    });
+    let mut tasks = vec![upkeep, orphan_sweep];
     if presigns {
         let (catalog, storage) = (catalog.clone(), storage.clone());
         tasks.push(every(PRESIGN_SWEEP_EVERY, move || {
@@ -85,18 +106,58 @@ pub fn start(
 }
 
 /// Runs `tick` now and then every `period`.
-fn every<F, Fut>(period: Duration, mut tick: F) -> JoinHandle<()>
+fn every<F, Fut>(period: Duration, tick: F) -> JoinHandle<()>
 where
     F: FnMut() -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send,
 {
+    repeat(tokio::time::interval(period), tick)
+}
+
+/// Runs `tick` every `period`, the first time one period from now (start-up recovery
+/// has just done the same work).
+fn after<F, Fut>(period: Duration, tick: F) -> JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let start = tokio::time::Instant::now() + period;
+    repeat(tokio::time::interval_at(start, period), tick)
+}
+
+fn repeat<F, Fut>(mut interval: tokio::time::Interval, mut tick: F) -> JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    // A sweep that overran its period is not followed by a burst of catch-up runs.
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::spawn(async move {
-        let mut interval = tokio::time::interval(period);
         loop {
             interval.tick().await;
             tick().await;
         }
     })
+}
+
+/// One periodic orphan sweep; what it removed is logged and counted.
+async fn sweep_orphans(storage: &StorageHandle, sweep: Sweep) {
+    match storage.sweep(sweep).await {
+        Ok(report) => {
+            metrics::counter!(m::ORPHANS_SWEPT, "kind" => "temp")
+                .increment(report.temp_files as u64);
+            metrics::counter!(m::ORPHANS_SWEPT, "kind" => "stored")
+                .increment(report.orphans as u64);
+            if report.temp_files + report.orphans > 0 {
+                tracing::info!(
+                    temp_files = report.temp_files,
+                    orphans = report.orphans,
+                    "orphan sweep removed files no record names"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "orphan sweep failed; retried at the next one"),
+    }
 }
 
 /// Deletes the objects of presigned uploads that expired unconfirmed (if the client

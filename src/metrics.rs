@@ -17,6 +17,7 @@ pub const CATALOG_COMMIT_DURATION: &str = "darkroom_catalog_commit_duration_seco
 pub const CATALOG_COMMIT_BATCH: &str = "darkroom_catalog_commit_batch_size";
 pub const STORAGE_DURATION: &str = "darkroom_storage_operation_duration_seconds";
 pub const STORAGE_ERRORS: &str = "darkroom_storage_errors_total";
+pub const ORPHANS_SWEPT: &str = "darkroom_orphan_files_swept_total";
 pub const ACTOR_RESTARTS: &str = "darkroom_actor_restarts_total";
 pub const BUILD_INFO: &str = "darkroom_build_info";
 pub const PROCESSING_QUEUE_DEPTH: &str = "darkroom_processing_queue_depth";
@@ -102,6 +103,10 @@ fn describe() {
     describe_counter!(
         STORAGE_ERRORS,
         "Failed storage operations by backend and operation."
+    );
+    describe_counter!(
+        ORPHANS_SWEPT,
+        "Files removed by the periodic orphan sweep (kind: temp or stored)."
     );
     describe_counter!(
         ACTOR_RESTARTS,

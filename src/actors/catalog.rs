@@ -3,7 +3,6 @@
 //! behind whatever is already waiting, and while a commit is in progress new writes pile
 //! up for the next one. Reads never come here (see `CatalogHandle`).
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -15,6 +14,7 @@ use crate::model::{
     ApiKeyRecord, FolderPath, JobResult, ListQuery, MediaPatch, MediaRecord, Page, PresignRecord,
     now_us,
 };
+use crate::storage::Claims;
 
 type Reply = RpcReplyPort<Result<Outcome, CatalogError>>;
 
@@ -24,6 +24,8 @@ pub struct CatalogState {
     catalog: Arc<Catalog>,
     pending: Vec<(Write, Reply)>,
     flush_queued: bool,
+    /// Barriers waiting for the commit of the writes queued before them.
+    barriers: Vec<RpcReplyPort<()>>,
 }
 
 pub enum CatalogMsg {
@@ -31,6 +33,8 @@ pub enum CatalogMsg {
     Write(Write, Reply),
     /// Commit everything queued so far.
     Flush,
+    /// Answers once every write sent before it is committed (or has failed).
+    Barrier(RpcReplyPort<()>),
     /// Test-only fault injection: fail, so the supervisor restarts this actor.
     Crash,
 }
@@ -49,6 +53,7 @@ impl Actor for CatalogActor {
             catalog,
             pending: Vec::new(),
             flush_queued: false,
+            barriers: Vec::new(),
         })
     }
 
@@ -67,8 +72,15 @@ impl Actor for CatalogActor {
                 }
             }
             CatalogMsg::Crash => return Err("injected fault".into()),
+            // Writes are committed in the order they arrive: with none queued, every
+            // earlier one is settled; else the barrier waits for the commit that takes them.
+            CatalogMsg::Barrier(reply) if state.pending.is_empty() => {
+                let _ = reply.send(());
+            }
+            CatalogMsg::Barrier(reply) => state.barriers.push(reply),
             CatalogMsg::Flush => {
                 state.flush_queued = false;
+                let barriers = std::mem::take(&mut state.barriers);
                 let (writes, replies): (Vec<Write>, Vec<Reply>) =
                     std::mem::take(&mut state.pending).into_iter().unzip();
                 if writes.is_empty() {
@@ -90,6 +102,9 @@ impl Actor for CatalogActor {
                             let _ = reply.send(Err(e.clone()));
                         }
                     }
+                }
+                for barrier in barriers {
+                    let _ = barrier.send(());
                 }
             }
         }
@@ -124,6 +139,14 @@ impl CatalogHandle {
         tokio::task::spawn_blocking(move || f(&catalog))
             .await
             .map_err(|_| CatalogError::Unavailable)?
+    }
+
+    /// Returns once every write sent before this call is committed or failed, so a read
+    /// after it sees their outcome.
+    pub async fn barrier(&self) -> Result<(), CatalogError> {
+        rpc(&self.slot, CatalogMsg::Barrier)
+            .await
+            .ok_or(CatalogError::Unavailable)
     }
 
     /// Ready when the actor is running and the database answers a read.
@@ -263,9 +286,11 @@ impl CatalogHandle {
         self.scan(Catalog::pending_deletes).await
     }
 
-    /// Every storage key a record names.
-    pub async fn all_files(&self) -> Result<BTreeSet<String>, CatalogError> {
-        self.scan(Catalog::all_files).await
+    /// The orphan sweep's judge: whether the catalog still wants a stored file (see
+    /// `Catalog::claims_file`). A file it cannot decide on (a read error) is kept.
+    pub fn claims(&self) -> Claims {
+        let catalog = self.catalog.clone();
+        Arc::new(move |key: &str| catalog.claims_file(key).unwrap_or(true))
     }
 }
 

@@ -14,9 +14,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use super::catalog::CatalogHandle;
 use super::{Slot, rpc};
 use crate::metrics::{self as m, Timer};
-use crate::storage::{
-    KnownFiles, ObjectInfo, Sink, Storage, StorageError, StoredFile, SweepReport,
-};
+use crate::storage::{ObjectInfo, Sink, Storage, StorageError, StoredFile, Sweep, SweepReport};
 
 type Result<T> = std::result::Result<T, StorageError>;
 
@@ -53,8 +51,8 @@ pub enum StorageRequest {
     Read(String, RpcReplyPort<Result<Option<Vec<u8>>>>),
     /// Open a stored file for serving.
     Open(String, RpcReplyPort<Result<Option<StoredFile>>>),
-    /// Remove temp files and stored files that are not known (start-up recovery).
-    Sweep(Box<KnownFiles>, RpcReplyPort<Result<SweepReport>>),
+    /// Remove temp files and stored files the catalog does not claim (see `Sweep`).
+    Sweep(Sweep, RpcReplyPort<Result<SweepReport>>),
     /// Sign a PUT URL for a presigned upload.
     Presign(String, &'static str, Duration, RpcReplyPort<Result<String>>),
     /// HEAD an object a client uploaded.
@@ -133,10 +131,9 @@ fn answer_request(storage: Arc<Storage>, msg: StorageRequest) {
                 s.presign_put(&key, mime, expires).await
             })
         }
-        StorageRequest::Sweep(known, r) => answer(r, s, "sweep", |s| async move {
-            let sweep = tokio::task::spawn_blocking(move || s.sweep(&known));
-            sweep.await.map_err(std::io::Error::other)?
-        }),
+        StorageRequest::Sweep(sweep, r) => {
+            answer(r, s, "sweep", |s| async move { s.sweep(sweep).await })
+        }
     }
 }
 
@@ -293,10 +290,9 @@ impl StorageHandle {
             .ok_or(StorageError::Unavailable)
     }
 
-    /// Removes temp files and files that `known` does not claim; says what it removed.
-    pub async fn sweep(&self, known: KnownFiles) -> Result<SweepReport> {
-        self.call(|r| StorageRequest::Sweep(Box::new(known), r))
-            .await
+    /// Removes temp files and stored files the sweep allows; says what it removed.
+    pub async fn sweep(&self, sweep: Sweep) -> Result<SweepReport> {
+        self.call(|r| StorageRequest::Sweep(sweep, r)).await
     }
 
     fn cast(&self, msg: StorageMsg) {

@@ -9,6 +9,7 @@ use redb::{ReadableTable, TableDefinition};
 use super::tables::{COUNTS, FILES, FOLDERS, JOBS, KEYS, MEDIA, PENDING_DELETES, PRESIGNS};
 use super::{Catalog, CatalogError, Result, decode, keys};
 use crate::model::{ApiKeyRecord, FolderPath, MediaRecord, PresignRecord};
+use crate::storage::key::key_stem;
 
 impl Catalog {
     pub fn get(&self, id: &str) -> Result<Option<MediaRecord>> {
@@ -78,9 +79,30 @@ impl Catalog {
             .collect()
     }
 
-    /// Every storage key the catalog knows (for the start-up orphan sweep).
-    pub fn all_files(&self) -> Result<BTreeSet<String>> {
-        Ok(self.keys_of(FILES)?.into_iter().collect())
+    /// Whether the catalog still wants a stored file: a record names it, it waits in the
+    /// delete queue or is an issued presign's object, or it shares its stem with a
+    /// recorded file (a variant a running job is writing). The orphan sweep keeps these.
+    pub fn claims_file(&self, key: &str) -> Result<bool> {
+        let txn = self.read_txn()?;
+        let files = txn.open_table(FILES)?;
+        if files.get(key)?.is_some()
+            || txn.open_table(PENDING_DELETES)?.get(key)?.is_some()
+            || txn.open_table(PRESIGNS)?.get(key)?.is_some()
+        {
+            return Ok(true);
+        }
+        let stem = key_stem(key);
+        for entry in files.range(stem..)? {
+            let (recorded, _) = entry?;
+            let recorded = recorded.value();
+            if !recorded.starts_with(stem) {
+                break;
+            }
+            if key_stem(recorded) == stem {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Files queued for deletion and not yet confirmed gone.

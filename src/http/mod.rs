@@ -3,6 +3,8 @@
 //! `ingest` or an actor handle; they never touch redb, the disk or image code themselves.
 
 pub mod auth;
+pub mod body;
+mod conn;
 pub mod files;
 pub mod handlers;
 pub mod multipart;

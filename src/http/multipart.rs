@@ -1,22 +1,20 @@
-//! `multipart/form-data` intake for `POST /api/v1/media`: multer, the body limits and the
-//! idle timeout. Each file part is streamed into a spool and handed to `ingest` as it
-//! passes; the text fields `folder` and `alt` may come before or after the files.
+//! `multipart/form-data` intake for `POST /api/v1/media`: multer over the paced body
+//! (`body::Paced`) and the size limits. Each file part is streamed into a spool and
+//! handed to `ingest` as it passes; the text fields `folder` and `alt` may come before or
+//! after the files.
 //!
 //! Limits: a body whose `Content-Length` exceeds one file's limit (plus multipart framing)
 //! is refused with 413 before a byte is read; without a length, the same limit is
 //! enforced while streaming. A request therefore carries at most 50 MB of files in all;
 //! several large files go in several requests.
 
-use std::time::Duration;
-
-use futures_util::TryStreamExt;
-use http_body_util::BodyStream;
 use hyper::Request;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use multer::{Constraints, Field, Multipart, SizeLimit};
 
 use super::Ctx;
+use super::body::{Paced, body_error};
 use super::query::invalid_folder;
 use crate::error::{ApiError, FileError};
 use crate::ingest::Staged;
@@ -60,8 +58,7 @@ pub async fn receive(ctx: &Ctx, req: Request<Incoming>) -> Result<Form, ApiError
     if declared.is_some_and(|len| len > body_limit) {
         return Err(ApiError::TooLarge { limit: max_file });
     }
-    let stream = BodyStream::new(req.into_body())
-        .try_filter_map(|frame| futures_util::future::ready(Ok(frame.into_data().ok())));
+    let stream = Paced::new(req.into_body(), &ctx.config.server);
     let constraints = Constraints::new().size_limit(
         SizeLimit::new()
             .whole_stream(body_limit)
@@ -74,10 +71,8 @@ pub async fn receive(ctx: &Ctx, req: Request<Incoming>) -> Result<Form, ApiError
         alt: None,
         errors: Vec::new(),
     };
-    if let Err(e) = read_fields(ctx, &mut multipart, &mut form).await {
-        ctx.ingest.discard(&form.staged);
-        return Err(e);
-    }
+    // On failure the files staged so far are removed as `form` drops (see `Staged`).
+    read_fields(ctx, &mut multipart, &mut form).await?;
     if form.staged.is_empty() {
         return Err(if form.errors.is_empty() {
             ApiError::bad_request(
@@ -100,13 +95,13 @@ async fn read_fields(
     form: &mut Form,
 ) -> Result<(), ApiError> {
     let max_files = ctx.config.limits.max_files_per_request;
-    while let Some(field) = idle_limited(ctx, multipart.next_field()).await? {
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
         match field.name().unwrap_or("") {
             "folder" => {
-                let raw = text_field(ctx, field).await?;
+                let raw = text_field(field).await?;
                 form.folder = FolderPath::parse(raw.trim()).ok_or_else(|| invalid_folder(&raw))?;
             }
-            "alt" => form.alt = Some(text_field(ctx, field).await?).filter(|a| !a.is_empty()),
+            "alt" => form.alt = Some(text_field(field).await?).filter(|a| !a.is_empty()),
             "files" | "files[]" | "file" => {
                 if form.staged.len() + form.errors.len() >= max_files {
                     return Err(ApiError::bad_request(
@@ -130,27 +125,14 @@ async fn read_fields(
 /// Streams one file part into a new spool.
 async fn spool(ctx: &Ctx, mut field: Field<'_>) -> Result<crate::storage::Sink, ApiError> {
     let mut sink = ctx.ingest.begin().await?;
-    while let Some(chunk) = idle_limited(ctx, field.chunk()).await? {
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
         sink.write(&chunk).await?;
     }
     Ok(sink)
 }
 
-/// Awaits the next piece of the body, giving up when the client sends nothing for
-/// `server.body_idle_timeout_secs`.
-async fn idle_limited<T>(
-    ctx: &Ctx,
-    next: impl std::future::Future<Output = multer::Result<T>>,
-) -> Result<T, ApiError> {
-    let idle = Duration::from_secs(ctx.config.server.body_idle_timeout_secs);
-    match tokio::time::timeout(idle, next).await {
-        Ok(result) => result.map_err(multipart_error),
-        Err(_) => Err(ApiError::Timeout),
-    }
-}
-
-async fn text_field(ctx: &Ctx, field: Field<'_>) -> Result<String, ApiError> {
-    let text = idle_limited(ctx, field.text()).await?;
+async fn text_field(field: Field<'_>) -> Result<String, ApiError> {
+    let text = field.text().await.map_err(multipart_error)?;
     if text.chars().count() > MAX_TEXT_FIELD {
         return Err(ApiError::bad_request(
             "invalid_field",
@@ -165,6 +147,10 @@ fn multipart_error(e: multer::Error) -> ApiError {
         multer::Error::FieldSizeExceeded { limit, .. } => ApiError::TooLarge { limit },
         multer::Error::StreamSizeExceeded { limit } => ApiError::TooLarge {
             limit: limit.saturating_sub(FRAMING_ALLOWANCE),
+        },
+        multer::Error::StreamReadFailed(e) => match e.downcast::<std::io::Error>() {
+            Ok(io) => body_error(*io),
+            Err(_) => ApiError::bad_request("invalid_body", "the request body was cut short"),
         },
         other => ApiError::bad_request(
             "invalid_multipart",

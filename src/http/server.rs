@@ -1,7 +1,7 @@
-//! The accept loop: HTTP/1.1 and h2c on one listener (hyper-util's auto builder), a cap
-//! on open connections (a fast 503 past it), deadlines for a connection's first byte and
-//! for request heads, every connection watched for graceful shutdown, and one log line
-//! and metric sample per request.
+//! The accept loop: HTTP/1.1 and h2c on one listener (hyper-util's auto builder), caps on
+//! open connections (a fast 503 past them), a deadline in every state of a connection,
+//! graceful shutdown, and one log line and metric sample per request (cancelled ones
+//! included).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -12,20 +12,21 @@ use std::time::{Duration, Instant};
 use hyper::body::{Body as _, Incoming};
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::service::service_fn;
-use hyper::{Request, Response};
+use hyper::{Method, Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::Ctx;
+use super::conn::{Activity, Shutdown, ShutdownWatch};
 use super::handlers::dispatch;
 use super::handlers::ops::metrics as metrics_response;
 use super::response::{Resp, error, with_public_cors};
 use super::router::{Route, route};
 use super::slots::Slots;
+use crate::config::Server as ServerConfig;
 use crate::metrics as m;
 use crate::model::random_token;
 
@@ -36,19 +37,9 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<Output = ()>) {
     let limits = &ctx.config.server;
     let grace = Duration::from_secs(limits.shutdown_grace_secs);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(limits.header_read_timeout_secs))
-        .max_buf_size(limits.max_header_bytes);
-    builder
-        .http2()
-        .max_header_list_size(limits.max_header_bytes as u32);
-    let builder = Arc::new(builder);
-    let first_byte = Duration::from_secs(limits.header_read_timeout_secs);
+    let builder = Arc::new(builder(limits));
     let slots = Slots::new(limits.max_connections, limits.max_connections_per_client);
-    let graceful = GracefulShutdown::new();
+    let connections = Shutdown::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -62,7 +53,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<O
                         continue;
                     }
                 };
-                let permit = match slots.try_take(peer.ip()) {
+                let slot = match slots.try_take(peer.ip()) {
                     Ok(slot) => slot,
                     Err(cap) => {
                         metrics::counter!(m::HTTP_CONNECTIONS_REFUSED, "limit" => cap.label())
@@ -71,27 +62,10 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<O
                         continue;
                     }
                 };
-                let _ = stream.set_nodelay(true);
-                let ctx = ctx.clone();
-                let service = service_fn(move |req| {
-                    let ctx = ctx.clone();
-                    async move { Ok::<_, Infallible>(handle(&ctx, req).await) }
-                });
-                let (builder, watcher) = (builder.clone(), graceful.watcher());
+                let (ctx, builder, watch) = (ctx.clone(), builder.clone(), connections.watcher());
                 tokio::spawn(async move {
-                    // hyper-util picks HTTP/1 or h2c from the first bytes, and the header
-                    // timer starts only after that: a client must send something within the
-                    // same deadline, or its slot goes back.
-                    let mut first = [0u8; 1];
-                    match tokio::time::timeout(first_byte, stream.peek(&mut first)).await {
-                        Ok(Ok(n)) if n > 0 => {}
-                        _ => return, // silent, or closed: the permit is released here
-                    }
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    if let Err(e) = watcher.watch(conn.into_owned()).await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                    drop(permit);
+                    connection(stream, &builder, ctx, watch).await;
+                    drop(slot);
                 });
             }
             () = &mut shutdown => break,
@@ -100,12 +74,104 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<O
     ctx.draining.store(true, Ordering::Relaxed);
     drop(listener);
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
-    if tokio::time::timeout(grace, graceful.shutdown())
+    if tokio::time::timeout(grace, connections.run())
         .await
         .is_err()
     {
         tracing::warn!(?grace, "grace period over; closing remaining connections");
     }
+}
+
+/// HTTP/1.1 and h2c on one listener, with the limits from config.
+fn builder(limits: &ServerConfig) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(limits.header_read_timeout_secs))
+        .max_buf_size(limits.max_header_bytes);
+    let mut h2 = builder.http2();
+    h2.timer(TokioTimer::new())
+        .max_header_list_size(limits.max_header_bytes as u32);
+    if limits.http2_keep_alive_secs > 0 {
+        // A peer that does not answer a ping within the interval is gone: close.
+        let every = Duration::from_secs(limits.http2_keep_alive_secs);
+        h2.keep_alive_interval(Some(every))
+            .keep_alive_timeout(every);
+    }
+    builder
+}
+
+/// One connection, with a deadline in every state: its first byte, request heads (hyper),
+/// bodies (`body::Paced`), and idleness between requests (here, for HTTP/2 as well);
+/// shutdown lets the request in flight finish.
+async fn connection(
+    stream: TcpStream,
+    builder: &auto::Builder<TokioExecutor>,
+    ctx: Arc<Ctx>,
+    mut shutdown: ShutdownWatch,
+) {
+    let limits = &ctx.config.server;
+    let (first_byte, idle) = (limits.header_read_timeout_secs, limits.idle_timeout_secs);
+    let (first_byte, idle) = (Duration::from_secs(first_byte), Duration::from_secs(idle));
+    if !sends_within(&stream, first_byte).await {
+        return; // silent, or closed
+    }
+    let _ = stream.set_nodelay(true);
+    let activity = Activity::new();
+    let service = {
+        let (ctx, activity) = (ctx.clone(), activity.clone());
+        service_fn(move |req| {
+            let (ctx, busy) = (ctx.clone(), activity.begin());
+            async move {
+                let _in_flight = busy; // until the answer is ready
+                Ok::<_, Infallible>(handle(&ctx, req).await)
+            }
+        })
+    };
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let idle_check = tokio::time::sleep(idle);
+    tokio::pin!(idle_check);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            ended = conn.as_mut() => {
+                if let Err(e) = ended {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            () = shutdown.told(), if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+                idle_check.as_mut().reset(tokio::time::Instant::now() + idle);
+            }
+            () = &mut idle_check => {
+                if closing {
+                    // A peer that does not complete a graceful close (an HTTP/2 goodbye
+                    // waits for a ping's answer) within another idle period is dropped.
+                    return;
+                }
+                let now = tokio::time::Instant::now();
+                if let Some(later) = activity.recheck_at(now, idle) {
+                    idle_check.as_mut().reset(later);
+                } else {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                    idle_check.as_mut().reset(now + idle);
+                }
+            }
+        }
+    }
+}
+
+/// Whether a new connection sends its first byte within `deadline`. hyper-util picks
+/// HTTP/1 or h2c from the first bytes, and its header timer starts only after that.
+async fn sends_within(stream: &TcpStream, deadline: Duration) -> bool {
+    let mut first = [0u8; 1];
+    let peeked = tokio::time::timeout(deadline, stream.peek(&mut first)).await;
+    matches!(peeked, Ok(Ok(n)) if n > 0)
 }
 
 /// The separate metrics listener (`server.metrics_listen`): `GET /metrics` only.
@@ -149,11 +215,15 @@ async fn refuse(mut stream: TcpStream) {
 /// Routes, dispatches, maps errors, adds CORS to public routes, records metrics and
 /// logs one line.
 async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Resp {
-    let started = Instant::now();
-    let method = req.method().clone();
     let request_id = request_id(&req);
-    let routed = route(&method, req.uri().path());
-    let template = routed.as_ref().map_or("unmatched", Route::template);
+    let routed = route(req.method(), req.uri().path());
+    let mut outcome = Outcome {
+        started: Instant::now(),
+        method: req.method().clone(),
+        route: routed.as_ref().map_or("unmatched", Route::template),
+        request_id: request_id.clone(),
+        finished: false,
+    };
     // Every public route (and a wrong method on one) gets CORS headers.
     let public = req.uri().path().starts_with("/api/v1/public/");
     let resp: Response<_> = match routed {
@@ -161,25 +231,51 @@ async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Resp {
         Err(e) => error(&e),
     };
     let mut resp = if public { with_public_cors(resp) } else { resp };
-    resp.headers_mut().insert(REQUEST_ID, request_id.clone());
-
-    let status = resp.status().as_u16();
-    let elapsed = started.elapsed();
-    let method_label = method.as_str().to_owned();
-    metrics::counter!(m::HTTP_REQUESTS, "route" => template, "method" => method_label.clone(), "status" => status.to_string())
-        .increment(1);
-    metrics::histogram!(m::HTTP_DURATION, "route" => template, "method" => method_label)
-        .record(elapsed.as_secs_f64());
-    tracing::info!(
-        request_id = request_id.to_str().unwrap_or("-"),
-        %method,
-        route = template,
-        status,
-        bytes = resp.body().size_hint().exact(),
-        latency_us = elapsed.as_micros() as u64,
-        "request"
-    );
+    resp.headers_mut().insert(REQUEST_ID, request_id);
+    outcome.record(resp.status().as_u16(), resp.body().size_hint().exact());
     resp
+}
+
+/// One request's log line and metric samples, written when it is answered, or (as
+/// status 499, "client closed request") when the client goes away first and hyper drops
+/// the request.
+struct Outcome {
+    started: Instant,
+    method: Method,
+    route: &'static str,
+    request_id: HeaderValue,
+    finished: bool,
+}
+
+impl Outcome {
+    fn record(&mut self, status: u16, bytes: Option<u64>) {
+        self.finished = true;
+        let elapsed = self.started.elapsed();
+        let method = self.method.as_str().to_owned();
+        metrics::counter!(m::HTTP_REQUESTS, "route" => self.route, "method" => method.clone(), "status" => status.to_string())
+            .increment(1);
+        metrics::histogram!(m::HTTP_DURATION, "route" => self.route, "method" => method)
+            .record(elapsed.as_secs_f64());
+        let request_id = self.request_id.to_str().unwrap_or("-");
+        let latency_us = elapsed.as_micros() as u64;
+        let (method, route) = (&self.method, self.route);
+        if status == CLIENT_CLOSED {
+            tracing::info!(request_id, %method, route, status, latency_us, "request cancelled by the client");
+        } else {
+            tracing::info!(request_id, %method, route, status, bytes, latency_us, "request");
+        }
+    }
+}
+
+/// nginx's code for a request whose client closed the connection before the answer.
+const CLIENT_CLOSED: u16 = 499;
+
+impl Drop for Outcome {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.record(CLIENT_CLOSED, None);
+        }
+    }
 }
 
 /// The client's `X-Request-Id` when it is short and printable, else a new one.

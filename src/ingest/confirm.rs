@@ -67,6 +67,7 @@ impl Ingest {
             storage_key: key,
             created_us: now_us(),
             slot,
+            guard: None, // the object stays the presign's until the confirm commits
         };
         let item = staged.record(&c.folder, c.alt.as_deref());
         self.catalog.confirm_presign(item.clone()).await?;

@@ -9,10 +9,11 @@ use crate::model::{FolderPath, MediaRecord};
 impl Ingest {
     /// Records the staged files in `folder` with `alt` and queues their jobs; with `wait`,
     /// answers once this request's images are processed (at most the wait timeout) with
-    /// their final state. On failure the staged files are discarded.
+    /// their final state. On failure (or should this future be dropped before the commit)
+    /// the staged files are discarded.
     pub async fn record(
         &self,
-        staged: Vec<Staged>,
+        mut staged: Vec<Staged>,
         folder: &FolderPath,
         alt: Option<&str>,
         wait: bool,
@@ -38,10 +39,10 @@ impl Ingest {
             if !committed {
                 drop(done);
                 self.processing.prune_waiters(&jobs);
-                self.discard(&staged);
-                return Err(e.into());
+                return Err(e.into()); // the staged files go with their guards
             }
         }
+        staged.iter_mut().for_each(Staged::recorded);
         drop(staged); // the backlog slots: the committed jobs count in the catalog now
         if !jobs.is_empty() {
             self.processing.enqueue(jobs.clone());

@@ -19,9 +19,47 @@ pub struct Staged {
     pub created_us: u64,
     /// Raster images hold a backlog slot until the request ends.
     pub slot: Option<Reservation>,
+    /// Removes the stored file should this be dropped before its record is committed
+    /// (`None` for a presigned object, which its presign keeps).
+    pub(super) guard: Option<Unclaimed>,
+}
+
+/// A freshly stored file that no record names yet. Dropped while unclaimed (its request
+/// failed, or its client went away mid-request), it is removed as soon as the catalog has
+/// settled every write that might name it: a record committed meanwhile keeps it.
+pub(super) struct Unclaimed {
+    /// `None` once claimed.
+    key: Option<String>,
+    ingest: Ingest,
+}
+
+impl Drop for Unclaimed {
+    fn drop(&mut self) {
+        let Some(key) = self.key.take() else {
+            return;
+        };
+        // Without a runtime (the process is ending) the start-up sweep decides instead.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let ingest = self.ingest.clone();
+        runtime.spawn(async move {
+            let catalog = &ingest.catalog;
+            if catalog.barrier().await.is_ok() && matches!(catalog.owner_of_file(&key), Ok(None)) {
+                ingest.storage.discard(vec![key]);
+            }
+        });
+    }
 }
 
 impl Staged {
+    /// Its record is committed: the stored file stays.
+    pub(super) fn recorded(&mut self) {
+        if let Some(guard) = &mut self.guard {
+            guard.key = None;
+        }
+    }
+
     /// The new item this file becomes, in `folder` with `alt`.
     pub fn record(&self, folder: &FolderPath, alt: Option<&str>) -> MediaRecord {
         MediaRecord {
@@ -76,9 +114,8 @@ impl Ingest {
         };
         let created_us = now_us();
         let key = new_key(media_type, created_us);
-        let size = self
-            .storage
-            .commit(sink, key.clone(), media_type.mime())
+        let (size, guard) = self
+            .commit_new(sink, key.clone(), media_type.mime())
             .await?;
         Ok(Ok(Staged {
             filename,
@@ -88,7 +125,27 @@ impl Ingest {
             storage_key: key,
             created_us,
             slot,
+            guard: Some(guard),
         }))
+    }
+
+    /// Commits a file under a new key on a task of its own, which outlives the request:
+    /// should the request go away first, the task's answer is dropped with its guard, and
+    /// the file with it.
+    async fn commit_new(
+        &self,
+        sink: Sink,
+        key: String,
+        mime: &'static str,
+    ) -> Result<(u64, Unclaimed), IngestError> {
+        let ingest = self.clone();
+        let commit = tokio::spawn(async move {
+            let size = ingest.storage.commit(sink, key.clone(), mime).await?;
+            let key = Some(key);
+            Ok::<_, StorageError>((size, Unclaimed { key, ingest }))
+        });
+        let committed = commit.await.map_err(std::io::Error::other);
+        Ok(committed.map_err(StorageError::from)??)
     }
 
     /// Backpressure: a raster image needs a slot in the processing backlog.
@@ -135,12 +192,5 @@ impl Ingest {
             }
             other => Ok(other),
         }
-    }
-
-    /// Removes files stored for a request that then failed (they have no record; should
-    /// this not run, the start-up sweep removes them).
-    pub fn discard(&self, staged: &[Staged]) {
-        self.storage
-            .discard(staged.iter().map(|s| s.storage_key.clone()).collect());
     }
 }

@@ -5,9 +5,13 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{Result, Sink, StoredFile, SweepReport, is_valid_key, sweep_temp};
+use super::{
+    Result, Sink, StoredFile, Sweep, SweepReport, is_valid_key, modified_before, remove_if_present,
+    sweep_temp,
+};
 use crate::model::random_token;
 
+#[derive(Clone)]
 pub struct LocalStorage {
     uploads: PathBuf,
     tmp: PathBuf,
@@ -128,9 +132,10 @@ impl LocalStorage {
         }))
     }
 
-    pub(super) fn sweep(&self, is_known: &dyn Fn(&str) -> bool) -> Result<SweepReport> {
+    /// Walks `uploads/YYYY/MM/` (and the temp folder) removing what the sweep allows.
+    pub(super) fn sweep(&self, sweep: &Sweep) -> Result<SweepReport> {
         let mut report = SweepReport {
-            temp_files: sweep_temp(&self.tmp)?,
+            temp_files: sweep_temp(&self.tmp, sweep.cutoff)?,
             orphans: 0,
         };
         for year in read_dirs(&self.uploads)? {
@@ -138,8 +143,10 @@ impl LocalStorage {
                 for file in fs::read_dir(&month)? {
                     let path = file?.path();
                     let key = path.strip_prefix(&self.uploads).ok().and_then(Path::to_str);
-                    if !key.is_some_and(is_known) {
-                        fs::remove_file(&path)?;
+                    if !key.is_some_and(|k| (sweep.claims)(k))
+                        && modified_before(&path, sweep.cutoff)?
+                    {
+                        remove_if_present(&path)?;
                         report.orphans += 1;
                     }
                 }
@@ -190,29 +197,31 @@ fn read_dirs(dir: &Path) -> io::Result<Vec<PathBuf>> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{KnownFiles, Storage};
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use super::super::{Storage, Sweep};
     use super::*;
 
-    #[tokio::test]
-    async fn commit_sweep_and_delete() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let storage = Storage::Local(LocalStorage::new(dir.path()).expect("storage"));
-        let mut sink = storage.begin().await.expect("begin");
-        sink.write(b"hello").await.expect("write");
-        storage
-            .commit(sink, "2026/01/keep.txt", "text/plain")
-            .await
-            .expect("commit");
-        let mut orphan = storage.begin().await.expect("begin");
-        orphan.write(b"x").await.expect("write");
-        storage
-            .commit(orphan, "2026/01/orphan.txt", "text/plain")
-            .await
-            .expect("commit");
+    /// A storage with a committed `keep.txt` and `orphan.txt` and a temp file left by an
+    /// upload that never finished.
+    async fn storage_with_leftovers(dir: &Path) -> Storage {
+        let storage = Storage::Local(LocalStorage::new(dir).expect("storage"));
+        for (key, bytes) in [
+            ("2026/01/keep.txt", &b"hello"[..]),
+            ("2026/01/orphan.txt", b"x"),
+        ] {
+            let mut sink = storage.begin().await.expect("begin");
+            sink.write(bytes).await.expect("write");
+            storage
+                .commit(sink, key, "text/plain")
+                .await
+                .expect("commit");
+        }
         let mut small = storage.begin().await.expect("begin");
         small.write(b"small").await.expect("write");
         assert_eq!(
-            fs::read_dir(dir.path().join("tmp")).expect("tmp").count(),
+            fs::read_dir(dir.join("tmp")).expect("tmp").count(),
             0,
             "a small upload stays in memory until it is committed"
         );
@@ -220,35 +229,57 @@ mod tests {
         let mut abandoned = storage.begin().await.expect("begin");
         abandoned.write(&[7; 300 * 1024]).await.expect("write"); // past the spill size
         std::mem::forget(abandoned); // a crash mid-upload leaves a temp file
+        storage
+    }
 
-        let known = KnownFiles::new(["2026/01/keep.txt".to_owned()].into(), []);
-        let report = storage.sweep(&known).expect("sweep");
+    #[tokio::test]
+    async fn the_sweep_removes_unclaimed_files_older_than_its_cutoff() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = storage_with_leftovers(dir.path()).await;
+        let claims: super::super::Claims = Arc::new(|key: &str| key == "2026/01/keep.txt");
+        let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        let young = Sweep {
+            claims: claims.clone(),
+            cutoff: hour_ago,
+        };
+        let report = storage.sweep(young).await.expect("sweep");
         assert_eq!(
             report,
-            SweepReport {
-                temp_files: 1,
-                orphans: 1
-            }
+            SweepReport::default(),
+            "files younger than the grace period may belong to a request in progress"
         );
-        let kept = storage
-            .open("2026/01/keep.txt")
+        let cutoff = SystemTime::now() + Duration::from_secs(1);
+        let report = storage
+            .sweep(Sweep { claims, cutoff })
             .await
-            .expect("open")
-            .expect("exists");
-        assert_eq!(kept.len, 5);
-        assert!(
-            storage
-                .open("2026/01/orphan.txt")
-                .await
-                .expect("open")
-                .is_none()
-        );
+            .expect("sweep");
+        let expected = SweepReport {
+            temp_files: 1,
+            orphans: 1,
+        };
+        assert_eq!(report, expected);
+        let kept = storage.open("2026/01/keep.txt").await.expect("open");
+        assert_eq!(kept.expect("exists").len, 5);
+        let orphan = storage.open("2026/01/orphan.txt").await.expect("open");
+        assert!(orphan.is_none());
+    }
 
+    #[tokio::test]
+    async fn deletes_are_idempotent_and_keys_stay_inside_uploads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = storage_with_leftovers(dir.path()).await;
         storage.delete("2026/01/keep.txt").await.expect("delete");
         storage
             .delete("2026/01/keep.txt")
             .await
             .expect("deleting twice is fine");
+        assert!(
+            storage
+                .open("2026/01/keep.txt")
+                .await
+                .expect("open")
+                .is_none()
+        );
         assert!(storage.open("../etc/passwd").await.is_err());
     }
 

@@ -11,8 +11,8 @@ mod local;
 mod s3;
 mod sink;
 
-use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 pub use key::{FileUrls, is_valid_key};
@@ -49,7 +49,19 @@ pub struct StoredFile {
     pub modified: SystemTime,
 }
 
-/// What the start-up sweep removed.
+/// Whether the catalog still wants a stored file (see `CatalogHandle::claims`).
+pub type Claims = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// One orphan sweep: temp files and stored files the catalog does not claim are removed
+/// when they were last modified before `cutoff` (younger ones may belong to a request
+/// still in progress).
+#[derive(Clone)]
+pub struct Sweep {
+    pub claims: Claims,
+    pub cutoff: SystemTime,
+}
+
+/// What a sweep removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SweepReport {
     pub temp_files: usize,
@@ -131,11 +143,15 @@ impl Storage {
         }
     }
 
-    /// Removes temp files and stored files that `known` does not claim.
-    pub fn sweep(&self, known: &KnownFiles) -> Result<SweepReport> {
+    /// Removes temp files and unclaimed stored files older than the sweep's cutoff.
+    pub async fn sweep(&self, sweep: Sweep) -> Result<SweepReport> {
         match self {
-            Self::Local(l) => l.sweep(&|key| known.contains(key)),
-            Self::S3(s) => s.sweep(),
+            Self::Local(l) => {
+                let local = l.clone();
+                let walk = tokio::task::spawn_blocking(move || local.sweep(&sweep));
+                walk.await.map_err(std::io::Error::other)?
+            }
+            Self::S3(s) => s.sweep(&sweep).await,
         }
     }
 
@@ -167,58 +183,34 @@ impl Storage {
     }
 }
 
-/// What the start-up sweep must keep: files a record names, files still queued for
-/// deletion, and files sharing an item's stem (the variants a running job may be writing).
-#[derive(Debug, Default)]
-pub struct KnownFiles {
-    files: BTreeSet<String>,
-    stems: BTreeSet<String>,
-}
-
-impl KnownFiles {
-    pub fn new(recorded: BTreeSet<String>, queued: impl IntoIterator<Item = String>) -> Self {
-        let stems = recorded
-            .iter()
-            .map(|k| key::key_stem(k).to_owned())
-            .collect();
-        let mut files = recorded;
-        files.extend(queued);
-        Self { files, stems }
-    }
-
-    pub fn contains(&self, key: &str) -> bool {
-        self.files.contains(key) || self.stems.contains(key::key_stem(key))
-    }
-}
-
-/// Removes every file in the temp folder (left by a crash mid-upload); returns the count.
-fn sweep_temp(tmp: &Path) -> Result<usize> {
+/// Removes the temp files (uploads in progress or left by a crash) last modified before
+/// `cutoff`; returns the count.
+fn sweep_temp(tmp: &Path, cutoff: SystemTime) -> Result<usize> {
     let mut removed = 0;
     for entry in std::fs::read_dir(tmp)? {
-        std::fs::remove_file(entry?.path())?;
-        removed += 1;
+        let path = entry?.path();
+        if modified_before(&path, cutoff)? {
+            remove_if_present(&path)?;
+            removed += 1;
+        }
     }
     Ok(removed)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Whether a file was last modified before `cutoff`; one already gone (a request
+/// finished with it meanwhile) is not.
+fn modified_before(path: &Path, cutoff: SystemTime) -> std::io::Result<bool> {
+    match std::fs::metadata(path) {
+        Ok(meta) => Ok(meta.modified()? < cutoff),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
 
-    #[test]
-    fn known_files_keep_records_queued_deletes_and_variants_of_recorded_items() {
-        let recorded = BTreeSet::from(["2026/01/abc.jpg".to_owned()]);
-        let known = KnownFiles::new(recorded, ["2026/01/gone.pdf".to_owned()]);
-        assert!(known.contains("2026/01/abc.jpg"));
-        assert!(
-            known.contains("2026/01/abc-400.webp"),
-            "a variant being written"
-        );
-        assert!(known.contains("2026/01/gone.pdf"));
-        assert!(!known.contains("2026/01/abcd.jpg"));
-        assert!(
-            !known.contains("2026/01/gone-150.webp"),
-            "queued files keep no variants"
-        );
+/// Removes a file; one already gone is fine.
+fn remove_if_present(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }

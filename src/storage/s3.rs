@@ -5,9 +5,10 @@
 //! or public bucket), so this server never serves them itself.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
 use object_store::signer::{HeaderValue, Method, SignedUrlOptions, Signer};
@@ -17,8 +18,8 @@ use object_store::{
 };
 use tokio::io::AsyncReadExt;
 
-use super::key::{is_valid_key, object_key};
-use super::{Result, Sink, StorageError, SweepReport, sweep_temp};
+use super::key::{is_valid_key, key_of, object_key};
+use super::{Result, Sink, StorageError, Sweep, SweepReport, sweep_temp};
 use crate::config::S3Config;
 
 /// Files up to this size go up in one PUT; larger ones as a multipart upload of parts
@@ -26,11 +27,16 @@ use crate::config::S3Config;
 const PART_BYTES: usize = 8 * 1024 * 1024;
 /// Parts of one upload in flight at once.
 const PART_CONCURRENCY: usize = 4;
+/// Objects one orphan sweep lists at most, and how fast it deletes.
+const SWEEP_LISTED: usize = 100_000;
+const SWEEP_DELETES_PER_SEC: u32 = 50;
 
 pub struct S3Storage {
     store: Arc<AmazonS3>,
     prefix: String,
     tmp: PathBuf,
+    /// Where the next orphan sweep resumes its listing (`None`: from the start).
+    sweep_resume: Mutex<Option<ObjectPath>>,
 }
 
 /// What a HEAD of an object says.
@@ -63,6 +69,7 @@ impl S3Storage {
             store: Arc::new(store),
             prefix: config.prefix.trim_matches('/').to_owned(),
             tmp,
+            sweep_resume: Mutex::new(None),
         })
     }
 
@@ -153,7 +160,6 @@ impl S3Storage {
 
     /// Downloads an object into a new temp file (to sniff and probe it like an upload).
     pub async fn fetch(&self, key: &str) -> Result<Option<Sink>> {
-        use futures_util::StreamExt;
         let got = match self.store.get(&self.path(key)?).await {
             Ok(got) => got,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -199,15 +205,51 @@ impl S3Storage {
         }
     }
 
-    /// Only temp files: listing a whole bucket at every start would not scale. Objects
-    /// without a record (a crash between the PUT and the catalog commit, or presigned
-    /// uploads never confirmed) are removed by the presign sweep or stay; see the README.
-    pub(super) fn sweep(&self) -> Result<SweepReport> {
-        Ok(SweepReport {
-            temp_files: sweep_temp(&self.tmp)?,
+    /// Removes temp files and unclaimed objects under the prefix, older than the cutoff.
+    /// Each run lists at most `SWEEP_LISTED` objects, resuming after the last one the
+    /// previous run saw (so a large bucket is covered over several runs), and removes at
+    /// most `SWEEP_DELETES_PER_SEC` objects a second. Objects that are not ours (not a
+    /// server-made key) are never touched.
+    pub(super) async fn sweep(&self, sweep: &Sweep) -> Result<SweepReport> {
+        let tmp = self.tmp.clone();
+        let cutoff = sweep.cutoff;
+        let temp = tokio::task::spawn_blocking(move || sweep_temp(&tmp, cutoff));
+        let mut report = SweepReport {
+            temp_files: temp.await.map_err(std::io::Error::other)??,
             orphans: 0,
-        })
+        };
+        let prefix = (!self.prefix.is_empty()).then(|| ObjectPath::from(self.prefix.as_str()));
+        let resume = self.sweep_resume.lock().expect("sweep cursor").take();
+        let mut listing = match &resume {
+            Some(after) => self.store.list_with_offset(prefix.as_ref(), after),
+            None => self.store.list(prefix.as_ref()),
+        }
+        .take(SWEEP_LISTED);
+        let cutoff_secs = unix_secs(sweep.cutoff);
+        let mut pace = tokio::time::interval(Duration::from_secs(1) / SWEEP_DELETES_PER_SEC);
+        let (mut listed, mut last) = (0, None);
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(remote)?;
+            listed += 1;
+            let key = key_of(&self.prefix, meta.location.as_ref());
+            if let Some(key) = key.filter(|k| !(sweep.claims)(k))
+                && meta.last_modified.timestamp() < cutoff_secs
+            {
+                pace.tick().await;
+                self.delete(key).await?;
+                report.orphans += 1;
+            }
+            last = Some(meta.location);
+        }
+        // A full batch may have more behind it: the next run starts after it.
+        *self.sweep_resume.lock().expect("sweep cursor") = last.filter(|_| listed == SWEEP_LISTED);
+        Ok(report)
     }
+}
+
+fn unix_secs(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn attributes(mime: &str, immutable: bool) -> Attributes {

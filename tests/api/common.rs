@@ -131,11 +131,45 @@ impl TestServer {
     /// Every stored file, as `YYYY/MM/<name>` keys: under `<data_dir>/uploads`, or under
     /// this server's prefix in the bucket.
     pub async fn stored_files(&self) -> Vec<String> {
-        let StorageConfig::S3(s3) = &self.storage else {
+        let Some((store, prefix)) = self.bucket() else {
             return stored_files(self.dir.path());
         };
         use futures_util::TryStreamExt;
         use object_store::ObjectStore;
+        let objects: Vec<_> = store
+            .list(Some(&object_store::path::Path::from(prefix.as_str())))
+            .try_collect()
+            .await
+            .expect("list bucket");
+        let mut keys: Vec<String> = objects
+            .iter()
+            .map(|o| o.location.as_ref()[prefix.len() + 1..].to_owned())
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Stores a file behind the server's back (as a crash or a lost request would leave
+    /// it), under `key` on disk or in the bucket.
+    pub async fn plant(&self, key: &str, bytes: &[u8]) {
+        let Some((store, prefix)) = self.bucket() else {
+            let path = self.dir.path().join("uploads").join(key);
+            std::fs::create_dir_all(path.parent().expect("folder")).expect("mkdir");
+            return std::fs::write(path, bytes).expect("plant");
+        };
+        use object_store::ObjectStoreExt;
+        let location = object_store::path::Path::from(format!("{prefix}/{key}"));
+        store
+            .put(&location, bytes.to_vec().into())
+            .await
+            .expect("plant in the bucket");
+    }
+
+    /// A client of the test bucket and this server's prefix there (S3 servers only).
+    fn bucket(&self) -> Option<(object_store::aws::AmazonS3, String)> {
+        let StorageConfig::S3(s3) = &self.storage else {
+            return None;
+        };
         let store = object_store::aws::AmazonS3Builder::new()
             .with_endpoint(s3.endpoint.clone().expect("endpoint"))
             .with_allow_http(true)
@@ -145,18 +179,7 @@ impl TestServer {
             .with_secret_access_key(s3.secret_access_key.as_ref().expect("secret").expose())
             .build()
             .expect("s3 client");
-        let prefix = object_store::path::Path::from(s3.prefix.as_str());
-        let objects: Vec<_> = store
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .expect("list bucket");
-        let mut keys: Vec<String> = objects
-            .iter()
-            .map(|o| o.location.as_ref()[s3.prefix.len() + 1..].to_owned())
-            .collect();
-        keys.sort();
-        keys
+        Some((store, s3.prefix.clone()))
     }
 
     /// Stops the app gracefully and hands back its data dir.
@@ -399,6 +422,16 @@ pub fn header(resp: &Response, name: &str) -> Option<String> {
     resp.headers()
         .get(name)
         .map(|v| v.to_str().expect("ascii header").to_owned())
+}
+
+/// The value of one sample line `name{labels} value` in a Prometheus scrape.
+pub fn sample(scrape: &str, name_and_labels: &str) -> Option<f64> {
+    scrape.lines().find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        (series == name_and_labels)
+            .then(|| value.parse().ok())
+            .flatten()
+    })
 }
 
 /// Every file under `<data_dir>/uploads`, relative.

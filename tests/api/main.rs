@@ -11,6 +11,7 @@ mod files;
 mod folders;
 mod hostile;
 mod items;
+mod leftovers;
 mod listing;
 mod ops;
 mod processing;

@@ -6,17 +6,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::common::{Binary, TestServer, header};
-
-/// The value of one sample line `name{labels} value` in a Prometheus scrape.
-fn sample(scrape: &str, name_and_labels: &str) -> Option<f64> {
-    scrape.lines().find_map(|line| {
-        let (series, value) = line.rsplit_once(' ')?;
-        (series == name_and_labels)
-            .then(|| value.parse().ok())
-            .flatten()
-    })
-}
+use crate::common::{Binary, TestServer, header, sample};
 
 #[tokio::test]
 async fn metrics_count_a_known_sequence_of_requests() {

@@ -8,14 +8,11 @@ pub mod presign;
 mod public;
 pub mod views;
 
-use std::time::Duration;
-
-use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde_json::{Map, Value};
 
+use super::body::Paced;
 use super::response::{Resp, json, preflight};
 use super::router::Route;
 use super::{Ctx, files};
@@ -48,32 +45,14 @@ pub async fn dispatch(ctx: &Ctx, route: Route, req: Request<Incoming>) -> Result
     }
 }
 
-/// Reads a JSON object body of at most `limits.max_json_bytes`, which must arrive within
-/// `server.body_idle_timeout_secs` (else 408, as a stalled upload gets).
+/// Reads a JSON object body of at most `limits.max_json_bytes`, under the deadlines every
+/// body has (see `body::Paced`).
 pub async fn read_json_object(
     ctx: &Ctx,
     req: Request<Incoming>,
 ) -> Result<Map<String, Value>, ApiError> {
-    let limit = ctx.config.limits.max_json_bytes;
-    let deadline = Duration::from_secs(ctx.config.server.body_idle_timeout_secs);
-    let collect = Limited::new(req.into_body(), limit).collect();
-    let Ok(collected) = tokio::time::timeout(deadline, collect).await else {
-        return Err(ApiError::Timeout);
-    };
-    let bytes: Bytes = match collected {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(ApiError::TooLarge {
-                limit: limit as u64,
-            });
-        }
-        Err(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_body",
-                "the request body was cut short",
-            ));
-        }
-    };
+    let body = Paced::new(req.into_body(), &ctx.config.server);
+    let bytes = body.collect(ctx.config.limits.max_json_bytes).await?;
     match serde_json::from_slice(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(ApiError::bad_request(

@@ -1,0 +1,163 @@
+//! Bookkeeping for one connection's life, apart from hyper: whether a request is in
+//! flight and since when it has been idle (the idle deadline, which hyper has for HTTP/1
+//! keep-alive but not for HTTP/2), and the shutdown signal every connection watches
+//! (mini-redis's pattern: a watch channel to tell, a sender clone per connection to
+//! count those still open).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+/// Requests in flight on a connection and when the last one ended.
+#[derive(Debug)]
+pub struct Activity {
+    opened: Instant,
+    in_flight: AtomicUsize,
+    /// Milliseconds from `opened` to the end of the last request.
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            opened: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            last_ms: AtomicU64::new(0),
+        })
+    }
+
+    /// Marks a request in flight until the guard drops.
+    pub fn begin(self: &Arc<Self>) -> Busy {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        Busy(self.clone())
+    }
+
+    /// How long the connection has been without a request at `now`; `None` while one is
+    /// in flight. (A response body still streaming is not a request in flight: a graceful
+    /// shutdown lets it finish.)
+    pub fn idle_at(&self, now: Instant) -> Option<Duration> {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        let last = self.opened + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        Some(now.saturating_duration_since(last))
+    }
+
+    /// When to look again at a connection idle for `timeout` at most, or `None` once it
+    /// has been idle that long.
+    pub fn recheck_at(&self, now: Instant, timeout: Duration) -> Option<Instant> {
+        match self.idle_at(now) {
+            Some(quiet) if quiet >= timeout => None,
+            quiet => Some(now + timeout - quiet.unwrap_or_default()),
+        }
+    }
+}
+
+/// A request in flight; see `Activity::begin`.
+pub struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let a = &self.0;
+        let ms = a.opened.elapsed().as_millis() as u64;
+        a.last_ms.fetch_max(ms, Ordering::Relaxed);
+        a.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The server's side: tells every connection to finish, then waits for them.
+pub struct Shutdown {
+    tell: watch::Sender<bool>,
+    open: mpsc::Sender<()>,
+    closed: mpsc::Receiver<()>,
+}
+
+/// A connection's side: the signal, and (by being held) one count of open connections.
+#[derive(Clone)]
+pub struct ShutdownWatch {
+    told: watch::Receiver<bool>,
+    _open: mpsc::Sender<()>,
+}
+
+impl Shutdown {
+    pub fn new() -> Self {
+        let (tell, _) = watch::channel(false);
+        let (open, closed) = mpsc::channel(1);
+        Self { tell, open, closed }
+    }
+
+    pub fn watcher(&self) -> ShutdownWatch {
+        ShutdownWatch {
+            told: self.tell.subscribe(),
+            _open: self.open.clone(),
+        }
+    }
+
+    /// Tells every connection to finish and returns once all have closed.
+    pub async fn run(self) {
+        let Self {
+            tell,
+            open,
+            mut closed,
+        } = self;
+        let _ = tell.send(true);
+        drop(open);
+        // Every watcher holds a sender: `None` comes when the last one is dropped.
+        let _ = closed.recv().await;
+    }
+}
+
+impl ShutdownWatch {
+    /// Resolves once shutdown has begun.
+    pub async fn told(&mut self) {
+        let _ = self.told.wait_for(|&told| told).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_time_counts_from_the_end_of_the_last_request_and_not_during_one() {
+        let activity = Activity::new();
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(
+            activity.idle_at(Instant::now()),
+            Some(Duration::from_secs(5))
+        );
+        let busy = activity.begin();
+        tokio::time::advance(Duration::from_secs(100)).await;
+        assert_eq!(activity.idle_at(Instant::now()), None);
+        drop(busy);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let now = Instant::now();
+        assert_eq!(activity.idle_at(now), Some(Duration::from_secs(2)));
+        let timeout = Duration::from_secs(10);
+        assert_eq!(
+            activity.recheck_at(now, timeout),
+            Some(now + Duration::from_secs(8))
+        );
+        tokio::time::advance(Duration::from_secs(8)).await;
+        assert_eq!(activity.recheck_at(Instant::now(), timeout), None);
+    }
+
+    #[tokio::test]
+    async fn shutdown_waits_for_every_watcher_and_each_is_told() {
+        let shutdown = Shutdown::new();
+        let mut watchers: Vec<ShutdownWatch> = (0..3).map(|_| shutdown.watcher()).collect();
+        let told = tokio::spawn(async move {
+            for w in &mut watchers {
+                w.told().await;
+            }
+            drop(watchers);
+        });
+        tokio::time::timeout(Duration::from_secs(5), shutdown.run())
+            .await
+            .expect("shutdown finished once every watcher was dropped");
+        told.await.expect("every watcher was told");
+    }
+}

@@ -1,0 +1,185 @@
+//! Nothing left behind by a client that goes away: an upload whose connection is reset
+//! after its body leaves no file without a record, and the periodic sweep removes files
+//! no record names (on disk and in the bucket) once they are older than the grace period.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+
+use crate::common::{TestServer, fixture};
+
+/// Bounded waits around cleanup that happens in the background.
+const WITHIN: Duration = Duration::from_secs(20);
+
+/// Storage keys of every item's original.
+async fn recorded_originals(s: &TestServer) -> BTreeSet<String> {
+    let page = s.get_json("/api/v1/media?limit=100").await;
+    page["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(item_key)
+        .collect()
+}
+
+/// `2026/12/<token>.jpg` from an item's `url` (local `/uploads/...` or the bucket's).
+fn item_key(item: &Value) -> String {
+    let url = item["url"].as_str().expect("url");
+    let parts: Vec<&str> = url.rsplitn(4, '/').collect();
+    format!("{}/{}/{}", parts[2], parts[1], parts[0])
+}
+
+/// Stored originals (variants are `<token>-<width>.webp`).
+async fn stored_originals(s: &TestServer) -> BTreeSet<String> {
+    s.stored_files()
+        .await
+        .into_iter()
+        .filter(|k| !k.rsplit('/').next().unwrap_or_default().contains('-'))
+        .collect()
+}
+
+/// A whole multipart upload request for `bytes`, ready to write to a socket.
+fn raw_upload(key: &str, filename: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut body = format!(
+        "--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{filename}\"\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(b"\r\n--b--\r\n");
+    let mut req = format!(
+        "POST /api/v1/media HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend(body);
+    req
+}
+
+#[tokio::test]
+async fn uploads_whose_client_resets_after_the_body_leave_no_orphans() {
+    let s = TestServer::spawn().await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let files = [
+        (
+            "a.jpg",
+            fixture("jpeg/colorfulcups_2560x1600_progressive_gps.jpg"),
+        ),
+        ("b.pdf", fixture("pdf/ltnews18_1page.pdf")),
+        ("c.png", fixture("png/spacefun_2048x1542_palette.png")),
+    ];
+    for round in 0..30 {
+        let (name, bytes) = &files[round % files.len()];
+        let mut conn = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        conn.write_all(&raw_upload(&s.write_key, name, bytes))
+            .await
+            .expect("write");
+        // Gone at once, with a reset: whatever the server was doing is abandoned.
+        tokio::time::sleep(Duration::from_millis((round % 6) as u64 * 3)).await;
+        conn.set_zero_linger().expect("linger");
+        drop(conn);
+    }
+    let settled = tokio::time::timeout(WITHIN, async {
+        loop {
+            let (stored, recorded) = (stored_originals(&s).await, recorded_originals(&s).await);
+            if stored.is_subset(&recorded) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    let orphans: Vec<String> = stored_originals(&s)
+        .await
+        .difference(&recorded_originals(&s).await)
+        .cloned()
+        .collect();
+    assert!(settled.is_ok(), "files without a record: {orphans:?}");
+}
+
+async fn the_sweep_removes_unclaimed_files_and_keeps_the_rest(s: TestServer) {
+    let item = s.upload_one("jpeg/hopper_128x128.jpg", &[]).await;
+    let id = item["id"].as_str().expect("id");
+    assert_eq!(s.until_processed(id).await["status"], "ready");
+    let kept: BTreeSet<String> = s.stored_files().await.into_iter().collect();
+    s.plant("2026/01/orphanorphanorphan0.jpg", b"left behind")
+        .await;
+    s.plant("2026/01/orphanorphanorphan0-400.webp", b"its variant")
+        .await;
+    let swept = tokio::time::timeout(WITHIN, async {
+        loop {
+            let now: BTreeSet<String> = s.stored_files().await.into_iter().collect();
+            if now == kept {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert!(swept.is_ok(), "left: {:?}", s.stored_files().await);
+    let resp = s
+        .get(&format!("/api/v1/media/{id}"), Some(&s.read_key))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+fn sweep_often(c: &mut darkroom::config::Config) {
+    c.maintenance.orphan_sweep_secs = 1;
+    c.maintenance.orphan_grace_secs = 2;
+}
+
+#[tokio::test]
+async fn the_sweep_removes_unclaimed_files_on_disk() {
+    let s = TestServer::spawn_with(sweep_often).await;
+    the_sweep_removes_unclaimed_files_and_keeps_the_rest(s).await;
+}
+
+#[tokio::test]
+async fn the_sweep_removes_unclaimed_objects_in_the_bucket() {
+    let s3 = crate::common::s3_config(&crate::common::unique_prefix());
+    let s = TestServer::spawn_with(move |c| {
+        sweep_often(c);
+        c.storage = darkroom::config::StorageConfig::S3(s3);
+    })
+    .await;
+    the_sweep_removes_unclaimed_files_and_keeps_the_rest(s).await;
+}
+
+#[tokio::test]
+async fn young_files_are_left_for_a_later_sweep() {
+    let s = TestServer::spawn_with(|c| {
+        c.maintenance.orphan_sweep_secs = 1;
+        c.maintenance.orphan_grace_secs = 3600;
+    })
+    .await;
+    // Serving means the start-up sweep (which spares nothing unclaimed) is over.
+    assert_eq!(s.get("/healthz", None).await.status(), StatusCode::OK);
+    s.plant("2026/01/youngyoungyoungyoung.jpg", b"in progress?")
+        .await;
+    let old = "2026/01/oldoldoldoldoldoldol.jpg";
+    s.plant(old, b"long gone").await;
+    let path = s.dir.path().join("uploads").join(old);
+    let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
+    std::fs::File::options()
+        .append(true)
+        .open(&path)
+        .and_then(|f| f.set_modified(two_hours_ago))
+        .expect("backdate");
+    let swept = tokio::time::timeout(WITHIN, async {
+        while path.exists() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert!(swept.is_ok(), "the old orphan was not swept");
+    assert_eq!(
+        s.stored_files().await,
+        ["2026/01/youngyoungyoungyoung.jpg"],
+        "the young one stays until it is older than the grace period"
+    );
+}
