@@ -1,7 +1,7 @@
 # Darkroom's front door. `make run` serves on the embedded defaults; `make test` is what CI runs.
 CARGO ?= cargo
 
-.PHONY: run test lint bench bench-compare build fmt tools s3-up s3-down loadtest perf openapi
+.PHONY: run test lint bench bench-compare build fmt tools s3-up s3-down loadtest perf openapi fuzz crash-test slow-clients
 
 # Root installs directly; anyone else through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -15,13 +15,27 @@ build:
 # The S3 suite runs against a real S3 server (SeaweedFS) on loopback, started here and
 # stopped by PID afterwards, pass or fail.
 S3_PORT ?= 18333
-# Then the contract from outside: the document validated, schemathesis and the explorer
-# in Chromium against the real binary (scripts/contract-checks.sh).
+# Then crash rounds against the debug binary the tests built (scripts/crash-test.py), and
+# the contract from outside: the document validated, schemathesis and the explorer in
+# Chromium against the real binary (scripts/contract-checks.sh).
 test: tools
 	@S3_PORT=$(S3_PORT) scripts/s3-local.sh start
 	@S3_TEST_ENDPOINT=http://127.0.0.1:$(S3_PORT) $(CARGO) test --workspace --all-targets; \
 		status=$$?; scripts/s3-local.sh stop; exit $$status
+	python3 scripts/crash-test.py --rounds 3
 	scripts/contract-checks.sh
+
+# SIGKILL at random moments under concurrent uploads, PATCH, DELETE and folder changes;
+# after each restart every acknowledged effect must hold (CRASH_ROUNDS, default 20).
+crash-test:
+	$(CARGO) build
+	python3 scripts/crash-test.py
+
+# 1,000 silent or slow connections and 200 trickling uploads next to normal clients,
+# against the release binary (loadtest/slow_clients.py; SLOW_SECONDS, default 30).
+slow-clients:
+	$(CARGO) build --release
+	python3 loadtest/slow_clients.py
 
 # A local S3-compatible server for development (see config/s3.example.toml).
 s3-up:
@@ -45,6 +59,12 @@ tools:
 # Rewrites the checked-in contract from the code (a test fails while it is stale).
 openapi:
 	$(CARGO) run --quiet -- openapi > openapi.json
+
+# Every parser under cargo fuzz for FUZZ_SECS each (default 60; FUZZ_RUNS to stop a target
+# after that many executions); FUZZ_TARGET="a b" for some.
+# Needs nightly (or RUSTC_BOOTSTRAP=1); installs cargo-fuzz when missing. Not part of `test`.
+fuzz:
+	scripts/fuzz.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
