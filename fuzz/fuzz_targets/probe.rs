@@ -11,7 +11,12 @@ use libfuzzer_sys::fuzz_target;
 const LIMIT: u64 = 100_000_000;
 
 fuzz_target!(|data: &[u8]| {
-    for kind in [MediaType::Jpeg, MediaType::Png, MediaType::Gif, MediaType::Webp] {
+    for kind in [
+        MediaType::Jpeg,
+        MediaType::Png,
+        MediaType::Gif,
+        MediaType::Webp,
+    ] {
         if let Ok(d) = raster_dimensions(kind, &mut Cursor::new(data), LIMIT) {
             assert!(d.width > 0 && d.height > 0);
             assert!(u64::from(d.width) * u64::from(d.height) <= LIMIT);

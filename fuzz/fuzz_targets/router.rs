@@ -8,7 +8,14 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: (u8, &str)| {
     let (m, path) = input;
-    let methods = [Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::OPTIONS, Method::HEAD];
+    let methods = [
+        Method::GET,
+        Method::POST,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+        Method::HEAD,
+    ];
     let method = &methods[usize::from(m) % methods.len()];
     if let Ok(r) = route(method, path) {
         let template = r.template();

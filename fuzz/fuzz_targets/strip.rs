@@ -23,6 +23,10 @@ fuzz_target!(|data: &[u8]| {
         };
         let after = image::load_from_memory_with_format(&out, format)
             .expect("a stripped image that decoded before still decodes");
-        assert_eq!(before.to_rgba8().as_raw(), after.to_rgba8().as_raw(), "{kind:?}");
+        assert_eq!(
+            before.to_rgba8().as_raw(),
+            after.to_rgba8().as_raw(),
+            "{kind:?}"
+        );
     }
 });
