@@ -5,15 +5,17 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 
 use crate::actors::{self, StartError};
 use crate::catalog::{Catalog, CatalogError, keys};
-use crate::config::{Config, StorageConfig};
+use crate::config::Config;
+use crate::health::Health;
 use crate::http::{Ctx, server};
 use crate::ingest::Ingest;
-use crate::maintenance::{self, RecoveryError};
+use crate::maintenance::{self, RecoveryError, Upkeep};
 use crate::model::Scope;
 use crate::storage::{FileUrls, Storage, StorageError};
 
@@ -50,36 +52,33 @@ pub async fn run(
     let handles = actors::start(catalog, storage, &config).await?;
     maintenance::recover(&handles.catalog, &handles.storage).await?;
     let metrics = crate::metrics::install();
-    let presigns = matches!(config.storage, StorageConfig::S3(_));
-    let periodic = maintenance::start(
-        &handles.catalog,
-        &handles.storage,
-        &metrics,
-        &config.maintenance,
-        presigns,
-    );
+    let health = Arc::new(Health::new(
+        &config.data_dir,
+        config.limits.min_free_bytes,
+        Duration::from_secs(3 * config.server.readiness_timeout_secs),
+    ));
+    let periodic = maintenance::start(Upkeep {
+        catalog: &handles.catalog,
+        storage: &handles.storage,
+        metrics: &metrics,
+        health: &health,
+        config: &config,
+    });
     let metrics_server = match config.server.metrics_listen {
-        Some(addr) => {
-            let listener = TcpListener::bind(addr).await?;
-            tracing::info!(metrics_addr = %listener.local_addr()?, "serving /metrics on its own listener");
-            Some(tokio::spawn(server::serve_metrics(
-                listener,
-                metrics.clone(),
-            )))
-        }
+        Some(addr) => Some(metrics_listener(addr, &metrics).await?),
         None => None,
     };
-
     tracing::info!(addr = %listener.local_addr()?, data_dir = %config.data_dir.display(), "serving");
     let ctx = Arc::new(Ctx {
         catalog: handles.catalog.clone(),
         storage: handles.storage.clone(),
         processing: handles.processing.clone(),
-        ingest: Ingest::new(&handles, &config),
+        ingest: Ingest::new(&handles, &config, health.clone()),
         urls: FileUrls::new(&config.storage),
         config: Arc::new(config),
         metrics,
         draining: AtomicBool::new(false),
+        health,
     });
     server::serve(listener, ctx, shutdown).await;
     drop(periodic);
@@ -89,6 +88,19 @@ pub async fn run(
     handles.stop().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Serves `/metrics` alone on `addr` (`server.metrics_listen`).
+async fn metrics_listener(
+    addr: std::net::SocketAddr,
+    metrics: &metrics_exporter_prometheus::PrometheusHandle,
+) -> Result<tokio::task::JoinHandle<()>, AppError> {
+    let listener = TcpListener::bind(addr).await?;
+    tracing::info!(metrics_addr = %listener.local_addr()?, "serving /metrics on its own listener");
+    Ok(tokio::spawn(server::serve_metrics(
+        listener,
+        metrics.clone(),
+    )))
 }
 
 async fn open_catalog(config: &Config) -> Result<Catalog, AppError> {

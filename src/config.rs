@@ -74,6 +74,8 @@ pub struct Limits {
     pub max_files_per_request: usize,
     pub max_json_bytes: usize,
     pub max_image_pixels: u64,
+    /// Uploads are refused (507) while the data dir has fewer free bytes than this.
+    pub min_free_bytes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -94,6 +96,9 @@ pub struct Server {
     /// Open connections one client address may have; 0 = no such cap (behind a proxy).
     pub max_connections_per_client: usize,
     pub max_header_bytes: usize,
+    /// Each readiness check (storage, catalog) must answer within this; `/readyz`
+    /// answers at once from the last checks.
+    pub readiness_timeout_secs: u64,
     /// When set, `/metrics` is served only here, not on `listen`.
     #[serde(default)]
     pub metrics_listen: Option<SocketAddr>,
@@ -106,6 +111,8 @@ pub struct Admin {
 }
 
 /// Where files live. A closed set, chosen by `type`.
+// Read once at start-up and never moved around in bulk: boxing the S3 settings buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum StorageConfig {
@@ -145,6 +152,16 @@ pub struct S3Config {
     /// How long a presigned upload URL stays valid.
     #[serde(default = "default_presign_expiry")]
     pub presign_expiry_secs: u64,
+    /// Deadlines of every call to the store: connecting, one request, and one operation
+    /// with its retries (at most `max_retries` of them).
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u64,
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_secs: u64,
+    #[serde(default = "default_retry_timeout")]
+    pub retry_timeout_secs: u64,
+    #[serde(default = "default_max_retries")]
+    pub max_retries: usize,
 }
 
 fn default_region() -> String {
@@ -157,6 +174,22 @@ fn default_s3_max_file_bytes() -> u64 {
 
 fn default_presign_expiry() -> u64 {
     3600
+}
+
+fn default_connect_timeout() -> u64 {
+    3
+}
+
+fn default_request_timeout() -> u64 {
+    30
+}
+
+fn default_retry_timeout() -> u64 {
+    45
+}
+
+fn default_max_retries() -> usize {
+    3
 }
 
 /// A credential: usable by the code that needs it, `[redacted]` in any log or debug print.
@@ -238,6 +271,7 @@ impl Config {
             || self.server.header_read_timeout_secs == 0
             || self.server.body_idle_timeout_secs == 0
             || self.server.idle_timeout_secs == 0
+            || self.server.readiness_timeout_secs == 0
             || self.maintenance.orphan_sweep_secs == 0
         {
             return Err(ConfigError::Invalid(

@@ -2,10 +2,13 @@
 //! string code and the JSON body `{"error": {"status", "code", "message"}}`.
 //! A 5xx logs the whole error and tells the client nothing internal.
 
+use std::io::ErrorKind;
+
 use hyper::StatusCode;
 use serde::Serialize;
 
 use crate::catalog::CatalogError;
+use crate::health::Refusal;
 use crate::ingest::IngestError;
 use crate::media::MediaError;
 use crate::media::probe::ProbeError;
@@ -116,11 +119,20 @@ impl ApiError {
             },
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Ingest(IngestError::Busy { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Ingest(IngestError::Declined(Refusal::StorageDown)) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Ingest(IngestError::Declined(Refusal::OutOfSpace { .. })) => {
+                StatusCode::INSUFFICIENT_STORAGE
+            }
             Self::Ingest(IngestError::Catalog(_) | IngestError::Storage(_)) => {
                 StatusCode::INTERNAL_SERVER_ERROR // never built: `From` unwraps them
             }
             Self::Ingest(_) => StatusCode::BAD_REQUEST,
             Self::Storage(StorageError::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Storage(StorageError::Io(e)) if e.kind() == ErrorKind::StorageFull => {
+                StatusCode::INSUFFICIENT_STORAGE
+            }
             Self::Storage(StorageError::Io(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Storage(StorageError::Remote(_)) => StatusCode::BAD_GATEWAY,
             Self::Storage(StorageError::Unsupported) => StatusCode::BAD_REQUEST,
@@ -143,6 +155,13 @@ impl ApiError {
                 "presign_unavailable"
             }
             Self::Ingest(IngestError::Busy { .. }) => "processing_backlog_full",
+            Self::Ingest(IngestError::Declined(Refusal::StorageDown)) => "storage_unavailable",
+            Self::Ingest(IngestError::Declined(Refusal::OutOfSpace { .. })) => {
+                "insufficient_storage"
+            }
+            Self::Storage(StorageError::Io(e)) if e.kind() == ErrorKind::StorageFull => {
+                "insufficient_storage"
+            }
             Self::Ingest(IngestError::UploadMissing) => "upload_missing",
             Self::Ingest(IngestError::SizeMismatch { .. }) => "size_mismatch",
             Self::Ingest(IngestError::TypeMismatch { .. }) => "type_mismatch",
@@ -165,6 +184,12 @@ impl ApiError {
     /// The sentence shown to the client (never internal details for a 5xx).
     pub fn message(&self) -> String {
         let status = self.status();
+        if status == StatusCode::INSUFFICIENT_STORAGE {
+            return match self {
+                Self::Ingest(e) => e.to_string(),
+                _ => "the server is out of space; uploads resume once space is freed".to_owned(),
+            };
+        }
         if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
             return "internal server error".to_owned();
         }

@@ -19,7 +19,8 @@
 //!                             image/: decode (shrink-on-load) → sRGB → cascaded resize
 //!                             → WebP → thumbhash + dominant colour
 //!   model/       the vocabulary every layer speaks: items, types, folders, keys, queries, ids
-//!   maintenance  start-up recovery and periodic sweeps, through the handles
+//!   maintenance  start-up recovery, periodic sweeps and the health probe, through the handles
+//!   health       what readiness and upload admission know about disk, catalog and storage
 //! ```
 //!
 //! Beside the crate: `loadtest/` (the load-test harness and the bare hyper anchor, a
@@ -30,6 +31,7 @@ pub mod app;
 pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod health;
 pub mod http;
 pub mod ingest;
 pub mod maintenance;

@@ -1,7 +1,9 @@
 //! Upkeep outside requests: recovery at start (finish queued deletes, sweep temp files and
-//! orphans) and the periodic tasks (the orphan sweep, expired presigns on S3, the metrics
-//! recorder's upkeep). Everything goes through the actor handles, like a request would.
+//! orphans) and the periodic tasks (the health probe, the orphan sweep, expired presigns
+//! on S3, the metrics recorder's upkeep). Everything goes through the actor handles, like
+//! a request would.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -10,7 +12,8 @@ use tokio::task::JoinHandle;
 use crate::actors::catalog::CatalogHandle;
 use crate::actors::storage::StorageHandle;
 use crate::catalog::CatalogError;
-use crate::config::Maintenance;
+use crate::config::{Config, StorageConfig};
+use crate::health::Health;
 use crate::metrics as m;
 use crate::model::now_us;
 use crate::storage::{StorageError, Sweep};
@@ -19,6 +22,8 @@ use crate::storage::{StorageError, Sweep};
 const PRESIGN_SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// How often the metrics recorder drains its histograms.
 const METRICS_UPKEEP_EVERY: Duration = Duration::from_secs(5);
+/// How often the health probe checks the catalog, storage and the disk.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecoveryError {
@@ -45,12 +50,16 @@ pub async fn recover(
         claims: catalog.claims(),
         cutoff: SystemTime::now(),
     };
-    let report = storage.sweep(sweep).await?;
-    tracing::info!(
-        temp_files = report.temp_files,
-        orphans = report.orphans,
-        "start-up sweep removed leftover files"
-    );
+    // A store that does not answer must not keep the server from starting: the periodic
+    // sweep will do this work later.
+    match storage.sweep(sweep).await {
+        Ok(report) => tracing::info!(
+            temp_files = report.temp_files,
+            orphans = report.orphans,
+            "start-up sweep removed leftover files"
+        ),
+        Err(e) => tracing::warn!(error = %e, "start-up sweep incomplete; the periodic one retries"),
+    }
     Ok(())
 }
 
@@ -65,17 +74,35 @@ impl Drop for Periodic {
     }
 }
 
-/// Starts the periodic tasks: the metrics upkeep and the orphan sweep always, the
-/// presign sweep when the backend has presigned uploads.
-pub fn start(
-    catalog: &CatalogHandle,
-    storage: &StorageHandle,
-    metrics: &PrometheusHandle,
-    config: &Maintenance,
-    presigns: bool,
-) -> Periodic {
+/// What the periodic tasks need.
+pub struct Upkeep<'a> {
+    pub catalog: &'a CatalogHandle,
+    pub storage: &'a StorageHandle,
+    pub metrics: &'a PrometheusHandle,
+    pub health: &'a Arc<Health>,
+    pub config: &'a Config,
+}
+
+/// Starts the periodic tasks: the health probe, the metrics upkeep and the orphan sweep
+/// always, the presign sweep when the backend has presigned uploads.
+pub fn start(upkeep: Upkeep<'_>) -> Periodic {
+    let Upkeep {
+        catalog,
+        storage,
+        metrics,
+        health,
+        config,
+    } = upkeep;
+    let presigns = matches!(config.storage, StorageConfig::S3(_));
+    let bound = Duration::from_secs(config.server.readiness_timeout_secs);
+    let handles = (catalog.clone(), storage.clone(), health.clone());
+    let probe = every(PROBE_EVERY, move || {
+        let (catalog, storage, health) = handles.clone();
+        async move { probe_health(&catalog, &storage, &health, bound).await }
+    });
+    let config = &config.maintenance;
     let metrics = metrics.clone();
-    let upkeep = every(METRICS_UPKEEP_EVERY, move || {
+    let upkeep_task = every(METRICS_UPKEEP_EVERY, move || {
         metrics.run_upkeep();
         async {}
     });
@@ -94,7 +121,7 @@ pub fn start(
             .await
         }
     });
-    let mut tasks = vec![upkeep, orphan_sweep];
+    let mut tasks = vec![probe, upkeep_task, orphan_sweep];
     if presigns {
         let (catalog, storage) = (catalog.clone(), storage.clone());
         tasks.push(every(PRESIGN_SWEEP_EVERY, move || {
@@ -138,6 +165,24 @@ where
             tick().await;
         }
     })
+}
+
+/// One health probe: each check under `bound`, so a frozen dependency reads as down
+/// within it instead of holding the probe.
+async fn probe_health(
+    catalog: &CatalogHandle,
+    storage: &StorageHandle,
+    health: &Health,
+    bound: Duration,
+) {
+    let catalog_ok = catalog.check().is_ok();
+    let storage_ok = matches!(
+        tokio::time::timeout(bound, storage.check()).await,
+        Ok(Ok(()))
+    );
+    let free = health.free_bytes();
+    metrics::gauge!(m::DATA_DIR_FREE_BYTES).set(free as f64);
+    health.record(catalog_ok, storage_ok, free);
 }
 
 /// One periodic orphan sweep; what it removed is logged and counted.

@@ -17,6 +17,8 @@ pub const CATALOG_COMMIT_DURATION: &str = "darkroom_catalog_commit_duration_seco
 pub const CATALOG_COMMIT_BATCH: &str = "darkroom_catalog_commit_batch_size";
 pub const STORAGE_DURATION: &str = "darkroom_storage_operation_duration_seconds";
 pub const STORAGE_ERRORS: &str = "darkroom_storage_errors_total";
+pub const UPLOADS_DECLINED: &str = "darkroom_uploads_declined_total";
+pub const DATA_DIR_FREE_BYTES: &str = "darkroom_data_dir_free_bytes";
 pub const ORPHANS_SWEPT: &str = "darkroom_orphan_files_swept_total";
 pub const ACTOR_RESTARTS: &str = "darkroom_actor_restarts_total";
 pub const BUILD_INFO: &str = "darkroom_build_info";
@@ -103,6 +105,15 @@ fn describe() {
     describe_counter!(
         STORAGE_ERRORS,
         "Failed storage operations by backend and operation."
+    );
+    describe_counter!(
+        UPLOADS_DECLINED,
+        "Uploads and confirms declined before reading a byte (reason: out_of_space, storage_down)."
+    );
+    describe_gauge!(
+        DATA_DIR_FREE_BYTES,
+        Unit::Bytes,
+        "Free bytes of the data dir's filesystem (below limits.min_free_bytes uploads get 507)."
     );
     describe_counter!(
         ORPHANS_SWEPT,

@@ -149,9 +149,13 @@ impl CatalogHandle {
             .ok_or(CatalogError::Unavailable)
     }
 
-    /// Ready when the actor is running and the database answers a read.
+    /// Ready when the actor runs, the database answers a read and its last commit
+    /// succeeded.
     pub fn check(&self) -> Result<(), CatalogError> {
         self.slot.get().ok_or(CatalogError::Unavailable)?;
+        if !self.catalog.writable() {
+            return Err(CatalogError::Unavailable);
+        }
         self.catalog.get("").map(drop)
     }
 

@@ -18,7 +18,7 @@ mod write;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTableMetadata};
 
@@ -66,6 +66,8 @@ pub struct Catalog {
     jobs: AtomicU64,
     /// Recently read records and the folder list; invalidated by every commit.
     cache: ReadCache,
+    /// The last commit failed (an I/O error, a full disk): not writable until one succeeds.
+    commit_failed: AtomicBool,
 }
 
 impl Catalog {
@@ -90,7 +92,13 @@ impl Catalog {
             db,
             jobs: AtomicU64::new(jobs),
             cache: ReadCache::new(cache::CAPACITY),
+            commit_failed: AtomicBool::new(false),
         })
+    }
+
+    /// Whether the last commit succeeded (readiness).
+    pub fn writable(&self) -> bool {
+        !self.commit_failed.load(Ordering::Relaxed)
     }
 
     fn read_txn(&self) -> Result<ReadTransaction> {

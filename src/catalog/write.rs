@@ -97,8 +97,17 @@ pub enum JobOutcome {
 }
 
 impl Catalog {
-    /// Applies `writes` in order in one transaction and commits once.
+    /// Applies `writes` in order in one transaction and commits once. A batch that fails
+    /// on the database itself (I/O, a full disk) marks the catalog not writable until a
+    /// later one commits (see `writable`).
     pub fn apply(&self, writes: Vec<Write>) -> Result<Vec<Result<Outcome>>> {
+        let applied = self.apply_batch(writes);
+        let failed = matches!(applied, Err(CatalogError::Db(_)));
+        self.commit_failed.store(failed, Ordering::Relaxed);
+        applied
+    }
+
+    fn apply_batch(&self, writes: Vec<Write>) -> Result<Vec<Result<Outcome>>> {
         let txn = self.db.begin_write()?;
         let mut results = Vec::with_capacity(writes.len());
         let (jobs_delta, touched);

@@ -24,6 +24,7 @@ use crate::actors::catalog::CatalogHandle;
 use crate::actors::processing::ProcessingHandle;
 use crate::actors::storage::StorageHandle;
 use crate::config::Config;
+use crate::health::Health;
 use crate::ingest::Ingest;
 use crate::storage::FileUrls;
 
@@ -40,4 +41,6 @@ pub struct Ctx {
     pub metrics: PrometheusHandle,
     /// Set when shutdown begins: `/readyz` turns 503.
     pub draining: AtomicBool,
+    /// The last health probe (`/readyz`).
+    pub health: Arc<Health>,
 }

@@ -9,6 +9,7 @@ use hyper::{Response, StatusCode};
 use serde::Serialize;
 
 use crate::error::ApiError;
+use crate::health::Refusal;
 use crate::ingest::IngestError;
 
 /// Every response body: a full buffer or a file stream.
@@ -66,8 +67,8 @@ pub struct ErrorDetail<'a> {
 /// The error envelope, with `Allow` on 405 and `WWW-Authenticate` on 401.
 pub fn error(e: &ApiError) -> Resp {
     let status = e.status();
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        tracing::warn!(error = %e, "request refused for now"); // designed: Retry-After
+    if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::INSUFFICIENT_STORAGE {
+        tracing::warn!(error = %e, "request refused for now"); // designed refusals
     } else if status.is_server_error() {
         tracing::error!(error = ?e, "request failed");
     }
@@ -97,6 +98,9 @@ pub fn error(e: &ApiError) -> Resp {
         }
         ApiError::Ingest(IngestError::Busy { retry_after, .. }) => {
             set_header(headers, header::RETRY_AFTER, &retry_after.to_string());
+        }
+        ApiError::Ingest(IngestError::Declined(Refusal::StorageDown)) => {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         _ if status == StatusCode::SERVICE_UNAVAILABLE => {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -22,6 +22,7 @@ impl Ingest {
     /// job in the same write that consumes the presign (so it is confirmed once).
     pub async fn confirm(&self, c: Confirmation) -> Result<MediaRecord, IngestError> {
         let (key, media_type) = (c.key, c.presign.media_type);
+        self.admit_bytes()?;
         let object = self
             .storage
             .head(key.clone())

@@ -17,6 +17,7 @@ mod confirm;
 mod record;
 mod stage;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use confirm::Confirmation;
@@ -28,6 +29,7 @@ use crate::actors::processing::ProcessingHandle;
 use crate::actors::storage::StorageHandle;
 use crate::catalog::CatalogError;
 use crate::config::Config;
+use crate::health::{Health, Refusal};
 use crate::media::MediaError;
 use crate::storage::StorageError;
 
@@ -48,6 +50,9 @@ pub enum IngestError {
     TypeMismatch { expected: &'static str },
     #[error("{filename}: {error}")]
     Refused { filename: String, error: MediaError },
+    /// Out of space, or storage known to be down: declined before a byte is kept.
+    #[error(transparent)]
+    Declined(#[from] Refusal),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
     #[error(transparent)]
@@ -70,15 +75,17 @@ pub struct Ingest {
     catalog: CatalogHandle,
     storage: StorageHandle,
     processing: ProcessingHandle,
+    health: Arc<Health>,
     settings: Settings,
 }
 
 impl Ingest {
-    pub fn new(handles: &Handles, config: &Config) -> Self {
+    pub fn new(handles: &Handles, config: &Config, health: Arc<Health>) -> Self {
         Self {
             catalog: handles.catalog.clone(),
             storage: handles.storage.clone(),
             processing: handles.processing.clone(),
+            health,
             settings: Settings {
                 max_image_pixels: config.limits.max_image_pixels,
                 wait_timeout: Duration::from_secs(config.processing.wait_timeout_secs),

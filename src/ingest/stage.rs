@@ -84,9 +84,19 @@ impl Staged {
 }
 
 impl Ingest {
-    /// A new spool for one incoming file (see `storage::Sink`).
+    /// A new spool for one incoming file (see `storage::Sink`), unless the data dir is
+    /// below its free-space floor or storage is known to be down.
     pub async fn begin(&self) -> Result<Sink, IngestError> {
+        self.admit_bytes()?;
         Ok(self.storage.begin().await?)
+    }
+
+    /// New bytes are taken only with room on disk and storage answering (see `Health`).
+    pub(super) fn admit_bytes(&self) -> Result<(), IngestError> {
+        self.health.admit_upload().map_err(|refusal| {
+            metrics::counter!(m::UPLOADS_DECLINED, "reason" => refusal.label()).increment(1);
+            refusal.into()
+        })
     }
 
     /// Admits, inspects, strips and stores one received file. The outer error fails the

@@ -13,8 +13,8 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
 use object_store::signer::{HeaderValue, Method, SignedUrlOptions, Signer};
 use object_store::{
-    Attribute, Attributes, ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions,
-    PutPayload, WriteMultipart,
+    Attribute, Attributes, ClientOptions, ObjectStore, ObjectStoreExt, PutMultipartOptions,
+    PutOptions, PutPayload, RetryConfig, WriteMultipart,
 };
 use tokio::io::AsyncReadExt;
 
@@ -47,14 +47,24 @@ pub struct ObjectInfo {
 
 impl S3Storage {
     pub fn new(config: &S3Config, data_dir: &std::path::Path) -> Result<Self> {
+        let secs = Duration::from_secs;
+        // Every call has deadlines (object_store's defaults wait up to three minutes).
+        let mut client = ClientOptions::new()
+            .with_connect_timeout(secs(config.connect_timeout_secs))
+            .with_timeout(secs(config.request_timeout_secs));
+        let retry = RetryConfig {
+            max_retries: config.max_retries,
+            retry_timeout: secs(config.retry_timeout_secs),
+            ..RetryConfig::default()
+        };
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(&config.bucket)
             .with_region(&config.region)
-            .with_virtual_hosted_style_request(!config.path_style);
+            .with_virtual_hosted_style_request(!config.path_style)
+            .with_retry(retry);
         if let Some(endpoint) = &config.endpoint {
-            builder = builder
-                .with_endpoint(endpoint)
-                .with_allow_http(endpoint.starts_with("http://"));
+            builder = builder.with_endpoint(endpoint);
+            client = client.with_allow_http(endpoint.starts_with("http://"));
         }
         if let Some(id) = &config.access_key_id {
             builder = builder.with_access_key_id(id);
@@ -62,7 +72,11 @@ impl S3Storage {
         if let Some(secret) = &config.secret_access_key {
             builder = builder.with_secret_access_key(secret.expose());
         }
-        let store = builder.build().map_err(remote)?;
+        // Last: the client options replace any set before (allow_http included).
+        let store = builder
+            .with_client_options(client)
+            .build()
+            .map_err(remote)?;
         let tmp = data_dir.join("tmp");
         std::fs::create_dir_all(&tmp)?;
         Ok(Self {
@@ -289,6 +303,10 @@ mod tests {
             public_base_url: "https://cdn.example.com".into(),
             max_file_bytes: 1,
             presign_expiry_secs: 60,
+            connect_timeout_secs: 1,
+            request_timeout_secs: 1,
+            retry_timeout_secs: 1,
+            max_retries: 0,
         };
         let dir = tempfile::tempdir().expect("tempdir");
         S3Storage::new(&config, dir.path()).expect("storage")

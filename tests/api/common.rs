@@ -424,6 +424,24 @@ pub fn header(resp: &Response, name: &str) -> Option<String> {
         .map(|v| v.to_str().expect("ascii header").to_owned())
 }
 
+/// Polls `/readyz` (bounded: 10 s) until it answers `want`; every answer must come at
+/// once, whatever the dependencies do (it reads the last health probe).
+pub async fn until_readiness(s: &TestServer, want: StatusCode) {
+    for _ in 0..100 {
+        let asked = std::time::Instant::now();
+        let status = s.get("/readyz", None).await.status();
+        assert!(
+            asked.elapsed() < std::time::Duration::from_secs(2),
+            "/readyz waited on something"
+        );
+        if status == want {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("/readyz never turned {want}");
+}
+
 /// The value of one sample line `name{labels} value` in a Prometheus scrape.
 pub fn sample(scrape: &str, name_and_labels: &str) -> Option<f64> {
     scrape.lines().find_map(|line| {

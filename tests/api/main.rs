@@ -7,6 +7,7 @@ mod auth;
 mod containers;
 mod contract;
 mod deadlines;
+mod failures;
 mod files;
 mod folders;
 mod hostile;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::common::{Binary, TestServer, header, sample};
+use crate::common::{Binary, TestServer, header, sample, until_readiness};
 
 #[tokio::test]
 async fn metrics_count_a_known_sequence_of_requests() {
@@ -174,14 +174,14 @@ async fn health_readiness_and_request_ids() {
     let id = header(&made, "x-request-id").expect("a request id is generated");
     assert_eq!(id.len(), 16);
 
-    // Storage that cannot take files makes the server unready.
+    // Storage that cannot take files makes the server unready (from the next probe).
     std::fs::remove_dir_all(s.dir.path().join("tmp")).expect("rm tmp");
-    let unready = s.get("/readyz", None).await;
-    assert_eq!(unready.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let body: Value = unready.json().await.expect("json");
+    until_readiness(&s, StatusCode::SERVICE_UNAVAILABLE).await;
+    let body: Value = s.get("/readyz", None).await.json().await.expect("json");
     assert_eq!(body["storage"], "unavailable");
+    assert_eq!(body["disk"], "ok");
     std::fs::create_dir(s.dir.path().join("tmp")).expect("mkdir");
-    assert_eq!(s.get("/readyz", None).await.status(), StatusCode::OK);
+    until_readiness(&s, StatusCode::OK).await;
 }
 
 #[tokio::test]

@@ -35,7 +35,7 @@ pub async fn dispatch(ctx: &Ctx, route: Route, req: Request<Incoming>) -> Result
         Route::Confirm => presign::confirm(ctx, req).await,
         Route::File(key) => files::serve(ctx, &req, key).await,
         Route::Healthz => Ok(json(StatusCode::OK, &serde_json::json!({ "status": "ok" }))),
-        Route::Readyz => Ok(ops::readyz(ctx).await),
+        Route::Readyz => Ok(ops::readyz(ctx)),
         Route::Metrics if ctx.config.server.metrics_listen.is_some() => Err(ApiError::NoRoute),
         Route::Metrics => Ok(ops::metrics(&ctx.metrics)),
         Route::OpenApi => Ok(docs::openapi_json()),

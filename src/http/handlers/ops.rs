@@ -12,20 +12,28 @@ use crate::http::Ctx;
 use crate::http::response::{Resp, full, json};
 
 /// 200 when the catalog answers, storage is reachable and the server is not draining.
-pub async fn readyz(ctx: &Ctx) -> Resp {
+pub fn readyz(ctx: &Ctx) -> Resp {
     let draining = ctx.draining.load(Ordering::Relaxed);
-    let catalog = ctx.catalog.check().is_ok();
-    let storage = ctx.storage.check().await.is_ok();
-    let ready = !draining && catalog && storage;
+    let health = ctx.health.read();
+    let ready = !draining && health.ready();
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let part = |ok: bool| {
+        if ok && health.fresh {
+            "ok"
+        } else {
+            "unavailable"
+        }
+    };
     let body = json!({
         "status": if ready { "ready" } else if draining { "draining" } else { "unavailable" },
-        "catalog": if catalog { "ok" } else { "unavailable" },
-        "storage": if storage { "ok" } else { "unavailable" },
+        "catalog": part(health.catalog),
+        "storage": part(health.storage),
+        "disk": if health.disk { "ok" } else { "low" },
+        "freeBytes": health.free_bytes,
     });
     json(status, &body)
 }

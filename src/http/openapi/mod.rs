@@ -204,16 +204,26 @@ pub struct Health {
     status: String,
 }
 
-/// `GET /readyz`: which part is missing when not ready.
-#[derive(ToSchema)]
+/// `GET /readyz`: which part is missing when not ready, from the last health probe.
+#[derive(Deserialize, ToSchema)]
 #[allow(dead_code)]
+#[serde(rename_all = "camelCase")]
 pub struct Readiness {
+    /// `ready`, `unavailable` or `draining`.
     #[schema(example = "ready")]
     status: String,
+    /// `ok`, or `unavailable` (not answering, or its last commit failed).
     #[schema(example = "ok")]
     catalog: String,
+    /// `ok`, or `unavailable` (not answering within `server.readiness_timeout_secs`).
     #[schema(example = "ok")]
     storage: String,
+    /// `ok`, or `low` (below `limits.min_free_bytes`: uploads get 507).
+    #[schema(example = "ok")]
+    disk: String,
+    /// Free bytes of the data dir's filesystem.
+    #[schema(example = 52_000_000_000_u64)]
+    free_bytes: u64,
 }
 
 /// Query of the listings.

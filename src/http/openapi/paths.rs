@@ -80,9 +80,10 @@ fn list() {}
         (status = 400, description = "`no_files`, `invalid_content_type`, `invalid_multipart`, `invalid_folder`, `invalid_field`, `too_many_files`, `invalid_wait`, or every file refused: `unsupported_type`, `empty_file`, `invalid_image`, `image_too_large`, `unsafe_svg`, `invalid_svg`, `invalid_video` (with `errors`)", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 403, description = "`forbidden`: a read key", body = ErrorBody),
-        (status = 408, description = "`request_timeout`: the body stalled", body = ErrorBody),
+        (status = 408, description = "`request_timeout`: the body stalled or arrived slower than the minimum rate", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 503, description = "`processing_backlog_full` (with `Retry-After`); documents and videos are still accepted", body = ErrorBody),
+        (status = 503, description = "`processing_backlog_full` (with `Retry-After`; documents and videos are still accepted), or `storage_unavailable` (with `Retry-After`): the storage backend is known to be down", body = ErrorBody),
+        (status = 507, description = "`insufficient_storage`: the server's disk is below its free-space floor; uploads resume once space is freed", body = ErrorBody),
     ))]
 fn upload() {}
 
@@ -192,7 +193,8 @@ fn presign() {}
         (status = 404, description = "`not_found`: no presign for this key", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
         (status = 502, description = "`storage_error`", body = ErrorBody),
-        (status = 503, description = "`processing_backlog_full` (with `Retry-After`)", body = ErrorBody),
+        (status = 503, description = "`processing_backlog_full` or `storage_unavailable` (with `Retry-After`)", body = ErrorBody),
+        (status = 507, description = "`insufficient_storage`: the server's disk is below its free-space floor", body = ErrorBody),
     ))]
 fn confirm() {}
 
@@ -231,7 +233,7 @@ fn healthz() {}
 /// Readiness
 #[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
     responses(
-        (status = 200, description = "Catalog and storage answer, not draining", body = Readiness),
+        (status = 200, description = "Catalog and storage answer, the disk has room, not draining (from checks made every second; never waits)", body = Readiness),
         (status = 503, description = "Not ready; says which part is missing", body = Readiness),
     ))]
 fn readyz() {}
