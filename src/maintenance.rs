@@ -175,6 +175,7 @@ async fn probe_health(
     health: &Health,
     bound: Duration,
 ) {
+    catalog.heal().await;
     let catalog_ok = catalog.check().is_ok();
     let storage_ok = matches!(
         tokio::time::timeout(bound, storage.check()).await,

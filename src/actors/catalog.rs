@@ -101,6 +101,7 @@ impl Actor for CatalogActor {
                         for reply in replies {
                             let _ = reply.send(Err(e.clone()));
                         }
+                        heal(&state.catalog).await;
                     }
                 }
                 for barrier in barriers {
@@ -109,6 +110,17 @@ impl Actor for CatalogActor {
             }
         }
         Ok(())
+    }
+}
+
+/// Reopens the database after a failed commit (see `Catalog::heal`); when that fails
+/// too (the disk is still full), the health probe tries again every second.
+pub async fn heal(catalog: &Arc<Catalog>) {
+    let catalog = catalog.clone();
+    match tokio::task::spawn_blocking(move || catalog.heal()).await {
+        Ok(Ok(())) => tracing::info!("catalog reopened after a failed commit"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "catalog not reopened yet; retrying"),
+        Err(e) => tracing::warn!(error = %e, "catalog reopen did not run"),
     }
 }
 
@@ -147,6 +159,13 @@ impl CatalogHandle {
         rpc(&self.slot, CatalogMsg::Barrier)
             .await
             .ok_or(CatalogError::Unavailable)
+    }
+
+    /// Tries to reopen a catalog whose last commit failed (the health probe calls this).
+    pub async fn heal(&self) {
+        if !self.catalog.writable() {
+            heal(&self.catalog).await;
+        }
     }
 
     /// Ready when the actor runs, the database answers a read and its last commit

@@ -86,6 +86,14 @@ impl ReadCache {
         }
     }
 
+    /// Forgets everything (the database was reopened).
+    pub fn invalidate_all(&self) {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        inner.records.clear();
+        inner.folders = None;
+    }
+
     /// Called after every commit with the ids of every record it wrote or removed.
     pub fn invalidate<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
         let mut inner = self.lock();

@@ -16,9 +16,9 @@ mod read;
 pub mod tables;
 mod write;
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTableMetadata};
 
@@ -61,35 +61,26 @@ impl<E: Into<redb::Error>> From<E> for CatalogError {
 type Result<T> = std::result::Result<T, CatalogError>;
 
 pub struct Catalog {
-    db: Database,
+    path: PathBuf,
+    /// `None` between a failed reopen and the next attempt (see `heal`).
+    db: RwLock<Option<Database>>,
     /// Rows in `JOBS`, kept in step with every commit (the processing backlog).
     jobs: AtomicU64,
     /// Recently read records and the folder list; invalidated by every commit.
     cache: ReadCache,
-    /// The last commit failed (an I/O error, a full disk): not writable until one succeeds.
+    /// The last commit failed (an I/O error, a full disk): not writable until the
+    /// database is reopened and a commit succeeds.
     commit_failed: AtomicBool,
 }
 
 impl Catalog {
     /// Opens (or creates) the catalog file and makes sure every table exists.
     pub fn open(path: &Path) -> Result<Self> {
-        let db = Database::create(path)?;
-        let txn = db.begin_write()?;
-        {
-            txn.open_table(MEDIA)?;
-            txn.open_table(INDEX)?;
-            txn.open_table(COUNTS)?;
-            txn.open_table(FOLDERS)?;
-            txn.open_table(FILES)?;
-            txn.open_table(PENDING_DELETES)?;
-            txn.open_table(KEYS)?;
-            txn.open_table(JOBS)?;
-            txn.open_table(PRESIGNS)?;
-        }
-        txn.commit()?;
+        let db = open_db(path)?;
         let jobs = db.begin_read()?.open_table(JOBS)?.len()?;
         Ok(Self {
-            db,
+            path: path.to_owned(),
+            db: RwLock::new(Some(db)),
             jobs: AtomicU64::new(jobs),
             cache: ReadCache::new(cache::CAPACITY),
             commit_failed: AtomicBool::new(false),
@@ -101,9 +92,56 @@ impl Catalog {
         !self.commit_failed.load(Ordering::Relaxed)
     }
 
-    fn read_txn(&self) -> Result<ReadTransaction> {
-        Ok(self.db.begin_read()?)
+    /// After a failed commit redb refuses every later one ("previous I/O error"): close
+    /// the database and open it again (redb repairs it from its last commit), so the
+    /// catalog recovers once the cause (a full disk) is gone, without a restart. Read
+    /// transactions still open keep the old file handle; then this fails and is retried.
+    pub fn heal(&self) -> Result<()> {
+        if self.writable() {
+            return Ok(());
+        }
+        let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
+        *db = None;
+        let reopened = open_db(&self.path)?;
+        let jobs = reopened.begin_read()?.open_table(JOBS)?.len()?;
+        *db = Some(reopened);
+        self.jobs.store(jobs, Ordering::Relaxed);
+        self.cache.invalidate_all();
+        self.commit_failed.store(false, Ordering::Relaxed);
+        Ok(())
     }
+
+    fn read_txn(&self) -> Result<ReadTransaction> {
+        let db = self.db.read().unwrap_or_else(|e| e.into_inner());
+        Ok(db.as_ref().ok_or(CatalogError::Unavailable)?.begin_read()?)
+    }
+
+    fn write_txn(&self) -> Result<redb::WriteTransaction> {
+        let db = self.db.read().unwrap_or_else(|e| e.into_inner());
+        Ok(db
+            .as_ref()
+            .ok_or(CatalogError::Unavailable)?
+            .begin_write()?)
+    }
+}
+
+/// Opens the file and makes sure every table exists.
+fn open_db(path: &Path) -> Result<Database> {
+    let db = Database::create(path)?;
+    let txn = db.begin_write()?;
+    {
+        txn.open_table(MEDIA)?;
+        txn.open_table(INDEX)?;
+        txn.open_table(COUNTS)?;
+        txn.open_table(FOLDERS)?;
+        txn.open_table(FILES)?;
+        txn.open_table(PENDING_DELETES)?;
+        txn.open_table(KEYS)?;
+        txn.open_table(JOBS)?;
+        txn.open_table(PRESIGNS)?;
+    }
+    txn.commit()?;
+    Ok(db)
 }
 
 /// Records are stored as JSON.

@@ -108,7 +108,7 @@ impl Catalog {
     }
 
     fn apply_batch(&self, writes: Vec<Write>) -> Result<Vec<Result<Outcome>>> {
-        let txn = self.db.begin_write()?;
+        let txn = self.write_txn()?;
         let mut results = Vec::with_capacity(writes.len());
         let (jobs_delta, touched);
         {

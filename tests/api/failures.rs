@@ -161,3 +161,139 @@ async fn a_frozen_store_is_reported_and_fails_uploads_within_the_deadlines() {
         assert_eq!(s.served(item).await, fixture(PDF));
     }
 }
+
+/// A small tmpfs for the data dir, unmounted when dropped; `None` where mounting is not
+/// allowed (not root, or no such capability in the container).
+struct SmallDisk(tempfile::TempDir);
+
+impl SmallDisk {
+    fn mount(megabytes: u32) -> Option<Self> {
+        let dir = tempfile::tempdir().ok()?;
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .is_ok_and(|out| out.status.success());
+        mounted.then_some(Self(dir))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+/// A 1 MB document (the PDF magic, then filler).
+fn megabyte_pdf() -> Vec<u8> {
+    let mut pdf = b"%PDF-1.4\n".to_vec();
+    pdf.resize(1 << 20, b'x');
+    pdf
+}
+
+async fn upload_status(s: &TestServer) -> (StatusCode, Value) {
+    let resp = s
+        .upload_parts(vec![("big.pdf".into(), megabyte_pdf())], &[])
+        .await;
+    (resp.status(), resp.json().await.expect("json"))
+}
+
+/// Retries `attempt` (bounded: 20 s) until it gives `want`.
+async fn eventually<F, Fut>(want: StatusCode, mut attempt: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StatusCode>,
+{
+    let mut last = None;
+    for _ in 0..200 {
+        let got = attempt().await;
+        if got == want {
+            return;
+        }
+        last = Some(got);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("still {last:?}, wanted {want}");
+}
+
+#[tokio::test]
+async fn a_disk_filled_by_uploads_refuses_them_and_recovers_without_a_restart() {
+    let Some(disk) = SmallDisk::mount(40) else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)");
+        return;
+    };
+    let data = tempfile::tempdir_in(disk.0.path()).expect("data dir");
+    let floor = |c: &mut darkroom::config::Config| c.limits.min_free_bytes = 8 << 20;
+    let s = TestServer::spawn_in(data, floor).await;
+    let mut kept = Vec::new();
+    let refusal = loop {
+        let (status, body) = upload_status(&s).await;
+        if status != StatusCode::CREATED {
+            break (status, body);
+        }
+        kept.push(body["data"][0]["id"].as_str().expect("id").to_owned());
+        assert!(kept.len() < 40, "a 40 MB disk took 40 MB of uploads");
+    };
+    assert_eq!(refusal.0, StatusCode::INSUFFICIENT_STORAGE, "{}", refusal.1);
+    assert_eq!(refusal.1["error"]["code"], "insufficient_storage");
+    assert!(
+        kept.len() >= 20,
+        "only {} uploads before the floor",
+        kept.len()
+    );
+
+    // Now fill it to the last byte behind the server's back: a commit may fail.
+    let filler = disk.0.path().join("filler");
+    let mut fill = std::fs::File::create(&filler).expect("filler");
+    while std::io::Write::write_all(&mut fill, &[0u8; 1 << 16]).is_ok() {}
+    drop(fill);
+    let gone = kept.pop().expect("an item");
+    let first_try = s.delete_item(&gone).await.status();
+    std::fs::remove_file(&filler).expect("free the disk");
+    // Whatever that DELETE met, deletes and then uploads work again, without a restart.
+    if first_try != StatusCode::OK {
+        eventually(StatusCode::OK, || async {
+            s.delete_item(&gone).await.status()
+        })
+        .await;
+    }
+    for id in kept.drain(..4) {
+        assert_eq!(s.delete_item(&id).await.status(), StatusCode::OK);
+    }
+    eventually(StatusCode::CREATED, || async { upload_status(&s).await.0 }).await;
+    until_readiness(&s, StatusCode::OK).await;
+
+    // Everything acknowledged survives a restart, with nothing left behind.
+    let dir = s.stop().await;
+    let s = TestServer::spawn_in(dir, floor).await;
+    for id in &kept {
+        let got = s
+            .get(&format!("/api/v1/media/{id}"), Some(&s.read_key))
+            .await;
+        assert_eq!(got.status(), StatusCode::OK, "{id}");
+    }
+    assert_eq!(
+        s.get(&format!("/api/v1/media/{gone}"), Some(&s.read_key))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let temp = std::fs::read_dir(s.dir.path().join("tmp"))
+        .expect("tmp")
+        .count();
+    assert_eq!(temp, 0, "no temp file left");
+    let listed = s.get_json("/api/v1/media?limit=100").await["data"]
+        .as_array()
+        .expect("data")
+        .len();
+    assert_eq!(
+        s.stored_files().await.len(),
+        listed,
+        "one file per item, no orphan"
+    );
+    drop(s.stop().await);
+    drop(disk);
+}
