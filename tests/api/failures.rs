@@ -44,7 +44,11 @@ async fn below_the_free_space_floor_uploads_get_507_and_deletes_still_work() {
     assert_eq!(ready["disk"], "low", "{ready}");
     let scrape = s.get("/metrics", None).await.text().await.expect("scrape");
     let declined = r#"darkroom_uploads_declined_total{reason="out_of_space"}"#;
-    assert_eq!(sample(&scrape, declined), Some(1.0));
+    // The recorder is one per test process (other tests decline uploads too).
+    assert!(
+        sample(&scrape, declined).is_some_and(|n| n >= 1.0),
+        "{declined}"
+    );
     assert!(sample(&scrape, "darkroom_data_dir_free_bytes").is_some_and(|b| b > 0.0));
 }
 
