@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use crate::actors::catalog::CatalogHandle;
 use crate::actors::storage::StorageHandle;
 use crate::catalog::CatalogError;
-use crate::config::{Config, StorageConfig};
+use crate::config::{Config, Maintenance, StorageConfig};
 use crate::health::Health;
 use crate::metrics as m;
 use crate::model::now_us;
@@ -24,6 +24,8 @@ const PRESIGN_SWEEP_EVERY: Duration = Duration::from_secs(60);
 const METRICS_UPKEEP_EVERY: Duration = Duration::from_secs(5);
 /// How often the health probe checks the catalog, storage and the disk.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// How often the durable delete queue is retried.
+const DRAIN_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecoveryError {
@@ -83,8 +85,8 @@ pub struct Upkeep<'a> {
     pub config: &'a Config,
 }
 
-/// Starts the periodic tasks: the health probe, the metrics upkeep and the orphan sweep
-/// always, the presign sweep when the backend has presigned uploads.
+/// Starts the periodic tasks: the health probe, the metrics upkeep, the orphan sweep and
+/// the delete drain always, the presign sweep when the backend has presigned uploads.
 pub fn start(upkeep: Upkeep<'_>) -> Periodic {
     let Upkeep {
         catalog,
@@ -93,36 +95,18 @@ pub fn start(upkeep: Upkeep<'_>) -> Periodic {
         health,
         config,
     } = upkeep;
-    let presigns = matches!(config.storage, StorageConfig::S3(_));
     let bound = Duration::from_secs(config.server.readiness_timeout_secs);
-    let handles = (catalog.clone(), storage.clone(), health.clone());
-    let probe = every(PROBE_EVERY, move || {
-        let (catalog, storage, health) = handles.clone();
-        async move { probe_health(&catalog, &storage, &health, bound).await }
-    });
-    let config = &config.maintenance;
     let metrics = metrics.clone();
-    let upkeep_task = every(METRICS_UPKEEP_EVERY, move || {
-        metrics.run_upkeep();
-        async {}
-    });
-    let grace = Duration::from_secs(config.orphan_grace_secs);
-    let (claims, orphans) = (catalog.claims(), storage.clone());
-    let orphan_sweep = after(Duration::from_secs(config.orphan_sweep_secs), move || {
-        let (claims, storage) = (claims.clone(), orphans.clone());
-        async move {
-            sweep_orphans(
-                &storage,
-                Sweep {
-                    claims,
-                    cutoff: SystemTime::now() - grace,
-                },
-            )
-            .await
-        }
-    });
-    let mut tasks = vec![probe, upkeep_task, orphan_sweep];
-    if presigns {
+    let mut tasks = vec![
+        health_probe(catalog, storage, health, bound),
+        every(METRICS_UPKEEP_EVERY, move || {
+            metrics.run_upkeep();
+            async {}
+        }),
+        orphan_sweep(catalog, storage, &config.maintenance),
+        delete_drain(catalog, storage, health),
+    ];
+    if matches!(config.storage, StorageConfig::S3(_)) {
         let (catalog, storage) = (catalog.clone(), storage.clone());
         tasks.push(every(PRESIGN_SWEEP_EVERY, move || {
             let (catalog, storage) = (catalog.clone(), storage.clone());
@@ -130,6 +114,61 @@ pub fn start(upkeep: Upkeep<'_>) -> Periodic {
         }));
     }
     Periodic(tasks)
+}
+
+fn health_probe(
+    catalog: &CatalogHandle,
+    storage: &StorageHandle,
+    health: &Arc<Health>,
+    bound: Duration,
+) -> JoinHandle<()> {
+    let handles = (catalog.clone(), storage.clone(), health.clone());
+    every(PROBE_EVERY, move || {
+        let (catalog, storage, health) = handles.clone();
+        async move { probe_health(&catalog, &storage, &health, bound).await }
+    })
+}
+
+fn orphan_sweep(
+    catalog: &CatalogHandle,
+    storage: &StorageHandle,
+    config: &Maintenance,
+) -> JoinHandle<()> {
+    let grace = Duration::from_secs(config.orphan_grace_secs);
+    let (claims, storage) = (catalog.claims(), storage.clone());
+    after(Duration::from_secs(config.orphan_sweep_secs), move || {
+        let (claims, storage) = (claims.clone(), storage.clone());
+        let cutoff = SystemTime::now() - grace;
+        async move { sweep_orphans(&storage, Sweep { claims, cutoff }).await }
+    })
+}
+
+/// Retries the durable delete queue: files of deleted items whose removal failed, and
+/// objects of uploads that failed on our side but may have landed late. Skipped while
+/// storage is known to be down.
+fn delete_drain(
+    catalog: &CatalogHandle,
+    storage: &StorageHandle,
+    health: &Arc<Health>,
+) -> JoinHandle<()> {
+    let handles = (catalog.clone(), storage.clone(), health.clone());
+    after(DRAIN_EVERY, move || {
+        let (catalog, storage, health) = handles.clone();
+        async move {
+            if !health.read().storage {
+                return;
+            }
+            match catalog.pending_deletes().await {
+                Ok(keys) if !keys.is_empty() => {
+                    if let Err(e) = storage.finish_deletes(keys).await {
+                        tracing::warn!(error = %e, "queued deletes not drained; retried later");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot read the delete queue"),
+            }
+        }
+    })
 }
 
 /// Runs `tick` now and then every `period`.

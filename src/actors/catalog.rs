@@ -238,6 +238,11 @@ impl CatalogHandle {
         self.write(Write::DeleteFolder(path)).await.map(drop)
     }
 
+    /// Queues files for deletion that no record names (see `Write::QueueDeletes`).
+    pub async fn queue_deletes(&self, keys: Vec<String>) -> Result<(), CatalogError> {
+        self.write(Write::QueueDeletes(keys)).await.map(drop)
+    }
+
     pub async fn forget_deletes(&self, keys: Vec<String>) -> Result<(), CatalogError> {
         self.write(Write::ForgetDeletes(keys)).await.map(drop)
     }

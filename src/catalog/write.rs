@@ -37,6 +37,9 @@ pub enum Write {
     RevokeKey {
         id: String,
     },
+    /// Files that may exist without a record (a PUT that failed on our side and may still
+    /// land): onto the delete queue.
+    QueueDeletes(Vec<String>),
     /// Files whose deletion finished: drop them from the delete queue.
     ForgetDeletes(Vec<String>),
     /// Records a processing job's result on its item and removes the job.
@@ -185,6 +188,7 @@ impl<'t> Tables<'t> {
             Write::DeleteFolder(path) => self.delete_folder(&path),
             Write::PutKey(record) => self.put_key(&record),
             Write::RevokeKey { id } => self.revoke_key(&id),
+            Write::QueueDeletes(keys) => self.queue_deletes(&keys),
             Write::ForgetDeletes(keys) => self.forget_deletes(&keys),
             Write::FinishJob { id, result } => self.finish_job(&id, result),
             Write::StartJob { id, max_attempts } => self.start_job(&id, max_attempts),
@@ -217,10 +221,7 @@ impl<'t> Tables<'t> {
         let old = self.get(id)?.ok_or(CatalogError::NotFound("media item"))?;
         self.remove_record(&old)?;
         self.remove_job(id)?;
-        let now = now_us();
-        for key in old.storage_keys() {
-            self.pending.insert(key.as_str(), now)?;
-        }
+        self.queue_deletes(&old.storage_keys())?;
         Ok(Outcome::Media(Box::new(old)))
     }
 
@@ -333,6 +334,14 @@ impl<'t> Tables<'t> {
             Some(_) => Ok(Outcome::Done),
             None => Err(CatalogError::NotFound("API key")),
         }
+    }
+
+    fn queue_deletes(&mut self, keys: &[String]) -> Result<Outcome> {
+        let now = now_us();
+        for key in keys {
+            self.pending.insert(key.as_str(), now)?;
+        }
+        Ok(Outcome::Done)
     }
 
     fn forget_deletes(&mut self, keys: &[String]) -> Result<Outcome> {

@@ -150,7 +150,18 @@ impl Ingest {
     ) -> Result<(u64, Unclaimed), IngestError> {
         let ingest = self.clone();
         let commit = tokio::spawn(async move {
-            let size = ingest.storage.commit(sink, key.clone(), mime).await?;
+            let size = match ingest.storage.commit(sink, key.clone(), mime).await {
+                Ok(size) => size,
+                Err(e @ StorageError::Remote(_)) => {
+                    // A PUT that failed or timed out on our side may still land: the key
+                    // goes on the durable delete queue before the client hears of it.
+                    if let Err(queued) = ingest.catalog.queue_deletes(vec![key]).await {
+                        tracing::warn!(error = %queued, "failed upload not queued; the sweep will find it");
+                    }
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            };
             let key = Some(key);
             Ok::<_, StorageError>((size, Unclaimed { key, ingest }))
         });
