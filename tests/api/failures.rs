@@ -4,7 +4,6 @@
 //! until it answers again.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -52,76 +51,87 @@ async fn below_the_free_space_floor_uploads_get_507_and_deletes_still_work() {
     assert!(sample(&scrape, "darkroom_data_dir_free_bytes").is_some_and(|b| b > 0.0));
 }
 
-/// A loopback TCP proxy in front of the test S3 server that can be frozen: while frozen
-/// it accepts connections and reads nothing, forwards nothing (what SIGSTOP does to a
-/// server), and resumes when thawed.
-struct Freezer {
-    url: String,
-    frozen: Arc<AtomicBool>,
+/// What the store behind the proxy does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Store {
+    Up,
+    /// Accepts connections, reads and forwards nothing (what SIGSTOP does to a server);
+    /// resumes where it was when thawed.
+    Frozen,
+    /// Every connection is dropped at once, new ones too (a killed server).
+    Dead,
 }
 
-impl Freezer {
+/// A loopback TCP proxy in front of the test S3 server, whose store can be frozen or
+/// killed and brought back.
+struct Faulty {
+    url: String,
+    store: tokio::sync::watch::Sender<Store>,
+}
+
+impl Faulty {
     async fn start(upstream: String) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let frozen = Arc::new(AtomicBool::new(false));
-        let flag = frozen.clone();
+        let (store, state) = tokio::sync::watch::channel(Store::Up);
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let (flag, upstream) = (flag.clone(), upstream.clone());
+                let (mut state, upstream) = (state.clone(), upstream.clone());
                 tokio::spawn(async move {
-                    thawed(&flag).await;
+                    if usable(&mut state).await.is_none() {
+                        return;
+                    }
                     let Ok(server) = TcpStream::connect(&upstream).await else {
                         return;
                     };
                     let (cr, cw) = client.into_split();
                     let (sr, sw) = server.into_split();
-                    tokio::spawn(pump(cr, sw, flag.clone()));
-                    pump(sr, cw, flag).await;
+                    tokio::spawn(pump(cr, sw, state.clone()));
+                    pump(sr, cw, state).await;
                 });
             }
         });
-        Self { url, frozen }
+        Self { url, store }
     }
 
-    fn freeze(&self, on: bool) {
-        self.frozen.store(on, Ordering::SeqCst);
+    fn set(&self, store: Store) {
+        self.store.send_replace(store);
     }
 }
 
-async fn thawed(flag: &AtomicBool) {
-    while flag.load(Ordering::SeqCst) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// Waits while frozen; `None` once dead.
+async fn usable(state: &mut tokio::sync::watch::Receiver<Store>) -> Option<()> {
+    let now = *state.wait_for(|s| *s != Store::Frozen).await.ok()?;
+    (now == Store::Up).then_some(())
 }
 
 async fn pump(
     mut from: impl AsyncReadExt + Unpin,
     mut to: impl AsyncWriteExt + Unpin,
-    flag: Arc<AtomicBool>,
+    mut state: tokio::sync::watch::Receiver<Store>,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        thawed(&flag).await;
-        let Ok(n) = from.read(&mut buf).await else {
-            return;
+        let read = tokio::select! {
+            read = from.read(&mut buf) => read,
+            _ = state.wait_for(|s| *s == Store::Dead) => return,
         };
-        if n == 0 {
+        let Ok(n) = read else { return };
+        if n == 0 || usable(&mut state).await.is_none() {
             return;
         }
-        thawed(&flag).await;
         if to.write_all(&buf[..n]).await.is_err() {
             return;
         }
     }
 }
 
-#[tokio::test]
-async fn a_frozen_store_is_reported_and_fails_uploads_within_the_deadlines() {
+/// A server on the test bucket behind a `Faulty` proxy, with short store deadlines.
+async fn behind_faulty_store() -> (TestServer, Faulty) {
     let endpoint = std::env::var("S3_TEST_ENDPOINT").unwrap_or_default();
-    let freezer = Freezer::start(endpoint.trim_start_matches("http://").to_owned()).await;
+    let proxy = Faulty::start(endpoint.trim_start_matches("http://").to_owned()).await;
     let mut s3 = s3_config(&unique_prefix());
-    s3.endpoint = Some(freezer.url.clone());
+    s3.endpoint = Some(proxy.url.clone());
     (s3.connect_timeout_secs, s3.request_timeout_secs) = (1, 1);
     (s3.retry_timeout_secs, s3.max_retries) = (2, 1);
     let s = TestServer::spawn_with(move |c| {
@@ -129,10 +139,36 @@ async fn a_frozen_store_is_reported_and_fails_uploads_within_the_deadlines() {
         c.storage = darkroom::config::StorageConfig::S3(s3);
     })
     .await;
+    (s, proxy)
+}
+
+/// Storage keys of items' originals, from their `url`s.
+fn original_key(item: &Value) -> String {
+    let url = item["url"].as_str().expect("url");
+    let parts: Vec<&str> = url.rsplitn(4, '/').collect();
+    format!("{}/{}/{}", parts[2], parts[1], parts[0])
+}
+
+/// Waits (bounded: 30 s) until the bucket holds exactly `keys`.
+async fn until_bucket_holds(s: &TestServer, mut keys: Vec<String>) {
+    keys.sort();
+    for _ in 0..300 {
+        if s.stored_files().await == keys {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let left = s.stored_files().await;
+    panic!("the bucket holds {left:?}, the items {keys:?}");
+}
+
+#[tokio::test]
+async fn a_frozen_store_is_reported_and_fails_uploads_within_the_deadlines() {
+    let (s, store) = behind_faulty_store().await;
     let before = s.upload_one(PDF, &[]).await;
     until_readiness(&s, StatusCode::OK).await;
 
-    freezer.freeze(true);
+    store.set(Store::Frozen);
     let started = Instant::now();
     let resp = s.upload(&[PDF], &[]).await;
     let waited = started.elapsed();
@@ -148,15 +184,12 @@ async fn a_frozen_store_is_reported_and_fails_uploads_within_the_deadlines() {
     );
     until_readiness(&s, StatusCode::SERVICE_UNAVAILABLE).await;
     let resp = s.upload(&[PDF], &[]).await;
-    assert_eq!(
-        error_code(resp, StatusCode::SERVICE_UNAVAILABLE).await,
-        "storage_unavailable"
-    );
+    let code = error_code(resp, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(code, "storage_unavailable");
 
-    freezer.freeze(false);
+    store.set(Store::Up);
     until_readiness(&s, StatusCode::OK).await;
     let after = s.upload_one(PDF, &[]).await;
-    let mut keys = Vec::new();
     for item in [&before, &after] {
         let id = item["id"].as_str().expect("id");
         let got = s
@@ -164,21 +197,58 @@ async fn a_frozen_store_is_reported_and_fails_uploads_within_the_deadlines() {
             .await;
         assert_eq!(got.status(), StatusCode::OK);
         assert_eq!(s.served(item).await, fixture(PDF));
-        let url = item["url"].as_str().expect("url");
-        let parts: Vec<&str> = url.rsplitn(4, '/').collect();
-        keys.push(format!("{}/{}/{}", parts[2], parts[1], parts[0]));
     }
     // The PUT that failed while frozen reached the store at the thaw; it was queued for
     // deletion before its 502, and the queue is drained once the store answers again.
-    keys.sort();
-    for _ in 0..300 {
-        if s.stored_files().await == keys {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    until_bucket_holds(&s, vec![original_key(&before), original_key(&after)]).await;
+}
+
+#[tokio::test]
+async fn a_store_killed_mid_upload_loses_nothing_acknowledged() {
+    let (s, store) = behind_faulty_store().await;
+    let s = Arc::new(s);
+    let files = ["jpeg/hopper_128x128.jpg", PDF];
+    let uploads = (0..4).map(|n| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            let until = Instant::now() + Duration::from_secs(4);
+            while Instant::now() < until {
+                let resp = s.upload(&[files[n % 2]], &[]).await;
+                let status = resp.status();
+                let body: Value = resp.json().await.expect("json");
+                match status {
+                    StatusCode::CREATED => acknowledged.push(body["data"][0].clone()),
+                    StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE => {}
+                    other => panic!("{other}: {body}"),
+                }
+            }
+            acknowledged
+        })
+    });
+    let uploads: Vec<_> = uploads.collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    store.set(Store::Dead);
+    until_readiness(&s, StatusCode::SERVICE_UNAVAILABLE).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    store.set(Store::Up);
+    until_readiness(&s, StatusCode::OK).await;
+    let mut items = Vec::new();
+    for task in uploads {
+        items.extend(task.await.expect("uploader"));
     }
-    let left = s.stored_files().await;
-    panic!("objects no item references: {left:?} (items: {keys:?})");
+    assert!(!items.is_empty());
+    let mut keys = Vec::new();
+    for item in &items {
+        let id = item["id"].as_str().expect("id");
+        let now = s.until_processed(id).await;
+        assert_ne!(now["status"], "failed", "{now}");
+        keys.push(original_key(item));
+        for variant in now["variants"].as_array().into_iter().flatten() {
+            keys.push(original_key(variant));
+        }
+    }
+    until_bucket_holds(&s, keys).await;
 }
 
 /// A small tmpfs for the data dir, unmounted when dropped; `None` where mounting is not
