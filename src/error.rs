@@ -106,6 +106,7 @@ impl ApiError {
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            Self::Catalog(e) if e.is_out_of_space() => StatusCode::INSUFFICIENT_STORAGE,
             Self::Catalog(e) => match e {
                 CatalogError::NotFound(_) => StatusCode::NOT_FOUND,
                 CatalogError::FolderNotEmpty
@@ -162,6 +163,7 @@ impl ApiError {
             Self::Storage(StorageError::Io(e)) if e.kind() == ErrorKind::StorageFull => {
                 "insufficient_storage"
             }
+            Self::Catalog(e) if e.is_out_of_space() => "insufficient_storage",
             Self::Ingest(IngestError::UploadMissing) => "upload_missing",
             Self::Ingest(IngestError::SizeMismatch { .. }) => "size_mismatch",
             Self::Ingest(IngestError::TypeMismatch { .. }) => "type_mismatch",

@@ -49,10 +49,19 @@ pub enum CatalogError {
     AlreadyConfirmed,
 }
 
+impl CatalogError {
+    /// The disk under the catalog is full.
+    pub fn is_out_of_space(&self) -> bool {
+        matches!(self, Self::Db(e) if matches!(&**e, redb::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull))
+    }
+}
+
 impl<E: Into<redb::Error>> From<E> for CatalogError {
     fn from(e: E) -> Self {
         match e.into() {
             redb::Error::DatabaseAlreadyOpen => CatalogError::Locked,
+            // A commit failed earlier: the catalog is reopening (see `heal`).
+            redb::Error::PreviousIo => CatalogError::Unavailable,
             other => CatalogError::Db(Arc::new(other)),
         }
     }

@@ -105,7 +105,10 @@ impl Catalog {
     /// later one commits (see `writable`).
     pub fn apply(&self, writes: Vec<Write>) -> Result<Vec<Result<Outcome>>> {
         let applied = self.apply_batch(writes);
-        let failed = matches!(applied, Err(CatalogError::Db(_)));
+        let failed = matches!(
+            applied,
+            Err(CatalogError::Db(_) | CatalogError::Unavailable)
+        );
         self.commit_failed.store(failed, Ordering::Relaxed);
         applied
     }

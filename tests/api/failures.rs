@@ -341,6 +341,10 @@ async fn a_disk_filled_by_uploads_refuses_them_and_recovers_without_a_restart() 
     drop(fill);
     let gone = kept.pop().expect("an item");
     let first_try = s.delete_item(&gone).await.status();
+    assert!(
+        [StatusCode::OK, StatusCode::INSUFFICIENT_STORAGE].contains(&first_try),
+        "a clear answer at 0 bytes free: {first_try}"
+    );
     std::fs::remove_file(&filler).expect("free the disk");
     // Whatever that DELETE met, deletes and then uploads work again, without a restart.
     if first_try != StatusCode::OK {

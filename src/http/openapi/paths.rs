@@ -122,6 +122,8 @@ fn patch() {}
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 403, description = "`forbidden`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 503, description = "`unavailable` (with `Retry-After`): the catalog is reopening after a failed commit", body = ErrorBody),
+        (status = 507, description = "`insufficient_storage`: the disk under the catalog is full (something other than uploads filled it); retry once space is freed", body = ErrorBody),
     ))]
 fn delete() {}
 
