@@ -44,13 +44,9 @@ fn jpeg<R: BufRead, W: Write>(src: &mut R, dst: &mut W) -> io::Result<()> {
         return Err(malformed("JPEG"));
     }
     dst.write_all(&soi)?;
-    // A marker already read by the scan copy that ended at it.
-    let mut after_scan = None;
+    // Up to the first scan, where the metadata lives: segment by segment.
     loop {
-        let m = match after_scan.take() {
-            Some(m) => m,
-            None => next_marker(src)?,
-        };
+        let m = next_marker(src)?;
         if m == 0x01 || (0xD0..=0xD7).contains(&m) {
             dst.write_all(&[0xFF, m])?;
             continue;
@@ -72,12 +68,45 @@ fn jpeg<R: BufRead, W: Write>(src: &mut R, dst: &mut W) -> io::Result<()> {
             dst.write_all(&body)?;
         }
         if m == 0xDA {
-            match copy_scan(src, dst)? {
-                Some(m) => after_scan = Some(m),
-                None => return Ok(()), // cut short in a scan: kept as uploaded
+            return copy_scans(src, dst);
+        }
+    }
+}
+
+/// From the first scan on, everything is copied as it is (scans, and the tables of later
+/// progressive scans), up to and including the end-of-image marker; what follows it is
+/// dropped. A file cut short keeps what it has. Segments are copied by their length, so
+/// an `FF D9` inside a table is not taken for the end.
+fn copy_scans<R: BufRead, W: Write>(src: &mut R, dst: &mut W) -> io::Result<()> {
+    while let Some(m) = copy_scan(src, dst)? {
+        dst.write_all(&[0xFF, m])?;
+        match m {
+            0xD9 => return Ok(()),
+            0x01 => {} // TEM: a marker without a segment
+            _ => {
+                let mut len = [0u8; 2];
+                let got = read_up_to(src, &mut len)?;
+                dst.write_all(&len[..got])?;
+                let body = u64::from(u16::from_be_bytes(len)).saturating_sub(2);
+                if got < 2 || io::copy(&mut src.by_ref().take(body), dst)? < body {
+                    return Ok(()); // cut short inside a segment
+                }
             }
         }
     }
+    Ok(())
+}
+
+/// Reads until `buf` is full or the file ends; returns how much was read.
+fn read_up_to<R: Read>(src: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match src.read(&mut buf[got..])? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    Ok(got)
 }
 
 /// The next marker's code, skipping fill bytes.
@@ -363,6 +392,27 @@ mod tests {
         let out = stripped(MediaType::Jpeg, &plain);
         let sos = |b: &[u8]| b.windows(2).position(|w| w == [0xFF, 0xDA]).expect("SOS");
         assert_eq!(&out[sos(&out)..], &plain[sos(&plain)..plain.len()]);
+    }
+
+    /// Decoded RGBA pixels, as the image pipeline's decoder sees them.
+    fn pixels(bytes: &[u8]) -> Vec<u8> {
+        image::load_from_memory_with_format(bytes, image::ImageFormat::Jpeg)
+            .expect("decodes")
+            .to_rgba8()
+            .into_raw()
+    }
+
+    #[test]
+    fn marker_like_bytes_in_damaged_scan_data_are_copied_not_interpreted() {
+        // Found by `make fuzz` (strip): scan bytes that look like an APP1 marker were
+        // dropped as metadata, and the picture changed.
+        let damaged = fixture("fuzz/strip-8581a0e2.jpg");
+        let out = stripped(MediaType::Jpeg, &damaged);
+        assert_eq!(pixels(&out), pixels(&damaged));
+        // The XMP of its header still goes; the copy the fuzzer pasted into the scan data
+        // is part of what is kept byte for byte.
+        let sos = out.windows(2).position(|w| w == [0xFF, 0xDA]).expect("SOS");
+        assert!(!find(&out[..sos], b"http://ns.adobe.com/xap/1.0/"));
     }
 
     #[test]
