@@ -1,0 +1,136 @@
+//! Stripping: what goes, what stays, and that the pictures do not change.
+
+use super::*;
+use crate::media::probe::raster_dimensions;
+use crate::media::test_fixture as fixture;
+use std::io::Cursor;
+
+fn stripped(kind: MediaType, bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    assert!(strip(kind, &mut Cursor::new(bytes), &mut out).expect("strip"));
+    out
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn jpeg_loses_gps_and_xmp_but_keeps_scan_and_orientation() {
+    let original = fixture("jpeg/colorfulcups_2560x1600_progressive_gps.jpg");
+    let out = stripped(MediaType::Jpeg, &original);
+    assert!(find(&original, b"http://ns.adobe.com/xap/1.0/") || find(&original, b"Exif\0\0"));
+    assert!(!find(&out, b"http://ns.adobe.com/xap/1.0/"), "no XMP");
+    assert!(!find(&out, b"GPS"), "no GPS");
+    // The metadata sits before the scans; the last 500 KB (scan data) are untouched.
+    let tail = 500_000;
+    assert_eq!(
+        &out[out.len() - tail..],
+        &original[original.len() - tail..],
+        "scans untouched"
+    );
+    assert!(out.len() < original.len());
+    let d =
+        raster_dimensions(MediaType::Jpeg, &mut Cursor::new(&out), u64::MAX).expect("still a JPEG");
+    assert_eq!((d.width, d.height), (2560, 1600));
+
+    for o in [6u16, 8] {
+        let rotated = fixture(&format!("jpeg/orientation/Landscape_{o}.jpg"));
+        let out = stripped(MediaType::Jpeg, &rotated);
+        let d = raster_dimensions(MediaType::Jpeg, &mut Cursor::new(&out), u64::MAX).expect("jpeg");
+        assert_eq!((d.width, d.height), (600, 450), "orientation {o} survives");
+    }
+}
+
+#[test]
+fn data_after_the_image_is_dropped() {
+    let zip = b"PK\x03\x04\x14\0\0\0\0\0payload.sh#!/bin/sh\nrm -rf /\n";
+    for (kind, name) in [
+        (MediaType::Jpeg, "jpeg/grace_hopper_512x600.jpg"),
+        (MediaType::Jpeg, "jpeg/elephants_1920x1080_progressive.jpg"),
+        (
+            MediaType::Jpeg,
+            "jpeg/colorfulcups_2560x1600_progressive_gps.jpg",
+        ),
+        (MediaType::Png, "png/spacefun_2048x1542_palette.png"),
+        (MediaType::Webp, "webp/skimage_logo_500x500_lossless.webp"),
+    ] {
+        let original = fixture(name);
+        let clean = stripped(kind, &original);
+        let mut smuggled = original.clone();
+        smuggled.extend_from_slice(zip);
+        assert_eq!(stripped(kind, &smuggled), clean, "{name}");
+        assert!(!find(&clean, b"PK\x03\x04"), "{name}");
+    }
+    // A JPEG whose scans are exactly the original's: stripping kept every scan byte.
+    let plain = fixture("jpeg/elephants_1920x1080_progressive.jpg");
+    let out = stripped(MediaType::Jpeg, &plain);
+    let sos = |b: &[u8]| b.windows(2).position(|w| w == [0xFF, 0xDA]).expect("SOS");
+    assert_eq!(&out[sos(&out)..], &plain[sos(&plain)..plain.len()]);
+}
+
+/// Decoded RGBA pixels, as the image pipeline's decoder sees them.
+fn pixels(bytes: &[u8]) -> Vec<u8> {
+    image::load_from_memory_with_format(bytes, image::ImageFormat::Jpeg)
+        .expect("decodes")
+        .to_rgba8()
+        .into_raw()
+}
+
+#[test]
+fn marker_like_bytes_in_damaged_scan_data_are_copied_not_interpreted() {
+    // Found by `make fuzz` (strip): scan bytes that look like an APP1 marker were
+    // dropped as metadata, and the picture changed.
+    let damaged = fixture("fuzz/strip-8581a0e2.jpg");
+    let out = stripped(MediaType::Jpeg, &damaged);
+    assert_eq!(pixels(&out), pixels(&damaged));
+    // The XMP of its header still goes; the copy the fuzzer pasted into the scan data
+    // is part of what is kept byte for byte.
+    let sos = out.windows(2).position(|w| w == [0xFF, 0xDA]).expect("SOS");
+    assert!(!find(&out[..sos], b"http://ns.adobe.com/xap/1.0/"));
+}
+
+#[test]
+fn a_jpeg_cut_short_in_its_scan_is_kept_as_it_came() {
+    let original = fixture("jpeg/hopper_128x128.jpg");
+    let cut = &original[..original.len() - 100];
+    let out = stripped(MediaType::Jpeg, cut);
+    let sos = |b: &[u8]| b.windows(2).position(|w| w == [0xFF, 0xDA]).expect("SOS");
+    assert_eq!(&out[sos(&out)..], &cut[sos(cut)..]);
+}
+
+#[test]
+fn png_loses_text_and_exif_chunks() {
+    let mut png = fixture("png/chessboard_200x200_rgb16.png");
+    let iend = png.len() - 12;
+    let mut text = Vec::new();
+    let data = b"Comment\0taken at 48.85N 2.35E";
+    text.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    text.extend_from_slice(b"tEXt");
+    text.extend_from_slice(data);
+    text.extend_from_slice(&[0, 0, 0, 0]);
+    png.splice(iend..iend, text);
+    let out = stripped(MediaType::Png, &png);
+    assert!(!find(&out, b"48.85N"));
+    assert_eq!(out, fixture("png/chessboard_200x200_rgb16.png"));
+}
+
+#[test]
+fn webp_loses_exif_and_stays_valid() {
+    let original = fixture("webp/flower_480x360_lossy_exif.webp");
+    assert!(find(&original, b"EXIF"));
+    let out = stripped(MediaType::Webp, &original);
+    assert!(!find(&out, b"XMP "));
+    let riff = u32::from_le_bytes([out[4], out[5], out[6], out[7]]) as usize;
+    assert_eq!(riff + 8, out.len(), "RIFF size matches");
+    let d = raster_dimensions(MediaType::Webp, &mut Cursor::new(&out), u64::MAX).expect("webp");
+    assert_eq!((d.width, d.height), (480, 360));
+    assert!(out.len() < original.len());
+}
+
+#[test]
+fn other_types_are_left_alone() {
+    let mut out = Vec::new();
+    assert!(!strip(MediaType::Pdf, &mut Cursor::new(b"%PDF-1.4"), &mut out).expect("ok"));
+    assert!(strip(MediaType::Jpeg, &mut Cursor::new(b"not a jpeg"), &mut out).is_err());
+}
