@@ -1,7 +1,7 @@
 //! Upkeep outside requests: recovery at start (finish queued deletes, sweep temp files and
-//! orphans) and the periodic tasks (the health probe, the orphan sweep, expired presigns
-//! on S3, the metrics recorder's upkeep). Everything goes through the actor handles, like
-//! a request would.
+//! orphans) and the periodic tasks (the health probe, the orphan sweep, the delete-queue
+//! drain, expired presigns on S3, the metrics recorder's upkeep). Everything goes through
+//! the actor handles, like a request would.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
