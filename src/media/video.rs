@@ -40,9 +40,13 @@ pub fn probe_mp4<R: Read + Seek>(r: &mut R) -> io::Result<Result<VideoInfo, Inva
         } else if size == 0 {
             size = len - pos;
         }
-        if size < header || pos + size > len {
+        // A 64-bit size near u64::MAX must not wrap around (it would send `pos` back).
+        let end = pos
+            .checked_add(size)
+            .filter(|&end| size >= header && end <= len);
+        let Some(end) = end else {
             return Ok(Err("a box runs past the end of the file (cut short?)"));
-        }
+        };
         if &head[4..8] == b"moov" && moov.is_none() {
             let body_len = size - header;
             if body_len > MAX_MOOV {
@@ -52,7 +56,7 @@ pub fn probe_mp4<R: Read + Seek>(r: &mut R) -> io::Result<Result<VideoInfo, Inva
             r.read_exact(&mut body)?;
             moov = Some(parse_moov(&body));
         }
-        pos += size; // every top-level box is checked, so a file cut short is seen
+        pos = end; // every top-level box is checked, so a file cut short is seen
     }
     Ok(moov.unwrap_or(Err("it has no `moov` box (no metadata: unplayable)")))
 }
@@ -166,7 +170,7 @@ fn parse_webm(data: &[u8]) -> Result<VideoInfo, Invalid> {
             at = body_at; // descend; its size is often "unknown"
             continue;
         }
-        let end = size.map_or(data.len(), |s| (body_at + s).min(data.len()));
+        let end = size.map_or(data.len(), |s| body_at.saturating_add(s).min(data.len()));
         match id {
             INFO => info.duration = webm_duration(&data[body_at..end]),
             TRACKS => {
@@ -333,6 +337,17 @@ mod tests {
 
     fn refusal<T: std::fmt::Debug>(probed: io::Result<Result<T, Invalid>>) -> Invalid {
         probed.expect("io").expect_err("not a playable video")
+    }
+
+    #[test]
+    fn a_64_bit_box_size_near_the_limit_does_not_wrap_around() {
+        // Found by `make fuzz` (video): a largesize of u64::MAX overflowed `pos + size`
+        // (a panic in debug builds; in release, `pos` went backwards).
+        let found = fixture("fuzz/video-6c4e9448.mp4");
+        assert!(refusal(probe_mp4(&mut Cursor::new(found))).contains("past the end"));
+        let mut crafted = b"\0\0\0\x10ftypisom\0\0\0\0\0\0\0\x01free".to_vec();
+        crafted.extend_from_slice(&u64::MAX.to_be_bytes());
+        assert!(refusal(probe_mp4(&mut Cursor::new(crafted))).contains("past the end"));
     }
 
     #[test]
