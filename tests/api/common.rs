@@ -424,22 +424,47 @@ pub fn header(resp: &Response, name: &str) -> Option<String> {
         .map(|v| v.to_str().expect("ascii header").to_owned())
 }
 
+/// Polls `check` (every 100 ms) until it holds, for at most `limit`; whether it held.
+/// A check that hangs counts against the limit too.
+pub async fn holds_within<F, Fut>(limit: std::time::Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let polled = tokio::time::timeout(limit, async {
+        while !check().await {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    });
+    polled.await.is_ok()
+}
+
 /// Polls `/readyz` (bounded: 10 s) until it answers `want`; every answer must come at
 /// once, whatever the dependencies do (it reads the last health probe).
 pub async fn until_readiness(s: &TestServer, want: StatusCode) {
-    for _ in 0..100 {
+    let turned = holds_within(std::time::Duration::from_secs(10), || async {
         let asked = std::time::Instant::now();
         let status = s.get("/readyz", None).await.status();
         assert!(
             asked.elapsed() < std::time::Duration::from_secs(2),
             "/readyz waited on something"
         );
-        if status == want {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("/readyz never turned {want}");
+        status == want
+    });
+    assert!(turned.await, "/readyz never turned {want}");
+}
+
+/// The storage key (`YYYY/MM/<name>`) an item's or a variant's `url` points at, locally
+/// (`/uploads/...`) or in the bucket.
+pub fn storage_key(item: &Value) -> String {
+    let url = item["url"].as_str().expect("url");
+    let parts: Vec<&str> = url.rsplitn(4, '/').collect();
+    format!("{}/{}/{}", parts[2], parts[1], parts[0])
+}
+
+/// Whether a storage key is an original (variants are `<token>-<width>.webp`).
+pub fn is_original(key: &str) -> bool {
+    !key.rsplit('/').next().unwrap_or_default().contains('-')
 }
 
 /// The value of one sample line `name{labels} value` in a Prometheus scrape.

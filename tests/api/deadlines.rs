@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::{TestServer, fixture, sample};
+use crate::common::{TestServer, fixture, holds_within, sample};
 
 /// Generous bounds around deadlines of 1 s: they catch "never", not slowness.
 const WITHIN: Duration = Duration::from_secs(15);
@@ -222,15 +222,10 @@ async fn requests_cancelled_by_their_client_are_counted_as_499() {
     assert!(sent.is_err_and(|e| e.is_timeout()), "the client gave up");
     let series =
         r#"darkroom_http_requests_total{route="/api/v1/media",method="POST",status="499"}"#;
-    let counted = tokio::time::timeout(WITHIN, async {
-        loop {
-            let scrape = s.get("/metrics", None).await.text().await.expect("scrape");
-            if sample(&scrape, series) == Some(1.0) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    let counted = holds_within(WITHIN, || async {
+        let scrape = s.get("/metrics", None).await.text().await.expect("scrape");
+        sample(&scrape, series) == Some(1.0)
     })
     .await;
-    assert!(counted.is_ok(), "no 499 sample: {series}");
+    assert!(counted, "no 499 sample: {series}");
 }

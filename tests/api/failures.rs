@@ -12,7 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::common::{
-    TestServer, error_code, fixture, s3_config, sample, unique_prefix, until_readiness,
+    TestServer, error_code, fixture, holds_within, s3_config, sample, storage_key, unique_prefix,
+    until_readiness,
 };
 
 const PDF: &str = "pdf/ltnews18_1page.pdf";
@@ -142,24 +143,16 @@ async fn behind_faulty_store() -> (TestServer, Faulty) {
     (s, proxy)
 }
 
-/// Storage keys of items' originals, from their `url`s.
-fn original_key(item: &Value) -> String {
-    let url = item["url"].as_str().expect("url");
-    let parts: Vec<&str> = url.rsplitn(4, '/').collect();
-    format!("{}/{}/{}", parts[2], parts[1], parts[0])
-}
-
 /// Waits (bounded: 30 s) until the bucket holds exactly `keys`.
 async fn until_bucket_holds(s: &TestServer, mut keys: Vec<String>) {
     keys.sort();
-    for _ in 0..300 {
-        if s.stored_files().await == keys {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let held = holds_within(Duration::from_secs(30), || async {
+        s.stored_files().await == keys
+    });
+    if !held.await {
+        let left = s.stored_files().await;
+        panic!("the bucket holds {left:?}, the items {keys:?}");
     }
-    let left = s.stored_files().await;
-    panic!("the bucket holds {left:?}, the items {keys:?}");
 }
 
 #[tokio::test]
@@ -200,7 +193,7 @@ async fn a_frozen_store_is_reported_and_fails_uploads_within_the_deadlines() {
     }
     // The PUT that failed while frozen reached the store at the thaw; it was queued for
     // deletion before its 502, and the queue is drained once the store answers again.
-    until_bucket_holds(&s, vec![original_key(&before), original_key(&after)]).await;
+    until_bucket_holds(&s, vec![storage_key(&before), storage_key(&after)]).await;
 }
 
 #[tokio::test]
@@ -243,9 +236,9 @@ async fn a_store_killed_mid_upload_loses_nothing_acknowledged() {
         let id = item["id"].as_str().expect("id");
         let now = s.until_processed(id).await;
         assert_ne!(now["status"], "failed", "{now}");
-        keys.push(original_key(item));
+        keys.push(storage_key(item));
         for variant in now["variants"].as_array().into_iter().flatten() {
-            keys.push(original_key(variant));
+            keys.push(storage_key(variant));
         }
     }
     until_bucket_holds(&s, keys).await;
@@ -296,16 +289,17 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = StatusCode>,
 {
-    let mut last = None;
-    for _ in 0..200 {
-        let got = attempt().await;
-        if got == want {
-            return;
+    let last = std::cell::Cell::new(None);
+    let got_it = holds_within(Duration::from_secs(20), || {
+        let got = attempt();
+        let last = &last;
+        async move {
+            let got = got.await;
+            last.set(Some(got));
+            got == want
         }
-        last = Some(got);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("still {last:?}, wanted {want}");
+    });
+    assert!(got_it.await, "still {:?}, wanted {want}", last.get());
 }
 
 #[tokio::test]

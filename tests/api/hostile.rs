@@ -3,16 +3,13 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::common::{TestServer, fixture, manifest, stored_files};
+use crate::common::{TestServer, fixture, is_original, manifest, stored_files};
 
 /// Stored originals (`YYYY/MM/<token>.<ext>`; variants are `<token>-<width>.webp`). A
 /// refused upload could only leave an original behind, while variants of images accepted
 /// earlier in the loop keep arriving as their jobs finish.
 fn stored_originals(dir: &std::path::Path) -> usize {
-    stored_files(dir)
-        .iter()
-        .filter(|k| !k.rsplit('/').next().unwrap_or_default().contains('-'))
-        .count()
+    stored_files(dir).iter().filter(|k| is_original(k)).count()
 }
 
 #[tokio::test]

@@ -6,10 +6,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
-use crate::common::{TestServer, fixture};
+use crate::common::{TestServer, fixture, holds_within, is_original, storage_key};
 
 /// Bounded waits around cleanup that happens in the background.
 const WITHIN: Duration = Duration::from_secs(20);
@@ -21,24 +20,14 @@ async fn recorded_originals(s: &TestServer) -> BTreeSet<String> {
         .as_array()
         .expect("data")
         .iter()
-        .map(item_key)
+        .map(storage_key)
         .collect()
 }
 
-/// `2026/12/<token>.jpg` from an item's `url` (local `/uploads/...` or the bucket's).
-fn item_key(item: &Value) -> String {
-    let url = item["url"].as_str().expect("url");
-    let parts: Vec<&str> = url.rsplitn(4, '/').collect();
-    format!("{}/{}/{}", parts[2], parts[1], parts[0])
-}
-
-/// Stored originals (variants are `<token>-<width>.webp`).
+/// Stored originals, without the variants.
 async fn stored_originals(s: &TestServer) -> BTreeSet<String> {
-    s.stored_files()
-        .await
-        .into_iter()
-        .filter(|k| !k.rsplit('/').next().unwrap_or_default().contains('-'))
-        .collect()
+    let stored = s.stored_files().await.into_iter();
+    stored.filter(|k| is_original(k)).collect()
 }
 
 /// A whole multipart upload request for `bytes`, ready to write to a socket.
@@ -84,14 +73,9 @@ async fn uploads_whose_client_resets_after_the_body_leave_no_orphans() {
         conn.set_zero_linger().expect("linger");
         drop(conn);
     }
-    let settled = tokio::time::timeout(WITHIN, async {
-        loop {
-            let (stored, recorded) = (stored_originals(&s).await, recorded_originals(&s).await);
-            if stored.is_subset(&recorded) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+    let settled = holds_within(WITHIN, || async {
+        let (stored, recorded) = (stored_originals(&s).await, recorded_originals(&s).await);
+        stored.is_subset(&recorded)
     })
     .await;
     let orphans: Vec<String> = stored_originals(&s)
@@ -99,7 +83,7 @@ async fn uploads_whose_client_resets_after_the_body_leave_no_orphans() {
         .difference(&recorded_originals(&s).await)
         .cloned()
         .collect();
-    assert!(settled.is_ok(), "files without a record: {orphans:?}");
+    assert!(settled, "files without a record: {orphans:?}");
 }
 
 async fn the_sweep_removes_unclaimed_files_and_keeps_the_rest(s: TestServer) {
@@ -111,17 +95,12 @@ async fn the_sweep_removes_unclaimed_files_and_keeps_the_rest(s: TestServer) {
         .await;
     s.plant("2026/01/orphanorphanorphan0-400.webp", b"its variant")
         .await;
-    let swept = tokio::time::timeout(WITHIN, async {
-        loop {
-            let now: BTreeSet<String> = s.stored_files().await.into_iter().collect();
-            if now == kept {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+    let swept = holds_within(WITHIN, || async {
+        let now: BTreeSet<String> = s.stored_files().await.into_iter().collect();
+        now == kept
     })
     .await;
-    assert!(swept.is_ok(), "left: {:?}", s.stored_files().await);
+    assert!(swept, "left: {:?}", s.stored_files().await);
     let resp = s
         .get(&format!("/api/v1/media/{id}"), Some(&s.read_key))
         .await;
@@ -170,13 +149,8 @@ async fn young_files_are_left_for_a_later_sweep() {
         .open(&path)
         .and_then(|f| f.set_modified(two_hours_ago))
         .expect("backdate");
-    let swept = tokio::time::timeout(WITHIN, async {
-        while path.exists() {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
-    .await;
-    assert!(swept.is_ok(), "the old orphan was not swept");
+    let swept = holds_within(WITHIN, || async { !path.exists() }).await;
+    assert!(swept, "the old orphan was not swept");
     assert_eq!(
         s.stored_files().await,
         ["2026/01/youngyoungyoungyoung.jpg"],
