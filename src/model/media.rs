@@ -4,7 +4,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::folder::FolderPath;
-use super::id::{new_media_id, new_storage_token};
 use super::media_type::{Kind, MediaType};
 
 /// A stored media item. Serialized as JSON inside redb.
@@ -73,38 +72,6 @@ impl MediaRecord {
             focal_y: 50.0,
             created_us: created,
             storage_key: format!("2026/01/{}.png", id_tail.to_string().repeat(16)),
-            processing: None,
-        }
-    }
-
-    /// The `i`th record of a synthetic catalog, for benchmarks and the load-test seeder:
-    /// four types in turn (by sevens), 100 folders `/f00`..`/f99`, sizes spread over 5 MB,
-    /// a third with alt text, createdAt 1 ms apart. It has no file behind it.
-    #[doc(hidden)]
-    pub fn synthetic(i: u64) -> Self {
-        let types = [
-            MediaType::Jpeg,
-            MediaType::Png,
-            MediaType::Pdf,
-            MediaType::Mp4,
-        ];
-        let media_type = types[((i / 7) % 4) as usize];
-        Self {
-            id: new_media_id(),
-            filename: format!("{}-{i}.{}", new_storage_token(), media_type.ext()),
-            media_type,
-            size: 1000 + (i * 7919) % 5_000_000,
-            width: Some(1920),
-            height: Some(1080),
-            duration: None,
-            alt: i.is_multiple_of(3).then(|| format!("alt text {i}")),
-            title: None,
-            description: None,
-            folder: format!("/f{:02}", i % 100),
-            focal_x: 50.0,
-            focal_y: 50.0,
-            created_us: 1_700_000_000_000_000 + i * 1000,
-            storage_key: format!("2026/01/{}.{}", new_storage_token(), media_type.ext()),
             processing: None,
         }
     }

@@ -8,6 +8,7 @@ pub mod id;
 mod media;
 mod media_type;
 mod query;
+mod synthetic;
 
 pub use access::{ApiKeyRecord, Scope};
 pub use folder::FolderPath;
