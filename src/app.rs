@@ -104,8 +104,8 @@ async fn metrics_listener(
 }
 
 async fn open_catalog(config: &Config) -> Result<Catalog, AppError> {
-    let path = config.catalog_path();
-    tokio::task::spawn_blocking(move || Catalog::open(&path))
+    let (path, options) = (config.catalog_path(), config.catalog);
+    tokio::task::spawn_blocking(move || Catalog::open_with(&path, options))
         .await
         .map_err(std::io::Error::other)?
         .map_err(AppError::from)

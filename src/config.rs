@@ -25,6 +25,7 @@ pub struct Config {
     pub admin: Admin,
     pub processing: Processing,
     pub maintenance: Maintenance,
+    pub catalog: crate::catalog::Options,
     pub storage: StorageConfig,
 }
 

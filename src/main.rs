@@ -12,6 +12,13 @@ use darkroom::catalog::{Catalog, CatalogError, Write, keys};
 use darkroom::config::Config;
 use darkroom::model::{Scope, rfc3339};
 
+/// mimalloc, not glibc's malloc: glibc gives each allocating thread its own arena (up to 8
+/// per core) and keeps what is freed there, so catalog scans on the blocking pool left the
+/// RSS at 305 MB for 127 MB in use after deep pages at 1M items (measured with
+/// MALLOC_ARENA_MAX=2 as the comparison). mimalloc returns freed pages to the OS.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "darkroom",
@@ -161,7 +168,7 @@ async fn shutdown_signal() {
 
 fn manage_keys(config: &Config, cmd: KeysCommand) -> Result<(), BoxError> {
     std::fs::create_dir_all(&config.data_dir)?;
-    let catalog = Catalog::open(&config.catalog_path())?;
+    let catalog = Catalog::open_with(&config.catalog_path(), config.catalog)?;
     match cmd {
         KeysCommand::Create { scope, name } => {
             let scope = Scope::from(scope);

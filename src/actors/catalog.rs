@@ -130,11 +130,19 @@ pub async fn heal(catalog: &Arc<Catalog>) {
 pub struct CatalogHandle {
     slot: Slot<CatalogMsg>,
     catalog: Arc<Catalog>,
+    /// Scans running at once on the blocking pool (two per core): more would only share
+    /// the same cores, each with its own thread and buffers; the rest wait their turn.
+    scans: Arc<tokio::sync::Semaphore>,
 }
 
 impl CatalogHandle {
     pub fn new(slot: Slot<CatalogMsg>, catalog: Arc<Catalog>) -> Self {
-        Self { slot, catalog }
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            slot,
+            catalog,
+            scans: Arc::new(tokio::sync::Semaphore::new(2 * cores)),
+        }
     }
 
     async fn write(&self, write: Write) -> Result<Outcome, CatalogError> {
@@ -148,9 +156,13 @@ impl CatalogHandle {
         f: impl FnOnce(&Catalog) -> Result<T, CatalogError> + Send + 'static,
     ) -> Result<T, CatalogError> {
         let catalog = self.catalog.clone();
-        tokio::task::spawn_blocking(move || f(&catalog))
-            .await
-            .map_err(|_| CatalogError::Unavailable)?
+        let permit = self.scans.clone().acquire_owned().await;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            f(&catalog)
+        })
+        .await
+        .map_err(|_| CatalogError::Unavailable)?
     }
 
     /// Returns once every write sent before this call is committed or failed, so a read

@@ -2,9 +2,10 @@
 //! optionally within one folder or one kind, is a range scan and never a full scan.
 //!
 //! `key = [sort tag] [partition] 0x00 [sort value] [id]`, where the partition is `a` (everything),
-//! `f<folder>` or `k<kind tag>`, and the sort value is the big-endian creation time,
-//! the big-endian size, or the lower-cased filename followed by 0x00. Ids have a fixed
-//! length, so the id is the key's tail and breaks ties.
+//! `f<folder>`, `k<kind tag>` or `x<kind tag><folder>`, and the sort value is the big-endian
+//! creation time, the big-endian size, or the lower-cased filename followed by 0x00. Ids
+//! have a fixed length, so the id is the key's tail and breaks ties. The part after the
+//! partition (`tail`) is an item's position in its order: a listing cursor carries it.
 
 use crate::model::{ID_LEN, Kind, MediaRecord, SortField};
 
@@ -14,6 +15,7 @@ pub enum Partition<'a> {
     All,
     Folder(&'a str),
     Kind(Kind),
+    FolderKind(&'a str, Kind),
 }
 
 const SORTS: [SortField; 3] = [SortField::CreatedAt, SortField::Filename, SortField::Size];
@@ -36,6 +38,10 @@ pub fn prefix(sort: SortField, partition: Partition<'_>) -> Vec<u8> {
             key.extend_from_slice(f.as_bytes());
         }
         Partition::Kind(k) => key.extend_from_slice(&[b'k', k.tag()]),
+        Partition::FolderKind(f, k) => {
+            key.extend_from_slice(&[b'x', k.tag()]);
+            key.extend_from_slice(f.as_bytes());
+        }
     }
     key.push(0);
     key
@@ -50,30 +56,45 @@ pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     end
 }
 
-/// All index keys of one record (3 sorts × 3 partitions).
+/// All index keys of one record (3 sorts × 4 partitions).
 pub fn keys_of(r: &MediaRecord) -> Vec<Vec<u8>> {
     let partitions = [
         Partition::All,
         Partition::Folder(&r.folder),
         Partition::Kind(r.kind()),
+        Partition::FolderKind(&r.folder, r.kind()),
     ];
+    let filename = r.filename.to_lowercase();
     let mut keys = Vec::with_capacity(SORTS.len() * partitions.len());
     for sort in SORTS {
         for partition in partitions {
             let mut key = prefix(sort, partition);
-            match sort {
-                SortField::CreatedAt => key.extend_from_slice(&r.created_us.to_be_bytes()),
-                SortField::Size => key.extend_from_slice(&r.size.to_be_bytes()),
-                SortField::Filename => {
-                    key.extend_from_slice(r.filename.to_lowercase().as_bytes());
-                    key.push(0);
-                }
-            }
-            key.extend_from_slice(r.id.as_bytes());
+            push_tail(&mut key, sort, r.created_us, r.size, &filename, &r.id);
             keys.push(key);
         }
     }
     keys
+}
+
+/// Appends an item's position in `sort` order: its sort value, then its id.
+/// `filename` is lower-cased.
+pub fn push_tail(
+    key: &mut Vec<u8>,
+    sort: SortField,
+    created_us: u64,
+    size: u64,
+    filename: &str,
+    id: &str,
+) {
+    match sort {
+        SortField::CreatedAt => key.extend_from_slice(&created_us.to_be_bytes()),
+        SortField::Size => key.extend_from_slice(&size.to_be_bytes()),
+        SortField::Filename => {
+            key.extend_from_slice(filename.as_bytes());
+            key.push(0);
+        }
+    }
+    key.extend_from_slice(id.as_bytes());
 }
 
 /// The media id at the tail of an index key.

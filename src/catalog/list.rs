@@ -1,68 +1,84 @@
-//! Listing: one page in the requested order with the exact total. Without a search this
-//! walks only `offset + limit` index entries of one range (see `index`) and reads the
-//! total from a counter; a search scans the filtered range.
+//! Listing: one page in the requested order with the exact total, and where the next page
+//! starts. Without a search this is one range of the listing index (see `index`), entered
+//! at the cursor's position or walked past `offset` entries, and the total is a counter;
+//! with one, the search index answers (see `search`).
 
-use redb::ReadableTable;
+use std::ops::Bound;
+
+use redb::{ReadTransaction, ReadableTable};
 
 use super::index::{self, Partition};
+use super::search::{self, memo};
 use super::tables::{COUNTS, INDEX, MEDIA};
-use super::{Catalog, CatalogError, Result, decode};
+use super::{Catalog, CatalogError, Result};
 use crate::model::{FolderPath, ListQuery, MediaRecord, Page};
 
 impl Catalog {
     pub fn list(&self, q: &ListQuery) -> Result<Page> {
         let generation = self.cache.generation();
         let txn = self.read_txn()?;
-        let index = txn.open_table(INDEX)?;
+        let hit = match &q.search {
+            Some(needle) => self.search(&txn, q, needle, generation)?,
+            None => walk(&txn, q)?,
+        };
         let media = txn.open_table(MEDIA)?;
-        let folder = q.folder.as_ref().map(FolderPath::as_str);
-        let (partition, kind_filter) = match (folder, q.kind) {
-            (Some(f), k) => (Partition::Folder(f), k),
-            (None, Some(k)) => (Partition::Kind(k), None),
-            (None, None) => (Partition::All, None),
-        };
-        let start = index::prefix(q.sort, partition);
-        let end = index::prefix_end(&start);
-        let range = index.range(start.as_slice()..end.as_slice())?;
-        let entries: Box<dyn Iterator<Item = _>> = if q.descending {
-            Box::new(range.rev())
-        } else {
-            Box::new(range)
-        };
-
-        let mut items = Vec::with_capacity(q.limit.min(100));
-        let mut matched = 0u64;
-        for entry in entries {
-            let (key, tag) = entry?;
-            if kind_filter.is_some_and(|k| k.tag() != tag.value()) {
-                continue;
-            }
-            let id = index::id_of(key.value())
-                .ok_or_else(|| CatalogError::Corrupt("index key".into()))?;
-            let wanted = matched >= q.offset as u64 && items.len() < q.limit;
-            if let Some(needle) = &q.search {
-                let record = load(&media, id)?;
-                if !matches_search(&record, needle) {
-                    continue;
-                }
-                if wanted {
-                    items.push(record);
-                }
-            } else if wanted {
-                items.push(self.load_cached(&media, id, generation)?);
-            } else if items.len() >= q.limit {
-                break;
-            }
-            matched += 1;
+        let mut items = Vec::with_capacity(hit.keys.len());
+        for key in &hit.keys {
+            let id = index::id_of(key).ok_or_else(|| CatalogError::Corrupt("index key".into()))?;
+            items.push(self.load_cached(&media, id, generation)?);
         }
-        let total = if q.search.is_some() {
-            matched
+        let next = if hit.more {
+            hit.keys.last().cloned()
         } else {
-            let counts = txn.open_table(COUNTS)?;
-            let key = index::count_key(folder, q.kind);
-            counts.get(key.as_str())?.map_or(0, |v| v.value())
+            None
         };
-        Ok(Page { items, total })
+        Ok(Page {
+            items,
+            total: hit.total,
+            next,
+        })
+    }
+
+    /// A search page: from the memo when a fresh answer holds it, else computed (and
+    /// remembered when the page lies within the first `memo::TOP` positions).
+    fn search(
+        &self,
+        txn: &ReadTransaction,
+        q: &ListQuery,
+        needle: &str,
+        generation: u64,
+    ) -> Result<search::Hit> {
+        if q.cursor.is_none() && q.offset.saturating_add(q.limit) > memo::TOP {
+            return search::search(txn, q, needle, None); // past what an answer holds
+        }
+        let slot = self.memo.slot(memo::Key::of(q, needle));
+        let mut held = memo::hold(&slot);
+        if let Some(answer) = held.as_ref().filter(|a| a.generation == generation) {
+            return match answer.page(q) {
+                Some(hit) => Ok(hit),
+                None => search::search(txn, q, needle, q.cursor.as_deref()),
+            };
+        }
+        let first = ListQuery {
+            offset: 0,
+            limit: memo::TOP,
+            cursor: None,
+            ..q.clone()
+        };
+        let top = search::search(txn, &first, needle, None)?;
+        let answer = memo::Answer {
+            generation,
+            total: top.total,
+            positions: top.keys,
+            complete: !top.more,
+        };
+        let hit = answer.page(q);
+        *held = Some(answer);
+        drop(held);
+        match hit {
+            Some(hit) => Ok(hit),
+            None => search::search(txn, q, needle, q.cursor.as_deref()),
+        }
     }
 
     /// A listed record, from the cache or from `media` (read in a transaction opened after
@@ -77,25 +93,56 @@ impl Catalog {
             return Ok(record);
         }
         self.read_and_keep(media, id, generation)?
-            .ok_or_else(|| index_only(id))
+            .ok_or_else(|| CatalogError::Corrupt(format!("{id} in an index only")))
     }
 }
 
-/// The spec's search: a case-insensitive substring of the filename or the alt text
-/// (`needle` is already lower-cased; `%` and `_` are plain characters).
-fn matches_search(r: &MediaRecord, needle: &str) -> bool {
-    r.filename.to_lowercase().contains(needle)
-        || r.alt
-            .as_deref()
-            .is_some_and(|a| a.to_lowercase().contains(needle))
-}
-
-fn load(media: &impl ReadableTable<&'static str, &'static [u8]>, id: &str) -> Result<MediaRecord> {
-    let value = media.get(id)?.ok_or_else(|| index_only(id))?;
-    decode(value.value())
-}
-
-/// An index entry whose record is missing.
-fn index_only(id: &str) -> CatalogError {
-    CatalogError::Corrupt(format!("{id} in index only"))
+/// A page of the listing index: the range of the filter's partition, from the cursor (or
+/// the start, skipping `offset` entries), one entry more than the page to know if more follow.
+fn walk(txn: &ReadTransaction, q: &ListQuery) -> Result<search::Hit> {
+    let listing = txn.open_table(INDEX)?;
+    let folder = q.folder.as_ref().map(FolderPath::as_str);
+    let partition = match (folder, q.kind) {
+        (Some(f), Some(k)) => Partition::FolderKind(f, k),
+        (Some(f), None) => Partition::Folder(f),
+        (None, Some(k)) => Partition::Kind(k),
+        (None, None) => Partition::All,
+    };
+    let start = index::prefix(q.sort, partition);
+    let end = index::prefix_end(&start);
+    let at = q
+        .cursor
+        .as_ref()
+        .map(|tail| [start.as_slice(), tail].concat());
+    let (lower, upper) = match (&at, q.descending) {
+        (Some(at), false) => (
+            Bound::Excluded(at.as_slice()),
+            Bound::Excluded(end.as_slice()),
+        ),
+        (Some(at), true) => (
+            Bound::Included(start.as_slice()),
+            Bound::Excluded(at.as_slice()),
+        ),
+        (None, _) => (
+            Bound::Included(start.as_slice()),
+            Bound::Excluded(end.as_slice()),
+        ),
+    };
+    let range = listing.range::<&[u8]>((lower, upper))?;
+    let entries: Box<dyn Iterator<Item = _>> = if q.descending {
+        Box::new(range.rev())
+    } else {
+        Box::new(range)
+    };
+    let mut keys = Vec::with_capacity(q.limit.min(100) + 1);
+    for entry in entries.skip(q.offset).take(q.limit.saturating_add(1)) {
+        keys.push(entry?.0.value()[start.len()..].to_vec());
+    }
+    let more = keys.len() > q.limit;
+    keys.truncate(q.limit);
+    let counts = txn.open_table(COUNTS)?;
+    let total = counts
+        .get(index::count_key(folder, q.kind).as_str())?
+        .map_or(0, |v| v.value());
+    Ok(search::Hit { keys, total, more })
 }

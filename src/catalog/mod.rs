@@ -4,7 +4,9 @@
 //! it directly on the blocking pool (redb is MVCC).
 //!
 //! - `tables`: every table definition; `index`: the listing index's key layout;
+//! - `search`: the search index (posting lists of grams), written with each record;
 //! - `read`: point reads and small scans; `list`: listing pages with exact totals;
+//! - `upgrade`: builds what a catalog of an older layout lacks, at open;
 //! - `write`: the write path, a batch of `Write`s applied in one transaction;
 //! - `cache`: recently read records; `keys`: API key generation and checks.
 
@@ -13,7 +15,9 @@ pub mod index;
 pub mod keys;
 mod list;
 mod read;
+pub mod search;
 pub mod tables;
+mod upgrade;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -25,7 +29,10 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTableMetadata};
 pub use write::{JobOutcome, Outcome, Write};
 
 use cache::ReadCache;
-use tables::{COUNTS, FILES, FOLDERS, INDEX, JOBS, KEYS, MEDIA, PENDING_DELETES, PRESIGNS};
+use tables::{
+    COUNTS, FILES, FOLDERS, INDEX, JOBS, KEYS, MEDIA, META, PENDING_DELETES, PRESIGNS, SEARCH_DOCS,
+    SEARCH_GRAMS, SEARCH_IDS,
+};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CatalogError {
@@ -69,29 +76,60 @@ impl<E: Into<redb::Error>> From<E> for CatalogError {
 
 type Result<T> = std::result::Result<T, CatalogError>;
 
+/// Memory the catalog may use (`[catalog]` in the config; see the README's memory budget).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Options {
+    /// redb's page cache (reads and writes), in bytes.
+    pub cache_bytes: usize,
+    /// Records kept decoded in memory (about 1 KB each).
+    pub record_cache: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            cache_bytes: 64 << 20,
+            record_cache: cache::CAPACITY,
+        }
+    }
+}
+
 pub struct Catalog {
     path: PathBuf,
+    options: Options,
     /// `None` between a failed reopen and the next attempt (see `heal`).
     db: RwLock<Option<Database>>,
     /// Rows in `JOBS`, kept in step with every commit (the processing backlog).
     jobs: AtomicU64,
     /// Recently read records and the folder list; invalidated by every commit.
     cache: ReadCache,
+    /// Recent search answers, valid until the next commit.
+    memo: search::memo::Memo,
     /// The last commit failed (an I/O error, a full disk): not writable until the
     /// database is reopened and a commit succeeds.
     commit_failed: AtomicBool,
 }
 
 impl Catalog {
-    /// Opens (or creates) the catalog file and makes sure every table exists.
+    /// Opens (or creates) the catalog file with the default memory budget.
     pub fn open(path: &Path) -> Result<Self> {
-        let db = open_db(path)?;
+        Self::open_with(path, Options::default())
+    }
+
+    /// Opens (or creates) the catalog file, makes sure every table exists and upgrades an
+    /// older layout in place.
+    pub fn open_with(path: &Path, options: Options) -> Result<Self> {
+        let db = open_db(path, &options)?;
+        upgrade::upgrade(&db)?;
         let jobs = db.begin_read()?.open_table(JOBS)?.len()?;
         Ok(Self {
             path: path.to_owned(),
+            options,
             db: RwLock::new(Some(db)),
             jobs: AtomicU64::new(jobs),
-            cache: ReadCache::new(cache::CAPACITY),
+            cache: ReadCache::new(options.record_cache),
+            memo: Default::default(),
             commit_failed: AtomicBool::new(false),
         })
     }
@@ -111,7 +149,7 @@ impl Catalog {
         }
         let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
         *db = None;
-        let reopened = open_db(&self.path)?;
+        let reopened = open_db(&self.path, &self.options)?;
         let jobs = reopened.begin_read()?.open_table(JOBS)?.len()?;
         *db = Some(reopened);
         self.jobs.store(jobs, Ordering::Relaxed);
@@ -135,8 +173,10 @@ impl Catalog {
 }
 
 /// Opens the file and makes sure every table exists.
-fn open_db(path: &Path) -> Result<Database> {
-    let db = Database::create(path)?;
+fn open_db(path: &Path, options: &Options) -> Result<Database> {
+    let db = Database::builder()
+        .set_cache_size(options.cache_bytes)
+        .create(path)?;
     let txn = db.begin_write()?;
     {
         txn.open_table(MEDIA)?;
@@ -148,6 +188,10 @@ fn open_db(path: &Path) -> Result<Database> {
         txn.open_table(KEYS)?;
         txn.open_table(JOBS)?;
         txn.open_table(PRESIGNS)?;
+        txn.open_table(META)?;
+        txn.open_table(SEARCH_DOCS)?;
+        txn.open_table(SEARCH_IDS)?;
+        txn.open_table(SEARCH_GRAMS)?;
     }
     txn.commit()?;
     Ok(db)

@@ -20,3 +20,11 @@ pub const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");
 pub const JOBS: TableDefinition<&str, u32> = TableDefinition::new("jobs");
 /// Presigned uploads issued and not yet confirmed: storage key → `PresignRecord` as JSON.
 pub const PRESIGNS: TableDefinition<&str, &[u8]> = TableDefinition::new("presigns");
+/// Catalog facts: `schema` (layout version) and `search_next` (next search document number).
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Search document number → `search::Doc` bytes.
+pub const SEARCH_DOCS: TableDefinition<u64, &[u8]> = TableDefinition::new("search_docs");
+/// media id → its search document number.
+pub const SEARCH_IDS: TableDefinition<&str, u64> = TableDefinition::new("search_ids");
+/// Posting blocks of the search index (see `search::postings` for the key layout).
+pub const SEARCH_GRAMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("search_grams");

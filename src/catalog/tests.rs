@@ -1,5 +1,7 @@
 //! The catalog's write rules over a real redb file: jobs, presigns, reopening.
 
+use redb::ReadableTable;
+
 use super::*;
 use crate::model::{
     JobResult, MediaRecord, MediaType, PresignRecord, Processing, Status, VariantRecord,
@@ -232,4 +234,75 @@ fn folders_say_whether_they_were_new_and_keys_whether_they_existed() {
         revoke(&id),
         Err(CatalogError::NotFound("API key"))
     ));
+}
+
+/// Makes a schema-1 catalog out of a current one: no search tables, no schema, no
+/// folder-and-type listing keys (what a Darkroom before the search index wrote).
+fn downgrade(path: &std::path::Path) {
+    let db = Database::create(path).expect("db");
+    let txn = db.begin_write().expect("txn");
+    txn.delete_table(SEARCH_DOCS).expect("docs");
+    txn.delete_table(SEARCH_IDS).expect("ids");
+    txn.delete_table(SEARCH_GRAMS).expect("grams");
+    txn.open_table(META)
+        .expect("meta")
+        .remove("schema")
+        .expect("schema");
+    {
+        let mut listing = txn.open_table(INDEX).expect("index");
+        let x_keys: Vec<Vec<u8>> = listing
+            .iter()
+            .expect("iter")
+            .map(|e| e.expect("entry").0.value().to_vec())
+            .filter(|k| k[1] == b'x')
+            .collect();
+        assert!(!x_keys.is_empty());
+        for key in x_keys {
+            listing.remove(key.as_slice()).expect("remove");
+        }
+    }
+    txn.commit().expect("commit");
+}
+
+#[test]
+fn an_older_catalog_is_upgraded_in_place_at_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("c.redb");
+    let (mut a, mut b) = (MediaRecord::sample('a', "Beach.png", 1, 10), image('b'));
+    b.filename = "harbour.png".into();
+    b.alt = Some("A beach at dusk".into());
+    a.folder = "/x".into();
+    {
+        let c = Catalog::open(&path).expect("open");
+        c.apply_single(Write::InsertMedia(vec![a.clone(), b.clone()]))
+            .expect("insert");
+    }
+    downgrade(&path);
+    let c = Catalog::open(&path).expect("upgrade");
+    let query = |search: &str, folder: Option<&str>| crate::model::ListQuery {
+        search: (!search.is_empty()).then(|| search.to_owned()),
+        folder: folder.map(|f| crate::model::FolderPath::parse(f).expect("folder")),
+        kind: Some(crate::model::Kind::Image),
+        ..Default::default()
+    };
+    let found = c.list(&query("beach", None)).expect("search");
+    assert_eq!(found.total, 2, "both records are in the search index");
+    let in_x = c.list(&query("", Some("/x"))).expect("folder and type");
+    assert_eq!(in_x.items, vec![a.clone()]);
+    // Written after the upgrade: the numbers go on from the upgrade's.
+    let mut d = MediaRecord::sample('d', "beach-2.png", 2, 1);
+    d.folder = "/x".into();
+    c.apply_single(Write::InsertMedia(vec![d])).expect("insert");
+    c.apply_single(Write::DeleteMedia { id: a.id.clone() })
+        .expect("delete");
+    assert_eq!(c.list(&query("beach", None)).expect("search").total, 2);
+    drop(c);
+    let again = Catalog::open(&path).expect("reopen");
+    assert_eq!(
+        again
+            .list(&query("each", Some("/x")))
+            .expect("search")
+            .total,
+        1
+    );
 }

@@ -3,17 +3,17 @@
 //! found, not empty) changes nothing and leaves its neighbours alone; a storage failure
 //! fails the whole batch.
 //!
-//! Invariants kept here: every record has its 9 index keys, its 4 counters and a `files`
-//! row per storage key; an image waiting for variants has a row in `jobs`.
+//! Invariants kept here: every record has its 12 index keys, its 4 counters, its search
+//! document and postings, and a `files` row per storage key; an image waiting for variants has a row in `jobs`.
 
 use std::sync::atomic::Ordering;
 
 use redb::{ReadableTable, Table, WriteTransaction};
 
-use super::index;
 use super::read::{confirmable, live_folders};
 use super::tables::{COUNTS, FILES, FOLDERS, INDEX, JOBS, KEYS, MEDIA, PENDING_DELETES, PRESIGNS};
 use super::{Catalog, CatalogError, Result, decode, encode};
+use super::{index, search};
 use crate::model::{
     ApiKeyRecord, FolderPath, JobResult, MediaPatch, MediaRecord, PresignRecord, now_us,
 };
@@ -127,6 +127,7 @@ impl Catalog {
                 results.push(result);
             }
             (jobs_delta, touched) = (tables.jobs_delta, tables.touched);
+            tables.search.flush()?;
         }
         txn.commit()?;
         self.cache.invalidate(touched.iter().map(String::as_str));
@@ -159,6 +160,7 @@ struct Tables<'t> {
     keys: Table<'t, &'static str, &'static [u8]>,
     jobs: Table<'t, &'static str, u32>,
     presigns: Table<'t, &'static str, &'static [u8]>,
+    search: search::Writer<'t>,
     /// Jobs added minus jobs removed in this batch.
     jobs_delta: i64,
     /// Ids of the records this batch wrote or removed (for the read cache).
@@ -177,6 +179,7 @@ impl<'t> Tables<'t> {
             keys: txn.open_table(KEYS)?,
             jobs: txn.open_table(JOBS)?,
             presigns: txn.open_table(PRESIGNS)?,
+            search: search::Writer::open(txn)?,
             jobs_delta: 0,
             touched: Vec::new(),
         })
@@ -257,6 +260,7 @@ impl<'t> Tables<'t> {
         for key in r.storage_keys() {
             self.files.insert(key.as_str(), r.id.as_str())?;
         }
+        self.search.add(r)?;
         self.bump_counts(r, 1)
     }
 
@@ -269,6 +273,7 @@ impl<'t> Tables<'t> {
         for key in r.storage_keys() {
             self.files.remove(key.as_str())?;
         }
+        self.search.remove(&r.id)?;
         self.bump_counts(r, -1)
     }
 

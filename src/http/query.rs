@@ -1,7 +1,7 @@
 //! Query strings of the listing endpoints, validated into a `ListQuery`.
 
 use crate::error::ApiError;
-use crate::model::{FolderPath, Kind, ListQuery, SortField};
+use crate::model::{FolderPath, Kind, ListQuery, SortField, cursor};
 
 pub const MAX_LIMIT: usize = 100;
 
@@ -37,6 +37,7 @@ pub fn wait_flag(raw: Option<&str>) -> Result<bool, ApiError> {
 /// value (`?folder=`) counts as not given, as HTML forms send them.
 pub fn list_query(raw: Option<&str>, access: Access) -> Result<ListQuery, ApiError> {
     let mut q = ListQuery::default();
+    let mut cursor = None;
     let pairs = form_urlencoded::parse(raw.unwrap_or("").as_bytes()).filter(|(_, v)| !v.is_empty());
     for (key, value) in pairs {
         match key.as_ref() {
@@ -50,6 +51,7 @@ pub fn list_query(raw: Option<&str>, access: Access) -> Result<ListQuery, ApiErr
             }
             "limit" => q.limit = number(&value, "limit", 1)?.min(MAX_LIMIT),
             "offset" => q.offset = number(&value, "offset", 0)?,
+            "cursor" => cursor = Some(value.into_owned()),
             "search" if access == Access::Full => {
                 let s = value.trim().to_lowercase();
                 q.search = (!s.is_empty()).then_some(s);
@@ -76,6 +78,17 @@ pub fn list_query(raw: Option<&str>, access: Access) -> Result<ListQuery, ApiErr
             }
             _ => {}
         }
+    }
+    if let Some(raw) = cursor {
+        if q.offset > 0 {
+            return Err(ApiError::bad_request(
+                "invalid_cursor",
+                "give cursor or offset, not both",
+            ));
+        }
+        let position = cursor::decode(&raw, q.sort, q.descending)
+            .map_err(|why| ApiError::bad_request("invalid_cursor", why))?;
+        q.cursor = Some(position);
     }
     Ok(q)
 }

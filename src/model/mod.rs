@@ -17,4 +17,4 @@ pub use media::{
     JobResult, MediaPatch, MediaRecord, PresignRecord, Processing, Status, VariantRecord,
 };
 pub use media_type::{Kind, MediaType};
-pub use query::{ListQuery, Page, SortField};
+pub use query::{ListQuery, Page, SortField, cursor};

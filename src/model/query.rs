@@ -5,7 +5,7 @@ use super::media::MediaRecord;
 use super::media_type::Kind;
 
 /// Sort field of a listing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SortField {
     CreatedAt,
     Filename,
@@ -34,6 +34,9 @@ pub struct ListQuery {
     pub descending: bool,
     pub limit: usize,
     pub offset: usize,
+    /// Where the page starts: the position (see `catalog::index`) of the item just before
+    /// it, from a previous page's `nextCursor`. Used instead of `offset`.
+    pub cursor: Option<Vec<u8>>,
 }
 
 impl ListQuery {
@@ -58,6 +61,7 @@ impl Default for ListQuery {
             descending: true,
             limit: 24,
             offset: 0,
+            cursor: None,
         }
     }
 }
@@ -67,4 +71,53 @@ impl Default for ListQuery {
 pub struct Page {
     pub items: Vec<MediaRecord>,
     pub total: u64,
+    /// The last item's position when more items follow (for `nextCursor`).
+    pub next: Option<Vec<u8>>,
+}
+
+/// Listing cursors, opaque to clients: URL-safe base64 of a format byte, the sort and
+/// order they were made for, and a position. A cursor only works with the same sort and
+/// order; stable under inserts and deletes, since it names a position, not a count.
+pub mod cursor {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    use super::SortField;
+    use crate::model::ID_LEN;
+
+    const FORMAT: u8 = 1;
+    /// Longest position: a 255-byte filename, its terminator and an id, with room to spare.
+    const MAX_POSITION: usize = 1024;
+
+    fn tags(sort: SortField, descending: bool) -> [u8; 3] {
+        let sort = match sort {
+            SortField::CreatedAt => b'c',
+            SortField::Filename => b'n',
+            SortField::Size => b's',
+        };
+        [FORMAT, sort, if descending { b'd' } else { b'a' }]
+    }
+
+    pub fn encode(sort: SortField, descending: bool, position: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode([tags(sort, descending).as_slice(), position].concat())
+    }
+
+    /// The position in a cursor made for `sort` and `order`, or why it cannot be used.
+    pub fn decode(raw: &str, sort: SortField, descending: bool) -> Result<Vec<u8>, &'static str> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(raw)
+            .map_err(|_| "cursor is not one this server issued")?;
+        let (head, position) = bytes
+            .split_at_checked(3)
+            .ok_or("cursor is not one this server issued")?;
+        if head[0] != FORMAT || !(ID_LEN..=MAX_POSITION).contains(&position.len()) {
+            return Err("cursor is not one this server issued");
+        }
+        if head != tags(sort, descending) {
+            return Err(
+                "cursor was made for another sort or order: keep sort and order unchanged between pages",
+            );
+        }
+        Ok(position.to_vec())
+    }
 }

@@ -10,7 +10,7 @@ use crate::http::query::{self, Access, invalid_folder};
 use crate::http::response::{Resp, json};
 use crate::http::router::media_id;
 use crate::http::{Ctx, auth, multipart};
-use crate::model::{FolderPath, MediaPatch, Scope};
+use crate::model::{FolderPath, MediaPatch, Scope, cursor};
 
 /// Longest accepted alt, title and description, in characters.
 const MAX_TEXT: usize = 10_000;
@@ -18,7 +18,7 @@ const MAX_TEXT: usize = 10_000;
 pub async fn list(ctx: &Ctx, req: &Request<Incoming>) -> Result<Resp, ApiError> {
     auth::require(ctx, req.headers(), Scope::Read)?;
     let q = query::list_query(req.uri().query(), Access::Full)?;
-    let (limit, offset) = (q.limit, q.offset);
+    let (limit, offset, sort, descending) = (q.limit, q.offset, q.sort, q.descending);
     let (page, folders) = tokio::try_join!(ctx.catalog.list(q), ctx.catalog.folders())?;
     let data = page
         .items
@@ -31,6 +31,9 @@ pub async fn list(ctx: &Ctx, req: &Request<Incoming>) -> Result<Resp, ApiError> 
         total: page.total,
         limit,
         offset,
+        next_cursor: page
+            .next
+            .map(|position| cursor::encode(sort, descending, &position)),
         folders,
     };
     Ok(json(StatusCode::OK, &body))

@@ -11,6 +11,7 @@ use crate::http::query::{self, Access};
 use crate::http::response::{Resp, etag_matches, json, json_bytes, not_modified, set_header};
 use crate::http::router::media_id;
 use crate::http::{Ctx, auth};
+use crate::model::cursor;
 
 const ITEM_CACHE: &str = "public, max-age=3600";
 
@@ -20,7 +21,7 @@ pub async fn list(ctx: &Ctx, req: &Request<Incoming>) -> Result<Resp, ApiError> 
         None => Access::Public,
     };
     let q = query::list_query(req.uri().query(), access)?;
-    let (limit, offset) = (q.limit, q.offset);
+    let (limit, offset, sort, descending) = (q.limit, q.offset, q.sort, q.descending);
     let page = ctx.catalog.list(q).await?;
     let data = page
         .items
@@ -32,6 +33,9 @@ pub async fn list(ctx: &Ctx, req: &Request<Incoming>) -> Result<Resp, ApiError> 
         total: page.total,
         limit,
         offset,
+        next_cursor: page
+            .next
+            .map(|position| cursor::encode(sort, descending, &position)),
         folders: None,
     };
     Ok(json(StatusCode::OK, &body))

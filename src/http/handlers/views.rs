@@ -112,6 +112,7 @@ pub struct Data<T> {
 
 /// One page of a listing; `folders` only on the authenticated list.
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Page<T> {
     pub data: Vec<T>,
     /// Items matching the filters, exactly.
@@ -119,6 +120,10 @@ pub struct Page<T> {
     #[schema(minimum = 1, maximum = 100)]
     pub limit: usize,
     pub offset: usize,
+    /// Pass as `cursor` for the next page (same filters, sort and order); null on the
+    /// last page. A cursor page costs the same at any depth, unlike a deep `offset`.
+    #[schema(example = "AWNkAAYJvcKfMABtZWRpYV9hYmMxMjM0NTY3ODlh")]
+    pub next_cursor: Option<String>,
     /// Every folder (authenticated list only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub folders: Option<Vec<String>>,

@@ -253,8 +253,15 @@ pub struct ListParams {
     /// Results per page (more than 100 is answered as 100).
     #[param(minimum = 1, maximum = 100, default = 24)]
     limit: Option<u32>,
+    /// Items to skip. Deep offsets walk the listing from its start: for deep pages use
+    /// `cursor`.
     #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64, default = 0)]
     offset: Option<u64>,
+    /// The previous page's `nextCursor`: this page starts right after its last item, at the
+    /// same cost at any depth and unaffected by items added or deleted meanwhile. Use with the
+    /// same sort and order, and without `offset`.
+    #[param(max_length = 1400)]
+    cursor: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -25,7 +25,7 @@ const ID: &str = "A media id, `media_` and 16 letters or digits";
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "One page, newest first by default", body = Page<PublicItem>),
-        (status = 400, description = "`invalid_folder`, `invalid_type`, `invalid_limit`, `invalid_offset`, `invalid_sort`, `invalid_order`", body = ErrorBody),
+        (status = 400, description = "`invalid_folder`, `invalid_type`, `invalid_limit`, `invalid_offset`, `invalid_sort`, `invalid_order`, `invalid_cursor`", body = ErrorBody),
         (status = 401, description = "`unauthorized`: a key was sent and is not valid", body = ErrorBody),
     ))]
 fn public_list() {}
@@ -61,7 +61,7 @@ fn public_get_preflight() {}
     security(("bearer" = [])),
     responses(
         (status = 200, description = "One page with every folder", body = Page<FullItem>),
-        (status = 400, description = "`invalid_folder`, `invalid_type`, `invalid_limit`, `invalid_offset`, `invalid_sort`, `invalid_order`", body = ErrorBody),
+        (status = 400, description = "`invalid_folder`, `invalid_type`, `invalid_limit`, `invalid_offset`, `invalid_sort`, `invalid_order`, `invalid_cursor`", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
     ))]
 fn list() {}
