@@ -1,7 +1,7 @@
 # Darkroom's front door. `make run` serves on the embedded defaults; `make test` is what CI runs.
 CARGO ?= cargo
 
-.PHONY: run test lint bench bench-compare build fmt tools s3-up s3-down loadtest perf openapi fuzz crash-test slow-clients
+.PHONY: run test lint bench bench-compare build fmt tools s3-up s3-down loadtest perf perf-10m openapi fuzz crash-test slow-clients
 
 # Root installs directly; anyone else through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -94,3 +94,8 @@ loadtest:
 # starts its own servers on loopback and writes the table into BENCHMARKS.md.
 perf:
 	python3 loadtest/perf.py
+	SCALE_BUILD=0 python3 loadtest/scale.py
+
+# The scaling table at 10M items, once (needs ~40 GB free under target/perf: check df).
+perf-10m:
+	SCALE_SIZES=10000000 python3 loadtest/scale.py

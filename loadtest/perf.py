@@ -65,9 +65,11 @@ def seeded_catalog():
 class Server:
     """A release Darkroom on a free loopback port with its own temp data dir."""
 
-    def __init__(self, name, catalog=None, config_text=""):
+    def __init__(self, name, catalog=None, config_text="", data_dir=None):
         self.name = name
-        self.dir = Path(tempfile.mkdtemp(prefix=f"perf-{name}-", dir=SCRATCH))
+        # data_dir: serve a cached catalog where it is (kept at stop), not a copy.
+        self.keep = data_dir is not None
+        self.dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix=f"perf-{name}-", dir=SCRATCH))
         if catalog:
             shutil.copy(catalog, self.dir / "darkroom.redb")
         self.port = free_port()
@@ -99,7 +101,8 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not self.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def wait_http(url, seconds):

@@ -120,6 +120,10 @@ struct Args {
         default_value = "folder-sort,folder-size,type,sort-size,default"
     )]
     list_mix: Vec<String>,
+    /// File of listing paths for `list`, one per line (e.g. `/api/v1/media?search=beach`);
+    /// replaces --list-mix.
+    #[arg(long)]
+    paths_file: Option<PathBuf>,
     /// Search terms for the `search` listing kind.
     #[arg(long, value_delimiter = ',', default_value = "alt,doc,photo")]
     search_terms: Vec<String>,

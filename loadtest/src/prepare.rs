@@ -190,12 +190,29 @@ async fn ids(args: &Args, target: &Target, client: &mut Client) -> Result<Vec<St
     Ok(ids)
 }
 
-/// 256 listing paths drawn from --list-mix over the server's folders.
+/// The paths of --paths-file, else 256 listing paths drawn from --list-mix over the
+/// server's folders.
 async fn list_paths(
     args: &Args,
     target: &Target,
     client: &mut Client,
 ) -> Result<Vec<String>, String> {
+    if let Some(path) = &args.paths_file {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let paths: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with('/'))
+            .map(str::to_owned)
+            .collect();
+        return match paths.is_empty() {
+            true => Err(format!(
+                "{}: no paths (lines starting with /)",
+                path.display()
+            )),
+            false => Ok(paths),
+        };
+    }
     let listed = target.get_json(client, "/api/v1/media/folders").await?;
     let mut folders: Vec<String> = listed["folders"]
         .as_array()
