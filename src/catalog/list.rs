@@ -4,6 +4,7 @@
 //! with one, the search index answers (see `search`).
 
 use std::ops::Bound;
+use std::sync::atomic::Ordering;
 
 use redb::{ReadTransaction, ReadableTable};
 
@@ -16,9 +17,10 @@ use crate::model::{FolderPath, ListQuery, MediaRecord, Page};
 impl Catalog {
     pub fn list(&self, q: &ListQuery) -> Result<Page> {
         let generation = self.cache.generation();
+        let searches = self.searches.load(Ordering::Acquire);
         let txn = self.read_txn()?;
         let hit = match &q.search {
-            Some(needle) => self.search(&txn, q, needle, generation)?,
+            Some(needle) => self.search(&txn, q, needle, searches)?,
             None => walk(&txn, q)?,
         };
         let media = txn.open_table(MEDIA)?;
@@ -39,21 +41,22 @@ impl Catalog {
         })
     }
 
-    /// A search page: from the memo when a fresh answer holds it, else computed (and
-    /// remembered when the page lies within the first `memo::TOP` positions).
+    /// A search page: from the memo when an answer made at `searches` (see the field)
+    /// holds it, else computed (and remembered when the page lies within the first
+    /// `memo::TOP` positions).
     fn search(
         &self,
         txn: &ReadTransaction,
         q: &ListQuery,
         needle: &str,
-        generation: u64,
+        searches: u64,
     ) -> Result<search::Hit> {
         if q.cursor.is_none() && q.offset.saturating_add(q.limit) > memo::TOP {
             return search::search(txn, q, needle, None); // past what an answer holds
         }
         let slot = self.memo.slot(memo::Key::of(q, needle));
         let mut held = memo::hold(&slot);
-        if let Some(answer) = held.as_ref().filter(|a| a.generation == generation) {
+        if let Some(answer) = held.as_ref().filter(|a| a.generation == searches) {
             return match answer.page(q) {
                 Some(hit) => Ok(hit),
                 None => search::search(txn, q, needle, q.cursor.as_deref()),
@@ -67,7 +70,7 @@ impl Catalog {
         };
         let top = search::search(txn, &first, needle, None)?;
         let answer = memo::Answer {
-            generation,
+            generation: searches,
             total: top.total,
             positions: top.keys,
             complete: !top.more,

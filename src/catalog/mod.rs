@@ -104,8 +104,11 @@ pub struct Catalog {
     jobs: AtomicU64,
     /// Recently read records and the folder list; invalidated by every commit.
     cache: ReadCache,
-    /// Recent search answers, valid until the next commit.
+    /// Recent search answers, valid while `searches` is unchanged.
     memo: search::memo::Memo,
+    /// Commits that added or removed search documents (bumped after the commit; read
+    /// before a read transaction opens, like the record cache's generation).
+    searches: AtomicU64,
     /// The last commit failed (an I/O error, a full disk): not writable until the
     /// database is reopened and a commit succeeds.
     commit_failed: AtomicBool,
@@ -130,6 +133,7 @@ impl Catalog {
             jobs: AtomicU64::new(jobs),
             cache: ReadCache::new(options.record_cache),
             memo: Default::default(),
+            searches: AtomicU64::new(0),
             commit_failed: AtomicBool::new(false),
         })
     }
@@ -154,6 +158,7 @@ impl Catalog {
         *db = Some(reopened);
         self.jobs.store(jobs, Ordering::Relaxed);
         self.cache.invalidate_all();
+        self.searches.fetch_add(1, Ordering::Release);
         self.commit_failed.store(false, Ordering::Relaxed);
         Ok(())
     }

@@ -116,7 +116,7 @@ impl Catalog {
     fn apply_batch(&self, writes: Vec<Write>) -> Result<Vec<Result<Outcome>>> {
         let txn = self.write_txn()?;
         let mut results = Vec::with_capacity(writes.len());
-        let (jobs_delta, touched);
+        let (jobs_delta, touched, searched);
         {
             let mut tables = Tables::open(&txn)?;
             for write in writes {
@@ -127,10 +127,13 @@ impl Catalog {
                 results.push(result);
             }
             (jobs_delta, touched) = (tables.jobs_delta, tables.touched);
-            tables.search.flush()?;
+            searched = tables.search.flush()?;
         }
         txn.commit()?;
         self.cache.invalidate(touched.iter().map(String::as_str));
+        if searched {
+            self.searches.fetch_add(1, Ordering::Release);
+        }
         if jobs_delta >= 0 {
             self.jobs
                 .fetch_add(jobs_delta.unsigned_abs(), Ordering::Relaxed);

@@ -1,12 +1,13 @@
 //! Recent search answers. A common term's exact total costs a walk over all its matches;
 //! when many editors ask for the same search (every keystroke of a search box, every page
-//! of its results) that walk is done once per catalog commit: the first request computes
+//! of its results) that walk is done once per change of the items: the first request computes
 //! the total and the first `TOP` positions while identical requests wait for it (single
 //! flight), and later pages within those positions, by offset or cursor, are slices of it.
 //!
-//! An answer is valid for the record-cache generation read before its transaction opened
-//! (see `catalog::cache`), so a commit makes every answer stale. Memory is bounded:
-//! `SLOTS` answers of at most `TOP` positions (a few MB).
+//! An answer is valid for the count of search-changing commits read before its transaction
+//! opened (`Catalog::searches`, the record cache's rule), so a commit that adds, edits or
+//! removes an item makes every answer stale; one that only records a processing job's
+//! variants does not. Memory is bounded: `SLOTS` answers of at most `TOP` positions.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};

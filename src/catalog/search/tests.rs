@@ -309,3 +309,49 @@ fn a_commit_makes_remembered_answers_stale() {
         (2, "Beach-2.png")
     );
 }
+
+#[test]
+fn recording_a_job_keeps_remembered_answers_and_an_edit_does_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = Catalog::open(&dir.path().join("c.redb")).expect("open");
+    let mut item = MediaRecord::synthetic(1);
+    item.filename = "beach.png".into();
+    item.processing = crate::model::Processing::initial(crate::model::MediaType::Png);
+    let id = item.id.clone();
+    catalog
+        .apply_single(Write::InsertMedia(vec![item]))
+        .expect("insert");
+    let q = ListQuery {
+        search: Some("beach".into()),
+        ..ListQuery::default()
+    };
+    catalog.list(&q).expect("list");
+    let before = catalog.searches.load(std::sync::atomic::Ordering::Acquire);
+    let failed = crate::model::JobResult::Failed {
+        reason: "test".into(),
+    };
+    catalog
+        .apply_single(Write::FinishJob {
+            id: id.clone(),
+            result: failed,
+        })
+        .expect("finish");
+    assert_eq!(
+        catalog.searches.load(std::sync::atomic::Ordering::Acquire),
+        before,
+        "a job's result changes nothing search answers"
+    );
+    let patch = MediaPatch {
+        alt: Some(Some("dunes".into())),
+        ..MediaPatch::default()
+    };
+    catalog
+        .apply_single(Write::UpdateMedia { id, patch })
+        .expect("edit");
+    assert!(catalog.searches.load(std::sync::atomic::Ordering::Acquire) > before);
+    let dunes = ListQuery {
+        search: Some("dunes".into()),
+        ..ListQuery::default()
+    };
+    assert_eq!(catalog.list(&dunes).expect("list").total, 1);
+}

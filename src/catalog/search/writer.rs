@@ -25,6 +25,8 @@ pub struct Writer<'t> {
     first_new: u64,
     added: BTreeMap<Vec<u8>, Vec<u64>>,
     removed: BTreeMap<Vec<u8>, Vec<u64>>,
+    /// A document was added or removed: search answers change with this commit.
+    changed: bool,
 }
 
 impl<'t> Writer<'t> {
@@ -40,6 +42,7 @@ impl<'t> Writer<'t> {
             first_new: next,
             added: BTreeMap::new(),
             removed: BTreeMap::new(),
+            changed: false,
         })
     }
 
@@ -53,6 +56,7 @@ impl<'t> Writer<'t> {
         let (filename, alt) = doc::texts(r);
         let n = self.next;
         self.next += 1;
+        self.changed = true;
         self.docs
             .insert(n, doc::encode(r, &filename, &alt).as_slice())?;
         self.ids.insert(r.id.as_str(), n)?;
@@ -70,6 +74,7 @@ impl<'t> Writer<'t> {
         let Some(bytes) = self.docs.remove(n)?.map(|v| v.value().to_vec()) else {
             return Ok(());
         };
+        self.changed = true;
         let doc = Doc::decode(&bytes)
             .ok_or_else(|| CatalogError::Corrupt(format!("search document {n}")))?;
         for gram in grams_of(&[doc.filename, doc.alt]) {
@@ -85,8 +90,9 @@ impl<'t> Writer<'t> {
         Ok(())
     }
 
-    /// Writes the gathered posting changes; call once, before the commit.
-    pub fn flush(mut self) -> Result<()> {
+    /// Writes the gathered posting changes; call once, before the commit. True when
+    /// search answers change with it.
+    pub fn flush(mut self) -> Result<bool> {
         for (gram, mut numbers) in std::mem::take(&mut self.removed) {
             numbers.sort_unstable();
             postings::remove(&mut self.grams, &gram, &numbers)?;
@@ -99,6 +105,6 @@ impl<'t> Writer<'t> {
         if self.next != self.first_new {
             self.meta.insert(NEXT, self.next)?;
         }
-        Ok(())
+        Ok(self.changed)
     }
 }
