@@ -31,7 +31,7 @@ seed strip $images
 seed svg tests/fixtures/svg/* tests/fixtures/hostile/*.svg
 seed video tests/fixtures/video/* tests/fixtures/hostile/zip_archive.mp4
 seed folder "/" "/a/b" "/Photos 2024/Summer" "a/../b" "/a//b/" "/$(printf 'x%.0s' {1..300})"
-seed query "limit=10&offset=20&sort=filename&order=asc" "search=50%25_off&type=image&folder=/a" "limit=0" "sort=size&order=desc&search="
+seed query "limit=10&offset=20&sort=filename&order=asc" "limit=24&cursor=AWNkAAECAwQFBgdtZWRpYV8wMTIzNDU2Nzg5YWJjZGVm" "search=50%25_off&type=image&folder=/a" "limit=0" "sort=size&order=desc&search="
 seed router "GET/api/v1/media" "P/api/v1/media/media_0123456789abcdef" "G/uploads/2026/01/abc.jpg" "D/api/v1/media/folders?path=/a"
 seed multipart $'--b\r\nContent-Disposition: form-data; name="folder"\r\n\r\n/a/b\r\n--b\r\nContent-Disposition: form-data; name="files"; filename="../x.jpg"\r\nContent-Type: image/jpeg\r\n\r\n\xff\xd8\xff\xd9\r\n--b--\r\n'
 seed record '{"id":"media_aaaaaaaaaaaaaaaa","filename":"a.png","media_type":"png","size":1,"width":1,"height":1,"alt":null,"title":null,"description":null,"folder":"/a","focal_x":50.0,"focal_y":50.0,"created_us":1,"storage_key":"2026/01/abc.png","processing":{"status":"ready","variants":[{"width":150,"height":150,"size":10,"storage_key":"2026/01/abc-150.webp"}],"thumbhash":null,"dominant_color":null,"error":null}}'
