@@ -28,11 +28,7 @@ use std::collections::BTreeSet;
 pub fn grams_of(texts: &[&str]) -> BTreeSet<Vec<u8>> {
     let mut grams = BTreeSet::new();
     for text in texts {
-        let bounds: Vec<usize> = text
-            .char_indices()
-            .map(|(i, _)| i)
-            .chain([text.len()])
-            .collect();
+        let bounds = char_bounds(text);
         for n in 1..=3 {
             for w in bounds.windows(n + 1) {
                 grams.insert(text.as_bytes()[w[0]..w[n]].to_vec());
@@ -48,16 +44,20 @@ pub fn grams_of_term(needle: &str) -> Vec<Vec<u8>> {
     if needle.chars().count() <= 3 {
         return vec![needle.as_bytes().to_vec()];
     }
-    let bounds: Vec<usize> = needle
-        .char_indices()
-        .map(|(i, _)| i)
-        .chain([needle.len()])
-        .collect();
+    let bounds = char_bounds(needle);
     let set: BTreeSet<Vec<u8>> = bounds
         .windows(4)
         .map(|w| needle.as_bytes()[w[0]..w[3]].to_vec())
         .collect();
     set.into_iter().collect()
+}
+
+/// The byte offsets where `text`'s characters start, and its length.
+fn char_bounds(text: &str) -> Vec<usize> {
+    text.char_indices()
+        .map(|(i, _)| i)
+        .chain([text.len()])
+        .collect()
 }
 
 #[cfg(test)]

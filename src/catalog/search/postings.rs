@@ -69,20 +69,32 @@ pub fn decode(base: u64, bytes: &[u8], out: &mut Vec<u64>) {
 
 type GramTable<'t> = Table<'t, &'static [u8], &'static [u8]>;
 
+/// Decodes into `block` the gram's block that would hold `n` (the last one whose base is at
+/// most `n`) and returns its base, or `None` when every block starts above `n`.
+fn block_at(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    gram: &[u8],
+    n: u64,
+    block: &mut Vec<u64>,
+) -> Result<Option<u64>> {
+    let (lo, at) = (key(gram, 0), key(gram, n));
+    let Some((k, v)) = table
+        .range(lo.as_slice()..=at.as_slice())?
+        .next_back()
+        .transpose()?
+    else {
+        return Ok(None);
+    };
+    let base = base_of(k.value());
+    decode(base, v.value(), block);
+    Ok(Some(base))
+}
+
 /// Appends `numbers` (ascending, all above every number already listed) to a gram's list.
 pub fn append(table: &mut GramTable<'_>, gram: &[u8], numbers: &[u64]) -> Result<()> {
     let mut rest = numbers;
-    let last = {
-        let (lo, hi) = (key(gram, 0), key(gram, u64::MAX));
-        let mut range = table.range(lo.as_slice()..=hi.as_slice())?;
-        range
-            .next_back()
-            .transpose()?
-            .map(|(k, v)| (base_of(k.value()), v.value().to_vec()))
-    };
-    if let Some((base, bytes)) = last {
-        let mut block = Vec::with_capacity(BLOCK);
-        decode(base, &bytes, &mut block);
+    let mut block = Vec::with_capacity(BLOCK);
+    if let Some(base) = block_at(table, gram, u64::MAX, &mut block)? {
         let room = BLOCK.saturating_sub(block.len()).min(rest.len());
         if room > 0 {
             block.extend_from_slice(&rest[..room]);
@@ -102,19 +114,10 @@ pub fn remove(table: &mut GramTable<'_>, gram: &[u8], numbers: &[u64]) -> Result
     let mut block = Vec::with_capacity(BLOCK);
     let mut i = 0;
     while i < numbers.len() {
-        let found = {
-            let (lo, at) = (key(gram, 0), key(gram, numbers[i]));
-            let mut range = table.range(lo.as_slice()..=at.as_slice())?;
-            range
-                .next_back()
-                .transpose()?
-                .map(|(k, v)| (base_of(k.value()), v.value().to_vec()))
-        };
-        let Some((base, bytes)) = found else {
+        let Some(base) = block_at(table, gram, numbers[i], &mut block)? else {
             i += 1; // not listed: nothing to remove
             continue;
         };
-        decode(base, &bytes, &mut block);
         let end = block.last().copied().unwrap_or(base);
         if numbers[i] > end {
             i += 1; // between this block and the next: not listed
@@ -161,25 +164,15 @@ impl<'a, T: ReadableTable<&'static [u8], &'static [u8]>> Postings<'a, T> {
             self.pos += self.block[self.pos..].partition_point(|&n| n < target);
             return Ok(Some(self.block[self.pos]));
         }
-        let (lo, at, hi) = (
-            key(&self.gram, 0),
-            key(&self.gram, target),
-            key(&self.gram, u64::MAX),
-        );
         // The block that would hold `target`, if it reaches that far...
-        if let Some((k, v)) = self
-            .table
-            .range(lo.as_slice()..=at.as_slice())?
-            .next_back()
-            .transpose()?
+        if block_at(self.table, &self.gram, target, &mut self.block)?.is_some()
+            && self.block.last().is_some_and(|&last| last >= target)
         {
-            decode(base_of(k.value()), v.value(), &mut self.block);
-            if self.block.last().is_some_and(|&last| last >= target) {
-                self.pos = self.block.partition_point(|&n| n < target);
-                return Ok(Some(self.block[self.pos]));
-            }
+            self.pos = self.block.partition_point(|&n| n < target);
+            return Ok(Some(self.block[self.pos]));
         }
         // ...else the next block, whose numbers are all above `target`.
+        let (at, hi) = (key(&self.gram, target), key(&self.gram, u64::MAX));
         let bounds = (
             Bound::Excluded(at.as_slice()),
             Bound::Included(hi.as_slice()),
