@@ -332,15 +332,13 @@ def report(r):
     floor = r["pipeline"]["img_per_s"]
     lf = r["list_folder_sort"]["summary"]
     large = r["upload_large"]
-    commit = sh(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT).strip()
-    dirty = " (with uncommitted changes)" if sh(["git", "status", "--porcelain"], cwd=ROOT).strip() else ""
     lines = [
         BEGIN,
         "## Load test against the anchors (`make perf`)",
         "",
         f"- Command: `make perf` (`loadtest/perf.py`; each row's harness flags are below the table)",
         f"- Machine: {machine()}; the harness runs on the same 2 cores as the server",
-        f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}{dirty}",
+        f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit {revision()}",
         f"- Reads run on a catalog of {ITEMS:,} synthetic items; uploads on an empty one; "
         f"{SECONDS:.0f} s measured after a 2 s warm-up unless noted. Latencies in ms. "
         "Peak RSS is the server's, reset before each row; steal % is CPU time the hypervisor "
@@ -396,11 +394,19 @@ def report(r):
     return "\n".join(lines) + "\n"
 
 
-def write_report(text):
+def revision():
+    """The commit measured, and whether the tree had changes on top of it."""
+    commit = sh(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT).strip()
+    dirty = " (with uncommitted changes)" if sh(["git", "status", "--porcelain"], cwd=ROOT).strip() else ""
+    return commit + dirty
+
+
+def write_report(text, begin=BEGIN, end=END):
+    """Puts `text` into BENCHMARKS.md in place of what stands between its markers."""
     path = ROOT / "BENCHMARKS.md"
     doc = path.read_text()
-    if BEGIN in doc and END in doc:
-        doc = doc[: doc.index(BEGIN)] + text + doc[doc.index(END) + len(END) + 1:]
+    if begin in doc and end in doc:
+        doc = doc[: doc.index(begin)] + text + doc[doc.index(end) + len(end) + 1:]
     else:
         doc = doc.rstrip("\n") + "\n\n" + text
     path.write_text(doc)

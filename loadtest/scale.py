@@ -20,7 +20,7 @@ import urllib.parse
 import urllib.request
 from datetime import datetime, timezone
 
-from perf import BIN, ROOT, SCRATCH, SECONDS, Server, loadtest, machine, sh
+from perf import BIN, SCRATCH, SECONDS, Server, build, loadtest, machine, revision, write_report
 
 SIZES = [int(n) for n in os.environ.get("SCALE_SIZES", "10000,100000,1000000").split(",")]
 BEGIN, END = "<!-- scale:begin -->", "<!-- scale:end -->"
@@ -97,14 +97,12 @@ def measure(n):
 
 
 def report(results):
-    commit = sh(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT).strip()
-    dirty = " (with uncommitted changes)" if sh(["git", "status", "--porcelain"], cwd=ROOT).strip() else ""
     sizes = [r["items"] for r in results]
     head = "| p50 / p99 ms at 64 clients | target (p99) | " + " | ".join(f"{n:,}" for n in sizes) + " |"
     lines = [BEGIN, "## The catalog at scale (`make perf`, `make perf-10m`)", "",
              f"- Command: `make perf` (`loadtest/scale.py`, SCALE_SIZES={','.join(map(str, sizes))})",
              f"- Machine: {machine()}; the harness runs on the same 2 cores as the server",
-             f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}{dirty}",
+             f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit {revision()}",
              f"- Each row: {SECONDS:.0f} s at 64 connections after a 2 s warm-up, "
              "`loadtest list --paths-file` (get: `loadtest get-public --ids-file`, 2,000 ids spread "
              "over the library). Catalogs from `examples/seed` (realistic names and alt texts).",
@@ -141,24 +139,13 @@ def report(results):
     return "\n".join(lines) + "\n"
 
 
-def write_report(text):
-    path = ROOT / "BENCHMARKS.md"
-    doc = path.read_text()
-    if BEGIN in doc and END in doc:
-        doc = doc[: doc.index(BEGIN)] + text + doc[doc.index(END) + len(END) + 1:]
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    path.write_text(doc)
-
-
 def main():
     SCRATCH.mkdir(parents=True, exist_ok=True)
     if os.environ.get("SCALE_BUILD", "1") != "0":
-        subprocess.run(["cargo", "build", "--release", "--workspace", "--bins", "--example", "seed"],
-                       cwd=ROOT, check=True)
+        build()
     results = [measure(n) for n in SIZES]
     text = report(results)
-    write_report(text)
+    write_report(text, BEGIN, END)
     print(text)
 
 
