@@ -7,6 +7,7 @@ pub mod body;
 mod conn;
 pub mod files;
 pub mod handlers;
+mod linger;
 pub mod multipart;
 pub mod openapi;
 pub mod query;

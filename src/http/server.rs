@@ -23,6 +23,7 @@ use super::Ctx;
 use super::conn::{Activity, Shutdown, ShutdownWatch};
 use super::handlers::dispatch;
 use super::handlers::ops::metrics as metrics_response;
+use super::linger::Lingering;
 use super::response::{Resp, error, with_public_cors};
 use super::router::{Route, route};
 use super::slots::Slots;
@@ -103,8 +104,8 @@ fn builder(limits: &ServerConfig) -> auto::Builder<TokioExecutor> {
 }
 
 /// One connection, with a deadline in every state: its first byte, request heads (hyper),
-/// bodies (`body::Paced`), and idleness between requests (here, for HTTP/2 as well);
-/// shutdown lets the request in flight finish.
+/// bodies (`body::Paced`), idleness between requests (here, for HTTP/2 as well) and its
+/// close (`linger`); shutdown lets the request in flight finish.
 async fn connection(
     stream: TcpStream,
     builder: &auto::Builder<TokioExecutor>,
@@ -129,7 +130,8 @@ async fn connection(
             }
         })
     };
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let conn =
+        builder.serve_connection_with_upgrades(TokioIo::new(Lingering::new(stream)), service);
     tokio::pin!(conn);
     let idle_check = tokio::time::sleep(idle);
     tokio::pin!(idle_check);

@@ -179,3 +179,33 @@ async fn http2_without_tls_is_served() {
         .expect("upload");
     assert_eq!(up.status(), StatusCode::CREATED);
 }
+
+/// A client that sends its whole upload before it reads gets its 401 even when the server
+/// refused the upload at the head: the server closes such a connection by draining what
+/// the client still sends (it used to close at once, so the rest of the body was met with
+/// a connection reset and the client never saw the answer).
+#[tokio::test]
+async fn an_upload_refused_before_its_body_is_read_still_gets_its_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::spawn().await;
+    let body = vec![b'x'; 2 << 20];
+    let mut conn = tokio::net::TcpStream::connect(s.base.trim_start_matches("http://"))
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /api/v1/media HTTP/1.1\r\nHost: test\r\n\
+         Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.expect("head");
+    // The server answers the head at once; the body comes after that.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    conn.write_all(&body)
+        .await
+        .expect("the whole body is taken, not reset");
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).await.expect("the answer");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(answer.contains(r#""code":"unauthorized""#), "{answer}");
+}
