@@ -1,15 +1,12 @@
 # Darkroom's front door. `make run` serves on the embedded defaults; `make test` is what CI runs.
 CARGO ?= cargo
 
-.PHONY: run test lint bench bench-compare build fmt tools s3-up s3-down loadtest perf perf-10m openapi fuzz crash-test slow-clients
+.PHONY: run test lint bench bench-compare build fmt build-tools tools s3-up s3-down loadtest perf perf-10m openapi fuzz crash-test slow-clients
 
-# Root installs directly; anyone else through sudo.
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-
-run:
+run: build-tools
 	$(CARGO) run --release -- serve
 
-build:
+build: build-tools
 	$(CARGO) build --release
 
 # The S3 suite runs against a real S3 server (SeaweedFS) on loopback, started here and
@@ -27,13 +24,13 @@ test: tools
 
 # SIGKILL at random moments under concurrent uploads, PATCH, DELETE and folder changes;
 # after each restart every acknowledged effect must hold (CRASH_ROUNDS, default 20).
-crash-test:
+crash-test: build-tools
 	$(CARGO) build
 	python3 scripts/crash-test.py
 
 # 1,000 silent or slow connections and 200 trickling uploads next to normal clients,
 # against the release binary (loadtest/slow_clients.py; SLOW_SECONDS, default 30).
-slow-clients:
+slow-clients: build-tools
 	$(CARGO) build --release
 	python3 loadtest/slow_clients.py
 
@@ -44,17 +41,15 @@ s3-up:
 s3-down:
 	scripts/s3-local.sh stop
 
-# What the tests need beyond cargo, from Debian: promtool (package prometheus) checks the
-# /metrics exposition format; chromium runs the explorer's browser test.
-tools:
-	@missing=""; \
-	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
-	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
-	if [ -n "$$missing" ]; then \
-		echo "installing$$missing (Debian)"; \
-		$(SUDO) apt-get update -qq && \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+# What building needs beyond cargo, from Debian: cmake and nasm build libjpeg-turbo (the
+# turbojpeg crate's bundled copy, with its SIMD code).
+build-tools:
+	@scripts/debian-need.sh cmake:cmake nasm:nasm
+
+# What the tests need beyond that: promtool (package prometheus) checks the /metrics
+# exposition format; chromium runs the explorer's browser test.
+tools: build-tools
+	@scripts/debian-need.sh promtool:prometheus /usr/bin/chromium:chromium
 
 # Rewrites the checked-in contract from the code (a test fails while it is stale).
 openapi:
@@ -63,10 +58,10 @@ openapi:
 # Every parser under cargo fuzz for FUZZ_SECS each (default 60; FUZZ_RUNS to stop a target
 # after that many executions); FUZZ_TARGET="a b" for some.
 # Needs nightly (or RUSTC_BOOTSTRAP=1); installs cargo-fuzz when missing. Not part of `test`.
-fuzz:
+fuzz: build-tools
 	scripts/fuzz.sh
 
-lint:
+lint: build-tools
 	$(CARGO) fmt --all -- --check
 	rustfmt --edition 2024 --check fuzz/fuzz_targets/*.rs
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
@@ -74,7 +69,7 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-bench:
+bench: build-tools
 	$(CARGO) bench
 
 # Darkroom's pipeline vs sharp (npm) and libvips (Debian) on the same job, side by side.

@@ -1,5 +1,5 @@
 //! Stage 1: decoding. The pixel limit is checked from the header before anything is
-//! allocated; large JPEGs are decoded at a fraction of their size in the DCT
+//! allocated; JPEGs are decoded by libjpeg-turbo at a fraction of their size in the DCT
 //! (shrink-on-load); EXIF orientation is applied and the colours converted to sRGB
 //! (`color`); animated GIF/WebP give their first frame.
 
@@ -21,18 +21,20 @@ pub struct Source {
     pub height: u32,
 }
 
-/// Decodes just enough pixels for the variants: a JPEG at least four times as wide as its
-/// largest variant (20 MP camera originals) is decoded at 1/4 or 1/8 scale in the DCT
-/// (shrink-on-load), which skips most of the IDCT, colour conversion and memory of a
-/// full decode.
-/// Everything else is decoded whole by `decode`.
+/// Decodes just enough pixels for the variants. A JPEG goes through libjpeg-turbo (SIMD
+/// Huffman and IDCT, one thread: the processing pool's), scaled in the DCT to the
+/// smallest M/8 of its size that still covers the largest variant it will make
+/// (shrink-on-load: a 20 MP camera original for a 1200 px variant decodes at 1/4, with a
+/// sixteenth of the IDCT, colour conversion and memory of a full decode). Everything
+/// else, and the JPEGs libjpeg-turbo does not take here (CMYK, 12-bit, or any it fails
+/// on), is decoded whole by `decode`.
 pub fn decode_for_variants(
     bytes: &[u8],
     kind: MediaType,
     max_pixels: u64,
 ) -> Result<Source, PipelineError> {
     if kind == MediaType::Jpeg
-        && let Some(source) = shrink_on_load(bytes, max_pixels)?
+        && let Some(source) = decode_jpeg_scaled(bytes, max_pixels)?
     {
         return Ok(source);
     }
@@ -44,14 +46,15 @@ pub fn decode_for_variants(
     })
 }
 
-/// The scaled JPEG decode, or `None` when it would not save anything (or the JPEG is
-/// CMYK or 12-bit, which the full decoder handles).
-fn shrink_on_load(bytes: &[u8], max_pixels: u64) -> Result<Option<Source>, PipelineError> {
-    let mut decoder = jpeg_decoder::Decoder::new(bytes);
-    if decoder.read_info().is_err() {
-        return Ok(None); // the full decoder reports the error in its own words
+/// The libjpeg-turbo decode, or `None` for a JPEG it does not take (the full decoder then
+/// reports any error in its own words). The pixel limit is checked from the header first.
+fn decode_jpeg_scaled(bytes: &[u8], max_pixels: u64) -> Result<Option<Source>, PipelineError> {
+    // Markers only (orientation, ICC profile, component layout): no pixel is decoded here.
+    let mut markers = jpeg_decoder::Decoder::new(bytes);
+    if markers.read_info().is_err() {
+        return Ok(None);
     }
-    let Some(info) = decoder.info() else {
+    let Some(info) = markers.info() else {
         return Ok(None);
     };
     let stored = Dimensions {
@@ -59,11 +62,12 @@ fn shrink_on_load(bytes: &[u8], max_pixels: u64) -> Result<Option<Source>, Pipel
         height: u32::from(info.height),
     };
     check_pixels(stored, max_pixels)?;
-    let simple_pixels = matches!(
-        info.pixel_format,
-        jpeg_decoder::PixelFormat::L8 | jpeg_decoder::PixelFormat::RGB24
-    );
-    let orientation = decoder
+    let format = match info.pixel_format {
+        jpeg_decoder::PixelFormat::L8 => turbojpeg::PixelFormat::GRAY,
+        jpeg_decoder::PixelFormat::RGB24 => turbojpeg::PixelFormat::RGB,
+        _ => return Ok(None),
+    };
+    let orientation = markers
         .exif_data()
         .and_then(Orientation::from_exif_chunk)
         .unwrap_or(Orientation::NoTransforms);
@@ -73,30 +77,57 @@ fn shrink_on_load(bytes: &[u8], max_pixels: u64) -> Result<Option<Source>, Pipel
     } else {
         (stored.width, stored.height)
     };
-    let Some(needed) = variant_widths(width).next() else {
+    let needed = variant_widths(width).next().unwrap_or(width);
+    let factor = dct_scale(width, needed);
+    let Some(image) = turbo_decompress(bytes, factor, format) else {
         return Ok(None);
     };
-    // The smallest 1/8 steps of the upright width that still cover the largest variant.
-    // Measured (benches/pipeline.rs): at 1/2 scale jpeg-decoder is no faster than the
-    // full zune-jpeg decode; at 1/4 and 1/8 it is (the IDCT and colour work shrink 16-64x).
-    let eighths = (u64::from(needed) * 8).div_ceil(u64::from(width));
-    if !simple_pixels || eighths > 2 {
-        return Ok(None);
-    }
-    let needed = u16::try_from(needed).unwrap_or(u16::MAX);
-    let request = if turned {
-        (u16::MAX, needed)
-    } else {
-        (needed, u16::MAX)
-    };
-    let image = decode_scaled(&mut decoder, request, info.pixel_format)?;
-    let mut image = to_srgb(image, decoder.icc_profile().as_deref());
+    let mut image = to_srgb(image, markers.icc_profile().as_deref());
     image.apply_orientation(orientation);
     Ok(Some(Source {
         image,
         width,
         height,
     }))
+}
+
+/// The smallest scale libjpeg-turbo offers (M/8, M = 1..8) that keeps `width` at least
+/// `needed` wide.
+fn dct_scale(width: u32, needed: u32) -> turbojpeg::ScalingFactor {
+    let width = width as usize;
+    turbojpeg::Decompressor::supported_scaling_factors()
+        .into_iter()
+        .filter(|f| f.num() <= f.denom() && f.scale(width) >= needed as usize)
+        .min_by_key(|f| f.scale(width))
+        .unwrap_or(turbojpeg::ScalingFactor::ONE)
+}
+
+/// Decompresses at `factor` into 8-bit RGB or grey, or `None` when libjpeg-turbo refuses.
+fn turbo_decompress(
+    bytes: &[u8],
+    factor: turbojpeg::ScalingFactor,
+    format: turbojpeg::PixelFormat,
+) -> Option<DynamicImage> {
+    let mut decompressor = turbojpeg::Decompressor::new().ok()?;
+    let header = decompressor.read_header(bytes).ok()?.scaled(factor);
+    decompressor.set_scaling_factor(factor).ok()?;
+    let (w, h, channels) = (header.width, header.height, format.size());
+    let mut pixels = vec![0u8; w.checked_mul(h)?.checked_mul(channels)?];
+    let output = turbojpeg::Image {
+        pixels: pixels.as_mut_slice(),
+        width: w,
+        pitch: w * channels,
+        height: h,
+        format,
+    };
+    decompressor.decompress(bytes, output).ok()?;
+    let (w, h) = (u32::try_from(w).ok()?, u32::try_from(h).ok()?);
+    Some(match format {
+        turbojpeg::PixelFormat::GRAY => {
+            DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, pixels)?)
+        }
+        _ => DynamicImage::ImageRgb8(image::RgbImage::from_raw(w, h, pixels)?),
+    })
 }
 
 /// True for the orientations that swap width and height.
@@ -108,28 +139,6 @@ fn is_quarter_turn(orientation: Orientation) -> bool {
             | Orientation::Rotate90FlipH
             | Orientation::Rotate270FlipH
     )
-}
-
-/// Decodes at the smallest DCT scale that covers `request` (width, height), as stored.
-fn decode_scaled(
-    decoder: &mut jpeg_decoder::Decoder<&[u8]>,
-    request: (u16, u16),
-    format: jpeg_decoder::PixelFormat,
-) -> Result<DynamicImage, PipelineError> {
-    let (w, h) = decoder
-        .scale(request.0, request.1)
-        .map_err(|e| PipelineError::Decode(e.to_string()))?;
-    let pixels = decoder
-        .decode()
-        .map_err(|e| PipelineError::Decode(e.to_string()))?;
-    let (w, h) = (u32::from(w), u32::from(h));
-    let bad_size = || PipelineError::Decode("decoded size does not match the header".into());
-    Ok(match format {
-        jpeg_decoder::PixelFormat::L8 => {
-            DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, pixels).ok_or_else(bad_size)?)
-        }
-        _ => DynamicImage::ImageRgb8(image::RgbImage::from_raw(w, h, pixels).ok_or_else(bad_size)?),
-    })
 }
 
 /// Decodes with the pixel limit enforced before any allocation, then turns the image
