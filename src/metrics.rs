@@ -17,6 +17,8 @@ pub const CATALOG_COMMIT_DURATION: &str = "darkroom_catalog_commit_duration_seco
 pub const CATALOG_COMMIT_BATCH: &str = "darkroom_catalog_commit_batch_size";
 pub const STORAGE_DURATION: &str = "darkroom_storage_operation_duration_seconds";
 pub const STORAGE_ERRORS: &str = "darkroom_storage_errors_total";
+pub const STORAGE_FETCHED_BYTES: &str = "darkroom_storage_fetched_bytes_total";
+pub const STORAGE_RANGED_BYTES: &str = "darkroom_storage_ranged_read_bytes_total";
 pub const UPLOADS_DECLINED: &str = "darkroom_uploads_declined_total";
 pub const DATA_DIR_FREE_BYTES: &str = "darkroom_data_dir_free_bytes";
 pub const ORPHANS_SWEPT: &str = "darkroom_orphan_files_swept_total";
@@ -105,6 +107,16 @@ fn describe() {
     describe_counter!(
         STORAGE_ERRORS,
         "Failed storage operations by backend and operation."
+    );
+    describe_counter!(
+        STORAGE_FETCHED_BYTES,
+        Unit::Bytes,
+        "Bytes of presigned uploads downloaded whole to be checked (images, which are stripped)."
+    );
+    describe_counter!(
+        STORAGE_RANGED_BYTES,
+        Unit::Bytes,
+        "Bytes of presigned uploads read in ranges to be checked (videos, documents, GIF, SVG)."
     );
     describe_counter!(
         UPLOADS_DECLINED,

@@ -14,7 +14,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use super::catalog::CatalogHandle;
 use super::{Slot, rpc};
 use crate::metrics::{self as m, Timer};
-use crate::storage::{ObjectInfo, Sink, Storage, StorageError, StoredFile, Sweep, SweepReport};
+use crate::storage::{
+    ObjectInfo, RangedObject, Sink, Storage, StorageError, StoredFile, Sweep, SweepReport,
+};
 
 type Result<T> = std::result::Result<T, StorageError>;
 
@@ -59,6 +61,8 @@ pub enum StorageRequest {
     Head(String, RpcReplyPort<Result<Option<ObjectInfo>>>),
     /// Copy an object a client uploaded into a temp file.
     Fetch(String, RpcReplyPort<Result<Option<Sink>>>),
+    /// An object a client uploaded, of a known size, to read in ranges.
+    Ranged(String, u64, RpcReplyPort<Result<RangedObject>>),
     /// Is the backend reachable?
     Check(RpcReplyPort<Result<()>>),
 }
@@ -124,6 +128,9 @@ fn answer_request(storage: Arc<Storage>, msg: StorageRequest) {
         StorageRequest::Head(key, r) => answer(r, s, "head", |s| async move { s.head(&key).await }),
         StorageRequest::Fetch(key, r) => {
             answer(r, s, "fetch", |s| async move { s.fetch(&key).await })
+        }
+        StorageRequest::Ranged(key, len, r) => {
+            answer(r, s, "ranged", move |s| async move { s.ranged(&key, len) })
         }
         StorageRequest::Check(r) => answer(r, s, "check", |s| async move { s.check().await }),
         StorageRequest::Presign(key, mime, expires, r) => {
@@ -251,6 +258,10 @@ impl StorageHandle {
 
     pub async fn fetch(&self, key: String) -> Result<Option<Sink>> {
         self.call(|r| StorageRequest::Fetch(key, r)).await
+    }
+
+    pub async fn ranged(&self, key: String, len: u64) -> Result<RangedObject> {
+        self.call(|r| StorageRequest::Ranged(key, len, r)).await
     }
 
     /// Ready when the actor runs and the backend answers.

@@ -2,7 +2,7 @@
 //! safety, a video's size and duration; and removing location and camera metadata from
 //! it in place. Used by `ingest` on every upload and confirm.
 
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek};
 use std::path::Path;
 
 use super::probe::{self, Dimensions, ProbeError};
@@ -46,15 +46,22 @@ pub fn inspect(
 ) -> Result<Inspection, MediaError> {
     let file = std::fs::File::open(path).map_err(ProbeError::Io)?;
     let mut reader = BufReader::with_capacity(16 * 1024, file);
+    inspect_reader(&mut reader, media_type, max_pixels)
+}
+
+/// As `inspect`, from any reader that can seek (a spooled file, an object read in ranges).
+pub fn inspect_reader<R: Read + Seek>(
+    reader: &mut R,
+    media_type: MediaType,
+    max_pixels: u64,
+) -> Result<Inspection, MediaError> {
     let dims = |d| Inspection {
         dims: Some(d),
         duration: None,
     };
     match media_type {
         t if t.is_raster() => Ok(dims(probe::raster_dimensions(
-            media_type,
-            &mut reader,
-            max_pixels,
+            media_type, reader, max_pixels,
         )?)),
         MediaType::Svg => {
             let mut text = Vec::new();
@@ -66,9 +73,9 @@ pub fn inspect(
         }
         MediaType::Mp4 | MediaType::Webm => {
             let info = if media_type == MediaType::Mp4 {
-                video::probe_mp4(&mut reader)
+                video::probe_mp4(reader)
             } else {
-                video::probe_webm(&mut reader)
+                video::probe_webm(reader)
             };
             let v = info
                 .map_err(ProbeError::Io)?

@@ -11,7 +11,7 @@ pub mod strip;
 pub mod svg;
 pub mod video;
 
-pub use inspect::{Inspection, MediaError, inspect, strip_in_place};
+pub use inspect::{Inspection, MediaError, inspect, inspect_reader, strip_in_place};
 
 /// A file of `tests/fixtures` (copied from the shared corpus), for unit tests.
 #[cfg(test)]

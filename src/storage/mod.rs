@@ -8,6 +8,7 @@
 
 pub mod key;
 mod local;
+mod ranged;
 mod s3;
 mod sink;
 
@@ -17,6 +18,7 @@ use std::time::SystemTime;
 
 pub use key::{FileUrls, is_valid_key};
 pub use local::LocalStorage;
+pub use ranged::RangedObject;
 pub use s3::{ObjectInfo, S3Storage};
 pub use sink::Sink;
 
@@ -175,6 +177,11 @@ impl Storage {
     /// The size of an object uploaded by a client (S3 only); `None` when absent.
     pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
         self.s3()?.head(key).await
+    }
+
+    /// An object uploaded by a client, to be read in ranges (S3 only).
+    pub fn ranged(&self, key: &str, len: u64) -> Result<RangedObject> {
+        self.s3()?.ranged(key, len)
     }
 
     /// An object uploaded by a client, copied into a temp file to be checked (S3 only).

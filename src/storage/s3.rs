@@ -19,8 +19,10 @@ use object_store::{
 use tokio::io::AsyncReadExt;
 
 use super::key::{is_valid_key, key_of, object_key};
+use super::ranged::RangedObject;
 use super::{Result, Sink, StorageError, Sweep, SweepReport, sweep_temp};
 use crate::config::S3Config;
+use crate::metrics as m;
 
 /// Files up to this size go up in one PUT; larger ones as a multipart upload of parts
 /// this big (S3 wants parts of at least 5 MB).
@@ -172,6 +174,14 @@ impl S3Storage {
         }
     }
 
+    /// An object to read in ranges on a blocking thread (see `RangedObject`); `len` is its
+    /// size from a HEAD.
+    pub fn ranged(&self, key: &str, len: u64) -> Result<RangedObject> {
+        let store: Arc<dyn ObjectStore> = self.store.clone();
+        let runtime = tokio::runtime::Handle::current();
+        Ok(RangedObject::new(store, self.path(key)?, len, runtime))
+    }
+
     /// Downloads an object into a new temp file (to sniff and probe it like an upload).
     pub async fn fetch(&self, key: &str) -> Result<Option<Sink>> {
         let got = match self.store.get(&self.path(key)?).await {
@@ -182,7 +192,9 @@ impl S3Storage {
         let mut sink = Sink::new(&self.tmp);
         let mut stream = got.into_stream();
         while let Some(chunk) = stream.next().await {
-            sink.write(&chunk.map_err(remote)?).await?;
+            let chunk = chunk.map_err(remote)?;
+            metrics::counter!(m::STORAGE_FETCHED_BYTES).increment(chunk.len() as u64);
+            sink.write(&chunk).await?;
         }
         sink.flush().await?;
         Ok(Some(sink))

@@ -419,3 +419,69 @@ async fn hostile_files_through_presign_and_confirm_are_refused_and_removed() {
         }
     }
 }
+
+/// The fixture MP4 rebuilt as a camera writes it: `ftyp`, then `len` bytes of media data,
+/// then the `moov` at the end (the layout that makes a probe look far).
+fn mp4_with_moov_last(len: usize) -> Vec<u8> {
+    let src = fixture("video/bigbuckbunny_1280x720_faststart.mp4");
+    let mut boxes = std::collections::HashMap::new();
+    let mut at = 0;
+    while at + 8 <= src.len() {
+        let size = u32::from_be_bytes(src[at..at + 4].try_into().expect("size")) as usize;
+        boxes.insert(src[at + 4..at + 8].to_vec(), src[at..at + size].to_vec());
+        at += size;
+    }
+    let mut out = boxes[&b"ftyp".to_vec()].clone();
+    out.extend_from_slice(&((len + 8) as u32).to_be_bytes());
+    out.extend_from_slice(b"mdat");
+    out.resize(out.len() + len, 0);
+    out.extend_from_slice(&boxes[&b"moov".to_vec()]);
+    out
+}
+
+/// Confirming a 200 MB video reads its head and its `moov` in ranges, a few hundred KB,
+/// never the whole object (it used to download all of it into a temp file).
+#[tokio::test]
+async fn confirming_a_large_video_reads_only_its_head_and_moov() {
+    let (s, _) = spawn_s3(|_| {}).await;
+    let video = mp4_with_moov_last(200 << 20);
+    let size = video.len();
+    let p = presign_ok(&s, "clip.mp4", "video/mp4", size).await;
+    let upload_url = p["uploadUrl"].as_str().expect("uploadUrl");
+    assert_eq!(put(upload_url, "video/mp4", video).await, StatusCode::OK);
+    let read_before = bytes_read(&s).await;
+    let started = std::time::Instant::now();
+    let resp = confirm(
+        &s,
+        json!({"storageKey": p["storageKey"], "filename": "clip.mp4",
+               "mimeType": "video/mp4", "size": size}),
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let item: Value = resp.json().await.expect("json");
+    let item = &item["data"];
+    assert_eq!(item["size"], size);
+    assert_eq!(
+        (&item["width"], &item["height"]),
+        (&json!(1280), &json!(720))
+    );
+    assert!(item["duration"].as_f64().is_some_and(|d| d > 0.0), "{item}");
+    // Other tests confirm small files meanwhile: the bound leaves room for them.
+    let read = bytes_read(&s).await - read_before;
+    assert!(read < 8.0 * 1024.0 * 1024.0, "{read} bytes read of {size}");
+    assert!(read > 0.0, "the head and the moov were read");
+    println!("confirmed a {size}-byte video in {took:?}, reading {read} bytes");
+}
+
+/// Bytes of presigned uploads read back to be checked, whole or in ranges.
+async fn bytes_read(s: &TestServer) -> f64 {
+    let scrape = s.get("/metrics", None).await.text().await.expect("scrape");
+    [
+        "darkroom_storage_fetched_bytes_total",
+        "darkroom_storage_ranged_read_bytes_total",
+    ]
+    .iter()
+    .filter_map(|name| crate::common::sample(&scrape, name))
+    .sum()
+}
