@@ -6,7 +6,7 @@ effort/method 4, auto-oriented, no metadata -- with Darkroom's pipeline, sharp (
 libvips' vipsthumbnail (Debian), each on 2 threads, over four inputs: the 1920x1080
 progressive photo from tests/fixtures, the same saved as a baseline JPEG, a 12 MP
 phone-style JPEG (EXIF orientation 6) and a 22.5 MP camera-sized baseline JPEG (EXIF
-orientation 8), both made from the fixtures' camera photo. The WebP encoding of the same
+orientation 8; and once more without it), all made from the fixtures' camera photo. The WebP encoding of the same
 variants alone (the floor) is printed beside each.
 Installs sharp and libvips-tools into the scratch folder / system if they are missing.
 Prints img/s and output bytes per tool and the ratios the processing issue sets targets on.
@@ -70,6 +70,7 @@ def inputs():
     baseline = SCRATCH / "elephants_1920x1080_baseline.jpg"
     phone = SCRATCH / "phone_4032x3024_orientation6.jpg"
     camera = SCRATCH / "camera_6000x3750_orientation8.jpg"
+    landscape = SCRATCH / "camera_6000x3750.jpg"
     if not baseline.exists():
         run(["vips", "copy", str(photo), f"{baseline}[Q=90,strip]"])
     if not phone.exists():
@@ -81,8 +82,11 @@ def inputs():
         # 6000x3750 (22.5 MP), baseline at q90, orientation 8.
         run(["vips", "resize", str(cups), f"{camera}[Q=90,strip]", "2.34375"])
         with_orientation(camera, 8)
+    if not landscape.exists():
+        # The same without orientation: landscape variants, 1/2.6 of the pixels to encode.
+        run(["vips", "resize", str(cups), f"{landscape}[Q=90,strip]", "2.34375"])
     return [(photo, 40, 1.8, None), (baseline, 40, 1.3, None), (phone, 16, None, None),
-            (camera, 16, 2.5, 1.4)]
+            (camera, 16, 2.5, 1.4), (landscape, 16, 2.5, 1.4)]
 
 
 def darkroom(path, count, threads, encode_only=False):

@@ -23,7 +23,7 @@ pub struct Source {
 
 /// Decodes just enough pixels for the variants. A JPEG goes through libjpeg-turbo (SIMD
 /// Huffman and IDCT, one thread: the processing pool's), scaled in the DCT to the
-/// smallest M/8 of its size that still covers the largest variant it will make
+/// smallest 1/8, 1/4 or 1/2 of its size that still covers the largest variant it will make
 /// (shrink-on-load: a 20 MP camera original for a 1200 px variant decodes at 1/4, with a
 /// sixteenth of the IDCT, colour conversion and memory of a full decode). Everything
 /// else, and the JPEGs libjpeg-turbo does not take here (CMYK, 12-bit, or any it fails
@@ -91,14 +91,16 @@ fn decode_jpeg_scaled(bytes: &[u8], max_pixels: u64) -> Result<Option<Source>, P
     }))
 }
 
-/// The smallest scale libjpeg-turbo offers (M/8, M = 1..8) that keeps `width` at least
-/// `needed` wide.
+/// The smallest of 1/8, 1/4 and 1/2 (or whole) that keeps `width` at least `needed`
+/// wide. libjpeg-turbo offers every M/8, but at 5/8 or 3/4 the DCT's own downscale leaves
+/// the large variant sharper than a resize would (+4.6% WebP bytes on a 1080p photo) and
+/// saves little: those decode whole.
 fn dct_scale(width: u32, needed: u32) -> turbojpeg::ScalingFactor {
     let width = width as usize;
-    turbojpeg::Decompressor::supported_scaling_factors()
+    [8, 4, 2]
         .into_iter()
-        .filter(|f| f.num() <= f.denom() && f.scale(width) >= needed as usize)
-        .min_by_key(|f| f.scale(width))
+        .map(|denom| turbojpeg::ScalingFactor::new(1, denom))
+        .find(|f| f.scale(width) >= needed as usize)
         .unwrap_or(turbojpeg::ScalingFactor::ONE)
 }
 
