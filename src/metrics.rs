@@ -2,7 +2,8 @@
 //! Prometheus recorder behind `GET /metrics`. Labels are bounded: routes are templates,
 //! never raw paths.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{LazyLock, OnceLock, RwLock};
 use std::time::Instant;
 
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
@@ -165,6 +166,56 @@ fn describe() {
     );
     describe_gauge!(BUILD_INFO, "Always 1; the labels name the running build.");
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+}
+
+/// The series one request writes, resolved once per route, method and status rather than
+/// on every request (which builds the label strings and hashes them into the registry).
+#[derive(Clone)]
+pub struct RequestSeries {
+    pub count: metrics::Counter,
+    pub duration: metrics::Histogram,
+}
+
+/// Methods outside the standard ones share the label `OTHER`: a client cannot mint series.
+pub fn method_label(method: &hyper::Method) -> &'static str {
+    use hyper::Method as M;
+    match *method {
+        M::GET => "GET",
+        M::HEAD => "HEAD",
+        M::POST => "POST",
+        M::PUT => "PUT",
+        M::PATCH => "PATCH",
+        M::DELETE => "DELETE",
+        M::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+type SeriesKey = (&'static str, &'static str, u16);
+
+static REQUEST_SERIES: LazyLock<RwLock<HashMap<SeriesKey, RequestSeries>>> =
+    LazyLock::new(Default::default);
+
+/// The series of requests to `route` (a template) with `method` answered `status`.
+pub fn request_series(route: &'static str, method: &'static str, status: u16) -> RequestSeries {
+    let key = (route, method, status);
+    if let Some(series) = REQUEST_SERIES
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+    {
+        return series.clone();
+    }
+    let series = RequestSeries {
+        count: metrics::counter!(HTTP_REQUESTS, "route" => route, "method" => method, "status" => status.to_string()),
+        duration: metrics::histogram!(HTTP_DURATION, "route" => route, "method" => method),
+    };
+    REQUEST_SERIES
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(key)
+        .or_insert(series)
+        .clone()
 }
 
 /// Records the time from creation to drop into a histogram, so early returns count too.

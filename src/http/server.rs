@@ -253,18 +253,26 @@ impl Outcome {
     fn record(&mut self, status: u16, bytes: Option<u64>) {
         self.finished = true;
         let elapsed = self.started.elapsed();
-        let method = self.method.as_str().to_owned();
-        metrics::counter!(m::HTTP_REQUESTS, "route" => self.route, "method" => method.clone(), "status" => status.to_string())
-            .increment(1);
-        metrics::histogram!(m::HTTP_DURATION, "route" => self.route, "method" => method)
-            .record(elapsed.as_secs_f64());
+        let method = m::method_label(&self.method);
+        let series = m::request_series(self.route, method, status);
+        series.count.increment(1);
+        series.duration.record(elapsed.as_secs_f64());
         let request_id = self.request_id.to_str().unwrap_or("-");
         let latency_us = elapsed.as_micros() as u64;
-        let (method, route) = (&self.method, self.route);
+        let route = self.route;
         if status == CLIENT_CLOSED {
-            tracing::info!(request_id, %method, route, status, latency_us, "request cancelled by the client");
+            tracing::info!(
+                request_id,
+                method,
+                route,
+                status,
+                latency_us,
+                "request cancelled by the client"
+            );
         } else {
-            tracing::info!(request_id, %method, route, status, bytes, latency_us, "request");
+            tracing::info!(
+                request_id, method, route, status, bytes, latency_us, "request"
+            );
         }
     }
 }
