@@ -34,6 +34,11 @@ impl<T> Lingering<T> {
     pub fn new(io: T) -> Self {
         Self { io, drain: None }
     }
+
+    /// A socket for hyper, closed this way.
+    pub fn io(io: T) -> hyper_util::rt::TokioIo<Self> {
+        hyper_util::rt::TokioIo::new(Self::new(io))
+    }
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Lingering<T> {

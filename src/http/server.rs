@@ -130,8 +130,7 @@ async fn connection(
             }
         })
     };
-    let conn =
-        builder.serve_connection_with_upgrades(TokioIo::new(Lingering::new(stream)), service);
+    let conn = builder.serve_connection_with_upgrades(Lingering::io(stream), service);
     tokio::pin!(conn);
     let idle_check = tokio::time::sleep(idle);
     tokio::pin!(idle_check);
