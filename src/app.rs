@@ -103,10 +103,17 @@ async fn metrics_listener(
     )))
 }
 
+/// Opens the catalog, and queues the crops of images made before the current presets
+/// (the processing pool makes them with the other unfinished jobs).
 async fn open_catalog(config: &Config) -> Result<Catalog, AppError> {
     let (path, options) = (config.catalog_path(), config.catalog);
-    tokio::task::spawn_blocking(move || Catalog::open_with(&path, options))
-        .await
-        .map_err(std::io::Error::other)?
-        .map_err(AppError::from)
+    let presets = config.delivery.presets.clone();
+    tokio::task::spawn_blocking(move || {
+        let catalog = Catalog::open_with(&path, options)?;
+        catalog.backfill_presets(&presets)?;
+        Ok::<_, crate::catalog::CatalogError>(catalog)
+    })
+    .await
+    .map_err(std::io::Error::other)?
+    .map_err(AppError::from)
 }

@@ -16,9 +16,11 @@
 //!                  catalog/   redb tables, indexes, reads, listing, writes, read cache
 //!                  storage/   the key format, the upload spool, backends (one closed enum)
 //!                  media/     sniff, probe, svg, video, strip, names (pure functions);
-//!                             image/: decode (shrink-on-load) → sRGB → cascaded resize
-//!                             → WebP → thumbhash + dominant colour
-//!   model/       the vocabulary every layer speaks: items, types, folders, keys, queries, ids
+//!                             image/: decode (libjpeg-turbo, shrink-on-load) → sRGB →
+//!                             cascaded resize → WebP → thumbhash + dominant colour,
+//!                             and crop presets around the focal point
+//!   model/       the vocabulary every layer speaks: items, types, folders, keys, queries,
+//!                ids, crop presets
 //!   maintenance  start-up recovery, periodic sweeps and the health probe, through the handles
 //!   health       what readiness and upload admission know about disk, catalog and storage
 //! ```

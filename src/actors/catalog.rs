@@ -229,12 +229,15 @@ impl CatalogHandle {
         self.write(Write::InsertMedia(records)).await.map(drop)
     }
 
+    /// A metadata patch; `recrop` when crop presets are configured (see `Write`).
     pub async fn update_media(
         &self,
         id: String,
         patch: MediaPatch,
+        recrop: bool,
     ) -> Result<MediaRecord, CatalogError> {
-        media_of(self.write(Write::UpdateMedia { id, patch }).await?)
+        let write = Write::UpdateMedia { id, patch, recrop };
+        media_of(self.write(write).await?)
     }
 
     pub async fn delete_media(&self, id: String) -> Result<MediaRecord, CatalogError> {

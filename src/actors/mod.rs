@@ -62,6 +62,7 @@ pub async fn start(
         max_in_flight: threads * 2,
         max_attempts: p.max_attempts,
         waiters: waiters.clone(),
+        presets: config.delivery.presets.clone(),
     };
     let admission = Admission::new(catalog_handle.clone(), p.max_backlog);
     let args = SupervisorArgs {

@@ -236,6 +236,7 @@ mod tests {
                 max_in_flight: 1,
                 max_attempts: 3,
                 waiters: Waiters::default(),
+                presets: Default::default(),
             },
             processing_slot: Slot::empty(),
         };

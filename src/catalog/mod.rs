@@ -14,6 +14,7 @@ mod cache;
 pub mod index;
 pub mod keys;
 mod list;
+mod presets;
 mod read;
 pub mod search;
 pub mod tables;

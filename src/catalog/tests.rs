@@ -4,7 +4,8 @@ use redb::ReadableTable;
 
 use super::*;
 use crate::model::{
-    JobResult, MediaRecord, MediaType, PresignRecord, Processing, Status, VariantRecord,
+    CropRecord, JobResult, MediaPatch, MediaRecord, MediaType, PresignRecord, Processing, Status,
+    VariantRecord,
 };
 use crate::storage::key::variant_key;
 
@@ -29,6 +30,8 @@ fn ready(r: &MediaRecord) -> JobResult {
             size: 5,
             storage_key: variant_key(&r.storage_key, 150),
         }],
+        crops: Vec::new(),
+        crop_version: r.crop_version,
         thumbhash: "hash".into(),
         dominant_color: "#102030".into(),
     }
@@ -85,6 +88,76 @@ fn a_job_is_committed_with_its_item_and_recorded_once() {
     let mut pending = c.pending_deletes().expect("pending");
     pending.sort();
     assert_eq!(pending, [variant, a.storage_key.clone()]);
+}
+
+/// The image's result with one crop of version `version`.
+fn ready_with_crop(r: &MediaRecord, version: u32) -> JobResult {
+    let JobResult::Ready {
+        variants,
+        thumbhash,
+        dominant_color,
+        ..
+    } = ready(r)
+    else {
+        unreachable!()
+    };
+    let crop = CropRecord {
+        name: "card".into(),
+        width: 120,
+        height: 63,
+        size: 7,
+        storage_key: format!("{}-120x63-v{version}.webp", r.id),
+    };
+    JobResult::Ready {
+        variants,
+        crops: vec![crop],
+        crop_version: version,
+        thumbhash,
+        dominant_color,
+    }
+}
+
+#[test]
+fn a_focal_point_moved_during_a_job_makes_its_crops_stale_and_the_job_stays() {
+    let (_dir, c) = open();
+    let a = image('a');
+    c.apply_single(Write::InsertMedia(vec![a.clone()]))
+        .expect("insert");
+    assert!(start(&c, &a.id));
+    let recorded = finish(&c, &a.id, ready_with_crop(&a, 0));
+    assert_eq!(recorded, Outcome::Job(JobOutcome::Recorded));
+    let patch = |x: f64, recrop: bool| Write::UpdateMedia {
+        id: a.id.clone(),
+        patch: MediaPatch {
+            focal_x: Some(x),
+            ..MediaPatch::default()
+        },
+        recrop,
+    };
+    // Without presets a move changes nothing else.
+    c.apply_single(patch(20.0, false)).expect("patch");
+    assert_eq!(c.job_count(), 0);
+    // With presets: the crop is queued for deletion, the job is back, version 2.
+    c.apply_single(patch(30.0, true)).expect("patch");
+    let moved = c.get(&a.id).expect("get").expect("item");
+    assert_eq!((moved.crop_version, moved.is_processing()), (2, true));
+    assert_eq!(
+        c.pending_deletes().expect("pending"),
+        [format!("{}-120x63-v0.webp", a.id)]
+    );
+    assert_eq!(c.job_count(), 1);
+    // A run that started before the move finishes with version 0: stale, the job stays.
+    assert!(start(&c, &a.id));
+    let stale = finish(&c, &a.id, ready_with_crop(&a, 0));
+    assert_eq!(stale, Outcome::Job(JobOutcome::Stale));
+    assert_eq!(c.job_count(), 1);
+    // The next run, for version 2, is recorded.
+    assert!(start(&c, &a.id));
+    let done = finish(&c, &a.id, ready_with_crop(&moved, 2));
+    assert_eq!(done, Outcome::Job(JobOutcome::Recorded));
+    let got = c.get(&a.id).expect("get").expect("item");
+    assert_eq!(got.crop_keys(), [format!("{}-120x63-v2.webp", a.id)]);
+    assert_eq!(c.job_count(), 0);
 }
 
 #[test]

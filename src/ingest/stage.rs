@@ -79,6 +79,7 @@ impl Staged {
             created_us: self.created_us,
             storage_key: self.storage_key.clone(),
             processing: Processing::initial(self.media_type),
+            crop_version: 0,
         }
     }
 }

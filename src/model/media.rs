@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::folder::FolderPath;
 use super::media_type::{Kind, MediaType};
+use super::preset::CropRecord;
 
 /// A stored media item. Serialized as JSON inside redb.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,6 +32,13 @@ pub struct MediaRecord {
     /// Image items only: the state of their variants and placeholders.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processing: Option<Processing>,
+    /// Bumped each time the focal point moves, so the crops made after get new keys.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub crop_version: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl MediaRecord {
@@ -38,12 +46,33 @@ impl MediaRecord {
         self.media_type.kind()
     }
 
-    /// Every storage key this item owns: the original and the variants written so far.
+    /// Every storage key this item owns: the original, and the variants and crops
+    /// written so far.
     pub fn storage_keys(&self) -> Vec<String> {
-        let variants = self.processing.iter().flat_map(|p| &p.variants);
         std::iter::once(self.storage_key.clone())
-            .chain(variants.map(|v| v.storage_key.clone()))
+            .chain(self.processing.iter().flat_map(Processing::file_keys))
             .collect()
+    }
+
+    /// The keys of its crops alone.
+    pub fn crop_keys(&self) -> Vec<String> {
+        let crops = self.processing.iter().flat_map(|p| &p.crops);
+        crops.map(|c| c.storage_key.clone()).collect()
+    }
+
+    /// After a patch that moved the focal point of an image with crops to make: a new
+    /// crop version, no crops until its job has made them again, and the job pending.
+    /// Returns the keys of the crops it had (to delete), or `None` when nothing changes.
+    pub fn recrop_after(&mut self, old: &Self) -> Option<Vec<String>> {
+        let moved = (self.focal_x, self.focal_y) != (old.focal_x, old.focal_y);
+        let processing = self.processing.as_mut()?;
+        if !moved || !self.media_type.is_raster() || processing.status == Status::Failed {
+            return None;
+        }
+        let stale = std::mem::take(&mut processing.crops);
+        processing.status = Status::Processing;
+        self.crop_version = old.crop_version.max(1) + 1;
+        Some(stale.into_iter().map(|c| c.storage_key).collect())
     }
 
     /// True while the item waits for its processing job.
@@ -73,6 +102,7 @@ impl MediaRecord {
             created_us: created,
             storage_key: format!("2026/01/{}.png", id_tail.to_string().repeat(16)),
             processing: None,
+            crop_version: 0,
         }
     }
 }
@@ -92,6 +122,9 @@ pub struct Processing {
     pub status: Status,
     #[serde(default)]
     pub variants: Vec<VariantRecord>,
+    /// One per crop preset, made with the variants.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crops: Vec<CropRecord>,
     #[serde(default)]
     pub thumbhash: Option<String>,
     #[serde(default)]
@@ -112,10 +145,17 @@ impl Processing {
         }
     }
 
+    /// The keys of the files it names: variants and crops.
+    pub fn file_keys(&self) -> impl Iterator<Item = String> + '_ {
+        let variants = self.variants.iter().map(|v| v.storage_key.clone());
+        variants.chain(self.crops.iter().map(|c| c.storage_key.clone()))
+    }
+
     fn with_status(status: Status) -> Self {
         Self {
             status,
             variants: Vec::new(),
+            crops: Vec::new(),
             thumbhash: None,
             dominant_color: None,
             error: None,
@@ -138,6 +178,9 @@ pub struct VariantRecord {
 pub enum JobResult {
     Ready {
         variants: Vec<VariantRecord>,
+        crops: Vec<CropRecord>,
+        /// The item's `crop_version` the crops were made for.
+        crop_version: u32,
         thumbhash: String,
         dominant_color: String,
     },
@@ -152,11 +195,14 @@ impl JobResult {
         match self {
             Self::Ready {
                 variants,
+                crops,
                 thumbhash,
                 dominant_color,
+                ..
             } => Processing {
                 status: Status::Ready,
                 variants,
+                crops,
                 thumbhash: Some(thumbhash),
                 dominant_color: Some(dominant_color),
                 error: None,
@@ -168,12 +214,24 @@ impl JobResult {
         }
     }
 
-    /// The storage keys of the files this result names (its variants).
+    /// The storage keys of the files this result names (its variants and crops).
     pub fn written_keys(&self) -> Vec<String> {
         match self {
-            Self::Ready { variants, .. } => {
-                variants.iter().map(|v| v.storage_key.clone()).collect()
-            }
+            Self::Ready {
+                variants, crops, ..
+            } => variants
+                .iter()
+                .map(|v| v.storage_key.clone())
+                .chain(crops.iter().map(|c| c.storage_key.clone()))
+                .collect(),
+            Self::Failed { .. } => Vec::new(),
+        }
+    }
+
+    /// The keys of its crops alone.
+    pub fn crop_keys(&self) -> Vec<String> {
+        match self {
+            Self::Ready { crops, .. } => crops.iter().map(|c| c.storage_key.clone()).collect(),
             Self::Failed { .. } => Vec::new(),
         }
     }
@@ -243,6 +301,48 @@ mod tests {
         assert!(svg.variants.is_empty());
         assert_eq!(Processing::initial(MediaType::Pdf), None);
         assert_eq!(Processing::initial(MediaType::Mp4), None);
+    }
+
+    #[test]
+    fn moving_the_focal_point_of_an_image_remakes_its_crops_under_a_new_version() {
+        let mut old = MediaRecord {
+            processing: Processing::initial(MediaType::Png),
+            ..MediaRecord::sample('a', "a.png", 1, 1)
+        };
+        let p = old.processing.as_mut().expect("processing");
+        p.status = Status::Ready;
+        p.crops.push(CropRecord {
+            name: "card".into(),
+            width: 1200,
+            height: 630,
+            size: 10,
+            storage_key: "2026/01/aaaa-1200x630.webp".into(),
+        });
+        let mut same = old.clone();
+        same.alt = Some("only the alt".into());
+        assert_eq!(same.recrop_after(&old), None);
+        let mut moved = old.clone();
+        moved.focal_x = 10.0;
+        assert_eq!(
+            moved.recrop_after(&old),
+            Some(vec!["2026/01/aaaa-1200x630.webp".to_owned()])
+        );
+        let p = moved.processing.as_ref().expect("processing");
+        assert_eq!(
+            (p.status, p.crops.len(), moved.crop_version),
+            (Status::Processing, 0, 2)
+        );
+        // A document has no crops; a failed image is not retried by a patch.
+        let mut failed = old.clone();
+        failed.processing.as_mut().expect("p").status = Status::Failed;
+        let mut failed_moved = failed.clone();
+        failed_moved.focal_y = 1.0;
+        assert_eq!(failed_moved.recrop_after(&failed), None);
+        old.crop_version = 2;
+        let mut again = old.clone();
+        again.focal_y = 99.0;
+        again.recrop_after(&old);
+        assert_eq!(again.crop_version, 3);
     }
 
     #[test]

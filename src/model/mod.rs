@@ -7,6 +7,7 @@ mod folder;
 pub mod id;
 mod media;
 mod media_type;
+mod preset;
 mod query;
 mod synthetic;
 
@@ -17,4 +18,5 @@ pub use media::{
     JobResult, MediaPatch, MediaRecord, PresignRecord, Processing, Status, VariantRecord,
 };
 pub use media_type::{Kind, MediaType};
+pub use preset::{CropRecord, CropSize, Delivery, MAX_CROP_SIDE, Presets};
 pub use query::{ListQuery, Page, SortField, cursor};

@@ -141,6 +141,7 @@ impl MediaRecord {
             created_us: 1_700_000_000_000_000 + i * 1000,
             storage_key: format!("2026/01/{}.{}", new_storage_token(), media_type.ext()),
             processing: None,
+            crop_version: 0,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! bucket under `<prefix>/`; and the URLs clients fetch them from.
 
 use crate::config::StorageConfig;
-use crate::model::{MediaType, new_storage_token, rfc3339};
+use crate::model::{CropSize, MediaType, new_storage_token, rfc3339};
 
 /// A new server-made key for an original: `YYYY/MM/<token>.<ext>`.
 pub fn new_key(media_type: MediaType, created_us: u64) -> String {
@@ -25,6 +25,18 @@ pub fn year_month(us: u64) -> String {
 pub fn variant_key(original: &str, width: u32) -> String {
     let stem = original.rsplit_once('.').map_or(original, |(stem, _)| stem);
     format!("{stem}-{width}.webp")
+}
+
+/// The key of a crop: `YYYY/MM/<token>-<w>x<h>.webp`, with `-v<n>` from the second focal
+/// point on (version 0 and 1 are the first).
+pub fn crop_key(original: &str, size: CropSize, version: u32) -> String {
+    let stem = original.rsplit_once('.').map_or(original, |(stem, _)| stem);
+    let (w, h) = (size.width, size.height);
+    if version > 1 {
+        format!("{stem}-{w}x{h}-v{version}.webp")
+    } else {
+        format!("{stem}-{w}x{h}.webp")
+    }
 }
 
 /// `YYYY/MM/<token>` of an original's or a variant's key: what ties a variant to its item.
@@ -138,6 +150,21 @@ mod tests {
             key.starts_with("2026/03/") && key.ends_with(".jpg"),
             "{key}"
         );
+    }
+
+    #[test]
+    fn crop_keys_share_the_stem_and_carry_their_version() {
+        let size = CropSize {
+            width: 1200,
+            height: 630,
+        };
+        let first = crop_key("2026/03/AbC123.jpg", size, 0);
+        assert_eq!(first, "2026/03/AbC123-1200x630.webp");
+        assert_eq!(crop_key("2026/03/AbC123.jpg", size, 1), first);
+        let moved = crop_key("2026/03/AbC123.jpg", size, 2);
+        assert_eq!(moved, "2026/03/AbC123-1200x630-v2.webp");
+        assert!(is_valid_key(&first) && is_valid_key(&moved));
+        assert_eq!(key_stem(&moved), "2026/03/AbC123");
     }
 
     #[test]

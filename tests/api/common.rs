@@ -194,6 +194,11 @@ impl TestServer {
         std::mem::replace(&mut self.dir, dir)
     }
 
+    /// True for a server whose files are in the test bucket.
+    pub fn is_s3(&self) -> bool {
+        matches!(self.storage, StorageConfig::S3(_))
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

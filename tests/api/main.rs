@@ -6,6 +6,7 @@ mod common;
 mod auth;
 mod containers;
 mod contract;
+mod crops;
 mod cursors;
 mod deadlines;
 mod failures;

@@ -10,11 +10,11 @@ use tokio::sync::oneshot;
 
 use super::ProcessingArgs;
 use crate::catalog::{CatalogError, JobOutcome};
-use crate::media::image::{PipelineError, Processed, Worker};
+use crate::media::image::{Focal, PipelineError, Processed, Worker};
 use crate::metrics as m;
-use crate::model::{JobResult, MediaRecord, VariantRecord};
+use crate::model::{CropRecord, CropSize, JobResult, MediaRecord, VariantRecord};
 use crate::storage::StorageError;
-use crate::storage::key::variant_key;
+use crate::storage::key::{crop_key, variant_key};
 
 thread_local! {
     /// Each rayon thread keeps its resizer and buffers between jobs.
@@ -36,23 +36,34 @@ pub enum Interrupted {
 /// the variants, record the result. Bad pixels end as `failed`; only unavailable
 /// dependencies return `Err` (the job is retried with backoff while they stay away).
 pub async fn run(args: &ProcessingArgs, id: &str) -> Result<(), Interrupted> {
-    attempt(args, id).await?;
+    // A focal point moved while the job ran makes its crops stale: run it again (a few
+    // times at most; a job left in the catalog is run again at the next start anyway).
+    for _ in 0..STALE_RERUNS {
+        if attempt(args, id).await? != JobOutcome::Stale {
+            break;
+        }
+    }
     args.waiters.notify(id); // only final outcomes wake `?wait=true` requests
     Ok(())
 }
 
-async fn attempt(args: &ProcessingArgs, id: &str) -> Result<(), Interrupted> {
+/// Runs of one job in a row whose crops a moving focal point made stale.
+const STALE_RERUNS: usize = 4;
+
+/// One run; `Stale` when its crops were not recorded because the focal point moved.
+async fn attempt(args: &ProcessingArgs, id: &str) -> Result<JobOutcome, Interrupted> {
     if !args
         .catalog
         .start_job(id.to_owned(), args.max_attempts)
         .await?
     {
-        return Ok(()); // finished, deleted, or out of attempts (then recorded as failed)
+        return Ok(JobOutcome::AlreadyDone); // finished, deleted, or out of attempts
     }
     let Some(record) = args.catalog.get(id)? else {
-        return Ok(());
+        return Ok(JobOutcome::ItemGone);
     };
     let total = Instant::now();
+    let sizes = args.presets.sizes();
     let read = Instant::now();
     let original = args.storage.read(record.storage_key.clone()).await?;
     stage("read", read.elapsed());
@@ -60,14 +71,14 @@ async fn attempt(args: &ProcessingArgs, id: &str) -> Result<(), Interrupted> {
         None => JobResult::Failed {
             reason: "the original file is missing from storage".into(),
         },
-        Some(bytes) => match process_on_pool(args, bytes, &record).await? {
-            Ok(processed) => store_variants(args, &record, processed).await?,
+        Some(bytes) => match process_on_pool(args, bytes, &record, &sizes).await? {
+            Ok(processed) => store_files(args, &record, &sizes, processed).await?,
             Err(e) => JobResult::Failed {
                 reason: e.to_string(),
             },
         },
     };
-    let written = result.written_keys();
+    let (written, crops) = (result.written_keys(), result.crop_keys());
     let outcome_label = match &result {
         JobResult::Ready { .. } => "ready",
         JobResult::Failed { reason } => {
@@ -75,14 +86,17 @@ async fn attempt(args: &ProcessingArgs, id: &str) -> Result<(), Interrupted> {
             "failed"
         }
     };
-    if args.catalog.finish_job(id.to_owned(), result).await? == JobOutcome::ItemGone
-        && !written.is_empty()
-    {
-        args.storage.discard(written); // deleted while processing: nobody owns them
+    let outcome = args.catalog.finish_job(id.to_owned(), result).await?;
+    match outcome {
+        // Deleted while processing: nobody owns what it wrote.
+        JobOutcome::ItemGone if !written.is_empty() => args.storage.discard(written),
+        // Stale crops go; the variants are the item's (the same keys and bytes).
+        JobOutcome::Stale if !crops.is_empty() => args.storage.discard(crops),
+        _ => {}
     }
     stage("total", total.elapsed());
     metrics::counter!(m::PROCESSING_JOBS, "outcome" => outcome_label).increment(1);
-    Ok(())
+    Ok(outcome)
 }
 
 /// Runs the pipeline on a pool thread; a panic in a codec fails the job, not the server.
@@ -90,12 +104,20 @@ async fn process_on_pool(
     args: &ProcessingArgs,
     bytes: Vec<u8>,
     record: &MediaRecord,
+    sizes: &[CropSize],
 ) -> Result<Result<Processed, PipelineError>, Interrupted> {
     let (tx, rx) = oneshot::channel();
-    let (kind, settings) = (record.media_type, args.settings);
+    let (kind, settings, sizes) = (record.media_type, args.settings, sizes.to_vec());
+    let focal = Focal {
+        x: record.focal_x,
+        y: record.focal_y,
+    };
     args.pool.spawn(move || {
         let run = std::panic::catch_unwind(|| {
-            WORKER.with(|w| w.borrow_mut().process(&bytes, kind, &settings))
+            WORKER.with(|w| {
+                let mut worker = w.borrow_mut();
+                worker.process_with_crops(&bytes, kind, &settings, &sizes, focal)
+            })
         });
         let _ = tx.send(run.unwrap_or_else(|_| {
             Err(PipelineError::Decode(
@@ -112,14 +134,16 @@ async fn process_on_pool(
     Ok(processed)
 }
 
-async fn store_variants(
+/// Stores the variants and crops, and says what the item now has.
+async fn store_files(
     args: &ProcessingArgs,
     record: &MediaRecord,
+    sizes: &[CropSize],
     processed: Processed,
 ) -> Result<JobResult, Interrupted> {
     let write = Instant::now();
     let mut variants = Vec::with_capacity(processed.variants.len());
-    let mut files = Vec::with_capacity(processed.variants.len());
+    let mut files = Vec::with_capacity(processed.variants.len() + sizes.len());
     for v in processed.variants {
         let key = variant_key(&record.storage_key, v.width);
         variants.push(VariantRecord {
@@ -130,6 +154,31 @@ async fn store_variants(
         });
         files.push((key, v.webp));
     }
+    let version = record.crop_version;
+    let made: Vec<(CropSize, String, u64)> = sizes
+        .iter()
+        .zip(processed.crops)
+        .map(|(size, crop)| {
+            let key = crop_key(&record.storage_key, *size, version);
+            let len = crop.webp.len() as u64;
+            files.push((key.clone(), crop.webp));
+            (*size, key, len)
+        })
+        .collect();
+    let crops = args
+        .presets
+        .iter()
+        .filter_map(|(name, size)| {
+            let (_, key, len) = made.iter().find(|(s, ..)| *s == size)?;
+            Some(CropRecord {
+                name: name.to_owned(),
+                width: size.width,
+                height: size.height,
+                size: *len,
+                storage_key: key.clone(),
+            })
+        })
+        .collect();
     if !files.is_empty() {
         args.storage.put_all(files).await?;
     }
@@ -139,6 +188,8 @@ async fn store_variants(
     metrics::counter!(m::PROCESSING_VARIANT_BYTES).increment(bytes);
     Ok(JobResult::Ready {
         variants,
+        crops,
+        crop_version: version,
         thumbhash: processed.thumbhash,
         dominant_color: processed.dominant_color,
     })

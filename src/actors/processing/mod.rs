@@ -25,6 +25,7 @@ use super::catalog::CatalogHandle;
 use super::storage::StorageHandle;
 use crate::media::image::Settings;
 use crate::metrics as m;
+use crate::model::Presets;
 
 /// Delay before a job whose storage or catalog was unavailable is tried again; it doubles
 /// with each retry of the same job, up to `MAX_RETRY_DELAY`.
@@ -47,6 +48,8 @@ pub struct ProcessingArgs {
     pub max_in_flight: usize,
     pub max_attempts: u32,
     pub waiters: Waiters,
+    /// Crop presets every image also gets.
+    pub presets: Presets,
 }
 
 pub struct PoolState {

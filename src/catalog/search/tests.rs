@@ -201,6 +201,7 @@ fn churn(catalog: &Catalog, records: &mut Vec<MediaRecord>, dice: &mut Dice) {
             writes.push(Write::UpdateMedia {
                 id: records[at].id.clone(),
                 patch,
+                recrop: false,
             });
         }
     }
@@ -346,7 +347,11 @@ fn recording_a_job_keeps_remembered_answers_and_an_edit_does_not() {
         ..MediaPatch::default()
     };
     catalog
-        .apply_single(Write::UpdateMedia { id, patch })
+        .apply_single(Write::UpdateMedia {
+            id,
+            patch,
+            recrop: false,
+        })
         .expect("edit");
     assert!(catalog.searches.load(std::sync::atomic::Ordering::Acquire) > before);
     let dunes = ListQuery {

@@ -10,6 +10,8 @@ use std::sync::atomic::Ordering;
 
 use redb::{ReadableTable, Table, WriteTransaction};
 
+mod jobs;
+
 use super::read::{confirmable, live_folders};
 use super::tables::{COUNTS, FILES, FOLDERS, INDEX, JOBS, KEYS, MEDIA, PENDING_DELETES, PRESIGNS};
 use super::{Catalog, CatalogError, Result, decode, encode};
@@ -23,9 +25,12 @@ use crate::model::{
 pub enum Write {
     /// New items (one upload request), with their files and jobs.
     InsertMedia(Vec<MediaRecord>),
+    /// A metadata patch; with `recrop` (crop presets are configured), moving an image's
+    /// focal point also queues its crops for deletion and its job to make new ones.
     UpdateMedia {
         id: String,
         patch: MediaPatch,
+        recrop: bool,
     },
     /// Removes the item and queues its files for deletion.
     DeleteMedia {
@@ -71,6 +76,8 @@ pub enum Write {
     },
     /// Presigns whose objects were deleted by the expiry sweep.
     ForgetPresigns(Vec<String>),
+    /// Images whose crops are not the configured presets: their jobs, to run again.
+    Recrop(Vec<String>),
 }
 
 /// What a successful write produced.
@@ -97,6 +104,8 @@ pub enum JobOutcome {
     ItemGone,
     /// Another run of the same job already recorded it (a restart raced a running job).
     AlreadyDone,
+    /// The focal point moved while the job ran: its crops are stale, the job stays.
+    Stale,
 }
 
 impl Catalog {
@@ -191,7 +200,7 @@ impl<'t> Tables<'t> {
     fn apply(&mut self, write: Write) -> Result<Outcome> {
         match write {
             Write::InsertMedia(records) => self.insert_media(&records),
-            Write::UpdateMedia { id, patch } => self.update_media(&id, &patch),
+            Write::UpdateMedia { id, patch, recrop } => self.update_media(&id, &patch, recrop),
             Write::DeleteMedia { id } => self.delete_media(&id),
             Write::CreateFolder(path) => self.create_folder(&path),
             Write::DeleteFolder(path) => self.delete_folder(&path),
@@ -205,6 +214,7 @@ impl<'t> Tables<'t> {
             Write::RecordPresign { key, presign } => self.record_presign(&key, &presign),
             Write::ConfirmPresign { record, now_us } => self.confirm_presign(&record, now_us),
             Write::ForgetPresigns(keys) => self.forget_presigns(&keys),
+            Write::Recrop(ids) => self.recrop(&ids),
         }
     }
 
@@ -217,12 +227,17 @@ impl<'t> Tables<'t> {
         Ok(Outcome::Done)
     }
 
-    fn update_media(&mut self, id: &str, patch: &MediaPatch) -> Result<Outcome> {
+    fn update_media(&mut self, id: &str, patch: &MediaPatch, recrop: bool) -> Result<Outcome> {
         let old = self.get(id)?.ok_or(CatalogError::NotFound("media item"))?;
         let mut new = old.clone();
         patch.apply(&mut new);
+        let stale = recrop.then(|| new.recrop_after(&old)).flatten();
         self.remove_record(&old)?;
         self.insert_record(&new)?;
+        if let Some(keys) = stale {
+            self.queue_deletes(&keys)?;
+            self.add_job(id, 0)?;
+        }
         Ok(Outcome::Media(Box::new(new)))
     }
 
@@ -241,8 +256,8 @@ impl<'t> Tables<'t> {
     /// A new item, with its processing job when it has one.
     fn insert_with_job(&mut self, r: &MediaRecord) -> Result<()> {
         self.insert_record(r)?;
-        if r.is_processing() && self.jobs.insert(r.id.as_str(), 0)?.is_none() {
-            self.jobs_delta += 1;
+        if r.is_processing() {
+            self.add_job(&r.id, 0)?;
         }
         Ok(())
     }
@@ -360,59 +375,6 @@ impl<'t> Tables<'t> {
             self.pending.remove(key.as_str())?;
         }
         Ok(Outcome::Done)
-    }
-
-    // ---- processing jobs ---------------------------------------------------------------
-
-    fn finish_job(&mut self, id: &str, result: JobResult) -> Result<Outcome> {
-        let had_job = self.remove_job(id)?;
-        let Some(old) = self.get(id)? else {
-            return Ok(Outcome::Job(JobOutcome::ItemGone));
-        };
-        if !had_job || !old.is_processing() {
-            return Ok(Outcome::Job(JobOutcome::AlreadyDone));
-        }
-        let mut new = old.clone();
-        new.processing = Some(result.into_processing());
-        // Sort keys and counts do not depend on processing: only the record and its files.
-        self.put_media(&new)?;
-        for key in new.storage_keys() {
-            self.files.insert(key.as_str(), id)?;
-        }
-        Ok(Outcome::Job(JobOutcome::Recorded))
-    }
-
-    fn start_job(&mut self, id: &str, max_attempts: u32) -> Result<Outcome> {
-        let Some(attempts) = self.jobs.get(id)?.map(|v| v.value()) else {
-            return Ok(Outcome::JobSkipped);
-        };
-        if attempts >= max_attempts {
-            let reason = format!(
-                "processing was interrupted {attempts} times (the server stopped or a \
-                 dependency failed each time); not retried"
-            );
-            self.finish_job(id, JobResult::Failed { reason })?;
-            return Ok(Outcome::JobSkipped);
-        }
-        self.jobs.insert(id, attempts + 1)?;
-        Ok(Outcome::JobStarted)
-    }
-
-    fn release_job(&mut self, id: &str) -> Result<Outcome> {
-        let attempts = self.jobs.get(id)?.map(|v| v.value());
-        if let Some(n) = attempts.filter(|n| *n > 0) {
-            self.jobs.insert(id, n - 1)?;
-        }
-        Ok(Outcome::Done)
-    }
-
-    /// Removes an item's job; true when there was one.
-    fn remove_job(&mut self, id: &str) -> Result<bool> {
-        let had = self.jobs.remove(id)?.is_some();
-        if had {
-            self.jobs_delta -= 1;
-        }
-        Ok(had)
     }
 
     // ---- presigned uploads -------------------------------------------------------------

@@ -76,7 +76,15 @@ pub async fn patch(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<Resp
     media_id(&id)?;
     let body = read_json_object(ctx, req).await?;
     let patch = parse_patch(&body)?;
-    let record = ctx.catalog.update_media(id, patch).await?;
+    let recrop = !ctx.config.delivery.presets.is_empty();
+    let before = if recrop { ctx.catalog.get(&id)? } else { None };
+    let record = ctx.catalog.update_media(id, patch, recrop).await?;
+    if let Some(old) = before.filter(|old| old.crop_version != record.crop_version) {
+        // The focal point moved: the old crops were queued for deletion with the patch,
+        // and the job makes new ones under new keys.
+        ctx.storage.drain_deletes(old.crop_keys());
+        ctx.processing.enqueue(vec![record.id.clone()]);
+    }
     Ok(json(
         StatusCode::OK,
         &views::Data {

@@ -5,7 +5,7 @@
 use serde::{Serialize, Serializer};
 use utoipa::ToSchema;
 
-use crate::model::{MediaRecord, Processing, Status, VariantRecord, rfc3339};
+use crate::model::{CropRecord, MediaRecord, Processing, Status, VariantRecord, rfc3339};
 use crate::storage::FileUrls;
 
 #[derive(Serialize, ToSchema)]
@@ -83,6 +83,12 @@ pub struct ImageView<'a> {
     /// Largest first; only widths narrower than the original (never upscaled).
     #[schema(required = false)]
     variants: Vec<VariantView>,
+    /// The crop presets (`delivery.presets`), each exactly its size, cut around the focal
+    /// point; absent until made, and when no presets are configured. A PATCH that moves
+    /// the focal point makes them again under new URLs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
+    crops: Vec<CropView<'a>>,
     /// Base64 thumbhash of the smallest rendition.
     #[schema(required = false)]
     thumbhash: Option<&'a str>,
@@ -102,6 +108,19 @@ pub struct VariantView {
     height: u32,
     url: String,
     size: u64,
+}
+
+/// One crop preset of an image.
+#[derive(Serialize, ToSchema)]
+pub struct CropView<'a> {
+    /// The preset's name in config.
+    #[schema(example = "card")]
+    name: &'a str,
+    #[schema(example = 1200)]
+    width: u32,
+    #[schema(example = 630)]
+    height: u32,
+    url: String,
 }
 
 /// `{"data": ...}`: the envelope of single items.
@@ -232,6 +251,7 @@ fn image<'a>(urls: &FileUrls, p: &'a Processing) -> ImageView<'a> {
     ImageView {
         status: p.status,
         variants: p.variants.iter().map(|v| variant(urls, v)).collect(),
+        crops: p.crops.iter().map(|c| crop(urls, c)).collect(),
         thumbhash: p.thumbhash.as_deref(),
         dominant_color: p.dominant_color.as_deref(),
         processing_error: p.error.as_deref(),
@@ -244,6 +264,15 @@ fn variant(urls: &FileUrls, v: &VariantRecord) -> VariantView {
         height: v.height,
         url: urls.url(&v.storage_key),
         size: v.size,
+    }
+}
+
+fn crop<'a>(urls: &FileUrls, c: &'a CropRecord) -> CropView<'a> {
+    CropView {
+        name: &c.name,
+        width: c.width,
+        height: c.height,
+        url: urls.url(&c.storage_key),
     }
 }
 

@@ -37,7 +37,7 @@ use crate::model::Status;
         paths::metrics, paths::openapi_json, paths::docs, paths::docs_asset, paths::root,
     ),
     components(schemas(
-        views::FullItem, views::PublicItem, views::ImageView, views::VariantView,
+        views::FullItem, views::PublicItem, views::ImageView, views::VariantView, views::CropView,
         views::MimeType, views::Uploaded, views::Confirmed, views::Success, views::Folders,
         views::FolderCreated, Presigned, Status, FileError, ErrorBody, ErrorDetail,
         PatchRequest, FolderRequest, PresignRequest, ConfirmRequest, UploadForm, Health,

@@ -8,10 +8,11 @@ use std::io::Cursor;
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 
+use super::crop::needed_width;
 use super::resize::variant_widths;
 use super::{PipelineError, to_srgb};
 use crate::media::probe::{Dimensions, check_pixels};
-use crate::model::MediaType;
+use crate::model::{CropSize, MediaType};
 
 /// A decoded, upright picture and the upright size of the original (the picture itself
 /// may be smaller: see `decode_for_variants`).
@@ -21,7 +22,7 @@ pub struct Source {
     pub height: u32,
 }
 
-/// Decodes just enough pixels for the variants. A JPEG goes through libjpeg-turbo (SIMD
+/// Decodes just enough pixels for the variants and `crops`. A JPEG goes through libjpeg-turbo (SIMD
 /// Huffman and IDCT, one thread: the processing pool's), scaled in the DCT to the
 /// smallest 1/8, 1/4 or 1/2 of its size that still covers the largest variant it will make
 /// (shrink-on-load: a 20 MP camera original for a 1200 px variant decodes at 1/4, with a
@@ -32,9 +33,10 @@ pub fn decode_for_variants(
     bytes: &[u8],
     kind: MediaType,
     max_pixels: u64,
+    crops: &[CropSize],
 ) -> Result<Source, PipelineError> {
     if kind == MediaType::Jpeg
-        && let Some(source) = decode_jpeg_scaled(bytes, max_pixels)?
+        && let Some(source) = decode_jpeg_scaled(bytes, max_pixels, crops)?
     {
         return Ok(source);
     }
@@ -48,7 +50,12 @@ pub fn decode_for_variants(
 
 /// The libjpeg-turbo decode, or `None` for a JPEG it does not take (the full decoder then
 /// reports any error in its own words). The pixel limit is checked from the header first.
-fn decode_jpeg_scaled(bytes: &[u8], max_pixels: u64) -> Result<Option<Source>, PipelineError> {
+/// Crops count like variants: the scale keeps each one's frame at least its size.
+fn decode_jpeg_scaled(
+    bytes: &[u8],
+    max_pixels: u64,
+    crops: &[CropSize],
+) -> Result<Option<Source>, PipelineError> {
     // Markers only (orientation, ICC profile, component layout): no pixel is decoded here.
     let mut markers = jpeg_decoder::Decoder::new(bytes);
     if markers.read_info().is_err() {
@@ -77,7 +84,12 @@ fn decode_jpeg_scaled(bytes: &[u8], max_pixels: u64) -> Result<Option<Source>, P
     } else {
         (stored.width, stored.height)
     };
-    let needed = variant_widths(width).next().unwrap_or(width);
+    let needed = crops
+        .iter()
+        .map(|c| needed_width(width, height, *c))
+        .chain(variant_widths(width).next())
+        .max()
+        .unwrap_or(width);
     let factor = dct_scale(width, needed);
     let Some(image) = turbo_decompress(bytes, factor, format) else {
         return Ok(None);

@@ -6,11 +6,14 @@
 //! 3. `resize`: fast_image_resize, largest variant first and each next one from the
 //!    previous (cascade), never upscaling;
 //! 4. `encode`: WebP (libwebp, quality and method from config, no metadata);
-//! 5. `placeholder`: thumbhash and dominant colour from the smallest rendition.
+//! 5. `placeholder`: thumbhash and dominant colour from the smallest rendition;
+//! 6. `crop`: preset sizes cut around the focal point from the decoded picture, encoded
+//!    like the variants.
 //!
 //! A `Worker` owns the reusable resizer; the processing pool keeps one per thread.
 
 mod color;
+mod crop;
 mod decode;
 mod encode;
 mod placeholder;
@@ -21,12 +24,13 @@ use std::time::{Duration, Instant};
 use fast_image_resize::{ResizeAlg, ResizeOptions, Resizer};
 
 pub use color::to_srgb;
+pub use crop::{Focal, Frame, frame, needed_width};
 pub use decode::{Source, decode, decode_for_variants};
 pub use encode::encode_variants;
 pub use resize::{VARIANT_WIDTHS, scaled_height, variant_widths};
 
 use super::probe::ProbeError;
-use crate::model::MediaType;
+use crate::model::{CropSize, MediaType};
 
 /// Encoder and safety settings (from config).
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +68,8 @@ pub struct Processed {
     pub height: u32,
     /// Largest first; empty when the image is no wider than the smallest variant.
     pub variants: Vec<Variant>,
+    /// One per requested crop size, in the order asked.
+    pub crops: Vec<Variant>,
     /// Base64 thumbhash.
     pub thumbhash: String,
     /// `#rrggbb`.
@@ -121,19 +127,37 @@ impl Worker {
         kind: MediaType,
         settings: &Settings,
     ) -> Result<Processed, PipelineError> {
+        self.process_with_crops(bytes, kind, settings, &[], Focal::CENTRE)
+    }
+
+    /// As `process`, and `crops` cut around `focal` from the decoded picture.
+    pub fn process_with_crops(
+        &mut self,
+        bytes: &[u8],
+        kind: MediaType,
+        settings: &Settings,
+        crops: &[CropSize],
+        focal: Focal,
+    ) -> Result<Processed, PipelineError> {
         let started = Instant::now();
-        let source = decode_for_variants(bytes, kind, settings.max_pixels)?;
+        let source = decode_for_variants(bytes, kind, settings.max_pixels, crops)?;
         let decoded = Instant::now();
         let (width, height) = (source.width, source.height);
         let (renditions, has_alpha) = self.resize_all(source)?;
         let smallest = &renditions[renditions.len() - 1];
         let (thumbhash, dominant_color) = self.placeholders(smallest, has_alpha)?;
+        let cropped = crops
+            .iter()
+            .map(|size| self.crop(&renditions[0], *size, focal))
+            .collect::<Result<Vec<_>, _>>()?;
         let resized = Instant::now();
         let variants = encode_variants(&renditions[1..], has_alpha, settings)?;
+        let crops = encode_variants(&cropped, has_alpha, settings)?;
         Ok(Processed {
             width,
             height,
             variants,
+            crops,
             thumbhash,
             dominant_color,
             timings: Timings {

@@ -1,0 +1,101 @@
+//! The job writes of a batch: a job's starts counted, its result recorded on its item
+//! (unless the item is gone, or its focal point moved while the job ran), its attempt
+//! given back after an outage.
+
+use redb::ReadableTable;
+
+use super::{JobOutcome, Outcome, Result, Tables};
+use crate::model::{JobResult, Status};
+
+impl Tables<'_> {
+    /// Sets a job's count of starts (a new job, or one to run again).
+    pub(super) fn add_job(&mut self, id: &str, attempts: u32) -> Result<()> {
+        if self.jobs.insert(id, attempts)?.is_none() {
+            self.jobs_delta += 1;
+        }
+        Ok(())
+    }
+
+    /// Puts ready images back to `processing` with a job (presets changed since).
+    pub(super) fn recrop(&mut self, ids: &[String]) -> Result<Outcome> {
+        for id in ids {
+            let Some(mut r) = self.get(id)? else {
+                continue;
+            };
+            if let Some(p) = r.processing.as_mut().filter(|p| p.status == Status::Ready) {
+                p.status = Status::Processing;
+                self.put_media(&r)?;
+                self.add_job(id, 0)?;
+            }
+        }
+        Ok(Outcome::Done)
+    }
+
+    pub(super) fn finish_job(&mut self, id: &str, result: JobResult) -> Result<Outcome> {
+        let current = self.get(id)?;
+        if let (Some(r), JobResult::Ready { crop_version, .. }) = (&current, &result)
+            && *crop_version != r.crop_version
+        {
+            return Ok(Outcome::Job(JobOutcome::Stale)); // the job stays, to run again
+        }
+        let had_job = self.remove_job(id)?;
+        let Some(old) = current else {
+            return Ok(Outcome::Job(JobOutcome::ItemGone));
+        };
+        if !had_job || !old.is_processing() {
+            return Ok(Outcome::Job(JobOutcome::AlreadyDone));
+        }
+        let mut new = old.clone();
+        new.processing = Some(result.into_processing());
+        // Sort keys and counts do not depend on processing: only the record and its files.
+        self.put_media(&new)?;
+        for key in new.storage_keys() {
+            self.files.insert(key.as_str(), id)?;
+        }
+        // Crops of presets no longer configured (a re-run after a config change) go.
+        let kept = new.crop_keys();
+        let dropped: Vec<String> = old
+            .crop_keys()
+            .into_iter()
+            .filter(|k| !kept.contains(k))
+            .collect();
+        for key in &dropped {
+            self.files.remove(key.as_str())?;
+        }
+        self.queue_deletes(&dropped)?;
+        Ok(Outcome::Job(JobOutcome::Recorded))
+    }
+
+    pub(super) fn start_job(&mut self, id: &str, max_attempts: u32) -> Result<Outcome> {
+        let Some(attempts) = self.jobs.get(id)?.map(|v| v.value()) else {
+            return Ok(Outcome::JobSkipped);
+        };
+        if attempts >= max_attempts {
+            let reason = format!(
+                "processing was interrupted {attempts} times (the server stopped or a \
+                 dependency failed each time); not retried"
+            );
+            self.finish_job(id, JobResult::Failed { reason })?;
+            return Ok(Outcome::JobSkipped);
+        }
+        self.add_job(id, attempts + 1)?;
+        Ok(Outcome::JobStarted)
+    }
+
+    pub(super) fn release_job(&mut self, id: &str) -> Result<Outcome> {
+        let attempts = self.jobs.get(id)?.map(|v| v.value());
+        if let Some(n) = attempts.filter(|n| *n > 0) {
+            self.jobs.insert(id, n - 1)?;
+        }
+        Ok(Outcome::Done)
+    }
+
+    /// Removes an item's job; true when there was one.
+    pub(super) fn remove_job(&mut self, id: &str) -> Result<bool> {
+        let had = self.jobs.remove(id)?.is_some();
+        if had {
+            self.jobs_delta -= 1;
+        }
+        Ok(had)
+    }
+}
