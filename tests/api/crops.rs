@@ -36,6 +36,15 @@ async fn picture(s: &TestServer, url: &str) -> image::DynamicImage {
     image::load_from_memory_with_format(&bytes, image::ImageFormat::WebP).expect("a WebP")
 }
 
+/// Every crop's file is a WebP of exactly the size listed.
+async fn each_has_its_size(s: &TestServer, crops: &[(String, u64, u64, String)]) {
+    for (name, w, h, url) in crops {
+        let img = picture(s, url).await;
+        let size = (u64::from(img.width()), u64::from(img.height()));
+        assert_eq!(size, (*w, *h), "{name}");
+    }
+}
+
 /// `name` → (width, height, url) of an item's crops.
 fn crops(item: &Value) -> Vec<(String, u64, u64, String)> {
     let list = item["crops"].as_array().expect("crops");
@@ -69,14 +78,7 @@ async fn every_preset_of_every_orientation_has_exactly_its_size(s: TestServer) {
             ],
             "{item}"
         );
-        for (name, w, h, url) in &made {
-            let img = picture(&s, url).await;
-            assert_eq!(
-                (u64::from(img.width()), u64::from(img.height())),
-                (*w, *h),
-                "{name}"
-            );
-        }
+        each_has_its_size(&s, &made).await;
         // The public view lists them too.
         let id = item["id"].as_str().expect("id");
         let public = s.get_json(&format!("/api/v1/public/media/{id}")).await;
@@ -181,14 +183,7 @@ async fn presets_added_later_are_backfilled_and_removed_ones_go() {
     let made = crops(&s.until_processed(&id).await);
     let names: Vec<&str> = made.iter().map(|c| c.0.as_str()).collect();
     assert_eq!(names, ["square", "wide"]);
-    for (name, w, h, url) in &made {
-        let img = picture(&s, url).await;
-        assert_eq!(
-            (u64::from(img.width()), u64::from(img.height())),
-            (*w, *h),
-            "{name}"
-        );
-    }
+    each_has_its_size(&s, &made).await;
 
     let one = r#"presets = { square = "200x200" }"#;
     let s = TestServer::spawn_in(s.stop().await, presets(one)).await;
