@@ -240,6 +240,11 @@ impl CatalogHandle {
         media_of(self.write(write).await?)
     }
 
+    /// The item with a new file (see `Write::ReplaceFile`).
+    pub async fn replace_file(&self, record: MediaRecord) -> Result<MediaRecord, CatalogError> {
+        media_of(self.write(Write::ReplaceFile(Box::new(record))).await?)
+    }
+
     pub async fn delete_media(&self, id: String) -> Result<MediaRecord, CatalogError> {
         media_of(self.write(Write::DeleteMedia { id }).await?)
     }
@@ -299,12 +304,14 @@ impl CatalogHandle {
         self.catalog.job_count()
     }
 
+    /// Records a job's result for the original `source` it processed.
     pub async fn finish_job(
         &self,
         id: String,
         result: JobResult,
+        source: String,
     ) -> Result<JobOutcome, CatalogError> {
-        match self.write(Write::FinishJob { id, result }).await? {
+        match self.write(Write::FinishJob { id, result, source }).await? {
             Outcome::Job(o) => Ok(o),
             _ => Err(unexpected()),
         }

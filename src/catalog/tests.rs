@@ -45,10 +45,14 @@ fn start(c: &Catalog, id: &str) -> bool {
     c.apply_single(write).expect("start") == Outcome::JobStarted
 }
 
+/// Finishes a job for the item's current original (or a made-up one once it is gone).
 fn finish(c: &Catalog, id: &str, result: JobResult) -> Outcome {
+    let current = c.get(id).expect("get").map(|r| r.storage_key);
+    let source = current.unwrap_or_else(|| "2026/01/gone.png".into());
     c.apply_single(Write::FinishJob {
         id: id.into(),
         result,
+        source,
     })
     .expect("finish")
 }
@@ -158,6 +162,51 @@ fn a_focal_point_moved_during_a_job_makes_its_crops_stale_and_the_job_stays() {
     let got = c.get(&a.id).expect("get").expect("item");
     assert_eq!(got.crop_keys(), [format!("{}-120x63-v2.webp", a.id)]);
     assert_eq!(c.job_count(), 0);
+}
+
+#[test]
+fn a_replaced_file_queues_the_old_set_and_a_job_of_the_old_file_is_not_recorded() {
+    let (_dir, c) = open();
+    let a = image('a');
+    c.apply_single(Write::InsertMedia(vec![a.clone()]))
+        .expect("insert");
+    assert!(start(&c, &a.id));
+    finish(&c, &a.id, ready(&a));
+    let old = c.get(&a.id).expect("get").expect("item");
+    let replacement = MediaRecord {
+        storage_key: "2026/02/bbbbbbbbbbbbbbbb.png".into(),
+        processing: Processing::initial(MediaType::Png),
+        ..old.clone()
+    };
+    c.apply_single(Write::ReplaceFile(Box::new(replacement.clone())))
+        .expect("replace");
+    let mut pending = c.pending_deletes().expect("pending");
+    pending.sort();
+    let mut old_keys = old.storage_keys();
+    old_keys.sort();
+    assert_eq!(pending, old_keys, "the old original and variant are queued");
+    assert_eq!(c.owner_of_file(&old.storage_key).expect("owner"), None);
+    assert_eq!(
+        c.owner_of_file(&replacement.storage_key).expect("owner"),
+        Some(a.id.clone())
+    );
+    assert_eq!(c.job_count(), 1, "the new file has its job");
+    // A run for the old file that ends now is not recorded; the job stays for the new one.
+    assert!(start(&c, &a.id));
+    let late = c
+        .apply_single(Write::FinishJob {
+            id: a.id.clone(),
+            result: ready(&old),
+            source: old.storage_key.clone(),
+        })
+        .expect("finish");
+    assert_eq!(late, Outcome::Job(JobOutcome::Superseded));
+    assert_eq!(c.job_count(), 1);
+    assert!(c.get(&a.id).expect("get").expect("item").is_processing());
+    assert_eq!(
+        finish(&c, &a.id, ready(&replacement)),
+        Outcome::Job(JobOutcome::Recorded)
+    );
 }
 
 #[test]

@@ -19,6 +19,8 @@ pub enum Route {
     Get(String),
     Patch(String),
     Delete(String),
+    /// `PUT /api/v1/media/{id}/file`.
+    ReplaceFile(String),
     ListFolders,
     CreateFolder,
     DeleteFolder,
@@ -48,6 +50,7 @@ impl Route {
             Self::PublicGet(_) | Self::PublicItemPreflight => "/api/v1/public/media/{id}",
             Self::List | Self::Upload => "/api/v1/media",
             Self::Get(_) | Self::Patch(_) | Self::Delete(_) => "/api/v1/media/{id}",
+            Self::ReplaceFile(_) => "/api/v1/media/{id}/file",
             Self::ListFolders | Self::CreateFolder | Self::DeleteFolder => "/api/v1/media/folders",
             Self::Presign => "/api/v1/media/presign",
             Self::Confirm => "/api/v1/media/confirm",
@@ -72,7 +75,7 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
     let m = method.as_str();
     let get = m == "GET" || m == "HEAD";
     let only_get = |r: Route| (Some(r).filter(|_| get), GET);
-    let only_post = |r: Route| (Some(r).filter(|_| m == "POST"), "POST");
+    let only = |r: Route, allow: &'static str| (Some(r).filter(|_| m == allow), allow);
     let (route, allow) = match segments.as_slice() {
         ["api", "v1", "public", "media"] => match m {
             _ if get => (Some(Route::PublicList), PUBLIC),
@@ -95,8 +98,8 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
             "DELETE" => (Some(Route::DeleteFolder), "GET, HEAD, POST, DELETE"),
             _ => (None, "GET, HEAD, POST, DELETE"),
         },
-        ["api", "v1", "media", "presign"] => only_post(Route::Presign),
-        ["api", "v1", "media", "confirm"] => only_post(Route::Confirm),
+        ["api", "v1", "media", "presign"] => only(Route::Presign, "POST"),
+        ["api", "v1", "media", "confirm"] => only(Route::Confirm, "POST"),
         ["api", "v1", "media", id] => {
             // The id is checked by the handler, after the key: no key is 401, never 404.
             let allow = "GET, HEAD, PATCH, DELETE";
@@ -108,6 +111,7 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
                 _ => (None, allow),
             }
         }
+        ["api", "v1", "media", id, "file"] => only(Route::ReplaceFile((*id).to_owned()), "PUT"),
         ["uploads", year, month, name] => only_get(Route::File(format!("{year}/{month}/{name}"))),
         ["healthz"] => only_get(Route::Healthz),
         ["readyz"] => only_get(Route::Readyz),
@@ -116,7 +120,7 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
         [""] => only_get(Route::Root),
         ["docs"] => only_get(Route::Docs(None)),
         ["docs", file] => only_get(Route::Docs(Some((*file).to_owned()))),
-        ["admin", "crash", actor] => only_post(Route::AdminCrash((*actor).to_owned())),
+        ["admin", "crash", actor] => only(Route::AdminCrash((*actor).to_owned()), "POST"),
         _ => return Err(ApiError::NoRoute),
     };
     match route {
@@ -153,6 +157,7 @@ pub const TABLE: &[(&str, &str)] = &[
     ("GET", "/api/v1/media/{id}"),
     ("PATCH", "/api/v1/media/{id}"),
     ("DELETE", "/api/v1/media/{id}"),
+    ("PUT", "/api/v1/media/{id}/file"),
     ("GET", "/api/v1/media/folders"),
     ("POST", "/api/v1/media/folders"),
     ("DELETE", "/api/v1/media/folders"),
@@ -205,6 +210,10 @@ mod tests {
         assert_eq!(
             r("DELETE", &format!("/api/v1/media/{ID}")).ok(),
             Some(Route::Delete(ID.into()))
+        );
+        assert_eq!(
+            r("PUT", &format!("/api/v1/media/{ID}/file")).ok(),
+            Some(Route::ReplaceFile(ID.into()))
         );
         assert_eq!(
             r("GET", "/api/v1/media/folders").ok(),

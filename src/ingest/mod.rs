@@ -15,6 +15,7 @@
 
 mod confirm;
 mod record;
+mod replace;
 mod stage;
 
 use std::sync::Arc;

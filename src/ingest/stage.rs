@@ -80,6 +80,7 @@ impl Staged {
             storage_key: self.storage_key.clone(),
             processing: Processing::initial(self.media_type),
             crop_version: 0,
+            updated_us: None,
         }
     }
 }

@@ -35,6 +35,9 @@ pub struct MediaRecord {
     /// Bumped each time the focal point moves, so the crops made after get new keys.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub crop_version: u32,
+    /// Microseconds since the Unix epoch of the last change (metadata or file), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_us: Option<u64>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -103,6 +106,7 @@ impl MediaRecord {
             storage_key: format!("2026/01/{}.png", id_tail.to_string().repeat(16)),
             processing: None,
             crop_version: 0,
+            updated_us: None,
         }
     }
 }
@@ -285,6 +289,7 @@ impl MediaPatch {
         if let Some(y) = self.focal_y {
             r.focal_y = y;
         }
+        r.updated_us = Some(super::now_us());
     }
 }
 

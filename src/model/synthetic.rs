@@ -142,6 +142,7 @@ impl MediaRecord {
             storage_key: format!("2026/01/{}.{}", new_storage_token(), media_type.ext()),
             processing: None,
             crop_version: 0,
+            updated_us: None,
         }
     }
 }

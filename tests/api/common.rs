@@ -344,6 +344,11 @@ impl TestServer {
         body["data"].as_array().expect("data").clone()
     }
 
+    /// Uploads one fixture with `?wait=true` and returns its item.
+    pub async fn upload_waiting_one(&self, fixture: &str) -> Value {
+        self.upload_waiting(&[fixture]).await.remove(0)
+    }
+
     /// Polls an item until its processing ends (bounded: 60 s), returning it.
     pub async fn until_processed(&self, id: &str) -> Value {
         for _ in 0..600 {
@@ -603,6 +608,19 @@ impl Binary {
             .send()
             .await
             .expect("upload")
+    }
+
+    /// GET `path` with `key`, as JSON.
+    pub async fn get_json(&self, key: &str, path: &str) -> Value {
+        Client::new()
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json")
     }
 
     /// Runs `darkroom keys create` and returns what it printed on stdout.

@@ -171,10 +171,7 @@ fn presets(text: &str) -> impl FnOnce(&mut Config) {
 #[tokio::test]
 async fn presets_added_later_are_backfilled_and_removed_ones_go() {
     let s = TestServer::spawn().await;
-    let item = s
-        .upload_waiting(&["jpeg/grace_hopper_512x600.jpg"])
-        .await
-        .remove(0);
+    let item = s.upload_waiting_one("jpeg/grace_hopper_512x600.jpg").await;
     let id = item["id"].as_str().expect("id").to_owned();
     assert!(item.get("crops").is_none(), "no presets, no crops: {item}");
 

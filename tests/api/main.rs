@@ -18,6 +18,7 @@ mod leftovers;
 mod listing;
 mod ops;
 mod processing;
+mod replace;
 mod restart;
 mod s3;
 mod upload;

@@ -361,20 +361,11 @@ async fn jobs_interrupted_by_a_kill_finish_after_restart() {
     server.kill(); // right after the 201: most of the six jobs have not run
 
     let server = Binary::start(dir.path());
-    let client = reqwest::Client::new();
     for item in body["data"].as_array().expect("data") {
         let id = item["id"].as_str().expect("id");
         let mut status = Value::Null;
         for _ in 0..600 {
-            let got: Value = client
-                .get(format!("{}/api/v1/media/{id}", server.base))
-                .bearer_auth(&key)
-                .send()
-                .await
-                .expect("get")
-                .json()
-                .await
-                .expect("json");
+            let got = server.get_json(&key, &format!("/api/v1/media/{id}")).await;
             status = got["data"]["status"].clone();
             if status != "processing" {
                 assert_eq!(widths(&got["data"]), VARIANT_WIDTHS);

@@ -36,10 +36,11 @@ pub enum Interrupted {
 /// the variants, record the result. Bad pixels end as `failed`; only unavailable
 /// dependencies return `Err` (the job is retried with backoff while they stay away).
 pub async fn run(args: &ProcessingArgs, id: &str) -> Result<(), Interrupted> {
-    // A focal point moved while the job ran makes its crops stale: run it again (a few
+    // A focal point moved (or the file replaced) while the job ran: run it again (a few
     // times at most; a job left in the catalog is run again at the next start anyway).
     for _ in 0..STALE_RERUNS {
-        if attempt(args, id).await? != JobOutcome::Stale {
+        let outcome = attempt(args, id).await?;
+        if !matches!(outcome, JobOutcome::Stale | JobOutcome::Superseded) {
             break;
         }
     }
@@ -47,10 +48,11 @@ pub async fn run(args: &ProcessingArgs, id: &str) -> Result<(), Interrupted> {
     Ok(())
 }
 
-/// Runs of one job in a row whose crops a moving focal point made stale.
+/// Runs of one job in a row that a moving focal point or a replaced file made stale.
 const STALE_RERUNS: usize = 4;
 
-/// One run; `Stale` when its crops were not recorded because the focal point moved.
+/// One run; `Stale` or `Superseded` when the focal point moved or the file was replaced
+/// meanwhile (then nothing it made was recorded).
 async fn attempt(args: &ProcessingArgs, id: &str) -> Result<JobOutcome, Interrupted> {
     if !args
         .catalog
@@ -86,10 +88,16 @@ async fn attempt(args: &ProcessingArgs, id: &str) -> Result<JobOutcome, Interrup
             "failed"
         }
     };
-    let outcome = args.catalog.finish_job(id.to_owned(), result).await?;
+    let source = record.storage_key.clone();
+    let outcome = args
+        .catalog
+        .finish_job(id.to_owned(), result, source)
+        .await?;
     match outcome {
-        // Deleted while processing: nobody owns what it wrote.
-        JobOutcome::ItemGone if !written.is_empty() => args.storage.discard(written),
+        // Deleted or replaced while processing: nobody owns what it wrote.
+        JobOutcome::ItemGone | JobOutcome::Superseded if !written.is_empty() => {
+            args.storage.discard(written);
+        }
         // Stale crops go; the variants are the item's (the same keys and bytes).
         JobOutcome::Stale if !crops.is_empty() => args.storage.discard(crops),
         _ => {}

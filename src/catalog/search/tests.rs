@@ -318,7 +318,7 @@ fn recording_a_job_keeps_remembered_answers_and_an_edit_does_not() {
     let mut item = MediaRecord::synthetic(1);
     item.filename = "beach.png".into();
     item.processing = crate::model::Processing::initial(crate::model::MediaType::Png);
-    let id = item.id.clone();
+    let (id, source) = (item.id.clone(), item.storage_key.clone());
     catalog
         .apply_single(Write::InsertMedia(vec![item]))
         .expect("insert");
@@ -335,6 +335,7 @@ fn recording_a_job_keeps_remembered_answers_and_an_edit_does_not() {
         .apply_single(Write::FinishJob {
             id: id.clone(),
             result: failed,
+            source,
         })
         .expect("finish");
     assert_eq!(

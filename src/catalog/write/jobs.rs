@@ -31,8 +31,17 @@ impl Tables<'_> {
         Ok(Outcome::Done)
     }
 
-    pub(super) fn finish_job(&mut self, id: &str, result: JobResult) -> Result<Outcome> {
+    pub(super) fn finish_job(
+        &mut self,
+        id: &str,
+        result: JobResult,
+        source: &str,
+    ) -> Result<Outcome> {
         let current = self.get(id)?;
+        if current.as_ref().is_some_and(|r| r.storage_key != source) {
+            // The file was replaced while the job ran: its job stays, for the new file.
+            return Ok(Outcome::Job(JobOutcome::Superseded));
+        }
         if let (Some(r), JobResult::Ready { crop_version, .. }) = (&current, &result)
             && *crop_version != r.crop_version
         {
@@ -75,7 +84,8 @@ impl Tables<'_> {
                 "processing was interrupted {attempts} times (the server stopped or a \
                  dependency failed each time); not retried"
             );
-            self.finish_job(id, JobResult::Failed { reason })?;
+            let source = self.get(id)?.map(|r| r.storage_key).unwrap_or_default();
+            self.finish_job(id, JobResult::Failed { reason }, &source)?;
             return Ok(Outcome::JobSkipped);
         }
         self.add_job(id, attempts + 1)?;

@@ -47,10 +47,12 @@ pub enum Write {
     QueueDeletes(Vec<String>),
     /// Files whose deletion finished: drop them from the delete queue.
     ForgetDeletes(Vec<String>),
-    /// Records a processing job's result on its item and removes the job.
+    /// Records a processing job's result on its item and removes the job; `source` is
+    /// the original it processed (a result for a file since replaced is not recorded).
     FinishJob {
         id: String,
         result: JobResult,
+        source: String,
     },
     /// Counts one more start of a job (see `Outcome::JobStarted` / `JobSkipped`); a job
     /// already started `max_attempts` times (a crash each time) is marked failed instead.
@@ -78,6 +80,9 @@ pub enum Write {
     ForgetPresigns(Vec<String>),
     /// Images whose crops are not the configured presets: their jobs, to run again.
     Recrop(Vec<String>),
+    /// The item with a new file (same id and metadata): its old files are queued for
+    /// deletion and the new one gets its job, in one commit.
+    ReplaceFile(Box<MediaRecord>),
 }
 
 /// What a successful write produced.
@@ -106,6 +111,8 @@ pub enum JobOutcome {
     AlreadyDone,
     /// The focal point moved while the job ran: its crops are stale, the job stays.
     Stale,
+    /// The item's file was replaced while the job ran: nothing it wrote is the item's.
+    Superseded,
 }
 
 impl Catalog {
@@ -208,13 +215,14 @@ impl<'t> Tables<'t> {
             Write::RevokeKey { id } => self.revoke_key(&id),
             Write::QueueDeletes(keys) => self.queue_deletes(&keys),
             Write::ForgetDeletes(keys) => self.forget_deletes(&keys),
-            Write::FinishJob { id, result } => self.finish_job(&id, result),
+            Write::FinishJob { id, result, source } => self.finish_job(&id, result, &source),
             Write::StartJob { id, max_attempts } => self.start_job(&id, max_attempts),
             Write::ReleaseJob { id } => self.release_job(&id),
             Write::RecordPresign { key, presign } => self.record_presign(&key, &presign),
             Write::ConfirmPresign { record, now_us } => self.confirm_presign(&record, now_us),
             Write::ForgetPresigns(keys) => self.forget_presigns(&keys),
             Write::Recrop(ids) => self.recrop(&ids),
+            Write::ReplaceFile(record) => self.replace_file(&record),
         }
     }
 
@@ -239,6 +247,17 @@ impl<'t> Tables<'t> {
             self.add_job(id, 0)?;
         }
         Ok(Outcome::Media(Box::new(new)))
+    }
+
+    fn replace_file(&mut self, new: &MediaRecord) -> Result<Outcome> {
+        let old = self
+            .get(&new.id)?
+            .ok_or(CatalogError::NotFound("media item"))?;
+        self.remove_record(&old)?;
+        self.remove_job(&new.id)?;
+        self.insert_with_job(new)?;
+        self.queue_deletes(&old.storage_keys())?;
+        Ok(Outcome::Media(Box::new(new.clone())))
     }
 
     fn delete_media(&mut self, id: &str) -> Result<Outcome> {

@@ -71,6 +71,39 @@ pub async fn upload(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError>
     Ok(json(StatusCode::CREATED, &body))
 }
 
+/// `PUT /api/v1/media/{id}/file`: one new file for the item, of the same kind.
+pub async fn replace_file(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<Resp, ApiError> {
+    auth::require(ctx, req.headers(), Scope::Write)?;
+    let id = media_id(&id)?;
+    let old = ctx
+        .catalog
+        .get(id)?
+        .ok_or(ApiError::NotFound("media item"))?;
+    let mut form = multipart::receive(ctx, req).await?;
+    if form.staged.len() + form.errors.len() != 1 {
+        let message = "a replace takes exactly one file, in the field `file`";
+        return Err(ApiError::bad_request("too_many_files", message));
+    }
+    let staged = form.staged.remove(0);
+    let (new, held) = (staged.media_type, old.media_type);
+    if new.kind() != held.kind() {
+        let message = format!(
+            "the new file is {} and this item holds {}: replace within the same kind \
+             (image, document or video), or upload a new item",
+            new.mime(),
+            held.mime()
+        );
+        return Err(ApiError::bad_request("kind_mismatch", message));
+    }
+    let record = ctx.ingest.replace(&old, staged).await?;
+    Ok(json(
+        StatusCode::OK,
+        &views::Data {
+            data: views::full(&ctx.urls, &record),
+        },
+    ))
+}
+
 pub async fn patch(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<Resp, ApiError> {
     auth::require(ctx, req.headers(), Scope::Write)?;
     media_id(&id)?;

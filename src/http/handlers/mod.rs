@@ -27,6 +27,7 @@ pub async fn dispatch(ctx: &Ctx, route: Route, req: Request<Incoming>) -> Result
         Route::Upload => media::upload(ctx, req).await,
         Route::Get(id) => media::get(ctx, &req, &id),
         Route::Patch(id) => media::patch(ctx, req, id).await,
+        Route::ReplaceFile(id) => media::replace_file(ctx, req, id).await,
         Route::Delete(id) => media::delete(ctx, &req, id).await,
         Route::ListFolders => folders::list(ctx, &req).await,
         Route::CreateFolder => folders::create(ctx, req).await,

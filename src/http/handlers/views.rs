@@ -43,6 +43,11 @@ pub struct FullItem<'a> {
     focal_y: f64,
     #[schema(format = DateTime, example = "2026-03-26T10:30:00Z")]
     created_at: String,
+    /// When the item last changed (its file replaced, or its metadata patched); absent
+    /// until then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime, required = false, nullable = false, example = "2026-03-27T08:00:00Z")]
+    updated_at: Option<String>,
     #[serde(flatten)]
     #[schema(value_type = ImageView)]
     image: Option<ImageView<'a>>,
@@ -68,6 +73,10 @@ pub struct PublicItem<'a> {
     #[serde(serialize_with = "percent")]
     #[schema(minimum = 0, maximum = 100)]
     focal_y: f64,
+    /// When the item last changed (a CDN key for cache busting); absent until then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime, required = false, nullable = false, example = "2026-03-27T08:00:00Z")]
+    updated_at: Option<String>,
     #[serde(flatten)]
     #[schema(value_type = ImageView)]
     image: Option<ImageView<'a>>,
@@ -227,6 +236,7 @@ pub fn full<'a>(urls: &FileUrls, r: &'a MediaRecord) -> FullItem<'a> {
         focal_x: r.focal_x,
         focal_y: r.focal_y,
         created_at: rfc3339(r.created_us),
+        updated_at: r.updated_us.map(rfc3339),
         image: r.processing.as_ref().map(|p| image(urls, p)),
     }
 }
@@ -243,6 +253,7 @@ pub fn public<'a>(urls: &FileUrls, r: &'a MediaRecord) -> PublicItem<'a> {
         url: urls.url(&r.storage_key),
         focal_x: r.focal_x,
         focal_y: r.focal_y,
+        updated_at: r.updated_us.map(rfc3339),
         image: r.processing.as_ref().map(|p| image(urls, p)),
     }
 }

@@ -32,7 +32,7 @@ use crate::model::Status;
     paths(
         paths::public_list, paths::public_get, paths::public_list_preflight,
         paths::public_get_preflight, paths::list, paths::upload, paths::get, paths::patch,
-        paths::delete, paths::list_folders, paths::create_folder, paths::delete_folder,
+        paths::replace_file, paths::delete, paths::list_folders, paths::create_folder, paths::delete_folder,
         paths::presign, paths::confirm, paths::file, paths::healthz, paths::readyz,
         paths::metrics, paths::openapi_json, paths::docs, paths::docs_asset, paths::root,
     ),
@@ -40,7 +40,7 @@ use crate::model::Status;
         views::FullItem, views::PublicItem, views::ImageView, views::VariantView, views::CropView,
         views::MimeType, views::Uploaded, views::Confirmed, views::Success, views::Folders,
         views::FolderCreated, Presigned, Status, FileError, ErrorBody, ErrorDetail,
-        PatchRequest, FolderRequest, PresignRequest, ConfirmRequest, UploadForm, Health,
+        PatchRequest, FolderRequest, PresignRequest, ConfirmRequest, UploadForm, ReplaceForm, Health,
         Readiness,
     )),
     modifiers(&BearerAuth),
@@ -172,6 +172,15 @@ pub struct ConfirmRequest {
     folder: String,
     #[schema(required = false, nullable = false, max_length = 10000)]
     alt: String,
+}
+
+/// `multipart/form-data`: exactly one file, the item's new content.
+#[derive(ToSchema)]
+#[allow(dead_code)] // a schema: multipart.rs reads the form
+pub struct ReplaceForm {
+    /// The new file, of the item's kind (image, document or video; type from the bytes).
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
 }
 
 /// `multipart/form-data`: one or more `files`, and optionally `folder` and `alt`.

@@ -6,7 +6,7 @@
 
 use super::{
     ConfirmRequest, FolderRequest, Health, ListParams, PatchRequest, PresignRequest, Readiness,
-    UploadForm,
+    ReplaceForm, UploadForm,
 };
 use crate::http::handlers::presign::Presigned;
 use crate::http::handlers::views::{
@@ -112,6 +112,31 @@ fn get() {}
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
     ))]
 fn patch() {}
+
+/// Replace the file of a media item
+///
+/// One new file (field `file`) for the item: same id, folder, alt, title, description
+/// and focal point; the type may change within the same kind (image → image). The file
+/// goes through the checks, limits, metadata removal and backpressure of an upload; it
+/// gets a new storage key, so a new `url`, new variants and crops (images come back
+/// `processing`), and `updatedAt`. The old original, variants and crops are deleted once
+/// the new record is committed; until then they are what the item serves.
+#[utoipa::path(put, path = "/api/v1/media/{id}/file", tag = "media",
+    params(("id" = String, Path, description = ID)),
+    request_body(content = ReplaceForm, content_type = "multipart/form-data"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The item with its new file", body = Data<FullItem>),
+        (status = 400, description = "`too_many_files` (not exactly one file), `kind_mismatch` (an image for a video, ...), `no_files`, `invalid_content_type`, `invalid_multipart`, or the file refused: `unsupported_type`, `empty_file`, `invalid_image`, `image_too_large`, `unsafe_svg`, `invalid_svg`, `invalid_video` (with `errors`)", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: a read key", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 408, description = "`request_timeout`: the body stalled or arrived slower than the minimum rate", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 503, description = "`processing_backlog_full` (with `Retry-After`) or `storage_unavailable`", body = ErrorBody),
+        (status = 507, description = "`insufficient_storage`", body = ErrorBody),
+    ))]
+fn replace_file() {}
 
 /// Delete media
 #[utoipa::path(delete, path = "/api/v1/media/{id}", tag = "media",
