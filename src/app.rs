@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use crate::actors::{self, StartError};
 use crate::catalog::{Catalog, CatalogError, keys};
 use crate::config::Config;
+use crate::delivery::Cropper;
 use crate::health::Health;
 use crate::http::{Ctx, server};
 use crate::ingest::Ingest;
@@ -74,6 +75,12 @@ pub async fn run(
         storage: handles.storage.clone(),
         processing: handles.processing.clone(),
         ingest: Ingest::new(&handles, &config, health.clone()),
+        crops: Cropper::new(
+            handles.catalog.clone(),
+            handles.storage.clone(),
+            handles.processing.clone(),
+            &config,
+        )?,
         urls: FileUrls::new(&config.storage),
         config: Arc::new(config),
         metrics,

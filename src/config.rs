@@ -26,7 +26,7 @@ pub struct Config {
     pub processing: Processing,
     pub maintenance: Maintenance,
     pub catalog: crate::catalog::Options,
-    pub delivery: crate::model::Delivery,
+    pub delivery: crate::delivery::DeliveryConfig,
     pub storage: StorageConfig,
 }
 

@@ -8,6 +8,7 @@ use hyper::StatusCode;
 use serde::Serialize;
 
 use crate::catalog::CatalogError;
+use crate::delivery::CropError;
 use crate::health::Refusal;
 use crate::ingest::IngestError;
 use crate::media::MediaError;
@@ -27,6 +28,9 @@ pub enum ApiError {
     Unauthorized(&'static str),
     #[error("this API key has read scope; a write key is needed")]
     Forbidden,
+    /// A request refused as it stands (a crop URL without a valid signature, ...).
+    #[error("{message}")]
+    Denied { code: &'static str, message: String },
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
     #[error("the request body is larger than the {limit} byte limit")]
@@ -51,6 +55,33 @@ pub enum ApiError {
     /// An upload or confirm that failed as a whole (see `From<IngestError>`).
     #[error(transparent)]
     Ingest(IngestError),
+}
+
+impl From<CropError> for ApiError {
+    fn from(e: CropError) -> Self {
+        let message = e.to_string();
+        match e {
+            CropError::BadSignature => Self::Denied {
+                code: "invalid_signature",
+                message,
+            },
+            CropError::OutOfBounds(_) => Self::Denied {
+                code: "crop_out_of_bounds",
+                message,
+            },
+            CropError::NotFound => Self::NotFound("media item"),
+            CropError::Busy {
+                backlog,
+                retry_after,
+            } => Self::Ingest(IngestError::Busy {
+                backlog,
+                retry_after,
+            }),
+            CropError::Pipeline(e) => Self::Internal(e.to_string()),
+            CropError::Catalog(e) => Self::Catalog(e),
+            CropError::Storage(e) => Self::Storage(e),
+        }
+    }
 }
 
 impl From<IngestError> for ApiError {
@@ -99,7 +130,7 @@ impl ApiError {
             Self::NoRoute | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::Denied { .. } => StatusCode::FORBIDDEN,
             Self::BadRequest { .. } | Self::UploadFailed { .. } | Self::PresignUnavailable => {
                 StatusCode::BAD_REQUEST
             }
@@ -147,7 +178,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden => "forbidden",
-            Self::BadRequest { code, .. } => code,
+            Self::BadRequest { code, .. } | Self::Denied { code, .. } => code,
             Self::TooLarge { .. } => "payload_too_large",
             Self::Timeout(_) => "request_timeout",
             Self::RangeNotSatisfiable { .. } => "range_not_satisfiable",

@@ -32,6 +32,7 @@ pub mod actors;
 pub mod app;
 pub mod catalog;
 pub mod config;
+pub mod delivery;
 pub mod error;
 pub mod health;
 pub mod http;

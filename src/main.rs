@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 
 use darkroom::catalog::{Catalog, CatalogError, Write, keys};
 use darkroom::config::Config;
-use darkroom::model::{Scope, rfc3339};
+use darkroom::model::{CropSize, Scope, rfc3339};
 
 /// mimalloc, not glibc's malloc: glibc gives each allocating thread its own arena (up to 8
 /// per core) and keeps what is freed there, so catalog scans on the blocking pool left the
@@ -51,6 +51,14 @@ enum Command {
     Keys(KeysCommand),
     /// Print the OpenAPI document (what `GET /api/v1/openapi.json` serves).
     Openapi,
+    /// Print the signed URL path of an on-demand crop: `darkroom sign media_... 300x200`
+    /// (the key from `delivery.signing_key`, or the data dir's).
+    Sign {
+        /// The media item's id.
+        id: String,
+        /// WIDTHxHEIGHT, each side 1 to `delivery.max_crop_side`.
+        size: String,
+    },
 }
 
 /// `--scope` of `keys create`: the API's `Scope`, spelled for the command line.
@@ -97,6 +105,7 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config),
         Command::Keys(cmd) => manage_keys(&config, cmd),
+        Command::Sign { id, size } => sign(&config, &id, &size),
         Command::Openapi => {
             let doc = darkroom::http::openapi::json_bytes();
             std::io::Write::write_all(&mut std::io::stdout(), doc).map_err(Into::into)
@@ -135,6 +144,23 @@ fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuar
 }
 
 type BoxError = Box<dyn std::error::Error>;
+
+/// `darkroom sign ID WxH`: prints the path of the signed crop URL.
+fn sign(config: &Config, id: &str, size: &str) -> Result<(), BoxError> {
+    let max = config.delivery.max_crop_side;
+    let size = CropSize::parse(size)
+        .filter(|s| s.width <= max && s.height <= max)
+        .ok_or(format!(
+            "size {size:?}: want WIDTHxHEIGHT, each side 1-{max}"
+        ))?;
+    if !darkroom::model::id::is_media_id(id) {
+        return Err(format!("{id:?} is not a media id (media_ and 16 letters or digits)").into());
+    }
+    let key = config.delivery.signing_key.as_ref().map(|k| k.expose());
+    let signer = darkroom::delivery::Signer::load(key, &config.data_dir)?;
+    println!("{}", signer.url(id, size));
+    Ok(())
+}
 
 fn serve(config: Config) -> Result<(), BoxError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -18,6 +18,7 @@ pub const CATALOG_COMMIT_DURATION: &str = "darkroom_catalog_commit_duration_seco
 pub const CATALOG_COMMIT_BATCH: &str = "darkroom_catalog_commit_batch_size";
 pub const STORAGE_DURATION: &str = "darkroom_storage_operation_duration_seconds";
 pub const STORAGE_ERRORS: &str = "darkroom_storage_errors_total";
+pub const CROPS_MADE: &str = "darkroom_crops_made_total";
 pub const STORAGE_FETCHED_BYTES: &str = "darkroom_storage_fetched_bytes_total";
 pub const STORAGE_RANGED_BYTES: &str = "darkroom_storage_ranged_read_bytes_total";
 pub const UPLOADS_DECLINED: &str = "darkroom_uploads_declined_total";
@@ -108,6 +109,10 @@ fn describe() {
     describe_counter!(
         STORAGE_ERRORS,
         "Failed storage operations by backend and operation."
+    );
+    describe_counter!(
+        CROPS_MADE,
+        "On-demand crops computed (decoded, cut and encoded); cache hits are not counted."
     );
     describe_counter!(
         STORAGE_FETCHED_BYTES,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::{Slot, rpc};
-use crate::catalog::{Catalog, CatalogError, JobOutcome, Outcome, Write};
+use crate::catalog::{CacheCrop, Catalog, CatalogError, CropCached, JobOutcome, Outcome, Write};
 use crate::metrics as m;
 use crate::model::{
     ApiKeyRecord, FolderPath, JobResult, ListQuery, MediaPatch, MediaRecord, Page, PresignRecord,
@@ -238,6 +238,33 @@ impl CatalogHandle {
     ) -> Result<MediaRecord, CatalogError> {
         let write = Write::UpdateMedia { id, patch, recrop };
         media_of(self.write(write).await?)
+    }
+
+    /// Records an on-demand crop written (see `Write::CacheCrop`).
+    pub async fn cache_crop(&self, crop: CacheCrop) -> Result<CropCached, CatalogError> {
+        match self.write(Write::CacheCrop(crop)).await? {
+            Outcome::Crop(c) => Ok(c),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// Marks a cached on-demand crop used now.
+    pub async fn touch_crop(&self, id: String, key: String) -> Result<(), CatalogError> {
+        let now_us = crate::model::now_us();
+        self.write(Write::TouchCrop { id, key, now_us })
+            .await
+            .map(drop)
+    }
+
+    /// The files of an item's cached on-demand crops (a delete, a replace or a focal move
+    /// queues them; the caller drains them at once).
+    pub fn cached_crops_of(&self, id: &str) -> Result<Vec<String>, CatalogError> {
+        self.catalog.cached_crops_of(id)
+    }
+
+    /// When a cached on-demand crop was last used, if it is cached.
+    pub fn cached_crop(&self, id: &str, key: &str) -> Result<Option<u64>, CatalogError> {
+        self.catalog.cached_crop(id, key)
     }
 
     /// The item with a new file (see `Write::ReplaceFile`).

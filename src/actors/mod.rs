@@ -65,6 +65,7 @@ pub async fn start(
         presets: config.delivery.presets.clone(),
     };
     let admission = Admission::new(catalog_handle.clone(), p.max_backlog);
+    let (pool, settings) = (processing.pool.clone(), processing.settings);
     let args = SupervisorArgs {
         catalog,
         catalog_slot,
@@ -82,7 +83,7 @@ pub async fn start(
     Ok(Handles {
         catalog: catalog_handle,
         storage: storage_handle,
-        processing: ProcessingHandle::new(processing_slot, waiters, admission),
+        processing: ProcessingHandle::new(processing_slot, waiters, admission, pool, settings),
         supervisor,
         stopped,
     })

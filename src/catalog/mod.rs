@@ -27,12 +27,12 @@ use std::sync::{Arc, RwLock};
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTableMetadata};
 
-pub use write::{JobOutcome, Outcome, Write};
+pub use write::{CacheCrop, CropCached, JobOutcome, Outcome, Write};
 
 use cache::ReadCache;
 use tables::{
-    COUNTS, FILES, FOLDERS, INDEX, JOBS, KEYS, MEDIA, META, PENDING_DELETES, PRESIGNS, SEARCH_DOCS,
-    SEARCH_GRAMS, SEARCH_IDS,
+    COUNTS, CROP_CACHE, CROP_LRU, FILES, FOLDERS, INDEX, JOBS, KEYS, MEDIA, META, PENDING_DELETES,
+    PRESIGNS, SEARCH_DOCS, SEARCH_GRAMS, SEARCH_IDS,
 };
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -198,6 +198,8 @@ fn open_db(path: &Path, options: &Options) -> Result<Database> {
         txn.open_table(SEARCH_DOCS)?;
         txn.open_table(SEARCH_IDS)?;
         txn.open_table(SEARCH_GRAMS)?;
+        txn.open_table(CROP_CACHE)?;
+        txn.open_table(CROP_LRU)?;
     }
     txn.commit()?;
     Ok(db)

@@ -6,7 +6,9 @@ use std::sync::atomic::Ordering;
 
 use redb::{ReadableTable, TableDefinition};
 
-use super::tables::{COUNTS, FILES, FOLDERS, JOBS, KEYS, MEDIA, PENDING_DELETES, PRESIGNS};
+use super::tables::{
+    COUNTS, CROP_CACHE, FILES, FOLDERS, JOBS, KEYS, MEDIA, PENDING_DELETES, PRESIGNS,
+};
 use super::{Catalog, CatalogError, Result, decode, keys};
 use crate::model::{ApiKeyRecord, FolderPath, MediaRecord, PresignRecord};
 use crate::storage::key::key_stem;
@@ -140,6 +142,32 @@ impl Catalog {
     /// How many processing jobs are unfinished (committed and not yet done).
     pub fn job_count(&self) -> u64 {
         self.jobs.load(Ordering::Relaxed)
+    }
+
+    /// When a cached on-demand crop of item `id` was last used (µs), if it is cached.
+    pub fn cached_crop(&self, id: &str, key: &str) -> Result<Option<u64>> {
+        let txn = self.read_txn()?;
+        let table = txn.open_table(CROP_CACHE)?;
+        let found = table.get(format!("{id}|{key}").as_str())?;
+        Ok(found.and_then(|v| {
+            v.value()
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+        }))
+    }
+
+    /// The storage keys of item `id`'s cached on-demand crops.
+    pub fn cached_crops_of(&self, id: &str) -> Result<Vec<String>> {
+        let txn = self.read_txn()?;
+        let table = txn.open_table(CROP_CACHE)?;
+        let (from, to) = (format!("{id}|"), format!("{id}}}"));
+        let mut keys = Vec::new();
+        for row in table.range(from.as_str()..to.as_str())? {
+            let name = row?.0.value().to_owned();
+            keys.extend(name.split_once('|').map(|(_, key)| key.to_owned()));
+        }
+        Ok(keys)
     }
 
     /// The media ids of unfinished jobs.

@@ -28,3 +28,8 @@ pub const SEARCH_DOCS: TableDefinition<u64, &[u8]> = TableDefinition::new("searc
 pub const SEARCH_IDS: TableDefinition<&str, u64> = TableDefinition::new("search_ids");
 /// Posting blocks of the search index (see `search::postings` for the key layout).
 pub const SEARCH_GRAMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("search_grams");
+/// On-demand crops written: `<media id>|<storage key>` → last use (µs, big-endian u64)
+/// then size (big-endian u64).
+pub const CROP_CACHE: TableDefinition<&str, &[u8]> = TableDefinition::new("crop_cache");
+/// The same crops by last use: last use (big-endian u64) then `<media id>|<storage key>`.
+pub const CROP_LRU: TableDefinition<&[u8], ()> = TableDefinition::new("crop_lru");

@@ -3,6 +3,7 @@
 use redb::ReadableTable;
 
 use super::*;
+use crate::catalog::CacheCrop;
 use crate::model::{
     CropRecord, JobResult, MediaPatch, MediaRecord, MediaType, PresignRecord, Processing, Status,
     VariantRecord,
@@ -138,13 +139,14 @@ fn a_focal_point_moved_during_a_job_makes_its_crops_stale_and_the_job_stays() {
         },
         recrop,
     };
-    // Without presets a move changes nothing else.
+    // Without presets a move only versions the crops made on demand.
     c.apply_single(patch(20.0, false)).expect("patch");
     assert_eq!(c.job_count(), 0);
-    // With presets: the crop is queued for deletion, the job is back, version 2.
+    assert_eq!(c.get(&a.id).expect("get").expect("item").crop_version, 2);
+    // With presets: the crop is queued for deletion, the job is back, a new version.
     c.apply_single(patch(30.0, true)).expect("patch");
     let moved = c.get(&a.id).expect("get").expect("item");
-    assert_eq!((moved.crop_version, moved.is_processing()), (2, true));
+    assert_eq!((moved.crop_version, moved.is_processing()), (3, true));
     assert_eq!(
         c.pending_deletes().expect("pending"),
         [format!("{}-120x63-v0.webp", a.id)]
@@ -157,10 +159,10 @@ fn a_focal_point_moved_during_a_job_makes_its_crops_stale_and_the_job_stays() {
     assert_eq!(c.job_count(), 1);
     // The next run, for version 2, is recorded.
     assert!(start(&c, &a.id));
-    let done = finish(&c, &a.id, ready_with_crop(&moved, 2));
+    let done = finish(&c, &a.id, ready_with_crop(&moved, 3));
     assert_eq!(done, Outcome::Job(JobOutcome::Recorded));
     let got = c.get(&a.id).expect("get").expect("item");
-    assert_eq!(got.crop_keys(), [format!("{}-120x63-v2.webp", a.id)]);
+    assert_eq!(got.crop_keys(), [format!("{}-120x63-v3.webp", a.id)]);
     assert_eq!(c.job_count(), 0);
 }
 
@@ -427,4 +429,64 @@ fn an_older_catalog_is_upgraded_in_place_at_open() {
             .total,
         1
     );
+}
+
+#[test]
+fn the_crop_cache_evicts_least_recently_used_and_forgets_an_item_with_it() {
+    let (_dir, c) = open();
+    let a = image('a');
+    c.apply_single(Write::InsertMedia(vec![a.clone()]))
+        .expect("insert");
+    let cache = |key: &str, now_us: u64, source: &str| {
+        let write = Write::CacheCrop(CacheCrop {
+            id: a.id.clone(),
+            key: key.into(),
+            size: 100,
+            source: source.into(),
+            version: 0,
+            now_us,
+            budget: 250,
+        });
+        match c.apply_single(write).expect("cache") {
+            Outcome::Crop(done) => done,
+            other => panic!("{other:?}"),
+        }
+    };
+    let src = a.storage_key.as_str();
+    assert!(cache("2026/01/a-c1x1.webp", 1, src).evicted.is_empty());
+    assert!(cache("2026/01/a-c2x2.webp", 2, src).evicted.is_empty());
+    c.apply_single(Write::TouchCrop {
+        id: a.id.clone(),
+        key: "2026/01/a-c1x1.webp".into(),
+        now_us: 3,
+    })
+    .expect("touch");
+    // A third crop does not fit 250 bytes: the least recently used (2x2) goes.
+    let third = cache("2026/01/a-c3x3.webp", 4, src);
+    assert_eq!(third.evicted, ["2026/01/a-c2x2.webp"]);
+    assert_eq!(
+        c.cached_crop(&a.id, "2026/01/a-c1x1.webp").expect("read"),
+        Some(3)
+    );
+    assert_eq!(
+        c.owner_of_file("2026/01/a-c3x3.webp").expect("owner"),
+        Some(a.id.clone())
+    );
+    // A crop made from a file since replaced is not kept.
+    assert!(!cache("2026/01/a-c4x4.webp", 5, "2026/01/old.png").kept);
+    // Deleting the item queues its cached crops with its files.
+    c.apply_single(Write::DeleteMedia { id: a.id.clone() })
+        .expect("delete");
+    let pending = c.pending_deletes().expect("pending");
+    for key in [
+        "2026/01/a-c1x1.webp",
+        "2026/01/a-c3x3.webp",
+        "2026/01/a-c4x4.webp",
+    ] {
+        assert!(
+            pending.iter().any(|p| p == key),
+            "{key} queued: {pending:?}"
+        );
+    }
+    assert!(c.cached_crops_of(&a.id).expect("read").is_empty());
 }

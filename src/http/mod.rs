@@ -36,6 +36,8 @@ pub struct Ctx {
     pub processing: ProcessingHandle,
     /// The upload workflow (`POST /api/v1/media` and confirm).
     pub ingest: Ingest,
+    /// Crops on demand, behind signed URLs.
+    pub crops: crate::delivery::Cropper,
     /// Where clients fetch stored files (item and variant `url`s).
     pub urls: FileUrls,
     pub config: Arc<Config>,

@@ -10,6 +10,8 @@ use crate::model::id::is_media_id;
 pub enum Route {
     PublicList,
     PublicGet(String),
+    /// `GET /api/v1/public/media/{id}/crop?w=&h=&sig=`.
+    PublicCrop(String),
     /// CORS preflight on the public list.
     PublicListPreflight,
     /// CORS preflight on a public item.
@@ -21,6 +23,8 @@ pub enum Route {
     Delete(String),
     /// `PUT /api/v1/media/{id}/file`.
     ReplaceFile(String),
+    /// `POST /api/v1/media/{id}/crops`.
+    SignCrop(String),
     ListFolders,
     CreateFolder,
     DeleteFolder,
@@ -51,6 +55,8 @@ impl Route {
             Self::List | Self::Upload => "/api/v1/media",
             Self::Get(_) | Self::Patch(_) | Self::Delete(_) => "/api/v1/media/{id}",
             Self::ReplaceFile(_) => "/api/v1/media/{id}/file",
+            Self::SignCrop(_) => "/api/v1/media/{id}/crops",
+            Self::PublicCrop(_) => "/api/v1/public/media/{id}/crop",
             Self::ListFolders | Self::CreateFolder | Self::DeleteFolder => "/api/v1/media/folders",
             Self::Presign => "/api/v1/media/presign",
             Self::Confirm => "/api/v1/media/confirm",
@@ -70,6 +76,8 @@ impl Route {
 const GET: &str = "GET, HEAD";
 const PUBLIC: &str = "GET, HEAD, OPTIONS";
 
+/// The route of a request. Media ids are checked by the handlers, after the key: a
+/// request without a key is 401, never 404.
 pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
     let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
     let m = method.as_str();
@@ -101,7 +109,6 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
         ["api", "v1", "media", "presign"] => only(Route::Presign, "POST"),
         ["api", "v1", "media", "confirm"] => only(Route::Confirm, "POST"),
         ["api", "v1", "media", id] => {
-            // The id is checked by the handler, after the key: no key is 401, never 404.
             let allow = "GET, HEAD, PATCH, DELETE";
             let id = Some((*id).to_owned());
             match m {
@@ -112,6 +119,8 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
             }
         }
         ["api", "v1", "media", id, "file"] => only(Route::ReplaceFile((*id).to_owned()), "PUT"),
+        ["api", "v1", "media", id, "crops"] => only(Route::SignCrop((*id).to_owned()), "POST"),
+        ["api", "v1", "public", "media", id, "crop"] => only_get(Route::PublicCrop(id.to_string())),
         ["uploads", year, month, name] => only_get(Route::File(format!("{year}/{month}/{name}"))),
         ["healthz"] => only_get(Route::Healthz),
         ["readyz"] => only_get(Route::Readyz),
@@ -158,6 +167,8 @@ pub const TABLE: &[(&str, &str)] = &[
     ("PATCH", "/api/v1/media/{id}"),
     ("DELETE", "/api/v1/media/{id}"),
     ("PUT", "/api/v1/media/{id}/file"),
+    ("POST", "/api/v1/media/{id}/crops"),
+    ("GET", "/api/v1/public/media/{id}/crop"),
     ("GET", "/api/v1/media/folders"),
     ("POST", "/api/v1/media/folders"),
     ("DELETE", "/api/v1/media/folders"),

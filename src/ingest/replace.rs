@@ -36,6 +36,7 @@ impl Ingest {
         mut staged: Staged,
     ) -> Result<MediaRecord, IngestError> {
         let new = staged.replacing(old);
+        let cached = self.catalog.cached_crops_of(&old.id)?;
         let record = match self.catalog.replace_file(new).await {
             Ok(record) => record,
             Err(e) => {
@@ -50,6 +51,7 @@ impl Ingest {
         staged.recorded();
         drop(staged); // the backlog slot: the committed job counts in the catalog now
         self.storage.drain_deletes(old.storage_keys());
+        self.storage.drain_deletes(cached);
         if record.is_processing() {
             self.processing.enqueue(vec![record.id.clone()]);
         }

@@ -18,5 +18,5 @@ pub use media::{
     JobResult, MediaPatch, MediaRecord, PresignRecord, Processing, Status, VariantRecord,
 };
 pub use media_type::{Kind, MediaType};
-pub use preset::{CropRecord, CropSize, Delivery, MAX_CROP_SIDE, Presets};
+pub use preset::{CropRecord, CropSize, MAX_CROP_SIDE, Presets};
 pub use query::{ListQuery, Page, SortField, cursor};

@@ -88,13 +88,6 @@ impl<'de> Deserialize<'de> for Presets {
     }
 }
 
-/// `[delivery]` in config.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Delivery {
-    pub presets: Presets,
-}
-
 /// One crop of an image, as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CropRecord {
@@ -137,6 +130,12 @@ mod tests {
         assert!(valid_name("card") && valid_name("og-1200_x") && valid_name("4k"));
         assert!(!valid_name("") && !valid_name("Card") && !valid_name("-x"));
         assert!(!valid_name(&"a".repeat(33)) && !valid_name("a b") && !valid_name("a/b"));
+    }
+
+    /// `presets` as the config has it.
+    #[derive(Debug, Deserialize)]
+    struct Delivery {
+        presets: Presets,
     }
 
     #[test]

@@ -30,13 +30,25 @@ pub fn variant_key(original: &str, width: u32) -> String {
 /// The key of a crop: `YYYY/MM/<token>-<w>x<h>.webp`, with `-v<n>` from the second focal
 /// point on (version 0 and 1 are the first).
 pub fn crop_key(original: &str, size: CropSize, version: u32) -> String {
+    sized_key(original, "", size, version)
+}
+
+/// The key of an on-demand crop: `YYYY/MM/<token>-c<w>x<h>.webp` (`-v<n>` as for presets),
+/// apart from the preset crops of the same size, which are kept and deleted otherwise.
+pub fn ondemand_crop_key(original: &str, size: CropSize, version: u32) -> String {
+    sized_key(original, "c", size, version)
+}
+
+/// `YYYY/MM/<token>-<tag><w>x<h>[-v<version>].webp`.
+fn sized_key(original: &str, tag: &str, size: CropSize, version: u32) -> String {
     let stem = original.rsplit_once('.').map_or(original, |(stem, _)| stem);
     let (w, h) = (size.width, size.height);
-    if version > 1 {
-        format!("{stem}-{w}x{h}-v{version}.webp")
+    let version = if version > 1 {
+        format!("-v{version}")
     } else {
-        format!("{stem}-{w}x{h}.webp")
-    }
+        String::new()
+    };
+    format!("{stem}-{tag}{w}x{h}{version}.webp")
 }
 
 /// `YYYY/MM/<token>` of an original's or a variant's key: what ties a variant to its item.

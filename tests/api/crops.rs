@@ -5,7 +5,7 @@
 use std::io::Cursor;
 
 use darkroom::config::{Config, StorageConfig};
-use darkroom::model::Delivery;
+use darkroom::model::Presets;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -21,7 +21,7 @@ async fn with_presets(s: TestServer) -> TestServer {
     let s3 = s.is_s3().then(|| s3_config(&unique_prefix()));
     drop(s.stop().await);
     TestServer::spawn_with(move |c: &mut Config| {
-        c.delivery = toml::from_str::<Delivery>(PRESETS).expect("presets");
+        c.delivery.presets = presets_of(PRESETS);
         if let Some(s3) = s3 {
             c.storage = StorageConfig::S3(s3);
         }
@@ -161,9 +161,18 @@ async fn crops_follow_the_focal_point_and_the_old_ones_go(s: TestServer) {
     }
 }
 
+/// `presets = {...}` as in the config file.
+fn presets_of(text: &str) -> Presets {
+    #[derive(serde::Deserialize)]
+    struct Delivery {
+        presets: Presets,
+    }
+    toml::from_str::<Delivery>(text).expect("presets").presets
+}
+
 fn presets(text: &str) -> impl FnOnce(&mut Config) {
-    let delivery: Delivery = toml::from_str(text).expect("presets");
-    move |c: &mut Config| c.delivery = delivery
+    let presets = presets_of(text);
+    move |c: &mut Config| c.delivery.presets = presets
 }
 
 /// Presets added to the config later are made for the images already there (at the next

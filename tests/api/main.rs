@@ -16,6 +16,7 @@ mod hostile;
 mod items;
 mod leftovers;
 mod listing;
+mod ondemand;
 mod ops;
 mod processing;
 mod replace;

@@ -10,9 +10,9 @@ use tokio::sync::oneshot;
 
 use super::ProcessingArgs;
 use crate::catalog::{CatalogError, JobOutcome};
-use crate::media::image::{Focal, PipelineError, Processed, Worker};
+use crate::media::image::{Focal, PipelineError, Processed, Settings, Worker};
 use crate::metrics as m;
-use crate::model::{CropRecord, CropSize, JobResult, MediaRecord, VariantRecord};
+use crate::model::{CropRecord, CropSize, JobResult, MediaRecord, MediaType, VariantRecord};
 use crate::storage::StorageError;
 use crate::storage::key::{crop_key, variant_key};
 
@@ -140,6 +140,33 @@ async fn process_on_pool(
         stage("encode", p.timings.encode);
     }
     Ok(processed)
+}
+
+/// One on-demand crop, made on the pool like a job (a codec panic is an error).
+pub(super) async fn crop_on_pool(
+    pool: &rayon::ThreadPool,
+    settings: Settings,
+    original: Vec<u8>,
+    kind: MediaType,
+    size: CropSize,
+    focal: Focal,
+) -> Result<Vec<u8>, PipelineError> {
+    let (tx, rx) = oneshot::channel();
+    pool.spawn(move || {
+        let run = std::panic::catch_unwind(|| {
+            WORKER.with(|w| {
+                let mut worker = w.borrow_mut();
+                worker.crop_only(&original, kind, &settings, size, focal)
+            })
+        });
+        let _ = tx.send(run.unwrap_or_else(|_| {
+            Err(PipelineError::Decode(
+                "the decoder failed on this file".into(),
+            ))
+        }));
+    });
+    rx.await
+        .unwrap_or_else(|_| Err(PipelineError::Decode("the processing pool is gone".into())))
 }
 
 /// Stores the variants and crops, and says what the item now has.

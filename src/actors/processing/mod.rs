@@ -23,9 +23,9 @@ pub use waiters::Waiters;
 use super::Slot;
 use super::catalog::CatalogHandle;
 use super::storage::StorageHandle;
-use crate::media::image::Settings;
+use crate::media::image::{Focal, PipelineError, Settings};
 use crate::metrics as m;
-use crate::model::Presets;
+use crate::model::{CropSize, MediaType, Presets};
 
 /// Delay before a job whose storage or catalog was unavailable is tried again; it doubles
 /// with each retry of the same job, up to `MAX_RETRY_DELAY`.
@@ -185,15 +185,37 @@ pub struct ProcessingHandle {
     slot: Slot<ProcessingMsg>,
     waiters: Waiters,
     admission: Arc<Admission>,
+    /// The jobs' rayon pool, which on-demand crops share.
+    pool: Arc<rayon::ThreadPool>,
+    settings: Settings,
 }
 
 impl ProcessingHandle {
-    pub fn new(slot: Slot<ProcessingMsg>, waiters: Waiters, admission: Arc<Admission>) -> Self {
+    pub fn new(
+        slot: Slot<ProcessingMsg>,
+        waiters: Waiters,
+        admission: Arc<Admission>,
+        pool: Arc<rayon::ThreadPool>,
+        settings: Settings,
+    ) -> Self {
         Self {
             slot,
             waiters,
             admission,
+            pool,
+            settings,
         }
+    }
+
+    /// Makes one crop of an original on the pool (the caller holds a `Reservation`).
+    pub async fn make_crop(
+        &self,
+        original: Vec<u8>,
+        kind: MediaType,
+        size: CropSize,
+        focal: Focal,
+    ) -> Result<Vec<u8>, PipelineError> {
+        job::crop_on_pool(&self.pool, self.settings, original, kind, size, focal).await
     }
 
     /// Hands committed jobs to the pool. Should the pool be restarting, it finds them

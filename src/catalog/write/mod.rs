@@ -10,10 +10,16 @@ use std::sync::atomic::Ordering;
 
 use redb::{ReadableTable, Table, WriteTransaction};
 
+mod crops;
 mod jobs;
 
+pub use crops::{CacheCrop, CropCached};
+
 use super::read::{confirmable, live_folders};
-use super::tables::{COUNTS, FILES, FOLDERS, INDEX, JOBS, KEYS, MEDIA, PENDING_DELETES, PRESIGNS};
+use super::tables::{
+    COUNTS, CROP_CACHE, CROP_LRU, FILES, FOLDERS, INDEX, JOBS, KEYS, MEDIA, PENDING_DELETES,
+    PRESIGNS,
+};
 use super::{Catalog, CatalogError, Result, decode, encode};
 use super::{index, search};
 use crate::model::{
@@ -83,6 +89,14 @@ pub enum Write {
     /// The item with a new file (same id and metadata): its old files are queued for
     /// deletion and the new one gets its job, in one commit.
     ReplaceFile(Box<MediaRecord>),
+    /// An on-demand crop was written (see `crops.rs`).
+    CacheCrop(CacheCrop),
+    /// A cached on-demand crop was served.
+    TouchCrop {
+        id: String,
+        key: String,
+        now_us: u64,
+    },
 }
 
 /// What a successful write produced.
@@ -98,6 +112,7 @@ pub enum Outcome {
     /// The job must not run: finished, gone, or out of attempts (then recorded failed).
     JobSkipped,
     Job(JobOutcome),
+    Crop(CropCached),
 }
 
 /// What recording a job's result found.
@@ -179,6 +194,8 @@ struct Tables<'t> {
     keys: Table<'t, &'static str, &'static [u8]>,
     jobs: Table<'t, &'static str, u32>,
     presigns: Table<'t, &'static str, &'static [u8]>,
+    crops: Table<'t, &'static str, &'static [u8]>,
+    crop_lru: Table<'t, &'static [u8], ()>,
     search: search::Writer<'t>,
     /// Jobs added minus jobs removed in this batch.
     jobs_delta: i64,
@@ -198,6 +215,8 @@ impl<'t> Tables<'t> {
             keys: txn.open_table(KEYS)?,
             jobs: txn.open_table(JOBS)?,
             presigns: txn.open_table(PRESIGNS)?,
+            crops: txn.open_table(CROP_CACHE)?,
+            crop_lru: txn.open_table(CROP_LRU)?,
             search: search::Writer::open(txn)?,
             jobs_delta: 0,
             touched: Vec::new(),
@@ -223,6 +242,8 @@ impl<'t> Tables<'t> {
             Write::ForgetPresigns(keys) => self.forget_presigns(&keys),
             Write::Recrop(ids) => self.recrop(&ids),
             Write::ReplaceFile(record) => self.replace_file(&record),
+            Write::CacheCrop(crop) => self.cache_crop(&crop),
+            Write::TouchCrop { id, key, now_us } => self.touch_crop(&id, &key, now_us),
         }
     }
 
@@ -239,6 +260,11 @@ impl<'t> Tables<'t> {
         let old = self.get(id)?.ok_or(CatalogError::NotFound("media item"))?;
         let mut new = old.clone();
         patch.apply(&mut new);
+        if (new.focal_x, new.focal_y) != (old.focal_x, old.focal_y) {
+            // On-demand crops of the old focal point go; new ones get a new version.
+            self.drop_item_crops(id)?;
+            new.crop_version = old.crop_version.max(1) + 1;
+        }
         let stale = recrop.then(|| new.recrop_after(&old)).flatten();
         self.remove_record(&old)?;
         self.insert_record(&new)?;
@@ -262,6 +288,7 @@ impl<'t> Tables<'t> {
 
     fn delete_media(&mut self, id: &str) -> Result<Outcome> {
         let old = self.get(id)?.ok_or(CatalogError::NotFound("media item"))?;
+        self.drop_item_crops(id)?;
         self.remove_record(&old)?;
         self.remove_job(id)?;
         self.queue_deletes(&old.storage_keys())?;

@@ -10,7 +10,7 @@ use crate::http::query::{self, Access, invalid_folder};
 use crate::http::response::{Resp, json};
 use crate::http::router::media_id;
 use crate::http::{Ctx, auth, multipart};
-use crate::model::{FolderPath, MediaPatch, Scope, cursor};
+use crate::model::{CropSize, FolderPath, MediaPatch, Scope, cursor};
 
 /// Longest accepted alt, title and description, in characters.
 const MAX_TEXT: usize = 10_000;
@@ -104,19 +104,55 @@ pub async fn replace_file(ctx: &Ctx, req: Request<Incoming>, id: String) -> Resu
     ))
 }
 
+/// `POST /api/v1/media/{id}/crops` `{width, height}`: a signed URL for that crop.
+pub async fn sign_crop(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<Resp, ApiError> {
+    auth::require(ctx, req.headers(), Scope::Write)?;
+    let id = media_id(&id)?.to_owned();
+    let body = read_json_object(ctx, req).await?;
+    let side = |name: &str| {
+        body.get(name)
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+    };
+    let (Some(width), Some(height), 2) = (side("width"), side("height"), body.len()) else {
+        let message = "the body must be {\"width\": W, \"height\": H}, whole pixels";
+        return Err(ApiError::bad_request("invalid_crop_size", message));
+    };
+    let size = CropSize { width, height };
+    if let Err(e) = ctx.crops.check_size(size) {
+        return Err(ApiError::bad_request("invalid_crop_size", e.to_string()));
+    }
+    let record = ctx
+        .catalog
+        .get(&id)?
+        .filter(|r| r.media_type.is_raster())
+        .ok_or(ApiError::NotFound("image"))?;
+    let url = ctx.crops.signer().url(&record.id, size);
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "url": url, "width": width, "height": height }),
+    ))
+}
+
 pub async fn patch(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<Resp, ApiError> {
     auth::require(ctx, req.headers(), Scope::Write)?;
     media_id(&id)?;
     let body = read_json_object(ctx, req).await?;
     let patch = parse_patch(&body)?;
     let recrop = !ctx.config.delivery.presets.is_empty();
-    let before = if recrop { ctx.catalog.get(&id)? } else { None };
+    let before = ctx.catalog.get(&id)?;
+    let cached = ctx.catalog.cached_crops_of(&id)?;
     let record = ctx.catalog.update_media(id, patch, recrop).await?;
     if let Some(old) = before.filter(|old| old.crop_version != record.crop_version) {
-        // The focal point moved: the old crops were queued for deletion with the patch,
-        // and the job makes new ones under new keys.
-        ctx.storage.drain_deletes(old.crop_keys());
-        ctx.processing.enqueue(vec![record.id.clone()]);
+        // The focal point moved: the old crops (presets, when configured, and on demand)
+        // were queued for deletion with the patch; the job makes new presets.
+        if recrop {
+            ctx.storage.drain_deletes(old.crop_keys());
+        }
+        ctx.storage.drain_deletes(cached);
+        if record.is_processing() {
+            ctx.processing.enqueue(vec![record.id.clone()]);
+        }
     }
     Ok(json(
         StatusCode::OK,
@@ -129,8 +165,10 @@ pub async fn patch(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<Resp
 pub async fn delete(ctx: &Ctx, req: &Request<Incoming>, id: String) -> Result<Resp, ApiError> {
     auth::require(ctx, req.headers(), Scope::Write)?;
     media_id(&id)?;
+    let cached = ctx.catalog.cached_crops_of(&id)?;
     let record = ctx.catalog.delete_media(id).await?;
     ctx.storage.drain_deletes(record.storage_keys());
+    ctx.storage.drain_deletes(cached);
     Ok(json(StatusCode::OK, &views::Success { success: true }))
 }
 

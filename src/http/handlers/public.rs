@@ -2,16 +2,19 @@
 
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
-use hyper::{Request, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use sha2::{Digest, Sha256};
 
 use super::views;
+use crate::delivery::CropError;
 use crate::error::ApiError;
 use crate::http::query::{self, Access};
-use crate::http::response::{Resp, etag_matches, json, json_bytes, not_modified, set_header};
+use crate::http::response::{
+    Resp, empty, etag_matches, json, json_bytes, not_modified, set_header,
+};
 use crate::http::router::media_id;
 use crate::http::{Ctx, auth};
-use crate::model::cursor;
+use crate::model::{CropSize, cursor};
 
 const ITEM_CACHE: &str = "public, max-age=3600";
 
@@ -63,6 +66,35 @@ pub fn get(ctx: &Ctx, req: &Request<Incoming>, id: &str) -> Result<Resp, ApiErro
     };
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static(ITEM_CACHE));
+    Ok(resp)
+}
+
+/// A crop redirect may be cached briefly: the same URL serves a new crop once the focal
+/// point moves (the file it points to never changes).
+const CROP_REDIRECT_CACHE: &str = "public, max-age=60";
+
+/// `GET /api/v1/public/media/{id}/crop?w=&h=&sig=`: a redirect to the crop's file, made
+/// on the first request (see `delivery::ondemand`). Nothing is read before the signature
+/// and the bounds are checked.
+pub async fn crop(ctx: &Ctx, req: &Request<Incoming>, id: &str) -> Result<Resp, ApiError> {
+    let (mut w, mut h, mut sig) = (None, None, String::new());
+    for (name, value) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+        match name.as_ref() {
+            "w" => w = value.parse::<u32>().ok(),
+            "h" => h = value.parse::<u32>().ok(),
+            "sig" => sig = value.into_owned(),
+            _ => {}
+        }
+    }
+    let (Some(width), Some(height)) = (w, h) else {
+        return Err(CropError::BadSignature.into());
+    };
+    let key = ctx.crops.crop(id, CropSize { width, height }, &sig).await?;
+    let mut resp = Response::new(empty());
+    *resp.status_mut() = StatusCode::FOUND;
+    set_header(resp.headers_mut(), header::LOCATION, &ctx.urls.url(&key));
+    let cache = HeaderValue::from_static(CROP_REDIRECT_CACHE);
+    resp.headers_mut().insert(header::CACHE_CONTROL, cache);
     Ok(resp)
 }
 

@@ -32,7 +32,7 @@ use crate::model::Status;
     paths(
         paths::public_list, paths::public_get, paths::public_list_preflight,
         paths::public_get_preflight, paths::list, paths::upload, paths::get, paths::patch,
-        paths::replace_file, paths::delete, paths::list_folders, paths::create_folder, paths::delete_folder,
+        paths::replace_file, paths::sign_crop, paths::public_crop, paths::delete, paths::list_folders, paths::create_folder, paths::delete_folder,
         paths::presign, paths::confirm, paths::file, paths::healthz, paths::readyz,
         paths::metrics, paths::openapi_json, paths::docs, paths::docs_asset, paths::root,
     ),
@@ -40,7 +40,8 @@ use crate::model::Status;
         views::FullItem, views::PublicItem, views::ImageView, views::VariantView, views::CropView,
         views::MimeType, views::Uploaded, views::Confirmed, views::Success, views::Folders,
         views::FolderCreated, Presigned, Status, FileError, ErrorBody, ErrorDetail,
-        PatchRequest, FolderRequest, PresignRequest, ConfirmRequest, UploadForm, ReplaceForm, Health,
+        PatchRequest, FolderRequest, PresignRequest, ConfirmRequest, UploadForm, ReplaceForm,
+        CropRequest, SignedCrop, Health,
         Readiness,
     )),
     modifiers(&BearerAuth),
@@ -172,6 +173,28 @@ pub struct ConfirmRequest {
     folder: String,
     #[schema(required = false, nullable = false, max_length = 10000)]
     alt: String,
+}
+
+/// The size of a crop to sign.
+#[derive(ToSchema)]
+#[allow(dead_code)] // a schema: the handler validates the JSON object
+pub struct CropRequest {
+    #[schema(minimum = 1, maximum = 4096, example = 300)]
+    width: u32,
+    #[schema(minimum = 1, maximum = 4096, example = 200)]
+    height: u32,
+}
+
+/// A signed crop URL.
+#[derive(ToSchema)]
+#[allow(dead_code)] // a schema: the handler writes the JSON
+pub struct SignedCrop {
+    #[schema(
+        example = "/api/v1/public/media/media_0Oqzd1Tb3f9KxQ2L/crop?w=300&h=200&sig=5f1c0a5e6b7d8e9f00112233445566aa"
+    )]
+    url: String,
+    width: u32,
+    height: u32,
 }
 
 /// `multipart/form-data`: exactly one file, the item's new content.

@@ -5,8 +5,8 @@
 #![allow(dead_code)] // the functions exist for their annotations only
 
 use super::{
-    ConfirmRequest, FolderRequest, Health, ListParams, PatchRequest, PresignRequest, Readiness,
-    ReplaceForm, UploadForm,
+    ConfirmRequest, CropRequest, FolderRequest, Health, ListParams, PatchRequest, PresignRequest,
+    Readiness, ReplaceForm, SignedCrop, UploadForm,
 };
 use crate::http::handlers::presign::Presigned;
 use crate::http::handlers::views::{
@@ -43,6 +43,28 @@ fn public_list() {}
         (status = 404, description = "`not_found`", body = ErrorBody),
     ))]
 fn public_get() {}
+
+/// A crop of any size, signed
+///
+/// Redirects (302) to a WebP of exactly `w`x`h` cut around the item's focal point, made
+/// on the first request and kept (then served like a variant: immutable caching, ETag,
+/// Range). `sig` comes from `POST /api/v1/media/{id}/crops` or `darkroom sign ID WxH`. The
+/// signature and the bounds are checked before anything is read.
+#[utoipa::path(get, path = "/api/v1/public/media/{id}/crop", tag = "public",
+    params(
+        ("id" = String, Path, description = ID, example = "media_0Oqzd1Tb3f9KxQ2L"),
+        ("w" = u32, Query, description = "Width, 1 to `delivery.max_crop_side` (4096)", minimum = 1, maximum = 4096),
+        ("h" = u32, Query, description = "Height, 1 to `delivery.max_crop_side` (4096)", minimum = 1, maximum = 4096),
+        ("sig" = String, Query, description = "The URL's signature (32 hex digits)"),
+    ),
+    security(()),
+    responses(
+        (status = 302, description = "To the crop's file", headers(("Location" = String), ("Cache-Control" = String))),
+        (status = 403, description = "`invalid_signature`, `crop_out_of_bounds`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such item, or not a raster image", body = ErrorBody),
+        (status = 503, description = "`processing_backlog_full` (with `Retry-After`)", body = ErrorBody),
+    ))]
+fn public_crop() {}
 
 /// CORS preflight
 #[utoipa::path(options, path = "/api/v1/public/media", tag = "public", security(()),
@@ -137,6 +159,22 @@ fn patch() {}
         (status = 507, description = "`insufficient_storage`", body = ErrorBody),
     ))]
 fn replace_file() {}
+
+/// Sign a crop URL
+///
+/// A signed `GET /api/v1/public/media/{id}/crop` URL (a path) for a crop of this size.
+#[utoipa::path(post, path = "/api/v1/media/{id}/crops", tag = "media",
+    params(("id" = String, Path, description = ID)),
+    request_body = CropRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The signed URL", body = SignedCrop),
+        (status = 400, description = "`invalid_crop_size`, `invalid_json`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: a read key", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such item, or not a raster image", body = ErrorBody),
+    ))]
+fn sign_crop() {}
 
 /// Delete media
 #[utoipa::path(delete, path = "/api/v1/media/{id}", tag = "media",

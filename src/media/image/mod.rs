@@ -130,6 +130,22 @@ impl Worker {
         self.process_with_crops(bytes, kind, settings, &[], Focal::CENTRE)
     }
 
+    /// One crop alone (on demand): decoded just large enough, cut, encoded.
+    pub fn crop_only(
+        &mut self,
+        bytes: &[u8],
+        kind: MediaType,
+        settings: &Settings,
+        size: CropSize,
+        focal: Focal,
+    ) -> Result<Vec<u8>, PipelineError> {
+        let source = decode_for_variants(bytes, kind, settings.max_pixels, &[size])?;
+        let (pixels, has_alpha) = self.decoded(source)?;
+        let crop = self.crop(&pixels, size, focal)?;
+        let mut encoded = encode_variants(std::slice::from_ref(&crop), has_alpha, settings)?;
+        Ok(encoded.pop().map(|v| v.webp).unwrap_or_default())
+    }
+
     /// As `process`, and `crops` cut around `focal` from the decoded picture.
     pub fn process_with_crops(
         &mut self,

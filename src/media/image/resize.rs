@@ -18,20 +18,9 @@ impl Worker {
         &mut self,
         source: Source,
     ) -> Result<(Vec<Image<'static>>, bool), PipelineError> {
-        let Source {
-            image,
-            width,
-            height,
-        } = source;
-        let has_alpha = image.color().has_alpha();
-        let (w, h) = (image.width(), image.height());
-        let (pixel_type, raw) = if has_alpha {
-            (PixelType::U8x4, image.into_rgba8().into_raw())
-        } else {
-            (PixelType::U8x3, image.into_rgb8().into_raw())
-        };
-        let decoded = Image::from_vec_u8(w, h, raw, pixel_type)
-            .map_err(|e| PipelineError::Resize(e.to_string()))?;
+        let (width, height) = (source.width, source.height);
+        let (decoded, has_alpha) = self.decoded(source)?;
+        let pixel_type = decoded.pixel_type();
         let mut out = vec![decoded];
         for target in variant_widths(width) {
             let mut dst = Image::new(target, scaled_height(width, height, target), pixel_type);
@@ -42,6 +31,23 @@ impl Worker {
             out.push(dst);
         }
         Ok((out, has_alpha))
+    }
+}
+
+impl Worker {
+    /// The decoded picture as resizer pixels (RGB, or RGBA when it has alpha).
+    pub fn decoded(&self, source: Source) -> Result<(Image<'static>, bool), PipelineError> {
+        let image = source.image;
+        let has_alpha = image.color().has_alpha();
+        let (w, h) = (image.width(), image.height());
+        let (pixel_type, raw) = if has_alpha {
+            (PixelType::U8x4, image.into_rgba8().into_raw())
+        } else {
+            (PixelType::U8x3, image.into_rgb8().into_raw())
+        };
+        let decoded = Image::from_vec_u8(w, h, raw, pixel_type)
+            .map_err(|e| PipelineError::Resize(e.to_string()))?;
+        Ok((decoded, has_alpha))
     }
 }
 

@@ -1,0 +1,180 @@
+//! The on-demand crop cache in a batch: a crop written is recorded (and claimed, so the
+//! orphan sweep keeps it) with its size and last use; past the budget the least recently
+//! used go to the delete queue in the same commit; an item deleted, replaced or given a
+//! new focal point takes its cached crops with it.
+
+use std::ops::Bound;
+
+use redb::ReadableTable;
+
+use super::{Outcome, Result, Tables};
+
+/// `COUNTS` key of the bytes the cached crops take.
+const CACHE_BYTES: &str = "c:crop-cache-bytes";
+
+/// What recording a computed crop did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CropCached {
+    /// False when the item is gone or its file or focal point changed meanwhile: the crop
+    /// was queued for deletion instead.
+    pub kept: bool,
+    /// Crops pushed out to stay within the budget (already on the delete queue); the new
+    /// one too when it alone is larger than the budget.
+    pub evicted: Vec<String>,
+}
+
+/// An on-demand crop written for item `id`, made from its original `source` at crop
+/// `version`; the cache must stay within `budget` bytes.
+#[derive(Debug)]
+pub struct CacheCrop {
+    pub id: String,
+    pub key: String,
+    pub size: u64,
+    pub source: String,
+    pub version: u32,
+    pub now_us: u64,
+    pub budget: u64,
+}
+
+/// `<media id>|<storage key>`: the cache's key, grouped by item.
+fn entry(id: &str, key: &str) -> String {
+    format!("{id}|{key}")
+}
+
+fn lru_key(last_used: u64, entry: &str) -> Vec<u8> {
+    let mut k = last_used.to_be_bytes().to_vec();
+    k.extend_from_slice(entry.as_bytes());
+    k
+}
+
+/// (last use, size) of a cache value.
+fn parse(value: &[u8]) -> (u64, u64) {
+    let word = |at: usize| {
+        let bytes: [u8; 8] = value
+            .get(at..at + 8)
+            .and_then(|b| b.try_into().ok())
+            .unwrap_or_default();
+        u64::from_be_bytes(bytes)
+    };
+    (word(0), word(8))
+}
+
+fn value(last_used: u64, size: u64) -> [u8; 16] {
+    let mut v = [0u8; 16];
+    v[..8].copy_from_slice(&last_used.to_be_bytes());
+    v[8..].copy_from_slice(&size.to_be_bytes());
+    v
+}
+
+impl Tables<'_> {
+    /// Records crop `key` (`size` bytes) of item `id`, made for its original `source` at
+    /// `version`; then evicts the least recently used until the cache fits `budget`.
+    pub(super) fn cache_crop(&mut self, c: &CacheCrop) -> Result<Outcome> {
+        let current = self.get(&c.id)?;
+        let fresh = current
+            .as_ref()
+            .is_some_and(|r| r.storage_key == c.source && r.crop_version == c.version);
+        if !fresh {
+            self.queue_deletes(std::slice::from_ref(&c.key))?;
+            let done = CropCached {
+                kept: false,
+                evicted: Vec::new(),
+            };
+            return Ok(Outcome::Crop(done));
+        }
+        let name = entry(&c.id, &c.key);
+        let replaced = self.remove_crop(&name)?;
+        self.add_cache_bytes(-(replaced as i64))?;
+        self.crops
+            .insert(name.as_str(), value(c.now_us, c.size).as_slice())?;
+        self.crop_lru
+            .insert(lru_key(c.now_us, &name).as_slice(), ())?;
+        self.files.insert(c.key.as_str(), c.id.as_str())?;
+        let mut total = self.add_cache_bytes(c.size as i64)?;
+        let mut evicted = Vec::new();
+        while total > c.budget {
+            let Some(oldest) = self.oldest_crop()? else {
+                break;
+            };
+            let freed = self.remove_crop(&oldest)?;
+            total = self.add_cache_bytes(-(freed as i64))?;
+            evicted.push(
+                oldest
+                    .split_once('|')
+                    .map_or(oldest.clone(), |(_, k)| k.to_owned()),
+            );
+        }
+        self.queue_deletes(&evicted)?;
+        Ok(Outcome::Crop(CropCached {
+            kept: true,
+            evicted,
+        }))
+    }
+
+    /// Marks a cached crop used at `now_us` (it moves to the back of the eviction line).
+    pub(super) fn touch_crop(&mut self, id: &str, key: &str, now_us: u64) -> Result<Outcome> {
+        let name = entry(id, key);
+        let Some((last, size)) = self.crops.get(name.as_str())?.map(|v| parse(v.value())) else {
+            return Ok(Outcome::Done);
+        };
+        self.crop_lru.remove(lru_key(last, &name).as_slice())?;
+        self.crops
+            .insert(name.as_str(), value(now_us, size).as_slice())?;
+        self.crop_lru
+            .insert(lru_key(now_us, &name).as_slice(), ())?;
+        Ok(Outcome::Done)
+    }
+
+    /// Removes every cached crop of an item and queues their files.
+    pub(super) fn drop_item_crops(&mut self, id: &str) -> Result<()> {
+        let (from, to) = (format!("{id}|"), format!("{id}}}"));
+        let mut names = Vec::new();
+        for row in self
+            .crops
+            .range::<&str>((Bound::Included(from.as_str()), Bound::Excluded(to.as_str())))?
+        {
+            names.push(row?.0.value().to_owned());
+        }
+        let mut keys = Vec::with_capacity(names.len());
+        for name in names {
+            let size = self.remove_crop(&name)?;
+            self.add_cache_bytes(-(size as i64))?;
+            keys.push(
+                name.split_once('|')
+                    .map_or(name.clone(), |(_, k)| k.to_owned()),
+            );
+        }
+        self.queue_deletes(&keys).map(drop)
+    }
+
+    /// The least recently used crop's cache key.
+    fn oldest_crop(&self) -> Result<Option<String>> {
+        let Some(row) = self.crop_lru.first()? else {
+            return Ok(None);
+        };
+        let key = row.0.value();
+        Ok(Some(
+            String::from_utf8_lossy(&key[8.min(key.len())..]).into_owned(),
+        ))
+    }
+
+    /// Forgets one cached crop (its file row too); returns its size.
+    fn remove_crop(&mut self, name: &str) -> Result<u64> {
+        let Some((last, size)) = self.crops.remove(name)?.map(|v| parse(v.value())) else {
+            return Ok(0);
+        };
+        self.crop_lru.remove(lru_key(last, name).as_slice())?;
+        if let Some((_, key)) = name.split_once('|') {
+            self.files.remove(key)?;
+        }
+        Ok(size)
+    }
+
+    /// Adds `delta` to the cache's byte count; returns the new count.
+    fn add_cache_bytes(&mut self, delta: i64) -> Result<u64> {
+        let now = self.counts.get(CACHE_BYTES)?.map_or(0, |v| v.value());
+        let next = now.saturating_add_signed(delta);
+        self.counts.insert(CACHE_BYTES, next)?;
+        Ok(next)
+    }
+}

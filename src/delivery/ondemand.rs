@@ -1,0 +1,216 @@
+//! Crops of any size on demand: `GET /api/v1/public/media/{id}/crop?w=&h=&sig=`.
+//!
+//! The signature and the size bounds are checked before anything is read; then the item
+//! (404 unless a raster image). A crop already made is answered from the cache; else one
+//! request makes it (single flight per crop: the others wait for it) on the processing
+//! pool, under the pool's backpressure (503 when the backlog is full), stores it next to
+//! its original as `<token>-c<w>x<h>[-v<n>].webp` and records it in the catalog, which
+//! evicts the least recently used past `delivery.crop_cache_bytes`. A focal point moved
+//! or a file replaced drops an item's cached crops (new ones get a new version).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::actors::catalog::CatalogHandle;
+use crate::actors::processing::ProcessingHandle;
+use crate::actors::storage::StorageHandle;
+use crate::catalog::{CacheCrop, CatalogError};
+use crate::config::Config;
+use crate::delivery::Signer;
+use crate::media::image::{Focal, PipelineError};
+use crate::metrics as m;
+use crate::model::{CropSize, MediaRecord, Status, now_us};
+use crate::storage::StorageError;
+use crate::storage::key::ondemand_crop_key;
+
+/// A cached crop's last use is written at most this often (a hit is otherwise a read).
+const TOUCH_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CropError {
+    #[error("missing or invalid signature for this crop")]
+    BadSignature,
+    #[error("a crop's sides must be 1-{0} pixels")]
+    OutOfBounds(u32),
+    #[error("media item not found, or not an image")]
+    NotFound,
+    #[error("image processing is behind ({backlog} images waiting); retry in {retry_after} s")]
+    Busy { backlog: u64, retry_after: u64 },
+    #[error("the crop cannot be made: {0}")]
+    Pipeline(#[from] PipelineError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+pub struct Cropper {
+    catalog: CatalogHandle,
+    storage: StorageHandle,
+    processing: ProcessingHandle,
+    signer: Signer,
+    max_side: u32,
+    budget: u64,
+    retry_after: u64,
+    /// Crops being made, by storage key: a second request waits on the first.
+    flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Crops whose last use is being written (one write at a time per crop).
+    touching: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Cropper {
+    pub fn new(
+        catalog: CatalogHandle,
+        storage: StorageHandle,
+        processing: ProcessingHandle,
+        config: &Config,
+    ) -> std::io::Result<Self> {
+        let d = &config.delivery;
+        let key = d.signing_key.as_ref().map(|k| k.expose());
+        Ok(Self {
+            catalog,
+            storage,
+            processing,
+            signer: Signer::load(key, &config.data_dir)?,
+            max_side: d.max_crop_side,
+            budget: d.crop_cache_bytes,
+            retry_after: config.processing.retry_after_secs,
+            flights: Mutex::default(),
+            touching: Arc::default(),
+        })
+    }
+
+    pub fn signer(&self) -> &Signer {
+        &self.signer
+    }
+
+    /// Refuses sizes past the bound (signed or not).
+    pub fn check_size(&self, size: CropSize) -> Result<(), CropError> {
+        let ok = |side| (1..=self.max_side).contains(&side);
+        if ok(size.width) && ok(size.height) {
+            Ok(())
+        } else {
+            Err(CropError::OutOfBounds(self.max_side))
+        }
+    }
+
+    /// The storage key of the crop `size` of item `id`, made if it is not cached.
+    pub async fn crop(&self, id: &str, size: CropSize, sig: &str) -> Result<String, CropError> {
+        if !self.signer.verify(id, size, sig) {
+            return Err(CropError::BadSignature);
+        }
+        self.check_size(size)?;
+        let record = self.image(id)?;
+        let key = ondemand_crop_key(&record.storage_key, size, record.crop_version);
+        if self.hit(id, &key)? {
+            return Ok(key);
+        }
+        let flight = {
+            let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
+            flights.entry(key.clone()).or_default().clone()
+        };
+        let made = {
+            let _turn = flight.lock().await;
+            if self.hit(id, &key)? {
+                Ok(key.clone())
+            } else {
+                self.make(&record, size, key.clone()).await
+            }
+        };
+        let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
+        if Arc::strong_count(&flight) <= 2 {
+            flights.remove(&key); // the map's and this one: nobody else waits
+        }
+        made
+    }
+
+    /// The item, if it is a raster image whose pixels decode.
+    fn image(&self, id: &str) -> Result<MediaRecord, CropError> {
+        let record = self.catalog.get(id)?.ok_or(CropError::NotFound)?;
+        let failed = record
+            .processing
+            .as_ref()
+            .is_some_and(|p| p.status == Status::Failed);
+        if !record.media_type.is_raster() || failed {
+            return Err(CropError::NotFound);
+        }
+        Ok(record)
+    }
+
+    /// Whether the crop is cached; a hit older than `TOUCH_EVERY` is marked used.
+    fn hit(&self, id: &str, key: &str) -> Result<bool, CropError> {
+        let Some(last_used) = self.catalog.cached_crop(id, key)? else {
+            return Ok(false);
+        };
+        let stale = now_us().saturating_sub(last_used) > TOUCH_EVERY.as_micros() as u64;
+        let first = || {
+            let mut touching = self.touching.lock().unwrap_or_else(|e| e.into_inner());
+            touching.insert(key.to_owned())
+        };
+        if stale && first() {
+            let (catalog, touching) = (self.catalog.clone(), self.touching.clone());
+            let (id, key) = (id.to_owned(), key.to_owned());
+            tokio::spawn(async move {
+                let _ = catalog.touch_crop(id, key.clone()).await;
+                touching
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&key);
+            });
+        }
+        Ok(true)
+    }
+
+    /// Makes, stores and records one crop (under the pool's backpressure).
+    async fn make(
+        &self,
+        record: &MediaRecord,
+        size: CropSize,
+        key: String,
+    ) -> Result<String, CropError> {
+        let _slot = self
+            .processing
+            .try_reserve()
+            .ok_or_else(|| CropError::Busy {
+                backlog: self.catalog.job_count(),
+                retry_after: self.retry_after,
+            })?;
+        let original = self
+            .storage
+            .read(record.storage_key.clone())
+            .await?
+            .ok_or(CropError::NotFound)?;
+        let focal = Focal {
+            x: record.focal_x,
+            y: record.focal_y,
+        };
+        let webp = self
+            .processing
+            .make_crop(original, record.media_type, size, focal)
+            .await?;
+        metrics::counter!(m::CROPS_MADE).increment(1);
+        let len = webp.len() as u64;
+        self.storage.put_all(vec![(key.clone(), webp)]).await?;
+        let cached = self
+            .catalog
+            .cache_crop(CacheCrop {
+                id: record.id.clone(),
+                key: key.clone(),
+                size: len,
+                source: record.storage_key.clone(),
+                version: record.crop_version,
+                now_us: now_us(),
+                budget: self.budget,
+            })
+            .await?;
+        if !cached.evicted.is_empty() {
+            self.storage.drain_deletes(cached.evicted);
+        }
+        if cached.kept {
+            Ok(key)
+        } else {
+            Err(CropError::NotFound) // replaced, moved or deleted meanwhile
+        }
+    }
+}
