@@ -215,4 +215,6 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
 }
 
 #[cfg(test)]
+mod crop_tests;
+#[cfg(test)]
 mod tests;

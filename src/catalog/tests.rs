@@ -3,27 +3,25 @@
 use redb::ReadableTable;
 
 use super::*;
-use crate::catalog::CacheCrop;
 use crate::model::{
-    CropRecord, JobResult, MediaPatch, MediaRecord, MediaType, PresignRecord, Processing, Status,
-    VariantRecord,
+    JobResult, MediaRecord, MediaType, PresignRecord, Processing, Status, VariantRecord,
 };
 use crate::storage::key::variant_key;
 
-fn open() -> (tempfile::TempDir, Catalog) {
+pub(super) fn open() -> (tempfile::TempDir, Catalog) {
     let dir = tempfile::tempdir().expect("tempdir");
     let catalog = Catalog::open(&dir.path().join("c.redb")).expect("open");
     (dir, catalog)
 }
 
-fn image(tail: char) -> MediaRecord {
+pub(super) fn image(tail: char) -> MediaRecord {
     MediaRecord {
         processing: Processing::initial(MediaType::Png),
         ..MediaRecord::sample(tail, "p.png", 1, 10)
     }
 }
 
-fn ready(r: &MediaRecord) -> JobResult {
+pub(super) fn ready(r: &MediaRecord) -> JobResult {
     JobResult::Ready {
         variants: vec![VariantRecord {
             width: 150,
@@ -38,7 +36,7 @@ fn ready(r: &MediaRecord) -> JobResult {
     }
 }
 
-fn start(c: &Catalog, id: &str) -> bool {
+pub(super) fn start(c: &Catalog, id: &str) -> bool {
     let write = Write::StartJob {
         id: id.into(),
         max_attempts: 2,
@@ -47,7 +45,7 @@ fn start(c: &Catalog, id: &str) -> bool {
 }
 
 /// Finishes a job for the item's current original (or a made-up one once it is gone).
-fn finish(c: &Catalog, id: &str, result: JobResult) -> Outcome {
+pub(super) fn finish(c: &Catalog, id: &str, result: JobResult) -> Outcome {
     let current = c.get(id).expect("get").map(|r| r.storage_key);
     let source = current.unwrap_or_else(|| "2026/01/gone.png".into());
     c.apply_single(Write::FinishJob {
@@ -93,122 +91,6 @@ fn a_job_is_committed_with_its_item_and_recorded_once() {
     let mut pending = c.pending_deletes().expect("pending");
     pending.sort();
     assert_eq!(pending, [variant, a.storage_key.clone()]);
-}
-
-/// The image's result with one crop of version `version`.
-fn ready_with_crop(r: &MediaRecord, version: u32) -> JobResult {
-    let JobResult::Ready {
-        variants,
-        thumbhash,
-        dominant_color,
-        ..
-    } = ready(r)
-    else {
-        unreachable!()
-    };
-    let crop = CropRecord {
-        name: "card".into(),
-        width: 120,
-        height: 63,
-        size: 7,
-        storage_key: format!("{}-120x63-v{version}.webp", r.id),
-    };
-    JobResult::Ready {
-        variants,
-        crops: vec![crop],
-        crop_version: version,
-        thumbhash,
-        dominant_color,
-    }
-}
-
-#[test]
-fn a_focal_point_moved_during_a_job_makes_its_crops_stale_and_the_job_stays() {
-    let (_dir, c) = open();
-    let a = image('a');
-    c.apply_single(Write::InsertMedia(vec![a.clone()]))
-        .expect("insert");
-    assert!(start(&c, &a.id));
-    let recorded = finish(&c, &a.id, ready_with_crop(&a, 0));
-    assert_eq!(recorded, Outcome::Job(JobOutcome::Recorded));
-    let patch = |x: f64, recrop: bool| Write::UpdateMedia {
-        id: a.id.clone(),
-        patch: MediaPatch {
-            focal_x: Some(x),
-            ..MediaPatch::default()
-        },
-        recrop,
-    };
-    // Without presets a move only versions the crops made on demand.
-    c.apply_single(patch(20.0, false)).expect("patch");
-    assert_eq!(c.job_count(), 0);
-    assert_eq!(c.get(&a.id).expect("get").expect("item").crop_version, 2);
-    // With presets: the crop is queued for deletion, the job is back, a new version.
-    c.apply_single(patch(30.0, true)).expect("patch");
-    let moved = c.get(&a.id).expect("get").expect("item");
-    assert_eq!((moved.crop_version, moved.is_processing()), (3, true));
-    assert_eq!(
-        c.pending_deletes().expect("pending"),
-        [format!("{}-120x63-v0.webp", a.id)]
-    );
-    assert_eq!(c.job_count(), 1);
-    // A run that started before the move finishes with version 0: stale, the job stays.
-    assert!(start(&c, &a.id));
-    let stale = finish(&c, &a.id, ready_with_crop(&a, 0));
-    assert_eq!(stale, Outcome::Job(JobOutcome::Stale));
-    assert_eq!(c.job_count(), 1);
-    // The next run, for version 2, is recorded.
-    assert!(start(&c, &a.id));
-    let done = finish(&c, &a.id, ready_with_crop(&moved, 3));
-    assert_eq!(done, Outcome::Job(JobOutcome::Recorded));
-    let got = c.get(&a.id).expect("get").expect("item");
-    assert_eq!(got.crop_keys(), [format!("{}-120x63-v3.webp", a.id)]);
-    assert_eq!(c.job_count(), 0);
-}
-
-#[test]
-fn a_replaced_file_queues_the_old_set_and_a_job_of_the_old_file_is_not_recorded() {
-    let (_dir, c) = open();
-    let a = image('a');
-    c.apply_single(Write::InsertMedia(vec![a.clone()]))
-        .expect("insert");
-    assert!(start(&c, &a.id));
-    finish(&c, &a.id, ready(&a));
-    let old = c.get(&a.id).expect("get").expect("item");
-    let replacement = MediaRecord {
-        storage_key: "2026/02/bbbbbbbbbbbbbbbb.png".into(),
-        processing: Processing::initial(MediaType::Png),
-        ..old.clone()
-    };
-    c.apply_single(Write::ReplaceFile(Box::new(replacement.clone())))
-        .expect("replace");
-    let mut pending = c.pending_deletes().expect("pending");
-    pending.sort();
-    let mut old_keys = old.storage_keys();
-    old_keys.sort();
-    assert_eq!(pending, old_keys, "the old original and variant are queued");
-    assert_eq!(c.owner_of_file(&old.storage_key).expect("owner"), None);
-    assert_eq!(
-        c.owner_of_file(&replacement.storage_key).expect("owner"),
-        Some(a.id.clone())
-    );
-    assert_eq!(c.job_count(), 1, "the new file has its job");
-    // A run for the old file that ends now is not recorded; the job stays for the new one.
-    assert!(start(&c, &a.id));
-    let late = c
-        .apply_single(Write::FinishJob {
-            id: a.id.clone(),
-            result: ready(&old),
-            source: old.storage_key.clone(),
-        })
-        .expect("finish");
-    assert_eq!(late, Outcome::Job(JobOutcome::Superseded));
-    assert_eq!(c.job_count(), 1);
-    assert!(c.get(&a.id).expect("get").expect("item").is_processing());
-    assert_eq!(
-        finish(&c, &a.id, ready(&replacement)),
-        Outcome::Job(JobOutcome::Recorded)
-    );
 }
 
 #[test]
@@ -429,64 +311,4 @@ fn an_older_catalog_is_upgraded_in_place_at_open() {
             .total,
         1
     );
-}
-
-#[test]
-fn the_crop_cache_evicts_least_recently_used_and_forgets_an_item_with_it() {
-    let (_dir, c) = open();
-    let a = image('a');
-    c.apply_single(Write::InsertMedia(vec![a.clone()]))
-        .expect("insert");
-    let cache = |key: &str, now_us: u64, source: &str| {
-        let write = Write::CacheCrop(CacheCrop {
-            id: a.id.clone(),
-            key: key.into(),
-            size: 100,
-            source: source.into(),
-            version: 0,
-            now_us,
-            budget: 250,
-        });
-        match c.apply_single(write).expect("cache") {
-            Outcome::Crop(done) => done,
-            other => panic!("{other:?}"),
-        }
-    };
-    let src = a.storage_key.as_str();
-    assert!(cache("2026/01/a-c1x1.webp", 1, src).evicted.is_empty());
-    assert!(cache("2026/01/a-c2x2.webp", 2, src).evicted.is_empty());
-    c.apply_single(Write::TouchCrop {
-        id: a.id.clone(),
-        key: "2026/01/a-c1x1.webp".into(),
-        now_us: 3,
-    })
-    .expect("touch");
-    // A third crop does not fit 250 bytes: the least recently used (2x2) goes.
-    let third = cache("2026/01/a-c3x3.webp", 4, src);
-    assert_eq!(third.evicted, ["2026/01/a-c2x2.webp"]);
-    assert_eq!(
-        c.cached_crop(&a.id, "2026/01/a-c1x1.webp").expect("read"),
-        Some(3)
-    );
-    assert_eq!(
-        c.owner_of_file("2026/01/a-c3x3.webp").expect("owner"),
-        Some(a.id.clone())
-    );
-    // A crop made from a file since replaced is not kept.
-    assert!(!cache("2026/01/a-c4x4.webp", 5, "2026/01/old.png").kept);
-    // Deleting the item queues its cached crops with its files.
-    c.apply_single(Write::DeleteMedia { id: a.id.clone() })
-        .expect("delete");
-    let pending = c.pending_deletes().expect("pending");
-    for key in [
-        "2026/01/a-c1x1.webp",
-        "2026/01/a-c3x3.webp",
-        "2026/01/a-c4x4.webp",
-    ] {
-        assert!(
-            pending.iter().any(|p| p == key),
-            "{key} queued: {pending:?}"
-        );
-    }
-    assert!(c.cached_crops_of(&a.id).expect("read").is_empty());
 }
