@@ -86,10 +86,12 @@ loadtest:
 	$(CARGO) run --release -p loadtest -- $(SCENARIO) --url http://127.0.0.1:$(PORT) $(ARGS)
 
 # Darkroom against its anchors (bare hyper, the bare pipeline), side by side in one run;
-# starts its own servers on loopback and writes the table into BENCHMARKS.md.
+# starts its own servers on loopback and writes the table into BENCHMARKS.md; then the
+# catalog at scale and the on-demand crops (first-request latency, cached throughput).
 perf:
 	python3 loadtest/perf.py
 	SCALE_BUILD=0 python3 loadtest/scale.py
+	python3 loadtest/crops_bench.py
 
 # The scaling table at 10M items, once (needs ~40 GB free under target/perf: check df).
 perf-10m:
