@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use hyper::body::{Body as _, Incoming};
-use hyper::header::{HeaderName, HeaderValue};
+use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -227,11 +227,18 @@ async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Resp {
     };
     // Every public route (and a wrong method on one) gets CORS headers.
     let public = req.uri().path().starts_with("/api/v1/public/");
+    let sends_body = is_http1_with_body(&req);
     let resp: Response<_> = match routed {
         Ok(r) => dispatch(ctx, r, req).await.unwrap_or_else(|e| error(&e)),
         Err(e) => error(&e),
     };
     let mut resp = if public { with_public_cors(resp) } else { resp };
+    if sends_body && (resp.status().is_client_error() || resp.status().is_server_error()) {
+        // The body may be unread (refused at the head): say the connection ends, so the
+        // client does not send its next request on a connection about to close.
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     resp.headers_mut().insert(REQUEST_ID, request_id);
     outcome.record(resp.status().as_u16(), resp.body().size_hint().exact());
     resp
@@ -285,6 +292,16 @@ impl Drop for Outcome {
             self.record(CLIENT_CLOSED, None);
         }
     }
+}
+
+/// An HTTP/1 request that declares a body (HTTP/2 has no `Connection` header).
+fn is_http1_with_body(req: &Request<Incoming>) -> bool {
+    let h = req.headers();
+    let declared = h.contains_key(header::TRANSFER_ENCODING)
+        || h.get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0");
+    req.version() < hyper::Version::HTTP_2 && declared
 }
 
 /// The client's `X-Request-Id` when it is short and printable, else a new one.

@@ -183,7 +183,8 @@ async fn http2_without_tls_is_served() {
 /// A client that sends its whole upload before it reads gets its 401 even when the server
 /// refused the upload at the head: the server closes such a connection by draining what
 /// the client still sends (it used to close at once, so the rest of the body was met with
-/// a connection reset and the client never saw the answer).
+/// a connection reset and the client never saw the answer), and the answer carries
+/// `Connection: close` (a keep-alive client used to send its next request on it).
 #[tokio::test]
 async fn an_upload_refused_before_its_body_is_read_still_gets_its_answer() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -208,4 +209,9 @@ async fn an_upload_refused_before_its_body_is_read_still_gets_its_answer() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     assert!(answer.contains(r#""code":"unauthorized""#), "{answer}");
+    // It says the connection ends, so no client sends its next request on it.
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
 }

@@ -86,6 +86,23 @@ async fn every_preset_of_every_orientation_has_exactly_its_size(s: TestServer) {
     }
 }
 
+/// The variants' files and their modification times (local storage; empty on S3).
+fn variant_files(s: &TestServer, item: &Value) -> Vec<(String, std::time::SystemTime)> {
+    if s.is_s3() {
+        return Vec::new();
+    }
+    let variants = item["variants"].as_array().expect("variants");
+    variants
+        .iter()
+        .map(|v| {
+            let key = crate::common::storage_key(v);
+            let path = s.dir.path().join("uploads").join(&key);
+            let modified = std::fs::metadata(&path).and_then(|m| m.modified());
+            (key, modified.expect("variant file"))
+        })
+        .collect()
+}
+
 /// A grey 1600x900 PNG with a red 40x40 square centred at (x%, y%).
 fn marked(x: f64, y: f64) -> Vec<u8> {
     let (cx, cy) = (x / 100.0 * 1600.0, y / 100.0 * 900.0);
@@ -135,12 +152,19 @@ async fn crops_follow_the_focal_point_and_the_old_ones_go(s: TestServer) {
         let square = picture(&s, &before[1].3).await;
         assert_eq!(marker_pixels(&square) > 0, x == 45.0, "at {x},{y}");
 
+        let variants_before = variant_files(&s, &first);
         let path = format!("/api/v1/media/{id}");
         let patched = s
             .send_json(Method::PATCH, &path, json!({"focalX": x, "focalY": y}))
             .await;
         assert_eq!(patched.status(), StatusCode::OK);
         let moved = s.until_processed(&id).await;
+        assert_eq!(moved["variants"], first["variants"], "the variants stay");
+        assert_eq!(
+            variant_files(&s, &moved),
+            variants_before,
+            "only the crops were made again"
+        );
         let after = crops(&moved);
         assert_eq!(after.len(), 3, "{moved}");
         for ((name, w, h, old_url), (_, _, _, url)) in before.iter().zip(&after) {

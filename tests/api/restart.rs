@@ -121,6 +121,18 @@ async fn first_start_prints_a_bootstrap_key_once() {
     assert!(!again.status.success(), "revoking an unknown key fails");
 }
 
+/// Opens a catalog the stopped server may still hold for a moment (its image job, spawned
+/// by the pool, ends after the server's task: bounded, 10 s).
+async fn open_when_released(path: &std::path::Path) -> darkroom::catalog::Catalog {
+    for _ in 0..100 {
+        if let Ok(catalog) = darkroom::catalog::Catalog::open(path) {
+            return catalog;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    darkroom::catalog::Catalog::open(path).expect("open")
+}
+
 #[tokio::test]
 async fn queued_deletes_finish_after_a_restart() {
     let s = crate::common::TestServer::spawn().await;
@@ -132,8 +144,7 @@ async fn queued_deletes_finish_after_a_restart() {
     assert_eq!(stored_files(dir.path()).len(), 1);
 
     // As if the process died right after committing a delete, before removing the file.
-    let catalog =
-        darkroom::catalog::Catalog::open(&dir.path().join("darkroom.redb")).expect("open");
+    let catalog = open_when_released(&dir.path().join("darkroom.redb")).await;
     catalog
         .apply_single(darkroom::catalog::Write::DeleteMedia { id: id.clone() })
         .expect("delete");

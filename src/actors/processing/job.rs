@@ -10,9 +10,11 @@ use tokio::sync::oneshot;
 
 use super::ProcessingArgs;
 use crate::catalog::{CatalogError, JobOutcome};
-use crate::media::image::{Focal, PipelineError, Processed, Settings, Worker};
+use crate::media::image::{Focal, Make, PipelineError, Processed, Settings, Variant, Worker};
 use crate::metrics as m;
-use crate::model::{CropRecord, CropSize, JobResult, MediaRecord, MediaType, VariantRecord};
+use crate::model::{
+    CropRecord, CropSize, JobResult, MediaRecord, MediaType, Processing, VariantRecord,
+};
 use crate::storage::StorageError;
 use crate::storage::key::{crop_key, variant_key};
 
@@ -66,6 +68,12 @@ async fn attempt(args: &ProcessingArgs, id: &str) -> Result<JobOutcome, Interrup
     };
     let total = Instant::now();
     let sizes = args.presets.sizes();
+    // Run again for its crops (a moved focal point, presets added): the variants and
+    // placeholders it has stay; only the crops are made.
+    let previous = record
+        .processing
+        .as_ref()
+        .filter(|p| !p.variants.is_empty() && p.thumbhash.is_some());
     let read = Instant::now();
     let original = args.storage.read(record.storage_key.clone()).await?;
     stage("read", read.elapsed());
@@ -73,28 +81,38 @@ async fn attempt(args: &ProcessingArgs, id: &str) -> Result<JobOutcome, Interrup
         None => JobResult::Failed {
             reason: "the original file is missing from storage".into(),
         },
-        Some(bytes) => match process_on_pool(args, bytes, &record, &sizes).await? {
-            Ok(processed) => store_files(args, &record, &sizes, processed).await?,
-            Err(e) => JobResult::Failed {
-                reason: e.to_string(),
-            },
-        },
+        Some(bytes) => {
+            match process_on_pool(args, bytes, &record, &sizes, previous.is_some()).await? {
+                Ok(processed) => store_files(args, &record, &sizes, processed, previous).await?,
+                Err(e) => JobResult::Failed {
+                    reason: e.to_string(),
+                },
+            }
+        }
     };
+    let outcome = record_result(args, &record, result).await?;
+    stage("total", total.elapsed());
+    Ok(outcome)
+}
+
+/// Records a run's result; what it wrote that is nobody's (the item deleted or its file
+/// replaced meanwhile, or crops made for an old focal point) is discarded.
+async fn record_result(
+    args: &ProcessingArgs,
+    record: &MediaRecord,
+    result: JobResult,
+) -> Result<JobOutcome, Interrupted> {
     let (written, crops) = (result.written_keys(), result.crop_keys());
     let outcome_label = match &result {
         JobResult::Ready { .. } => "ready",
         JobResult::Failed { reason } => {
-            tracing::warn!(%id, %reason, "image processing failed");
+            tracing::warn!(id = %record.id, %reason, "image processing failed");
             "failed"
         }
     };
-    let source = record.storage_key.clone();
-    let outcome = args
-        .catalog
-        .finish_job(id.to_owned(), result, source)
-        .await?;
+    let (id, source) = (record.id.clone(), record.storage_key.clone());
+    let outcome = args.catalog.finish_job(id, result, source).await?;
     match outcome {
-        // Deleted or replaced while processing: nobody owns what it wrote.
         JobOutcome::ItemGone | JobOutcome::Superseded if !written.is_empty() => {
             args.storage.discard(written);
         }
@@ -102,7 +120,6 @@ async fn attempt(args: &ProcessingArgs, id: &str) -> Result<JobOutcome, Interrup
         JobOutcome::Stale if !crops.is_empty() => args.storage.discard(crops),
         _ => {}
     }
-    stage("total", total.elapsed());
     metrics::counter!(m::PROCESSING_JOBS, "outcome" => outcome_label).increment(1);
     Ok(outcome)
 }
@@ -113,6 +130,7 @@ async fn process_on_pool(
     bytes: Vec<u8>,
     record: &MediaRecord,
     sizes: &[CropSize],
+    crops_only: bool,
 ) -> Result<Result<Processed, PipelineError>, Interrupted> {
     let (tx, rx) = oneshot::channel();
     let (kind, settings, sizes) = (record.media_type, args.settings, sizes.to_vec());
@@ -124,7 +142,12 @@ async fn process_on_pool(
         let run = std::panic::catch_unwind(|| {
             WORKER.with(|w| {
                 let mut worker = w.borrow_mut();
-                worker.process_with_crops(&bytes, kind, &settings, &sizes, focal)
+                let make = if crops_only {
+                    Make::CropsOnly
+                } else {
+                    Make::All
+                };
+                worker.process_with_crops(&bytes, kind, &settings, &sizes, focal, make)
             })
         });
         let _ = tx.send(run.unwrap_or_else(|_| {
@@ -175,6 +198,7 @@ async fn store_files(
     record: &MediaRecord,
     sizes: &[CropSize],
     processed: Processed,
+    previous: Option<&Processing>,
 ) -> Result<JobResult, Interrupted> {
     let write = Instant::now();
     let mut variants = Vec::with_capacity(processed.variants.len());
@@ -190,19 +214,52 @@ async fn store_files(
         files.push((key, v.webp));
     }
     let version = record.crop_version;
+    let crops = crop_files(args, record, sizes, processed.crops, &mut files);
+    if !files.is_empty() {
+        args.storage.put_all(files).await?;
+    }
+    stage("write", write.elapsed());
+    let bytes: u64 = variants.iter().map(|v| v.size).sum();
+    metrics::counter!(m::PROCESSING_VARIANTS).increment(variants.len() as u64);
+    metrics::counter!(m::PROCESSING_VARIANT_BYTES).increment(bytes);
+    let (thumbhash, dominant_color) = match previous {
+        Some(p) => {
+            variants.clone_from(&p.variants);
+            let thumbhash = p.thumbhash.clone().unwrap_or_default();
+            (thumbhash, p.dominant_color.clone().unwrap_or_default())
+        }
+        None => (processed.thumbhash, processed.dominant_color),
+    };
+    Ok(JobResult::Ready {
+        variants,
+        crops,
+        crop_version: version,
+        thumbhash,
+        dominant_color,
+    })
+}
+
+/// The crops' files (onto `files`) and their records, one per preset (presets of one
+/// size share a file).
+fn crop_files(
+    args: &ProcessingArgs,
+    record: &MediaRecord,
+    sizes: &[CropSize],
+    crops: Vec<Variant>,
+    files: &mut Vec<(String, Vec<u8>)>,
+) -> Vec<CropRecord> {
     let made: Vec<(CropSize, String, u64)> = sizes
         .iter()
-        .zip(processed.crops)
+        .zip(crops)
         .map(|(size, crop)| {
-            let key = crop_key(&record.storage_key, *size, version);
+            let key = crop_key(&record.storage_key, *size, record.crop_version);
             let len = crop.webp.len() as u64;
             files.push((key.clone(), crop.webp));
             (*size, key, len)
         })
         .collect();
-    let crops = args
-        .presets
-        .iter()
+    let presets = args.presets.iter();
+    presets
         .filter_map(|(name, size)| {
             let (_, key, len) = made.iter().find(|(s, ..)| *s == size)?;
             Some(CropRecord {
@@ -213,21 +270,7 @@ async fn store_files(
                 storage_key: key.clone(),
             })
         })
-        .collect();
-    if !files.is_empty() {
-        args.storage.put_all(files).await?;
-    }
-    stage("write", write.elapsed());
-    let bytes: u64 = variants.iter().map(|v| v.size).sum();
-    metrics::counter!(m::PROCESSING_VARIANTS).increment(variants.len() as u64);
-    metrics::counter!(m::PROCESSING_VARIANT_BYTES).increment(bytes);
-    Ok(JobResult::Ready {
-        variants,
-        crops,
-        crop_version: version,
-        thumbhash: processed.thumbhash,
-        dominant_color: processed.dominant_color,
-    })
+        .collect()
 }
 
 fn stage(name: &'static str, took: Duration) {

@@ -97,6 +97,15 @@ pub enum PipelineError {
     Encode(String),
 }
 
+/// What a run makes beside the crops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Make {
+    /// Variants and placeholders too.
+    All,
+    /// The crops alone.
+    CropsOnly,
+}
+
 /// Reusable per-thread state.
 pub struct Worker {
     resizer: Resizer,
@@ -127,7 +136,7 @@ impl Worker {
         kind: MediaType,
         settings: &Settings,
     ) -> Result<Processed, PipelineError> {
-        self.process_with_crops(bytes, kind, settings, &[], Focal::CENTRE)
+        self.process_with_crops(bytes, kind, settings, &[], Focal::CENTRE, Make::All)
     }
 
     /// One crop alone (on demand): decoded just large enough, cut, encoded.
@@ -139,14 +148,14 @@ impl Worker {
         size: CropSize,
         focal: Focal,
     ) -> Result<Vec<u8>, PipelineError> {
-        let source = decode_for_variants(bytes, kind, settings.max_pixels, &[size])?;
-        let (pixels, has_alpha) = self.decoded(source)?;
-        let crop = self.crop(&pixels, size, focal)?;
-        let mut encoded = encode_variants(std::slice::from_ref(&crop), has_alpha, settings)?;
-        Ok(encoded.pop().map(|v| v.webp).unwrap_or_default())
+        let made = Make::CropsOnly;
+        let mut made = self.process_with_crops(bytes, kind, settings, &[size], focal, made)?;
+        Ok(made.crops.pop().map(|v| v.webp).unwrap_or_default())
     }
 
-    /// As `process`, and `crops` cut around `focal` from the decoded picture.
+    /// As `process`, and `crops` cut around `focal` from the decoded picture. With
+    /// `Make::CropsOnly` (an image whose variants and placeholders are made already: a
+    /// moved focal point, presets added) no variant is resized or encoded again.
     pub fn process_with_crops(
         &mut self,
         bytes: &[u8],
@@ -154,14 +163,24 @@ impl Worker {
         settings: &Settings,
         crops: &[CropSize],
         focal: Focal,
+        make: Make,
     ) -> Result<Processed, PipelineError> {
         let started = Instant::now();
         let source = decode_for_variants(bytes, kind, settings.max_pixels, crops)?;
         let decoded = Instant::now();
         let (width, height) = (source.width, source.height);
-        let (renditions, has_alpha) = self.resize_all(source)?;
-        let smallest = &renditions[renditions.len() - 1];
-        let (thumbhash, dominant_color) = self.placeholders(smallest, has_alpha)?;
+        let (renditions, has_alpha, (thumbhash, dominant_color)) = match make {
+            Make::All => {
+                let (renditions, has_alpha) = self.resize_all(source)?;
+                let smallest = &renditions[renditions.len() - 1];
+                let placeholders = self.placeholders(smallest, has_alpha)?;
+                (renditions, has_alpha, placeholders)
+            }
+            Make::CropsOnly => {
+                let (picture, has_alpha) = self.decoded(source)?;
+                (vec![picture], has_alpha, Default::default())
+            }
+        };
         let cropped = crops
             .iter()
             .map(|size| self.crop(&renditions[0], *size, focal))
