@@ -180,3 +180,36 @@ fn the_crop_cache_evicts_least_recently_used_and_forgets_an_item_with_it() {
     }
     assert!(c.cached_crops_of(&a.id).expect("read").is_empty());
 }
+
+#[test]
+fn a_replaced_file_takes_its_cached_crops_with_it() {
+    let (_dir, c) = open();
+    let a = image('a');
+    c.apply_single(Write::InsertMedia(vec![a.clone()]))
+        .expect("insert");
+    let crop = "2026/01/aaaaaaaaaaaaaaaa-c10x10.webp";
+    c.apply_single(Write::CacheCrop(CacheCrop {
+        id: a.id.clone(),
+        key: crop.into(),
+        size: 100,
+        source: a.storage_key.clone(),
+        version: 0,
+        now_us: 1,
+        budget: 1 << 20,
+    }))
+    .expect("cache");
+    let replacement = MediaRecord {
+        storage_key: "2026/02/bbbbbbbbbbbbbbbb.png".into(),
+        ..a.clone()
+    };
+    c.apply_single(Write::ReplaceFile(Box::new(replacement)))
+        .expect("replace");
+    assert!(c.cached_crops_of(&a.id).expect("read").is_empty());
+    assert_eq!(c.owner_of_file(crop).expect("owner"), None);
+    assert!(
+        c.pending_deletes()
+            .expect("pending")
+            .iter()
+            .any(|k| k == crop)
+    );
+}

@@ -279,6 +279,7 @@ impl<'t> Tables<'t> {
         let old = self
             .get(&new.id)?
             .ok_or(CatalogError::NotFound("media item"))?;
+        self.drop_item_crops(&new.id)?;
         self.remove_record(&old)?;
         self.remove_job(&new.id)?;
         self.insert_with_job(new)?;
