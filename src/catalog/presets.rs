@@ -71,7 +71,7 @@ impl Catalog {
 }
 
 /// A raster image made without exactly these presets (not one still waiting or failed).
-pub(super) fn needs_crops(record: &MediaRecord, presets: &Presets) -> bool {
+fn needs_crops(record: &MediaRecord, presets: &Presets) -> bool {
     record.media_type.is_raster()
         && record
             .processing

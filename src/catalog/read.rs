@@ -8,6 +8,7 @@ use redb::{ReadableTable, TableDefinition};
 
 use super::tables::{
     COUNTS, CROP_CACHE, FILES, FOLDERS, JOBS, KEYS, MEDIA, PENDING_DELETES, PRESIGNS,
+    crop_entries_of, crop_entry, crop_file, parse_crop_value,
 };
 use super::{Catalog, CatalogError, Result, decode, keys};
 use crate::model::{ApiKeyRecord, FolderPath, MediaRecord, PresignRecord};
@@ -148,24 +149,18 @@ impl Catalog {
     pub fn cached_crop(&self, id: &str, key: &str) -> Result<Option<u64>> {
         let txn = self.read_txn()?;
         let table = txn.open_table(CROP_CACHE)?;
-        let found = table.get(format!("{id}|{key}").as_str())?;
-        Ok(found.and_then(|v| {
-            v.value()
-                .get(..8)
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_be_bytes)
-        }))
+        let found = table.get(crop_entry(id, key).as_str())?;
+        Ok(found.map(|v| parse_crop_value(v.value()).0))
     }
 
     /// The storage keys of item `id`'s cached on-demand crops.
     pub fn cached_crops_of(&self, id: &str) -> Result<Vec<String>> {
         let txn = self.read_txn()?;
         let table = txn.open_table(CROP_CACHE)?;
-        let (from, to) = (format!("{id}|"), format!("{id}}}"));
+        let (from, to) = crop_entries_of(id);
         let mut keys = Vec::new();
         for row in table.range(from.as_str()..to.as_str())? {
-            let name = row?.0.value().to_owned();
-            keys.extend(name.split_once('|').map(|(_, key)| key.to_owned()));
+            keys.push(crop_file(row?.0.value()).to_owned());
         }
         Ok(keys)
     }

@@ -33,3 +33,38 @@ pub const SEARCH_GRAMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("se
 pub const CROP_CACHE: TableDefinition<&str, &[u8]> = TableDefinition::new("crop_cache");
 /// The same crops by last use: last use (big-endian u64) then `<media id>|<storage key>`.
 pub const CROP_LRU: TableDefinition<&[u8], ()> = TableDefinition::new("crop_lru");
+
+/// `CROP_CACHE` key of crop `key` of item `id` (the item first, so its crops are a range).
+pub fn crop_entry(id: &str, key: &str) -> String {
+    format!("{id}|{key}")
+}
+
+/// The range of item `id`'s `CROP_CACHE` keys: from `<id>|` up to `<id>}` (excluded).
+pub fn crop_entries_of(id: &str) -> (String, String) {
+    (format!("{id}|"), format!("{id}}}"))
+}
+
+/// The storage key in a `CROP_CACHE` key.
+pub fn crop_file(entry: &str) -> &str {
+    entry.split_once('|').map_or(entry, |(_, key)| key)
+}
+
+/// A `CROP_CACHE` value.
+pub fn crop_value(last_used: u64, size: u64) -> [u8; 16] {
+    let mut v = [0u8; 16];
+    v[..8].copy_from_slice(&last_used.to_be_bytes());
+    v[8..].copy_from_slice(&size.to_be_bytes());
+    v
+}
+
+/// (last use, size) of a `CROP_CACHE` value.
+pub fn parse_crop_value(value: &[u8]) -> (u64, u64) {
+    let word = |at: usize| {
+        let bytes: [u8; 8] = value
+            .get(at..at + 8)
+            .and_then(|b| b.try_into().ok())
+            .unwrap_or_default();
+        u64::from_be_bytes(bytes)
+    };
+    (word(0), word(8))
+}

@@ -8,6 +8,9 @@ use std::ops::Bound;
 use redb::ReadableTable;
 
 use super::{Outcome, Result, Tables};
+use crate::catalog::tables::{
+    crop_entries_of, crop_entry, crop_file, crop_value, parse_crop_value,
+};
 
 /// `COUNTS` key of the bytes the cached crops take.
 const CACHE_BYTES: &str = "c:crop-cache-bytes";
@@ -36,34 +39,11 @@ pub struct CacheCrop {
     pub budget: u64,
 }
 
-/// `<media id>|<storage key>`: the cache's key, grouped by item.
-fn entry(id: &str, key: &str) -> String {
-    format!("{id}|{key}")
-}
-
+/// `CROP_LRU` key: last use, then the `CROP_CACHE` key.
 fn lru_key(last_used: u64, entry: &str) -> Vec<u8> {
     let mut k = last_used.to_be_bytes().to_vec();
     k.extend_from_slice(entry.as_bytes());
     k
-}
-
-/// (last use, size) of a cache value.
-fn parse(value: &[u8]) -> (u64, u64) {
-    let word = |at: usize| {
-        let bytes: [u8; 8] = value
-            .get(at..at + 8)
-            .and_then(|b| b.try_into().ok())
-            .unwrap_or_default();
-        u64::from_be_bytes(bytes)
-    };
-    (word(0), word(8))
-}
-
-fn value(last_used: u64, size: u64) -> [u8; 16] {
-    let mut v = [0u8; 16];
-    v[..8].copy_from_slice(&last_used.to_be_bytes());
-    v[8..].copy_from_slice(&size.to_be_bytes());
-    v
 }
 
 impl Tables<'_> {
@@ -82,11 +62,11 @@ impl Tables<'_> {
             };
             return Ok(Outcome::Crop(done));
         }
-        let name = entry(&c.id, &c.key);
+        let name = crop_entry(&c.id, &c.key);
         let replaced = self.remove_crop(&name)?;
         self.add_cache_bytes(-(replaced as i64))?;
         self.crops
-            .insert(name.as_str(), value(c.now_us, c.size).as_slice())?;
+            .insert(name.as_str(), crop_value(c.now_us, c.size).as_slice())?;
         self.crop_lru
             .insert(lru_key(c.now_us, &name).as_slice(), ())?;
         self.files.insert(c.key.as_str(), c.id.as_str())?;
@@ -98,11 +78,7 @@ impl Tables<'_> {
             };
             let freed = self.remove_crop(&oldest)?;
             total = self.add_cache_bytes(-(freed as i64))?;
-            evicted.push(
-                oldest
-                    .split_once('|')
-                    .map_or(oldest.clone(), |(_, k)| k.to_owned()),
-            );
+            evicted.push(crop_file(&oldest).to_owned());
         }
         self.queue_deletes(&evicted)?;
         Ok(Outcome::Crop(CropCached {
@@ -113,13 +89,17 @@ impl Tables<'_> {
 
     /// Marks a cached crop used at `now_us` (it moves to the back of the eviction line).
     pub(super) fn touch_crop(&mut self, id: &str, key: &str, now_us: u64) -> Result<Outcome> {
-        let name = entry(id, key);
-        let Some((last, size)) = self.crops.get(name.as_str())?.map(|v| parse(v.value())) else {
+        let name = crop_entry(id, key);
+        let Some((last, size)) = self
+            .crops
+            .get(name.as_str())?
+            .map(|v| parse_crop_value(v.value()))
+        else {
             return Ok(Outcome::Done);
         };
         self.crop_lru.remove(lru_key(last, &name).as_slice())?;
         self.crops
-            .insert(name.as_str(), value(now_us, size).as_slice())?;
+            .insert(name.as_str(), crop_value(now_us, size).as_slice())?;
         self.crop_lru
             .insert(lru_key(now_us, &name).as_slice(), ())?;
         Ok(Outcome::Done)
@@ -127,7 +107,7 @@ impl Tables<'_> {
 
     /// Removes every cached crop of an item and queues their files.
     pub(super) fn drop_item_crops(&mut self, id: &str) -> Result<()> {
-        let (from, to) = (format!("{id}|"), format!("{id}}}"));
+        let (from, to) = crop_entries_of(id);
         let mut names = Vec::new();
         for row in self
             .crops
@@ -139,10 +119,7 @@ impl Tables<'_> {
         for name in names {
             let size = self.remove_crop(&name)?;
             self.add_cache_bytes(-(size as i64))?;
-            keys.push(
-                name.split_once('|')
-                    .map_or(name.clone(), |(_, k)| k.to_owned()),
-            );
+            keys.push(crop_file(&name).to_owned());
         }
         self.queue_deletes(&keys).map(drop)
     }
@@ -160,13 +137,15 @@ impl Tables<'_> {
 
     /// Forgets one cached crop (its file row too); returns its size.
     fn remove_crop(&mut self, name: &str) -> Result<u64> {
-        let Some((last, size)) = self.crops.remove(name)?.map(|v| parse(v.value())) else {
+        let Some((last, size)) = self
+            .crops
+            .remove(name)?
+            .map(|v| parse_crop_value(v.value()))
+        else {
             return Ok(0);
         };
         self.crop_lru.remove(lru_key(last, name).as_slice())?;
-        if let Some((_, key)) = name.split_once('|') {
-            self.files.remove(key)?;
-        }
+        self.files.remove(crop_file(name))?;
         Ok(size)
     }
 

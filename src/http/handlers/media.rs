@@ -140,8 +140,14 @@ pub async fn patch(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<Resp
     let body = read_json_object(ctx, req).await?;
     let patch = parse_patch(&body)?;
     let recrop = !ctx.config.delivery.presets.is_empty();
-    let before = ctx.catalog.get(&id)?;
-    let cached = ctx.catalog.cached_crops_of(&id)?;
+    // Only a move of the focal point touches crops: then what they were is needed.
+    let moves = patch.focal_x.is_some() || patch.focal_y.is_some();
+    let before = if moves { ctx.catalog.get(&id)? } else { None };
+    let cached = if moves {
+        ctx.catalog.cached_crops_of(&id)?
+    } else {
+        Vec::new()
+    };
     let record = ctx.catalog.update_media(id, patch, recrop).await?;
     if let Some(old) = before.filter(|old| old.crop_version != record.crop_version) {
         // The focal point moved: the old crops (presets, when configured, and on demand)
