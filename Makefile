@@ -78,7 +78,7 @@ bench-compare:
 	python3 benches/compare/compare.py
 
 # The load-test harness (loadtest/) against a server already running on loopback, e.g.
-#   make loadtest SCENARIO=upload-docs PORT=8080 ARGS="-c 64 -d 10"   (key: DARKROOM_API_KEY)
+#   make loadtest SCENARIO=upload-docs PORT=8080 ARGS="-c 64 -d 10"   (key: LOADTEST_API_KEY)
 # Scenarios: upload-images upload-docs upload-large get-public list mixed presign.
 SCENARIO ?= get-public
 PORT ?= 8080

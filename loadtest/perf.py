@@ -77,7 +77,7 @@ class Server:
         config = self.dir / "config.toml"
         # All load comes from one address here: no per-client connection cap.
         config.write_text(f'listen = "127.0.0.1:{self.port}"\ndata_dir = "{self.dir}"\n'
-                          "[server]\nmax_connections_per_client = 0\n" + config_text)
+                          "[server]\nmax_connections_per_client = 0\ndrain_secs = 0\n" + config_text)
         self.args = [BIN / "darkroom", "--config", config]
         self.key = sh(self.args + ["keys", "create", "--scope", "write", "--name", "perf"],
                       stderr=subprocess.DEVNULL).strip()
@@ -140,7 +140,7 @@ def loadtest(name, url, scenario, *flags, key=None, server=None):
     print(f"\n== {name}: {' '.join(map(str, cmd[1:]))}", file=sys.stderr)
     if server:
         server.reset_peak()
-    env = {**os.environ, "DARKROOM_API_KEY": key or ""}
+    env = {**os.environ, "LOADTEST_API_KEY": key or ""}
     steal0, total0 = cpu_times()
     subprocess.run(cmd, check=True, env=env)
     steal1, total1 = cpu_times()

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BINARY = Path(os.environ.get("DARKROOM_BIN", ROOT / "target" / "release" / "darkroom"))
+BINARY = Path(os.environ.get("SLOW_CLIENTS_BIN", ROOT / "target" / "release" / "darkroom"))
 SECONDS = float(os.environ.get("SLOW_SECONDS", "30"))
 SILENT, SLOW_HEADS, TRICKLES, NORMAL = 500, 500, 200, 16
 ATTACKERS = [f"127.0.1.{i}" for i in range(1, 9)]
@@ -44,7 +44,7 @@ def free_port():
 def start_server(data_dir, port):
     config = data_dir / "config.toml"
     config.write_text(f'listen = "127.0.0.1:{port}"\ndata_dir = "{data_dir}"\n'
-                      "[server]\nmax_connections = 4096\n")
+                      "[server]\nmax_connections = 4096\ndrain_secs = 0\n")
     args = [str(BINARY), "--config", str(config)]
     key = subprocess.run(args + ["keys", "create", "--scope", "write", "--name", "slow"],
                          check=True, capture_output=True, text=True).stdout.strip()

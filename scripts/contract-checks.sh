@@ -26,7 +26,7 @@ DATA=$(mktemp -d)
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 BASE=http://127.0.0.1:$PORT
 KEY=$(DARKROOM_DATA_DIR=$DATA "$BIN" keys create --scope write --name contract-checks 2>/dev/null)
-DARKROOM_DATA_DIR=$DATA DARKROOM_LISTEN=127.0.0.1:$PORT "$BIN" serve >"$DATA/server.log" 2>&1 &
+DARKROOM_DATA_DIR=$DATA DARKROOM_LISTEN=127.0.0.1:$PORT DARKROOM_SERVER__DRAIN_SECS=0 "$BIN" serve >"$DATA/server.log" 2>&1 &
 PID=$!
 stop() {
     kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null

@@ -52,7 +52,8 @@ class Server:
 
     def __init__(self, binary, data_dir, log_path):
         env = dict(os.environ, DARKROOM_DATA_DIR=str(data_dir), DARKROOM_LISTEN="127.0.0.1:0",
-                   RUST_LOG="info", DARKROOM_PROCESSING__MAX_BACKLOG="100000")
+                   RUST_LOG="info", DARKROOM_PROCESSING__MAX_BACKLOG="100000",
+                   DARKROOM_SERVER__DRAIN_SECS="0")
         env.pop("RUST_LOG_STYLE", None)
         self.log = open(log_path, "a")
         self.proc = subprocess.Popen([binary, "serve"], env=env, stdout=subprocess.DEVNULL,

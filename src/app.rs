@@ -50,23 +50,24 @@ pub async fn run(
         println!("Darkroom API key (write scope, shown once): {key}");
     }
 
-    let handles = actors::start(catalog, storage, &config).await?;
-    maintenance::recover(&handles.catalog, &handles.storage).await?;
-    let metrics = crate::metrics::install();
     let health = Arc::new(Health::new(
         &config.data_dir,
         config.limits.min_free_bytes,
         Duration::from_secs(3 * config.server.readiness_timeout_secs),
     ));
+    let handles = actors::start(catalog, storage, &config, health.storage_up()).await?;
+    maintenance::recover(&handles.catalog, &handles.storage).await?;
+    let metrics = crate::metrics::install();
     let periodic = maintenance::start(Upkeep {
         catalog: &handles.catalog,
         storage: &handles.storage,
+        processing: &handles.processing,
         metrics: &metrics,
         health: &health,
         config: &config,
     });
     let metrics_server = match config.server.metrics_listen {
-        Some(addr) => Some(metrics_listener(addr, &metrics).await?),
+        Some(addr) => Some(metrics_listener(addr, &metrics, &config.server).await?),
         None => None,
     };
     tracing::info!(addr = %listener.local_addr()?, data_dir = %config.data_dir.display(), "serving");
@@ -101,13 +102,12 @@ pub async fn run(
 async fn metrics_listener(
     addr: std::net::SocketAddr,
     metrics: &metrics_exporter_prometheus::PrometheusHandle,
+    limits: &crate::config::Server,
 ) -> Result<tokio::task::JoinHandle<()>, AppError> {
     let listener = TcpListener::bind(addr).await?;
     tracing::info!(metrics_addr = %listener.local_addr()?, "serving /metrics on its own listener");
-    Ok(tokio::spawn(server::serve_metrics(
-        listener,
-        metrics.clone(),
-    )))
+    let serving = server::serve_metrics(listener, metrics.clone(), limits.clone());
+    Ok(tokio::spawn(serving))
 }
 
 /// Opens the catalog, and queues the crops of images made before the current presets

@@ -83,6 +83,9 @@ pub struct Limits {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Server {
+    /// After SIGTERM, `/readyz` answers 503 this long while requests are still served,
+    /// then the listener closes (0: close at once).
+    pub drain_secs: u64,
     pub shutdown_grace_secs: u64,
     pub header_read_timeout_secs: u64,
     pub body_idle_timeout_secs: u64,
@@ -160,6 +163,10 @@ pub struct S3Config {
     pub connect_timeout_secs: u64,
     #[serde(default = "default_request_timeout")]
     pub request_timeout_secs: u64,
+    /// A store that moves no byte of a response for this long is given up on (a frozen
+    /// store is told from a slow transfer by the lack of progress, not by its length).
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout_secs: u64,
     #[serde(default = "default_retry_timeout")]
     pub retry_timeout_secs: u64,
     #[serde(default = "default_max_retries")]
@@ -184,6 +191,10 @@ fn default_connect_timeout() -> u64 {
 
 fn default_request_timeout() -> u64 {
     30
+}
+
+fn default_read_timeout() -> u64 {
+    10
 }
 
 fn default_retry_timeout() -> u64 {
@@ -254,14 +265,18 @@ impl Config {
             })?;
             merge(&mut table, parse(&text, &path.display().to_string())?);
         }
+        let mut from_env = Vec::new();
         for (name, value) in env {
             if let Some(key) = name.strip_prefix(ENV_PREFIX) {
                 apply_env(&mut table, key, &value);
+                from_env.push(name);
             }
         }
         let config: Config = Value::Table(table)
             .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_owned()))?;
+            .map_err(|e: toml::de::Error| {
+                ConfigError::Invalid(with_env_origin(e.message(), &from_env))
+            })?;
         config.validate()?;
         Ok(config)
     }
@@ -330,6 +345,30 @@ fn merge(base: &mut Table, over: Table) {
                 base.insert(key, value);
             }
         }
+    }
+}
+
+/// Names the environment variable behind an unknown setting: `DARKROOM_*` is the
+/// server's namespace, and a tool's variable there (an API key for a client, say) would
+/// otherwise stop the server with a message about a field nobody wrote in a file.
+fn with_env_origin(message: &str, from_env: &[String]) -> String {
+    let field = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next());
+    let culprit = field.and_then(|field| {
+        from_env.iter().find(|name| {
+            let last = name.rsplit("__").next().unwrap_or(name);
+            last.strip_prefix(ENV_PREFIX)
+                .unwrap_or(last)
+                .eq_ignore_ascii_case(field)
+        })
+    });
+    match culprit {
+        Some(name) => format!(
+            "{message} (set by the environment variable {name}: DARKROOM_* variables are \
+             Darkroom settings; unset it, or give the tool that wants it another name)"
+        ),
+        None => message.to_owned(),
     }
 }
 
@@ -439,6 +478,13 @@ mod tests {
     fn unknown_keys_and_bad_values_are_errors() {
         let bad_key = Config::layered(None, env(&[("DARKROOM_LISTNE", "x")]));
         assert!(bad_key.is_err());
+        // A client's key in the server's namespace: the message names the variable.
+        let Err(ConfigError::Invalid(message)) =
+            Config::layered(None, env(&[("DARKROOM_API_KEY", "drk_x")]))
+        else {
+            panic!("DARKROOM_API_KEY is not a setting");
+        };
+        assert!(message.contains("DARKROOM_API_KEY"), "{message}");
         let bad_addr = Config::layered(None, env(&[("DARKROOM_LISTEN", "nowhere")]));
         assert!(bad_addr.is_err());
     }

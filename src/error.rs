@@ -161,7 +161,9 @@ impl ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR // never built: `From` unwraps them
             }
             Self::Ingest(_) => StatusCode::BAD_REQUEST,
-            Self::Storage(StorageError::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Storage(StorageError::Unavailable | StorageError::Down) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Storage(StorageError::Io(e)) if e.kind() == ErrorKind::StorageFull => {
                 StatusCode::INSUFFICIENT_STORAGE
             }
@@ -187,7 +189,8 @@ impl ApiError {
                 "presign_unavailable"
             }
             Self::Ingest(IngestError::Busy { .. }) => "processing_backlog_full",
-            Self::Ingest(IngestError::Declined(Refusal::StorageDown)) => "storage_unavailable",
+            Self::Ingest(IngestError::Declined(Refusal::StorageDown))
+            | Self::Storage(StorageError::Down) => "storage_unavailable",
             Self::Ingest(IngestError::Declined(Refusal::OutOfSpace { .. })) => {
                 "insufficient_storage"
             }

@@ -21,7 +21,10 @@ pub struct Health {
     probed_ms: AtomicU64,
     catalog: AtomicBool,
     storage: AtomicBool,
+    processing: AtomicBool,
     free: AtomicU64,
+    /// Whether storage answers, for the operations waiting on it (see `storage_up`).
+    storage_up: tokio::sync::watch::Sender<bool>,
 }
 
 /// One reading of `Health`, for `/readyz`.
@@ -29,6 +32,8 @@ pub struct Health {
 pub struct Reading {
     pub catalog: bool,
     pub storage: bool,
+    /// The processing pool runs (images are turned into variants).
+    pub processing: bool,
     pub free_bytes: u64,
     pub disk: bool,
     /// The last probe is recent enough to be believed.
@@ -37,8 +42,17 @@ pub struct Reading {
 
 impl Reading {
     pub fn ready(&self) -> bool {
-        self.catalog && self.storage && self.disk && self.fresh
+        self.catalog && self.storage && self.processing && self.disk && self.fresh
     }
+}
+
+/// What one health probe found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    pub catalog: bool,
+    pub storage: bool,
+    pub processing: bool,
+    pub free_bytes: u64,
 }
 
 /// Why an upload is refused before a byte of it is kept.
@@ -74,14 +88,31 @@ impl Health {
             probed_ms: AtomicU64::new(0),
             catalog: AtomicBool::new(true),
             storage: AtomicBool::new(true),
+            processing: AtomicBool::new(true),
             free: AtomicU64::new(u64::MAX),
+            storage_up: tokio::sync::watch::Sender::new(true),
         }
     }
 
+    /// Follows the probe's verdict on storage: operations waiting on a store found not
+    /// answering give up at once (503) instead of waiting out their own deadlines.
+    pub fn storage_up(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.storage_up.subscribe()
+    }
+
     /// Records one probe's findings.
-    pub fn record(&self, catalog: bool, storage: bool, free_bytes: u64) {
+    pub fn record(&self, found: Probe) {
+        let Probe {
+            catalog,
+            storage,
+            processing,
+            free_bytes,
+        } = found;
         self.catalog.store(catalog, Ordering::Relaxed);
+        self.processing.store(processing, Ordering::Relaxed);
         self.storage.store(storage, Ordering::Relaxed);
+        self.storage_up
+            .send_if_modified(|up| std::mem::replace(up, storage) != storage);
         self.free.store(free_bytes, Ordering::Relaxed);
         let ms = self.born.elapsed().as_millis().max(1) as u64;
         self.probed_ms.store(ms, Ordering::Relaxed);
@@ -97,6 +128,7 @@ impl Health {
         Reading {
             catalog: self.catalog.load(Ordering::Relaxed),
             storage: self.storage.load(Ordering::Relaxed),
+            processing: self.processing.load(Ordering::Relaxed),
             free_bytes,
             disk: free_bytes >= self.min_free,
             fresh: probed == 0 || since <= self.stale_after,
@@ -136,18 +168,27 @@ fn free_bytes(dir: &Path) -> std::io::Result<u64> {
 mod tests {
     use super::*;
 
+    fn probe(catalog: bool, storage: bool, free_bytes: u64) -> Probe {
+        Probe {
+            catalog,
+            storage,
+            processing: true,
+            free_bytes,
+        }
+    }
+
     #[test]
     fn a_reading_is_ready_only_when_every_part_is() {
         let dir = tempfile::tempdir().expect("tempdir");
         let health = Health::new(dir.path(), 1024, Duration::from_secs(2));
         assert!(health.read().ready(), "optimistic before the first probe");
-        health.record(true, false, 1 << 30);
+        health.record(probe(true, false, 1 << 30));
         assert!(!health.read().ready());
         assert_eq!(health.admit_upload(), Err(Refusal::StorageDown));
-        health.record(true, true, 10);
+        health.record(probe(true, true, 10));
         let reading = health.read();
         assert!(!reading.disk && !reading.ready());
-        health.record(true, true, 1 << 30);
+        health.record(probe(true, true, 1 << 30));
         assert!(health.read().ready());
         assert!(health.admit_upload().is_ok(), "a tempdir has 1 KB free");
     }
@@ -168,7 +209,7 @@ mod tests {
     fn a_stale_probe_is_not_believed() {
         let dir = tempfile::tempdir().expect("tempdir");
         let health = Health::new(dir.path(), 0, Duration::from_millis(1));
-        health.record(true, true, 1 << 30);
+        health.record(probe(true, true, 1 << 30));
         std::thread::sleep(Duration::from_millis(20));
         assert!(!health.read().fresh);
     }

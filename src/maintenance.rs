@@ -10,10 +10,11 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::task::JoinHandle;
 
 use crate::actors::catalog::CatalogHandle;
+use crate::actors::processing::ProcessingHandle;
 use crate::actors::storage::StorageHandle;
 use crate::catalog::CatalogError;
 use crate::config::{Config, Maintenance, StorageConfig};
-use crate::health::Health;
+use crate::health::{Health, Probe};
 use crate::metrics as m;
 use crate::model::now_us;
 use crate::storage::{StorageError, Sweep};
@@ -80,6 +81,7 @@ impl Drop for Periodic {
 pub struct Upkeep<'a> {
     pub catalog: &'a CatalogHandle,
     pub storage: &'a StorageHandle,
+    pub processing: &'a ProcessingHandle,
     pub metrics: &'a PrometheusHandle,
     pub health: &'a Arc<Health>,
     pub config: &'a Config,
@@ -88,17 +90,19 @@ pub struct Upkeep<'a> {
 /// Starts the periodic tasks: the health probe, the metrics upkeep, the orphan sweep and
 /// the delete drain always, the presign sweep when the backend has presigned uploads.
 pub fn start(upkeep: Upkeep<'_>) -> Periodic {
+    let bound = Duration::from_secs(upkeep.config.server.readiness_timeout_secs);
+    let probe = health_probe(&upkeep, bound);
     let Upkeep {
         catalog,
         storage,
         metrics,
         health,
         config,
+        ..
     } = upkeep;
-    let bound = Duration::from_secs(config.server.readiness_timeout_secs);
     let metrics = metrics.clone();
     let mut tasks = vec![
-        health_probe(catalog, storage, health, bound),
+        probe,
         every(METRICS_UPKEEP_EVERY, move || {
             metrics.run_upkeep();
             async {}
@@ -116,16 +120,16 @@ pub fn start(upkeep: Upkeep<'_>) -> Periodic {
     Periodic(tasks)
 }
 
-fn health_probe(
-    catalog: &CatalogHandle,
-    storage: &StorageHandle,
-    health: &Arc<Health>,
-    bound: Duration,
-) -> JoinHandle<()> {
-    let handles = (catalog.clone(), storage.clone(), health.clone());
+fn health_probe(upkeep: &Upkeep<'_>, bound: Duration) -> JoinHandle<()> {
+    let handles = (
+        upkeep.catalog.clone(),
+        upkeep.storage.clone(),
+        upkeep.processing.clone(),
+        upkeep.health.clone(),
+    );
     every(PROBE_EVERY, move || {
-        let (catalog, storage, health) = handles.clone();
-        async move { probe_health(&catalog, &storage, &health, bound).await }
+        let (catalog, storage, processing, health) = handles.clone();
+        async move { probe_health(&catalog, &storage, &processing, &health, bound).await }
     })
 }
 
@@ -211,18 +215,26 @@ where
 async fn probe_health(
     catalog: &CatalogHandle,
     storage: &StorageHandle,
+    processing: &ProcessingHandle,
     health: &Health,
     bound: Duration,
 ) {
     catalog.heal().await;
-    let catalog_ok = catalog.check().is_ok();
     let storage_ok = matches!(
         tokio::time::timeout(bound, storage.check()).await,
         Ok(Ok(()))
     );
-    let free = health.free_bytes();
-    metrics::gauge!(m::DATA_DIR_FREE_BYTES).set(free as f64);
-    health.record(catalog_ok, storage_ok, free);
+    let free_bytes = health.free_bytes();
+    metrics::gauge!(m::DATA_DIR_FREE_BYTES).set(free_bytes as f64);
+    health.record(Probe {
+        catalog: catalog.check().is_ok(),
+        storage: storage_ok,
+        processing: processing.is_running(),
+        free_bytes,
+    });
+    if health.read().disk {
+        catalog.restore_reserve().await;
+    }
 }
 
 /// One periodic orphan sweep; what it removed is logged and counted.
@@ -245,24 +257,40 @@ async fn sweep_orphans(storage: &StorageHandle, sweep: Sweep) {
     }
 }
 
-/// Deletes the objects of presigned uploads that expired unconfirmed (if the client
-/// uploaded anything), then forgets those presigns.
+/// Deletes what the URLs of expired presigns uploaded (their staging objects: after a
+/// confirm too, since the URL could still PUT), then forgets those presigns. A presign of
+/// the older layout, whose PUT landed at the key itself, had its object deleted only if
+/// it was never confirmed (then no record names it).
 async fn sweep_presigns(catalog: &CatalogHandle, storage: &StorageHandle) {
     let expired = match catalog.expired_presigns(now_us()).await {
-        Ok(keys) => keys,
+        Ok(expired) => expired,
         Err(e) => return tracing::warn!(error = %e, "cannot list expired presigns"),
     };
     if expired.is_empty() {
         return;
     }
-    let gone = match storage.discard_now(expired).await {
-        Ok(gone) if !gone.is_empty() => gone,
-        Ok(_) => return,
+    let (staged, legacy): (Vec<_>, Vec<_>) = expired.into_iter().partition(|(_, p)| p.staged);
+    let mut gone = match storage
+        .delete_uploads(staged.into_iter().map(|(k, _)| k).collect())
+        .await
+    {
+        Ok(gone) => gone,
         Err(e) => return tracing::warn!(error = %e, "cannot delete expired uploads"),
     };
+    let unconfirmed = legacy
+        .into_iter()
+        .filter(|(_, p)| !p.confirmed)
+        .map(|(k, _)| k);
+    match storage.discard_now(unconfirmed.collect()).await {
+        Ok(removed) => gone.extend(removed),
+        Err(e) => tracing::warn!(error = %e, "cannot delete expired uploads"),
+    }
+    if gone.is_empty() {
+        return;
+    }
     let count = gone.len();
     match catalog.forget_presigns(gone).await {
-        Ok(()) => tracing::info!(count, "removed expired, unconfirmed presigned uploads"),
+        Ok(()) => tracing::info!(count, "removed what expired presigned uploads left"),
         Err(e) => tracing::warn!(error = %e, "cannot forget swept presigns; retried later"),
     }
 }

@@ -60,7 +60,7 @@ struct Args {
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     url: String,
     /// API key for authenticated endpoints (write scope for uploads).
-    #[arg(long, env = "DARKROOM_API_KEY", hide_env_values = true)]
+    #[arg(long, env = "LOADTEST_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
     /// Workers, each with its own connection (closed loop: operations in flight).
     #[arg(short, long, default_value_t = 64)]

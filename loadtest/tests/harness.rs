@@ -42,7 +42,7 @@ async fn loadtest(url: &str, key: &str, json: &Path, args: &[&str]) -> Value {
     cmd.args(args)
         .args(["--url", url, "--warmup", "0", "--timeout", "60", "--json"])
         .arg(json)
-        .env("DARKROOM_API_KEY", key)
+        .env("LOADTEST_API_KEY", key)
         .stdout(Stdio::null());
     let status = tokio::task::spawn_blocking(move || cmd.status())
         .await

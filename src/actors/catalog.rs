@@ -8,7 +8,9 @@ use std::sync::Arc;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::{Slot, rpc};
-use crate::catalog::{CacheCrop, Catalog, CatalogError, CropCached, JobOutcome, Outcome, Write};
+use crate::catalog::{
+    CacheCrop, Catalog, CatalogError, Changed, CropCached, JobOutcome, Outcome, Write,
+};
 use crate::metrics as m;
 use crate::model::{
     ApiKeyRecord, FolderPath, JobResult, ListQuery, MediaPatch, MediaRecord, Page, PresignRecord,
@@ -180,6 +182,16 @@ impl CatalogHandle {
         }
     }
 
+    /// Makes the disk reserve again if a full disk made the catalog release it (the
+    /// health probe calls this while the disk has room).
+    pub async fn restore_reserve(&self) {
+        if self.catalog.reserve_held() {
+            return;
+        }
+        let catalog = self.catalog.clone();
+        let _ = tokio::task::spawn_blocking(move || catalog.restore_reserve()).await;
+    }
+
     /// Ready when the actor runs, the database answers a read and its last commit
     /// succeeded.
     pub fn check(&self) -> Result<(), CatalogError> {
@@ -235,9 +247,9 @@ impl CatalogHandle {
         id: String,
         patch: MediaPatch,
         recrop: bool,
-    ) -> Result<MediaRecord, CatalogError> {
+    ) -> Result<Changed, CatalogError> {
         let write = Write::UpdateMedia { id, patch, recrop };
-        media_of(self.write(write).await?)
+        changed(self.write(write).await?)
     }
 
     /// Records an on-demand crop written (see `Write::CacheCrop`).
@@ -256,24 +268,18 @@ impl CatalogHandle {
             .map(drop)
     }
 
-    /// The files of an item's cached on-demand crops (a delete, a replace or a focal move
-    /// queues them; the caller drains them at once).
-    pub fn cached_crops_of(&self, id: &str) -> Result<Vec<String>, CatalogError> {
-        self.catalog.cached_crops_of(id)
-    }
-
     /// When a cached on-demand crop was last used, if it is cached.
     pub fn cached_crop(&self, id: &str, key: &str) -> Result<Option<u64>, CatalogError> {
         self.catalog.cached_crop(id, key)
     }
 
     /// The item with a new file (see `Write::ReplaceFile`).
-    pub async fn replace_file(&self, record: MediaRecord) -> Result<MediaRecord, CatalogError> {
-        media_of(self.write(Write::ReplaceFile(Box::new(record))).await?)
+    pub async fn replace_file(&self, file: MediaRecord) -> Result<Changed, CatalogError> {
+        changed(self.write(Write::ReplaceFile(Box::new(file))).await?)
     }
 
-    pub async fn delete_media(&self, id: String) -> Result<MediaRecord, CatalogError> {
-        media_of(self.write(Write::DeleteMedia { id }).await?)
+    pub async fn delete_media(&self, id: String) -> Result<Changed, CatalogError> {
+        changed(self.write(Write::DeleteMedia { id }).await?)
     }
 
     /// True when the folder was new.
@@ -322,7 +328,10 @@ impl CatalogHandle {
         self.catalog.presign_to_confirm(key, now_us())
     }
 
-    pub async fn expired_presigns(&self, now_us: u64) -> Result<Vec<String>, CatalogError> {
+    pub async fn expired_presigns(
+        &self,
+        now_us: u64,
+    ) -> Result<Vec<(String, PresignRecord)>, CatalogError> {
         self.scan(move |c| c.expired_presigns(now_us)).await
     }
 
@@ -375,9 +384,12 @@ fn unexpected() -> CatalogError {
     CatalogError::Corrupt("unexpected write outcome".into())
 }
 
-fn media_of(outcome: Outcome) -> Result<MediaRecord, CatalogError> {
+fn changed(outcome: Outcome) -> Result<Changed, CatalogError> {
     match outcome {
-        Outcome::Media(r) => Ok(*r),
+        Outcome::Media { record, queued } => Ok(Changed {
+            record: *record,
+            queued,
+        }),
         _ => Err(unexpected()),
     }
 }

@@ -37,16 +37,22 @@ pub struct Handles {
     stopped: JoinHandle<()>,
 }
 
-/// Starts the supervisor with the catalog, storage and processing actors under it.
+/// Starts the supervisor with the catalog, storage and processing actors under it;
+/// `storage_up` is the health probe's verdict on storage (see `Health::storage_up`).
 pub async fn start(
     catalog: Arc<Catalog>,
     storage: Arc<Storage>,
     config: &Config,
+    storage_up: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Handles, StartError> {
     let (catalog_slot, storage_slot, processing_slot) =
         (Slot::empty(), Slot::empty(), Slot::empty());
     let catalog_handle = CatalogHandle::new(catalog_slot.clone(), catalog.clone());
-    let storage_handle = StorageHandle::new(storage_slot.clone());
+    let storage_handle = StorageHandle::new(
+        storage_slot.clone(),
+        storage.in_flight(),
+        storage_up.clone(),
+    );
     let waiters = Waiters::default();
     let p = &config.processing;
     let threads = p.thread_count();
@@ -72,6 +78,7 @@ pub async fn start(
         storage: StorageArgs {
             storage,
             catalog: catalog_handle.clone(),
+            storage_up,
         },
         storage_slot,
         processing,

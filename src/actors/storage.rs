@@ -10,23 +10,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::sync::watch;
 
 use super::catalog::CatalogHandle;
 use super::{Slot, rpc};
 use crate::metrics::{self as m, Timer};
 use crate::storage::{
-    ObjectInfo, RangedObject, Sink, Storage, StorageError, StoredFile, Sweep, SweepReport,
+    Held, InFlight, ObjectInfo, RangedObject, Sink, Storage, StorageError, StoredFile, Sweep,
+    SweepReport,
 };
 
 type Result<T> = std::result::Result<T, StorageError>;
 
 pub struct StorageActor;
 
-/// Immutable for the actor's life: the backend and where to report finished deletes.
+/// Immutable for the actor's life: the backend, where to report finished deletes, and
+/// the health probe's verdict on the backend (see `Health::storage_up`).
 #[derive(Clone)]
 pub struct StorageArgs {
     pub storage: Arc<Storage>,
     pub catalog: CatalogHandle,
+    pub storage_up: watch::Receiver<bool>,
 }
 
 pub enum StorageMsg {
@@ -57,11 +61,17 @@ pub enum StorageRequest {
     Sweep(Sweep, RpcReplyPort<Result<SweepReport>>),
     /// Sign a PUT URL for a presigned upload.
     Presign(String, &'static str, Duration, RpcReplyPort<Result<String>>),
-    /// HEAD an object a client uploaded.
+    /// HEAD what a client uploaded for a key.
+    HeadUpload(String, RpcReplyPort<Result<Option<ObjectInfo>>>),
+    /// Copy what a client uploaded into a temp file (at most the limit + 1 bytes).
+    FetchUpload(String, u64, RpcReplyPort<Result<Option<Sink>>>),
+    /// Copy what a client uploaded to the key itself, inside the store.
+    PromoteUpload(String, RpcReplyPort<Result<bool>>),
+    /// Remove what clients uploaded for these keys; the reply lists those removed.
+    DeleteUploads(Vec<String>, RpcReplyPort<Result<Vec<String>>>),
+    /// HEAD a stored object.
     Head(String, RpcReplyPort<Result<Option<ObjectInfo>>>),
-    /// Copy an object a client uploaded into a temp file.
-    Fetch(String, RpcReplyPort<Result<Option<Sink>>>),
-    /// An object a client uploaded, of a known size, to read in ranges.
+    /// A stored object, of a known size, to read in ranges.
     Ranged(String, u64, RpcReplyPort<Result<RangedObject>>),
     /// Is the backend reachable?
     Check(RpcReplyPort<Result<()>>),
@@ -106,15 +116,28 @@ impl Actor for StorageActor {
                 });
             }
             StorageMsg::Crash => return Err("injected fault".into()),
-            StorageMsg::Request(request) => answer_request(storage, request),
+            StorageMsg::Request(request) => {
+                answer_request(Op::new(storage, state.storage_up.clone()), request)
+            }
         }
         Ok(())
     }
 }
 
+/// What every request runs with: the backend, and the probe's verdict on it.
+struct Op {
+    storage: Arc<Storage>,
+    up: watch::Receiver<bool>,
+}
+
+impl Op {
+    fn new(storage: Arc<Storage>, up: watch::Receiver<bool>) -> Self {
+        Self { storage, up }
+    }
+}
+
 /// Starts a request on its own task; its answer goes to its reply port.
-fn answer_request(storage: Arc<Storage>, msg: StorageRequest) {
-    let s = storage;
+fn answer_request(s: Op, msg: StorageRequest) {
     match msg {
         StorageRequest::Begin(r) => answer(r, s, "begin", |s| async move { s.begin().await }),
         StorageRequest::Commit(sink, key, mime, r) => answer(r, s, "commit", move |s| async move {
@@ -126,13 +149,41 @@ fn answer_request(storage: Arc<Storage>, msg: StorageRequest) {
         StorageRequest::Read(key, r) => answer(r, s, "read", |s| async move { s.read(&key).await }),
         StorageRequest::Open(key, r) => answer(r, s, "open", |s| async move { s.open(&key).await }),
         StorageRequest::Head(key, r) => answer(r, s, "head", |s| async move { s.head(&key).await }),
-        StorageRequest::Fetch(key, r) => {
-            answer(r, s, "fetch", |s| async move { s.fetch(&key).await })
+        StorageRequest::HeadUpload(key, r) => {
+            answer(r, s, "head", |s| async move { s.head_upload(&key).await })
         }
+        StorageRequest::FetchUpload(key, limit, r) => answer(r, s, "fetch", move |s| async move {
+            s.fetch_upload(&key, limit).await
+        }),
+        StorageRequest::PromoteUpload(key, r) => {
+            answer(
+                r,
+                s,
+                "copy",
+                |s| async move { s.promote_upload(&key).await },
+            )
+        }
+        StorageRequest::DeleteUploads(keys, r) => answer(r, s, "delete", |s| async move {
+            let mut gone = Vec::with_capacity(keys.len());
+            for key in keys {
+                match s.delete_upload(&key).await {
+                    Ok(()) => gone.push(key),
+                    Err(e) => tracing::warn!(%key, error = %e, "upload delete failed"),
+                }
+            }
+            Ok(gone)
+        }),
         StorageRequest::Ranged(key, len, r) => {
             answer(r, s, "ranged", move |s| async move { s.ranged(&key, len) })
         }
-        StorageRequest::Check(r) => answer(r, s, "check", |s| async move { s.check().await }),
+        // The probe's own check must see the store come back: it never gives up early.
+        StorageRequest::Check(r) => {
+            let Op { storage, .. } = s;
+            tokio::spawn(async move {
+                let result = timed(&storage, "check", storage.check()).await;
+                let _ = r.send(result);
+            });
+        }
         StorageRequest::Presign(key, mime, expires, r) => {
             answer(r, s, "presign", move |s| async move {
                 s.presign_put(&key, mime, expires).await
@@ -144,10 +195,12 @@ fn answer_request(storage: Arc<Storage>, msg: StorageRequest) {
     }
 }
 
-/// Runs one operation on its own task, timed under `op`, and sends its result to `reply`.
+/// Runs one operation on its own task, timed under `op`, and sends its result to `reply`;
+/// should the health probe find the backend not answering meanwhile, the answer is
+/// `Down` at once (the operation itself runs on until its own deadline).
 fn answer<T, F>(
     reply: RpcReplyPort<Result<T>>,
-    storage: Arc<Storage>,
+    Op { storage, up }: Op,
     op: &'static str,
     run: impl FnOnce(Arc<Storage>) -> F + Send + 'static,
 ) where
@@ -155,9 +208,21 @@ fn answer<T, F>(
     F: std::future::Future<Output = Result<T>> + Send,
 {
     tokio::spawn(async move {
-        let result = timed(&storage, op, run(storage.clone())).await;
+        let result = unless_down(up, timed(&storage, op, run(storage.clone()))).await;
         let _ = reply.send(result);
     });
+}
+
+/// `fut`'s result, or `Down` as soon as the probe says storage does not answer.
+pub async fn unless_down<T>(
+    mut up: watch::Receiver<bool>,
+    fut: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::select! {
+        result = fut => result,
+        // A closed channel (no probe any more) is not a verdict: the branch then drops out.
+        Ok(_) = up.wait_for(|up| !*up) => Err(StorageError::Down),
+    }
 }
 
 /// Removes files of deleted items, then clears those that are gone from the catalog's
@@ -203,11 +268,32 @@ async fn timed<T>(
 #[derive(Clone)]
 pub struct StorageHandle {
     slot: Slot<StorageMsg>,
+    in_flight: InFlight,
+    up: watch::Receiver<bool>,
 }
 
 impl StorageHandle {
-    pub fn new(slot: Slot<StorageMsg>) -> Self {
-        Self { slot }
+    pub fn new(slot: Slot<StorageMsg>, in_flight: InFlight, up: watch::Receiver<bool>) -> Self {
+        Self {
+            slot,
+            in_flight,
+            up,
+        }
+    }
+
+    /// `fut` (work on storage done outside the actor, such as reads in ranges on a
+    /// blocking thread), or `Down` as soon as the probe says storage does not answer.
+    pub async fn unless_down<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        unless_down(self.up.clone(), fut).await
+    }
+
+    /// Keeps the orphan sweep away from a stored file whose record is not committed yet,
+    /// until the guard drops.
+    pub fn hold(&self, key: String) -> Held {
+        self.in_flight.hold(key)
     }
 
     /// One request to the actor; an actor that is down or restarting is `Unavailable`.
@@ -252,12 +338,30 @@ impl StorageHandle {
             .await
     }
 
+    /// The size of a stored object (S3).
     pub async fn head(&self, key: String) -> Result<Option<ObjectInfo>> {
         self.call(|r| StorageRequest::Head(key, r)).await
     }
 
-    pub async fn fetch(&self, key: String) -> Result<Option<Sink>> {
-        self.call(|r| StorageRequest::Fetch(key, r)).await
+    /// The size of what a client uploaded for `key` with a presigned URL.
+    pub async fn head_upload(&self, key: String) -> Result<Option<ObjectInfo>> {
+        self.call(|r| StorageRequest::HeadUpload(key, r)).await
+    }
+
+    /// What a client uploaded for `key`, in a temp file (at most `limit` + 1 bytes).
+    pub async fn fetch_upload(&self, key: String, limit: u64) -> Result<Option<Sink>> {
+        self.call(|r| StorageRequest::FetchUpload(key, limit, r))
+            .await
+    }
+
+    /// Copies what a client uploaded for `key` to `key`; false when nothing was.
+    pub async fn promote_upload(&self, key: String) -> Result<bool> {
+        self.call(|r| StorageRequest::PromoteUpload(key, r)).await
+    }
+
+    /// Removes what clients uploaded for these keys; returns those removed.
+    pub async fn delete_uploads(&self, keys: Vec<String>) -> Result<Vec<String>> {
+        self.call(|r| StorageRequest::DeleteUploads(keys, r)).await
     }
 
     pub async fn ranged(&self, key: String, len: u64) -> Result<RangedObject> {
@@ -277,7 +381,9 @@ impl StorageHandle {
     /// Removes the files of deleted items (already on the catalog's delete queue) in the
     /// background, then clears them from the queue.
     pub fn drain_deletes(&self, keys: Vec<String>) {
-        self.cast(StorageMsg::DrainDeletes(keys, None));
+        if !keys.is_empty() {
+            self.cast(StorageMsg::DrainDeletes(keys, None));
+        }
     }
 
     /// As `drain_deletes`, returning when it is done (start-up recovery).

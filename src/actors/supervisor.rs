@@ -1,6 +1,9 @@
 //! The root supervisor: starts the catalog, storage and processing actors linked to it and
 //! restarts a child that fails, with a short bounded backoff, publishing the new
-//! reference through the child's `Slot` so existing handles keep working.
+//! reference through the child's `Slot` so existing handles keep working. A restart that
+//! fails is tried again (the backoff growing to `MAX_BACKOFF`), for as long as it takes:
+//! the supervisor itself never gives up, since failures cluster exactly when restarts
+//! are needed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +32,8 @@ pub struct SupervisorArgs {
 
 pub struct SupervisorState {
     args: SupervisorArgs,
-    children: Vec<(Child, ActorCell)>,
+    /// Each child and its running actor (`None` while a restart is pending).
+    children: Vec<(Child, Option<ActorCell>)>,
     restarts: u32,
     stopping: bool,
 }
@@ -37,6 +41,8 @@ pub struct SupervisorState {
 pub enum SupervisorMsg {
     /// Drain the children (finish queued writes) and stop.
     Shutdown(RpcReplyPort<()>),
+    /// Start the child at this index again (after a failed restart and its backoff).
+    Restart(usize),
 }
 
 /// The supervised children.
@@ -128,7 +134,7 @@ impl Actor for Supervisor {
     ) -> Result<SupervisorState, ActorProcessingErr> {
         let mut children = Vec::new();
         for child in [Child::Catalog, Child::Storage, Child::Processing] {
-            children.push((child, args.start(child, &myself).await?));
+            children.push((child, Some(args.start(child, &myself).await?)));
         }
         Ok(SupervisorState {
             args,
@@ -156,6 +162,10 @@ impl Actor for Supervisor {
                 let _ = reply.send(());
                 myself.stop(None);
             }
+            SupervisorMsg::Restart(index) if !state.stopping => {
+                state.restart(&myself, index).await;
+            }
+            SupervisorMsg::Restart(_) => {}
         }
         Ok(())
     }
@@ -176,7 +186,7 @@ impl Actor for Supervisor {
         let found = state
             .children
             .iter()
-            .position(|(_, c)| c.get_id() == cell.get_id());
+            .position(|(_, c)| c.as_ref().is_some_and(|c| c.get_id() == cell.get_id()));
         let Some(index) = found.filter(|_| !state.stopping) else {
             return Ok(());
         };
@@ -184,11 +194,34 @@ impl Actor for Supervisor {
         tracing::error!(?child, reason = %why, "actor died; restarting");
         metrics::counter!(crate::metrics::ACTOR_RESTARTS, "actor" => child.name()).increment(1);
         state.args.clear(child);
-        let backoff = Duration::from_millis(10u64 << state.restarts.min(8)).min(MAX_BACKOFF);
-        state.restarts += 1;
-        tokio::time::sleep(backoff).await;
-        state.children[index].1 = state.args.start(child, &myself).await?;
+        state.children[index].1 = None;
+        tokio::time::sleep(state.backoff()).await;
+        state.restart(&myself, index).await;
         Ok(())
+    }
+}
+
+impl SupervisorState {
+    /// The wait before the next restart: 10 ms doubling with every restart, at most
+    /// `MAX_BACKOFF`.
+    fn backoff(&mut self) -> Duration {
+        let wait = Duration::from_millis(10u64 << self.restarts.min(8)).min(MAX_BACKOFF);
+        self.restarts += 1;
+        wait
+    }
+
+    /// Starts child `index`; should that fail, tries again after the backoff (a message
+    /// to itself, so the supervisor keeps answering meanwhile).
+    async fn restart(&mut self, myself: &ActorRef<SupervisorMsg>, index: usize) {
+        let child = self.children[index].0;
+        match self.args.start(child, myself).await {
+            Ok(cell) => self.children[index].1 = Some(cell),
+            Err(e) => {
+                let wait = self.backoff();
+                tracing::error!(?child, error = %e, ?wait, "restart failed; trying again");
+                myself.send_after(wait, move || SupervisorMsg::Restart(index));
+            }
+        }
     }
 }
 
@@ -198,7 +231,7 @@ mod tests {
     use crate::actors::catalog::CatalogHandle;
     use crate::actors::processing::{ProcessingArgs, Waiters, build_pool};
     use crate::actors::storage::{StorageHandle, StorageRequest};
-    use crate::model::FolderPath;
+    use crate::model::{FolderPath, MediaRecord, MediaType, Processing, Status};
     use crate::storage::{LocalStorage, Storage};
 
     async fn wait_for_new<M: ractor::Message>(slot: &Slot<M>, old: ractor::ActorId) -> ActorRef<M> {
@@ -211,26 +244,40 @@ mod tests {
         panic!("the actor was not restarted");
     }
 
-    #[tokio::test]
-    async fn failed_children_are_restarted_and_handles_keep_working() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let catalog = Arc::new(Catalog::open(&dir.path().join("c.redb")).expect("catalog"));
-        let storage = Arc::new(Storage::Local(
-            LocalStorage::new(dir.path()).expect("storage"),
-        ));
-        let (catalog_slot, storage_slot) = (Slot::empty(), Slot::empty());
+    /// A supervisor over a catalog and local storage in `dir`, and what reaches them.
+    struct Supervised {
+        catalog: Arc<Catalog>,
+        handle: CatalogHandle,
+        storage: StorageHandle,
+        catalog_slot: Slot<CatalogMsg>,
+        storage_slot: Slot<StorageMsg>,
+        processing_slot: Slot<ProcessingMsg>,
+        supervisor: ActorRef<SupervisorMsg>,
+        done: ractor::concurrency::JoinHandle<()>,
+    }
+
+    async fn supervised(dir: &std::path::Path) -> Supervised {
+        let catalog = Arc::new(Catalog::open(&dir.join("c.redb")).expect("catalog"));
+        let storage = Arc::new(Storage::Local(LocalStorage::new(dir).expect("storage")));
+        let in_flight = storage.in_flight();
+        let (_up, storage_up) = tokio::sync::watch::channel(true);
+        let (catalog_slot, storage_slot, processing_slot) =
+            (Slot::empty(), Slot::empty(), Slot::empty());
         let handle = CatalogHandle::new(catalog_slot.clone(), catalog.clone());
+        let storage_handle =
+            StorageHandle::new(storage_slot.clone(), in_flight, storage_up.clone());
         let args = SupervisorArgs {
-            catalog,
+            catalog: catalog.clone(),
             catalog_slot: catalog_slot.clone(),
             storage: StorageArgs {
                 storage,
                 catalog: handle.clone(),
+                storage_up,
             },
             storage_slot: storage_slot.clone(),
             processing: ProcessingArgs {
                 catalog: handle.clone(),
-                storage: StorageHandle::new(storage_slot.clone()),
+                storage: storage_handle.clone(),
                 pool: Arc::new(build_pool(1).expect("pool")),
                 settings: Default::default(),
                 max_in_flight: 1,
@@ -238,33 +285,107 @@ mod tests {
                 waiters: Waiters::default(),
                 presets: Default::default(),
             },
-            processing_slot: Slot::empty(),
+            processing_slot: processing_slot.clone(),
         };
         let (supervisor, done) = Actor::spawn(None, Supervisor, args).await.expect("spawn");
+        Supervised {
+            catalog,
+            handle,
+            storage: storage_handle,
+            catalog_slot,
+            storage_slot,
+            processing_slot,
+            supervisor,
+            done,
+        }
+    }
 
-        let first = catalog_slot.get().expect("catalog started");
+    impl Supervised {
+        async fn shut_down(self) {
+            self.supervisor
+                .call(SupervisorMsg::Shutdown, None)
+                .await
+                .expect("shutdown");
+            self.done.await.expect("stopped");
+            assert!(self.catalog_slot.get().is_none() && self.storage_slot.get().is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn failed_children_are_restarted_and_handles_keep_working() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = supervised(dir.path()).await;
+
+        let first = s.catalog_slot.get().expect("catalog started");
         first.kill();
-        wait_for_new(&catalog_slot, first.get_id()).await;
+        wait_for_new(&s.catalog_slot, first.get_id()).await;
         assert!(
-            handle
+            s.handle
                 .create_folder(FolderPath::parse("/after").expect("path"))
                 .await
                 .expect("write")
         );
 
-        let first = storage_slot.get().expect("storage started");
+        let first = s.storage_slot.get().expect("storage started");
         first.kill();
-        let second = wait_for_new(&storage_slot, first.get_id()).await;
+        let second = wait_for_new(&s.storage_slot, first.get_id()).await;
         let sink = ractor::call!(second, |r| StorageMsg::Request(StorageRequest::Begin(r)))
             .expect("call")
             .expect("sink");
         drop(sink);
+        s.shut_down().await;
+    }
 
-        supervisor
-            .call(SupervisorMsg::Shutdown, None)
+    /// The processing pool dies while the catalog is unavailable (its restart used to
+    /// fail in `pre_start`, and the failed restart stopped the supervisor, leaving images
+    /// in `processing` for good): it comes back, and once the catalog is back it finds
+    /// and finishes the job committed meanwhile.
+    #[tokio::test]
+    async fn the_pool_restarts_while_the_catalog_is_down_and_resumes_when_it_is_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = supervised(dir.path()).await;
+        s.catalog.take_offline();
+        let first = s.processing_slot.get().expect("pool started");
+        first.kill();
+        wait_for_new(&s.processing_slot, first.get_id()).await;
+        assert!(
+            s.supervisor.get_status() == ractor::ActorStatus::Running,
+            "the supervisor kept going"
+        );
+
+        s.catalog.heal().expect("the catalog is back");
+        let jpeg = crate::media::test_fixture("jpeg/hopper_128x128.jpg");
+        let record = MediaRecord {
+            processing: Processing::initial(MediaType::Jpeg),
+            media_type: MediaType::Jpeg,
+            storage_key: "2026/01/HopperHopper0001.jpg".into(),
+            ..MediaRecord::sample('h', "hopper.jpg", 1, jpeg.len() as u64)
+        };
+        s.storage
+            .put_all(vec![(record.storage_key.clone(), jpeg)])
             .await
-            .expect("shutdown");
-        done.await.expect("stopped");
-        assert!(catalog_slot.get().is_none() && storage_slot.get().is_none());
+            .expect("original stored");
+        s.handle
+            .insert_media(vec![record.clone()])
+            .await
+            .expect("committed without telling the pool");
+        let mut status = None;
+        for _ in 0..300 {
+            status = s
+                .handle
+                .get(&record.id)
+                .expect("read")
+                .and_then(|r| r.processing);
+            if status.as_ref().is_some_and(|p| p.status == Status::Ready) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            status.map(|p| p.status),
+            Some(Status::Ready),
+            "found by its rescan"
+        );
+        s.shut_down().await;
     }
 }

@@ -16,6 +16,7 @@ pub mod keys;
 mod list;
 mod presets;
 mod read;
+mod reserve;
 pub mod search;
 pub mod tables;
 mod upgrade;
@@ -23,11 +24,11 @@ mod write;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTableMetadata};
 
-pub use write::{CacheCrop, CropCached, JobOutcome, Outcome, Write};
+pub use write::{CacheCrop, Changed, CropCached, JobOutcome, Outcome, Write};
 
 use cache::ReadCache;
 use tables::{
@@ -85,6 +86,8 @@ pub struct Options {
     pub cache_bytes: usize,
     /// Records kept decoded in memory (about 1 KB each).
     pub record_cache: usize,
+    /// Disk space held beside the catalog for commits on a full disk (see `reserve`).
+    pub reserve_bytes: u64,
 }
 
 impl Default for Options {
@@ -92,6 +95,7 @@ impl Default for Options {
         Self {
             cache_bytes: 64 << 20,
             record_cache: cache::CAPACITY,
+            reserve_bytes: 16 << 20,
         }
     }
 }
@@ -99,8 +103,15 @@ impl Default for Options {
 pub struct Catalog {
     path: PathBuf,
     options: Options,
-    /// `None` between a failed reopen and the next attempt (see `heal`).
-    db: RwLock<Option<Database>>,
+    /// `None` between a failed reopen and the next attempt (see `heal`). The lock is held
+    /// only to clone or swap the `Arc`, never across I/O: point reads take it inline on
+    /// the async workers.
+    db: RwLock<Option<Arc<Database>>>,
+    /// Serializes `heal` (the catalog actor and the health probe may both call it).
+    healing: Mutex<()>,
+    /// Test-only: `heal` waits here before reopening (to observe readers meanwhile).
+    #[cfg(test)]
+    heal_gate: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
     /// Rows in `JOBS`, kept in step with every commit (the processing backlog).
     jobs: AtomicU64,
     /// Recently read records and the folder list; invalidated by every commit.
@@ -113,6 +124,8 @@ pub struct Catalog {
     /// The last commit failed (an I/O error, a full disk): not writable until the
     /// database is reopened and a commit succeeds.
     commit_failed: AtomicBool,
+    /// Room released for commits when the disk is full.
+    reserve: reserve::Reserve,
 }
 
 impl Catalog {
@@ -130,13 +143,28 @@ impl Catalog {
         Ok(Self {
             path: path.to_owned(),
             options,
-            db: RwLock::new(Some(db)),
+            db: RwLock::new(Some(Arc::new(db))),
+            healing: Mutex::new(()),
+            #[cfg(test)]
+            heal_gate: Mutex::new(None),
             jobs: AtomicU64::new(jobs),
             cache: ReadCache::new(options.record_cache),
             memo: Default::default(),
             searches: AtomicU64::new(0),
             commit_failed: AtomicBool::new(false),
+            reserve: reserve::Reserve::beside(path, options.reserve_bytes),
         })
+    }
+
+    /// Makes the disk reserve again if it was released (the disk has room again);
+    /// true when it is held.
+    pub fn restore_reserve(&self) -> bool {
+        self.reserve.restore()
+    }
+
+    /// Whether the disk reserve is in place (or none is configured).
+    pub fn reserve_held(&self) -> bool {
+        self.reserve.is_held()
     }
 
     /// Whether the last commit succeeded (readiness).
@@ -147,16 +175,33 @@ impl Catalog {
     /// After a failed commit redb refuses every later one ("previous I/O error"): close
     /// the database and open it again (redb repairs it from its last commit), so the
     /// catalog recovers once the cause (a full disk) is gone, without a restart. Read
-    /// transactions still open keep the old file handle; then this fails and is retried.
+    /// transactions still open keep the old file open; then this fails and is retried.
+    /// Runs on a blocking thread; readers meanwhile get `Unavailable` at once (the lock
+    /// only swaps the handle: the reopen, and its repair, happen outside it).
     pub fn heal(&self) -> Result<()> {
         if self.writable() {
             return Ok(());
         }
-        let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
-        *db = None;
+        let _one = self.healing.lock().unwrap_or_else(|e| e.into_inner());
+        if self.writable() {
+            return Ok(()); // healed while this one waited
+        }
+        let old = self.db.write().unwrap_or_else(|e| e.into_inner()).take();
+        drop(old); // closes the file once no transaction holds it
+        #[cfg(test)]
+        {
+            let gate = self
+                .heal_gate
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some(gate) = gate {
+                let _ = gate.recv();
+            }
+        }
         let reopened = open_db(&self.path, &self.options)?;
         let jobs = reopened.begin_read()?.open_table(JOBS)?.len()?;
-        *db = Some(reopened);
+        *self.db.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(reopened));
         self.jobs.store(jobs, Ordering::Relaxed);
         self.cache.invalidate_all();
         self.searches.fetch_add(1, Ordering::Release);
@@ -164,17 +209,26 @@ impl Catalog {
         Ok(())
     }
 
-    fn read_txn(&self) -> Result<ReadTransaction> {
+    /// Test-only: as after a failed commit whose reopen has not happened yet (every read
+    /// and write gets `Unavailable` until `heal`).
+    #[cfg(test)]
+    pub(crate) fn take_offline(&self) {
+        self.commit_failed.store(true, Ordering::Relaxed);
+        *self.db.write().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// The open database, if any (a brief lock to clone the handle).
+    fn database(&self) -> Result<Arc<Database>> {
         let db = self.db.read().unwrap_or_else(|e| e.into_inner());
-        Ok(db.as_ref().ok_or(CatalogError::Unavailable)?.begin_read()?)
+        db.clone().ok_or(CatalogError::Unavailable)
+    }
+
+    fn read_txn(&self) -> Result<ReadTransaction> {
+        Ok(self.database()?.begin_read()?)
     }
 
     fn write_txn(&self) -> Result<redb::WriteTransaction> {
-        let db = self.db.read().unwrap_or_else(|e| e.into_inner());
-        Ok(db
-            .as_ref()
-            .ok_or(CatalogError::Unavailable)?
-            .begin_write()?)
+        Ok(self.database()?.begin_write()?)
     }
 }
 

@@ -125,8 +125,9 @@ impl Catalog {
         )
     }
 
-    /// Keys of presigns that expired before `now_us` (for the sweep).
-    pub fn expired_presigns(&self, now_us: u64) -> Result<Vec<String>> {
+    /// Presigns that expired before `now_us`, confirmed or not (for the sweep, which
+    /// deletes what their URLs uploaded).
+    pub fn expired_presigns(&self, now_us: u64) -> Result<Vec<(String, PresignRecord)>> {
         let txn = self.read_txn()?;
         let table = txn.open_table(PRESIGNS)?;
         let mut out = Vec::new();
@@ -134,7 +135,7 @@ impl Catalog {
             let (key, value) = entry?;
             let presign: PresignRecord = decode(value.value())?;
             if presign.is_expired(now_us) {
-                out.push(key.value().to_owned());
+                out.push((key.value().to_owned(), presign));
             }
         }
         Ok(out)
@@ -200,8 +201,9 @@ impl Catalog {
 }
 
 /// The one rule for confirming a presigned upload, applied by the read before any work
-/// and again by the write that turns it into an item: the key must have an issued
-/// presign that has not expired; a key whose file is already recorded was confirmed.
+/// and again by the write that turns it into an item: the key must have an issued,
+/// unconfirmed presign that has not expired (and was made since uploads land in staging
+/// objects); a key whose file is already recorded was confirmed.
 pub(super) fn confirmable(
     presigns: &impl ReadableTable<&'static str, &'static [u8]>,
     files: &impl ReadableTable<&'static str, &'static str>,
@@ -216,7 +218,10 @@ pub(super) fn confirmable(
         });
     };
     let presign: PresignRecord = presign;
-    if presign.is_expired(now_us) {
+    if presign.confirmed {
+        return Err(CatalogError::AlreadyConfirmed);
+    }
+    if presign.is_expired(now_us) || !presign.staged {
         return Err(CatalogError::PresignExpired);
     }
     Ok(presign)

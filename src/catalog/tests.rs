@@ -131,6 +131,8 @@ fn a_presign_is_confirmed_once_and_only_before_it_expires() {
         media_type: MediaType::Png,
         size: 10,
         expires_us,
+        staged: true,
+        confirmed: false,
     };
     let confirm = |record: &MediaRecord, now_us| {
         c.apply_single(Write::ConfirmPresign {
@@ -159,7 +161,7 @@ fn a_presign_is_confirmed_once_and_only_before_it_expires() {
     ));
     assert_eq!(
         c.expired_presigns(101).expect("expired"),
-        vec![a.storage_key.clone()]
+        vec![(a.storage_key.clone(), presign(100))]
     );
     assert!(c.expired_presigns(99).expect("expired").is_empty());
 
@@ -179,6 +181,44 @@ fn a_presign_is_confirmed_once_and_only_before_it_expires() {
         Err(CatalogError::AlreadyConfirmed)
     ));
     assert!(c.get(&again.id).expect("get").is_none(), "no second item");
+    // Kept, confirmed, until it expires: then the sweep deletes what its URL uploaded.
+    let kept = PresignRecord {
+        confirmed: true,
+        ..presign(100)
+    };
+    assert_eq!(
+        c.expired_presigns(101).expect("expired"),
+        vec![(a.storage_key.clone(), kept)]
+    );
+}
+
+#[test]
+fn a_presign_made_before_uploads_were_staged_is_refused_as_expired() {
+    let (_dir, c) = open();
+    let a = image('a');
+    let mut older = serde_json::to_value(PresignRecord {
+        filename: "p.png".into(),
+        media_type: MediaType::Png,
+        size: 10,
+        expires_us: 100,
+        staged: true,
+        confirmed: false,
+    })
+    .expect("json");
+    let fields = older.as_object_mut().expect("object");
+    fields.remove("staged");
+    fields.remove("confirmed");
+    let legacy: PresignRecord = serde_json::from_value(older).expect("the older layout");
+    assert!(!legacy.staged);
+    c.apply_single(Write::RecordPresign {
+        key: a.storage_key.clone(),
+        presign: legacy,
+    })
+    .expect("record");
+    assert!(matches!(
+        c.presign_to_confirm(&a.storage_key, 1),
+        Err(CatalogError::PresignExpired)
+    ));
 }
 
 #[test]
@@ -203,6 +243,8 @@ fn the_confirm_rule_reads_the_same_before_and_in_the_write() {
         media_type: MediaType::Png,
         size: 10,
         expires_us: 100,
+        staged: true,
+        confirmed: false,
     };
     let key = a.storage_key.clone();
     assert!(matches!(
@@ -311,4 +353,36 @@ fn an_older_catalog_is_upgraded_in_place_at_open() {
             .total,
         1
     );
+}
+
+#[test]
+fn reads_never_wait_for_a_heal_in_progress() {
+    let (_dir, catalog) = open();
+    let catalog = std::sync::Arc::new(catalog);
+    catalog.commit_failed.store(true, Ordering::Relaxed); // as after a failed commit
+    let (release, gate) = std::sync::mpsc::channel();
+    *catalog.heal_gate.lock().expect("gate") = Some(gate);
+    let healer = {
+        let catalog = catalog.clone();
+        std::thread::spawn(move || catalog.heal())
+    };
+    // Wait until the heal is inside its reopen (it has taken the gate).
+    while catalog.heal_gate.lock().expect("gate").is_some() {
+        std::thread::yield_now();
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = catalog.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(reader.get("media_AAAAAAAAAAAAAAAA").map(|r| r.is_none()));
+    });
+    // A deadlock guard, not a timing claim: the read must answer while the heal waits.
+    let answered = rx.recv_timeout(std::time::Duration::from_secs(10));
+    release.send(()).expect("release the heal");
+    healer.join().expect("heal thread").expect("healed");
+    assert!(
+        matches!(answered, Ok(Err(CatalogError::Unavailable))),
+        "a point read during a heal answers Unavailable at once, got {answered:?}"
+    );
+    assert!(catalog.writable());
+    assert_eq!(catalog.get("media_AAAAAAAAAAAAAAAA").expect("read"), None);
 }

@@ -24,6 +24,40 @@ use crate::model::{CropSize, MediaRecord, Status, now_us};
 use crate::storage::StorageError;
 use crate::storage::key::ondemand_crop_key;
 
+/// Crops being made, by storage key (see `Flight`).
+type Flights = Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
+
+/// One request's place in the single flight of a crop: the lock the makers of one crop
+/// take in turn. Dropped (answered, or its client gone mid-way), it takes the crop's
+/// entry out of the map once no other request holds it, so a client that disconnects
+/// leaves nothing behind.
+struct Flight<'a> {
+    flights: &'a Flights,
+    key: String,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl<'a> Flight<'a> {
+    fn join(flights: &'a Flights, key: &str) -> Self {
+        let mut map = flights.lock().unwrap_or_else(|e| e.into_inner());
+        let lock = map.entry(key.to_owned()).or_default().clone();
+        Self {
+            flights,
+            key: key.to_owned(),
+            lock,
+        }
+    }
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        let mut map = self.flights.lock().unwrap_or_else(|e| e.into_inner());
+        if Arc::strong_count(&self.lock) <= 2 {
+            map.remove(&self.key); // the map's and this one: nobody else waits
+        }
+    }
+}
+
 /// A cached crop's last use is written at most this often (a hit is otherwise a read).
 const TOUCH_EVERY: Duration = Duration::from_secs(1);
 
@@ -54,7 +88,7 @@ pub struct Cropper {
     budget: u64,
     retry_after: u64,
     /// Crops being made, by storage key: a second request waits on the first.
-    flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    flights: Flights,
     /// Crops whose last use is being written (one write at a time per crop).
     touching: Arc<Mutex<HashSet<String>>>,
 }
@@ -106,23 +140,12 @@ impl Cropper {
         if self.hit(id, &key)? {
             return Ok(key);
         }
-        let flight = {
-            let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
-            flights.entry(key.clone()).or_default().clone()
-        };
-        let made = {
-            let _turn = flight.lock().await;
-            if self.hit(id, &key)? {
-                Ok(key.clone())
-            } else {
-                self.make(&record, size, key.clone()).await
-            }
-        };
-        let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
-        if Arc::strong_count(&flight) <= 2 {
-            flights.remove(&key); // the map's and this one: nobody else waits
+        let flight = Flight::join(&self.flights, &key);
+        let _turn = flight.lock.lock().await;
+        if self.hit(id, &key)? {
+            return Ok(key);
         }
-        made
+        self.make(&record, size, key).await
     }
 
     /// The item, if it is a raster image whose pixels decode.
@@ -212,5 +235,39 @@ impl Cropper {
         } else {
             Err(CropError::NotFound) // replaced, moved or deleted meanwhile
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_flight_leaves_the_map_with_its_last_request_even_one_whose_client_left() {
+        let flights: Arc<Flights> = Arc::default();
+        let first = Flight::join(&flights, "k");
+        let held = first.lock.clone().lock_owned().await;
+        // A second request waits for the first one's crop; its client goes away.
+        let waiting = {
+            let flights = flights.clone();
+            tokio::spawn(async move {
+                let second = Flight::join(&flights, "k");
+                let _turn = second.lock.lock().await;
+            })
+        };
+        tokio::task::yield_now().await;
+        waiting.abort();
+        let _ = waiting.await;
+        assert_eq!(
+            flights.lock().expect("map").len(),
+            1,
+            "the first still holds it"
+        );
+        drop(held);
+        drop(first);
+        assert!(
+            flights.lock().expect("map").is_empty(),
+            "nothing left behind"
+        );
     }
 }

@@ -1,22 +1,39 @@
 //! Bookkeeping for one connection's life, apart from hyper: whether a request is in
-//! flight and since when it has been idle (the idle deadline, which hyper has for HTTP/1
-//! keep-alive but not for HTTP/2), and the shutdown signal every connection watches
-//! (mini-redis's pattern: a watch channel to tell, a sender clone per connection to
-//! count those still open).
+//! flight or a response body still streaming, and since when it has been idle (the idle
+//! deadline, which hyper has for HTTP/1 keep-alive but not for HTTP/2), and the shutdown
+//! signal every connection watches (mini-redis's pattern: a watch channel to tell, a
+//! sender clone per connection to count those still open).
+//!
+//! A response body being sent counts as activity for as long as the client takes it: each
+//! frame hyper pulls (it pulls the next once the last is on its way) marks progress, so
+//! a 50 MB video read at 2 Mbit/s is not cut off, while a client that stops reading is
+//! idle from its last progress.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
+use hyper::body::{Body, Frame, SizeHint};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-/// Requests in flight on a connection and when the last one ended.
+use super::response::Body as RespBody;
+
+/// Bodies up to this size go out with their head (one write): not worth tracking.
+const TRACK_OVER: u64 = 64 * 1024;
+
+/// Requests in flight on a connection (handlers running, bodies streaming) and when the
+/// last one ended or made progress.
 #[derive(Debug)]
 pub struct Activity {
     opened: Instant,
+    /// Handlers running.
     in_flight: AtomicUsize,
-    /// Milliseconds from `opened` to the end of the last request.
+    /// Milliseconds from `opened` to the end of the last request, or the last progress of
+    /// a body being sent.
     last_ms: AtomicU64,
 }
 
@@ -29,15 +46,33 @@ impl Activity {
         })
     }
 
+    /// Marks now as the last sign of life.
+    fn stamp(&self) {
+        let ms = self.opened.elapsed().as_millis() as u64;
+        self.last_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// A response body that counts as activity while it is sent (see the module docs);
+    /// small bodies, which leave with their head, are not tracked.
+    pub fn track(self: &Arc<Self>, body: RespBody) -> RespBody {
+        if body.is_end_stream() || body.size_hint().exact().is_some_and(|n| n <= TRACK_OVER) {
+            return body;
+        }
+        http_body_util::BodyExt::boxed(Tracked {
+            body,
+            activity: self.clone(),
+        })
+    }
+
     /// Marks a request in flight until the guard drops.
     pub fn begin(self: &Arc<Self>) -> Busy {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         Busy(self.clone())
     }
 
-    /// How long the connection has been without a request at `now`; `None` while one is
-    /// in flight. (A response body still streaming is not a request in flight: a graceful
-    /// shutdown lets it finish.)
+    /// How long the connection has been without a request at `now` (or, while a
+    /// response body streams, without progress in sending it); `None` while a handler
+    /// runs (handlers have deadlines of their own).
     pub fn idle_at(&self, now: Instant) -> Option<Duration> {
         if self.in_flight.load(Ordering::Relaxed) > 0 {
             return None;
@@ -61,10 +96,44 @@ pub struct Busy(Arc<Activity>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        let a = &self.0;
-        let ms = a.opened.elapsed().as_millis() as u64;
-        a.last_ms.fetch_max(ms, Ordering::Relaxed);
-        a.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.stamp();
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body whose frames mark the connection's progress (see `Activity::track`).
+struct Tracked {
+    body: RespBody,
+    activity: Arc<Activity>,
+}
+
+impl Body for Tracked {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if polled.is_ready() {
+            self.activity.stamp();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.activity.stamp();
     }
 }
 

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::error::ApiError;
 use crate::health::Refusal;
 use crate::ingest::IngestError;
+use crate::storage::StorageError;
 
 /// Every response body: a full buffer or a file stream.
 pub type Body = BoxBody<Bytes, std::io::Error>;
@@ -99,7 +100,8 @@ pub fn error(e: &ApiError) -> Resp {
         ApiError::Ingest(IngestError::Busy { retry_after, .. }) => {
             set_header(headers, header::RETRY_AFTER, &retry_after.to_string());
         }
-        ApiError::Ingest(IngestError::Declined(Refusal::StorageDown)) => {
+        ApiError::Ingest(IngestError::Declined(Refusal::StorageDown))
+        | ApiError::Storage(StorageError::Down) => {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         _ if status == StatusCode::SERVICE_UNAVAILABLE => {

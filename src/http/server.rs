@@ -33,15 +33,21 @@ use crate::model::random_token;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Serves until `shutdown` resolves, then stops accepting and gives in-flight requests
-/// up to `server.shutdown_grace_secs` to finish.
+/// Serves until `shutdown` resolves; then drains: `/readyz` answers 503 for
+/// `server.drain_secs` while requests are still served (so a load balancer takes the node
+/// out before it closes), then it stops accepting and gives in-flight requests up to
+/// `server.shutdown_grace_secs` to finish.
 pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<Output = ()>) {
     let limits = &ctx.config.server;
     let grace = Duration::from_secs(limits.shutdown_grace_secs);
+    let drain = Duration::from_secs(limits.drain_secs);
     let builder = Arc::new(builder(limits));
     let slots = Slots::new(limits.max_connections, limits.max_connections_per_client);
     let connections = Shutdown::new();
     tokio::pin!(shutdown);
+    let drained = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(drained);
+    let mut draining = false;
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -69,7 +75,16 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, shutdown: impl Future<O
                     drop(slot);
                 });
             }
-            () = &mut shutdown => break,
+            () = &mut shutdown, if !draining => {
+                draining = true;
+                ctx.draining.store(true, Ordering::Relaxed);
+                if drain.is_zero() {
+                    break;
+                }
+                tracing::info!(?drain, "draining: /readyz answers 503, still serving");
+                drained.as_mut().reset(tokio::time::Instant::now() + drain);
+            }
+            () = &mut drained, if draining => break,
         }
     }
     ctx.draining.store(true, Ordering::Relaxed);
@@ -123,10 +138,14 @@ async fn connection(
     let service = {
         let (ctx, activity) = (ctx.clone(), activity.clone());
         service_fn(move |req| {
-            let (ctx, busy) = (ctx.clone(), activity.begin());
+            let (ctx, activity) = (ctx.clone(), activity.clone());
+            let busy = activity.begin();
             async move {
-                let _in_flight = busy; // until the answer is ready
-                Ok::<_, Infallible>(handle(&ctx, req).await)
+                let resp = handle(&ctx, req).await;
+                // From here the body's progress is the connection's activity.
+                let resp = resp.map(|body| activity.track(body));
+                drop(busy);
+                Ok::<_, Infallible>(resp)
             }
         })
     };
@@ -175,25 +194,52 @@ async fn sends_within(stream: &TcpStream, deadline: Duration) -> bool {
     matches!(peeked, Ok(Ok(n)) if n > 0)
 }
 
-/// The separate metrics listener (`server.metrics_listen`): `GET /metrics` only.
-pub async fn serve_metrics(listener: TcpListener, handle: PrometheusHandle) {
-    let builder = auto::Builder::new(TokioExecutor::new());
+/// Connections the separate metrics listener serves at once (scrapers are few).
+const METRICS_CONNECTIONS: usize = 16;
+
+/// The separate metrics listener (`server.metrics_listen`): `GET /metrics` only, with the
+/// main listener's header deadline, a cap on open connections (past it a new one is
+/// closed at once) and a pause after a failed accept (out of file descriptors).
+pub async fn serve_metrics(listener: TcpListener, handle: PrometheusHandle, limits: ServerConfig) {
+    let header = Duration::from_secs(limits.header_read_timeout_secs);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header)
+        .max_buf_size(limits.max_header_bytes);
+    let builder = Arc::new(builder);
+    let open = Arc::new(tokio::sync::Semaphore::new(METRICS_CONNECTIONS));
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
-        let handle = handle.clone();
-        let service = service_fn(move |req: Request<Incoming>| {
-            let resp = match route(req.method(), req.uri().path()) {
-                Ok(Route::Metrics) => metrics_response(&handle),
-                Ok(_) | Err(_) => error(&crate::error::ApiError::NoRoute),
-            };
-            async move { Ok::<_, Infallible>(resp) }
+        let Ok(slot) = open.clone().try_acquire_owned() else {
+            continue; // over the cap: dropped, closed
+        };
+        let (handle, builder) = (handle.clone(), builder.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            if !sends_within(&stream, header).await {
+                return;
+            }
+            let service = service_fn(move |req: Request<Incoming>| {
+                let resp = match route(req.method(), req.uri().path()) {
+                    Ok(Route::Metrics) => metrics_response(&handle),
+                    Ok(_) | Err(_) => error(&crate::error::ApiError::NoRoute),
+                };
+                async move { Ok::<_, Infallible>(resp) }
+            });
+            // Keep-alive idleness is bounded by the header deadline of the next request.
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        tokio::spawn(conn);
     }
 }
 

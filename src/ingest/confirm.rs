@@ -1,18 +1,22 @@
-//! The presigned path: an object a client uploaded straight to the bucket goes through
-//! the same checks as an upload before it becomes an item. Whatever is refused is
-//! deleted from the bucket.
+//! The presigned path: a client uploaded straight to the bucket, into a staging object
+//! that its signed URL can write for as long as it is valid. What becomes the item is a
+//! copy only this server can write, and the copy is what gets checked, so no PUT made
+//! later, or during the checks, can change what is served:
 //!
-//! Only what the checks need is read: images that are stripped (JPEG, PNG, WebP) are
-//! downloaded whole, streamed to a temp file and rewritten there; everything else (videos,
-//! documents, GIF, SVG) is read in place with ranged GETs, its head for the type and what
-//! its probe asks for (an MP4's `moov`, wherever its header points).
+//! - images that are stripped (JPEG, PNG, WebP) are downloaded whole from staging (one
+//!   version of the object), checked and cleaned in a temp file and stored at the key;
+//! - everything else (videos, documents, GIF, SVG) is copied inside the store from staging
+//!   to the key, and the copy is checked in place with ranged GETs: its head for the type
+//!   and what its probe asks for (an MP4's `moov`, wherever its header points).
+//!
+//! Whatever is refused is deleted, the staging object in any case once the item exists.
 
 use std::io::Read;
 
+use super::stage::Unclaimed;
 use super::{Ingest, IngestError, Staged};
 use crate::media::{self, Inspection, MediaError, sniff};
 use crate::model::{FolderPath, MediaRecord, MediaType, PresignRecord, now_us};
-use crate::storage::StorageError;
 
 /// What the client says when it confirms, already validated.
 pub struct Confirmation {
@@ -26,6 +30,7 @@ pub struct Confirmation {
 
 /// Why the uploaded bytes are refused (the object is then deleted).
 enum Refusal {
+    Size,
     Type,
     Media(MediaError),
 }
@@ -38,30 +43,31 @@ impl Ingest {
     /// type, safe and within limits), strips it like an upload, and records its item and
     /// job in the same write that consumes the presign (so it is confirmed once).
     pub async fn confirm(&self, c: Confirmation) -> Result<MediaRecord, IngestError> {
-        let (key, media_type) = (c.key, c.presign.media_type);
+        let (key, media_type, expected) = (c.key, c.presign.media_type, c.presign.size);
         self.admit_bytes()?;
-        let object = self
+        let upload = self
             .storage
-            .head(key.clone())
+            .head_upload(key.clone())
             .await?
             .ok_or(IngestError::UploadMissing)?;
-        if object.size != c.presign.size {
-            self.storage.discard(vec![key]);
-            return Err(IngestError::SizeMismatch {
-                expected: c.presign.size,
-            });
+        if upload.size != expected {
+            self.refuse_upload(&key);
+            return Err(IngestError::SizeMismatch { expected });
         }
         let slot = self.admit(media_type)?;
+        // From here the key's object is this request's until its record commits.
+        let guard = Unclaimed::new(self, key.clone());
         let checked = if media_type.is_strippable() {
-            self.check_downloaded(&key, media_type).await?
+            self.check_downloaded(&key, media_type, expected).await?
         } else {
-            self.check_in_place(&key, object.size, media_type).await?
+            self.check_copied(&key, media_type, expected).await?
         };
         let (inspection, size) = match checked {
             Ok(found) => found,
             Err(refusal) => {
-                self.storage.discard(vec![key]);
+                self.refuse_upload(&key); // the copy, if any, goes with the guard
                 return Err(match refusal {
+                    Refusal::Size => IngestError::SizeMismatch { expected },
                     Refusal::Type => IngestError::TypeMismatch {
                         expected: media_type.mime(),
                     },
@@ -72,36 +78,55 @@ impl Ingest {
                 });
             }
         };
-        let staged = Staged {
+        let mut staged = Staged {
             filename: c.filename,
             media_type,
             size,
             inspection,
-            storage_key: key,
+            storage_key: key.clone(),
             created_us: now_us(),
             slot,
-            guard: None, // the object stays the presign's until the confirm commits
+            guard,
         };
         let item = staged.record(&c.folder, c.alt.as_deref());
         self.catalog.confirm_presign(item.clone()).await?;
+        staged.recorded();
+        drop(staged); // the backlog slot: the committed job counts in the catalog now
+        // What the signed URL uploaded is no longer needed; should it be PUT again, the
+        // presign's expiry sweep deletes it.
+        self.refuse_upload(&key);
         if item.is_processing() {
             self.processing.enqueue(vec![item.id.clone()]);
         }
         Ok(item)
     }
 
-    /// Downloads the object into a temp file, checks and strips it there, and stores the
-    /// cleaned copy in its place.
+    /// Deletes what the client uploaded for `key`, in the background.
+    fn refuse_upload(&self, key: &str) {
+        let (storage, key) = (self.storage.clone(), key.to_owned());
+        tokio::spawn(async move {
+            if let Err(e) = storage.delete_uploads(vec![key]).await {
+                tracing::warn!(error = %e, "upload not deleted; the presign sweep retries");
+            }
+        });
+    }
+
+    /// Downloads the upload into a temp file (one version of it, at most one byte more
+    /// than presigned), checks and strips it there, and stores that at the key.
     async fn check_downloaded(
         &self,
         key: &str,
         media_type: MediaType,
+        expected: u64,
     ) -> Result<Checked, IngestError> {
         let mut sink = self
             .storage
-            .fetch(key.to_owned())
+            .fetch_upload(key.to_owned(), expected)
             .await?
             .ok_or(IngestError::UploadMissing)?;
+        if sink.len() != expected {
+            return Ok(Err(Refusal::Size)); // PUT again since the HEAD
+        }
         if sniff::sniff(sink.head()) != Some(media_type) {
             return Ok(Err(Refusal::Type));
         }
@@ -116,16 +141,24 @@ impl Ingest {
         Ok(Ok((inspection, size)))
     }
 
-    /// Reads the object's head and what its probe needs in ranges, on a blocking thread.
-    async fn check_in_place(
+    /// Copies the upload to the key inside the store, then checks the copy: its size, and
+    /// its head and what its probe needs, read in ranges on a blocking thread.
+    async fn check_copied(
         &self,
         key: &str,
-        len: u64,
         media_type: MediaType,
+        expected: u64,
     ) -> Result<Checked, IngestError> {
+        if !self.storage.promote_upload(key.to_owned()).await? {
+            return Err(IngestError::UploadMissing);
+        }
+        let copied = self.storage.head(key.to_owned()).await?;
+        let Some(len) = copied.map(|c| c.size).filter(|size| *size == expected) else {
+            return Ok(Err(Refusal::Size)); // PUT again since the HEAD
+        };
         let mut object = self.storage.ranged(key.to_owned(), len).await?;
         let max_pixels = self.settings.max_image_pixels;
-        let checked = tokio::task::spawn_blocking(move || -> std::io::Result<Checked> {
+        let checking = tokio::task::spawn_blocking(move || -> std::io::Result<Checked> {
             let mut head = Vec::with_capacity(sniff::SNIFF_LEN);
             (&mut object)
                 .take(sniff::SNIFF_LEN as u64)
@@ -142,9 +175,11 @@ impl Ingest {
                 Err(MediaError::Probe(media::probe::ProbeError::Io(e))) => Err(e),
                 Err(error) => Ok(Err(Refusal::Media(error))),
             }
-        })
-        .await
-        .map_err(|e| StorageError::from(std::io::Error::other(e)))?;
-        Ok(checked.map_err(StorageError::from)?)
+        });
+        let checked = self.storage.unless_down(async {
+            let joined = checking.await.map_err(std::io::Error::other)?;
+            Ok(joined?)
+        });
+        Ok(checked.await?)
     }
 }

@@ -25,20 +25,12 @@ impl Ingest {
             .map(|r| r.id.clone())
             .collect();
         // Registered before the commit, so the end of a job cannot be missed.
-        let done: Vec<_> = if wait {
-            jobs.iter()
-                .map(|id| self.processing.subscribe(id))
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let done = (wait && !jobs.is_empty()).then(|| self.processing.watch(jobs.clone()));
         if let Err(e) = self.catalog.insert_media(records.clone()).await {
             // The insert is one atomic write; its reply can be lost (actor restart) after
             // the commit. Only files whose records are really absent may go.
             let committed = matches!(self.catalog.get(&records[0].id), Ok(Some(_)));
             if !committed {
-                drop(done);
-                self.processing.prune_waiters(&jobs);
                 return Err(e.into()); // the staged files go with their guards
             }
         }
@@ -53,12 +45,10 @@ impl Ingest {
                 .increment(1);
             metrics::counter!(m::UPLOAD_BYTES, "type" => mime).increment(r.size);
         }
-        if done.is_empty() {
+        let Some(done) = done else {
             return Ok(records);
-        }
-        let all_done = futures_util::future::join_all(done);
-        let _ = tokio::time::timeout(self.settings.wait_timeout, all_done).await;
-        self.processing.prune_waiters(&jobs);
+        };
+        done.until_done(self.settings.wait_timeout).await;
         Ok(self.reread(records))
     }
 

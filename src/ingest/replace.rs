@@ -5,53 +5,33 @@
 //! old files serve; a crash before it leaves the new file unclaimed (swept at start).
 
 use super::{Ingest, IngestError, Staged};
-use crate::model::{FolderPath, MediaRecord, now_us};
-
-impl Staged {
-    /// `old` with this file in place of its own: the file's fields are those of a new
-    /// item made of it; id, metadata and creation time stay `old`'s.
-    pub fn replacing(&self, old: &MediaRecord) -> MediaRecord {
-        let old = old.clone();
-        MediaRecord {
-            id: old.id,
-            alt: old.alt,
-            title: old.title,
-            description: old.description,
-            folder: old.folder,
-            focal_x: old.focal_x,
-            focal_y: old.focal_y,
-            created_us: old.created_us,
-            updated_us: Some(now_us()),
-            ..self.record(&FolderPath::root(), None)
-        }
-    }
-}
+use crate::model::{FolderPath, MediaRecord};
 
 impl Ingest {
-    /// Puts `staged` in place of `old`'s file; the old files are deleted once the new
-    /// record is committed. On failure the staged file is discarded.
-    pub async fn replace(
-        &self,
-        old: &MediaRecord,
-        mut staged: Staged,
-    ) -> Result<MediaRecord, IngestError> {
-        let new = staged.replacing(old);
-        let cached = self.catalog.cached_crops_of(&old.id)?;
-        let record = match self.catalog.replace_file(new).await {
-            Ok(record) => record,
+    /// Puts `staged` in place of item `id`'s file; the old files are deleted once the new
+    /// record is committed. The item's metadata is read at the commit (not before the
+    /// upload streamed), so a PATCH meanwhile is kept. On failure the staged file is
+    /// discarded.
+    pub async fn replace(&self, id: &str, mut staged: Staged) -> Result<MediaRecord, IngestError> {
+        let file = MediaRecord {
+            id: id.to_owned(),
+            ..staged.record(&FolderPath::root(), None)
+        };
+        let (record, queued) = match self.catalog.replace_file(file).await {
+            Ok(changed) => (changed.record, changed.queued),
             Err(e) => {
                 // The reply can be lost after the commit (actor restart): look before
-                // letting the guard remove the file.
-                match self.catalog.get(&old.id) {
-                    Ok(Some(now)) if now.storage_key == staged.storage_key => now,
+                // letting the guard remove the file (the periodic drain then removes the
+                // old files).
+                match self.catalog.get(id) {
+                    Ok(Some(now)) if now.storage_key == staged.storage_key => (now, Vec::new()),
                     _ => return Err(e.into()),
                 }
             }
         };
         staged.recorded();
         drop(staged); // the backlog slot: the committed job counts in the catalog now
-        self.storage.drain_deletes(old.storage_keys());
-        self.storage.drain_deletes(cached);
+        self.storage.drain_deletes(queued);
         if record.is_processing() {
             self.processing.enqueue(vec![record.id.clone()]);
         }

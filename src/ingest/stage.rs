@@ -7,7 +7,7 @@ use crate::media::{self, Inspection, MediaError, sniff};
 use crate::metrics as m;
 use crate::model::{FolderPath, MediaRecord, MediaType, Processing, new_media_id, now_us};
 use crate::storage::key::new_key;
-use crate::storage::{Sink, StorageError};
+use crate::storage::{Held, Sink, StorageError};
 
 /// A file already committed to storage, waiting for its catalog record.
 pub struct Staged {
@@ -19,22 +19,42 @@ pub struct Staged {
     pub created_us: u64,
     /// Raster images hold a backlog slot until the request ends.
     pub slot: Option<Reservation>,
-    /// Removes the stored file should this be dropped before its record is committed
-    /// (`None` for a presigned object, which its presign keeps).
-    pub(super) guard: Option<Unclaimed>,
+    /// Removes the stored file should this be dropped before its record is committed.
+    pub(super) guard: Unclaimed,
 }
 
 /// A freshly stored file that no record names yet. Dropped while unclaimed (its request
 /// failed, or its client went away mid-request), it is removed as soon as the catalog has
 /// settled every write that might name it: a record committed meanwhile keeps it.
+/// Until then the orphan sweep leaves the file alone (`held`), however long the request
+/// takes.
 pub(super) struct Unclaimed {
     /// `None` once claimed.
     key: Option<String>,
+    held: Option<Held>,
     ingest: Ingest,
+}
+
+impl Unclaimed {
+    /// Holds `key` from the sweep before its file is written.
+    pub(super) fn new(ingest: &Ingest, key: String) -> Self {
+        Self {
+            held: Some(ingest.storage.hold(key.clone())),
+            key: Some(key),
+            ingest: ingest.clone(),
+        }
+    }
+
+    /// Its record is committed: the file stays.
+    fn claimed(&mut self) {
+        self.key = None;
+        self.held = None; // the committed record claims it
+    }
 }
 
 impl Drop for Unclaimed {
     fn drop(&mut self) {
+        let held = self.held.take();
         let Some(key) = self.key.take() else {
             return;
         };
@@ -48,6 +68,7 @@ impl Drop for Unclaimed {
             if catalog.barrier().await.is_ok() && matches!(catalog.owner_of_file(&key), Ok(None)) {
                 ingest.storage.discard(vec![key]);
             }
+            drop(held); // a record claims it now, or it is gone (or the sweep decides)
         });
     }
 }
@@ -55,9 +76,7 @@ impl Drop for Unclaimed {
 impl Staged {
     /// Its record is committed: the stored file stays.
     pub(super) fn recorded(&mut self) {
-        if let Some(guard) = &mut self.guard {
-            guard.key = None;
-        }
+        self.guard.claimed();
     }
 
     /// The new item this file becomes, in `folder` with `alt`.
@@ -137,7 +156,7 @@ impl Ingest {
             storage_key: key,
             created_us,
             slot,
-            guard: Some(guard),
+            guard,
         }))
     }
 
@@ -152,20 +171,21 @@ impl Ingest {
     ) -> Result<(u64, Unclaimed), IngestError> {
         let ingest = self.clone();
         let commit = tokio::spawn(async move {
+            let mut guard = Unclaimed::new(&ingest, key.clone());
             let size = match ingest.storage.commit(sink, key.clone(), mime).await {
                 Ok(size) => size,
-                Err(e @ StorageError::Remote(_)) => {
+                Err(e @ (StorageError::Remote(_) | StorageError::Down)) => {
                     // A PUT that failed or timed out on our side may still land: the key
                     // goes on the durable delete queue before the client hears of it.
                     if let Err(queued) = ingest.catalog.queue_deletes(vec![key]).await {
                         tracing::warn!(error = %queued, "failed upload not queued; the sweep will find it");
                     }
+                    guard.key = None; // queued: the drain removes it
                     return Err(e);
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e), // nothing stored: the guard's check finds no owner
             };
-            let key = Some(key);
-            Ok::<_, StorageError>((size, Unclaimed { key, ingest }))
+            Ok::<_, StorageError>((size, guard))
         });
         let committed = commit.await.map_err(std::io::Error::other);
         Ok(committed.map_err(StorageError::from)??)

@@ -78,6 +78,25 @@ impl MediaRecord {
         Some(stale.into_iter().map(|c| c.storage_key).collect())
     }
 
+    /// This item with the file of `file` (a replace): filename, type, size, dimensions,
+    /// duration, storage key and processing state are `file`'s, reset for its job; id,
+    /// metadata, focal point and creation time stay this item's.
+    pub fn with_file_of(&self, file: &Self) -> Self {
+        Self {
+            filename: file.filename.clone(),
+            media_type: file.media_type,
+            size: file.size,
+            width: file.width,
+            height: file.height,
+            duration: file.duration,
+            storage_key: file.storage_key.clone(),
+            processing: Processing::initial(file.media_type),
+            crop_version: 0,
+            updated_us: Some(super::now_us()),
+            ..self.clone()
+        }
+    }
+
     /// True while the item waits for its processing job.
     pub fn is_processing(&self) -> bool {
         self.processing
@@ -250,6 +269,14 @@ pub struct PresignRecord {
     pub size: u64,
     /// Microseconds since the Unix epoch.
     pub expires_us: u64,
+    /// The signed PUT lands in a staging object, not at the key (every presign made since
+    /// confirm copies what it checked; older ones are refused at confirm).
+    #[serde(default)]
+    pub staged: bool,
+    /// Confirmed: the item exists. Kept until it expires, so that what its still-valid
+    /// URL may PUT afterwards is deleted then.
+    #[serde(default)]
+    pub confirmed: bool,
 }
 
 impl PresignRecord {

@@ -93,6 +93,13 @@ pub fn object_key(prefix: &str, key: &str) -> String {
     }
 }
 
+/// Where a presigned PUT lands in the bucket: `incoming/<prefix>/<key>`, outside the
+/// prefix that `public_base_url` serves. Confirm copies what it checked from there to the
+/// key itself, which no URL handed out can write.
+pub fn staging_object_key(prefix: &str, key: &str) -> String {
+    format!("incoming/{}", object_key(prefix, key))
+}
+
 /// The server-made key inside a full object key, if it is one of ours.
 pub fn key_of<'a>(prefix: &str, object_key: &'a str) -> Option<&'a str> {
     let prefix = prefix.trim_matches('/');
@@ -186,6 +193,14 @@ mod tests {
         assert_eq!(key_stem(&v), "2026/03/AbC123");
         assert_eq!(key_stem("2026/03/AbC123.jpg"), "2026/03/AbC123");
         assert_ne!(key_stem("2026/03/AbC1234.jpg"), key_stem(&v));
+    }
+
+    #[test]
+    fn uploads_land_outside_the_prefix_and_are_never_taken_for_stored_files() {
+        let staged = staging_object_key("site_1", "2026/03/abc.mp4");
+        assert_eq!(staged, "incoming/site_1/2026/03/abc.mp4");
+        assert_eq!(key_of("site_1", &staged), None);
+        assert_eq!(key_of("", &staging_object_key("", "2026/03/abc.mp4")), None);
     }
 
     #[test]

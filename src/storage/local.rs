@@ -6,8 +6,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::{
-    Result, Sink, StoredFile, Sweep, SweepReport, is_valid_key, modified_before, remove_if_present,
-    sweep_temp,
+    InFlight, Result, Sink, StoredFile, Sweep, SweepReport, is_valid_key, modified_before,
+    remove_if_present, sweep_temp,
 };
 use crate::model::random_token;
 
@@ -15,6 +15,7 @@ use crate::model::random_token;
 pub struct LocalStorage {
     uploads: PathBuf,
     tmp: PathBuf,
+    pub(super) in_flight: InFlight,
 }
 
 impl LocalStorage {
@@ -24,11 +25,16 @@ impl LocalStorage {
         let tmp = data_dir.join("tmp");
         fs::create_dir_all(&uploads)?;
         fs::create_dir_all(&tmp)?;
-        Ok(Self { uploads, tmp })
+        let in_flight = InFlight::default();
+        Ok(Self {
+            uploads,
+            tmp,
+            in_flight,
+        })
     }
 
     pub(super) async fn begin(&self) -> Result<Sink> {
-        Ok(Sink::new(&self.tmp))
+        Ok(Sink::new(&self.tmp, &self.in_flight))
     }
 
     pub(super) async fn commit(&self, mut sink: Sink, key: &str) -> Result<u64> {
@@ -135,7 +141,7 @@ impl LocalStorage {
     /// Walks `uploads/YYYY/MM/` (and the temp folder) removing what the sweep allows.
     pub(super) fn sweep(&self, sweep: &Sweep) -> Result<SweepReport> {
         let mut report = SweepReport {
-            temp_files: sweep_temp(&self.tmp, sweep.cutoff)?,
+            temp_files: sweep_temp(&self.tmp, sweep.cutoff, &self.in_flight)?,
             orphans: 0,
         };
         for year in read_dirs(&self.uploads)? {
@@ -143,9 +149,8 @@ impl LocalStorage {
                 for file in fs::read_dir(&month)? {
                     let path = file?.path();
                     let key = path.strip_prefix(&self.uploads).ok().and_then(Path::to_str);
-                    if !key.is_some_and(|k| (sweep.claims)(k))
-                        && modified_before(&path, sweep.cutoff)?
-                    {
+                    let kept = key.is_some_and(|k| (sweep.claims)(k) || self.in_flight.contains(k));
+                    if !kept && modified_before(&path, sweep.cutoff)? {
                         remove_if_present(&path)?;
                         report.orphans += 1;
                     }
@@ -226,9 +231,8 @@ mod tests {
             "a small upload stays in memory until it is committed"
         );
         drop(small);
-        let mut abandoned = storage.begin().await.expect("begin");
-        abandoned.write(&[7; 300 * 1024]).await.expect("write"); // past the spill size
-        std::mem::forget(abandoned); // a crash mid-upload leaves a temp file
+        // A crash mid-upload leaves a temp file that nothing holds any more.
+        fs::write(dir.join("tmp/crashed.part"), [7; 1024]).expect("leftover");
         storage
     }
 
@@ -248,11 +252,18 @@ mod tests {
             SweepReport::default(),
             "files younger than the grace period may belong to a request in progress"
         );
+        // An upload in progress, past the spill size: its temp file is held.
+        let mut live = storage.begin().await.expect("begin");
+        live.write(&[7; 300 * 1024]).await.expect("write");
         let cutoff = SystemTime::now() + Duration::from_secs(1);
         let report = storage
             .sweep(Sweep { claims, cutoff })
             .await
             .expect("sweep");
+        assert!(
+            live.path().exists(),
+            "an upload in progress keeps its temp file"
+        );
         let expected = SweepReport {
             temp_files: 1,
             orphans: 1,

@@ -12,8 +12,9 @@ mod ranged;
 mod s3;
 mod sink;
 
+use std::collections::HashSet;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 pub use key::{FileUrls, is_valid_key};
@@ -30,6 +31,9 @@ pub enum StorageError {
     Io(#[from] std::io::Error),
     #[error("the storage service is restarting, try again")]
     Unavailable,
+    /// The health probe found the backend not answering while this waited on it.
+    #[error("the storage backend is not answering; retry shortly")]
+    Down,
     #[error("object store request failed: {0}")]
     Remote(String),
     #[error("this storage backend has no presigned uploads")]
@@ -51,12 +55,49 @@ pub struct StoredFile {
     pub modified: SystemTime,
 }
 
+/// Files of requests in progress: temp files being written, and stored files whose
+/// record is not committed yet. The orphan sweep never removes one of these, however old
+/// (a trickling upload may take longer than the sweep's grace period).
+#[derive(Clone, Default)]
+pub struct InFlight(Arc<Mutex<HashSet<String>>>);
+
+/// One name held in `InFlight` until this is dropped.
+pub struct Held {
+    registry: InFlight,
+    name: String,
+}
+
+impl InFlight {
+    /// Holds `name` (a storage key, or a temp file's name) until the guard drops.
+    pub fn hold(&self, name: String) -> Held {
+        self.lock().insert(name.clone());
+        Held {
+            registry: self.clone(),
+            name,
+        }
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.lock().contains(name)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.registry.lock().remove(&self.name);
+    }
+}
+
 /// Whether the catalog still wants a stored file (see `CatalogHandle::claims`).
 pub type Claims = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// One orphan sweep: temp files and stored files the catalog does not claim are removed
 /// when they were last modified before `cutoff` (younger ones may belong to a request
-/// still in progress).
+/// still in progress), unless a request in progress holds them (`InFlight`).
 #[derive(Clone)]
 pub struct Sweep {
     pub claims: Claims,
@@ -129,6 +170,14 @@ impl Storage {
         }
     }
 
+    /// The files of requests in progress (shared with the handles that stage uploads).
+    pub fn in_flight(&self) -> InFlight {
+        match self {
+            Self::Local(l) => l.in_flight.clone(),
+            Self::S3(s) => s.in_flight.clone(),
+        }
+    }
+
     /// The backend's name, for metric labels.
     pub fn backend_name(&self) -> &'static str {
         match self {
@@ -164,7 +213,8 @@ impl Storage {
         }
     }
 
-    /// A URL to PUT this object with this Content-Type until it expires (S3 only).
+    /// A URL to PUT the upload for `key` with this Content-Type until it expires (S3
+    /// only). It lands in a staging object, never at `key` (see `key::staging_object_key`).
     pub async fn presign_put(
         &self,
         key: &str,
@@ -174,29 +224,51 @@ impl Storage {
         self.s3()?.presign_put(key, mime, expires_in).await
     }
 
-    /// The size of an object uploaded by a client (S3 only); `None` when absent.
+    /// The size of what a client uploaded for `key` (S3 only); `None` when nothing.
+    pub async fn head_upload(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        self.s3()?.head_upload(key).await
+    }
+
+    /// What a client uploaded for `key`, copied into a temp file (at most `limit` + 1
+    /// bytes of it) to be checked (S3 only).
+    pub async fn fetch_upload(&self, key: &str, limit: u64) -> Result<Option<Sink>> {
+        self.s3()?.fetch_upload(key, limit).await
+    }
+
+    /// Copies what a client uploaded for `key` to `key`, inside the store (S3 only);
+    /// false when nothing was uploaded.
+    pub async fn promote_upload(&self, key: &str) -> Result<bool> {
+        self.s3()?.promote_upload(key).await
+    }
+
+    /// Removes what a client uploaded for `key` (S3 only).
+    pub async fn delete_upload(&self, key: &str) -> Result<()> {
+        self.s3()?.delete_upload(key).await
+    }
+
+    /// The size of the object stored under `key` (S3 only); `None` when absent.
     pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
         self.s3()?.head(key).await
     }
 
-    /// An object uploaded by a client, to be read in ranges (S3 only).
+    /// The object stored under `key`, to be read in ranges (S3 only).
     pub fn ranged(&self, key: &str, len: u64) -> Result<RangedObject> {
         self.s3()?.ranged(key, len)
     }
-
-    /// An object uploaded by a client, copied into a temp file to be checked (S3 only).
-    pub async fn fetch(&self, key: &str) -> Result<Option<Sink>> {
-        self.s3()?.fetch(key).await
-    }
 }
 
-/// Removes the temp files (uploads in progress or left by a crash) last modified before
-/// `cutoff`; returns the count.
-fn sweep_temp(tmp: &Path, cutoff: SystemTime) -> Result<usize> {
+/// Removes the temp files left by a crash or an abandoned request: last modified before
+/// `cutoff` and not held by a request in progress; returns the count.
+fn sweep_temp(tmp: &Path, cutoff: SystemTime, in_flight: &InFlight) -> Result<usize> {
     let mut removed = 0;
     for entry in std::fs::read_dir(tmp)? {
-        let path = entry?.path();
-        if modified_before(&path, cutoff)? {
+        let entry = entry?;
+        let held = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| in_flight.contains(n));
+        let path = entry.path();
+        if !held && modified_before(&path, cutoff)? {
             remove_if_present(&path)?;
             removed += 1;
         }

@@ -18,9 +18,9 @@ use object_store::{
 };
 use tokio::io::AsyncReadExt;
 
-use super::key::{is_valid_key, key_of, object_key};
+use super::key::{is_valid_key, key_of, object_key, staging_object_key};
 use super::ranged::RangedObject;
-use super::{Result, Sink, StorageError, Sweep, SweepReport, sweep_temp};
+use super::{InFlight, Result, Sink, StorageError, Sweep, SweepReport, sweep_temp};
 use crate::config::S3Config;
 use crate::metrics as m;
 
@@ -39,6 +39,7 @@ pub struct S3Storage {
     tmp: PathBuf,
     /// Where the next orphan sweep resumes its listing (`None`: from the start).
     sweep_resume: Mutex<Option<ObjectPath>>,
+    pub(super) in_flight: InFlight,
 }
 
 /// What a HEAD of an object says.
@@ -53,7 +54,8 @@ impl S3Storage {
         // Every call has deadlines (object_store's defaults wait up to three minutes).
         let mut client = ClientOptions::new()
             .with_connect_timeout(secs(config.connect_timeout_secs))
-            .with_timeout(secs(config.request_timeout_secs));
+            .with_timeout(secs(config.request_timeout_secs))
+            .with_read_timeout(secs(config.read_timeout_secs));
         let retry = RetryConfig {
             max_retries: config.max_retries,
             retry_timeout: secs(config.retry_timeout_secs),
@@ -86,22 +88,23 @@ impl S3Storage {
             prefix: config.prefix.trim_matches('/').to_owned(),
             tmp,
             sweep_resume: Mutex::new(None),
+            in_flight: InFlight::default(),
         })
     }
 
     fn path(&self, key: &str) -> Result<ObjectPath> {
-        if !is_valid_key(key) {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "invalid storage key",
-            )
-            .into());
-        }
+        check_key(key)?;
         Ok(ObjectPath::from(object_key(&self.prefix, key)))
     }
 
+    /// Where a presigned upload for `key` lands (see `key::staging_object_key`).
+    fn staging_path(&self, key: &str) -> Result<ObjectPath> {
+        check_key(key)?;
+        Ok(ObjectPath::from(staging_object_key(&self.prefix, key)))
+    }
+
     pub(super) async fn begin(&self) -> Result<Sink> {
-        Ok(Sink::new(&self.tmp))
+        Ok(Sink::new(&self.tmp, &self.in_flight))
     }
 
     /// Sends the spooled file to the bucket with its content type; returns its size.
@@ -165,9 +168,18 @@ impl S3Storage {
         }
     }
 
-    /// The object's size, or `None` when nothing is stored under the key.
+    /// The size of what a client uploaded for `key`, or `None` when it uploaded nothing.
+    pub async fn head_upload(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        self.head_at(&self.staging_path(key)?).await
+    }
+
+    /// The size of the object stored under `key`, or `None`.
     pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
-        match self.store.head(&self.path(key)?).await {
+        self.head_at(&self.path(key)?).await
+    }
+
+    async fn head_at(&self, path: &ObjectPath) -> Result<Option<ObjectInfo>> {
+        match self.store.head(path).await {
             Ok(meta) => Ok(Some(ObjectInfo { size: meta.size })),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(remote(e)),
@@ -182,19 +194,44 @@ impl S3Storage {
         Ok(RangedObject::new(store, self.path(key)?, len, runtime))
     }
 
-    /// Downloads an object into a new temp file (to sniff and probe it like an upload).
-    pub async fn fetch(&self, key: &str) -> Result<Option<Sink>> {
-        let got = match self.store.get(&self.path(key)?).await {
+    /// Copies what a client uploaded for `key` to `key` itself, inside the store (no
+    /// byte passes through here); `false` when nothing was uploaded.
+    pub async fn promote_upload(&self, key: &str) -> Result<bool> {
+        let (from, to) = (self.staging_path(key)?, self.path(key)?);
+        match self.store.copy(&from, &to).await {
+            Ok(()) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(remote(e)),
+        }
+    }
+
+    /// Removes what a client uploaded for `key` (gone already is fine).
+    pub async fn delete_upload(&self, key: &str) -> Result<()> {
+        match self.store.delete(&self.staging_path(key)?).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(remote(e)),
+        }
+    }
+
+    /// Downloads what a client uploaded for `key` into a new temp file (to sniff, probe
+    /// and strip it like an upload): one version of the object, whatever is PUT
+    /// meanwhile, and at most `limit` + 1 bytes of it (a larger object is not what was
+    /// presigned: the caller sees the length and refuses it).
+    pub async fn fetch_upload(&self, key: &str, limit: u64) -> Result<Option<Sink>> {
+        let got = match self.store.get(&self.staging_path(key)?).await {
             Ok(got) => got,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(remote(e)),
         };
-        let mut sink = Sink::new(&self.tmp);
+        let mut sink = Sink::new(&self.tmp, &self.in_flight);
         let mut stream = got.into_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(remote)?;
             metrics::counter!(m::STORAGE_FETCHED_BYTES).increment(chunk.len() as u64);
             sink.write(&chunk).await?;
+            if sink.len() > limit {
+                break;
+            }
         }
         sink.flush().await?;
         Ok(Some(sink))
@@ -207,8 +244,9 @@ impl S3Storage {
         }
     }
 
-    /// A URL that lets its holder PUT exactly this object, with this Content-Type, until
-    /// it expires (the Content-Type is part of the signature).
+    /// A URL that lets its holder PUT the upload for `key` (its staging object, never the
+    /// key itself), with this Content-Type, until it expires (the Content-Type is part of
+    /// the signature).
     pub async fn presign_put(&self, key: &str, mime: &str, expires_in: Duration) -> Result<String> {
         let value = HeaderValue::from_str(mime)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
@@ -216,7 +254,7 @@ impl S3Storage {
             SignedUrlOptions::new().with_signed_header(hyper::header::CONTENT_TYPE, value);
         let url = self
             .store
-            .signed_url_opts(Method::PUT, &self.path(key)?, expires_in, &options)
+            .signed_url_opts(Method::PUT, &self.staging_path(key)?, expires_in, &options)
             .await
             .map_err(remote)?;
         Ok(url.to_string())
@@ -237,9 +275,9 @@ impl S3Storage {
     /// most `SWEEP_DELETES_PER_SEC` objects a second. Objects that are not ours (not a
     /// server-made key) are never touched.
     pub(super) async fn sweep(&self, sweep: &Sweep) -> Result<SweepReport> {
-        let tmp = self.tmp.clone();
+        let (tmp, in_flight) = (self.tmp.clone(), self.in_flight.clone());
         let cutoff = sweep.cutoff;
-        let temp = tokio::task::spawn_blocking(move || sweep_temp(&tmp, cutoff));
+        let temp = tokio::task::spawn_blocking(move || sweep_temp(&tmp, cutoff, &in_flight));
         let mut report = SweepReport {
             temp_files: temp.await.map_err(std::io::Error::other)??,
             orphans: 0,
@@ -258,7 +296,7 @@ impl S3Storage {
             let meta = meta.map_err(remote)?;
             listed += 1;
             let key = key_of(&self.prefix, meta.location.as_ref());
-            if let Some(key) = key.filter(|k| !(sweep.claims)(k))
+            if let Some(key) = key.filter(|k| !(sweep.claims)(k) && !self.in_flight.contains(k))
                 && meta.last_modified.timestamp() < cutoff_secs
             {
                 pace.tick().await;
@@ -270,6 +308,16 @@ impl S3Storage {
         // A full batch may have more behind it: the next run starts after it.
         *self.sweep_resume.lock().expect("sweep cursor") = last.filter(|_| listed == SWEEP_LISTED);
         Ok(report)
+    }
+}
+
+/// Only server-made keys are ever turned into object paths.
+fn check_key(key: &str) -> Result<()> {
+    if is_valid_key(key) {
+        Ok(())
+    } else {
+        let invalid = std::io::Error::new(std::io::ErrorKind::InvalidInput, "invalid storage key");
+        Err(invalid.into())
     }
 }
 
@@ -317,6 +365,7 @@ mod tests {
             presign_expiry_secs: 60,
             connect_timeout_secs: 1,
             request_timeout_secs: 1,
+            read_timeout_secs: 1,
             retry_timeout_secs: 1,
             max_retries: 0,
         };
@@ -332,8 +381,8 @@ mod tests {
             .await
             .expect("sign");
         assert!(
-            url.starts_with("http://127.0.0.1:9/b/site_1/2026/03/abc.mp4?"),
-            "{url}"
+            url.starts_with("http://127.0.0.1:9/b/incoming/site_1/2026/03/abc.mp4?"),
+            "the PUT lands outside the served prefix: {url}"
         );
         assert!(url.contains("X-Amz-Expires=600"), "{url}");
         assert!(url.contains("content-type"), "{url}");

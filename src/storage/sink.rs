@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use tokio::io::AsyncWriteExt;
 
-use super::Result;
+use super::{Held, InFlight, Result};
 use crate::media::sniff::SNIFF_LEN;
 use crate::model::random_token;
 
@@ -21,6 +21,8 @@ pub struct Sink {
     len: u64,
     head: Vec<u8>,
     pub(super) committed: bool,
+    /// The temp file's name, held from the sweep while this upload is in progress.
+    _held: Held,
 }
 
 enum Spool {
@@ -33,9 +35,11 @@ enum Spool {
 impl Sink {
     /// A new empty upload whose temp file, if it needs one, will be in `tmp`. Nothing
     /// touches the disk until the upload outgrows memory.
-    pub(super) fn new(tmp: &Path) -> Self {
+    pub(super) fn new(tmp: &Path, in_flight: &InFlight) -> Self {
+        let name = format!("{}.part", random_token(20));
         Self {
-            path: tmp.join(format!("{}.part", random_token(20))),
+            path: tmp.join(&name),
+            _held: in_flight.hold(name),
             spool: Spool::Memory(Vec::new()),
             len: 0,
             head: Vec::with_capacity(SNIFF_LEN),

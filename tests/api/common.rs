@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use darkroom::catalog::{Catalog, keys};
 use darkroom::config::{Config, S3Config, Secret, StorageConfig};
 use darkroom::model::Scope;
+use futures_util::StreamExt;
 use reqwest::multipart::{Form, Part};
 use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
@@ -101,6 +102,7 @@ impl TestServer {
     pub async fn spawn_in(dir: TempDir, tweak: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config::defaults();
         config.data_dir = dir.path().to_owned();
+        config.server.drain_secs = 0; // tests stop servers often; drain has its own test
         tweak(&mut config);
         let storage = config.storage.clone();
         let (write_key, read_key) = make_keys(&config.catalog_path());
@@ -299,6 +301,52 @@ impl TestServer {
             .send()
             .await
             .expect("upload")
+    }
+
+    /// Starts a multipart request whose body stops before the last part's second half
+    /// until the returned sender fires: `parts` (field, filename, bytes; an empty filename
+    /// makes a text field) reach the server at once, except the last one's tail. Answers
+    /// with the response once released.
+    pub fn held_multipart(
+        &self,
+        method: Method,
+        path: &str,
+        parts: Vec<(&str, &str, Vec<u8>)>,
+    ) -> (JoinHandle<Response>, oneshot::Sender<()>) {
+        let boundary = "darkroom-held-boundary-7c1f";
+        let mut body = Vec::new();
+        for (field, filename, bytes) in &parts {
+            body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+            let disposition = if filename.is_empty() {
+                format!("Content-Disposition: form-data; name=\"{field}\"\r\n\r\n")
+            } else {
+                format!(
+                    "Content-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n\
+                     Content-Type: application/octet-stream\r\n\r\n"
+                )
+            };
+            body.extend_from_slice(disposition.as_bytes());
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        let tail_len = parts.last().map_or(0, |(_, _, b)| b.len() / 2) + boundary.len() + 8;
+        let tail = body.split_off(body.len() - tail_len);
+        let (release, released) = oneshot::channel::<()>();
+        let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) })
+            .chain(futures_util::stream::once(async move {
+                let _ = released.await;
+                Ok(tail)
+            }));
+        let request = self
+            .request(method, path, Some(&self.write_key))
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(reqwest::Body::wrap_stream(stream));
+        let task = tokio::spawn(async move { request.send().await.expect("held request") });
+        (task, release)
     }
 
     /// Uploads fixtures under their own file names.
@@ -523,6 +571,7 @@ impl Binary {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_darkroom"));
         cmd.env("DARKROOM_DATA_DIR", data_dir)
             .env("DARKROOM_LISTEN", "127.0.0.1:0")
+            .env("DARKROOM_SERVER__DRAIN_SECS", "0")
             .env("RUST_LOG", "info")
             .env_remove("RUST_LOG_STYLE");
         cmd
@@ -535,9 +584,15 @@ impl Binary {
 
     /// Starts `darkroom serve ARGS...`; everything it logs is kept in `log`.
     pub fn start_with(data_dir: &Path, args: &[&str]) -> Self {
+        Self::start_env(data_dir, args, &[])
+    }
+
+    /// As `start_with`, with these environment variables set too.
+    pub fn start_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Self::command(data_dir)
             .arg("serve")
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -229,3 +229,53 @@ async fn requests_cancelled_by_their_client_are_counted_as_499() {
     .await;
     assert!(counted, "no 499 sample: {series}");
 }
+
+/// A download read slowly but steadily finishes, however long it takes past the idle
+/// deadline (it was cut off once the idle time passed: a request counted as in flight
+/// only until its head was ready). The reader takes about 5 s for 3 MB; idle is 1 s.
+#[tokio::test]
+async fn a_slow_but_steady_download_is_not_cut_off_at_the_idle_deadline() {
+    let s = TestServer::spawn_with(|c| c.server.idle_timeout_secs = 1).await;
+    let mut pdf = fixture("pdf/ltnews18_1page.pdf");
+    pdf.resize(3 * 1024 * 1024, b' '); // padded after %%EOF: still a PDF by its magic
+    let item = s
+        .upload_parts(vec![("big.pdf".into(), pdf.clone())], &[])
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .expect("json")["data"][0]
+        .clone();
+    let url = item["url"].as_str().expect("url").to_owned();
+    let mut conn = connect(&s).await;
+    let request = format!("GET {url} HTTP/1.1\r\nHost: test\r\n\r\n");
+    conn.write_all(request.as_bytes()).await.expect("write");
+    let mut received = Vec::new();
+    let mut buf = vec![0u8; 32 * 1024];
+    let read = tokio::time::timeout(WITHIN, async {
+        loop {
+            let n = conn.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            received.extend_from_slice(&buf[..n]);
+            let head_end = received.windows(4).position(|w| w == b"\r\n\r\n");
+            if head_end.is_some_and(|at| received.len() - at - 4 >= pdf.len()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await; // ~640 KB/s
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the download neither ended nor stalled");
+    let body_at = received
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head")
+        + 4;
+    assert_eq!(
+        received.len() - body_at,
+        pdf.len(),
+        "the whole file arrived"
+    );
+    assert_eq!(&received[body_at..], pdf.as_slice());
+}

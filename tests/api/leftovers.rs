@@ -157,3 +157,59 @@ async fn young_files_are_left_for_a_later_sweep() {
         "the young one stays until it is older than the grace period"
     );
 }
+
+/// The sweep runs every second with a one-second grace while a two-file upload's second
+/// part is held back for three: the first file, stored when its part ended, is held for
+/// its request (it was swept before its record was written, leaving an item without its
+/// original).
+async fn the_sweep_leaves_files_of_uploads_in_progress_alone(s: TestServer) {
+    let jpeg = fixture("jpeg/grace_hopper_512x600.jpg");
+    let pdf = fixture("pdf/ltnews18_1page.pdf");
+    let (upload, release) = s.held_multipart(
+        reqwest::Method::POST,
+        "/api/v1/media?wait=true",
+        vec![
+            ("files", "first.jpg", jpeg.clone()),
+            ("files", "second.pdf", pdf),
+        ],
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await; // three sweeps past the grace
+    release.send(()).expect("release");
+    let resp = upload.await.expect("upload task");
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let body: serde_json::Value = resp.json().await.expect("json");
+    let first = &body["data"][0];
+    assert_eq!(first["status"], "ready", "{first}");
+    assert_eq!(
+        s.served(first).await.len() as u64,
+        first["size"].as_u64().expect("size")
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await; // more sweeps after the commit
+    assert_eq!(stored_originals(&s).await, recorded_originals(&s).await);
+}
+
+mod the_sweep_leaves_files_of_uploads_in_progress_alone {
+    use crate::common::{TestServer, s3_config, unique_prefix};
+
+    fn sweep_often(c: &mut darkroom::config::Config) {
+        c.maintenance.orphan_sweep_secs = 1;
+        c.maintenance.orphan_grace_secs = 1;
+    }
+
+    #[tokio::test]
+    async fn local() {
+        let s = TestServer::spawn_with(sweep_often).await;
+        super::the_sweep_leaves_files_of_uploads_in_progress_alone(s).await
+    }
+
+    #[tokio::test]
+    async fn s3() {
+        let s3 = s3_config(&unique_prefix());
+        let s = TestServer::spawn_with(move |c| {
+            sweep_often(c);
+            c.storage = darkroom::config::StorageConfig::S3(s3);
+        })
+        .await;
+        super::the_sweep_leaves_files_of_uploads_in_progress_alone(s).await
+    }
+}

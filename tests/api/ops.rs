@@ -435,7 +435,11 @@ async fn metrics_can_move_to_their_own_listener() {
     let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = free.local_addr().expect("addr");
     drop(free);
-    let s = TestServer::spawn_with(|c| c.server.metrics_listen = Some(addr)).await;
+    let s = TestServer::spawn_with(|c| {
+        c.server.metrics_listen = Some(addr);
+        c.server.header_read_timeout_secs = 1;
+    })
+    .await;
     assert_eq!(
         s.get("/metrics", None).await.status(),
         StatusCode::NOT_FOUND,
@@ -459,6 +463,33 @@ async fn metrics_can_move_to_their_own_listener() {
         .await
         .expect("get");
     assert_eq!(other.status(), StatusCode::NOT_FOUND, "only /metrics there");
+
+    // Silent connections are closed at the header deadline (they were held for ever),
+    // and more of them than the cap are closed at once: a scrape still gets through.
+    let silent: Vec<_> = (0..20)
+        .map(|_| std::net::TcpStream::connect(addr).expect("connect"))
+        .collect();
+    let closed = tokio::task::spawn_blocking(move || {
+        silent.into_iter().all(|mut conn| {
+            conn.set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("timeout");
+            let mut buf = [0u8; 8];
+            match std::io::Read::read(&mut conn, &mut buf) {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(e) => !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+            }
+        })
+    });
+    assert!(
+        closed.await.expect("join"),
+        "every silent connection was closed"
+    );
+    let again = s.client.get(format!("http://{addr}/metrics")).send().await;
+    assert_eq!(again.expect("scrape").status(), StatusCode::OK);
 }
 
 #[tokio::test]

@@ -210,3 +210,37 @@ async fn a_crash_during_a_replace_leaves_one_whole_set_of_files() {
         server.kill();
     }
 }
+
+/// A replace reads the item's metadata when it commits, not when its upload began: a
+/// PATCH that lands while the new file streams is kept (it was undone before).
+#[tokio::test]
+async fn a_patch_made_while_a_replacement_streams_is_kept() {
+    let s = TestServer::spawn().await;
+    let item = s
+        .upload_one("jpeg/hopper_128x128.jpg", &[("alt", "before")])
+        .await;
+    let id = item["id"].as_str().expect("id").to_owned();
+    let png = fixture("png/chessboard_200x200_rgb16.png");
+    let (replacing, release) = s.held_multipart(
+        Method::PUT,
+        &format!("/api/v1/media/{id}/file"),
+        vec![("file", "board.png", png)],
+    );
+    // The replace has begun (its head and half its file are in); now a PATCH lands.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let meta = json!({"alt": "during", "title": "T", "focalX": 20});
+    let patched = s
+        .send_json(Method::PATCH, &format!("/api/v1/media/{id}"), meta)
+        .await;
+    assert_eq!(patched.status(), StatusCode::OK);
+    release.send(()).expect("release");
+    let resp = replacing.await.expect("replace task");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let now = s.get_json(&format!("/api/v1/media/{id}")).await["data"].clone();
+    assert_eq!(now["mimeType"], "image/png", "the file was replaced");
+    assert_eq!(
+        (&now["alt"], &now["title"], &now["focalX"]),
+        (&json!("during"), &json!("T"), &json!(20)),
+        "the PATCH made during the replace is kept"
+    );
+}

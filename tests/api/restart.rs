@@ -205,6 +205,52 @@ async fn sigterm_stops_the_server_cleanly() {
     assert_eq!(page.total, 1);
 }
 
+/// On SIGTERM the server drains first: `/readyz` answers 503 `draining` while requests
+/// are still served, for `server.drain_secs`; then it exits (it used to close its
+/// listener at once, so a load balancer never saw it not ready).
+#[tokio::test]
+async fn sigterm_drains_with_readyz_503_before_closing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = Binary::start_env(dir.path(), &[], &[("DARKROOM_SERVER__DRAIN_SECS", "3")]);
+    let client = reqwest::Client::new();
+    let ready = client.get(format!("{}/readyz", server.base)).send().await;
+    assert_eq!(ready.expect("readyz").status(), StatusCode::OK);
+    let pid = server.child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let mut saw_draining = false;
+    for _ in 0..100 {
+        let Ok(resp) = client.get(format!("{}/readyz", server.base)).send().await else {
+            break; // closed: the drain is over
+        };
+        if resp.status() == StatusCode::SERVICE_UNAVAILABLE {
+            let body: serde_json::Value = resp.json().await.expect("json");
+            assert_eq!(body["status"], "draining");
+            let served = client.get(format!("{}/healthz", server.base)).send().await;
+            assert_eq!(served.expect("still served").status(), StatusCode::OK);
+            saw_draining = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        saw_draining,
+        "/readyz said draining while the server still served"
+    );
+    let mut status = None;
+    for _ in 0..600 {
+        if let Some(s) = server.child.try_wait().expect("wait") {
+            status = Some(s);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(status.expect("exited after the drain").success());
+}
+
 #[tokio::test]
 async fn an_upload_in_flight_during_sigterm_completes_and_is_kept() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -46,6 +46,13 @@ async fn put(url: &str, content_type: &str, bytes: Vec<u8>) -> StatusCode {
         .status()
 }
 
+/// Where a presign's PUT lands: its URL without the signature (readable anonymously on
+/// the test server, as the whole bucket is).
+fn staged_url(p: &Value) -> String {
+    let url = p["uploadUrl"].as_str().expect("uploadUrl");
+    url.split('?').next().expect("path").to_owned()
+}
+
 async fn confirm(s: &TestServer, body: Value) -> reqwest::Response {
     s.send_json(Method::POST, "/api/v1/media/confirm", body)
         .await
@@ -273,6 +280,88 @@ async fn confirm_refuses_what_was_not_issued_or_does_not_match_and_keeps_nothing
     );
 }
 
+/// Once confirmed, an item's bytes are the ones checked: PUTting again to the presign's
+/// URL (valid for an hour) changes nothing that is served. It used to replace the
+/// checked object in place: a scripted SVG served from the bucket, a JPEG with its GPS
+/// block back.
+#[tokio::test]
+async fn a_confirmed_upload_cannot_be_overwritten_through_its_signed_url() {
+    let (s, _) = spawn_s3(|_| {}).await;
+    let clean = br#"<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"><rect width="4" height="4"/></svg>"#.to_vec();
+    let mut evil = br#"<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"><script>alert(document.domain)</script></svg>"#.to_vec();
+    evil.resize(clean.len(), b' ');
+    evil.truncate(clean.len()); // the same size, so only the bytes differ
+    let gps = fixture("jpeg/colorfulcups_2560x1600_progressive_gps.jpg");
+    for (name, mime, first, again) in [
+        ("logo.svg", "image/svg+xml", clean.clone(), evil.clone()),
+        ("cups.jpg", "image/jpeg", gps.clone(), gps.clone()),
+    ] {
+        let p = presign_ok(&s, name, mime, first.len()).await;
+        let url = p["uploadUrl"].as_str().expect("url");
+        assert_eq!(put(url, mime, first).await, StatusCode::OK);
+        let resp = confirm(&s, json!({"storageKey": p["storageKey"]})).await;
+        assert_eq!(resp.status(), StatusCode::CREATED, "{name}");
+        let item: Value = resp.json().await.expect("json");
+        let served = s.served(&item["data"]).await;
+        assert_eq!(
+            put(url, mime, again).await,
+            StatusCode::OK,
+            "the URL still PUTs"
+        );
+        assert_eq!(s.served(&item["data"]).await, served, "{name}: unchanged");
+        let confirmed_again = confirm(&s, json!({"storageKey": p["storageKey"]})).await;
+        assert_eq!(
+            error_code(confirmed_again, StatusCode::BAD_REQUEST).await,
+            "already_confirmed"
+        );
+        if mime == "image/jpeg" {
+            assert!(served.len() < gps.len(), "stripped of its GPS block");
+        } else {
+            assert!(!String::from_utf8_lossy(&served).contains("script"));
+        }
+    }
+}
+
+/// Confirms raced by PUTs of other bytes to the same URL: whatever the confirm answers,
+/// what it made an item of is what it checked.
+#[tokio::test]
+async fn a_put_racing_a_confirm_never_gets_unchecked_bytes_served() {
+    let (s, _) = spawn_s3(|_| {}).await;
+    let clean = br#"<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"><rect width="4" height="4"/></svg>"#.to_vec();
+    let mut evil =
+        br#"<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>"#.to_vec();
+    evil.resize(clean.len(), b' ');
+    for round in 0..6 {
+        let p = presign_ok(&s, "race.svg", "image/svg+xml", clean.len()).await;
+        let url = p["uploadUrl"].as_str().expect("url").to_owned();
+        assert_eq!(
+            put(&url, "image/svg+xml", clean.clone()).await,
+            StatusCode::OK
+        );
+        let racer = {
+            let (url, evil) = (url.clone(), evil.clone());
+            tokio::spawn(async move {
+                for _ in 0..5 {
+                    put(&url, "image/svg+xml", evil.clone()).await;
+                }
+            })
+        };
+        let resp = confirm(&s, json!({"storageKey": p["storageKey"]})).await;
+        let status = resp.status();
+        let body: Value = resp.json().await.expect("json");
+        racer.await.expect("racer");
+        if status == StatusCode::CREATED {
+            let served = s.served(&body["data"]).await;
+            assert!(
+                !String::from_utf8_lossy(&served).contains("script"),
+                "round {round}"
+            );
+        } else {
+            assert_eq!(status, StatusCode::BAD_REQUEST, "round {round}: {body}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn presign_validates_its_request() {
     let (s, _) = spawn_s3(|_| {}).await;
@@ -347,13 +436,19 @@ async fn expired_unconfirmed_uploads_are_swept() {
     let url = p["uploadUrl"].as_str().expect("url");
     assert_eq!(put(url, "application/pdf", pdf).await, StatusCode::OK);
     let public_url = p["publicUrl"].as_str().expect("url").to_owned();
-    assert_eq!(s.get(&public_url, None).await.status(), StatusCode::OK);
+    let staged = staged_url(&p);
+    assert_eq!(s.get(&staged, None).await.status(), StatusCode::OK);
+    assert_eq!(
+        s.get(&public_url, None).await.status(),
+        StatusCode::NOT_FOUND,
+        "an upload is not at its public URL before it is confirmed"
+    );
 
     // The sweep runs at start and every minute: restart after the expiry.
     let dir = s.stop().await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let s = TestServer::spawn_in(dir, move |c| c.storage = StorageConfig::S3(s3)).await;
-    s.until_not_found(&public_url).await;
+    s.until_not_found(&staged).await;
     // The sweep deletes the object, then forgets the presign: in between, a confirm is
     // told the presign expired; after, that there is nothing to confirm.
     for _ in 0..100 {

@@ -15,10 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tokio::sync::oneshot;
 
 pub use admission::{Admission, Reservation};
-pub use waiters::Waiters;
+pub use waiters::{Waiters, Watch};
 
 use super::Slot;
 use super::catalog::CatalogHandle;
@@ -85,7 +84,16 @@ impl Actor for ProcessingPool {
         myself: ActorRef<ProcessingMsg>,
         args: ProcessingArgs,
     ) -> Result<PoolState, ActorProcessingErr> {
-        let pending = args.catalog.unfinished_jobs().await?;
+        // Never fails on the catalog (failures cluster when restarts are needed): jobs it
+        // cannot list now are found by the next rescan.
+        let pending = match args.catalog.unfinished_jobs().await {
+            Ok(pending) => pending,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list unfinished image jobs yet; rescanning");
+                myself.send_after(RETRY_DELAY, || ProcessingMsg::Rescan);
+                Vec::new()
+            }
+        };
         if !pending.is_empty() {
             tracing::info!(jobs = pending.len(), "queueing unfinished image jobs");
         }
@@ -230,12 +238,9 @@ impl ProcessingHandle {
         self.admission.try_reserve()
     }
 
-    pub fn subscribe(&self, id: &str) -> oneshot::Receiver<()> {
-        self.waiters.subscribe(id)
-    }
-
-    pub fn prune_waiters(&self, ids: &[String]) {
-        self.waiters.prune(ids);
+    /// `?wait=true`: a wait for these jobs, registered now (see `Waiters::watch`).
+    pub fn watch(&self, ids: Vec<String>) -> Watch {
+        self.waiters.watch(ids)
     }
 
     /// Test-only fault injection.
@@ -243,6 +248,11 @@ impl ProcessingHandle {
         if let Some(actor) = self.slot.get() {
             let _ = actor.cast(ProcessingMsg::Crash);
         }
+    }
+
+    /// Whether the pool's actor runs (readiness: images would wait for ever otherwise).
+    pub fn is_running(&self) -> bool {
+        self.slot.get().is_some()
     }
 }
 

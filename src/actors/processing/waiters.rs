@@ -29,8 +29,20 @@ impl Waiters {
         }
     }
 
+    /// Waits for the jobs of `ids` to end (registered now: call it before the jobs are
+    /// committed). However the wait ends (done, timed out, or the request dropped with
+    /// its client gone), its registrations go with it.
+    pub fn watch(&self, ids: Vec<String>) -> Watch {
+        let done = ids.iter().map(|id| self.subscribe(id)).collect();
+        Watch {
+            waiters: self.clone(),
+            ids,
+            done,
+        }
+    }
+
     /// Drops registrations whose waiter gave up (timed out or disconnected).
-    pub fn prune(&self, ids: &[String]) {
+    fn prune(&self, ids: &[String]) {
         if let Ok(mut map) = self.0.lock() {
             for id in ids {
                 if let Some(list) = map.get_mut(id) {
@@ -41,6 +53,28 @@ impl Waiters {
                 }
             }
         }
+    }
+}
+
+/// A request waiting for some jobs (see `Waiters::watch`).
+pub struct Watch {
+    waiters: Waiters,
+    ids: Vec<String>,
+    done: Vec<oneshot::Receiver<()>>,
+}
+
+impl Watch {
+    /// Returns once every job has ended, or after `limit`.
+    pub async fn until_done(mut self, limit: std::time::Duration) {
+        let all = futures_util::future::join_all(std::mem::take(&mut self.done));
+        let _ = tokio::time::timeout(limit, all).await;
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.done.clear(); // closes this watch's channels, so the prune sees them gone
+        self.waiters.prune(&self.ids);
     }
 }
 
@@ -61,6 +95,21 @@ mod tests {
         waiters.notify("a"); // nobody left: nothing happens
         let mut b = b;
         assert!(b.try_recv().is_err(), "b's job has not ended");
+    }
+
+    #[tokio::test]
+    async fn a_watch_dropped_before_its_jobs_end_leaves_no_registration() {
+        let waiters = Waiters::default();
+        let watch = waiters.watch(vec!["a".to_owned(), "b".to_owned()]);
+        let waiting = tokio::spawn(watch.until_done(std::time::Duration::from_secs(600)));
+        tokio::task::yield_now().await;
+        waiting.abort(); // the client went away
+        let _ = waiting.await;
+        assert!(waiters.0.lock().expect("lock").is_empty());
+        let done = waiters.watch(vec!["c".to_owned()]);
+        waiters.notify("c");
+        done.until_done(std::time::Duration::from_secs(600)).await;
+        assert!(waiters.0.lock().expect("lock").is_empty());
     }
 
     #[test]

@@ -34,7 +34,7 @@ impl Tables<'_> {
     pub(super) fn finish_job(
         &mut self,
         id: &str,
-        result: JobResult,
+        result: &JobResult,
         source: &str,
     ) -> Result<Outcome> {
         let current = self.get(id)?;
@@ -42,7 +42,7 @@ impl Tables<'_> {
             // The file was replaced while the job ran: its job stays, for the new file.
             return Ok(Outcome::Job(JobOutcome::Superseded));
         }
-        if let (Some(r), JobResult::Ready { crop_version, .. }) = (&current, &result)
+        if let (Some(r), JobResult::Ready { crop_version, .. }) = (&current, result)
             && *crop_version != r.crop_version
         {
             return Ok(Outcome::Job(JobOutcome::Stale)); // the job stays, to run again
@@ -55,7 +55,7 @@ impl Tables<'_> {
             return Ok(Outcome::Job(JobOutcome::AlreadyDone));
         }
         let mut new = old.clone();
-        new.processing = Some(result.into_processing());
+        new.processing = Some(result.clone().into_processing());
         // Sort keys and counts do not depend on processing: only the record and its files.
         self.put_media(&new)?;
         for key in new.storage_keys() {
@@ -85,7 +85,7 @@ impl Tables<'_> {
                  dependency failed each time); not retried"
             );
             let source = self.get(id)?.map(|r| r.storage_key).unwrap_or_default();
-            self.finish_job(id, JobResult::Failed { reason }, &source)?;
+            self.finish_job(id, &JobResult::Failed { reason }, &source)?;
             return Ok(Outcome::JobSkipped);
         }
         self.add_job(id, attempts + 1)?;

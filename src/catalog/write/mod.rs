@@ -86,8 +86,10 @@ pub enum Write {
     ForgetPresigns(Vec<String>),
     /// Images whose crops are not the configured presets: their jobs, to run again.
     Recrop(Vec<String>),
-    /// The item with a new file (same id and metadata): its old files are queued for
-    /// deletion and the new one gets its job, in one commit.
+    /// The item with a new file: the file's fields of the given record (type, size,
+    /// dimensions, storage key, processing) replace the item's, its metadata as it is at
+    /// commit stays (a concurrent PATCH is kept); its old files are queued for deletion
+    /// and the new one gets its job, in one commit.
     ReplaceFile(Box<MediaRecord>),
     /// An on-demand crop was written (see `crops.rs`).
     CacheCrop(CacheCrop),
@@ -103,8 +105,12 @@ pub enum Write {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Done,
-    /// The record as written (update) or as it was (delete).
-    Media(Box<MediaRecord>),
+    /// The record as written (update, replace) or as it was (delete), and the storage
+    /// keys this write put on the delete queue (the caller drains them at once).
+    Media {
+        record: Box<MediaRecord>,
+        queued: Vec<String>,
+    },
     FolderCreated,
     FolderExisted,
     /// The job should run now.
@@ -113,6 +119,14 @@ pub enum Outcome {
     JobSkipped,
     Job(JobOutcome),
     Crop(CropCached),
+}
+
+/// A media write's answer: the record (as written, or as it was when deleted) and the
+/// storage keys the write queued for deletion, which the caller drains at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Changed {
+    pub record: MediaRecord,
+    pub queued: Vec<String>,
 }
 
 /// What recording a job's result found.
@@ -134,7 +148,20 @@ impl Catalog {
     /// Applies `writes` in order in one transaction and commits once. A batch that fails
     /// on the database itself (I/O, a full disk) marks the catalog not writable until a
     /// later one commits (see `writable`).
+    /// A batch that failed for want of disk space is tried once more after releasing the
+    /// disk reserve (see `reserve`), so deletes commit on a full disk.
     pub fn apply(&self, writes: Vec<Write>) -> Result<Vec<Result<Outcome>>> {
+        let mut applied = self.apply_once(&writes);
+        if applied.as_ref().is_err_and(CatalogError::is_out_of_space)
+            && self.reserve.release()
+            && self.heal().is_ok()
+        {
+            applied = self.apply_once(&writes);
+        }
+        applied
+    }
+
+    fn apply_once(&self, writes: &[Write]) -> Result<Vec<Result<Outcome>>> {
         let applied = self.apply_batch(writes);
         let failed = matches!(
             applied,
@@ -144,14 +171,21 @@ impl Catalog {
         applied
     }
 
-    fn apply_batch(&self, writes: Vec<Write>) -> Result<Vec<Result<Outcome>>> {
+    fn apply_batch(&self, writes: &[Write]) -> Result<Vec<Result<Outcome>>> {
         let txn = self.write_txn()?;
         let mut results = Vec::with_capacity(writes.len());
         let (jobs_delta, touched, searched);
         {
             let mut tables = Tables::open(&txn)?;
             for write in writes {
-                let result = tables.apply(write);
+                tables.queued.clear();
+                let result = tables.apply(write).map(|outcome| match outcome {
+                    Outcome::Media { record, .. } => Outcome::Media {
+                        record,
+                        queued: std::mem::take(&mut tables.queued),
+                    },
+                    other => other,
+                });
                 if let Err(e @ (CatalogError::Db(_) | CatalogError::Corrupt(_))) = &result {
                     return Err(e.clone());
                 }
@@ -183,6 +217,14 @@ impl Catalog {
     }
 }
 
+/// A media write's outcome (its queued keys are filled in by `apply_batch`).
+fn media(record: MediaRecord) -> Outcome {
+    Outcome::Media {
+        record: Box::new(record),
+        queued: Vec::new(),
+    }
+}
+
 /// Every table of a write transaction, opened once per batch.
 struct Tables<'t> {
     media: Table<'t, &'static str, &'static [u8]>,
@@ -201,6 +243,8 @@ struct Tables<'t> {
     jobs_delta: i64,
     /// Ids of the records this batch wrote or removed (for the read cache).
     touched: Vec<String>,
+    /// Keys the current write put on the delete queue.
+    queued: Vec<String>,
 }
 
 impl<'t> Tables<'t> {
@@ -220,30 +264,31 @@ impl<'t> Tables<'t> {
             search: search::Writer::open(txn)?,
             jobs_delta: 0,
             touched: Vec::new(),
+            queued: Vec::new(),
         })
     }
 
-    fn apply(&mut self, write: Write) -> Result<Outcome> {
+    fn apply(&mut self, write: &Write) -> Result<Outcome> {
         match write {
-            Write::InsertMedia(records) => self.insert_media(&records),
-            Write::UpdateMedia { id, patch, recrop } => self.update_media(&id, &patch, recrop),
-            Write::DeleteMedia { id } => self.delete_media(&id),
-            Write::CreateFolder(path) => self.create_folder(&path),
-            Write::DeleteFolder(path) => self.delete_folder(&path),
-            Write::PutKey(record) => self.put_key(&record),
-            Write::RevokeKey { id } => self.revoke_key(&id),
-            Write::QueueDeletes(keys) => self.queue_deletes(&keys),
-            Write::ForgetDeletes(keys) => self.forget_deletes(&keys),
-            Write::FinishJob { id, result, source } => self.finish_job(&id, result, &source),
-            Write::StartJob { id, max_attempts } => self.start_job(&id, max_attempts),
-            Write::ReleaseJob { id } => self.release_job(&id),
-            Write::RecordPresign { key, presign } => self.record_presign(&key, &presign),
-            Write::ConfirmPresign { record, now_us } => self.confirm_presign(&record, now_us),
-            Write::ForgetPresigns(keys) => self.forget_presigns(&keys),
-            Write::Recrop(ids) => self.recrop(&ids),
-            Write::ReplaceFile(record) => self.replace_file(&record),
-            Write::CacheCrop(crop) => self.cache_crop(&crop),
-            Write::TouchCrop { id, key, now_us } => self.touch_crop(&id, &key, now_us),
+            Write::InsertMedia(records) => self.insert_media(records),
+            Write::UpdateMedia { id, patch, recrop } => self.update_media(id, patch, *recrop),
+            Write::DeleteMedia { id } => self.delete_media(id),
+            Write::CreateFolder(path) => self.create_folder(path),
+            Write::DeleteFolder(path) => self.delete_folder(path),
+            Write::PutKey(record) => self.put_key(record),
+            Write::RevokeKey { id } => self.revoke_key(id),
+            Write::QueueDeletes(keys) => self.queue_deletes(keys),
+            Write::ForgetDeletes(keys) => self.forget_deletes(keys),
+            Write::FinishJob { id, result, source } => self.finish_job(id, result, source),
+            Write::StartJob { id, max_attempts } => self.start_job(id, *max_attempts),
+            Write::ReleaseJob { id } => self.release_job(id),
+            Write::RecordPresign { key, presign } => self.record_presign(key, presign),
+            Write::ConfirmPresign { record, now_us } => self.confirm_presign(record, *now_us),
+            Write::ForgetPresigns(keys) => self.forget_presigns(keys),
+            Write::Recrop(ids) => self.recrop(ids),
+            Write::ReplaceFile(record) => self.replace_file(record),
+            Write::CacheCrop(crop) => self.cache_crop(crop),
+            Write::TouchCrop { id, key, now_us } => self.touch_crop(id, key, *now_us),
         }
     }
 
@@ -272,19 +317,20 @@ impl<'t> Tables<'t> {
             self.queue_deletes(&keys)?;
             self.add_job(id, 0)?;
         }
-        Ok(Outcome::Media(Box::new(new)))
+        Ok(media(new))
     }
 
-    fn replace_file(&mut self, new: &MediaRecord) -> Result<Outcome> {
+    fn replace_file(&mut self, file: &MediaRecord) -> Result<Outcome> {
         let old = self
-            .get(&new.id)?
+            .get(&file.id)?
             .ok_or(CatalogError::NotFound("media item"))?;
+        let new = old.with_file_of(file);
         self.drop_item_crops(&new.id)?;
         self.remove_record(&old)?;
         self.remove_job(&new.id)?;
-        self.insert_with_job(new)?;
+        self.insert_with_job(&new)?;
         self.queue_deletes(&old.storage_keys())?;
-        Ok(Outcome::Media(Box::new(new.clone())))
+        Ok(media(new))
     }
 
     fn delete_media(&mut self, id: &str) -> Result<Outcome> {
@@ -293,7 +339,7 @@ impl<'t> Tables<'t> {
         self.remove_record(&old)?;
         self.remove_job(id)?;
         self.queue_deletes(&old.storage_keys())?;
-        Ok(Outcome::Media(Box::new(old)))
+        Ok(media(old))
     }
 
     fn get(&self, id: &str) -> Result<Option<MediaRecord>> {
@@ -414,6 +460,7 @@ impl<'t> Tables<'t> {
         for key in keys {
             self.pending.insert(key.as_str(), now)?;
         }
+        self.queued.extend_from_slice(keys);
         Ok(Outcome::Done)
     }
 
@@ -433,8 +480,9 @@ impl<'t> Tables<'t> {
 
     fn confirm_presign(&mut self, record: &MediaRecord, now_us: u64) -> Result<Outcome> {
         let key = record.storage_key.as_str();
-        confirmable(&self.presigns, &self.files, key, now_us)?;
-        self.presigns.remove(key)?;
+        let mut presign = confirmable(&self.presigns, &self.files, key, now_us)?;
+        presign.confirmed = true; // kept until it expires (see `PresignRecord`)
+        self.presigns.insert(key, encode(&presign).as_slice())?;
         self.insert_with_job(record)?;
         Ok(Outcome::Done)
     }

@@ -95,7 +95,7 @@ pub async fn replace_file(ctx: &Ctx, req: Request<Incoming>, id: String) -> Resu
         );
         return Err(ApiError::bad_request("kind_mismatch", message));
     }
-    let record = ctx.ingest.replace(&old, staged).await?;
+    let record = ctx.ingest.replace(&old.id, staged).await?;
     Ok(json(
         StatusCode::OK,
         &views::Data {
@@ -140,25 +140,13 @@ pub async fn patch(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<Resp
     let body = read_json_object(ctx, req).await?;
     let patch = parse_patch(&body)?;
     let recrop = !ctx.config.delivery.presets.is_empty();
-    // Only a move of the focal point touches crops: then what they were is needed.
-    let moves = patch.focal_x.is_some() || patch.focal_y.is_some();
-    let before = if moves { ctx.catalog.get(&id)? } else { None };
-    let cached = if moves {
-        ctx.catalog.cached_crops_of(&id)?
-    } else {
-        Vec::new()
-    };
-    let record = ctx.catalog.update_media(id, patch, recrop).await?;
-    if let Some(old) = before.filter(|old| old.crop_version != record.crop_version) {
-        // The focal point moved: the old crops (presets, when configured, and on demand)
-        // were queued for deletion with the patch; the job makes new presets.
-        if recrop {
-            ctx.storage.drain_deletes(old.crop_keys());
-        }
-        ctx.storage.drain_deletes(cached);
-        if record.is_processing() {
-            ctx.processing.enqueue(vec![record.id.clone()]);
-        }
+    let changed = ctx.catalog.update_media(id, patch, recrop).await?;
+    // A moved focal point queued the old crops (presets and on demand) with the patch;
+    // the job makes new presets.
+    ctx.storage.drain_deletes(changed.queued);
+    let record = changed.record;
+    if record.is_processing() {
+        ctx.processing.enqueue(vec![record.id.clone()]);
     }
     Ok(json(
         StatusCode::OK,
@@ -171,10 +159,8 @@ pub async fn patch(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<Resp
 pub async fn delete(ctx: &Ctx, req: &Request<Incoming>, id: String) -> Result<Resp, ApiError> {
     auth::require(ctx, req.headers(), Scope::Write)?;
     media_id(&id)?;
-    let cached = ctx.catalog.cached_crops_of(&id)?;
-    let record = ctx.catalog.delete_media(id).await?;
-    ctx.storage.drain_deletes(record.storage_keys());
-    ctx.storage.drain_deletes(cached);
+    let changed = ctx.catalog.delete_media(id).await?;
+    ctx.storage.drain_deletes(changed.queued);
     Ok(json(StatusCode::OK, &views::Success { success: true }))
 }
 

@@ -32,6 +32,7 @@ pub fn readyz(ctx: &Ctx) -> Resp {
         "status": if ready { "ready" } else if draining { "draining" } else { "unavailable" },
         "catalog": part(health.catalog),
         "storage": part(health.storage),
+        "processing": part(health.processing),
         "disk": if health.disk { "ok" } else { "low" },
         "freeBytes": health.free_bytes,
     });

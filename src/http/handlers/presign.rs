@@ -74,6 +74,8 @@ pub async fn presign(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError
         media_type,
         size,
         expires_us,
+        staged: true,
+        confirmed: false,
     };
     ctx.catalog.record_presign(key.clone(), presign).await?;
     let mut headers = Map::new();

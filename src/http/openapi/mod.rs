@@ -250,6 +250,9 @@ pub struct Readiness {
     /// `ok`, or `unavailable` (not answering within `server.readiness_timeout_secs`).
     #[schema(example = "ok")]
     storage: String,
+    /// `ok`, or `unavailable` (the processing pool is restarting: images would wait).
+    #[schema(example = "ok")]
+    processing: String,
     /// `ok`, or `low` (below `limits.min_free_bytes`: uploads get 507).
     #[schema(example = "ok")]
     disk: String,
