@@ -35,8 +35,7 @@ fn pipeline(c: &mut Criterion) {
         )
     });
     // The encoder's input alone: every variant's pixels (the decoded picture left out).
-    let source =
-        decode_for_variants(&bytes, MediaType::Jpeg, settings.max_pixels, &[]).expect("decode");
+    let source = decode_for_variants(&bytes, MediaType::Jpeg, &settings, &[]).expect("decode");
     let (mut images, has_alpha) = worker.resize_all(source).expect("resize");
     images.remove(0);
     group.bench_function("encode: 4 WebP variants q80 m4", |b| {
@@ -70,10 +69,7 @@ fn pipeline(c: &mut Criterion) {
     });
     group.bench_function("shrink-on-load (1/4 scale, covers 1200 px)", |b| {
         b.iter(|| {
-            black_box(
-                decode_for_variants(&large, MediaType::Jpeg, settings.max_pixels, &[])
-                    .expect("decode"),
-            )
+            black_box(decode_for_variants(&large, MediaType::Jpeg, &settings, &[]).expect("decode"))
         })
     });
     group.finish();

@@ -61,8 +61,8 @@ fn main() -> Result<(), String> {
 
     let (elapsed, variant_bytes, stages) = if args.encode_only {
         // The encoder's input alone: every variant's pixels, the decoded picture left out.
-        let source = decode_for_variants(&bytes, kind, settings.max_pixels, &[])
-            .map_err(|e| e.to_string())?;
+        let source =
+            decode_for_variants(&bytes, kind, &settings, &[]).map_err(|e| e.to_string())?;
         let (mut images, has_alpha) = Worker::new()
             .resize_all(source)
             .map_err(|e| e.to_string())?;

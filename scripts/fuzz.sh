@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 secs=${FUZZ_SECS:-60}
 runs=${FUZZ_RUNS:--1}   # stop a target after this many executions (default: time only)
-targets=${FUZZ_TARGET:-sniff probe svg video strip folder query router multipart record}
+targets=${FUZZ_TARGET:-sniff probe svg video strip orientation decode folder query router multipart record}
 toolchain=+nightly
 rustup toolchain list | grep -q '^nightly' || { toolchain=""; export RUSTC_BOOTSTRAP=1; }
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
@@ -28,6 +28,8 @@ images=$(find tests/fixtures/jpeg tests/fixtures/png tests/fixtures/gif tests/fi
 seed sniff $(find tests/fixtures -type f -size -600k)
 seed probe $images
 seed strip $images
+seed orientation $images
+seed decode $images
 seed svg tests/fixtures/svg/* tests/fixtures/hostile/*.svg
 seed video tests/fixtures/video/* tests/fixtures/hostile/zip_archive.mp4
 seed folder "/" "/a/b" "/Photos 2024/Summer" "a/../b" "/a//b/" "/$(printf 'x%.0s' {1..300})"
@@ -41,9 +43,11 @@ for t in $targets; do
   echo "== fuzz $t for ${secs}s (log: fuzz/logs/$t.log)"
   status=0
   # Decoding targets are slow on large inputs: they get smaller ones, and more of them.
-  case $t in strip|svg) max_len=16384 ;; *) max_len=65536 ;; esac
+  case $t in strip|svg|orientation|decode) max_len=16384 ;; *) max_len=65536 ;; esac
+  # The decode target's memory bound: a 4 MP picture and its copies fit well within it.
+  case $t in decode) memory="-rss_limit_mb=512 -malloc_limit_mb=256" ;; *) memory="-rss_limit_mb=2048" ;; esac
   (cd fuzz && cargo $toolchain fuzz run "$t" "corpus/$t" -- -runs="$runs" \
-      -max_total_time="$secs" -max_len="$max_len" -rss_limit_mb=2048 -print_final_stats=1) \
+      -max_total_time="$secs" -max_len="$max_len" $memory -print_final_stats=1) \
       > "fuzz/logs/$t.log" 2>&1 || status=$?
   grep -E 'stat::number_of_executed_units|stat::peak_rss_mb|SUMMARY|panicked|ERROR' "fuzz/logs/$t.log" || true
   if [ "$status" != 0 ]; then

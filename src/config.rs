@@ -56,6 +56,9 @@ pub struct Processing {
     pub max_attempts: u32,
     /// Retry-After of a 503 for a full backlog, in seconds.
     pub retry_after_secs: u64,
+    /// Decode memory the pool may hold at once (jobs and on-demand crops wait for room);
+    /// an image that could never fit is refused at upload.
+    pub memory_budget_bytes: u64,
 }
 
 impl Processing {
@@ -76,6 +79,17 @@ pub struct Limits {
     pub max_files_per_request: usize,
     pub max_json_bytes: usize,
     pub max_image_pixels: u64,
+    /// One metadata block (an inflated ICC profile, an EXIF block); larger are dropped.
+    pub max_metadata_bytes: u64,
+    /// JPEG segments, PNG/WebP chunks or MP4 boxes in one file.
+    pub max_records: u64,
+    /// Scans of a progressive JPEG.
+    pub max_jpeg_scans: u32,
+    /// SVG: bytes, nesting depth, elements, and attributes on one element.
+    pub max_svg_bytes: u64,
+    pub max_svg_depth: usize,
+    pub max_svg_elements: u64,
+    pub max_svg_attributes: usize,
     /// Uploads are refused (507) while the data dir has fewer free bytes than this.
     pub min_free_bytes: u64,
 }
@@ -320,6 +334,34 @@ impl Config {
         match &self.storage {
             StorageConfig::Local => self.limits.max_file_bytes,
             StorageConfig::S3(s3) => s3.max_file_bytes,
+        }
+    }
+
+    /// The bounds of every parse of an upload (see `media::Limits`).
+    pub fn media_limits(&self) -> crate::media::Limits {
+        let l = &self.limits;
+        crate::media::Limits {
+            max_pixels: l.max_image_pixels,
+            max_metadata_bytes: l.max_metadata_bytes,
+            max_records: l.max_records,
+            max_scans: l.max_jpeg_scans,
+            max_decode_bytes: self.processing.memory_budget_bytes,
+            svg: crate::media::svg::Limits {
+                max_bytes: l.max_svg_bytes,
+                max_depth: l.max_svg_depth,
+                max_elements: l.max_svg_elements,
+                max_attributes: l.max_svg_attributes,
+            },
+        }
+    }
+
+    /// The image pipeline's settings (encoder, pixel and scan limits).
+    pub fn image_settings(&self) -> crate::media::image::Settings {
+        crate::media::image::Settings {
+            quality: self.processing.webp_quality,
+            method: self.processing.webp_method,
+            max_pixels: self.limits.max_image_pixels,
+            max_scans: self.limits.max_jpeg_scans,
         }
     }
 

@@ -246,10 +246,15 @@ pub fn media_code(e: &MediaError) -> &'static str {
     match e {
         MediaError::Empty => "empty_file",
         MediaError::Unsupported => "unsupported_type",
-        MediaError::Probe(ProbeError::TooLarge { .. }) => "image_too_large",
+        MediaError::Probe(ProbeError::TooLarge { .. } | ProbeError::TooCostly { .. }) => {
+            "image_too_large"
+        }
         MediaError::Probe(ProbeError::Malformed(_)) => "invalid_image",
         MediaError::Probe(ProbeError::Io(_)) => "internal_error",
+        MediaError::Probe(ProbeError::Exceeded(_)) => "file_too_complex",
+        MediaError::Unprocessable => "unprocessable_file",
         MediaError::Svg(SvgError::Unsafe(_)) => "unsafe_svg",
+        MediaError::Svg(SvgError::Limit { .. }) => "file_too_complex",
         MediaError::Svg(_) => "invalid_svg",
         MediaError::InvalidVideo(_) => "invalid_video",
     }

@@ -51,6 +51,13 @@ enum Command {
     Keys(KeysCommand),
     /// Print the OpenAPI document (what `GET /api/v1/openapi.json` serves).
     Openapi,
+    /// Check a file as an upload would be (type, limits, safety, cleaning), and process
+    /// it as its job would (decode, variants) when it is an image; print the verdict and
+    /// what it cost (CPU seconds, peak memory) as JSON. Exit status 1 when refused.
+    Check {
+        /// The file to check (it is not changed: a copy is cleaned).
+        file: PathBuf,
+    },
     /// Print the signed URL path of an on-demand crop: `darkroom sign media_... 300x200`
     /// (the key from `delivery.signing_key`, or the data dir's).
     Sign {
@@ -106,6 +113,7 @@ fn main() -> ExitCode {
         Command::Serve => serve(config),
         Command::Keys(cmd) => manage_keys(&config, cmd),
         Command::Sign { id, size } => sign(&config, &id, &size),
+        Command::Check { file } => return check(&config, &file),
         Command::Openapi => {
             let doc = darkroom::http::openapi::json_bytes();
             std::io::Write::write_all(&mut std::io::stdout(), doc).map_err(Into::into)
@@ -160,6 +168,39 @@ fn sign(config: &Config, id: &str, size: &str) -> Result<(), BoxError> {
     let signer = darkroom::delivery::Signer::load(key, &config.data_dir)?;
     println!("{}", signer.url(id, size));
     Ok(())
+}
+
+/// `darkroom check FILE`: the upload's checks and the job's processing on one file, with
+/// their cost measured here (this process does nothing else).
+fn check(config: &Config, file: &std::path::Path) -> ExitCode {
+    let verdict =
+        darkroom::media::check_file(file, &config.media_limits(), &config.image_settings());
+    let cpu = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    let cpu_seconds = cpu.tv_sec as f64 + cpu.tv_nsec as f64 / 1e9;
+    let peak_rss_bytes = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?.to_owned();
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map(|kb| kb * 1024);
+    let accepted = verdict.is_ok();
+    let mut report = match verdict {
+        Ok(found) => serde_json::to_value(found).unwrap_or_default(),
+        Err(e) => serde_json::json!({
+            "verdict": "refused",
+            "code": darkroom::error::media_code(&e),
+            "message": e.to_string(),
+        }),
+    };
+    report["cpuSeconds"] = serde_json::json!(cpu_seconds);
+    report["peakRssBytes"] = serde_json::json!(peak_rss_bytes);
+    println!("{report}");
+    if accepted {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn serve(config: Config) -> Result<(), BoxError> {

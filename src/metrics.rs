@@ -26,6 +26,7 @@ pub const DATA_DIR_FREE_BYTES: &str = "darkroom_data_dir_free_bytes";
 pub const ORPHANS_SWEPT: &str = "darkroom_orphan_files_swept_total";
 pub const ACTOR_RESTARTS: &str = "darkroom_actor_restarts_total";
 pub const BUILD_INFO: &str = "darkroom_build_info";
+pub const PANICS: &str = "darkroom_panics_total";
 pub const PROCESSING_QUEUE_DEPTH: &str = "darkroom_processing_queue_depth";
 pub const PROCESSING_IN_FLIGHT: &str = "darkroom_processing_in_flight";
 pub const PROCESSING_BACKLOG: &str = "darkroom_processing_backlog";
@@ -34,6 +35,7 @@ pub const PROCESSING_JOBS: &str = "darkroom_processing_jobs_total";
 pub const PROCESSING_VARIANTS: &str = "darkroom_processing_variants_total";
 pub const PROCESSING_VARIANT_BYTES: &str = "darkroom_processing_variant_bytes_total";
 pub const PROCESSING_REJECTED: &str = "darkroom_processing_rejected_uploads_total";
+pub const PROCESSING_MEMORY_HELD: &str = "darkroom_processing_memory_held_bytes";
 
 /// Sub-millisecond reads up to multi-second uploads.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -92,6 +94,15 @@ fn describe() {
         "Bytes of accepted uploads by media type."
     );
     describe_counter!(UPLOAD_FILES, "Uploaded files by media type and outcome.");
+    describe_gauge!(
+        PROCESSING_MEMORY_HELD,
+        Unit::Bytes,
+        "Decode memory held from the pool's budget (processing.memory_budget_bytes) by running jobs."
+    );
+    describe_counter!(
+        PANICS,
+        "Panics caught (where: upload_check, job): each refused or failed its input and is logged with it."
+    );
     describe_histogram!(
         CATALOG_COMMIT_DURATION,
         Unit::Seconds,
@@ -117,12 +128,12 @@ fn describe() {
     describe_counter!(
         STORAGE_FETCHED_BYTES,
         Unit::Bytes,
-        "Bytes of presigned uploads downloaded whole to be checked (images, which are stripped)."
+        "Bytes of presigned uploads downloaded whole to be checked (JPEG, PNG, WebP, SVG: they are cleaned)."
     );
     describe_counter!(
         STORAGE_RANGED_BYTES,
         Unit::Bytes,
-        "Bytes of presigned uploads read in ranges to be checked (videos, documents, GIF, SVG)."
+        "Bytes of presigned uploads copied and read in ranges to be checked (videos, documents, GIF)."
     );
     describe_counter!(
         UPLOADS_DECLINED,

@@ -4,6 +4,7 @@
 
 use std::io::Cursor;
 
+use darkroom::media::Limits;
 use darkroom::media::strip::strip;
 use darkroom::model::MediaType;
 use libfuzzer_sys::fuzz_target;
@@ -15,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
         (MediaType::Webp, image::ImageFormat::WebP),
     ] {
         let mut out = Vec::new();
-        if strip(kind, &mut Cursor::new(data), &mut out).is_err() {
+        if strip(kind, &mut Cursor::new(data), &mut out, &Limits::default()).is_err() {
             continue;
         }
         let Ok(before) = image::load_from_memory_with_format(data, format) else {

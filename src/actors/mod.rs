@@ -17,10 +17,9 @@ use ractor::{Actor, ActorRef, Message, RpcReplyPort};
 
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::media::image::Settings;
 use crate::storage::Storage;
 use catalog::CatalogHandle;
-use processing::{Admission, ProcessingArgs, ProcessingHandle, Waiters, build_pool};
+use processing::{Admission, Budget, ProcessingArgs, ProcessingHandle, Waiters, build_pool};
 use storage::{StorageArgs, StorageHandle};
 use supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 
@@ -60,18 +59,15 @@ pub async fn start(
         catalog: catalog_handle.clone(),
         storage: storage_handle.clone(),
         pool: Arc::new(build_pool(threads).map_err(|e| StartError(e.to_string()))?),
-        settings: Settings {
-            quality: p.webp_quality,
-            method: p.webp_method,
-            max_pixels: config.limits.max_image_pixels,
-        },
+        settings: config.image_settings(),
         max_in_flight: threads * 2,
         max_attempts: p.max_attempts,
         waiters: waiters.clone(),
         presets: config.delivery.presets.clone(),
+        budget: Budget::new(p.memory_budget_bytes),
     };
     let admission = Admission::new(catalog_handle.clone(), p.max_backlog);
-    let (pool, settings) = (processing.pool.clone(), processing.settings);
+    let processing_handle = ProcessingHandle::new(&processing, processing_slot.clone(), admission);
     let args = SupervisorArgs {
         catalog,
         catalog_slot,
@@ -90,7 +86,7 @@ pub async fn start(
     Ok(Handles {
         catalog: catalog_handle,
         storage: storage_handle,
-        processing: ProcessingHandle::new(processing_slot, waiters, admission, pool, settings),
+        processing: processing_handle,
         supervisor,
         stopped,
     })

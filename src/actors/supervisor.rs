@@ -284,6 +284,7 @@ mod tests {
                 max_attempts: 3,
                 waiters: Waiters::default(),
                 presets: Default::default(),
+                budget: crate::actors::processing::Budget::new(1 << 30),
             },
             processing_slot: processing_slot.clone(),
         };

@@ -199,6 +199,8 @@ impl Cropper {
                 backlog: self.catalog.job_count(),
                 retry_after: self.retry_after,
             })?;
+        // Within the pool's in-flight window: each crop holds its whole original.
+        let _turn = self.processing.crop_turn().await;
         let original = self
             .storage
             .read(record.storage_key.clone())

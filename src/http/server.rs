@@ -33,6 +33,10 @@ use crate::model::random_token;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Unsent bytes under which a connection's socket is writable again (`TCP_NOTSENT_LOWAT`).
+#[cfg(target_os = "linux")]
+const UNSENT_LOW_WATER: u32 = 128 * 1024;
+
 /// Serves until `shutdown` resolves; then drains: `/readyz` answers 503 for
 /// `server.drain_secs` while requests are still served (so a load balancer takes the node
 /// out before it closes), then it stops accepting and gives in-flight requests up to
@@ -134,6 +138,11 @@ async fn connection(
         return; // silent, or closed
     }
     let _ = stream.set_nodelay(true);
+    // The kernel wakes a writer once little is left unsent (not once half its buffer has
+    // drained, which on a slow reader can take longer than the idle deadline): a body
+    // read steadily shows progress often (see `conn`).
+    #[cfg(target_os = "linux")]
+    let _ = socket2::SockRef::from(&stream).set_tcp_notsent_lowat(UNSENT_LOW_WATER);
     let activity = Activity::new();
     let service = {
         let (ctx, activity) = (ctx.clone(), activity.clone());

@@ -13,7 +13,7 @@
 
 use std::io::Read;
 
-use super::stage::Unclaimed;
+use super::stage::{Unclaimed, checked};
 use super::{Ingest, IngestError, Staged};
 use crate::media::{self, Inspection, MediaError, sniff};
 use crate::model::{FolderPath, MediaRecord, MediaType, PresignRecord, now_us};
@@ -57,7 +57,7 @@ impl Ingest {
         let slot = self.admit(media_type)?;
         // From here the key's object is this request's until its record commits.
         let guard = Unclaimed::new(self, key.clone());
-        let checked = if media_type.is_strippable() {
+        let checked = if media_type.is_cleaned() {
             self.check_downloaded(&key, media_type, expected).await?
         } else {
             self.check_copied(&key, media_type, expected).await?
@@ -157,7 +157,7 @@ impl Ingest {
             return Ok(Err(Refusal::Size)); // PUT again since the HEAD
         };
         let mut object = self.storage.ranged(key.to_owned(), len).await?;
-        let max_pixels = self.settings.max_image_pixels;
+        let limits = self.settings.limits;
         let checking = tokio::task::spawn_blocking(move || -> std::io::Result<Checked> {
             let mut head = Vec::with_capacity(sniff::SNIFF_LEN);
             (&mut object)
@@ -170,7 +170,11 @@ impl Ingest {
                 return Ok(Ok((Inspection::default(), len)));
             }
             std::io::Seek::rewind(&mut object)?;
-            match media::inspect_reader(&mut object, media_type, max_pixels) {
+            let name = object.name().to_owned();
+            let inspected = checked(std::path::Path::new(&name), media_type, || {
+                media::inspect_reader(&mut object, media_type, &limits)
+            });
+            match inspected {
                 Ok(inspection) => Ok(Ok((inspection, len))),
                 Err(MediaError::Probe(media::probe::ProbeError::Io(e))) => Err(e),
                 Err(error) => Ok(Err(Refusal::Media(error))),

@@ -63,7 +63,8 @@ pub enum IngestError {
 /// What the ingest steps need from config.
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
-    pub max_image_pixels: u64,
+    /// The bounds of every parse of an upload.
+    pub limits: crate::media::Limits,
     /// Longest `?wait=true` hold.
     pub wait_timeout: Duration,
     /// `Retry-After` of a refusal for a full backlog, in seconds.
@@ -88,7 +89,7 @@ impl Ingest {
             processing: handles.processing.clone(),
             health,
             settings: Settings {
-                max_image_pixels: config.limits.max_image_pixels,
+                limits: config.media_limits(),
                 wait_timeout: Duration::from_secs(config.processing.wait_timeout_secs),
                 retry_after_secs: config.processing.retry_after_secs,
             },

@@ -208,9 +208,10 @@ impl Ingest {
         }
     }
 
-    /// Probes a spooled file (size, duration, pixel limit, SVG safety), then removes its
-    /// location and camera metadata in place. Types with nothing to probe or strip are
-    /// not even written out for it. The inner error refuses the file.
+    /// Probes a spooled file (size, duration, pixel limit, SVG safety), then cleans it in
+    /// place (metadata removed, an SVG rewritten). Types with nothing to probe or clean
+    /// are not even written out for it. The inner error refuses the file; a panic in the
+    /// checks refuses it too, reported as the fault it is.
     pub(super) async fn inspect_and_strip(
         &self,
         sink: &mut Sink,
@@ -221,11 +222,13 @@ impl Ingest {
         }
         sink.flush().await?;
         let path = sink.path().to_owned();
-        let max_pixels = self.settings.max_image_pixels;
+        let limits = self.settings.limits;
         let inspected = tokio::task::spawn_blocking(move || {
-            let inspection = media::inspect(&path, media_type, max_pixels)?;
-            media::strip_in_place(&path, media_type)?;
-            Ok(inspection)
+            checked(&path, media_type, || {
+                let inspection = media::inspect(&path, media_type, &limits)?;
+                media::clean_in_place(&path, media_type, &limits)?;
+                Ok(inspection)
+            })
         })
         .await
         .map_err(|e| StorageError::from(std::io::Error::other(e)))?;
@@ -234,6 +237,34 @@ impl Ingest {
                 Err(StorageError::from(e).into())
             }
             other => Ok(other),
+        }
+    }
+}
+
+/// Runs the checks of one upload (`input` names it in the log), turning a panic in them
+/// (a fault of ours, never the file's) into a refusal: logged with the input, counted in
+/// `darkroom_panics_total`, answered 400 `unprocessable_file`.
+pub(super) fn checked<T>(
+    input: &std::path::Path,
+    media_type: MediaType,
+    check: impl FnOnce() -> Result<T, MediaError>,
+) -> Result<T, MediaError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(check)) {
+        Ok(result) => result,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(
+                input = %input.display(),
+                mime = media_type.mime(),
+                panic = %message,
+                "checking an upload panicked; the file is refused"
+            );
+            metrics::counter!(m::PANICS, "where" => "upload_check").increment(1);
+            Err(MediaError::Unprocessable)
         }
     }
 }

@@ -1,10 +1,12 @@
 //! Inspecting a spooled upload of a sniffed type: its size (with the pixel limit), SVG
-//! safety, a video's size and duration; and removing location and camera metadata from
-//! it in place. Used by `ingest` on every upload and confirm.
+//! safety, a video's size and duration; and cleaning it in place: location and camera
+//! metadata removed from JPEG, PNG and WebP, an SVG rewritten from what its check kept.
+//! Used by `ingest` on every upload and confirm. Every bound comes from `Limits`.
 
 use std::io::{BufReader, Read, Seek};
 use std::path::Path;
 
+use super::limits::{Exceeded, Limits};
 use super::probe::{self, Dimensions, ProbeError};
 use super::svg::{self, SvgError};
 use super::video;
@@ -25,6 +27,9 @@ pub enum MediaError {
     Svg(#[from] SvgError),
     #[error("the file is not a playable video: {0}")]
     InvalidVideo(video::Invalid),
+    /// Checking the file hit a fault of ours (a panic, reported as one); it is refused.
+    #[error("this file could not be checked and was refused (the fault is logged)")]
+    Unprocessable,
 }
 
 /// What inspecting an upload found.
@@ -37,48 +42,51 @@ pub struct Inspection {
 }
 
 /// Checks a spooled upload of a sniffed type: header dimensions (with the pixel limit)
-/// for rasters, a safety check and intrinsic size for SVG, size and duration from the
+/// for rasters, the safety check and intrinsic size for SVG, size and duration from the
 /// container for videos, nothing for PDF.
 pub fn inspect(
     path: &Path,
     media_type: MediaType,
-    max_pixels: u64,
+    limits: &Limits,
 ) -> Result<Inspection, MediaError> {
     let file = std::fs::File::open(path).map_err(ProbeError::Io)?;
     let mut reader = BufReader::with_capacity(16 * 1024, file);
-    inspect_reader(&mut reader, media_type, max_pixels)
+    inspect_reader(&mut reader, media_type, limits)
 }
 
 /// As `inspect`, from any reader that can seek (a spooled file, an object read in ranges).
 pub fn inspect_reader<R: Read + Seek>(
     reader: &mut R,
     media_type: MediaType,
-    max_pixels: u64,
+    limits: &Limits,
 ) -> Result<Inspection, MediaError> {
     let dims = |d| Inspection {
         dims: Some(d),
         duration: None,
     };
     match media_type {
-        t if t.is_raster() => Ok(dims(probe::raster_dimensions(
-            media_type, reader, max_pixels,
-        )?)),
-        MediaType::Svg => {
-            let mut text = Vec::new();
-            reader.read_to_end(&mut text).map_err(ProbeError::Io)?;
-            match svg::inspect(&text)? {
-                Some(d) => Ok(dims(probe::check_pixels(d, max_pixels)?)),
-                None => Ok(Inspection::default()),
+        t if t.is_raster() => {
+            let d = probe::raster_dimensions(media_type, reader, limits)?;
+            reader.rewind().map_err(ProbeError::Io)?;
+            let needed = super::image::decode_cost(reader, media_type, &[]).unwrap_or(0);
+            if needed > limits.max_decode_bytes {
+                let budget = limits.max_decode_bytes;
+                return Err(ProbeError::TooCostly { needed, budget }.into());
             }
+            Ok(dims(d))
         }
+        MediaType::Svg => match svg::inspect(BufReader::new(reader), limits.svg)? {
+            Some(d) => Ok(dims(probe::check_pixels(d, limits.max_pixels)?)),
+            None => Ok(Inspection::default()),
+        },
         MediaType::Mp4 | MediaType::Webm => {
             let info = if media_type == MediaType::Mp4 {
-                video::probe_mp4(reader)
+                video::probe_mp4(reader, limits)
             } else {
                 video::probe_webm(reader)
             };
             let v = info
-                .map_err(ProbeError::Io)?
+                .map_err(ProbeError::from)?
                 .map_err(MediaError::InvalidVideo)?;
             Ok(Inspection {
                 dims: v
@@ -92,31 +100,49 @@ pub fn inspect_reader<R: Read + Seek>(
     }
 }
 
-/// Rewrites a spooled JPEG, PNG or WebP without location and camera metadata (see
-/// `strip`). A file whose structure cannot be rewritten is refused rather than stored
-/// with its metadata.
-pub fn strip_in_place(path: &Path, media_type: MediaType) -> Result<(), MediaError> {
-    if !media_type.is_strippable() {
+/// Rewrites a spooled upload as it is to be stored (see `MediaType::is_cleaned`): a
+/// JPEG, PNG or WebP without its location and camera metadata, an SVG as its check
+/// wrote it. A file whose structure cannot be rewritten is refused rather than stored
+/// as it came.
+pub fn clean_in_place(
+    path: &Path,
+    media_type: MediaType,
+    limits: &Limits,
+) -> Result<(), MediaError> {
+    if !media_type.is_cleaned() {
         return Ok(());
     }
-    let stripped = path.with_extension("stripped");
-    let result = (|| -> std::io::Result<()> {
-        let mut src = BufReader::with_capacity(64 * 1024, std::fs::File::open(path)?);
-        let mut dst =
-            std::io::BufWriter::with_capacity(64 * 1024, std::fs::File::create(&stripped)?);
-        super::strip::strip(media_type, &mut src, &mut dst)?;
-        std::io::Write::flush(&mut dst)?;
-        std::fs::rename(&stripped, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&stripped);
-        match e.kind() {
-            std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof => {
-                MediaError::Probe(ProbeError::Malformed(
-                    "image (its metadata cannot be removed)",
-                ))
-            }
-            _ => MediaError::Probe(ProbeError::Io(e)),
+    let cleaned = path.with_extension("cleaned");
+    let result = (|| -> Result<(), MediaError> {
+        let mut src = BufReader::with_capacity(
+            64 * 1024,
+            std::fs::File::open(path).map_err(ProbeError::Io)?,
+        );
+        let file = std::fs::File::create(&cleaned).map_err(ProbeError::Io)?;
+        let mut dst = std::io::BufWriter::with_capacity(64 * 1024, file);
+        if media_type == MediaType::Svg {
+            svg::clean(&mut src, &mut dst, limits.svg)?;
+        } else {
+            super::strip::strip(media_type, &mut src, &mut dst, limits).map_err(strip_error)?;
         }
-    })
+        std::io::Write::flush(&mut dst).map_err(ProbeError::Io)?;
+        std::fs::rename(&cleaned, path).map_err(ProbeError::Io)?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&cleaned);
+    }
+    result
+}
+
+fn strip_error(e: std::io::Error) -> MediaError {
+    if let Some(bound) = Exceeded::of(&e) {
+        return ProbeError::Exceeded(bound).into();
+    }
+    match e.kind() {
+        std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof => MediaError::Probe(
+            ProbeError::Malformed("image (its metadata cannot be removed)"),
+        ),
+        _ => MediaError::Probe(ProbeError::Io(e)),
+    }
 }

@@ -1,9 +1,12 @@
 //! Pure media logic: what a file is (`sniff`), how big it is (`probe`, `svg`, `video`),
-//! what is removed from it (`strip`), how client names are cleaned (`name`), and the image
-//! pipeline that makes variants (`image`). No actors, no I/O beyond the file given.
+//! what is removed from it (`strip`, and `svg`'s rewrite), the bounds of every parse
+//! (`limits`), how client names are cleaned (`name`), and the image pipeline that makes
+//! variants (`image`). No actors, no I/O beyond the file given.
 
+mod check;
 pub mod image;
 mod inspect;
+pub mod limits;
 pub mod name;
 pub mod probe;
 pub mod sniff;
@@ -11,7 +14,9 @@ pub mod strip;
 pub mod svg;
 pub mod video;
 
-pub use inspect::{Inspection, MediaError, inspect, inspect_reader, strip_in_place};
+pub use check::{Checked, check_file};
+pub use inspect::{Inspection, MediaError, clean_in_place, inspect, inspect_reader};
+pub use limits::Limits;
 
 /// A file of `tests/fixtures` (copied from the shared corpus), for unit tests.
 #[cfg(test)]

@@ -2,9 +2,13 @@
 //! (at the start or the end of the file) or a WebM's `Info` and `Tracks` elements. The
 //! container is validated on the way: an MP4 needs consistent top-level boxes and a
 //! `moov` with at least one track, a WebM a `Tracks` element with at least one entry;
-//! otherwise the file is no playable video (`Invalid`, with the reason).
+//! otherwise the file is no playable video (`Invalid`, with the reason). An MP4's size is
+//! the displayed one: a track turned a quarter by its matrix (a phone filmed upright)
+//! has its width and height swapped. Top-level boxes are bounded by `Limits`.
 
 use std::io::{self, Read, Seek, SeekFrom};
+
+use super::limits::{Limits, skip};
 
 /// What the container says about a video.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -23,12 +27,17 @@ const WEBM_HEAD: u64 = 4 * 1024 * 1024;
 /// Why a file with a video's magic is not a playable video.
 pub type Invalid = &'static str;
 
-pub fn probe_mp4<R: Read + Seek>(r: &mut R) -> io::Result<Result<VideoInfo, Invalid>> {
+pub fn probe_mp4<R: Read + Seek>(
+    r: &mut R,
+    limits: &Limits,
+) -> io::Result<Result<VideoInfo, Invalid>> {
     let len = r.seek(SeekFrom::End(0))?;
+    r.seek(SeekFrom::Start(0))?;
     let mut pos = 0u64;
     let mut moov = None;
+    let mut boxes = 0;
     while pos + 8 <= len {
-        r.seek(SeekFrom::Start(pos))?;
+        limits.count(&mut boxes, "MP4 boxes")?;
         let mut head = [0u8; 16];
         r.read_exact(&mut head[..8])?;
         let mut size = u64::from(u32::from_be_bytes([head[0], head[1], head[2], head[3]]));
@@ -47,14 +56,16 @@ pub fn probe_mp4<R: Read + Seek>(r: &mut R) -> io::Result<Result<VideoInfo, Inva
         let Some(end) = end else {
             return Ok(Err("a box runs past the end of the file (cut short?)"));
         };
+        let body_len = size - header;
         if &head[4..8] == b"moov" && moov.is_none() {
-            let body_len = size - header;
             if body_len > MAX_MOOV {
                 return Ok(Err("its `moov` box is implausibly large"));
             }
             let mut body = vec![0u8; body_len as usize];
             r.read_exact(&mut body)?;
             moov = Some(parse_moov(&body));
+        } else if end < len {
+            skip(r, body_len)?; // the last box need not be read past
         }
         pos = end; // every top-level box is checked, so a file cut short is seen
     }
@@ -140,9 +151,21 @@ fn video_track_size(trak: &[u8]) -> Option<(u32, u32)> {
         return None;
     }
     let (_, tkhd) = boxes(trak).find(|(k, _)| *k == b"tkhd")?;
-    let at = if tkhd.first()? == &1 { 88 } else { 76 };
+    let (matrix, at) = if tkhd.first()? == &1 {
+        (52, 88)
+    } else {
+        (40, 76)
+    };
     let (w, h) = (be32(tkhd, at)? >> 16, be32(tkhd, at + 4)? >> 16);
-    (w > 0 && h > 0).then_some((w, h))
+    // The matrix's a, b, c, d (16.16): a quarter turn has a = d = 0.
+    let entry = |i: usize| be32(tkhd, matrix + 4 * i).map(|v| v as i32);
+    let (a, b, c, d) = (entry(0)?, entry(1)?, entry(3)?, entry(4)?);
+    let quarter_turn = a == 0 && d == 0 && b != 0 && c != 0;
+    match (w > 0 && h > 0, quarter_turn) {
+        (false, _) => None,
+        (true, true) => Some((h, w)),
+        (true, false) => Some((w, h)),
+    }
 }
 
 pub fn probe_webm<R: Read>(r: &mut R) -> io::Result<Result<VideoInfo, Invalid>> {
@@ -289,7 +312,7 @@ mod tests {
 
     #[test]
     fn mp4_size_and_duration() {
-        let info = probe_mp4(&mut Cursor::new(fixture(
+        let info = probe_mp4_default(&mut Cursor::new(fixture(
             "video/bigbuckbunny_1280x720_faststart.mp4",
         )))
         .expect("io")
@@ -317,7 +340,7 @@ mod tests {
             }
         }
         rebuilt.extend(moov);
-        let info = probe_mp4(&mut Cursor::new(rebuilt))
+        let info = probe_mp4_default(&mut Cursor::new(rebuilt))
             .expect("io")
             .expect("moov");
         assert_eq!((info.width, info.height), (Some(1280), Some(720)));
@@ -335,6 +358,41 @@ mod tests {
         assert!((d - 5.31).abs() < 0.05, "{d}");
     }
 
+    fn probe_mp4_default<R: Read + Seek>(r: &mut R) -> io::Result<Result<VideoInfo, Invalid>> {
+        probe_mp4(r, &Limits::default())
+    }
+
+    /// The fixture with its video track's matrix turned a quarter (as a phone filming
+    /// upright writes it): the displayed size is 720x1280.
+    #[test]
+    fn a_track_turned_a_quarter_has_its_size_swapped() {
+        let mut data = fixture("video/bigbuckbunny_1280x720_faststart.mp4");
+        let identity: Vec<u8> = [0x0001_0000u32, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000]
+            .iter()
+            .flat_map(|v| v.to_be_bytes())
+            .collect();
+        let at = data
+            .windows(identity.len())
+            .position(|w| w == identity.as_slice())
+            .expect("the video's matrix");
+        let turned: Vec<u8> = [0u32, 0x0001_0000, 0, 0xFFFF_0000, 0, 0, 0, 0, 0x4000_0000]
+            .iter()
+            .flat_map(|v| v.to_be_bytes())
+            .collect();
+        // The first identity matrix is the movie header's; the track's comes after.
+        let track = at
+            + identity.len()
+            + data[at + identity.len()..]
+                .windows(identity.len())
+                .position(|w| w == identity.as_slice())
+                .expect("the track's matrix");
+        data[track..track + turned.len()].copy_from_slice(&turned);
+        let info = probe_mp4_default(&mut Cursor::new(data))
+            .expect("io")
+            .expect("moov");
+        assert_eq!((info.width, info.height), (Some(720), Some(1280)));
+    }
+
     fn refusal<T: std::fmt::Debug>(probed: io::Result<Result<T, Invalid>>) -> Invalid {
         probed.expect("io").expect_err("not a playable video")
     }
@@ -344,26 +402,26 @@ mod tests {
         // Found by `make fuzz` (video): a largesize of u64::MAX overflowed `pos + size`
         // (a panic in debug builds; in release, `pos` went backwards).
         let found = fixture("fuzz/video-6c4e9448.mp4");
-        assert!(refusal(probe_mp4(&mut Cursor::new(found))).contains("past the end"));
+        assert!(refusal(probe_mp4_default(&mut Cursor::new(found))).contains("past the end"));
         let mut crafted = b"\0\0\0\x10ftypisom\0\0\0\0\0\0\0\x01free".to_vec();
         crafted.extend_from_slice(&u64::MAX.to_be_bytes());
-        assert!(refusal(probe_mp4(&mut Cursor::new(crafted))).contains("past the end"));
+        assert!(refusal(probe_mp4_default(&mut Cursor::new(crafted))).contains("past the end"));
     }
 
     #[test]
     fn containers_without_tracks_or_cut_short_are_not_videos() {
         let ftyp_only = b"\0\0\0\x10ftypisom\0\0\0\0".to_vec();
-        assert!(refusal(probe_mp4(&mut Cursor::new(ftyp_only))).contains("no `moov`"));
+        assert!(refusal(probe_mp4_default(&mut Cursor::new(ftyp_only))).contains("no `moov`"));
         let past_end = b"\0\0\xff\xffmoov".to_vec();
-        assert!(refusal(probe_mp4(&mut Cursor::new(past_end))).contains("past the end"));
+        assert!(refusal(probe_mp4_default(&mut Cursor::new(past_end))).contains("past the end"));
         let empty_moov = b"\0\0\0\x10ftypisom\0\0\0\0\0\0\0\x08moov".to_vec();
-        assert!(refusal(probe_mp4(&mut Cursor::new(empty_moov))).contains("no tracks"));
+        assert!(refusal(probe_mp4_default(&mut Cursor::new(empty_moov))).contains("no tracks"));
         // The real file cut before its moov (moov at the end): no metadata left.
         let data = fixture("video/bigbuckbunny_1280x720_faststart.mp4");
         let (kind, _) = boxes(&data).nth(1).expect("a second box");
         assert_eq!(kind, b"moov", "the fixture is fast-start");
         let cut = data[..data.len() / 2].to_vec();
-        assert!(refusal(probe_mp4(&mut Cursor::new(cut))).contains("past the end"));
+        assert!(refusal(probe_mp4_default(&mut Cursor::new(cut))).contains("past the end"));
 
         assert!(refusal(Ok(parse_webm(b"\x1A\x45\xDF\xA3\x80"))).contains("no `Tracks`"));
         let no_entries = [0x18, 0x53, 0x80, 0x67, 0x85, 0x16, 0x54, 0xAE, 0x6B, 0x80];

@@ -68,10 +68,11 @@ impl MediaType {
         self != Self::Pdf
     }
 
-    /// Types whose location and camera metadata is removed before storing (the stored
-    /// original may then differ from the uploaded bytes).
-    pub fn is_strippable(self) -> bool {
-        matches!(self, Self::Jpeg | Self::Png | Self::Webp)
+    /// Types rewritten before storing (the stored original may then differ from the
+    /// uploaded bytes): JPEG, PNG and WebP lose their location and camera metadata, SVG
+    /// is written out anew from what its check kept.
+    pub fn is_cleaned(self) -> bool {
+        matches!(self, Self::Jpeg | Self::Png | Self::Webp | Self::Svg)
     }
 
     /// Pixel images: the ones that get WebP variants.
@@ -134,17 +135,23 @@ mod tests {
     }
 
     #[test]
-    fn only_rasters_are_processed_and_only_some_are_stripped() {
+    fn only_rasters_are_processed_and_images_but_gif_are_cleaned() {
         let rasters: Vec<_> = MediaType::ALL
             .into_iter()
             .filter(|t| t.is_raster())
             .collect();
         assert_eq!(rasters.len(), 4);
-        assert!(
-            MediaType::ALL
-                .iter()
-                .all(|t| !t.is_strippable() || t.is_raster())
-        );
-        assert!(!MediaType::Gif.is_strippable());
+        let cleaned: Vec<_> = MediaType::ALL
+            .into_iter()
+            .filter(|t| t.is_cleaned())
+            .collect();
+        let expected = [
+            MediaType::Jpeg,
+            MediaType::Png,
+            MediaType::Webp,
+            MediaType::Svg,
+        ];
+        assert_eq!(cleaned.len(), 4);
+        assert!(expected.iter().all(|t| cleaned.contains(t)));
     }
 }

@@ -50,6 +50,11 @@ impl RangedObject {
         self.len
     }
 
+    /// The object's path in the store (for logs).
+    pub fn name(&self) -> &str {
+        self.path.as_ref()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

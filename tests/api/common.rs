@@ -349,6 +349,16 @@ impl TestServer {
         (task, release)
     }
 
+    /// Uploads one in-memory file, expects 201 and returns its item.
+    pub async fn upload_one_bytes(&self, filename: &str, bytes: Vec<u8>) -> Value {
+        let resp = self
+            .upload_parts(vec![(filename.to_owned(), bytes)], &[])
+            .await;
+        assert_eq!(resp.status(), StatusCode::CREATED, "{filename}");
+        let body: Value = resp.json().await.expect("json");
+        body["data"][0].clone()
+    }
+
     /// Uploads fixtures under their own file names.
     pub async fn upload(&self, fixtures: &[&str], fields: &[(&str, &str)]) -> Response {
         let files = fixtures

@@ -36,6 +36,16 @@ async fn every_supported_fixture_gets_its_sniffed_type_and_upright_size(s: TestS
                 size <= original,
                 "{path}: metadata removal never grows a file"
             );
+        } else if kind_of(entry) == "image/svg+xml" {
+            let mut cleaned = Vec::new();
+            let limits = darkroom::media::svg::Limits::default();
+            darkroom::media::svg::clean(fixture(path).as_slice(), &mut cleaned, limits)
+                .expect("a fixture SVG is clean");
+            assert_eq!(
+                size,
+                cleaned.len() as u64,
+                "{path}: stored as its check wrote it"
+            );
         } else {
             assert_eq!(size, original, "{path}: stored as uploaded");
         }

@@ -10,7 +10,9 @@ use tokio::sync::oneshot;
 
 use super::ProcessingArgs;
 use crate::catalog::{CatalogError, JobOutcome};
-use crate::media::image::{Focal, Make, PipelineError, Processed, Settings, Variant, Worker};
+use crate::media::image::{
+    Focal, Make, PipelineError, Processed, Settings, Variant, Worker, decode_cost,
+};
 use crate::metrics as m;
 use crate::model::{
     CropRecord, CropSize, JobResult, MediaRecord, MediaType, Processing, VariantRecord,
@@ -124,7 +126,8 @@ async fn record_result(
     Ok(outcome)
 }
 
-/// Runs the pipeline on a pool thread; a panic in a codec fails the job, not the server.
+/// Runs the pipeline on a pool thread, within the pool's memory budget (the job holds
+/// its estimated cost while it runs); a panic in a codec fails the job, not the server.
 async fn process_on_pool(
     args: &ProcessingArgs,
     bytes: Vec<u8>,
@@ -132,31 +135,22 @@ async fn process_on_pool(
     sizes: &[CropSize],
     crops_only: bool,
 ) -> Result<Result<Processed, PipelineError>, Interrupted> {
-    let (tx, rx) = oneshot::channel();
     let (kind, settings, sizes) = (record.media_type, args.settings, sizes.to_vec());
     let focal = Focal {
         x: record.focal_x,
         y: record.focal_y,
     };
-    args.pool.spawn(move || {
-        let run = std::panic::catch_unwind(|| {
-            WORKER.with(|w| {
-                let mut worker = w.borrow_mut();
-                let make = if crops_only {
-                    Make::CropsOnly
-                } else {
-                    Make::All
-                };
-                worker.process_with_crops(&bytes, kind, &settings, &sizes, focal, make)
-            })
-        });
-        let _ = tx.send(run.unwrap_or_else(|_| {
-            Err(PipelineError::Decode(
-                "the decoder failed on this file".into(),
-            ))
-        }));
-    });
-    let processed = rx.await.map_err(|_| Interrupted::PoolGone)?;
+    let make = if crops_only {
+        Make::CropsOnly
+    } else {
+        Make::All
+    };
+    let _held = args.budget.hold(cost(&bytes, kind, &sizes)).await;
+    let processed = on_pool(&args.pool, &record.id, move |worker| {
+        worker.process_with_crops(&bytes, kind, &settings, &sizes, focal, make)
+    })
+    .await
+    .ok_or(Interrupted::PoolGone)?;
     if let Ok(p) = &processed {
         stage("decode", p.timings.decode);
         stage("resize", p.timings.resize);
@@ -165,7 +159,15 @@ async fn process_on_pool(
     Ok(processed)
 }
 
-/// One on-demand crop, made on the pool like a job (a codec panic is an error).
+/// What processing `bytes` will hold in memory: the original itself and its decode's
+/// estimate (a file whose headers cannot be read holds the whole budget: it runs alone).
+pub(super) fn cost(bytes: &[u8], kind: MediaType, crops: &[CropSize]) -> u64 {
+    let decode = decode_cost(&mut std::io::Cursor::new(bytes), kind, crops);
+    (bytes.len() as u64).saturating_add(decode.unwrap_or(u64::MAX))
+}
+
+/// One on-demand crop of item `id`, made on the pool like a job (a codec panic is an
+/// error).
 pub(super) async fn crop_on_pool(
     pool: &rayon::ThreadPool,
     settings: Settings,
@@ -174,22 +176,42 @@ pub(super) async fn crop_on_pool(
     size: CropSize,
     focal: Focal,
 ) -> Result<Vec<u8>, PipelineError> {
+    let crop = on_pool(pool, "an on-demand crop", move |worker| {
+        worker.crop_only(&original, kind, &settings, size, focal)
+    });
+    crop.await
+        .unwrap_or_else(|| Err(PipelineError::Decode("the processing pool is gone".into())))
+}
+
+/// Runs `work` on a pool thread with that thread's `Worker`; `None` when the pool is
+/// gone. A panic in it (a codec's fault, never the file's) is reported with `input`
+/// (logged, counted in `darkroom_panics_total`) and answered as a decode failure.
+async fn on_pool<T: Send + 'static>(
+    pool: &rayon::ThreadPool,
+    input: &str,
+    work: impl FnOnce(&mut Worker) -> Result<T, PipelineError> + Send + 'static,
+) -> Option<Result<T, PipelineError>> {
     let (tx, rx) = oneshot::channel();
     pool.spawn(move || {
-        let run = std::panic::catch_unwind(|| {
-            WORKER.with(|w| {
-                let mut worker = w.borrow_mut();
-                worker.crop_only(&original, kind, &settings, size, focal)
-            })
-        });
-        let _ = tx.send(run.unwrap_or_else(|_| {
-            Err(PipelineError::Decode(
-                "the decoder failed on this file".into(),
-            ))
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            WORKER.with(|w| work(&mut w.borrow_mut()))
+        }));
+        let _ = tx.send(run.map_err(|panic| {
+            panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default()
         }));
     });
-    rx.await
-        .unwrap_or_else(|_| Err(PipelineError::Decode("the processing pool is gone".into())))
+    let run = rx.await.ok()?;
+    Some(run.unwrap_or_else(|message| {
+        tracing::error!(%input, panic = %message, "image processing panicked; the job fails");
+        metrics::counter!(m::PANICS, "where" => "job").increment(1);
+        Err(PipelineError::Decode(
+            "the decoder failed on this file".into(),
+        ))
+    }))
 }
 
 /// Stores the variants and crops, and says what the item now has.

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-pub use admission::{Admission, Reservation};
+pub use admission::{Admission, Budget, Reservation};
 pub use waiters::{Waiters, Watch};
 
 use super::Slot;
@@ -49,6 +49,8 @@ pub struct ProcessingArgs {
     pub waiters: Waiters,
     /// Crop presets every image also gets.
     pub presets: Presets,
+    /// The memory a job's decode may hold (shared with on-demand crops).
+    pub budget: Budget,
 }
 
 pub struct PoolState {
@@ -196,26 +198,36 @@ pub struct ProcessingHandle {
     /// The jobs' rayon pool, which on-demand crops share.
     pool: Arc<rayon::ThreadPool>,
     settings: Settings,
+    budget: Budget,
+    /// On-demand crops reading their original at once (the pool's in-flight window).
+    crop_window: Arc<tokio::sync::Semaphore>,
 }
 
 impl ProcessingHandle {
     pub fn new(
+        args: &ProcessingArgs,
         slot: Slot<ProcessingMsg>,
-        waiters: Waiters,
         admission: Arc<Admission>,
-        pool: Arc<rayon::ThreadPool>,
-        settings: Settings,
     ) -> Self {
         Self {
             slot,
-            waiters,
+            waiters: args.waiters.clone(),
             admission,
-            pool,
-            settings,
+            pool: args.pool.clone(),
+            settings: args.settings,
+            budget: args.budget.clone(),
+            crop_window: Arc::new(tokio::sync::Semaphore::new(args.max_in_flight)),
         }
     }
 
-    /// Makes one crop of an original on the pool (the caller holds a `Reservation`).
+    /// Waits for a place among the on-demand crops reading their original (the pool's
+    /// in-flight window: each holds a whole original in memory).
+    pub async fn crop_turn(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.crop_window.clone().acquire_owned().await.ok()
+    }
+
+    /// Makes one crop of an original on the pool (the caller holds a `Reservation`),
+    /// within the pool's memory budget.
     pub async fn make_crop(
         &self,
         original: Vec<u8>,
@@ -223,6 +235,8 @@ impl ProcessingHandle {
         size: CropSize,
         focal: Focal,
     ) -> Result<Vec<u8>, PipelineError> {
+        let cost = job::cost(&original, kind, &[size]);
+        let _held = self.budget.hold(cost).await;
         job::crop_on_pool(&self.pool, self.settings, original, kind, size, focal).await
     }
 

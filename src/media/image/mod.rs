@@ -1,7 +1,8 @@
 //! The image pipeline, one file per stage, as pure functions over bytes and pixels:
 //!
-//! 1. `decode`: pixel limit from the header first, shrink-on-load for large JPEGs, EXIF
-//!    orientation applied, first frame of an animation;
+//! 1. `decode`: pixel limit from the header first, shrink-on-load for large JPEGs and
+//!    PNGs (`png`: by rows, 16 bits to 8), EXIF orientation applied, first frame of an
+//!    animation;
 //! 2. `color`: pixels tagged with an RGB ICC profile converted to sRGB;
 //! 3. `resize`: fast_image_resize, largest variant first and each next one from the
 //!    previous (cascade), never upscaling;
@@ -13,10 +14,12 @@
 //! A `Worker` owns the reusable resizer; the processing pool keeps one per thread.
 
 mod color;
+mod cost;
 mod crop;
 mod decode;
 mod encode;
 mod placeholder;
+mod png;
 mod resize;
 
 use std::time::{Duration, Instant};
@@ -24,6 +27,7 @@ use std::time::{Duration, Instant};
 use fast_image_resize::{ResizeAlg, ResizeOptions, Resizer};
 
 pub use color::to_srgb;
+pub use cost::decode_cost;
 pub use crop::{Focal, Frame, frame, needed_width};
 pub use decode::{Source, decode, decode_for_variants};
 pub use encode::encode_variants;
@@ -40,6 +44,8 @@ pub struct Settings {
     /// WebP method (effort), 0-6.
     pub method: i32,
     pub max_pixels: u64,
+    /// Scans a progressive JPEG may have (libjpeg-turbo stops past them).
+    pub max_scans: u32,
 }
 
 impl Default for Settings {
@@ -48,6 +54,7 @@ impl Default for Settings {
             quality: 80.0,
             method: 4,
             max_pixels: 100_000_000,
+            max_scans: 100,
         }
     }
 }
@@ -166,7 +173,7 @@ impl Worker {
         make: Make,
     ) -> Result<Processed, PipelineError> {
         let started = Instant::now();
-        let source = decode_for_variants(bytes, kind, settings.max_pixels, crops)?;
+        let source = decode_for_variants(bytes, kind, settings, crops)?;
         let decoded = Instant::now();
         let (width, height) = (source.width, source.height);
         let (renditions, has_alpha, (thumbhash, dominant_color)) = match make {

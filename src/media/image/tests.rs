@@ -7,9 +7,12 @@ use crate::media::probe::ProbeError;
 use crate::media::test_fixture as fixture;
 
 fn webp_size(data: &[u8]) -> (u32, u32) {
-    let d =
-        crate::media::probe::raster_dimensions(MediaType::Webp, &mut Cursor::new(data), u64::MAX)
-            .expect("a WebP");
+    let d = crate::media::probe::raster_dimensions(
+        MediaType::Webp,
+        &mut Cursor::new(data),
+        &crate::media::Limits::default(),
+    )
+    .expect("a WebP");
     (d.width, d.height)
 }
 
@@ -140,7 +143,8 @@ fn large_jpeg() -> Vec<u8> {
 #[test]
 fn large_jpegs_are_decoded_scaled_with_the_same_variants() {
     let bytes = large_jpeg();
-    let scaled = decode_for_variants(&bytes, MediaType::Jpeg, 100_000_000, &[]).expect("decode");
+    let scaled =
+        decode_for_variants(&bytes, MediaType::Jpeg, &Settings::default(), &[]).expect("decode");
     assert_eq!((scaled.width, scaled.height), (4800, 3000));
     assert_eq!(
         (scaled.image.width(), scaled.image.height()),
@@ -175,7 +179,8 @@ fn large_jpegs_are_decoded_scaled_with_the_same_variants() {
         ("jpeg/hopper_128x128.jpg", 128),
     ] {
         let bytes = fixture(path);
-        let source = decode_for_variants(&bytes, MediaType::Jpeg, 100_000_000, &[]).expect(path);
+        let source =
+            decode_for_variants(&bytes, MediaType::Jpeg, &Settings::default(), &[]).expect(path);
         assert_eq!(source.image.width(), decoded, "{path}");
     }
 }

@@ -1,13 +1,14 @@
 //! Stripping: what goes, what stays, and that the pictures do not change.
 
 use super::*;
+use crate::media::limits::Limits;
 use crate::media::probe::raster_dimensions;
 use crate::media::test_fixture as fixture;
 use std::io::Cursor;
 
 fn stripped(kind: MediaType, bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    assert!(strip(kind, &mut Cursor::new(bytes), &mut out).expect("strip"));
+    assert!(strip(kind, &mut Cursor::new(bytes), &mut out, &Limits::default()).expect("strip"));
     out
 }
 
@@ -30,14 +31,15 @@ fn jpeg_loses_gps_and_xmp_but_keeps_scan_and_orientation() {
         "scans untouched"
     );
     assert!(out.len() < original.len());
-    let d =
-        raster_dimensions(MediaType::Jpeg, &mut Cursor::new(&out), u64::MAX).expect("still a JPEG");
+    let d = raster_dimensions(MediaType::Jpeg, &mut Cursor::new(&out), &Limits::default())
+        .expect("still a JPEG");
     assert_eq!((d.width, d.height), (2560, 1600));
 
     for o in [6u16, 8] {
         let rotated = fixture(&format!("jpeg/orientation/Landscape_{o}.jpg"));
         let out = stripped(MediaType::Jpeg, &rotated);
-        let d = raster_dimensions(MediaType::Jpeg, &mut Cursor::new(&out), u64::MAX).expect("jpeg");
+        let d = raster_dimensions(MediaType::Jpeg, &mut Cursor::new(&out), &Limits::default())
+            .expect("jpeg");
         assert_eq!((d.width, d.height), (600, 450), "orientation {o} survives");
     }
 }
@@ -77,6 +79,12 @@ fn pixels(bytes: &[u8]) -> Vec<u8> {
         .into_raw()
 }
 
+/// Bytes removed before the first scan (the rest is as long as it was).
+fn removed_before_scan(original: &[u8], stripped: &[u8]) -> usize {
+    let sos = |b: &[u8]| b.windows(2).position(|w| w == [0xFF, 0xDA]).expect("SOS");
+    sos(original) - sos(stripped)
+}
+
 #[test]
 fn marker_like_bytes_in_damaged_scan_data_are_copied_not_interpreted() {
     // Found by `make fuzz` (strip): scan bytes that look like an APP1 marker were
@@ -85,9 +93,12 @@ fn marker_like_bytes_in_damaged_scan_data_are_copied_not_interpreted() {
     let out = stripped(MediaType::Jpeg, &damaged);
     assert_eq!(pixels(&out), pixels(&damaged));
     // The XMP of its header still goes; the copy the fuzzer pasted into the scan data
-    // is part of what is kept byte for byte.
-    let sos = out.windows(2).position(|w| w == [0xFF, 0xDA]).expect("SOS");
-    assert!(!find(&out[..sos], b"http://ns.adobe.com/xap/1.0/"));
+    // keeps its place and length, its content zeroed (metadata between scans is blanked).
+    assert!(!find(&out, b"http://ns.adobe.com/xap/1.0/"));
+    assert_eq!(
+        out.len() + removed_before_scan(&damaged, &out),
+        damaged.len()
+    );
 }
 
 #[test]
@@ -123,7 +134,8 @@ fn webp_loses_exif_and_stays_valid() {
     assert!(!find(&out, b"XMP "));
     let riff = u32::from_le_bytes([out[4], out[5], out[6], out[7]]) as usize;
     assert_eq!(riff + 8, out.len(), "RIFF size matches");
-    let d = raster_dimensions(MediaType::Webp, &mut Cursor::new(&out), u64::MAX).expect("webp");
+    let d = raster_dimensions(MediaType::Webp, &mut Cursor::new(&out), &Limits::default())
+        .expect("webp");
     assert_eq!((d.width, d.height), (480, 360));
     assert!(out.len() < original.len());
 }
@@ -131,6 +143,22 @@ fn webp_loses_exif_and_stays_valid() {
 #[test]
 fn other_types_are_left_alone() {
     let mut out = Vec::new();
-    assert!(!strip(MediaType::Pdf, &mut Cursor::new(b"%PDF-1.4"), &mut out).expect("ok"));
-    assert!(strip(MediaType::Jpeg, &mut Cursor::new(b"not a jpeg"), &mut out).is_err());
+    assert!(
+        !strip(
+            MediaType::Pdf,
+            &mut Cursor::new(b"%PDF-1.4"),
+            &mut out,
+            &Limits::default()
+        )
+        .expect("ok")
+    );
+    assert!(
+        strip(
+            MediaType::Jpeg,
+            &mut Cursor::new(b"not a jpeg"),
+            &mut out,
+            &Limits::default()
+        )
+        .is_err()
+    );
 }
