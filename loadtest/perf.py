@@ -65,7 +65,7 @@ def seeded_catalog():
 class Server:
     """A release Darkroom on a free loopback port with its own temp data dir."""
 
-    def __init__(self, name, catalog=None, config_text="", data_dir=None):
+    def __init__(self, name, catalog=None, config_text="", data_dir=None, binary=None, env=None):
         self.name = name
         # data_dir: serve a cached catalog where it is (kept at stop), not a copy.
         self.keep = data_dir is not None
@@ -77,13 +77,20 @@ class Server:
         config = self.dir / "config.toml"
         # All load comes from one address here: no per-client connection cap.
         config.write_text(f'listen = "127.0.0.1:{self.port}"\ndata_dir = "{self.dir}"\n'
-                          "[server]\nmax_connections_per_client = 0\ndrain_secs = 0\n" + config_text)
-        self.args = [BIN / "darkroom", "--config", config]
+                          "[server]\nmax_connections_per_client = 0\n" + config_text)
+        self.args = [binary or BIN / "darkroom", "--config", config]
         self.key = sh(self.args + ["keys", "create", "--scope", "write", "--name", "perf"],
                       stderr=subprocess.DEVNULL).strip()
         self.log = open(self.dir / "server.log", "w")
-        self.proc = subprocess.Popen(self.args + ["serve"], stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen(self.args + ["serve"], stdout=self.log, stderr=self.log,
+                                     env={**os.environ, **(env or {})})
         wait_http(self.url + "/readyz", 60)
+
+    def rss_mb(self):
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return None
 
     def reset_peak(self):
         Path(f"/proc/{self.proc.pid}/clear_refs").write_text("5")

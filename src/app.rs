@@ -43,7 +43,9 @@ pub async fn run(
 ) -> Result<(), AppError> {
     std::fs::create_dir_all(&config.data_dir)?;
     let catalog = Arc::new(open_catalog(&config).await?);
-    let storage = Arc::new(Storage::new(&config.storage, &config.data_dir)?);
+    let storage = Storage::new(&config.storage, &config.data_dir)?
+        .with_upload_buffer(config.limits.upload_buffer_bytes);
+    let storage = Arc::new(storage);
     if catalog.list_keys()?.is_empty() {
         let key = keys::create(&catalog, Scope::Write, "bootstrap")?;
         tracing::warn!("no API key existed: created a write key (shown once on stdout)");

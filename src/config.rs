@@ -78,6 +78,9 @@ pub struct Limits {
     pub max_file_bytes: u64,
     pub max_files_per_request: usize,
     pub max_json_bytes: usize,
+    /// Bytes of one upload kept in memory before it spills to a temp file, and the write
+    /// buffer of the temp file after.
+    pub upload_buffer_bytes: usize,
     pub max_image_pixels: u64,
     /// One metadata block (an inflated ICC profile, an EXIF block); larger are dropped.
     pub max_metadata_bytes: u64,
@@ -111,6 +114,8 @@ pub struct Server {
     pub idle_timeout_secs: u64,
     /// HTTP/2 keep-alive ping interval, and how long an answer may take (0: no pings).
     pub http2_keep_alive_secs: u64,
+    /// Requests one HTTP/2 connection may have in flight at once.
+    pub http2_max_streams: u32,
     pub max_connections: usize,
     /// Open connections one client address may have; 0 = no such cap (behind a proxy).
     pub max_connections_per_client: usize,
@@ -298,6 +303,8 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.limits.max_file_bytes == 0
             || self.limits.max_files_per_request == 0
+            || self.limits.upload_buffer_bytes < 4096
+            || self.server.http2_max_streams == 0
             || self.server.max_connections == 0
             || self.server.header_read_timeout_secs == 0
             || self.server.body_idle_timeout_secs == 0
@@ -306,7 +313,9 @@ impl Config {
             || self.maintenance.orphan_sweep_secs == 0
         {
             return Err(ConfigError::Invalid(
-                "limits and timeouts must be greater than zero".into(),
+                "limits and timeouts must be greater than zero (limits.upload_buffer_bytes at \
+                 least 4096)"
+                    .into(),
             ));
         }
         let p = &self.processing;

@@ -131,13 +131,21 @@ async fn spool(ctx: &Ctx, mut field: Field<'_>) -> Result<crate::storage::Sink, 
     Ok(sink)
 }
 
-async fn text_field(field: Field<'_>) -> Result<String, ApiError> {
-    let text = field.text().await.map_err(multipart_error)?;
+/// A text field of at most `MAX_TEXT_FIELD` characters, refused as soon as it has more
+/// bytes than that many characters could take (it is never buffered past that).
+async fn text_field(mut field: Field<'_>) -> Result<String, ApiError> {
+    let too_long = || ApiError::bad_request("invalid_field", "a text field is too long");
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        if bytes.len() + chunk.len() > 4 * MAX_TEXT_FIELD {
+            return Err(too_long());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| ApiError::bad_request("invalid_field", "a text field is not UTF-8"))?;
     if text.chars().count() > MAX_TEXT_FIELD {
-        return Err(ApiError::bad_request(
-            "invalid_field",
-            "a text field is too long",
-        ));
+        return Err(too_long());
     }
     Ok(text)
 }

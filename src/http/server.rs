@@ -112,7 +112,8 @@ fn builder(limits: &ServerConfig) -> auto::Builder<TokioExecutor> {
         .max_buf_size(limits.max_header_bytes);
     let mut h2 = builder.http2();
     h2.timer(TokioTimer::new())
-        .max_header_list_size(limits.max_header_bytes as u32);
+        .max_header_list_size(limits.max_header_bytes as u32)
+        .max_concurrent_streams(limits.http2_max_streams);
     if limits.http2_keep_alive_secs > 0 {
         // A peer that does not answer a ping within the interval is gone: close.
         let every = Duration::from_secs(limits.http2_keep_alive_secs);

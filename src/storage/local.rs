@@ -16,6 +16,8 @@ pub struct LocalStorage {
     uploads: PathBuf,
     tmp: PathBuf,
     pub(super) in_flight: InFlight,
+    /// See `Sink`: bytes of an upload kept in memory, then its write buffer.
+    pub(super) upload_buffer: usize,
 }
 
 impl LocalStorage {
@@ -30,11 +32,12 @@ impl LocalStorage {
             uploads,
             tmp,
             in_flight,
+            upload_buffer: super::sink::DEFAULT_BUFFER,
         })
     }
 
     pub(super) async fn begin(&self) -> Result<Sink> {
-        Ok(Sink::new(&self.tmp, &self.in_flight))
+        Ok(Sink::new(&self.tmp, &self.in_flight, self.upload_buffer))
     }
 
     pub(super) async fn commit(&self, mut sink: Sink, key: &str) -> Result<u64> {

@@ -170,6 +170,16 @@ impl Storage {
         }
     }
 
+    /// Sets the bytes of an upload kept in memory before it spills to a temp file (and the
+    /// temp file's write buffer after): `limits.upload_buffer_bytes`.
+    pub fn with_upload_buffer(mut self, bytes: usize) -> Self {
+        match &mut self {
+            Self::Local(l) => l.upload_buffer = bytes,
+            Self::S3(s) => s.upload_buffer = bytes,
+        }
+        self
+    }
+
     /// The files of requests in progress (shared with the handles that stage uploads).
     pub fn in_flight(&self) -> InFlight {
         match self {

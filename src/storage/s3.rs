@@ -40,6 +40,8 @@ pub struct S3Storage {
     /// Where the next orphan sweep resumes its listing (`None`: from the start).
     sweep_resume: Mutex<Option<ObjectPath>>,
     pub(super) in_flight: InFlight,
+    /// See `Sink`: bytes of an upload kept in memory, then its write buffer.
+    pub(super) upload_buffer: usize,
 }
 
 /// What a HEAD of an object says.
@@ -89,6 +91,7 @@ impl S3Storage {
             tmp,
             sweep_resume: Mutex::new(None),
             in_flight: InFlight::default(),
+            upload_buffer: super::sink::DEFAULT_BUFFER,
         })
     }
 
@@ -104,7 +107,7 @@ impl S3Storage {
     }
 
     pub(super) async fn begin(&self) -> Result<Sink> {
-        Ok(Sink::new(&self.tmp, &self.in_flight))
+        Ok(Sink::new(&self.tmp, &self.in_flight, self.upload_buffer))
     }
 
     /// Sends the spooled file to the bucket with its content type; returns its size.
@@ -223,7 +226,7 @@ impl S3Storage {
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(remote(e)),
         };
-        let mut sink = Sink::new(&self.tmp, &self.in_flight);
+        let mut sink = Sink::new(&self.tmp, &self.in_flight, self.upload_buffer);
         let mut stream = got.into_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(remote)?;

@@ -9,9 +9,10 @@ use super::{Held, InFlight, Result};
 use crate::media::sniff::SNIFF_LEN;
 use crate::model::random_token;
 
-/// Uploads up to this size stay in memory until they are committed (or read back for
-/// probing), so a small upload costs one trip to the blocking pool instead of three.
-const SPILL_BYTES: usize = 256 * 1024;
+/// Uploads up to `limits.upload_buffer_bytes` stay in memory until they are committed
+/// (or read back for probing), so a small upload costs one trip to the blocking pool
+/// instead of three; larger ones go to a temp file through a write buffer of that size.
+pub const DEFAULT_BUFFER: usize = 64 * 1024;
 
 /// One upload on its way in: in memory while small, then a temp file in `tmp`. Dropped
 /// without `commit`, its temp file (if any) is removed.
@@ -23,6 +24,8 @@ pub struct Sink {
     pub(super) committed: bool,
     /// The temp file's name, held from the sweep while this upload is in progress.
     _held: Held,
+    /// Bytes kept in memory before spilling, and the temp file's write buffer.
+    buffer: usize,
 }
 
 enum Spool {
@@ -35,11 +38,12 @@ enum Spool {
 impl Sink {
     /// A new empty upload whose temp file, if it needs one, will be in `tmp`. Nothing
     /// touches the disk until the upload outgrows memory.
-    pub(super) fn new(tmp: &Path, in_flight: &InFlight) -> Self {
+    pub(super) fn new(tmp: &Path, in_flight: &InFlight, buffer: usize) -> Self {
         let name = format!("{}.part", random_token(20));
         Self {
             path: tmp.join(&name),
             _held: in_flight.hold(name),
+            buffer,
             spool: Spool::Memory(Vec::new()),
             len: 0,
             head: Vec::with_capacity(SNIFF_LEN),
@@ -54,13 +58,16 @@ impl Sink {
         }
         self.len += chunk.len() as u64;
         if let Spool::Memory(buf) = &mut self.spool {
-            if buf.len() + chunk.len() <= SPILL_BYTES {
+            if buf.len() + chunk.len() <= self.buffer {
+                if buf.capacity() == 0 {
+                    buf.reserve_exact(self.buffer); // one allocation, never regrown
+                }
                 buf.extend_from_slice(chunk);
                 return Ok(());
             }
             let spilled = std::mem::take(buf);
             let file = tokio::fs::File::create(&self.path).await?;
-            let mut writer = tokio::io::BufWriter::with_capacity(SPILL_BYTES, file);
+            let mut writer = tokio::io::BufWriter::with_capacity(self.buffer, file);
             writer.write_all(&spilled).await?;
             self.spool = Spool::File(Some(writer));
         }

@@ -321,3 +321,30 @@ async fn concurrent_uploads_all_land_with_unique_ids(s: TestServer) {
     assert_eq!(listed, ids);
     assert_eq!(s.stored_files().await.len(), 64);
 }
+
+/// A text field far past its limit is refused as soon as it passes it, not after it has
+/// been read whole (it was buffered up to the 50 MB part limit first): the answer comes
+/// while the rest of the field is still held back.
+#[tokio::test]
+async fn a_text_field_past_its_limit_is_refused_before_it_is_read_whole() {
+    let s = TestServer::spawn().await;
+    let alt = vec![b'a'; 4 << 20];
+    let (answer, release) = s.held_multipart(
+        reqwest::Method::POST,
+        "/api/v1/media",
+        vec![
+            ("files", "doc.pdf", fixture("pdf/ltnews18_1page.pdf")),
+            ("alt", "", alt),
+        ],
+    );
+    // A deadlock guard: the field's second half only comes once the answer is in.
+    let resp = tokio::time::timeout(std::time::Duration::from_secs(20), answer).await;
+    drop(release);
+    let resp = resp
+        .expect("answered with half the field unsent")
+        .expect("task");
+    assert_eq!(
+        crate::common::error_code(resp, StatusCode::BAD_REQUEST).await,
+        "invalid_field"
+    );
+}
