@@ -8,7 +8,11 @@ restart every acknowledged effect must hold:
 - every DELETE acknowledged held: the item and its files are gone;
 - every folder created (or removed) with an acknowledgement is there (or not);
 - no orphan or temp file is left once the server serves again, and every image job
-  ends (ready or failed).
+  ends (ready or failed); no file outlives its item (every stored file is one an item
+  names: its original, variants, preset crops, or an on-demand crop of a living item);
+- focal-point moves with crop presets configured (each move remakes the presets under
+  new keys), and on-demand crops made under a cache budget small enough to evict them:
+  every on-demand crop URL handed out still answers with a file after the restart.
 
     scripts/crash-test.py [--rounds 20] [--binary target/debug/darkroom]
 
@@ -45,6 +49,7 @@ FILES = [
 ]
 FOLDERS = ["/", "/crash", "/crash/a", "/crash/b"]
 DEADLINE = 60  # seconds for a restart or for the jobs to finish
+CROP_CACHE_BYTES = 20000  # small, so on-demand crops are evicted
 
 
 class Server:
@@ -53,7 +58,10 @@ class Server:
     def __init__(self, binary, data_dir, log_path):
         env = dict(os.environ, DARKROOM_DATA_DIR=str(data_dir), DARKROOM_LISTEN="127.0.0.1:0",
                    RUST_LOG="info", DARKROOM_PROCESSING__MAX_BACKLOG="100000",
-                   DARKROOM_SERVER__DRAIN_SECS="0")
+                   DARKROOM_SERVER__DRAIN_SECS="0",
+                   # Presets remade by focal moves; on-demand crops evicted from a small cache.
+                   DARKROOM_DELIVERY__PRESETS='{ card = "120x63", square = "50x50" }',
+                   DARKROOM_DELIVERY__CROP_CACHE_BYTES=str(CROP_CACHE_BYTES))
         env.pop("RUST_LOG_STYLE", None)
         self.log = open(log_path, "a")
         self.proc = subprocess.Popen([binary, "serve"], env=env, stdout=subprocess.DEVNULL,
@@ -126,6 +134,9 @@ class Ledger:
         self.folders = set()   # created with an acknowledgement, not removed since
         self.removed = set()   # removed with an acknowledgement
         self.folders_in_flight = set()
+        self.crops = {}        # on-demand crop URL -> item id (made and served once)
+        self.moves = 0         # focal moves acknowledged
+        self.crops_served = 0  # on-demand crop requests answered with a file
         self.failures = []
 
     def fail(self, what):
@@ -143,7 +154,8 @@ class Worker(threading.Thread):
     def run(self):
         try:
             while not self.stop.is_set():
-                op = self.rng.choices(["upload", "patch", "delete", "folder"], [5, 2, 2, 1])[0]
+                op = self.rng.choices(["upload", "patch", "delete", "folder", "focal", "crop"],
+                                      [5, 2, 2, 1, 1, 1])[0]
                 if op != "upload" and not self.mine and op != "folder":
                     op = "upload"
                 getattr(self, op)()
@@ -176,6 +188,33 @@ class Worker(threading.Thread):
                 entry["alt"] = alt
             else:
                 self.ledger.failures.append(f"patch {item_id}: {status} {body[:200]!r}")
+
+    def focal(self):
+        item_id = self.rng.choice(self.mine)
+        point = {"focalX": self.rng.randrange(101), "focalY": self.rng.randrange(101)}
+        status, body = send_json(self.base, "PATCH", f"/api/v1/media/{item_id}", self.key, point)
+        if status != 200:
+            self.ledger.fail(f"focal {item_id}: {status} {body[:200]!r}")
+        else:
+            with self.ledger.lock:
+                self.ledger.moves += 1
+
+    def crop(self):
+        item_id = self.rng.choice(self.mine)
+        size = {"width": self.rng.choice([40, 64, 100]), "height": self.rng.choice([40, 64, 100])}
+        status, body = send_json(self.base, "POST", f"/api/v1/media/{item_id}/crops", self.key, size)
+        if status == 404:
+            return  # not a raster image
+        if status != 200:
+            return self.ledger.fail(f"sign crop {item_id}: {status} {body[:200]!r}")
+        url = json.loads(body)["url"]
+        status, _ = request(self.base, "GET", url)
+        if status == 200:
+            with self.ledger.lock:
+                self.ledger.crops[url] = item_id
+                self.ledger.crops_served += 1
+        elif status not in (404, 503):  # failed image, or the pool was busy
+            self.ledger.fail(f"crop {url}: {status}")
 
     def delete(self):
         item_id = self.mine.pop(self.rng.randrange(len(self.mine)))
@@ -281,11 +320,35 @@ def check(base, key, data_dir, ledger, expected):
             problems.append(f"jobs not finished after {DEADLINE}s: {busy[:5]}")
             break
         time.sleep(0.2)
+    # On-demand crops handed out: each still answers with a file (cached, or made again).
+    living = {i["id"] for i in items}
+    for url, item_id in list(ledger.crops.items()):
+        if item_id not in living:
+            ledger.crops.pop(url)
+            continue
+        status, _ = request(base, "GET", url)
+        if status not in (200, 503):
+            problems.append(f"crop {url} of a living item answers {status}")
+    # Give the delete queue its drain (every 10 s), then no file may outlive its item.
+    time.sleep(11)
+    items = all_items(base, key)
+    named = set()
+    for i in items:
+        for thing in [i] + i.get("variants", []) + i.get("crops", []):
+            named.add(thing["url"].split("/uploads/", 1)[1])
     stems = {stem(i["url"].split("/uploads/", 1)[1]) for i in items}
-    uploads = data_dir / "uploads"
+    uploads, cached = data_dir / "uploads", 0
     for f in uploads.rglob("*"):
-        if f.is_file() and stem(str(f.relative_to(uploads))) not in stems:
-            problems.append(f"orphan file {f.relative_to(uploads)}")
+        if not f.is_file():
+            continue
+        rel = str(f.relative_to(uploads))
+        on_demand = "-c" in rel.rsplit("/", 1)[-1]
+        if on_demand:
+            cached += f.stat().st_size
+        if rel not in named and not (on_demand and stem(rel) in stems):
+            problems.append(f"file {rel} belongs to no item")
+    if cached > CROP_CACHE_BYTES:
+        problems.append(f"on-demand crops take {cached} bytes, past the {CROP_CACHE_BYTES} budget")
     temp = list((data_dir / "tmp").iterdir())
     if temp:
         problems.append(f"temp files left: {[t.name for t in temp]}")
@@ -337,7 +400,8 @@ def main():
             server = Server(args.binary, data_dir, log_path)
             problems, count = check(server.base, key, data_dir, ledger, expected)
             print(f"round {round_no}: killed; {len(ledger.items)} acknowledged items, "
-                  f"{len(ledger.deleted)} deletes, {len(ledger.folders)} folders held; "
+                  f"{len(ledger.deleted)} deletes, {len(ledger.folders)} folders held, "
+                  f"{ledger.moves} focal moves, {ledger.crops_served} crops served; "
                   f"{count} items listed; {'OK' if not problems else 'FAILED'}", flush=True)
             if problems:
                 for p in problems[:30]:

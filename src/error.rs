@@ -14,6 +14,7 @@ use crate::ingest::IngestError;
 use crate::media::MediaError;
 use crate::media::probe::ProbeError;
 use crate::media::svg::SvgError;
+use crate::model::QueryBound;
 use crate::storage::StorageError;
 
 #[derive(Debug, thiserror::Error)]
@@ -78,9 +79,23 @@ impl From<CropError> for ApiError {
                 retry_after,
             }),
             CropError::Pipeline(e) => Self::Internal(e.to_string()),
+            CropError::OverBudget(_) => Self::Denied {
+                code: "crop_over_budget",
+                message,
+            },
             CropError::Catalog(e) => Self::Catalog(e),
             CropError::Storage(e) => Self::Storage(e),
         }
+    }
+}
+
+impl From<QueryBound> for ApiError {
+    fn from(e: QueryBound) -> Self {
+        let code = match e {
+            QueryBound::Offset => "invalid_offset",
+            QueryBound::Search => "invalid_search",
+        };
+        Self::bad_request(code, e.to_string())
     }
 }
 
@@ -138,16 +153,19 @@ impl ApiError {
             Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::Catalog(e) if e.is_out_of_space() => StatusCode::INSUFFICIENT_STORAGE,
+            Self::Catalog(CatalogError::Query(e)) => Self::from(*e).status(),
             Self::Catalog(e) => match e {
                 CatalogError::NotFound(_) => StatusCode::NOT_FOUND,
+                CatalogError::Query(_) => StatusCode::BAD_REQUEST,
                 CatalogError::FolderNotEmpty
                 | CatalogError::RootFolder
                 | CatalogError::PresignExpired
                 | CatalogError::AlreadyConfirmed => StatusCode::BAD_REQUEST,
                 CatalogError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-                CatalogError::Locked | CatalogError::Db(_) | CatalogError::Corrupt(_) => {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                }
+                CatalogError::Locked
+                | CatalogError::Db(_)
+                | CatalogError::Corrupt(_)
+                | CatalogError::TooNew { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             },
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Ingest(IngestError::Busy { .. }) => StatusCode::SERVICE_UNAVAILABLE,
@@ -202,6 +220,7 @@ impl ApiError {
             Self::Ingest(IngestError::SizeMismatch { .. }) => "size_mismatch",
             Self::Ingest(IngestError::TypeMismatch { .. }) => "type_mismatch",
             Self::Ingest(IngestError::Refused { error, .. }) => media_code(error),
+            Self::Catalog(CatalogError::Query(e)) => Self::from(*e).code(),
             Self::Catalog(CatalogError::NotFound(_)) => "not_found",
             Self::Catalog(CatalogError::FolderNotEmpty) => "folder_not_empty",
             Self::Catalog(CatalogError::RootFolder) => "root_folder",

@@ -147,6 +147,17 @@ impl CatalogHandle {
         }
     }
 
+    /// A catalog actor of its own, outside the supervisor (tools and the conformance
+    /// suite); it runs until the returned reference is stopped.
+    pub async fn spawn(
+        catalog: Arc<Catalog>,
+    ) -> Result<(Self, ActorRef<CatalogMsg>), ractor::SpawnErr> {
+        let (actor, _) = Actor::spawn(None, CatalogActor, catalog.clone()).await?;
+        let slot = Slot::empty();
+        slot.set(Some(actor.clone()));
+        Ok((Self::new(slot, catalog), actor))
+    }
+
     async fn write(&self, write: Write) -> Result<Outcome, CatalogError> {
         rpc(&self.slot, |reply| CatalogMsg::Write(write, reply))
             .await
@@ -222,8 +233,10 @@ impl CatalogHandle {
     }
 
     /// Short listings run inline (a hop to the blocking pool and back costs more than
-    /// they do); searches and deep pages go to the blocking pool.
+    /// they do); searches and deep pages go to the blocking pool. A query past the bounds
+    /// (`ListQuery::check`) is refused before any work.
     pub async fn list(&self, query: ListQuery) -> Result<Page, CatalogError> {
+        query.check()?;
         if query.is_short() {
             return self.catalog.list(&query);
         }
@@ -268,9 +281,13 @@ impl CatalogHandle {
             .map(drop)
     }
 
-    /// When a cached on-demand crop was last used, if it is cached.
-    pub fn cached_crop(&self, id: &str, key: &str) -> Result<Option<u64>, CatalogError> {
-        self.catalog.cached_crop(id, key)
+    /// The cached on-demand crop whose key starts with `prefix`: its key and last use.
+    pub fn cached_crop(
+        &self,
+        id: &str,
+        prefix: &str,
+    ) -> Result<Option<(String, u64)>, CatalogError> {
+        self.catalog.cached_crop(id, prefix)
     }
 
     /// The item with a new file (see `Write::ReplaceFile`).
@@ -278,8 +295,13 @@ impl CatalogHandle {
         changed(self.write(Write::ReplaceFile(Box::new(file))).await?)
     }
 
-    pub async fn delete_media(&self, id: String) -> Result<Changed, CatalogError> {
-        changed(self.write(Write::DeleteMedia { id }).await?)
+    /// Deletes an item; returns the keys of every file it had (already on the delete
+    /// queue: the caller drains them at once).
+    pub async fn delete_media(&self, id: String) -> Result<Vec<String>, CatalogError> {
+        match self.write(Write::DeleteMedia { id }).await? {
+            Outcome::Deleted { queued } => Ok(queued),
+            _ => Err(unexpected()),
+        }
     }
 
     /// True when the folder was new.

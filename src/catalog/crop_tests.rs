@@ -155,8 +155,8 @@ fn the_crop_cache_evicts_least_recently_used_and_forgets_an_item_with_it() {
     let third = cache("2026/01/a-c3x3.webp", 4, src);
     assert_eq!(third.evicted, ["2026/01/a-c2x2.webp"]);
     assert_eq!(
-        c.cached_crop(&a.id, "2026/01/a-c1x1.webp").expect("read"),
-        Some(3)
+        c.cached_crop(&a.id, "2026/01/a-c1x1").expect("read"),
+        Some(("2026/01/a-c1x1.webp".to_owned(), 3))
     );
     assert_eq!(
         c.owner_of_file("2026/01/a-c3x3.webp").expect("owner"),

@@ -3,11 +3,12 @@
 //!
 //! `key = [sort tag] [partition] 0x00 [sort value] [id]`, where the partition is `a` (everything),
 //! `f<folder>`, `k<kind tag>` or `x<kind tag><folder>`, and the sort value is the big-endian
-//! creation time, the big-endian size, or the lower-cased filename followed by 0x00. Ids
+//! creation time, the big-endian size, or the folded filename (`model::fold`) followed by
+//! 0x00. Ids
 //! have a fixed length, so the id is the key's tail and breaks ties. The part after the
 //! partition (`tail`) is an item's position in its order: a listing cursor carries it.
 
-use crate::model::{ID_LEN, Kind, MediaRecord, SortField};
+use crate::model::{ID_LEN, Kind, MediaRecord, SortField, fold};
 
 /// Which part of the catalog a listing walks: each record is indexed in all three.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,26 +59,70 @@ pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 
 /// All index keys of one record (3 sorts × 4 partitions).
 pub fn keys_of(r: &MediaRecord) -> Vec<Vec<u8>> {
-    let partitions = [
-        Partition::All,
-        Partition::Folder(&r.folder),
-        Partition::Kind(r.kind()),
-        Partition::FolderKind(&r.folder, r.kind()),
-    ];
-    let filename = r.filename.to_lowercase();
-    let mut keys = Vec::with_capacity(SORTS.len() * partitions.len());
-    for sort in SORTS {
-        for partition in partitions {
-            let mut key = prefix(sort, partition);
-            push_tail(&mut key, sort, r.created_us, r.size, &filename, &r.id);
-            keys.push(key);
+    let facts = Facts {
+        created_us: r.created_us,
+        size: r.size,
+        filename: &fold(&r.filename),
+        folder: &r.folder,
+        kind: r.kind(),
+        id: &r.id,
+    };
+    facts.keys()
+}
+
+/// What an item's index keys and counters are made of (a record has them, and so does its
+/// search document, from which an item whose record cannot be read is still deleted).
+pub struct Facts<'a> {
+    pub created_us: u64,
+    pub size: u64,
+    /// Folded (`model::fold`).
+    pub filename: &'a str,
+    pub folder: &'a str,
+    pub kind: Kind,
+    pub id: &'a str,
+}
+
+impl Facts<'_> {
+    /// The 12 index keys.
+    pub fn keys(&self) -> Vec<Vec<u8>> {
+        let partitions = [
+            Partition::All,
+            Partition::Folder(self.folder),
+            Partition::Kind(self.kind),
+            Partition::FolderKind(self.folder, self.kind),
+        ];
+        let mut keys = Vec::with_capacity(SORTS.len() * partitions.len());
+        for sort in SORTS {
+            for partition in partitions {
+                let mut key = prefix(sort, partition);
+                push_tail(
+                    &mut key,
+                    sort,
+                    self.created_us,
+                    self.size,
+                    self.filename,
+                    self.id,
+                );
+                keys.push(key);
+            }
         }
+        keys
     }
-    keys
+
+    /// The 4 counter names.
+    pub fn count_keys(&self) -> [String; 4] {
+        let kind = self.kind.tag() as char;
+        [
+            "a".to_owned(),
+            format!("f:{}", self.folder),
+            format!("k:{kind}"),
+            format!("x:{kind}:{}", self.folder),
+        ]
+    }
 }
 
 /// Appends an item's position in `sort` order: its sort value, then its id.
-/// `filename` is lower-cased.
+/// `filename` is folded (`model::fold`).
 pub fn push_tail(
     key: &mut Vec<u8>,
     sort: SortField,
@@ -105,13 +150,16 @@ pub fn id_of(key: &[u8]) -> Option<&str> {
 
 /// Counter names touched by a record.
 pub fn count_keys(r: &MediaRecord) -> [String; 4] {
-    let kind = r.kind().tag() as char;
-    [
-        "a".to_owned(),
-        format!("f:{}", r.folder),
-        format!("k:{kind}"),
-        format!("x:{kind}:{}", r.folder),
-    ]
+    let kind = r.kind();
+    let facts = Facts {
+        created_us: r.created_us,
+        size: r.size,
+        filename: "",
+        folder: &r.folder,
+        kind,
+        id: &r.id,
+    };
+    facts.count_keys()
 }
 
 /// The counter that holds the exact total of a filter.

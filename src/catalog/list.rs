@@ -4,23 +4,24 @@
 //! with one, the search index answers (see `search`).
 
 use std::ops::Bound;
-use std::sync::atomic::Ordering;
 
 use redb::{ReadTransaction, ReadableTable};
 
 use super::index::{self, Partition};
 use super::search::{self, memo};
-use super::tables::{COUNTS, INDEX, MEDIA};
+use super::tables::{COUNTS, INDEX, MEDIA, META};
+use super::write::SEARCH_GENERATION;
 use super::{Catalog, CatalogError, Result};
 use crate::model::{FolderPath, ListQuery, MediaRecord, Page};
 
 impl Catalog {
     pub fn list(&self, q: &ListQuery) -> Result<Page> {
         let generation = self.cache.generation();
-        let searches = self.searches.load(Ordering::Acquire);
         let txn = self.read_txn()?;
         let hit = match &q.search {
-            Some(needle) => self.search(&txn, q, needle, searches)?,
+            // The generation of this very snapshot: an answer remembered from another one
+            // is never mixed with it.
+            Some(needle) => self.search(&txn, q, needle, search_generation(&txn)?)?,
             None => walk(&txn, q)?,
         };
         let media = txn.open_table(MEDIA)?;
@@ -41,9 +42,9 @@ impl Catalog {
         })
     }
 
-    /// A search page: from the memo when an answer made at `searches` (see the field)
-    /// holds it, else computed (and remembered when the page lies within the first
-    /// `memo::TOP` positions).
+    /// A search page: from the memo when an answer made at the snapshot's search
+    /// generation `searches` (see `tables::META`) holds it, else computed (and remembered
+    /// when the page lies within the first `memo::TOP` positions).
     fn search(
         &self,
         txn: &ReadTransaction,
@@ -98,6 +99,12 @@ impl Catalog {
         self.read_and_keep(media, id, generation)?
             .ok_or_else(|| CatalogError::Corrupt(format!("{id} in an index only")))
     }
+}
+
+/// The search generation of a snapshot (see `tables::META`).
+pub(super) fn search_generation(txn: &ReadTransaction) -> Result<u64> {
+    let meta = txn.open_table(META)?;
+    Ok(meta.get(SEARCH_GENERATION)?.map_or(0, |v| v.value()))
 }
 
 /// A page of the listing index: the range of the filter's partition, from the cursor (or

@@ -32,8 +32,8 @@ pub use write::{CacheCrop, Changed, CropCached, JobOutcome, Outcome, Write};
 
 use cache::ReadCache;
 use tables::{
-    COUNTS, CROP_CACHE, CROP_LRU, FILES, FOLDERS, INDEX, JOBS, KEYS, MEDIA, META, PENDING_DELETES,
-    PRESIGNS, SEARCH_DOCS, SEARCH_GRAMS, SEARCH_IDS,
+    COUNTS, CROP_CACHE, CROP_LRU, FILES, FOLDERS, INDEX, ITEM_FILES, JOBS, KEYS, MEDIA, META,
+    PENDING_DELETES, PRESIGNS, SEARCH_DOCS, SEARCH_GRAMS, SEARCH_IDS,
 };
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -52,6 +52,13 @@ pub enum CatalogError {
     Corrupt(String),
     #[error("the catalog is restarting, try again")]
     Unavailable,
+    #[error(
+        "the catalog has schema {found}, written by a newer Darkroom (this one reads {reads}): \
+         run the newer Darkroom, or restore a backup made before it ran"
+    )]
+    TooNew { found: u64, reads: u64 },
+    #[error(transparent)]
+    Query(#[from] crate::model::QueryBound),
     #[error("this presigned upload has expired; request a new one")]
     PresignExpired,
     #[error("this upload was already confirmed")]
@@ -116,11 +123,9 @@ pub struct Catalog {
     jobs: AtomicU64,
     /// Recently read records and the folder list; invalidated by every commit.
     cache: ReadCache,
-    /// Recent search answers, valid while `searches` is unchanged.
+    /// Recent search answers, valid at the search generation they were made at (in
+    /// `META`, bumped in the commits that change what search finds).
     memo: search::memo::Memo,
-    /// Commits that added or removed search documents (bumped after the commit; read
-    /// before a read transaction opens, like the record cache's generation).
-    searches: AtomicU64,
     /// The last commit failed (an I/O error, a full disk): not writable until the
     /// database is reopened and a commit succeeds.
     commit_failed: AtomicBool,
@@ -150,7 +155,6 @@ impl Catalog {
             jobs: AtomicU64::new(jobs),
             cache: ReadCache::new(options.record_cache),
             memo: Default::default(),
-            searches: AtomicU64::new(0),
             commit_failed: AtomicBool::new(false),
             reserve: reserve::Reserve::beside(path, options.reserve_bytes),
         })
@@ -204,7 +208,6 @@ impl Catalog {
         *self.db.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(reopened));
         self.jobs.store(jobs, Ordering::Relaxed);
         self.cache.invalidate_all();
-        self.searches.fetch_add(1, Ordering::Release);
         self.commit_failed.store(false, Ordering::Relaxed);
         Ok(())
     }
@@ -215,6 +218,19 @@ impl Catalog {
     pub(crate) fn take_offline(&self) {
         self.commit_failed.store(true, Ordering::Relaxed);
         *self.db.write().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Test-only: overwrites item `id`'s record with bytes that do not decode (its search
+    /// document, files and index rows stay), as a torn or foreign write would leave it.
+    #[cfg(test)]
+    pub(crate) fn corrupt_record(&self, id: &str) {
+        let txn = self.write_txn().expect("write");
+        txn.open_table(MEDIA)
+            .expect("media")
+            .insert(id, b"{not json".as_slice())
+            .expect("insert");
+        txn.commit().expect("commit");
+        self.cache.invalidate([id]);
     }
 
     /// The open database, if any (a brief lock to clone the handle).
@@ -244,6 +260,7 @@ fn open_db(path: &Path, options: &Options) -> Result<Database> {
         txn.open_table(COUNTS)?;
         txn.open_table(FOLDERS)?;
         txn.open_table(FILES)?;
+        txn.open_table(ITEM_FILES)?;
         txn.open_table(PENDING_DELETES)?;
         txn.open_table(KEYS)?;
         txn.open_table(JOBS)?;
@@ -268,6 +285,8 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| CatalogError::Corrupt(e.to_string()))
 }
 
+#[cfg(test)]
+mod conformance;
 #[cfg(test)]
 mod crop_tests;
 #[cfg(test)]

@@ -7,12 +7,12 @@ use std::sync::atomic::Ordering;
 use redb::{ReadableTable, TableDefinition};
 
 use super::tables::{
-    COUNTS, CROP_CACHE, FILES, FOLDERS, JOBS, KEYS, MEDIA, PENDING_DELETES, PRESIGNS,
-    crop_entries_of, crop_entry, crop_file, parse_crop_value,
+    COUNTS, CROP_CACHE, FILES, FOLDERS, JOBS, KEYS, MEDIA, PENDING_DELETES, PRESIGNS, entries_of,
+    entry_file, parse_crop_value,
 };
 use super::{Catalog, CatalogError, Result, decode, keys};
 use crate::model::{ApiKeyRecord, FolderPath, MediaRecord, PresignRecord};
-use crate::storage::key::key_stem;
+use crate::storage::key::{is_ondemand_crop, key_stem};
 
 impl Catalog {
     pub fn get(&self, id: &str) -> Result<Option<MediaRecord>> {
@@ -84,7 +84,9 @@ impl Catalog {
 
     /// Whether the catalog still wants a stored file: a record names it, it waits in the
     /// delete queue or is an issued presign's object, or it shares its stem with a
-    /// recorded file (a variant a running job is writing). The orphan sweep keeps these.
+    /// recorded file (a variant a running job is writing; not an on-demand crop, which
+    /// only its own record claims: one being made is held in flight instead). The orphan
+    /// sweep keeps these.
     pub fn claims_file(&self, key: &str) -> Result<bool> {
         let txn = self.read_txn()?;
         let files = txn.open_table(FILES)?;
@@ -93,6 +95,9 @@ impl Catalog {
             || txn.open_table(PRESIGNS)?.get(key)?.is_some()
         {
             return Ok(true);
+        }
+        if is_ondemand_crop(key) {
+            return Ok(false); // claimed only by its own record (see `is_ondemand_crop`)
         }
         let stem = key_stem(key);
         for entry in files.range(stem..)? {
@@ -146,22 +151,30 @@ impl Catalog {
         self.jobs.load(Ordering::Relaxed)
     }
 
-    /// When a cached on-demand crop of item `id` was last used (µs), if it is cached.
-    pub fn cached_crop(&self, id: &str, key: &str) -> Result<Option<u64>> {
+    /// The cached on-demand crop of item `id` whose key starts with `prefix` (see
+    /// `storage::key::ondemand_crop_prefix`): its key and last use (µs).
+    pub fn cached_crop(&self, id: &str, prefix: &str) -> Result<Option<(String, u64)>> {
         let txn = self.read_txn()?;
         let table = txn.open_table(CROP_CACHE)?;
-        let found = table.get(crop_entry(id, key).as_str())?;
-        Ok(found.map(|v| parse_crop_value(v.value()).0))
+        let (from, to) = entries_of(id);
+        for row in table.range(from.as_str()..to.as_str())? {
+            let (entry, value) = row?;
+            let key = entry_file(entry.value());
+            if key.starts_with(prefix) {
+                return Ok(Some((key.to_owned(), parse_crop_value(value.value()).0)));
+            }
+        }
+        Ok(None)
     }
 
     /// The storage keys of item `id`'s cached on-demand crops.
     pub fn cached_crops_of(&self, id: &str) -> Result<Vec<String>> {
         let txn = self.read_txn()?;
         let table = txn.open_table(CROP_CACHE)?;
-        let (from, to) = crop_entries_of(id);
+        let (from, to) = entries_of(id);
         let mut keys = Vec::new();
         for row in table.range(from.as_str()..to.as_str())? {
-            keys.push(crop_file(row?.0.value()).to_owned());
+            keys.push(entry_file(row?.0.value()).to_owned());
         }
         Ok(keys)
     }

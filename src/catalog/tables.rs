@@ -12,6 +12,10 @@ pub const COUNTS: TableDefinition<&str, u64> = TableDefinition::new("counts");
 pub const FOLDERS: TableDefinition<&str, ()> = TableDefinition::new("folders");
 /// storage key → owning media id (what may be served, what the orphan sweep keeps).
 pub const FILES: TableDefinition<&str, &str> = TableDefinition::new("files");
+/// Every file of an item, the other way round: `<media id>|<storage key>` (kept with
+/// `FILES`), so that deleting an item removes every file the catalog knows for it,
+/// whatever its record says.
+pub const ITEM_FILES: TableDefinition<&str, ()> = TableDefinition::new("item_files");
 /// Durable delete queue: storage key → time queued (µs). Cleared once the file is gone.
 pub const PENDING_DELETES: TableDefinition<&str, u64> = TableDefinition::new("pending_deletes");
 /// API key id → `ApiKeyRecord` as JSON.
@@ -20,7 +24,9 @@ pub const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");
 pub const JOBS: TableDefinition<&str, u32> = TableDefinition::new("jobs");
 /// Presigned uploads issued and not yet confirmed: storage key → `PresignRecord` as JSON.
 pub const PRESIGNS: TableDefinition<&str, &[u8]> = TableDefinition::new("presigns");
-/// Catalog facts: `schema` (layout version) and `search_next` (next search document number).
+/// Catalog facts: `schema` (layout version), `search_next` (next search document number)
+/// and `search_generation` (bumped by every commit that changes what search finds: the
+/// remembered answers of an older generation are stale).
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Search document number → `search::Doc` bytes.
 pub const SEARCH_DOCS: TableDefinition<u64, &[u8]> = TableDefinition::new("search_docs");
@@ -34,18 +40,23 @@ pub const CROP_CACHE: TableDefinition<&str, &[u8]> = TableDefinition::new("crop_
 /// The same crops by last use: last use (big-endian u64) then `<media id>|<storage key>`.
 pub const CROP_LRU: TableDefinition<&[u8], ()> = TableDefinition::new("crop_lru");
 
+/// `ITEM_FILES` key of file `key` of item `id` (the item first, so its files are a range).
+pub fn item_file(id: &str, key: &str) -> String {
+    format!("{id}|{key}")
+}
+
+/// The range of item `id`'s `ITEM_FILES` (and `CROP_CACHE`) keys: `<id>|` to `<id>}`.
+pub fn entries_of(id: &str) -> (String, String) {
+    (format!("{id}|"), format!("{id}}}"))
+}
+
 /// `CROP_CACHE` key of crop `key` of item `id` (the item first, so its crops are a range).
 pub fn crop_entry(id: &str, key: &str) -> String {
     format!("{id}|{key}")
 }
 
-/// The range of item `id`'s `CROP_CACHE` keys: from `<id>|` up to `<id>}` (excluded).
-pub fn crop_entries_of(id: &str) -> (String, String) {
-    (format!("{id}|"), format!("{id}}}"))
-}
-
-/// The storage key in a `CROP_CACHE` key.
-pub fn crop_file(entry: &str) -> &str {
+/// The storage key in an `ITEM_FILES` or `CROP_CACHE` key.
+pub fn entry_file(entry: &str) -> &str {
     entry.split_once('|').map_or(entry, |(_, key)| key)
 }
 

@@ -386,3 +386,40 @@ fn reads_never_wait_for_a_heal_in_progress() {
     assert!(catalog.writable());
     assert_eq!(catalog.get("media_AAAAAAAAAAAAAAAA").expect("read"), None);
 }
+
+#[test]
+fn a_catalog_written_by_a_newer_darkroom_is_refused_untouched() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("c.redb");
+    {
+        let c = Catalog::open(&path).expect("open");
+        c.apply_single(Write::InsertMedia(vec![image('a')]))
+            .expect("insert");
+        let txn = c.write_txn().expect("write");
+        txn.open_table(META)
+            .expect("meta")
+            .insert("schema", upgrade::SCHEMA + 1)
+            .expect("schema");
+        txn.commit().expect("commit");
+    }
+    match Catalog::open(&path) {
+        Err(CatalogError::TooNew { found, reads }) => {
+            assert_eq!((found, reads), (upgrade::SCHEMA + 1, upgrade::SCHEMA));
+        }
+        Err(e) => panic!("expected TooNew, got {e}"),
+        Ok(_) => panic!("a newer catalog was opened"),
+    }
+    // Nothing was rewritten: the newer build still finds its schema and the record.
+    let db = redb::Database::open(&path).expect("db");
+    let read = db.begin_read().expect("read");
+    let schema = read
+        .open_table(META)
+        .expect("meta")
+        .get("schema")
+        .expect("get");
+    assert_eq!(schema.map(|v| v.value()), Some(upgrade::SCHEMA + 1));
+    assert_eq!(
+        read.open_table(MEDIA).expect("media").len().expect("len"),
+        1
+    );
+}

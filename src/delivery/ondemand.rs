@@ -22,9 +22,9 @@ use crate::media::image::{Focal, PipelineError};
 use crate::metrics as m;
 use crate::model::{CropSize, MediaRecord, Status, now_us};
 use crate::storage::StorageError;
-use crate::storage::key::ondemand_crop_key;
+use crate::storage::key::{ondemand_crop_key, ondemand_crop_prefix};
 
-/// Crops being made, by storage key (see `Flight`).
+/// Crops being made, by key prefix (see `Flight`).
 type Flights = Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
 
 /// One request's place in the single flight of a crop: the lock the makers of one crop
@@ -73,6 +73,11 @@ pub enum CropError {
     Busy { backlog: u64, retry_after: u64 },
     #[error("the crop cannot be made: {0}")]
     Pipeline(#[from] PipelineError),
+    #[error(
+        "this crop is larger than the whole crop cache ({0} bytes, delivery.crop_cache_bytes): \
+         it cannot be kept"
+    )]
+    OverBudget(u64),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
     #[error(transparent)]
@@ -87,7 +92,7 @@ pub struct Cropper {
     max_side: u32,
     budget: u64,
     retry_after: u64,
-    /// Crops being made, by storage key: a second request waits on the first.
+    /// Crops being made, by key prefix: a second request waits on the first.
     flights: Flights,
     /// Crops whose last use is being written (one write at a time per crop).
     touching: Arc<Mutex<HashSet<String>>>,
@@ -136,16 +141,16 @@ impl Cropper {
         }
         self.check_size(size)?;
         let record = self.image(id)?;
-        let key = ondemand_crop_key(&record.storage_key, size, record.crop_version);
-        if self.hit(id, &key)? {
+        let prefix = ondemand_crop_prefix(&record.storage_key, size, record.crop_version);
+        if let Some(key) = self.hit(id, &prefix)? {
             return Ok(key);
         }
-        let flight = Flight::join(&self.flights, &key);
+        let flight = Flight::join(&self.flights, &prefix);
         let _turn = flight.lock.lock().await;
-        if self.hit(id, &key)? {
+        if let Some(key) = self.hit(id, &prefix)? {
             return Ok(key);
         }
-        self.make(&record, size, key).await
+        self.make(&record, size).await
     }
 
     /// The item, if it is a raster image whose pixels decode.
@@ -161,10 +166,11 @@ impl Cropper {
         Ok(record)
     }
 
-    /// Whether the crop is cached; a hit older than `TOUCH_EVERY` is marked used.
-    fn hit(&self, id: &str, key: &str) -> Result<bool, CropError> {
-        let Some(last_used) = self.catalog.cached_crop(id, key)? else {
-            return Ok(false);
+    /// The key of the cached crop whose key starts with `prefix`, if it is cached; a hit
+    /// older than `TOUCH_EVERY` is marked used.
+    fn hit(&self, id: &str, prefix: &str) -> Result<Option<String>, CropError> {
+        let Some((key, last_used)) = self.catalog.cached_crop(id, prefix)? else {
+            return Ok(None);
         };
         let stale = now_us().saturating_sub(last_used) > TOUCH_EVERY.as_micros() as u64;
         let first = || {
@@ -173,7 +179,7 @@ impl Cropper {
         };
         if stale && first() {
             let (catalog, touching) = (self.catalog.clone(), self.touching.clone());
-            let (id, key) = (id.to_owned(), key.to_owned());
+            let (id, key) = (id.to_owned(), key.clone());
             tokio::spawn(async move {
                 let _ = catalog.touch_crop(id, key.clone()).await;
                 touching
@@ -182,16 +188,12 @@ impl Cropper {
                     .remove(&key);
             });
         }
-        Ok(true)
+        Ok(Some(key))
     }
 
-    /// Makes, stores and records one crop (under the pool's backpressure).
-    async fn make(
-        &self,
-        record: &MediaRecord,
-        size: CropSize,
-        key: String,
-    ) -> Result<String, CropError> {
+    /// Makes, stores and records one crop (under the pool's backpressure), under a key of
+    /// its own, held from the orphan sweep until its record commits.
+    async fn make(&self, record: &MediaRecord, size: CropSize) -> Result<String, CropError> {
         let _slot = self
             .processing
             .try_reserve()
@@ -216,6 +218,11 @@ impl Cropper {
             .await?;
         metrics::counter!(m::CROPS_MADE).increment(1);
         let len = webp.len() as u64;
+        if len > self.budget {
+            return Err(CropError::OverBudget(self.budget));
+        }
+        let key = ondemand_crop_key(&record.storage_key, size, record.crop_version);
+        let _held = self.storage.hold(key.clone());
         self.storage.put_all(vec![(key.clone(), webp)]).await?;
         let cached = self
             .catalog

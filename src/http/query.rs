@@ -1,7 +1,7 @@
 //! Query strings of the listing endpoints, validated into a `ListQuery`.
 
 use crate::error::ApiError;
-use crate::model::{FolderPath, Kind, ListQuery, SortField, cursor};
+use crate::model::{FolderPath, Kind, ListQuery, SortField, cursor, fold};
 
 pub const MAX_LIMIT: usize = 100;
 
@@ -53,7 +53,7 @@ pub fn list_query(raw: Option<&str>, access: Access) -> Result<ListQuery, ApiErr
             "offset" => q.offset = number(&value, "offset", 0)?,
             "cursor" => cursor = Some(value.into_owned()),
             "search" if access == Access::Full => {
-                let s = value.trim().to_lowercase();
+                let s = fold(value.trim());
                 q.search = (!s.is_empty()).then_some(s);
             }
             "sort" if access == Access::Full => {
@@ -90,6 +90,7 @@ pub fn list_query(raw: Option<&str>, access: Access) -> Result<ListQuery, ApiErr
             .map_err(|why| ApiError::bad_request("invalid_cursor", why))?;
         q.cursor = Some(position);
     }
+    q.check()?;
     Ok(q)
 }
 

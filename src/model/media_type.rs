@@ -118,6 +118,13 @@ impl Kind {
             Self::Video => b'v',
         }
     }
+
+    /// The kind of a `tag`.
+    pub fn from_tag(tag: u8) -> Option<Self> {
+        [Self::Image, Self::Document, Self::Video]
+            .into_iter()
+            .find(|k| k.tag() == tag)
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! timestamps are made. Every layer speaks these types; the catalog only persists them.
 
 mod access;
+mod fold;
 mod folder;
 pub mod id;
 mod media;
@@ -12,6 +13,7 @@ mod query;
 mod synthetic;
 
 pub use access::{ApiKeyRecord, Scope};
+pub use fold::fold;
 pub use folder::FolderPath;
 pub use id::{ID_LEN, new_media_id, new_storage_token, now_us, random_token, rfc3339};
 pub use media::{
@@ -19,4 +21,4 @@ pub use media::{
 };
 pub use media_type::{Kind, MediaType};
 pub use preset::{CropRecord, CropSize, MAX_CROP_SIDE, Presets};
-pub use query::{ListQuery, Page, SortField, cursor};
+pub use query::{ListQuery, Page, QueryBound, SortField, cursor};

@@ -28,7 +28,7 @@ impl SortField {
 pub struct ListQuery {
     pub folder: Option<FolderPath>,
     pub kind: Option<Kind>,
-    /// Lower-cased search text.
+    /// Search text, folded (`model::fold`).
     pub search: Option<String>,
     pub sort: SortField,
     pub descending: bool,
@@ -39,7 +39,38 @@ pub struct ListQuery {
     pub cursor: Option<Vec<u8>>,
 }
 
+/// A listing too costly to answer: past these bounds a client pages by cursor or narrows
+/// its search. Checked by the HTTP parser (for its error codes) and by the catalog
+/// interface (for every other caller), so both catalogs answer the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum QueryBound {
+    #[error(
+        "offset is at most {max}; page deeper with the previous page's nextCursor (as cursor)",
+        max = ListQuery::MAX_OFFSET
+    )]
+    Offset,
+    #[error("search is at most {max} characters", max = ListQuery::MAX_SEARCH_CHARS)]
+    Search,
+}
+
 impl ListQuery {
+    /// Deepest `offset`: a page past it walks (and for a search, ranks) that many items
+    /// first; deeper pages come by cursor, at the same cost at any depth.
+    pub const MAX_OFFSET: usize = 10_000;
+    /// Longest search term (folded): each character adds a posting list to intersect.
+    pub const MAX_SEARCH_CHARS: usize = 200;
+
+    /// Refuses a query past the bounds above.
+    pub fn check(&self) -> Result<(), QueryBound> {
+        if self.offset > Self::MAX_OFFSET {
+            return Err(QueryBound::Offset);
+        }
+        match &self.search {
+            Some(s) if s.chars().count() > Self::MAX_SEARCH_CHARS => Err(QueryBound::Search),
+            _ => Ok(()),
+        }
+    }
+
     /// Index entries a listing may walk and still run inline on an async worker (about
     /// 100 µs of work); longer walks and searches go to the blocking pool.
     const INLINE_WALK: usize = 1_000;

@@ -33,10 +33,31 @@ pub fn crop_key(original: &str, size: CropSize, version: u32) -> String {
     sized_key(original, "", size, version)
 }
 
-/// The key of an on-demand crop: `YYYY/MM/<token>-c<w>x<h>.webp` (`-v<n>` as for presets),
-/// apart from the preset crops of the same size, which are kept and deleted otherwise.
+/// What every key of an on-demand crop of this size starts with:
+/// `YYYY/MM/<token>-c<w>x<h>[-v<n>]-n` (see `ondemand_crop_key`).
+pub fn ondemand_crop_prefix(original: &str, size: CropSize, version: u32) -> String {
+    let key = sized_key(original, "c", size, version);
+    format!("{}-n", key.trim_end_matches(".webp"))
+}
+
+/// A new key for one making of an on-demand crop: `YYYY/MM/<token>-c<w>x<h>[-v<n>]-n<nonce>.webp`
+/// (apart from the preset crops of the same size). Every making gets its own key, so a
+/// crop evicted and made again never shares a key with the file being deleted.
 pub fn ondemand_crop_key(original: &str, size: CropSize, version: u32) -> String {
-    sized_key(original, "c", size, version)
+    let nonce = crate::model::random_token(8);
+    format!(
+        "{}{nonce}.webp",
+        ondemand_crop_prefix(original, size, version)
+    )
+}
+
+/// True for the key of an on-demand crop (`...-c<w>x<h>...`): only the catalog's own
+/// record of it claims it (a running job's variants are claimed by their stem instead).
+pub fn is_ondemand_crop(key: &str) -> bool {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    name.split('-')
+        .skip(1)
+        .any(|part| part.starts_with('c') && part[1..].starts_with(|c: char| c.is_ascii_digit()))
 }
 
 /// `YYYY/MM/<token>-<tag><w>x<h>[-v<version>].webp`.
@@ -184,6 +205,32 @@ mod tests {
         assert_eq!(moved, "2026/03/AbC123-1200x630-v2.webp");
         assert!(is_valid_key(&first) && is_valid_key(&moved));
         assert_eq!(key_stem(&moved), "2026/03/AbC123");
+    }
+
+    #[test]
+    fn on_demand_crop_keys_are_new_each_time_and_found_by_their_prefix() {
+        let size = CropSize {
+            width: 300,
+            height: 200,
+        };
+        let (a, b) = (
+            ondemand_crop_key("2026/03/AbC123.jpg", size, 0),
+            ondemand_crop_key("2026/03/AbC123.jpg", size, 0),
+        );
+        assert_ne!(a, b);
+        let prefix = ondemand_crop_prefix("2026/03/AbC123.jpg", size, 0);
+        assert_eq!(prefix, "2026/03/AbC123-c300x200-n");
+        assert!(a.starts_with(&prefix) && is_valid_key(&a), "{a}");
+        assert_eq!(key_stem(&a), "2026/03/AbC123");
+        let moved = ondemand_crop_key("2026/03/AbC123.jpg", size, 2);
+        assert!(
+            !moved.starts_with(&prefix),
+            "another version, another prefix: {moved}"
+        );
+        assert!(is_ondemand_crop(&a) && is_ondemand_crop(&moved));
+        assert!(!is_ondemand_crop(&crop_key("2026/03/AbC123.jpg", size, 2)));
+        assert!(!is_ondemand_crop("2026/03/AbC123-400.webp"));
+        assert!(!is_ondemand_crop("2026/03/cAbC123.jpg"));
     }
 
     #[test]

@@ -14,6 +14,54 @@ use crate::common::{TestServer, s3_config, unique_prefix};
 on_both_backends!(every_preset_of_every_orientation_has_exactly_its_size);
 on_both_backends!(crops_follow_the_focal_point_and_the_old_ones_go);
 
+#[tokio::test]
+async fn a_failed_rerun_keeps_the_variants_and_a_delete_removes_them() {
+    let s = TestServer::spawn_with(presets(PRESETS)).await;
+    let resp = s
+        .upload_parts(vec![("marked.png".into(), marked(50.0, 50.0))], &[])
+        .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let id = resp.json::<Value>().await.expect("json")["data"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let first = s.until_processed(&id).await;
+    // The original goes missing; a moved focal point re-runs the job for crops, which fails.
+    let original = s
+        .dir
+        .path()
+        .join("uploads")
+        .join(crate::common::storage_key(&first));
+    std::fs::remove_file(original).expect("remove the original");
+    let path = format!("/api/v1/media/{id}");
+    let patched = s
+        .send_json(Method::PATCH, &path, json!({"focalX": 10}))
+        .await;
+    assert_eq!(patched.status(), StatusCode::OK);
+    let after = s.until_processed(&id).await;
+    assert_eq!(after["status"], "ready", "the item stays usable: {after}");
+    assert_eq!(after["variants"], first["variants"], "its variants stay");
+    assert!(
+        after.get("crops").is_none(),
+        "the stale crops went: {after}"
+    );
+    let variants: Vec<String> = first["variants"]
+        .as_array()
+        .expect("variants")
+        .iter()
+        .map(|v| v["url"].as_str().expect("url").to_owned())
+        .collect();
+    assert!(!variants.is_empty());
+    for url in &variants {
+        assert_eq!(s.get(url, None).await.status(), StatusCode::OK, "{url}");
+    }
+    // A delete removes every file the item had.
+    assert_eq!(s.delete_item(&id).await.status(), StatusCode::OK);
+    for url in &variants {
+        s.until_not_found(url).await;
+    }
+}
+
 const PRESETS: &str = r#"presets = { card = "1200x630", square = "400x400", tall = "300x600" }"#;
 
 /// The same kind of server `on_both_backends!` gave, with the presets above.

@@ -7,6 +7,7 @@ on_both_backends!(
     filters_sorts_and_pages_with_exact_totals,
     pagination_is_stable_and_exact,
     search_is_case_insensitive_and_literal,
+    search_finds_every_spelling,
     bad_query_values_are_400,
     public_list_shows_public_fields_with_cors,
 );
@@ -229,6 +230,34 @@ async fn search_is_case_insensitive_and_literal(s: TestServer) {
     assert_eq!((none["total"].as_u64(), ids(&none).len()), (Some(0), 0));
 }
 
+async fn search_finds_every_spelling(s: TestServer) {
+    let nfd = "cafe\u{301}-terrasse.png"; // as a Mac names it
+    seed(
+        &s,
+        &[
+            (nfd, PNG, "/", ""),
+            ("ΟΔΥΣΣΕΑΣ.png", PNG, "/", ""),
+            ("Straße.png", PNG, "/", ""),
+            ("İstanbul.png", PNG, "/", "Grüße"),
+        ],
+    )
+    .await;
+    for (term, expected) in [
+        ("caf%C3%A9", nfd), // NFC
+        ("CAFE%CC%81", nfd),
+        (
+            "%CE%BF%CE%B4%CF%85%CF%83%CF%83%CE%B5%CE%B1%CF%82",
+            "ΟΔΥΣΣΕΑΣ.png",
+        ), // οδυσσεας
+        ("strasse", "Straße.png"),
+        ("istanbul", "İstanbul.png"),
+        ("GR%C3%9CSSE", "İstanbul.png"), // GRÜSSE, in the alt text
+    ] {
+        let hits = s.get_json(&format!("/api/v1/media?search={term}")).await;
+        assert_eq!(names(&hits), [expected], "search={term}");
+    }
+}
+
 async fn bad_query_values_are_400(s: TestServer) {
     for (q, code) in [
         ("limit=abc", "invalid_limit"),
@@ -240,12 +269,30 @@ async fn bad_query_values_are_400(s: TestServer) {
         ("order=sideways", "invalid_order"),
         ("folder=images", "invalid_folder"),
         ("folder=/a/../b", "invalid_folder"),
+        ("offset=10001", "invalid_offset"),
+        (&format!("search={}", "a".repeat(201)), "invalid_search"),
+        (
+            &format!("search={}", "%C3%9F".repeat(101)),
+            "invalid_search",
+        ), // ß folds to ss
     ] {
         let resp = s
             .get(&format!("/api/v1/media?{q}"), Some(&s.write_key))
             .await;
         assert_eq!(error_code(resp, StatusCode::BAD_REQUEST).await, code, "{q}");
     }
+    // At the bounds: answered. Past them on the public list too.
+    for q in ["offset=10000", &format!("search={}", "a".repeat(200))] {
+        let resp = s
+            .get(&format!("/api/v1/media?{q}"), Some(&s.write_key))
+            .await;
+        assert_eq!(resp.status(), StatusCode::OK, "{q}");
+    }
+    let public = s.get("/api/v1/public/media?offset=10001", None).await;
+    assert_eq!(
+        error_code(public, StatusCode::BAD_REQUEST).await,
+        "invalid_offset"
+    );
 }
 
 async fn public_list_shows_public_fields_with_cors(s: TestServer) {

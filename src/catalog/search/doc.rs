@@ -2,9 +2,9 @@
 //! small and read without a JSON decode.
 //!
 //! `created (u64 BE) size (u64 BE) kind tag (u8)` then four length-prefixed (u32 LE)
-//! strings: id, folder, lower-cased filename, lower-cased alt (empty when none).
+//! strings: id, folder, folded filename, folded alt (empty when none; see `model::fold`).
 
-use crate::model::{MediaRecord, SortField};
+use crate::model::{MediaRecord, SortField, fold};
 
 use super::super::index;
 
@@ -19,10 +19,9 @@ pub struct Doc<'a> {
     pub alt: &'a str,
 }
 
-/// The lower-cased texts search looks in.
+/// The folded texts search looks in (see `model::fold`).
 pub fn texts(r: &MediaRecord) -> (String, String) {
-    let alt = r.alt.as_deref().unwrap_or("").to_lowercase();
-    (r.filename.to_lowercase(), alt)
+    (fold(&r.filename), fold(r.alt.as_deref().unwrap_or("")))
 }
 
 pub fn encode(r: &MediaRecord, filename: &str, alt: &str) -> Vec<u8> {
@@ -61,7 +60,7 @@ impl<'a> Doc<'a> {
         })
     }
 
-    /// The spec's search over the lower-cased texts.
+    /// The spec's search over the folded texts (`needle` is folded too).
     pub fn matches(&self, needle: &str) -> bool {
         self.filename.contains(needle) || self.alt.contains(needle)
     }

@@ -4,8 +4,9 @@
 //! the total and the first `TOP` positions while identical requests wait for it (single
 //! flight), and later pages within those positions, by offset or cursor, are slices of it.
 //!
-//! An answer is valid for the count of search-changing commits read before its transaction
-//! opened (`Catalog::searches`, the record cache's rule), so a commit that adds, edits or
+//! An answer is valid for the search generation of the snapshot it was computed on (kept
+//! in `META` and bumped in the same commit as any change to what search finds, so a
+//! reader's snapshot and its generation always agree), so a commit that adds, edits or
 //! removes an item makes every answer stale; one that only records a processing job's
 //! variants does not. Memory is bounded: `SLOTS` answers of at most `TOP` positions.
 

@@ -327,7 +327,11 @@ fn recording_a_job_keeps_remembered_answers_and_an_edit_does_not() {
         ..ListQuery::default()
     };
     catalog.list(&q).expect("list");
-    let before = catalog.searches.load(std::sync::atomic::Ordering::Acquire);
+    let generation = || {
+        let txn = catalog.read_txn().expect("read");
+        crate::catalog::list::search_generation(&txn).expect("generation")
+    };
+    let before = generation();
     let failed = crate::model::JobResult::Failed {
         reason: "test".into(),
     };
@@ -339,7 +343,7 @@ fn recording_a_job_keeps_remembered_answers_and_an_edit_does_not() {
         })
         .expect("finish");
     assert_eq!(
-        catalog.searches.load(std::sync::atomic::Ordering::Acquire),
+        generation(),
         before,
         "a job's result changes nothing search answers"
     );
@@ -354,7 +358,7 @@ fn recording_a_job_keeps_remembered_answers_and_an_edit_does_not() {
             recrop: false,
         })
         .expect("edit");
-    assert!(catalog.searches.load(std::sync::atomic::Ordering::Acquire) > before);
+    assert!(generation() > before);
     let dunes = ListQuery {
         search: Some("dunes".into()),
         ..ListQuery::default()

@@ -8,9 +8,7 @@ use std::ops::Bound;
 use redb::ReadableTable;
 
 use super::{Outcome, Result, Tables};
-use crate::catalog::tables::{
-    crop_entries_of, crop_entry, crop_file, crop_value, parse_crop_value,
-};
+use crate::catalog::tables::{crop_entry, crop_value, entries_of, entry_file, parse_crop_value};
 
 /// `COUNTS` key of the bytes the cached crops take.
 const CACHE_BYTES: &str = "c:crop-cache-bytes";
@@ -18,11 +16,10 @@ const CACHE_BYTES: &str = "c:crop-cache-bytes";
 /// What recording a computed crop did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CropCached {
-    /// False when the item is gone or its file or focal point changed meanwhile: the crop
-    /// was queued for deletion instead.
+    /// False when the item is gone or its file or focal point changed meanwhile, or the
+    /// crop alone is larger than the budget: it was queued for deletion instead.
     pub kept: bool,
-    /// Crops pushed out to stay within the budget (already on the delete queue); the new
-    /// one too when it alone is larger than the budget.
+    /// Older crops pushed out to stay within the budget (already on the delete queue).
     pub evicted: Vec<String>,
 }
 
@@ -54,7 +51,9 @@ impl Tables<'_> {
         let fresh = current
             .as_ref()
             .is_some_and(|r| r.storage_key == c.source && r.crop_version == c.version);
-        if !fresh {
+        // Stale (made for a file or focal point since changed), or larger than the whole
+        // cache: not kept, its file goes.
+        if !fresh || c.size > c.budget {
             self.queue_deletes(std::slice::from_ref(&c.key))?;
             let done = CropCached {
                 kept: false,
@@ -69,7 +68,7 @@ impl Tables<'_> {
             .insert(name.as_str(), crop_value(c.now_us, c.size).as_slice())?;
         self.crop_lru
             .insert(lru_key(c.now_us, &name).as_slice(), ())?;
-        self.files.insert(c.key.as_str(), c.id.as_str())?;
+        self.claim_file(&c.key, &c.id)?;
         let mut total = self.add_cache_bytes(c.size as i64)?;
         let mut evicted = Vec::new();
         while total > c.budget {
@@ -78,7 +77,7 @@ impl Tables<'_> {
             };
             let freed = self.remove_crop(&oldest)?;
             total = self.add_cache_bytes(-(freed as i64))?;
-            evicted.push(crop_file(&oldest).to_owned());
+            evicted.push(entry_file(&oldest).to_owned());
         }
         self.queue_deletes(&evicted)?;
         Ok(Outcome::Crop(CropCached {
@@ -107,7 +106,7 @@ impl Tables<'_> {
 
     /// Removes every cached crop of an item and queues their files.
     pub(super) fn drop_item_crops(&mut self, id: &str) -> Result<()> {
-        let (from, to) = crop_entries_of(id);
+        let (from, to) = entries_of(id);
         let mut names = Vec::new();
         for row in self
             .crops
@@ -119,7 +118,7 @@ impl Tables<'_> {
         for name in names {
             let size = self.remove_crop(&name)?;
             self.add_cache_bytes(-(size as i64))?;
-            keys.push(crop_file(&name).to_owned());
+            keys.push(entry_file(&name).to_owned());
         }
         self.queue_deletes(&keys).map(drop)
     }
@@ -145,7 +144,7 @@ impl Tables<'_> {
             return Ok(0);
         };
         self.crop_lru.remove(lru_key(last, name).as_slice())?;
-        self.files.remove(crop_file(name))?;
+        self.release_file(entry_file(name))?;
         Ok(size)
     }
 

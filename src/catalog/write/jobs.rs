@@ -5,7 +5,7 @@
 use redb::ReadableTable;
 
 use super::{JobOutcome, Outcome, Result, Tables};
-use crate::model::{JobResult, Status};
+use crate::model::{JobResult, Processing, Status};
 
 impl Tables<'_> {
     /// Sets a job's count of starts (a new job, or one to run again).
@@ -55,11 +55,21 @@ impl Tables<'_> {
             return Ok(Outcome::Job(JobOutcome::AlreadyDone));
         }
         let mut new = old.clone();
-        new.processing = Some(result.clone().into_processing());
+        new.processing = Some(match (result, &old.processing) {
+            // A re-run for crops that failed (its original unreadable, say): the item keeps
+            // its variants and placeholders, and stays usable; the error says what failed.
+            (JobResult::Failed { reason }, Some(had)) if !had.variants.is_empty() => Processing {
+                status: Status::Ready,
+                crops: Vec::new(),
+                error: Some(format!("the crops could not be made again: {reason}")),
+                ..had.clone()
+            },
+            (result, _) => result.clone().into_processing(),
+        });
         // Sort keys and counts do not depend on processing: only the record and its files.
         self.put_media(&new)?;
         for key in new.storage_keys() {
-            self.files.insert(key.as_str(), id)?;
+            self.claim_file(&key, id)?;
         }
         // Crops of presets no longer configured (a re-run after a config change) go.
         let kept = new.crop_keys();
@@ -69,7 +79,7 @@ impl Tables<'_> {
             .filter(|k| !kept.contains(k))
             .collect();
         for key in &dropped {
-            self.files.remove(key.as_str())?;
+            self.release_file(key)?;
         }
         self.queue_deletes(&dropped)?;
         Ok(Outcome::Job(JobOutcome::Recorded))

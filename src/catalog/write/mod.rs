@@ -17,13 +17,13 @@ pub use crops::{CacheCrop, CropCached};
 
 use super::read::{confirmable, live_folders};
 use super::tables::{
-    COUNTS, CROP_CACHE, CROP_LRU, FILES, FOLDERS, INDEX, JOBS, KEYS, MEDIA, PENDING_DELETES,
-    PRESIGNS,
+    COUNTS, CROP_CACHE, CROP_LRU, FILES, FOLDERS, INDEX, ITEM_FILES, JOBS, KEYS, MEDIA, META,
+    PENDING_DELETES, PRESIGNS, entries_of, entry_file, item_file,
 };
 use super::{Catalog, CatalogError, Result, decode, encode};
 use super::{index, search};
 use crate::model::{
-    ApiKeyRecord, FolderPath, JobResult, MediaPatch, MediaRecord, PresignRecord, now_us,
+    ApiKeyRecord, FolderPath, JobResult, Kind, MediaPatch, MediaRecord, PresignRecord, now_us,
 };
 
 /// One write; a batch of them commits together.
@@ -105,10 +105,14 @@ pub enum Write {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Done,
-    /// The record as written (update, replace) or as it was (delete), and the storage
-    /// keys this write put on the delete queue (the caller drains them at once).
+    /// The record as written (update, replace), and the storage keys this write put on
+    /// the delete queue (the caller drains them at once).
     Media {
         record: Box<MediaRecord>,
+        queued: Vec<String>,
+    },
+    /// An item deleted, and the keys queued (every file the catalog knew for it).
+    Deleted {
         queued: Vec<String>,
     },
     FolderCreated,
@@ -145,60 +149,96 @@ pub enum JobOutcome {
 }
 
 impl Catalog {
-    /// Applies `writes` in order in one transaction and commits once. A batch that fails
-    /// on the database itself (I/O, a full disk) marks the catalog not writable until a
-    /// later one commits (see `writable`).
-    /// A batch that failed for want of disk space is tried once more after releasing the
-    /// disk reserve (see `reserve`), so deletes commit on a full disk.
+    /// Applies `writes` in order in one transaction and commits once. Each write gets its
+    /// own answer: one that finds a record it cannot read (`Corrupt`) fails alone, and the
+    /// batch is applied again without it, so its neighbours commit. A batch that fails on
+    /// the database itself (I/O, a full disk) fails whole and marks the catalog not
+    /// writable until a later one commits (see `writable`); one that failed for want of
+    /// disk space is tried once more after releasing the disk reserve (see `reserve`),
+    /// so deletes commit on a full disk.
     pub fn apply(&self, writes: Vec<Write>) -> Result<Vec<Result<Outcome>>> {
-        let mut applied = self.apply_once(&writes);
-        if applied.as_ref().is_err_and(CatalogError::is_out_of_space)
-            && self.reserve.release()
-            && self.heal().is_ok()
-        {
-            applied = self.apply_once(&writes);
+        let mut left_out: Vec<Option<CatalogError>> = vec![None; writes.len()];
+        let mut reserve_tried = false;
+        loop {
+            match self.apply_once(&writes, &left_out) {
+                Ok(results) => {
+                    let answers = results.into_iter().zip(left_out);
+                    return Ok(answers.map(|(r, out)| out.map_or(r, Err)).collect());
+                }
+                Err(Failure::Write(i, e)) => left_out[i] = Some(e),
+                Err(Failure::Batch(e))
+                    if e.is_out_of_space()
+                        && !reserve_tried
+                        && self.reserve.release()
+                        && self.heal().is_ok() =>
+                {
+                    reserve_tried = true;
+                }
+                Err(Failure::Batch(e)) => return Err(e),
+            }
         }
-        applied
     }
 
-    fn apply_once(&self, writes: &[Write]) -> Result<Vec<Result<Outcome>>> {
-        let applied = self.apply_batch(writes);
+    fn apply_once(
+        &self,
+        writes: &[Write],
+        left_out: &[Option<CatalogError>],
+    ) -> std::result::Result<Vec<Result<Outcome>>, Failure> {
+        let applied = self.apply_batch(writes, left_out);
         let failed = matches!(
             applied,
-            Err(CatalogError::Db(_) | CatalogError::Unavailable)
+            Err(Failure::Batch(
+                CatalogError::Db(_) | CatalogError::Unavailable
+            ))
         );
         self.commit_failed.store(failed, Ordering::Relaxed);
         applied
     }
 
-    fn apply_batch(&self, writes: &[Write]) -> Result<Vec<Result<Outcome>>> {
+    /// One transaction over the writes not `left_out` (their answers are placeholders).
+    fn apply_batch(
+        &self,
+        writes: &[Write],
+        left_out: &[Option<CatalogError>],
+    ) -> std::result::Result<Vec<Result<Outcome>>, Failure> {
         let txn = self.write_txn()?;
         let mut results = Vec::with_capacity(writes.len());
         let (jobs_delta, touched, searched);
         {
             let mut tables = Tables::open(&txn)?;
-            for write in writes {
+            for (i, write) in writes.iter().enumerate() {
+                if left_out[i].is_some() {
+                    results.push(Ok(Outcome::Done));
+                    continue;
+                }
                 tables.queued.clear();
                 let result = tables.apply(write).map(|outcome| match outcome {
                     Outcome::Media { record, .. } => Outcome::Media {
                         record,
                         queued: std::mem::take(&mut tables.queued),
                     },
+                    Outcome::Deleted { .. } => Outcome::Deleted {
+                        queued: std::mem::take(&mut tables.queued),
+                    },
                     other => other,
                 });
-                if let Err(e @ (CatalogError::Db(_) | CatalogError::Corrupt(_))) = &result {
-                    return Err(e.clone());
+                match result {
+                    Err(e @ CatalogError::Corrupt(_)) => return Err(Failure::Write(i, e)),
+                    Err(e @ CatalogError::Db(_)) => return Err(Failure::Batch(e)),
+                    result => results.push(result),
                 }
-                results.push(result);
             }
             (jobs_delta, touched) = (tables.jobs_delta, tables.touched);
             searched = tables.search.flush()?;
         }
-        txn.commit()?;
-        self.cache.invalidate(touched.iter().map(String::as_str));
         if searched {
-            self.searches.fetch_add(1, Ordering::Release);
+            // In the same commit: a reader's snapshot says which answers it may reuse.
+            let mut meta = txn.open_table(META)?;
+            let generation = meta.get(SEARCH_GENERATION)?.map_or(0, |v| v.value());
+            meta.insert(SEARCH_GENERATION, generation + 1)?;
         }
+        txn.commit().map_err(CatalogError::from)?;
+        self.cache.invalidate(touched.iter().map(String::as_str));
         if jobs_delta >= 0 {
             self.jobs
                 .fetch_add(jobs_delta.unsigned_abs(), Ordering::Relaxed);
@@ -217,6 +257,22 @@ impl Catalog {
     }
 }
 
+/// Why a batch did not commit: one write found a record it cannot read (the batch goes
+/// again without it), or the database failed (the whole batch fails).
+enum Failure {
+    Write(usize, CatalogError),
+    Batch(CatalogError),
+}
+
+impl<E: Into<CatalogError>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Self::Batch(e.into())
+    }
+}
+
+/// `META` key of the search generation (see `tables::META`).
+pub(super) const SEARCH_GENERATION: &str = "search_generation";
+
 /// A media write's outcome (its queued keys are filled in by `apply_batch`).
 fn media(record: MediaRecord) -> Outcome {
     Outcome::Media {
@@ -232,6 +288,7 @@ struct Tables<'t> {
     counts: Table<'t, &'static str, u64>,
     folders: Table<'t, &'static str, ()>,
     files: Table<'t, &'static str, &'static str>,
+    item_files: Table<'t, &'static str, ()>,
     pending: Table<'t, &'static str, u64>,
     keys: Table<'t, &'static str, &'static [u8]>,
     jobs: Table<'t, &'static str, u32>,
@@ -255,6 +312,7 @@ impl<'t> Tables<'t> {
             counts: txn.open_table(COUNTS)?,
             folders: txn.open_table(FOLDERS)?,
             files: txn.open_table(FILES)?,
+            item_files: txn.open_table(ITEM_FILES)?,
             pending: txn.open_table(PENDING_DELETES)?,
             keys: txn.open_table(KEYS)?,
             jobs: txn.open_table(JOBS)?,
@@ -333,13 +391,53 @@ impl<'t> Tables<'t> {
         Ok(media(new))
     }
 
+    /// Removes the item and queues every file the catalog knows for it (its record's, and
+    /// any other it recorded for it: a variant a failed run left, a cached crop). An item
+    /// whose record cannot be read is deleted all the same, from its search document.
     fn delete_media(&mut self, id: &str) -> Result<Outcome> {
-        let old = self.get(id)?.ok_or(CatalogError::NotFound("media item"))?;
+        let mut files = match self.get(id) {
+            Ok(Some(old)) => {
+                self.remove_record(&old)?;
+                old.storage_keys()
+            }
+            Ok(None) => return Err(CatalogError::NotFound("media item")),
+            Err(CatalogError::Corrupt(_)) => self.remove_unreadable(id)?,
+            Err(e) => return Err(e),
+        };
         self.drop_item_crops(id)?;
-        self.remove_record(&old)?;
         self.remove_job(id)?;
-        self.queue_deletes(&old.storage_keys())?;
-        Ok(media(old))
+        files.extend(self.release_item_files(id)?);
+        files.sort();
+        files.dedup();
+        self.queue_deletes(&files)?;
+        Ok(Outcome::Deleted { queued: Vec::new() })
+    }
+
+    /// Removes an item whose record cannot be read: its index keys and counters from its
+    /// search document, the record and the document themselves. Its files are those
+    /// `ITEM_FILES` knows (the caller releases them).
+    fn remove_unreadable(&mut self, id: &str) -> Result<Vec<String>> {
+        let unreadable = || CatalogError::Corrupt(format!("{id}: neither record nor document"));
+        let bytes = self.search.doc_bytes(id)?.ok_or_else(unreadable)?;
+        let doc = search::Doc::decode(&bytes).ok_or_else(unreadable)?;
+        let facts = index::Facts {
+            created_us: doc.created_us,
+            size: doc.size,
+            filename: doc.filename,
+            folder: doc.folder,
+            kind: Kind::from_tag(doc.kind).ok_or_else(unreadable)?,
+            id,
+        };
+        for key in facts.keys() {
+            self.index.remove(key.as_slice())?;
+        }
+        for key in facts.count_keys() {
+            self.bump_count(&key, -1)?;
+        }
+        self.media.remove(id)?;
+        self.touched.push(id.to_owned());
+        self.search.remove(id)?;
+        Ok(Vec::new())
     }
 
     fn get(&self, id: &str) -> Result<Option<MediaRecord>> {
@@ -369,7 +467,7 @@ impl<'t> Tables<'t> {
             self.index.insert(key.as_slice(), tag)?;
         }
         for key in r.storage_keys() {
-            self.files.insert(key.as_str(), r.id.as_str())?;
+            self.claim_file(&key, &r.id)?;
         }
         self.search.add(r)?;
         self.bump_counts(r, 1)
@@ -382,23 +480,61 @@ impl<'t> Tables<'t> {
             self.index.remove(key.as_slice())?;
         }
         for key in r.storage_keys() {
-            self.files.remove(key.as_str())?;
+            self.release_file(&key)?;
         }
         self.search.remove(&r.id)?;
         self.bump_counts(r, -1)
     }
 
-    /// Adjusts the four counters of a record; counters that reach zero are removed, so
-    /// the `f:` counters list exactly the folders that hold media.
+    /// Records that item `id` owns the file `key` (what may be served, what the sweep
+    /// keeps); a key being claimed again leaves the delete queue (a file re-made under a
+    /// queued key must not be deleted by the queue's drain).
+    fn claim_file(&mut self, key: &str, id: &str) -> Result<()> {
+        self.files.insert(key, id)?;
+        self.item_files.insert(item_file(id, key).as_str(), ())?;
+        self.pending.remove(key)?;
+        Ok(())
+    }
+
+    /// Forgets that the file `key` is owned (its owner's reverse entry too).
+    fn release_file(&mut self, key: &str) -> Result<()> {
+        let owner = self.files.remove(key)?.map(|id| id.value().to_owned());
+        if let Some(id) = owner {
+            self.item_files.remove(item_file(&id, key).as_str())?;
+        }
+        Ok(())
+    }
+
+    /// Forgets every file item `id` still owns; returns their keys.
+    fn release_item_files(&mut self, id: &str) -> Result<Vec<String>> {
+        let (from, to) = entries_of(id);
+        let mut keys = Vec::new();
+        for row in self.item_files.range(from.as_str()..to.as_str())? {
+            keys.push(entry_file(row?.0.value()).to_owned());
+        }
+        for key in &keys {
+            self.release_file(key)?;
+        }
+        Ok(keys)
+    }
+
+    /// Adjusts the four counters of a record.
     fn bump_counts(&mut self, r: &MediaRecord, delta: i64) -> Result<()> {
         for key in index::count_keys(r) {
-            let current = self.counts.get(key.as_str())?.map_or(0, |v| v.value());
-            let next = current.saturating_add_signed(delta);
-            if next == 0 {
-                self.counts.remove(key.as_str())?;
-            } else {
-                self.counts.insert(key.as_str(), next)?;
-            }
+            self.bump_count(&key, delta)?;
+        }
+        Ok(())
+    }
+
+    /// Adjusts one counter; one that reaches zero is removed, so the `f:` counters list
+    /// exactly the folders that hold media.
+    fn bump_count(&mut self, key: &str, delta: i64) -> Result<()> {
+        let current = self.counts.get(key)?.map_or(0, |v| v.value());
+        let next = current.saturating_add_signed(delta);
+        if next == 0 {
+            self.counts.remove(key)?;
+        } else {
+            self.counts.insert(key, next)?;
         }
         Ok(())
     }

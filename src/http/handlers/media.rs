@@ -159,8 +159,8 @@ pub async fn patch(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<Resp
 pub async fn delete(ctx: &Ctx, req: &Request<Incoming>, id: String) -> Result<Resp, ApiError> {
     auth::require(ctx, req.headers(), Scope::Write)?;
     media_id(&id)?;
-    let changed = ctx.catalog.delete_media(id).await?;
-    ctx.storage.drain_deletes(changed.queued);
+    let queued = ctx.catalog.delete_media(id).await?;
+    ctx.storage.drain_deletes(queued);
     Ok(json(StatusCode::OK, &views::Success { success: true }))
 }
 

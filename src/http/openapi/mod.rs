@@ -276,8 +276,11 @@ pub struct ListParams {
     /// Only items of this kind.
     #[param(rename = "type", inline)]
     kind: Option<KindParam>,
-    /// Case-insensitive substring of the filename or alt text (`%` and `_` are literal).
-    /// On the public list it needs an API key.
+    /// Substring of the filename or alt text, matched after Unicode normalization (NFC)
+    /// and case folding on both sides (`café` finds `CAFÉ` and a Mac's decomposed `café`,
+    /// `strasse` finds `Straße`); `%` and `_` are literal. At most 200 characters. On the
+    /// public list it needs an API key.
+    #[param(max_length = 200)]
     search: Option<String>,
     /// On the public list it needs an API key.
     #[param(inline)]
@@ -288,9 +291,9 @@ pub struct ListParams {
     /// Results per page (more than 100 is answered as 100).
     #[param(minimum = 1, maximum = 100, default = 24)]
     limit: Option<u32>,
-    /// Items to skip. Deep offsets walk the listing from its start: for deep pages use
-    /// `cursor`.
-    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64, default = 0)]
+    /// Items to skip, at most 10,000 (an offset walks the listing from its start): for
+    /// deeper pages use `cursor`.
+    #[param(minimum = 0, maximum = 10_000, default = 0)]
     offset: Option<u64>,
     /// The previous page's `nextCursor`: this page starts right after its last item, at the
     /// same cost at any depth and unaffected by items added or deleted meanwhile. Use with the

@@ -25,7 +25,7 @@ const ID: &str = "A media id, `media_` and 16 letters or digits";
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "One page, newest first by default", body = Page<PublicItem>),
-        (status = 400, description = "`invalid_folder`, `invalid_type`, `invalid_limit`, `invalid_offset`, `invalid_sort`, `invalid_order`, `invalid_cursor`", body = ErrorBody),
+        (status = 400, description = "`invalid_folder`, `invalid_type`, `invalid_limit`, `invalid_offset`, `invalid_sort`, `invalid_order`, `invalid_cursor`, `invalid_search`", body = ErrorBody),
         (status = 401, description = "`unauthorized`: a key was sent and is not valid", body = ErrorBody),
     ))]
 fn public_list() {}
@@ -83,7 +83,7 @@ fn public_get_preflight() {}
     security(("bearer" = [])),
     responses(
         (status = 200, description = "One page with every folder", body = Page<FullItem>),
-        (status = 400, description = "`invalid_folder`, `invalid_type`, `invalid_limit`, `invalid_offset`, `invalid_sort`, `invalid_order`, `invalid_cursor`", body = ErrorBody),
+        (status = 400, description = "`invalid_folder`, `invalid_type`, `invalid_limit`, `invalid_offset`, `invalid_sort`, `invalid_order`, `invalid_cursor`, `invalid_search`", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
     ))]
 fn list() {}
@@ -99,7 +99,7 @@ fn list() {}
     security(("bearer" = [])),
     responses(
         (status = 201, description = "At least one file was accepted; `errors` lists the others", body = Uploaded),
-        (status = 400, description = "`no_files`, `invalid_content_type`, `invalid_multipart`, `invalid_folder`, `invalid_field`, `too_many_files`, `invalid_wait`, or every file refused: `unsupported_type`, `empty_file`, `invalid_image`, `image_too_large`, `unsafe_svg`, `invalid_svg`, `invalid_video` (with `errors`)", body = ErrorBody),
+        (status = 400, description = "`no_files`, `invalid_content_type`, `invalid_multipart`, `invalid_folder`, `invalid_field`, `too_many_files`, `invalid_wait`, or every file refused: `unsupported_type`, `empty_file`, `invalid_image`, `image_too_large`, `file_too_complex`, `unprocessable_file`, `unsafe_svg`, `invalid_svg`, `invalid_video` (with `errors`)", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 403, description = "`forbidden`: a read key", body = ErrorBody),
         (status = 408, description = "`request_timeout`: the body stalled or arrived slower than the minimum rate", body = ErrorBody),
@@ -149,7 +149,7 @@ fn patch() {}
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The item with its new file", body = Data<FullItem>),
-        (status = 400, description = "`too_many_files` (not exactly one file), `kind_mismatch` (an image for a video, ...), `no_files`, `invalid_content_type`, `invalid_multipart`, or the file refused: `unsupported_type`, `empty_file`, `invalid_image`, `image_too_large`, `unsafe_svg`, `invalid_svg`, `invalid_video` (with `errors`)", body = ErrorBody),
+        (status = 400, description = "`too_many_files` (not exactly one file), `kind_mismatch` (an image for a video, ...), `no_files`, `invalid_content_type`, `invalid_multipart`, or the file refused: `unsupported_type`, `empty_file`, `invalid_image`, `image_too_large`, `file_too_complex`, `unprocessable_file`, `unsafe_svg`, `invalid_svg`, `invalid_video` (with `errors`)", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 403, description = "`forbidden`: a read key", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),

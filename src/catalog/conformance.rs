@@ -1,0 +1,525 @@
+//! The catalog conformance suite: the rules every catalog keeps, as plain tests against
+//! the interface the rest of the program uses (`CatalogHandle`), not HTTP. Each rule is
+//! one `async fn(&Fixture)`; `conformance!` runs every rule on every catalog, so a second
+//! implementation passes the same list unchanged by adding its `Fixture` constructor.
+//!
+//! The rules: a delete queues every file the catalog knows for the item, whatever its
+//! record says; a failed re-run for crops keeps the variants; search finds every
+//! spelling (NFC/NFD, full case folding, final sigma, dotted I); one unreadable record
+//! fails only its own write and can still be deleted; a search answer is one snapshot
+//! under concurrent commits; queries past the bounds are refused; crop files get keys of
+//! their own, so an evicted crop never takes a re-made one with it.
+
+use std::sync::Arc;
+
+use ractor::ActorRef;
+
+use super::{CacheCrop, Catalog, CatalogError};
+use crate::actors::catalog::{CatalogHandle, CatalogMsg};
+use crate::model::{
+    CropRecord, CropSize, JobResult, ListQuery, MediaPatch, MediaRecord, MediaType, Processing,
+    QueryBound, SortField, Status, VariantRecord, fold,
+};
+use crate::storage::key::{crop_key, ondemand_crop_key, ondemand_crop_prefix, variant_key};
+
+/// One catalog under test, with its fault hooks.
+struct Fixture {
+    handle: CatalogHandle,
+    actor: ActorRef<CatalogMsg>,
+    /// Fault injection: make a record unreadable.
+    corrupt: Box<dyn Fn(&str) + Send + Sync>,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    async fn redb() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let catalog = Arc::new(Catalog::open(&dir.path().join("c.redb")).expect("open"));
+        let (handle, actor) = CatalogHandle::spawn(catalog.clone()).await.expect("spawn");
+        Self {
+            handle,
+            actor,
+            corrupt: Box::new(move |id| catalog.corrupt_record(id)),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        self.actor.stop(None);
+    }
+}
+
+/// Every rule, on every catalog.
+macro_rules! conformance {
+    ($($rule:ident),* $(,)?) => {
+        mod on_redb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $rule() {
+                    super::$rule(&super::Fixture::redb().await).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    a_delete_queues_every_file_the_catalog_knows,
+    a_failed_rerun_for_crops_keeps_the_variants,
+    search_finds_every_spelling,
+    filename_order_ignores_case,
+    one_unreadable_record_fails_only_its_own_write_and_can_be_deleted,
+    a_search_answer_is_one_snapshot_under_concurrent_commits,
+    queries_past_the_bounds_are_refused,
+    a_remade_crop_never_shares_a_key_with_an_evicted_one,
+    a_crop_larger_than_the_cache_is_not_kept,
+);
+
+// ---- records ---------------------------------------------------------------------------
+
+/// An image item numbered `n` named `filename`, waiting for its job.
+fn image(n: usize, filename: &str) -> MediaRecord {
+    let token = format!("{n:0>16}");
+    MediaRecord {
+        id: format!("media_{token}"),
+        filename: filename.into(),
+        storage_key: format!("2026/01/{token}.png"),
+        created_us: n as u64 + 1,
+        processing: Processing::initial(MediaType::Png),
+        ..MediaRecord::sample('x', filename, 1, 10)
+    }
+}
+
+/// A document item (no job) numbered `n`.
+fn document(n: usize, filename: &str) -> MediaRecord {
+    MediaRecord {
+        processing: None,
+        media_type: MediaType::Pdf,
+        ..image(n, filename)
+    }
+}
+
+/// A job result with one variant and one preset crop of crop version `version`.
+fn made(r: &MediaRecord, version: u32) -> JobResult {
+    let card = CropSize {
+        width: 120,
+        height: 63,
+    };
+    JobResult::Ready {
+        variants: vec![VariantRecord {
+            width: 150,
+            height: 100,
+            size: 5,
+            storage_key: variant_key(&r.storage_key, 150),
+        }],
+        crops: vec![CropRecord {
+            name: "card".into(),
+            width: 120,
+            height: 63,
+            size: 7,
+            storage_key: crop_key(&r.storage_key, card, version),
+        }],
+        crop_version: version,
+        thumbhash: "hash".into(),
+        dominant_color: "#102030".into(),
+    }
+}
+
+/// Inserts `r` and runs its job to `result`.
+async fn processed(f: &Fixture, r: &MediaRecord, result: JobResult) -> MediaRecord {
+    let c = &f.handle;
+    c.insert_media(vec![r.clone()]).await.expect("insert");
+    assert!(c.start_job(r.id.clone(), 3).await.expect("start"));
+    c.finish_job(r.id.clone(), result, r.storage_key.clone())
+        .await
+        .expect("finish");
+    c.get(&r.id).expect("get").expect("item")
+}
+
+fn crop(r: &MediaRecord, key: &str, size: u64, budget: u64) -> CacheCrop {
+    CacheCrop {
+        id: r.id.clone(),
+        key: key.into(),
+        size,
+        source: r.storage_key.clone(),
+        version: r.crop_version,
+        now_us: crate::model::now_us(),
+        budget,
+    }
+}
+
+fn search(term: &str) -> ListQuery {
+    ListQuery {
+        search: Some(fold(term)),
+        limit: 100,
+        ..ListQuery::default()
+    }
+}
+
+async fn found(f: &Fixture, term: &str) -> Vec<String> {
+    let page = f.handle.list(search(term)).await.expect("search");
+    let mut names: Vec<String> = page.items.into_iter().map(|r| r.filename).collect();
+    names.sort();
+    names
+}
+
+fn sorted(mut keys: Vec<String>) -> Vec<String> {
+    keys.sort();
+    keys
+}
+
+// ---- rules -------------------------------------------------------------------------------
+
+async fn a_delete_queues_every_file_the_catalog_knows(f: &Fixture) {
+    let c = &f.handle;
+    let a = processed(f, &image(1, "a.png"), made(&image(1, "a.png"), 0)).await;
+    // A crop made on demand, then a focal move with presets (the preset crop goes).
+    let size = CropSize {
+        width: 40,
+        height: 30,
+    };
+    let on_demand = ondemand_crop_key(&a.storage_key, size, a.crop_version);
+    let kept = c
+        .cache_crop(crop(&a, &on_demand, 10, 1 << 20))
+        .await
+        .expect("cache");
+    assert!(kept.kept);
+    let patch = MediaPatch {
+        focal_x: Some(10.0),
+        ..MediaPatch::default()
+    };
+    let moved = c
+        .update_media(a.id.clone(), patch, true)
+        .await
+        .expect("move");
+    assert_eq!(
+        sorted(moved.queued),
+        sorted([a.crop_keys(), vec![on_demand.clone()]].concat()),
+        "a focal move queues the preset and on-demand crops made for the old point"
+    );
+    let mut known = a.storage_keys();
+    known.retain(|k| !a.crop_keys().contains(k));
+    let deleted = c.delete_media(a.id.clone()).await.expect("delete");
+    assert_eq!(sorted(deleted.clone()), sorted(known.clone()));
+    let pending = c.pending_deletes().await.expect("pending");
+    for key in &known {
+        assert!(pending.contains(key), "{key} is on the delete queue");
+        assert_eq!(
+            c.owner_of_file(key).expect("owner"),
+            None,
+            "{key} has no owner"
+        );
+    }
+    assert_eq!(c.get(&a.id).expect("get"), None);
+    assert!(matches!(
+        c.delete_media(a.id.clone()).await,
+        Err(CatalogError::NotFound(_))
+    ));
+}
+
+async fn a_failed_rerun_for_crops_keeps_the_variants(f: &Fixture) {
+    let c = &f.handle;
+    let a = processed(f, &image(1, "a.png"), made(&image(1, "a.png"), 0)).await;
+    let variants = a.processing.as_ref().expect("processing").variants.clone();
+    let patch = MediaPatch {
+        focal_y: Some(80.0),
+        ..MediaPatch::default()
+    };
+    let moved = c
+        .update_media(a.id.clone(), patch, true)
+        .await
+        .expect("move");
+    assert!(moved.record.is_processing());
+    assert!(c.start_job(a.id.clone(), 3).await.expect("start"));
+    let failed = JobResult::Failed {
+        reason: "the original is unreadable".into(),
+    };
+    c.finish_job(a.id.clone(), failed, a.storage_key.clone())
+        .await
+        .expect("finish");
+    let after = c.get(&a.id).expect("get").expect("item");
+    let p = after.processing.as_ref().expect("processing");
+    assert_eq!(p.status, Status::Ready, "the item stays usable");
+    assert_eq!(p.variants, variants, "its variants stay");
+    assert!(p.crops.is_empty());
+    assert!(p.error.as_deref().is_some_and(|e| e.contains("unreadable")));
+    for v in &variants {
+        let owner = c.owner_of_file(&v.storage_key).expect("owner");
+        assert_eq!(
+            owner.as_ref(),
+            Some(&a.id),
+            "{} is still the item's",
+            v.storage_key
+        );
+    }
+    // And a delete takes them.
+    let deleted = c.delete_media(a.id.clone()).await.expect("delete");
+    for v in &variants {
+        assert!(deleted.contains(&v.storage_key));
+    }
+    // An item whose first run fails has no variants: failed, the original queued on delete.
+    let b = processed(
+        f,
+        &image(2, "b.png"),
+        JobResult::Failed { reason: "x".into() },
+    )
+    .await;
+    assert_eq!(
+        b.processing.as_ref().map(|p| p.status),
+        Some(Status::Failed)
+    );
+    let deleted = c.delete_media(b.id.clone()).await.expect("delete");
+    assert_eq!(deleted, std::slice::from_ref(&b.storage_key));
+}
+
+async fn search_finds_every_spelling(f: &Fixture) {
+    let c = &f.handle;
+    let names = [
+        "cafe\u{301}-terrasse.jpg", // NFD, as a Mac names it
+        "ΟΔΥΣΣΕΑΣ.jpg",
+        "Straße.jpg",
+        "İstanbul.jpg",
+        "plain.jpg",
+    ];
+    let records: Vec<MediaRecord> = (0..names.len())
+        .map(|i| document(i + 1, names[i]))
+        .collect();
+    c.insert_media(records).await.expect("insert");
+    let mut greeting = document(10, "card.pdf");
+    greeting.alt = Some("Grüße aus KÖLN".into());
+    c.insert_media(vec![greeting]).await.expect("insert");
+    for (term, expected) in [
+        ("café", names[0]),         // NFC finds NFD
+        ("CAFÉ-TERR", names[0]),    // and in capitals
+        ("cafe\u{301}", names[0]),  // NFD finds NFD
+        ("ΟΔΥΣΣΕΑΣ", names[1]),     // itself
+        ("οδυσσεας", names[1]),     // lower case, without final sigma
+        ("οδυσσεας.jpg", names[1]), // σ then ς, folded the same
+        ("strasse", names[2]),      // ß folds to ss
+        ("STRASSE", names[2]),
+        ("straße", names[2]),
+        ("istanbul", names[3]), // İ folds to i
+        ("İSTANBUL", names[3]),
+    ] {
+        assert_eq!(found(f, term).await, [expected], "search {term:?}");
+    }
+    assert_eq!(found(f, "grüsse aus köln").await, ["card.pdf"]);
+    assert_eq!(found(f, "GRUSSE").await, Vec::<String>::new(), "ü is not u");
+    // The record keeps the name as it was given.
+    let page = c.list(search("café")).await.expect("search");
+    assert_eq!(page.items[0].filename, names[0]);
+}
+
+async fn filename_order_ignores_case(f: &Fixture) {
+    let c = &f.handle;
+    let names = ["b.pdf", "A.pdf", "C.pdf", "a2.pdf"];
+    let records = (0..names.len())
+        .map(|i| document(i + 1, names[i]))
+        .collect();
+    c.insert_media(records).await.expect("insert");
+    let page = c
+        .list(ListQuery {
+            sort: SortField::Filename,
+            descending: false,
+            ..ListQuery::default()
+        })
+        .await
+        .expect("list");
+    let order: Vec<&str> = page.items.iter().map(|r| r.filename.as_str()).collect();
+    assert_eq!(order, ["A.pdf", "a2.pdf", "b.pdf", "C.pdf"]);
+}
+
+async fn one_unreadable_record_fails_only_its_own_write_and_can_be_deleted(f: &Fixture) {
+    let c = &f.handle;
+    let (bad, good) = (image(1, "bad.png"), document(2, "good.pdf"));
+    c.insert_media(vec![bad.clone(), good.clone()])
+        .await
+        .expect("insert");
+    (f.corrupt)(&bad.id);
+    let alt = |text: &str| MediaPatch {
+        alt: Some(Some(text.into())),
+        ..MediaPatch::default()
+    };
+    // Sent together, so they share a commit.
+    let (on_bad, on_good, new) = tokio::join!(
+        c.update_media(bad.id.clone(), alt("x"), false),
+        c.update_media(good.id.clone(), alt("kept"), false),
+        c.insert_media(vec![document(3, "new.pdf")]),
+    );
+    assert!(
+        matches!(on_bad, Err(CatalogError::Corrupt(_))),
+        "{on_bad:?}"
+    );
+    assert_eq!(on_good.expect("good").record.alt.as_deref(), Some("kept"));
+    new.expect("insert beside a bad record");
+    let got = c.get(&good.id).expect("get").expect("item");
+    assert_eq!(got.alt.as_deref(), Some("kept"));
+    // The bad item can be deleted: its file and listing rows go.
+    let deleted = c.delete_media(bad.id.clone()).await.expect("delete");
+    assert_eq!(deleted, std::slice::from_ref(&bad.storage_key));
+    let all = c.list(ListQuery::default()).await.expect("list");
+    assert_eq!(all.total, 2);
+    assert!(all.items.iter().all(|r| r.id != bad.id));
+    assert_eq!(found(f, "bad").await, Vec::<String>::new());
+}
+
+async fn a_search_answer_is_one_snapshot_under_concurrent_commits(f: &Fixture) {
+    const ROUNDS: usize = 300;
+    let c = f.handle.clone();
+    let seed: Vec<MediaRecord> = (0..40)
+        .map(|i| document(i, &format!("needle-{i}.pdf")))
+        .collect();
+    c.insert_media(seed).await.expect("seed");
+    let writer = {
+        let c = c.clone();
+        tokio::spawn(async move {
+            for i in 0..ROUNDS {
+                let n = 1000 + i;
+                c.insert_media(vec![document(n, &format!("needle-{n}.pdf"))])
+                    .await
+                    .expect("insert");
+                let gone = if i < 40 { i } else { n - 40 };
+                c.delete_media(document(gone, "").id)
+                    .await
+                    .or_else(|e| match e {
+                        CatalogError::NotFound(_) => Ok(Vec::new()),
+                        e => Err(e),
+                    })
+                    .expect("delete");
+            }
+        })
+    };
+    let mut searches = 0;
+    while !writer.is_finished() {
+        for offset in [0, 10] {
+            let page = c
+                .list(ListQuery {
+                    offset,
+                    limit: 20,
+                    ..search("NEEDLE")
+                })
+                .await
+                .expect("a search under writes answers");
+            let expect = (page.total as usize).saturating_sub(offset).min(20);
+            assert_eq!(page.items.len(), expect, "a page agrees with its total");
+            assert!(page.items.iter().all(|r| r.filename.starts_with("needle-")));
+            searches += 1;
+        }
+        tokio::task::yield_now().await;
+    }
+    writer.await.expect("writer");
+    assert!(searches > 0);
+    let last = c.list(search("needle")).await.expect("search");
+    assert_eq!(last.total, 40, "inserts and deletes balance");
+}
+
+async fn queries_past_the_bounds_are_refused(f: &Fixture) {
+    let c = &f.handle;
+    c.insert_media(vec![document(1, "a.pdf")])
+        .await
+        .expect("insert");
+    let at = |offset| ListQuery {
+        offset,
+        ..ListQuery::default()
+    };
+    assert_eq!(
+        c.list(at(ListQuery::MAX_OFFSET)).await.expect("at").total,
+        1
+    );
+    assert!(matches!(
+        c.list(at(ListQuery::MAX_OFFSET + 1)).await,
+        Err(CatalogError::Query(QueryBound::Offset))
+    ));
+    let long = "a".repeat(ListQuery::MAX_SEARCH_CHARS);
+    assert_eq!(c.list(search(&long)).await.expect("at").total, 0);
+    assert!(matches!(
+        c.list(search(&format!("{long}a"))).await,
+        Err(CatalogError::Query(QueryBound::Search))
+    ));
+    let deep_search = ListQuery {
+        offset: ListQuery::MAX_OFFSET + 1,
+        ..search("a")
+    };
+    assert!(matches!(
+        c.list(deep_search).await,
+        Err(CatalogError::Query(QueryBound::Offset))
+    ));
+}
+
+async fn a_remade_crop_never_shares_a_key_with_an_evicted_one(f: &Fixture) {
+    let c = &f.handle;
+    let a = processed(f, &image(1, "a.png"), made(&image(1, "a.png"), 0)).await;
+    let (small, large) = (
+        CropSize {
+            width: 10,
+            height: 10,
+        },
+        CropSize {
+            width: 20,
+            height: 20,
+        },
+    );
+    let small_prefix = ondemand_crop_prefix(&a.storage_key, small, a.crop_version);
+    let first = ondemand_crop_key(&a.storage_key, small, a.crop_version);
+    assert!(
+        c.cache_crop(crop(&a, &first, 100, 150))
+            .await
+            .expect("1")
+            .kept
+    );
+    // Another crop pushes the first out: its file is queued.
+    let other = ondemand_crop_key(&a.storage_key, large, a.crop_version);
+    let cached = c.cache_crop(crop(&a, &other, 100, 150)).await.expect("2");
+    assert_eq!(cached.evicted, std::slice::from_ref(&first));
+    assert_eq!(c.cached_crop(&a.id, &small_prefix).expect("read"), None);
+    // Made again: a key of its own, which the queued delete of the first cannot touch.
+    let again = ondemand_crop_key(&a.storage_key, small, a.crop_version);
+    assert_ne!(again, first);
+    assert!(
+        c.cache_crop(crop(&a, &again, 100, 150))
+            .await
+            .expect("3")
+            .kept
+    );
+    let hit = c.cached_crop(&a.id, &small_prefix).expect("read");
+    assert_eq!(hit.map(|(key, _)| key), Some(again.clone()));
+    let pending = c.pending_deletes().await.expect("pending");
+    assert!(pending.contains(&first) && pending.contains(&other));
+    assert!(!pending.contains(&again));
+    assert_eq!(c.owner_of_file(&again).expect("owner"), Some(a.id.clone()));
+    // A key recorded again while queued (a caller reusing one) leaves the queue.
+    assert!(
+        c.cache_crop(crop(&a, &first, 10, 150))
+            .await
+            .expect("4")
+            .kept
+    );
+    let pending = c.pending_deletes().await.expect("pending");
+    assert!(!pending.contains(&first), "a claimed file is never deleted");
+}
+
+async fn a_crop_larger_than_the_cache_is_not_kept(f: &Fixture) {
+    let c = &f.handle;
+    let a = processed(f, &image(1, "a.png"), made(&image(1, "a.png"), 0)).await;
+    let size = |w| CropSize {
+        width: w,
+        height: w,
+    };
+    let fits = ondemand_crop_key(&a.storage_key, size(10), a.crop_version);
+    assert!(
+        c.cache_crop(crop(&a, &fits, 100, 150))
+            .await
+            .expect("fits")
+            .kept
+    );
+    let huge = ondemand_crop_key(&a.storage_key, size(900), a.crop_version);
+    let cached = c.cache_crop(crop(&a, &huge, 151, 150)).await.expect("huge");
+    assert!(!cached.kept, "larger than the whole cache");
+    assert!(cached.evicted.is_empty(), "and it evicts nothing for it");
+    let prefix = |w| ondemand_crop_prefix(&a.storage_key, size(w), a.crop_version);
+    assert_eq!(c.cached_crop(&a.id, &prefix(900)).expect("read"), None);
+    assert!(c.cached_crop(&a.id, &prefix(10)).expect("read").is_some());
+    assert!(c.pending_deletes().await.expect("pending").contains(&huge));
+}
