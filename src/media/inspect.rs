@@ -68,7 +68,19 @@ pub fn inspect_reader<R: Read + Seek>(
         t if t.is_raster() => {
             let d = probe::raster_dimensions(media_type, reader, limits)?;
             reader.rewind().map_err(ProbeError::Io)?;
-            let needed = super::image::decode_cost(reader, media_type, &[]).unwrap_or(0);
+            if media_type == MediaType::Jpeg {
+                // The headers the decoder reads (markers up to the first scan): a file it
+                // refuses would otherwise be decoded another, costlier way.
+                let mut markers = jpeg_decoder::Decoder::new(BufReader::new(&mut *reader));
+                markers
+                    .read_info()
+                    .map_err(|_| ProbeError::Malformed("JPEG (headers the decoder cannot read)"))?;
+                reader.rewind().map_err(ProbeError::Io)?;
+            }
+            // What decoding it holds; headers the estimate cannot read are refused (the
+            // job would have to hold the whole budget for it).
+            let needed = super::image::decode_cost(reader, media_type, &[])
+                .map_err(|_| ProbeError::Malformed("image (headers unreadable)"))?;
             if needed > limits.max_decode_bytes {
                 let budget = limits.max_decode_bytes;
                 return Err(ProbeError::TooCostly { needed, budget }.into());

@@ -141,6 +141,9 @@ fn jpeg<R: Read + Seek>(r: &mut R, crops: &[CropSize]) -> io::Result<Decode> {
             let mut body = vec![0u8; len as usize];
             r.read_exact(&mut body)?;
             if is_sof {
+                if body.len() < 6 {
+                    return Err(io::ErrorKind::InvalidData.into()); // a frame header too short
+                }
                 let (h, w) = (
                     u16::from_be_bytes([body[1], body[2]]),
                     u16::from_be_bytes([body[3], body[4]]),
@@ -150,6 +153,10 @@ fn jpeg<R: Read + Seek>(r: &mut R, crops: &[CropSize]) -> io::Result<Decode> {
                     .filter_map(|i| body.get(6 + 3 * i + 1))
                     .map(|hv| (hv >> 4, hv & 0x0F))
                     .collect();
+                if body[0] != 8 {
+                    // 12-bit (or lossless 16-bit): decoded whole by the `image` crate.
+                    return Ok(Decode::whole(u64::from(w), u64::from(h), 8));
+                }
                 let progressive = matches!(m, 0xC2 | 0xC6 | 0xCA | 0xCE);
                 frame = Some((u64::from(w), u64::from(h), progressive, sampling));
                 continue;

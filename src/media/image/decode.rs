@@ -68,8 +68,8 @@ fn needed_for(width: u32, height: u32, crops: &[CropSize]) -> u32 {
         .unwrap_or(width)
 }
 
-/// The libjpeg-turbo decode, or `None` for a JPEG it does not take (12-bit, or a layout
-/// it cannot read: the `image` crate then decodes it). The pixel limit is checked from
+/// The libjpeg-turbo decode, or `None` for a JPEG it does not take (12-bit: the `image`
+/// crate then decodes it whole, and `decode_cost` counts it so). The pixel limit is checked from
 /// the header first. Crops count like variants: the scale keeps each one's frame at
 /// least its size.
 fn decode_jpeg_scaled(
@@ -80,7 +80,10 @@ fn decode_jpeg_scaled(
     // Markers only (orientation, ICC profile, component layout): no pixel is decoded here.
     let mut markers = jpeg_decoder::Decoder::new(bytes);
     if markers.read_info().is_err() {
-        return Ok(None);
+        // Refused at upload since; an older file goes no costlier way.
+        return Err(PipelineError::Decode(
+            "the JPEG's headers cannot be read".into(),
+        ));
     }
     let Some(info) = markers.info() else {
         return Ok(None);

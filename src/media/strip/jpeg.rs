@@ -57,6 +57,7 @@ pub(super) fn jpeg<R: BufRead + Seek, W: Write>(
                 write_segment(dst, m, &body)?;
                 return copy_scans(src, dst, limits, segments);
             }
+            0xE0 if keeps(m, &body) => write_segment(dst, m, &without_thumbnail(&body))?,
             _ if keeps(m, &body) => write_segment(dst, m, &body)?,
             _ => {}
         }
@@ -248,11 +249,26 @@ fn copy_scan<R: BufRead, W: Write>(src: &mut R, dst: &mut W) -> io::Result<Optio
 /// Whether a segment before the first scan (not EXIF, ICC or a scan) is copied: JFIF
 /// and Adobe (colour transform) stay; other APPn (maker data, IPTC, XMP) and comments
 /// go; tables and frame headers stay.
+/// An allow-list: the segments a decoder needs (frame headers, Huffman, arithmetic and
+/// quantization tables, restart interval), JFIF (its thumbnail goes, see `without_thumbnail`) and
+/// Adobe's colour transform; every other segment goes (EXIF, XMP, JFXX thumbnails, comments,
+/// the JPGn extensions, any application segment).
 fn keeps(marker: u8, body: &[u8]) -> bool {
     match marker {
-        0xE0 => body.starts_with(b"JFIF\0") || body.starts_with(b"JFXX\0"),
+        0xE0 => body.starts_with(b"JFIF\0"),
         0xEE => body.starts_with(b"Adobe"),
-        0xE1..=0xEF | 0xFE => false,
-        _ => true,
+        0xC0..=0xCF | 0xDB | 0xDD => true,
+        _ => false,
     }
+}
+
+/// A JFIF segment without its thumbnail (a picture of its own, which may show what the
+/// image was cropped from): version, units and density stay, the thumbnail is 0x0.
+fn without_thumbnail(body: &[u8]) -> Vec<u8> {
+    let mut kept = body[..body.len().min(14)].to_vec();
+    if kept.len() == 14 {
+        kept[12] = 0;
+        kept[13] = 0;
+    }
+    kept
 }

@@ -1,13 +1,21 @@
-//! PNG: chunk by chunk. Text, time and EXIF chunks go (an `eXIf` before the image data
-//! comes back holding only its orientation, as the decoders and browsers read it there);
-//! an ICC profile that inflates past the metadata bound is dropped, and so is a second
-//! one. Every other chunk is copied as it is, its CRC with it.
+//! PNG: chunk by chunk, an allow-list. The chunks of the picture (`PICTURE`: header,
+//! palette, data, transparency, colour space, animation) are copied as they are, CRC with
+//! them; an `eXIf` before the image data comes back holding only its orientation (as the
+//! decoders and browsers read it there); an ICC profile within the metadata bound stays
+//! (a second one, or one that inflates past the bound, goes). Everything else goes: text,
+//! time, EXIF elsewhere, C2PA (`caBX`), and any chunk this list does not know.
 
 use std::io::{self, Read, Write};
 
 use super::{malformed, orientation_tiff};
 use crate::media::limits::Limits;
 use crate::media::probe::exif_orientation;
+
+/// Chunks copied as they are: the image, how its colours are meant, and APNG's frames.
+const PICTURE: [&[u8; 4]; 16] = [
+    b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"cHRM", b"gAMA", b"sBIT", b"sRGB", b"cICP",
+    b"mDCV", b"cLLI", b"bKGD", b"pHYs", b"acTL", b"fcTL",
+];
 
 pub(super) fn png<R: Read, W: Write>(src: &mut R, dst: &mut W, limits: &Limits) -> io::Result<()> {
     let mut sig = [0u8; 8];
@@ -29,7 +37,6 @@ pub(super) fn png<R: Read, W: Write>(src: &mut R, dst: &mut W, limits: &Limits) 
         let kind = [head[4], head[5], head[6], head[7]];
         let small = len <= limits.max_metadata_bytes;
         match &kind {
-            b"tEXt" | b"zTXt" | b"iTXt" | b"tIME" => drop_chunk(src, len)?,
             b"eXIf" if !image_data && !exif_seen && small => {
                 exif_seen = true;
                 let body = read_chunk(src, len)?;
@@ -46,6 +53,7 @@ pub(super) fn png<R: Read, W: Write>(src: &mut R, dst: &mut W, limits: &Limits) 
                 }
             }
             b"iCCP" => drop_chunk(src, len)?,
+            kind if !PICTURE.contains(&kind) && kind != b"fdAT" => drop_chunk(src, len)?,
             _ => {
                 image_data |= &kind == b"IDAT";
                 dst.write_all(&head)?;

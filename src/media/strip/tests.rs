@@ -121,9 +121,21 @@ fn png_loses_text_and_exif_chunks() {
     text.extend_from_slice(data);
     text.extend_from_slice(&[0, 0, 0, 0]);
     png.splice(iend..iend, text);
+    // And chunks not on the allow-list: C2PA (which can carry a location), an editor's.
+    let c2pa = b"\0\0\0\x05caBXGPS!!\0\0\0\0";
+    png.splice(iend..iend, c2pa.iter().copied());
     let out = stripped(MediaType::Png, &png);
-    assert!(!find(&out, b"48.85N"));
-    assert_eq!(out, fixture("png/chessboard_200x200_rgb16.png"));
+    assert!(!find(&out, b"48.85N") && !find(&out, b"caBX") && !find(&out, b"GPS!!"));
+    // The picture is untouched: the fixture's chunks, less its editor's vpAg.
+    let original = fixture("png/chessboard_200x200_rgb16.png");
+    let vpag = original
+        .windows(4)
+        .position(|w| w == b"vpAg")
+        .expect("vpAg")
+        - 4;
+    let mut expected = original.clone();
+    expected.drain(vpag..vpag + 21);
+    assert_eq!(out, expected);
 }
 
 #[test]
@@ -161,4 +173,66 @@ fn other_types_are_left_alone() {
         )
         .is_err()
     );
+}
+
+/// `bytes` with a RIFF chunk appended (the RIFF size grown to match).
+fn with_chunk(bytes: &[u8], kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    out.extend_from_slice(kind);
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(data);
+    if data.len() % 2 == 1 {
+        out.push(0);
+    }
+    let riff = (out.len() - 8) as u32;
+    out[4..8].copy_from_slice(&riff.to_le_bytes());
+    out
+}
+
+#[test]
+fn webp_keeps_only_the_chunks_of_its_picture() {
+    let original = fixture("webp/flower_480x360_lossy_exif.webp");
+    let odd = with_chunk(&with_chunk(&original, b"C2PA", b"GPS!!"), b"ZZZZ", b"x");
+    let out = stripped(MediaType::Webp, &odd);
+    assert!(!find(&out, b"C2PA") && !find(&out, b"GPS!!") && !find(&out, b"ZZZZ"));
+    // A last dropped chunk of odd size without its pad byte is no reason to refuse.
+    let unpadded = &odd[..odd.len() - 1];
+    let mut fixed = unpadded.to_vec();
+    let riff = (fixed.len() - 8) as u32;
+    fixed[4..8].copy_from_slice(&riff.to_le_bytes());
+    assert_eq!(stripped(MediaType::Webp, &fixed), out);
+    // A RIFF holding no picture is refused, not stored as an empty file.
+    let mut empty = Vec::new();
+    let no_picture = strip(
+        MediaType::Webp,
+        &mut Cursor::new(b"RIFF\x04\0\0\0WEBP"),
+        &mut empty,
+        &Limits::default(),
+    );
+    assert!(no_picture.is_err());
+}
+
+#[test]
+fn jpeg_thumbnails_go_with_the_metadata() {
+    let original = fixture("jpeg/hopper_128x128.jpg");
+    assert_eq!(&original[2..4], [0xFF, 0xE0], "starts with JFIF");
+    let app0_len = usize::from(u16::from_be_bytes([original[4], original[5]]));
+    let after_jfif = 4 + app0_len;
+    // A JFIF thumbnail of 1x1 (3 bytes of RGB), and a JFXX extension with its own picture.
+    let mut jfif = original[4..after_jfif].to_vec();
+    jfif[14] = 1;
+    jfif[15] = 1;
+    jfif.extend_from_slice(&[9, 9, 9]);
+    let len = (jfif.len() as u16).to_be_bytes();
+    jfif[..2].copy_from_slice(&len);
+    let jfxx = b"\xFF\xE0\x00\x0DJFXX\x00\x10THUMB";
+    let mut jpeg = original[..4].to_vec();
+    jpeg.extend_from_slice(&jfif);
+    jpeg.extend_from_slice(jfxx);
+    jpeg.extend_from_slice(&original[after_jfif..]);
+    let out = stripped(MediaType::Jpeg, &jpeg);
+    assert!(!find(&out, b"JFXX") && !find(&out, b"THUMB"));
+    let kept_len = usize::from(u16::from_be_bytes([out[4], out[5]]));
+    assert_eq!(kept_len, 16, "JFIF without its thumbnail");
+    assert_eq!(&out[18..20], [0, 0], "a 0x0 thumbnail");
 }

@@ -1,7 +1,9 @@
 //! WebP: the chunks are listed first (bounded in count, each checked to lie within the
 //! file), so the new RIFF size is known before writing; then the kept ones are copied.
-//! XMP goes; the first EXIF chunk comes back holding only its orientation; an ICC
-//! profile past the metadata bound goes, and VP8X's flags say what remains.
+//! Kept: the chunks of the picture (an allow-list: VP8, VP8L, VP8X, ALPH, ANIM, ANMF) and
+//! an ICC profile within the metadata bound; everything else goes (EXIF, XMP, C2PA, any
+//! chunk of a later format). The first EXIF chunk comes back holding only its
+//! orientation, and VP8X's flags say what remains.
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
@@ -31,12 +33,19 @@ pub(super) fn webp<R: Read + Seek, W: Write>(
         (8 + u64::from(u32::from_le_bytes([riff[4], riff[5], riff[6], riff[7]]))).min(file_len);
     src.seek(SeekFrom::Start(12))?;
     let (chunks, orientation) = list(src, riff_end, limits)?;
-    let keep = |(kind, size): &&Chunk| match kind {
-        b"EXIF" | b"XMP " => false,
+    let keep = |(kind, size): &Chunk| match kind {
+        b"VP8 " | b"VP8L" | b"VP8X" | b"ALPH" | b"ANIM" | b"ANMF" => true,
         b"ICCP" => *size <= limits.max_metadata_bytes,
-        _ => true,
+        _ => false,
     };
-    let kept: Vec<&Chunk> = chunks.iter().filter(keep).collect();
+    let kept_flags: Vec<bool> = chunks.iter().map(keep).collect();
+    let kept: Vec<&Chunk> = chunks.iter().filter(|c| keep(c)).collect();
+    if !kept
+        .iter()
+        .any(|(k, _)| matches!(k, b"VP8 " | b"VP8L" | b"VP8X"))
+    {
+        return Err(malformed("WebP (no picture in it)"));
+    }
     let has_icc = kept.iter().any(|(k, _)| k == b"ICCP");
     let new_exif = orientation.map(orientation_tiff);
     let padded = |n: u64| n + (n & 1);
@@ -52,9 +61,13 @@ pub(super) fn webp<R: Read + Seek, W: Write>(
     dst.write_all(&body_len.to_le_bytes())?;
     dst.write_all(b"WEBP")?;
     src.seek(SeekFrom::Start(12))?;
-    for chunk in &chunks {
-        if !kept.contains(&chunk) {
-            skip(src, 8 + padded(chunk.1))?;
+    for (chunk, keep) in chunks.iter().zip(kept_flags) {
+        if !keep {
+            skip(src, 8 + chunk.1)?;
+            let mut pad = [0u8; 1];
+            if chunk.1 & 1 == 1 {
+                let _ = src.read(&mut pad)?; // a last chunk may lack its pad byte
+            }
             continue;
         }
         let flags = |f: u8| {

@@ -128,6 +128,22 @@ fn utf8(bytes: &[u8]) -> Result<&str, SvgError> {
     std::str::from_utf8(bytes).map_err(|_| SvgError::NotText)
 }
 
+/// Refuses characters XML 1.0 does not allow (NUL and other controls, U+FFFE, U+FFFF),
+/// raw or as character references: what is written out must parse again.
+fn xml_chars(text: &str) -> Result<(), SvgError> {
+    let allowed = |c: char| {
+        matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}')
+            || c >= '\u{10000}'
+    };
+    match text.chars().find(|&c| !allowed(c)) {
+        None => Ok(()),
+        Some(c) => Err(SvgError::NotXml(format!(
+            "the character U+{:04X}, which XML does not allow",
+            u32::from(c)
+        ))),
+    }
+}
+
 /// The five entities XML predefines; any other is refused (no DTD is read).
 fn predefined(name: &str) -> Option<&'static str> {
     Some(match name {
@@ -170,6 +186,11 @@ impl<W: Write> Cleaner<'_, W> {
         let local = utf8(local.into_inner())?;
         if let Some(why) = rules::is_forbidden_element(local) {
             return Err(SvgError::Unsafe(why));
+        }
+        if self.css.is_some() {
+            // A browser reads a style's text whole; elements in it would split what is
+            // checked from what is written.
+            return Err(SvgError::Unsafe("an element inside <style>"));
         }
         if self.dropping > 0 {
             self.dropping += usize::from(!empty);
@@ -281,6 +302,13 @@ impl<W: Write> Cleaner<'_, W> {
                 }
                 ResolveResult::Unbound => continue,
             };
+            xml_chars(&value)?;
+            if kept.iter().any(|(k, _)| *k == name) {
+                // Two prefixes bound to one namespace name the same attribute twice.
+                return Err(SvgError::NotXml(format!(
+                    "the attribute {name} given twice"
+                )));
+            }
             kept.push((name, value));
         }
         Ok(kept)
@@ -307,6 +335,7 @@ impl<W: Write> Cleaner<'_, W> {
     }
 
     fn text(&mut self, text: &str) -> Result<(), SvgError> {
+        xml_chars(text)?;
         if self.open.is_empty() && self.dropping == 0 {
             return match text.trim().is_empty() {
                 true => Ok(()),

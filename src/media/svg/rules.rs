@@ -254,74 +254,91 @@ pub fn reference(raw: &str) -> Reference {
     }
 }
 
-/// CSS with its escapes undone and its comments removed, lower-cased: what a browser's
-/// CSS parser would see, for the checks below.
-pub fn css_normalized(css: &str) -> String {
-    let mut out = String::with_capacity(css.len());
-    let mut chars = css.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                let mut hex = String::new();
-                while hex.len() < 6 && chars.peek().is_some_and(char::is_ascii_hexdigit) {
-                    hex.extend(chars.next());
-                }
-                if hex.is_empty() {
-                    out.extend(chars.next()); // an escaped character stands for itself
-                } else {
-                    if chars.peek().is_some_and(|c| c.is_ascii_whitespace()) {
-                        chars.next(); // the one whitespace that ends a hex escape
-                    }
-                    let code = u32::from_str_radix(&hex, 16).unwrap_or(0xFFFD);
-                    out.push(char::from_u32(code).unwrap_or('\u{FFFD}'));
-                }
-            }
-            '/' if chars.peek() == Some(&'*') => {
-                chars.next();
-                let mut last = ' ';
-                for c in chars.by_ref() {
-                    if last == '*' && c == '/' {
-                        break;
-                    }
-                    last = c;
-                }
-                out.push(' ');
-            }
-            c => out.push(c),
-        }
-    }
-    out.to_lowercase()
+/// Nesting of CSS blocks and functions read before a style is refused as too deep.
+const CSS_DEPTH: usize = 64;
+
+/// Why a CSS text (a `style` attribute or element) is refused, if it is. Read by a CSS
+/// tokenizer (Servo's cssparser), in one linear pass, so strings, comments and escapes
+/// are what a browser sees: `@import`; `url()` (quoted or not) or `src()` to anything
+/// but a fragment or a raster `data:` image; `expression()`, `image-set()`, bindings and
+/// behaviors; malformed URLs or strings (a browser recovers from those in ways a check
+/// should not guess).
+pub fn css_refusal(css: &str) -> Option<&'static str> {
+    css_tokens(&mut cssparser::Parser::new(css), 0).err()
 }
 
-/// Why a CSS text (a `style` attribute or element) is refused, if it is.
-pub fn css_refusal(css: &str) -> Option<&'static str> {
-    let css = css_normalized(css);
-    for (needle, why) in [
-        ("@import", "CSS @import"),
-        ("expression(", "CSS expression()"),
-        ("javascript:", "javascript: URL"),
-        ("vbscript:", "vbscript: URL"),
-        ("-moz-binding", "CSS binding"),
-        ("behavior:", "CSS behavior"),
-        ("image-set(", "CSS image-set()"),
-        ("src(", "CSS src()"),
-    ] {
-        if css.contains(needle) {
-            return Some(why);
-        }
+fn css_tokens(p: &mut cssparser::Parser<'_>, depth: usize) -> Result<(), &'static str> {
+    use cssparser::Token;
+    if depth > CSS_DEPTH {
+        return Err("CSS nested too deeply");
     }
-    for (at, _) in css.match_indices("url(") {
-        let arg = css[at + 4..].trim_start();
-        let arg = arg.strip_prefix(['"', '\'']).unwrap_or(arg);
-        let end = arg.find(['"', '\'', ')']).unwrap_or(arg.len());
-        if !matches!(
-            reference(&arg[..end]),
-            Reference::Internal | Reference::RasterData
-        ) {
-            return Some("CSS url() to an external resource");
-        }
+    while let Ok(token) = p.next_including_whitespace_and_comments() {
+        let block = match token {
+            Token::AtKeyword(name) if name.eq_ignore_ascii_case("import") => {
+                return Err("CSS @import");
+            }
+            Token::Ident(name)
+                if name.eq_ignore_ascii_case("-moz-binding")
+                    || name.eq_ignore_ascii_case("behavior") =>
+            {
+                return Err("CSS binding or behavior");
+            }
+            Token::UnquotedUrl(url) => {
+                css_url(url)?;
+                continue;
+            }
+            Token::Function(name) => {
+                let name = name.to_ascii_lowercase();
+                match name.as_str() {
+                    "url" | "src" => Block::Url,
+                    "expression" => return Err("CSS expression()"),
+                    "image-set" | "-webkit-image-set" => return Err("CSS image-set()"),
+                    _ => Block::Plain,
+                }
+            }
+            Token::ParenthesisBlock | Token::SquareBracketBlock | Token::CurlyBracketBlock => {
+                Block::Plain
+            }
+            Token::BadUrl(_) | Token::BadString(_) => return Err("malformed CSS URL or string"),
+            _ => continue,
+        };
+        p.parse_nested_block(|p| {
+            let checked = match block {
+                Block::Url => css_url_argument(p),
+                Block::Plain => Ok(()),
+            }
+            .and_then(|()| css_tokens(p, depth + 1));
+            checked.map_err(cssparser::ParseError::<&'static str>::custom)
+        })
+        .map_err(|e| match e.kind {
+            cssparser::ParseErrorKind::Custom(why) => why,
+            cssparser::ParseErrorKind::Basic(_) => "malformed CSS",
+        })?;
     }
-    None
+    Ok(())
+}
+
+/// What follows a block-opening token.
+#[derive(Clone, Copy)]
+enum Block {
+    /// `url(` or `src(`: one quoted URL, checked.
+    Url,
+    Plain,
+}
+
+/// The argument of `url("...")` or `src("...")`: one string, to an allowed place.
+fn css_url_argument(p: &mut cssparser::Parser<'_>) -> Result<(), &'static str> {
+    match p.next() {
+        Ok(cssparser::Token::QuotedString(url)) => css_url(url),
+        _ => Err("CSS url() without one quoted URL"),
+    }
+}
+
+fn css_url(url: &str) -> Result<(), &'static str> {
+    match reference(url) {
+        Reference::Internal | Reference::RasterData => Ok(()),
+        Reference::Link | Reference::Other => Err("CSS url() to an external resource"),
+    }
 }
 
 /// A presentation value with `url(...)` in it (`fill="url(#g)"`): only internal ones.
@@ -369,5 +386,31 @@ mod tests {
         assert!(css_refusal("x{behavior: url(#default#time2)}").is_some());
         assert!(css_refusal("x{width: expression(alert(1))}").is_some());
         assert!(css_refusal("x{background-image: image-set('a.png' 1x)}").is_some());
+        assert!(css_refusal("x{background: url(data:image/png;base64,iVBO)}").is_none());
+        assert!(css_refusal("@font-face{src: url(https://evil.example/f.woff)}").is_some());
+        assert!(css_refusal("x{fill: src('https://evil.example/p')}").is_some());
+    }
+
+    #[test]
+    fn css_strings_hide_nothing_from_the_check() {
+        // A "/*" inside a string is no comment: what follows is read.
+        assert!(
+            css_refusal("@charset \"/*\"; @import url(https://evil.example/x); /**/").is_some()
+        );
+        assert!(
+            css_refusal("x{font-family:\"/*\";cursor:url(https://evil.example/c)/**/}").is_some()
+        );
+        assert!(css_refusal("x{content: \"url(https://fine.example/just-text)\"}").is_none());
+        assert!(css_refusal("x{background: url(\"https://evil.example/unclosed").is_some());
+        assert!(css_refusal("x{background: url(https://evil.example/a b)}").is_some());
+    }
+
+    #[test]
+    fn css_checks_are_linear_and_bounded_in_depth() {
+        // Once quadratic: every url( scanned to the end of the input.
+        let many = "url(#".repeat(200_000);
+        assert!(css_refusal(&many).is_some());
+        let deep = format!("{}{}", "(".repeat(10_000), ")".repeat(10_000));
+        assert_eq!(css_refusal(&deep), Some("CSS nested too deeply"));
     }
 }

@@ -232,3 +232,34 @@ fn text_and_comments_are_not_attributes() {
     let svg = r#"<svg width="1" height="1"><!-- <a onclick="x"> --><text>one = two</text></svg>"#;
     assert_eq!(dims(svg), Some((1, 1)));
 }
+
+#[test]
+fn a_style_inside_a_style_cannot_smuggle_css_past_the_check() {
+    let nested = r#"<svg xmlns="http://www.w3.org/2000/svg"><style><style></style>@import url(https://evil.example/x.css);</style></svg>"#;
+    assert_eq!(unsafe_reason(nested), "an element inside <style>");
+    let comment_in_string = r#"<svg xmlns="http://www.w3.org/2000/svg"><style>@charset "/*"; @import url(https://evil.example/x.css); /**/</style></svg>"#;
+    assert_eq!(unsafe_reason(comment_in_string), "CSS @import");
+    let attr = r#"<svg xmlns="http://www.w3.org/2000/svg"><rect style='font-family:"/*";cursor:url(https://evil.example/c)/**/'/></svg>"#;
+    assert_eq!(unsafe_reason(attr), "CSS url() to an external resource");
+}
+
+#[test]
+fn what_is_written_is_well_formed_xml() {
+    for svg in [
+        "<svg xmlns=\"http://www.w3.org/2000/svg\"><text>a\u{1}b</text></svg>",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\"><text>a&#1;b</text></svg>",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\"><text>a\u{FFFE}b</text></svg>",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\"><rect fill=\"&#0;\"/></svg>",
+    ] {
+        assert!(cleaned(svg).is_err(), "{svg:?}: {:?}", cleaned(svg));
+    }
+    // Two prefixes for the xlink namespace would write xlink:href twice.
+    let twice = r##"<svg xmlns="http://www.w3.org/2000/svg" xmlns:a="http://www.w3.org/1999/xlink" xmlns:b="http://www.w3.org/1999/xlink"><use a:href="#x" b:href="#y"/></svg>"##;
+    assert!(matches!(cleaned(twice), Err(SvgError::NotXml(_))));
+    // And what passes parses again, to the same output.
+    let (out, _) = cleaned(
+        r##"<svg xmlns="http://www.w3.org/2000/svg"><style>a{fill:url(#g)}</style><text>x &amp; y</text></svg>"##,
+    )
+    .expect("clean");
+    assert_eq!(cleaned(&out).expect("again").0, out);
+}
