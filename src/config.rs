@@ -110,12 +110,17 @@ pub struct Server {
     /// `min_body_rate_window_secs` (0: no minimum rate).
     pub min_body_rate_bytes: u64,
     pub min_body_rate_window_secs: u64,
+    /// A response body taken slower than this many bytes a second is no progress: its
+    /// connection goes once idle that long (0: any progress counts).
+    pub min_send_rate_bytes: u64,
     /// A connection with no request in flight for this long is closed (HTTP/2 too).
     pub idle_timeout_secs: u64,
     /// HTTP/2 keep-alive ping interval, and how long an answer may take (0: no pings).
     pub http2_keep_alive_secs: u64,
     /// Requests one HTTP/2 connection may have in flight at once.
     pub http2_max_streams: u32,
+    /// Threads of the runtime's blocking pool (file I/O, catalog scans, upload checks).
+    pub blocking_threads: usize,
     pub max_connections: usize,
     /// Open connections one client address may have; 0 = no such cap (behind a proxy).
     pub max_connections_per_client: usize,
@@ -305,6 +310,7 @@ impl Config {
             || self.limits.max_files_per_request == 0
             || self.limits.upload_buffer_bytes < 4096
             || self.server.http2_max_streams == 0
+            || self.server.blocking_threads == 0
             || self.server.max_connections == 0
             || self.server.header_read_timeout_secs == 0
             || self.server.body_idle_timeout_secs == 0

@@ -94,6 +94,7 @@ impl From<QueryBound> for ApiError {
         let code = match e {
             QueryBound::Offset => "invalid_offset",
             QueryBound::Search => "invalid_search",
+            QueryBound::Limit => "invalid_limit",
         };
         Self::bad_request(code, e.to_string())
     }
@@ -161,6 +162,7 @@ impl ApiError {
                 | CatalogError::RootFolder
                 | CatalogError::PresignExpired
                 | CatalogError::AlreadyConfirmed => StatusCode::BAD_REQUEST,
+                CatalogError::ConfirmInProgress => StatusCode::CONFLICT,
                 CatalogError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
                 CatalogError::Locked
                 | CatalogError::Db(_)
@@ -226,6 +228,7 @@ impl ApiError {
             Self::Catalog(CatalogError::RootFolder) => "root_folder",
             Self::Catalog(CatalogError::PresignExpired) => "presign_expired",
             Self::Catalog(CatalogError::AlreadyConfirmed) => "already_confirmed",
+            Self::Catalog(CatalogError::ConfirmInProgress) => "confirm_in_progress",
             Self::Storage(StorageError::Remote(_)) => "storage_error",
             Self::Catalog(CatalogError::Unavailable) | Self::Storage(StorageError::Unavailable) => {
                 "unavailable"

@@ -25,7 +25,13 @@ pub struct Health {
     free: AtomicU64,
     /// Whether storage answers, for the operations waiting on it (see `storage_up`).
     storage_up: tokio::sync::watch::Sender<bool>,
+    /// Probes in a row that found storage not answering.
+    storage_misses: AtomicU64,
 }
+
+/// Probes in a row that must find storage not answering before the operations waiting on
+/// it are failed (one slow answer, a retried 5xx, is no outage).
+const DOWN_AFTER: u64 = 2;
 
 /// One reading of `Health`, for `/readyz`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,11 +97,13 @@ impl Health {
             processing: AtomicBool::new(true),
             free: AtomicU64::new(u64::MAX),
             storage_up: tokio::sync::watch::Sender::new(true),
+            storage_misses: AtomicU64::new(0),
         }
     }
 
     /// Follows the probe's verdict on storage: operations waiting on a store found not
-    /// answering give up at once (503) instead of waiting out their own deadlines.
+    /// answering by `DOWN_AFTER` probes in a row give up at once (503) instead of waiting
+    /// out their own deadlines. (Readiness follows each probe.)
     pub fn storage_up(&self) -> tokio::sync::watch::Receiver<bool> {
         self.storage_up.subscribe()
     }
@@ -111,8 +119,15 @@ impl Health {
         self.catalog.store(catalog, Ordering::Relaxed);
         self.processing.store(processing, Ordering::Relaxed);
         self.storage.store(storage, Ordering::Relaxed);
+        let misses = if storage {
+            self.storage_misses.store(0, Ordering::Relaxed);
+            0
+        } else {
+            self.storage_misses.fetch_add(1, Ordering::Relaxed) + 1
+        };
+        let up = storage || misses < DOWN_AFTER;
         self.storage_up
-            .send_if_modified(|up| std::mem::replace(up, storage) != storage);
+            .send_if_modified(|was| std::mem::replace(was, up) != up);
         self.free.store(free_bytes, Ordering::Relaxed);
         let ms = self.born.elapsed().as_millis().max(1) as u64;
         self.probed_ms.store(ms, Ordering::Relaxed);

@@ -16,6 +16,9 @@ use darkroom::model::{CropSize, Scope, rfc3339};
 /// per core) and keeps what is freed there, so catalog scans on the blocking pool left the
 /// RSS at 305 MB for 127 MB in use after deep pages at 1M items (measured with
 /// MALLOC_ARENA_MAX=2 as the comparison). mimalloc returns freed pages to the OS.
+/// Built with `--features system-allocator`, the system allocator instead: for heap
+/// profilers such as heaptrack, which see only its calls.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -205,6 +208,7 @@ fn check(config: &Config, file: &std::path::Path) -> ExitCode {
 
 fn serve(config: Config) -> Result<(), BoxError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(config.server.blocking_threads)
         .enable_all()
         .build()?;
     runtime.block_on(async {

@@ -219,11 +219,15 @@ async fn probe_health(
     health: &Health,
     bound: Duration,
 ) {
-    catalog.heal().await;
-    let storage_ok = matches!(
-        tokio::time::timeout(bound, storage.check()).await,
-        Ok(Ok(()))
-    );
+    // Side by side: a catalog repair (minutes, on a big file) must not hide a store that
+    // froze meanwhile.
+    let ((), checked) = tokio::join!(catalog.heal(), tokio::time::timeout(bound, storage.check()));
+    let storage_ok = match checked {
+        Ok(Ok(())) => true,
+        // The storage actor is restarting: no verdict on the store; keep the last one.
+        Ok(Err(StorageError::Unavailable)) => health.read().storage,
+        Ok(Err(_)) | Err(_) => false,
+    };
     let free_bytes = health.free_bytes();
     metrics::gauge!(m::DATA_DIR_FREE_BYTES).set(free_bytes as f64);
     health.record(Probe {

@@ -332,13 +332,44 @@ impl CatalogHandle {
             .map(drop)
     }
 
+    /// Takes presign `key` for the confirm `token` for `lease` (see `Write::BeginConfirm`).
+    pub async fn begin_confirm(
+        &self,
+        key: String,
+        token: String,
+        lease: std::time::Duration,
+    ) -> Result<(), CatalogError> {
+        let now_us = now_us();
+        let until_us = now_us.saturating_add(lease.as_micros() as u64);
+        let write = Write::BeginConfirm {
+            key,
+            token,
+            now_us,
+            until_us,
+        };
+        self.write(write).await.map(drop)
+    }
+
+    /// Gives presign `key` back from the confirm `token` (see `Write::EndConfirm`).
+    pub async fn end_confirm(&self, key: String, token: String) -> Result<(), CatalogError> {
+        self.write(Write::EndConfirm { key, token }).await.map(drop)
+    }
+
     /// Creates the item of a confirmed presign (see `Write::ConfirmPresign`).
-    pub async fn confirm_presign(&self, record: MediaRecord) -> Result<(), CatalogError> {
+    pub async fn confirm_presign(
+        &self,
+        record: MediaRecord,
+        token: String,
+    ) -> Result<(), CatalogError> {
         let now_us = now_us();
         let record = Box::new(record);
-        self.write(Write::ConfirmPresign { record, now_us })
-            .await
-            .map(drop)
+        self.write(Write::ConfirmPresign {
+            record,
+            token,
+            now_us,
+        })
+        .await
+        .map(drop)
     }
 
     pub async fn forget_presigns(&self, keys: Vec<String>) -> Result<(), CatalogError> {

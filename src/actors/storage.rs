@@ -197,7 +197,8 @@ fn answer_request(s: Op, msg: StorageRequest) {
 
 /// Runs one operation on its own task, timed under `op`, and sends its result to `reply`;
 /// should the health probe find the backend not answering meanwhile, the answer is
-/// `Down` at once (the operation itself runs on until its own deadline).
+/// `Down` at once, while the operation itself runs on to its own end (never cut off in the
+/// middle of a request or an S3 multipart upload).
 fn answer<T, F>(
     reply: RpcReplyPort<Result<T>>,
     Op { storage, up }: Op,
@@ -205,11 +206,15 @@ fn answer<T, F>(
     run: impl FnOnce(Arc<Storage>) -> F + Send + 'static,
 ) where
     T: Send + 'static,
-    F: std::future::Future<Output = Result<T>> + Send,
+    F: std::future::Future<Output = Result<T>> + Send + 'static,
 {
+    let work = tokio::spawn(async move { timed(&storage, op, run(storage.clone())).await });
     tokio::spawn(async move {
-        let result = unless_down(up, timed(&storage, op, run(storage.clone()))).await;
-        let _ = reply.send(result);
+        let waited = unless_down(up, async {
+            work.await
+                .map_err(|e| StorageError::Io(std::io::Error::other(e)))?
+        });
+        let _ = reply.send(waited.await);
     });
 }
 
@@ -226,9 +231,14 @@ pub async fn unless_down<T>(
 }
 
 /// Removes files of deleted items, then clears those that are gone from the catalog's
-/// queue (the others stay queued and are retried at the next start).
+/// queue (the others stay queued and are retried at the next start). A key an item has
+/// claimed again since it was queued (a crop made again under the same key) is kept.
 async fn drain_deletes(storage: &Storage, catalog: &CatalogHandle, keys: Vec<String>) {
-    let removed = remove_files(storage, keys).await;
+    let (owned, keys): (Vec<String>, Vec<String>) = keys
+        .into_iter()
+        .partition(|key| matches!(catalog.owner_of_file(key), Ok(Some(_))));
+    let mut removed = remove_files(storage, keys).await;
+    removed.extend(owned);
     if !removed.is_empty()
         && let Err(e) = catalog.forget_deletes(removed).await
     {

@@ -17,6 +17,8 @@ use super::storage::{StorageActor, StorageArgs, StorageMsg};
 use crate::catalog::Catalog;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Without a failure for this long, the backoff starts over.
+const CALM_AFTER: Duration = Duration::from_secs(60);
 
 pub struct Supervisor;
 
@@ -35,6 +37,8 @@ pub struct SupervisorState {
     /// Each child and its running actor (`None` while a restart is pending).
     children: Vec<(Child, Option<ActorCell>)>,
     restarts: u32,
+    /// When the last restart was needed.
+    last_failure: Option<tokio::time::Instant>,
     stopping: bool,
 }
 
@@ -140,6 +144,7 @@ impl Actor for Supervisor {
             args,
             children,
             restarts: 0,
+            last_failure: None,
             stopping: false,
         })
     }
@@ -195,16 +200,26 @@ impl Actor for Supervisor {
         metrics::counter!(crate::metrics::ACTOR_RESTARTS, "actor" => child.name()).increment(1);
         state.args.clear(child);
         state.children[index].1 = None;
-        tokio::time::sleep(state.backoff()).await;
-        state.restart(&myself, index).await;
+        // After the backoff, by a message to itself: the supervisor keeps answering (its
+        // other children's failures, a shutdown) meanwhile.
+        let wait = state.backoff();
+        myself.send_after(wait, move || SupervisorMsg::Restart(index));
         Ok(())
     }
 }
 
 impl SupervisorState {
-    /// The wait before the next restart: 10 ms doubling with every restart, at most
-    /// `MAX_BACKOFF`.
+    /// The wait before the next restart: 10 ms doubling with every restart in a row, at
+    /// most `MAX_BACKOFF`; a failure a minute after the last starts again at 10 ms.
     fn backoff(&mut self) -> Duration {
+        let now = tokio::time::Instant::now();
+        if self
+            .last_failure
+            .is_some_and(|at| now.duration_since(at) > CALM_AFTER)
+        {
+            self.restarts = 0;
+        }
+        self.last_failure = Some(now);
         let wait = Duration::from_millis(10u64 << self.restarts.min(8)).min(MAX_BACKOFF);
         self.restarts += 1;
         wait

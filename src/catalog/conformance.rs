@@ -11,10 +11,11 @@
 //! their own, so an evicted crop never takes a re-made one with it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ractor::ActorRef;
 
-use super::{CacheCrop, Catalog, CatalogError};
+use super::{CacheCrop, Catalog, CatalogError, JobOutcome};
 use crate::actors::catalog::{CatalogHandle, CatalogMsg};
 use crate::model::{
     CropRecord, CropSize, JobResult, ListQuery, MediaPatch, MediaRecord, MediaType, Processing,
@@ -22,12 +23,15 @@ use crate::model::{
 };
 use crate::storage::key::{crop_key, ondemand_crop_key, ondemand_crop_prefix, variant_key};
 
-/// One catalog under test, with its fault hooks.
+/// One catalog under test, with its hooks.
 struct Fixture {
     handle: CatalogHandle,
     actor: ActorRef<CatalogMsg>,
     /// Fault injection: make a record unreadable.
     corrupt: Box<dyn Fn(&str) + Send + Sync>,
+    /// Holds commits back until the returned guard drops (writes sent meanwhile are
+    /// committed together).
+    hold_commits: Box<dyn Fn() -> Box<dyn Send> + Send + Sync>,
     _dir: tempfile::TempDir,
 }
 
@@ -36,10 +40,12 @@ impl Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
         let catalog = Arc::new(Catalog::open(&dir.path().join("c.redb")).expect("open"));
         let (handle, actor) = CatalogHandle::spawn(catalog.clone()).await.expect("spawn");
+        let held = catalog.clone();
         Self {
             handle,
             actor,
             corrupt: Box::new(move |id| catalog.corrupt_record(id)),
+            hold_commits: Box::new(move || Box::new(held.hold_writes())),
             _dir: dir,
         }
     }
@@ -68,13 +74,16 @@ macro_rules! conformance {
 conformance!(
     a_delete_queues_every_file_the_catalog_knows,
     a_failed_rerun_for_crops_keeps_the_variants,
+    a_failed_rerun_of_an_image_without_variants_keeps_it_ready,
+    a_stale_failed_run_leaves_the_newer_job,
     search_finds_every_spelling,
-    filename_order_ignores_case,
+    filename_order_follows_the_fold,
     one_unreadable_record_fails_only_its_own_write_and_can_be_deleted,
     a_search_answer_is_one_snapshot_under_concurrent_commits,
     queries_past_the_bounds_are_refused,
     a_remade_crop_never_shares_a_key_with_an_evicted_one,
     a_crop_larger_than_the_cache_is_not_kept,
+    a_new_crop_never_evicts_itself,
 );
 
 // ---- records ---------------------------------------------------------------------------
@@ -235,6 +244,7 @@ async fn a_failed_rerun_for_crops_keeps_the_variants(f: &Fixture) {
     assert!(c.start_job(a.id.clone(), 3).await.expect("start"));
     let failed = JobResult::Failed {
         reason: "the original is unreadable".into(),
+        crop_version: moved.record.crop_version,
     };
     c.finish_job(a.id.clone(), failed, a.storage_key.clone())
         .await
@@ -263,7 +273,10 @@ async fn a_failed_rerun_for_crops_keeps_the_variants(f: &Fixture) {
     let b = processed(
         f,
         &image(2, "b.png"),
-        JobResult::Failed { reason: "x".into() },
+        JobResult::Failed {
+            reason: "x".into(),
+            crop_version: 0,
+        },
     )
     .await;
     assert_eq!(
@@ -272,6 +285,87 @@ async fn a_failed_rerun_for_crops_keeps_the_variants(f: &Fixture) {
     );
     let deleted = c.delete_media(b.id.clone()).await.expect("delete");
     assert_eq!(deleted, std::slice::from_ref(&b.storage_key));
+}
+
+async fn a_failed_rerun_of_an_image_without_variants_keeps_it_ready(f: &Fixture) {
+    let c = &f.handle;
+    // An icon of at most 150 px: no variants, but its placeholders and a preset crop.
+    let mut small = made(&image(1, "icon.png"), 0);
+    if let JobResult::Ready { variants, .. } = &mut small {
+        variants.clear();
+    }
+    let a = processed(f, &image(1, "icon.png"), small).await;
+    let patch = MediaPatch {
+        focal_x: Some(5.0),
+        ..MediaPatch::default()
+    };
+    let moved = c
+        .update_media(a.id.clone(), patch, true)
+        .await
+        .expect("move");
+    assert!(c.start_job(a.id.clone(), 3).await.expect("start"));
+    let failed = JobResult::Failed {
+        reason: "the original is unreadable".into(),
+        crop_version: moved.record.crop_version,
+    };
+    c.finish_job(a.id.clone(), failed, a.storage_key.clone())
+        .await
+        .expect("finish");
+    let after = c.get(&a.id).expect("get").expect("item");
+    let p = after.processing.as_ref().expect("processing");
+    assert_eq!(p.status, Status::Ready, "still usable");
+    assert_eq!(
+        p.thumbhash.as_deref(),
+        Some("hash"),
+        "its placeholders stay"
+    );
+}
+
+async fn a_stale_failed_run_leaves_the_newer_job(f: &Fixture) {
+    let c = &f.handle;
+    let a = processed(f, &image(1, "a.png"), made(&image(1, "a.png"), 0)).await;
+    let move_to = |x| MediaPatch {
+        focal_x: Some(x),
+        ..MediaPatch::default()
+    };
+    let first = c
+        .update_media(a.id.clone(), move_to(10.0), true)
+        .await
+        .expect("move");
+    assert!(c.start_job(a.id.clone(), 3).await.expect("start"));
+    // Moved again while the run for the first move is on its way to failing.
+    let second = c
+        .update_media(a.id.clone(), move_to(90.0), true)
+        .await
+        .expect("move");
+    assert!(second.record.crop_version > first.record.crop_version);
+    let failed = JobResult::Failed {
+        reason: "interrupted".into(),
+        crop_version: first.record.crop_version,
+    };
+    let outcome = c
+        .finish_job(a.id.clone(), failed, a.storage_key.clone())
+        .await
+        .expect("finish");
+    assert_eq!(outcome, JobOutcome::Stale);
+    assert_eq!(
+        c.unfinished_jobs().await.expect("jobs"),
+        std::slice::from_ref(&a.id)
+    );
+    assert!(c.get(&a.id).expect("get").expect("item").is_processing());
+    // The run for the second move records its crops.
+    assert!(c.start_job(a.id.clone(), 3).await.expect("start"));
+    let done = c
+        .finish_job(
+            a.id.clone(),
+            made(&a, second.record.crop_version),
+            a.storage_key.clone(),
+        )
+        .await
+        .expect("finish");
+    assert_eq!(done, JobOutcome::Recorded);
+    let after = c.get(&a.id).expect("get").expect("item");
+    assert_eq!(after.crop_keys().len(), 1);
 }
 
 async fn search_finds_every_spelling(f: &Fixture) {
@@ -312,9 +406,17 @@ async fn search_finds_every_spelling(f: &Fixture) {
     assert_eq!(page.items[0].filename, names[0]);
 }
 
-async fn filename_order_ignores_case(f: &Fixture) {
+async fn filename_order_follows_the_fold(f: &Fixture) {
     let c = &f.handle;
-    let names = ["b.pdf", "A.pdf", "C.pdf", "a2.pdf"];
+    // Folded, not lower-cased: Straße sorts as strasse (before STRASSE-2), not after it.
+    let names = [
+        "b.pdf",
+        "A.pdf",
+        "C.pdf",
+        "a2.pdf",
+        "STRASSE-2.pdf",
+        "Straße-1.pdf",
+    ];
     let records = (0..names.len())
         .map(|i| document(i + 1, names[i]))
         .collect();
@@ -328,7 +430,17 @@ async fn filename_order_ignores_case(f: &Fixture) {
         .await
         .expect("list");
     let order: Vec<&str> = page.items.iter().map(|r| r.filename.as_str()).collect();
-    assert_eq!(order, ["A.pdf", "a2.pdf", "b.pdf", "C.pdf"]);
+    assert_eq!(
+        order,
+        [
+            "A.pdf",
+            "a2.pdf",
+            "b.pdf",
+            "C.pdf",
+            "Straße-1.pdf",
+            "STRASSE-2.pdf"
+        ]
+    );
 }
 
 async fn one_unreadable_record_fails_only_its_own_write_and_can_be_deleted(f: &Fixture) {
@@ -342,12 +454,27 @@ async fn one_unreadable_record_fails_only_its_own_write_and_can_be_deleted(f: &F
         alt: Some(Some(text.into())),
         ..MediaPatch::default()
     };
-    // Sent together, so they share a commit.
-    let (on_bad, on_good, new) = tokio::join!(
-        c.update_media(bad.id.clone(), alt("x"), false),
-        c.update_media(good.id.clone(), alt("kept"), false),
-        c.insert_media(vec![document(3, "new.pdf")]),
-    );
+    // Sent while a commit is held back, so the three wait and share the next commit.
+    let held = (f.hold_commits)();
+    let first = tokio::spawn({
+        let c = c.clone();
+        async move { c.insert_media(vec![document(4, "first.pdf")]).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await; // the first commit is waiting
+    let writes = tokio::spawn({
+        let (c, bad, good) = (c.clone(), bad.id.clone(), good.id.clone());
+        async move {
+            tokio::join!(
+                c.update_media(bad, alt("x"), false),
+                c.update_media(good, alt("kept"), false),
+                c.insert_media(vec![document(3, "new.pdf")]),
+            )
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await; // all three are queued
+    drop(held);
+    first.await.expect("task").expect("first");
+    let (on_bad, on_good, new) = writes.await.expect("task");
     assert!(
         matches!(on_bad, Err(CatalogError::Corrupt(_))),
         "{on_bad:?}"
@@ -360,7 +487,7 @@ async fn one_unreadable_record_fails_only_its_own_write_and_can_be_deleted(f: &F
     let deleted = c.delete_media(bad.id.clone()).await.expect("delete");
     assert_eq!(deleted, std::slice::from_ref(&bad.storage_key));
     let all = c.list(ListQuery::default()).await.expect("list");
-    assert_eq!(all.total, 2);
+    assert_eq!(all.total, 3);
     assert!(all.items.iter().all(|r| r.id != bad.id));
     assert_eq!(found(f, "bad").await, Vec::<String>::new());
 }
@@ -437,6 +564,14 @@ async fn queries_past_the_bounds_are_refused(f: &Fixture) {
     assert!(matches!(
         c.list(search(&format!("{long}a"))).await,
         Err(CatalogError::Query(QueryBound::Search))
+    ));
+    let page = ListQuery {
+        limit: ListQuery::MAX_LIMIT + 1,
+        ..ListQuery::default()
+    };
+    assert!(matches!(
+        c.list(page).await,
+        Err(CatalogError::Query(QueryBound::Limit))
     ));
     let deep_search = ListQuery {
         offset: ListQuery::MAX_OFFSET + 1,
@@ -522,4 +657,46 @@ async fn a_crop_larger_than_the_cache_is_not_kept(f: &Fixture) {
     assert_eq!(c.cached_crop(&a.id, &prefix(900)).expect("read"), None);
     assert!(c.cached_crop(&a.id, &prefix(10)).expect("read").is_some());
     assert!(c.pending_deletes().await.expect("pending").contains(&huge));
+}
+
+async fn a_new_crop_never_evicts_itself(f: &Fixture) {
+    let c = &f.handle;
+    let a = processed(f, &image(1, "a.png"), made(&image(1, "a.png"), 0)).await;
+    let key = |w| {
+        let size = CropSize {
+            width: w,
+            height: w,
+        };
+        ondemand_crop_key(&a.storage_key, size, a.crop_version)
+    };
+    let (older, newer) = (key(10), key(20));
+    let now = crate::model::now_us();
+    let at = |key: &str, now_us| CacheCrop {
+        now_us,
+        ..crop(&a, key, 100, 250)
+    };
+    assert!(c.cache_crop(at(&older, now)).await.expect("1").kept);
+    assert!(c.cache_crop(at(&newer, now + 10)).await.expect("2").kept);
+    // A crop whose last use is older than the others' (made before another was touched,
+    // or a clock that stepped back): the others make room, not it.
+    let made_before = key(30);
+    let cached = c.cache_crop(at(&made_before, now - 10)).await.expect("3");
+    assert!(cached.kept);
+    assert_eq!(cached.evicted, std::slice::from_ref(&older));
+    let prefix = ondemand_crop_prefix(
+        &a.storage_key,
+        CropSize {
+            width: 30,
+            height: 30,
+        },
+        a.crop_version,
+    );
+    let hit = c.cached_crop(&a.id, &prefix).expect("read");
+    assert_eq!(hit.map(|(k, _)| k), Some(made_before.clone()));
+    assert!(
+        !c.pending_deletes()
+            .await
+            .expect("pending")
+            .contains(&made_before)
+    );
 }

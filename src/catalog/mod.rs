@@ -63,6 +63,8 @@ pub enum CatalogError {
     PresignExpired,
     #[error("this upload was already confirmed")]
     AlreadyConfirmed,
+    #[error("another confirm of this upload is in progress; retry once it has ended")]
+    ConfirmInProgress,
 }
 
 impl CatalogError {
@@ -208,6 +210,7 @@ impl Catalog {
         *self.db.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(reopened));
         self.jobs.store(jobs, Ordering::Relaxed);
         self.cache.invalidate_all();
+        self.memo.clear();
         self.commit_failed.store(false, Ordering::Relaxed);
         Ok(())
     }
@@ -233,6 +236,23 @@ impl Catalog {
         self.cache.invalidate([id]);
     }
 
+    /// Test-only: holds redb's single writer until the returned sender drops, so writes
+    /// sent meanwhile wait and then commit together (one group commit).
+    #[cfg(test)]
+    pub(crate) fn hold_writes(&self) -> std::sync::mpsc::Sender<()> {
+        let db = self.database().expect("database");
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (held, holding) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let txn = db.begin_write().expect("write");
+            let _ = held.send(());
+            let _ = released.recv(); // until the sender drops
+            drop(txn);
+        });
+        holding.recv().expect("holding");
+        release
+    }
+
     /// The open database, if any (a brief lock to clone the handle).
     fn database(&self) -> Result<Arc<Database>> {
         let db = self.db.read().unwrap_or_else(|e| e.into_inner());
@@ -253,6 +273,7 @@ fn open_db(path: &Path, options: &Options) -> Result<Database> {
     let db = Database::builder()
         .set_cache_size(options.cache_bytes)
         .create(path)?;
+    upgrade::schema_of(&db)?; // a newer build's file is refused before anything is written
     let txn = db.begin_write()?;
     {
         txn.open_table(MEDIA)?;

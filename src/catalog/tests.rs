@@ -81,7 +81,14 @@ fn a_job_is_committed_with_its_item_and_recorded_once() {
 
     // A second run of the same job (a restart raced it) changes nothing.
     assert!(!start(&c, &a.id));
-    let again = finish(&c, &a.id, JobResult::Failed { reason: "x".into() });
+    let again = finish(
+        &c,
+        &a.id,
+        JobResult::Failed {
+            reason: "x".into(),
+            crop_version: 0,
+        },
+    );
     assert_eq!(again, Outcome::Job(JobOutcome::AlreadyDone));
     assert_eq!(c.get(&a.id).expect("get"), Some(got.clone()));
 
@@ -133,11 +140,21 @@ fn a_presign_is_confirmed_once_and_only_before_it_expires() {
         expires_us,
         staged: true,
         confirmed: false,
+        confirming: None,
     };
     let confirm = |record: &MediaRecord, now_us| {
         c.apply_single(Write::ConfirmPresign {
             record: Box::new(record.clone()),
+            token: "t1".into(),
             now_us,
+        })
+    };
+    let begin = |token: &str, now_us, until_us| {
+        c.apply_single(Write::BeginConfirm {
+            key: a.storage_key.clone(),
+            token: token.into(),
+            now_us,
+            until_us,
         })
     };
     assert!(matches!(
@@ -164,6 +181,35 @@ fn a_presign_is_confirmed_once_and_only_before_it_expires() {
         vec![(a.storage_key.clone(), presign(100))]
     );
     assert!(c.expired_presigns(99).expect("expired").is_empty());
+
+    // One confirm at a time: a second is refused while the first holds the presign, and
+    // cannot commit in its place; once the first gives it back, a retry may take it.
+    begin("t2", 10, 40).expect("t2 takes it");
+    assert!(matches!(
+        begin("t1", 20, 50),
+        Err(CatalogError::ConfirmInProgress)
+    ));
+    assert!(matches!(
+        confirm(&a, 20),
+        Err(CatalogError::ConfirmInProgress)
+    ));
+    c.apply_single(Write::EndConfirm {
+        key: a.storage_key.clone(),
+        token: "t1".into(),
+    })
+    .expect("not t1's to end: nothing changes");
+    assert!(matches!(
+        begin("t1", 30, 60),
+        Err(CatalogError::ConfirmInProgress)
+    ));
+    // A lease that ran out (its confirm died with the server) is taken over.
+    begin("t1", 41, 90).expect("t2's lease ran out");
+    c.apply_single(Write::EndConfirm {
+        key: a.storage_key.clone(),
+        token: "t1".into(),
+    })
+    .expect("end");
+    begin("t1", 45, 90).expect("taken again after it was given back");
 
     confirm(&a, 50).expect("confirmed");
     assert_eq!(c.get(&a.id).expect("get"), Some(a.clone()));
@@ -203,6 +249,7 @@ fn a_presign_made_before_uploads_were_staged_is_refused_as_expired() {
         expires_us: 100,
         staged: true,
         confirmed: false,
+        confirming: None,
     })
     .expect("json");
     let fields = older.as_object_mut().expect("object");
@@ -245,6 +292,7 @@ fn the_confirm_rule_reads_the_same_before_and_in_the_write() {
         expires_us: 100,
         staged: true,
         confirmed: false,
+        confirming: None,
     };
     let key = a.storage_key.clone();
     assert!(matches!(
@@ -421,5 +469,100 @@ fn a_catalog_written_by_a_newer_darkroom_is_refused_untouched() {
     assert_eq!(
         read.open_table(MEDIA).expect("media").len().expect("len"),
         1
+    );
+}
+
+/// Makes a schema-2 catalog out of a current one (no `ITEM_FILES`; the listing and search
+/// indexes, which the upgrade rebuilds whatever they hold, dropped), with what that
+/// build's bugs could leave: a file row of an item deleted long ago, and a record that no
+/// longer decodes.
+fn to_schema_2(path: &std::path::Path, broken: &str) {
+    let db = Database::create(path).expect("db");
+    let txn = db.begin_write().expect("txn");
+    txn.delete_table(ITEM_FILES).expect("item files");
+    txn.delete_table(SEARCH_DOCS).expect("docs");
+    txn.delete_table(SEARCH_IDS).expect("ids");
+    txn.delete_table(SEARCH_GRAMS).expect("grams");
+    txn.delete_table(INDEX).expect("index");
+    txn.open_table(META)
+        .expect("meta")
+        .insert("schema", 2)
+        .expect("schema");
+    txn.open_table(FILES)
+        .expect("files")
+        .insert("2026/01/gone-150.webp", "media_GGGGGGGGGGGGGGGG")
+        .expect("leftover");
+    txn.open_table(MEDIA)
+        .expect("media")
+        .insert(broken, b"{torn".as_slice())
+        .expect("broken");
+    txn.commit().expect("commit");
+}
+
+#[test]
+fn the_schema_3_upgrade_folds_queues_leftovers_and_survives_an_unreadable_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("c.redb");
+    let (a, b) = (
+        MediaRecord {
+            filename: "Straße.png".into(),
+            ..image('a')
+        },
+        image('b'),
+    );
+    {
+        let c = Catalog::open(&path).expect("open");
+        c.apply_single(Write::InsertMedia(vec![a.clone(), b.clone()]))
+            .expect("insert");
+        assert!(start(&c, &a.id));
+        finish(&c, &a.id, ready(&a));
+    }
+    to_schema_2(&path, &b.id);
+    let c = Catalog::open(&path).expect("the upgrade runs past the unreadable record");
+    let search = |term: &str| crate::model::ListQuery {
+        search: Some(crate::model::fold(term)),
+        ..Default::default()
+    };
+    let found = c.list(&search("STRASSE")).expect("search");
+    assert_eq!(found.items, vec![c.get(&a.id).expect("get").expect("a")]);
+    let all = c.list(&crate::model::ListQuery::default()).expect("list");
+    assert_eq!(
+        all.total, 1,
+        "counts are recounted: the unreadable record is not listed"
+    );
+    // The leftover is queued and no longer served; the unreadable item can be deleted.
+    assert_eq!(
+        c.pending_deletes().expect("pending"),
+        ["2026/01/gone-150.webp"]
+    );
+    assert_eq!(
+        c.owner_of_file("2026/01/gone-150.webp").expect("owner"),
+        None
+    );
+    let deleted = c
+        .apply_single(Write::DeleteMedia { id: b.id.clone() })
+        .expect("delete the unreadable one");
+    assert_eq!(
+        deleted,
+        Outcome::Deleted {
+            queued: vec![b.storage_key.clone()]
+        }
+    );
+    // ITEM_FILES was rebuilt: deleting a queues its variant.
+    let deleted = c
+        .apply_single(Write::DeleteMedia { id: a.id.clone() })
+        .expect("delete");
+    let Outcome::Deleted { queued } = deleted else {
+        panic!("{deleted:?}")
+    };
+    assert!(
+        queued.contains(&variant_key(&a.storage_key, 150)),
+        "{queued:?}"
+    );
+    assert_eq!(
+        c.list(&crate::model::ListQuery::default())
+            .expect("list")
+            .total,
+        0
     );
 }

@@ -4,10 +4,12 @@
 //! signal every connection watches (mini-redis's pattern: a watch channel to tell, a
 //! sender clone per connection to count those still open).
 //!
-//! A response body being sent counts as activity for as long as the client takes it: each
-//! frame hyper pulls (it pulls the next once the last is on its way) marks progress, so
-//! a 50 MB video read at 2 Mbit/s is not cut off, while a client that stops reading is
-//! idle from its last progress.
+//! A response body being sent counts as activity while the client takes it at least at
+//! `server.min_send_rate_bytes` a second: a frame hyper pulls (it pulls the next once the
+//! last is on its way) marks progress when the bytes pulled since the last mark keep that
+//! rate. So a 50 MB video read at 2 Mbit/s is not cut off, while a client that stops
+//! reading, or reads a frame a minute to hold the connection, is idle from its last
+//! progress.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -35,14 +37,17 @@ pub struct Activity {
     /// Milliseconds from `opened` to the end of the last request, or the last progress of
     /// a body being sent.
     last_ms: AtomicU64,
+    /// Bytes a second a response body must be taken at to count as progress (0: any).
+    min_send_rate: u64,
 }
 
 impl Activity {
-    pub fn new() -> Arc<Self> {
+    pub fn new(min_send_rate: u64) -> Arc<Self> {
         Arc::new(Self {
             opened: Instant::now(),
             in_flight: AtomicUsize::new(0),
             last_ms: AtomicU64::new(0),
+            min_send_rate,
         })
     }
 
@@ -61,6 +66,8 @@ impl Activity {
         http_body_util::BodyExt::boxed(Tracked {
             body,
             activity: self.clone(),
+            since: Instant::now(),
+            pulled: 0,
         })
     }
 
@@ -105,6 +112,22 @@ impl Drop for Busy {
 struct Tracked {
     body: RespBody,
     activity: Arc<Activity>,
+    /// The last progress marked, and the bytes pulled since.
+    since: Instant,
+    pulled: u64,
+}
+
+impl Tracked {
+    /// Counts `n` bytes pulled; marks progress if the pace since the last mark is kept.
+    fn pulled(&mut self, n: u64) {
+        self.pulled += n;
+        let now = Instant::now();
+        let owed = self.activity.min_send_rate as f64 * (now - self.since).as_secs_f64();
+        if self.pulled as f64 >= owed {
+            self.activity.stamp();
+            (self.since, self.pulled) = (now, 0);
+        }
+    }
 }
 
 impl Body for Tracked {
@@ -116,8 +139,13 @@ impl Body for Tracked {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         let polled = Pin::new(&mut self.body).poll_frame(cx);
-        if polled.is_ready() {
-            self.activity.stamp();
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                let n = frame.data_ref().map_or(0, |d| d.len() as u64);
+                self.pulled(n);
+            }
+            Poll::Ready(_) => self.activity.stamp(), // the end, or an error
+            Poll::Pending => {}
         }
         polled
     }
@@ -192,7 +220,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn idle_time_counts_from_the_end_of_the_last_request_and_not_during_one() {
-        let activity = Activity::new();
+        let activity = Activity::new(0);
         tokio::time::advance(Duration::from_secs(5)).await;
         assert_eq!(
             activity.idle_at(Instant::now()),
@@ -212,6 +240,28 @@ mod tests {
         );
         tokio::time::advance(Duration::from_secs(8)).await;
         assert_eq!(activity.recheck_at(Instant::now(), timeout), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_taken_below_the_minimum_rate_is_no_progress() {
+        let activity = Activity::new(1000); // 1 KB a second
+        let mut body = Tracked {
+            body: super::super::response::empty(),
+            activity: activity.clone(),
+            since: Instant::now(),
+            pulled: 0,
+        };
+        let idle = || activity.idle_at(Instant::now());
+        let step = Duration::from_secs(10);
+        tokio::time::advance(step).await;
+        body.pulled(20_000); // 2 KB/s: progress
+        assert_eq!(idle(), Some(Duration::ZERO));
+        tokio::time::advance(step).await;
+        body.pulled(5_000); // 0.5 KB/s (a frame now and then): no progress
+        assert_eq!(idle(), Some(step));
+        tokio::time::advance(step).await;
+        body.pulled(30_000); // 35 KB in 20 s: the pace is kept again
+        assert_eq!(idle(), Some(Duration::ZERO));
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod body;
 mod conn;
 pub mod files;
+mod framing;
 pub mod handlers;
 mod linger;
 pub mod multipart;

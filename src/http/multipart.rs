@@ -5,7 +5,8 @@
 //!
 //! Limits: a body whose `Content-Length` exceeds one file's limit (plus multipart framing)
 //! is refused with 413 before a byte is read; without a length, the same limit is
-//! enforced while streaming. A request therefore carries at most 50 MB of files in all;
+//! enforced while streaming. The preamble and each part's headers are bounded too, before
+//! multer buffers them (`framing`). A request therefore carries at most 50 MB of files in all;
 //! several large files go in several requests.
 
 use hyper::Request;
@@ -15,6 +16,7 @@ use multer::{Constraints, Field, Multipart, SizeLimit};
 
 use super::Ctx;
 use super::body::{Paced, body_error};
+use super::framing::{Framing, FramingTooLong};
 use super::query::invalid_folder;
 use crate::error::{ApiError, FileError};
 use crate::ingest::Staged;
@@ -58,7 +60,11 @@ pub async fn receive(ctx: &Ctx, req: Request<Incoming>) -> Result<Form, ApiError
     if declared.is_some_and(|len| len > body_limit) {
         return Err(ApiError::TooLarge { limit: max_file });
     }
-    let stream = Paced::new(req.into_body(), &ctx.config.server);
+    let stream = Framing::new(
+        Paced::new(req.into_body(), &ctx.config.server),
+        &boundary,
+        ctx.config.limits.upload_buffer_bytes,
+    );
     let constraints = Constraints::new().size_limit(
         SizeLimit::new()
             .whole_stream(body_limit)
@@ -157,6 +163,9 @@ fn multipart_error(e: multer::Error) -> ApiError {
             limit: limit.saturating_sub(FRAMING_ALLOWANCE),
         },
         multer::Error::StreamReadFailed(e) => match e.downcast::<std::io::Error>() {
+            Ok(io) if io.get_ref().is_some_and(|e| e.is::<FramingTooLong>()) => {
+                ApiError::bad_request("invalid_multipart", io.to_string())
+            }
             Ok(io) => body_error(*io),
             Err(_) => ApiError::bad_request("invalid_body", "the request body was cut short"),
         },

@@ -3,8 +3,6 @@
 use crate::error::ApiError;
 use crate::model::{FolderPath, Kind, ListQuery, SortField, cursor, fold};
 
-pub const MAX_LIMIT: usize = 100;
-
 /// Which parameters a caller may use: anonymous public calls get folder/type/limit/
 /// offset only; search, sort and order need an API key (they are ignored without one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +47,7 @@ pub fn list_query(raw: Option<&str>, access: Access) -> Result<ListQuery, ApiErr
                     ApiError::bad_request("invalid_type", "type must be image, document or video")
                 })?);
             }
-            "limit" => q.limit = number(&value, "limit", 1)?.min(MAX_LIMIT),
+            "limit" => q.limit = number(&value, "limit", 1)?.min(ListQuery::MAX_LIMIT),
             "offset" => q.offset = number(&value, "offset", 0)?,
             "cursor" => cursor = Some(value.into_owned()),
             "search" if access == Access::Full => {

@@ -144,7 +144,7 @@ async fn connection(
     // read steadily shows progress often (see `conn`).
     #[cfg(target_os = "linux")]
     let _ = socket2::SockRef::from(&stream).set_tcp_notsent_lowat(UNSENT_LOW_WATER);
-    let activity = Activity::new();
+    let activity = Activity::new(limits.min_send_rate_bytes);
     let service = {
         let (ctx, activity) = (ctx.clone(), activity.clone());
         service_fn(move |req| {
@@ -212,9 +212,10 @@ const METRICS_CONNECTIONS: usize = 16;
 /// closed at once) and a pause after a failed accept (out of file descriptors).
 pub async fn serve_metrics(listener: TcpListener, handle: PrometheusHandle, limits: ServerConfig) {
     let header = Duration::from_secs(limits.header_read_timeout_secs);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1 only (what scrapers speak): an HTTP/2 connection could stay open idle, past
+    // the header deadline, and hold one of the few slots.
+    let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(header)
         .max_buf_size(limits.max_header_bytes);

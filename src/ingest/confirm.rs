@@ -10,13 +10,21 @@
 //!   and what its probe asks for (an MP4's `moov`, wherever its header points).
 //!
 //! Whatever is refused is deleted, the staging object in any case once the item exists.
+//! Confirms of one presign run one at a time (a lease in the catalog, so across nodes
+//! too): two attempts never write the key at once, and a failed one removes what it wrote
+//! before a retry may start.
 
 use std::io::Read;
 
 use super::stage::{Unclaimed, checked};
 use super::{Ingest, IngestError, Staged};
+use crate::actors::processing::Reservation;
 use crate::media::{self, Inspection, MediaError, sniff};
-use crate::model::{FolderPath, MediaRecord, MediaType, PresignRecord, now_us};
+use crate::model::{FolderPath, MediaRecord, MediaType, PresignRecord, now_us, random_token};
+
+/// How long one confirm may hold its presign at most: it gives it back when it ends, so
+/// this only bounds how long a confirm cut off by a crash keeps a retry waiting.
+const CONFIRM_LEASE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// What the client says when it confirms, already validated.
 pub struct Confirmation {
@@ -43,39 +51,21 @@ impl Ingest {
     /// type, safe and within limits), strips it like an upload, and records its item and
     /// job in the same write that consumes the presign (so it is confirmed once).
     pub async fn confirm(&self, c: Confirmation) -> Result<MediaRecord, IngestError> {
-        let (key, media_type, expected) = (c.key, c.presign.media_type, c.presign.size);
+        let (key, media_type) = (c.key, c.presign.media_type);
         self.admit_bytes()?;
-        let upload = self
-            .storage
-            .head_upload(key.clone())
-            .await?
-            .ok_or(IngestError::UploadMissing)?;
-        if upload.size != expected {
-            self.refuse_upload(&key);
-            return Err(IngestError::SizeMismatch { expected });
-        }
-        let slot = self.admit(media_type)?;
-        // From here the key's object is this request's until its record commits.
-        let guard = Unclaimed::new(self, key.clone());
-        let checked = if media_type.is_cleaned() {
-            self.check_downloaded(&key, media_type, expected).await?
-        } else {
-            self.check_copied(&key, media_type, expected).await?
-        };
-        let (inspection, size) = match checked {
+        // One confirm of a presign at a time: this one's until it commits, or until what
+        // it wrote at the key is removed again (`Unclaimed`), whatever ends it.
+        let token = random_token(16);
+        self.catalog
+            .begin_confirm(key.clone(), token.clone(), CONFIRM_LEASE)
+            .await?;
+        let guard = Unclaimed::for_confirm(self, key.clone(), token.clone());
+        let checked = self.check_upload(&key, &c.presign, &c.filename).await;
+        let (inspection, size, slot) = match checked {
             Ok(found) => found,
-            Err(refusal) => {
-                self.refuse_upload(&key); // the copy, if any, goes with the guard
-                return Err(match refusal {
-                    Refusal::Size => IngestError::SizeMismatch { expected },
-                    Refusal::Type => IngestError::TypeMismatch {
-                        expected: media_type.mime(),
-                    },
-                    Refusal::Media(error) => IngestError::Refused {
-                        filename: c.filename,
-                        error,
-                    },
-                });
+            Err(e) => {
+                guard.release().await; // a retry may go as soon as this one has answered
+                return Err(e);
             }
         };
         let mut staged = Staged {
@@ -89,7 +79,7 @@ impl Ingest {
             guard,
         };
         let item = staged.record(&c.folder, c.alt.as_deref());
-        self.catalog.confirm_presign(item.clone()).await?;
+        self.catalog.confirm_presign(item.clone(), token).await?;
         staged.recorded();
         drop(staged); // the backlog slot: the committed job counts in the catalog now
         // What the signed URL uploaded is no longer needed; should it be PUT again, the
@@ -101,14 +91,63 @@ impl Ingest {
         Ok(item)
     }
 
+    /// The checks of the upload for `key`, its copy at the key made along the way: the
+    /// inspection, the stored size, and the backlog slot of an image.
+    async fn check_upload(
+        &self,
+        key: &str,
+        presign: &PresignRecord,
+        filename: &str,
+    ) -> Result<(Inspection, u64, Option<Reservation>), IngestError> {
+        let (media_type, expected) = (presign.media_type, presign.size);
+        let upload = self
+            .storage
+            .head_upload(key.to_owned())
+            .await?
+            .ok_or(IngestError::UploadMissing)?;
+        if upload.size != expected {
+            self.delete_upload(key).await;
+            return Err(IngestError::SizeMismatch { expected });
+        }
+        let slot = self.admit(media_type)?;
+        let checked = if media_type.is_cleaned() {
+            self.check_downloaded(key, media_type, expected).await?
+        } else {
+            self.check_copied(key, media_type, expected).await?
+        };
+        match checked {
+            Ok((inspection, size)) => Ok((inspection, size, slot)),
+            Err(refusal) => {
+                // Gone before the answer, so a PUT the client makes next is not deleted
+                // (the copy at the key, if any, goes with the guard).
+                self.delete_upload(key).await;
+                Err(match refusal {
+                    Refusal::Size => IngestError::SizeMismatch { expected },
+                    Refusal::Type => IngestError::TypeMismatch {
+                        expected: media_type.mime(),
+                    },
+                    Refusal::Media(error) => IngestError::Refused {
+                        filename: filename.to_owned(),
+                        error,
+                    },
+                })
+            }
+        }
+    }
+
     /// Deletes what the client uploaded for `key`, in the background.
     fn refuse_upload(&self, key: &str) {
-        let (storage, key) = (self.storage.clone(), key.to_owned());
-        tokio::spawn(async move {
-            if let Err(e) = storage.delete_uploads(vec![key]).await {
-                tracing::warn!(error = %e, "upload not deleted; the presign sweep retries");
-            }
-        });
+        let ingest = self.clone();
+        let key = key.to_owned();
+        tokio::spawn(async move { ingest.delete_upload(&key).await });
+    }
+
+    /// Deletes what the client uploaded for `key` (a failure is logged: the presign's
+    /// expiry sweep deletes it then).
+    async fn delete_upload(&self, key: &str) {
+        if let Err(e) = self.storage.delete_uploads(vec![key.to_owned()]).await {
+            tracing::warn!(error = %e, "upload not deleted; the presign sweep retries");
+        }
     }
 
     /// Downloads the upload into a temp file (one version of it, at most one byte more

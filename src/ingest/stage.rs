@@ -32,6 +32,9 @@ pub(super) struct Unclaimed {
     /// `None` once claimed.
     key: Option<String>,
     held: Option<Held>,
+    /// The confirm (its token) holding the key's presign: given back once the file is
+    /// removed, never before (a retry must not meet this one's delete).
+    lease: Option<String>,
     ingest: Ingest,
 }
 
@@ -41,8 +44,16 @@ impl Unclaimed {
         Self {
             held: Some(ingest.storage.hold(key.clone())),
             key: Some(key),
+            lease: None,
             ingest: ingest.clone(),
         }
+    }
+
+    /// As `new`, for the key of a presign that the confirm `token` holds.
+    pub(super) fn for_confirm(ingest: &Ingest, key: String, token: String) -> Self {
+        let mut unclaimed = Self::new(ingest, key);
+        unclaimed.lease = Some(token);
+        unclaimed
     }
 
     /// Its record is committed: the file stays.
@@ -54,22 +65,50 @@ impl Unclaimed {
 
 impl Drop for Unclaimed {
     fn drop(&mut self) {
-        let held = self.held.take();
+        let (held, lease) = (self.held.take(), self.lease.take());
         let Some(key) = self.key.take() else {
             return;
         };
-        // Without a runtime (the process is ending) the start-up sweep decides instead.
+        // Without a runtime (the process is ending) the start-up sweep decides instead
+        // (and a confirm's lease runs out).
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         let ingest = self.ingest.clone();
         runtime.spawn(async move {
-            let catalog = &ingest.catalog;
-            if catalog.barrier().await.is_ok() && matches!(catalog.owner_of_file(&key), Ok(None)) {
-                ingest.storage.discard(vec![key]);
-            }
+            settle(&ingest, key, lease).await;
             drop(held); // a record claims it now, or it is gone (or the sweep decides)
         });
+    }
+}
+
+/// What becomes of an unclaimed file: once every write that might name it has settled,
+/// removed unless a record claims it; a confirm's presign is given back after that.
+async fn settle(ingest: &Ingest, key: String, lease: Option<String>) {
+    let catalog = &ingest.catalog;
+    if catalog.barrier().await.is_err() || !matches!(catalog.owner_of_file(&key), Ok(None)) {
+        return;
+    }
+    match lease {
+        None => ingest.storage.discard(vec![key]),
+        Some(token) => {
+            let removed = ingest.storage.discard_now(vec![key.clone()]).await;
+            if removed.is_ok_and(|r| r.contains(&key)) {
+                let _ = catalog.end_confirm(key, token).await;
+            } // else its lease runs out first: a retry then writes the key anew
+        }
+    }
+}
+
+impl Unclaimed {
+    /// As dropping it, but done before this returns: a confirm that failed answers once
+    /// its presign is free for a retry.
+    pub(super) async fn release(mut self) {
+        let (held, lease) = (self.held.take(), self.lease.take());
+        if let Some(key) = self.key.take() {
+            settle(&self.ingest, key, lease).await;
+        }
+        drop(held);
     }
 }
 

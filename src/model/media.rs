@@ -158,6 +158,13 @@ pub struct Processing {
 }
 
 impl Processing {
+    /// An earlier run made the item's variants and placeholders (an image of at most
+    /// 150 px has no variants, but its thumbhash): a re-run makes the crops alone, and
+    /// its failure leaves the item as it was, usable.
+    pub fn was_made(&self) -> bool {
+        self.thumbhash.is_some()
+    }
+
     /// The state a new item of this type starts in: raster images wait for their job,
     /// SVG is ready without raster variants, documents and videos have none.
     pub fn initial(media_type: MediaType) -> Option<Self> {
@@ -209,10 +216,20 @@ pub enum JobResult {
     },
     Failed {
         reason: String,
+        /// The item's `crop_version` the run was for (a run for an older focal point is
+        /// stale, whatever its outcome).
+        crop_version: u32,
     },
 }
 
 impl JobResult {
+    /// The item's `crop_version` the run was for.
+    pub fn crop_version(&self) -> u32 {
+        match self {
+            Self::Ready { crop_version, .. } | Self::Failed { crop_version, .. } => *crop_version,
+        }
+    }
+
     /// The item's processing state once this result is recorded.
     pub fn into_processing(self) -> Processing {
         match self {
@@ -230,7 +247,7 @@ impl JobResult {
                 dominant_color: Some(dominant_color),
                 error: None,
             },
-            Self::Failed { reason } => Processing {
+            Self::Failed { reason, .. } => Processing {
                 error: Some(reason),
                 ..Processing::with_status(Status::Failed)
             },
@@ -277,11 +294,29 @@ pub struct PresignRecord {
     /// URL may PUT afterwards is deleted then.
     #[serde(default)]
     pub confirmed: bool,
+    /// The confirm in progress, if any: only it writes the key until it ends or its lease
+    /// runs out (a second confirm meanwhile is refused), so two attempts never mix bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirming: Option<ConfirmLease>,
+}
+
+/// Which confirm holds a presign, and until when (µs since the epoch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfirmLease {
+    pub token: String,
+    pub until_us: u64,
 }
 
 impl PresignRecord {
     pub fn is_expired(&self, now_us: u64) -> bool {
         self.expires_us < now_us
+    }
+
+    /// Another confirm than `token` holds it at `now_us`.
+    pub fn confirming_elsewhere(&self, token: &str, now_us: u64) -> bool {
+        self.confirming
+            .as_ref()
+            .is_some_and(|l| l.token != token && l.until_us >= now_us)
     }
 }
 

@@ -49,11 +49,18 @@ pub enum QueryBound {
         max = ListQuery::MAX_OFFSET
     )]
     Offset,
-    #[error("search is at most {max} characters", max = ListQuery::MAX_SEARCH_CHARS)]
+    #[error(
+        "search is at most {max} characters (counted after case folding: ß counts as ss)",
+        max = ListQuery::MAX_SEARCH_CHARS
+    )]
     Search,
+    #[error("limit is at most {max}", max = ListQuery::MAX_LIMIT)]
+    Limit,
 }
 
 impl ListQuery {
+    /// Largest page (the HTTP parser answers a larger `limit` with this many).
+    pub const MAX_LIMIT: usize = 100;
     /// Deepest `offset`: a page past it walks (and for a search, ranks) that many items
     /// first; deeper pages come by cursor, at the same cost at any depth.
     pub const MAX_OFFSET: usize = 10_000;
@@ -64,6 +71,9 @@ impl ListQuery {
     pub fn check(&self) -> Result<(), QueryBound> {
         if self.offset > Self::MAX_OFFSET {
             return Err(QueryBound::Offset);
+        }
+        if self.limit > Self::MAX_LIMIT {
+            return Err(QueryBound::Limit);
         }
         match &self.search {
             Some(s) if s.chars().count() > Self::MAX_SEARCH_CHARS => Err(QueryBound::Search),

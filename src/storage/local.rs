@@ -152,7 +152,7 @@ impl LocalStorage {
                 for file in fs::read_dir(&month)? {
                     let path = file?.path();
                     let key = path.strip_prefix(&self.uploads).ok().and_then(Path::to_str);
-                    let kept = key.is_some_and(|k| (sweep.claims)(k) || self.in_flight.contains(k));
+                    let kept = key.is_some_and(|k| self.in_flight.contains(k) || (sweep.claims)(k));
                     if !kept && modified_before(&path, sweep.cutoff)? {
                         remove_if_present(&path)?;
                         report.orphans += 1;

@@ -12,7 +12,7 @@ mod ranged;
 mod s3;
 mod sink;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -59,7 +59,7 @@ pub struct StoredFile {
 /// record is not committed yet. The orphan sweep never removes one of these, however old
 /// (a trickling upload may take longer than the sweep's grace period).
 #[derive(Clone, Default)]
-pub struct InFlight(Arc<Mutex<HashSet<String>>>);
+pub struct InFlight(Arc<Mutex<HashMap<String, usize>>>);
 
 /// One name held in `InFlight` until this is dropped.
 pub struct Held {
@@ -68,9 +68,10 @@ pub struct Held {
 }
 
 impl InFlight {
-    /// Holds `name` (a storage key, or a temp file's name) until the guard drops.
+    /// Holds `name` (a storage key, or a temp file's name) until the guard drops; a name
+    /// held twice stays held until both guards drop.
     pub fn hold(&self, name: String) -> Held {
-        self.lock().insert(name.clone());
+        *self.lock().entry(name.clone()).or_default() += 1;
         Held {
             registry: self.clone(),
             name,
@@ -78,17 +79,23 @@ impl InFlight {
     }
 
     pub fn contains(&self, name: &str) -> bool {
-        self.lock().contains(name)
+        self.lock().contains_key(name)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.registry.lock().remove(&self.name);
+        let mut held = self.registry.lock();
+        if let Some(count) = held.get_mut(&self.name) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&self.name);
+            }
+        }
     }
 }
 
@@ -301,5 +308,24 @@ fn remove_if_present(path: &Path) -> std::io::Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::InFlight;
+
+    #[test]
+    fn a_name_held_twice_stays_held_until_both_guards_drop() {
+        let in_flight = InFlight::default();
+        let first = in_flight.hold("2026/01/a.png".into());
+        let second = in_flight.hold("2026/01/a.png".into());
+        drop(first);
+        assert!(
+            in_flight.contains("2026/01/a.png"),
+            "the second still holds it"
+        );
+        drop(second);
+        assert!(!in_flight.contains("2026/01/a.png"));
     }
 }

@@ -26,9 +26,13 @@ use crate::metrics as m;
 
 /// Files up to this size go up in one PUT; larger ones as a multipart upload of parts
 /// this big (S3 wants parts of at least 5 MB).
-const PART_BYTES: usize = 8 * 1024 * 1024;
-/// Parts of one upload in flight at once.
-const PART_CONCURRENCY: usize = 4;
+const PART_BYTES: usize = 5 * 1024 * 1024;
+/// Parts of one upload in flight at once (with the one being filled: 15 MB a commit).
+const PART_CONCURRENCY: usize = 2;
+/// Commits sending to the bucket at once, all uploads together: each holds up to 15 MB
+/// of parts, so together at most 120 MB; the others wait their turn, their bytes in temp
+/// files on disk.
+const COMMITS_AT_ONCE: usize = 8;
 /// Objects one orphan sweep lists at most, and how fast it deletes.
 const SWEEP_LISTED: usize = 100_000;
 const SWEEP_DELETES_PER_SEC: u32 = 50;
@@ -42,6 +46,8 @@ pub struct S3Storage {
     pub(super) in_flight: InFlight,
     /// See `Sink`: bytes of an upload kept in memory, then its write buffer.
     pub(super) upload_buffer: usize,
+    /// Turns to send to the bucket (`COMMITS_AT_ONCE`).
+    commits: tokio::sync::Semaphore,
 }
 
 /// What a HEAD of an object says.
@@ -92,6 +98,7 @@ impl S3Storage {
             sweep_resume: Mutex::new(None),
             in_flight: InFlight::default(),
             upload_buffer: super::sink::DEFAULT_BUFFER,
+            commits: tokio::sync::Semaphore::new(COMMITS_AT_ONCE),
         })
     }
 
@@ -110,9 +117,15 @@ impl S3Storage {
         Ok(Sink::new(&self.tmp, &self.in_flight, self.upload_buffer))
     }
 
-    /// Sends the spooled file to the bucket with its content type; returns its size.
+    /// Sends the spooled file to the bucket with its content type; returns its size. A
+    /// multipart upload that fails is aborted (its parts would stay billed, unlisted).
     pub(super) async fn commit(&self, mut sink: Sink, key: &str, mime: &str) -> Result<u64> {
         sink.flush().await?;
+        let _turn = self
+            .commits
+            .acquire()
+            .await
+            .map_err(std::io::Error::other)?;
         let path = self.path(key)?;
         let mut file = tokio::fs::File::open(sink.path()).await?;
         let len = file.metadata().await?.len();
@@ -133,19 +146,32 @@ impl S3Storage {
                 .await
                 .map_err(remote)?;
             let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
-            let mut buf = vec![0u8; 1024 * 1024];
-            loop {
-                let n = file.read(&mut buf).await?;
-                if n == 0 {
-                    break;
+            let mut buf = vec![0u8; 256 * 1024];
+            let sent: Result<()> = async {
+                loop {
+                    let n = file.read(&mut buf).await?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    writer
+                        .wait_for_capacity(PART_CONCURRENCY)
+                        .await
+                        .map_err(remote)?;
+                    writer.write(&buf[..n]);
                 }
-                writer
-                    .wait_for_capacity(PART_CONCURRENCY)
-                    .await
-                    .map_err(remote)?;
-                writer.write(&buf[..n]);
             }
-            writer.finish().await.map_err(remote)?;
+            .await;
+            match sent {
+                Ok(()) => {
+                    writer.finish().await.map_err(remote)?;
+                }
+                Err(e) => {
+                    if let Err(abort) = writer.abort().await {
+                        tracing::warn!(%key, error = %abort, "multipart upload not aborted");
+                    }
+                    return Err(e);
+                }
+            }
         }
         Ok(len) // dropping the sink removes the temp file
     }
@@ -299,7 +325,7 @@ impl S3Storage {
             let meta = meta.map_err(remote)?;
             listed += 1;
             let key = key_of(&self.prefix, meta.location.as_ref());
-            if let Some(key) = key.filter(|k| !(sweep.claims)(k) && !self.in_flight.contains(k))
+            if let Some(key) = key.filter(|k| !self.in_flight.contains(k) && !(sweep.claims)(k))
                 && meta.last_modified.timestamp() < cutoff_secs
             {
                 pace.tick().await;

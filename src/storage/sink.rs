@@ -12,7 +12,7 @@ use crate::model::random_token;
 /// Uploads up to `limits.upload_buffer_bytes` stay in memory until they are committed
 /// (or read back for probing), so a small upload costs one trip to the blocking pool
 /// instead of three; larger ones go to a temp file through a write buffer of that size.
-pub const DEFAULT_BUFFER: usize = 64 * 1024;
+pub const DEFAULT_BUFFER: usize = 256 * 1024;
 
 /// One upload on its way in: in memory while small, then a temp file in `tmp`. Dropped
 /// without `commit`, its temp file (if any) is removed.

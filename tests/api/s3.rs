@@ -362,6 +362,64 @@ async fn a_put_racing_a_confirm_never_gets_unchecked_bytes_served() {
     }
 }
 
+/// Confirms of one upload run one at a time: a second sent while the first works is
+/// refused (409 `confirm_in_progress`) without touching the key, so two attempts never
+/// write it at once (one copying new bytes over what the other checked, or deleting what
+/// the other is about to record). A refused confirm frees the upload for a retry at once.
+#[tokio::test]
+async fn confirms_of_one_upload_run_one_at_a_time_and_a_refused_one_frees_it() {
+    let (s, _) = spawn_s3(|_| {}).await;
+    let mut pdf = fixture("pdf/ltnews18_1page.pdf");
+    pdf.resize(6 * 1024 * 1024, b' '); // a copy worth waiting for
+    for round in 0..4 {
+        let p = presign_ok(&s, "twice.pdf", "application/pdf", pdf.len()).await;
+        let url = p["uploadUrl"].as_str().expect("url").to_owned();
+        assert_eq!(
+            put(&url, "application/pdf", pdf.clone()).await,
+            StatusCode::OK
+        );
+        let key = json!({"storageKey": p["storageKey"]});
+        let (a, b) = tokio::join!(confirm(&s, key.clone()), confirm(&s, key.clone()));
+        let mut outcomes = Vec::new();
+        for resp in [a, b] {
+            let status = resp.status();
+            let body: Value = resp.json().await.expect("json");
+            outcomes.push((status, body));
+        }
+        outcomes.sort_by_key(|(status, _)| *status);
+        let (won, lost) = (&outcomes[0], &outcomes[1]);
+        assert_eq!(won.0, StatusCode::CREATED, "round {round}: {outcomes:?}");
+        let code = lost.1["error"]["code"].as_str().unwrap_or_default();
+        assert!(
+            matches!(
+                (lost.0, code),
+                (StatusCode::CONFLICT, "confirm_in_progress")
+                    | (StatusCode::BAD_REQUEST, "already_confirmed")
+            ),
+            "round {round}: {outcomes:?}"
+        );
+        assert_eq!(s.served(&won.1["data"]).await, pdf, "round {round}");
+    }
+    // Refused (its size is not the presigned one), then PUT right and confirmed at once.
+    let p = presign_ok(&s, "again.pdf", "application/pdf", pdf.len()).await;
+    let url = p["uploadUrl"].as_str().expect("url").to_owned();
+    assert_eq!(
+        put(&url, "application/pdf", pdf[..pdf.len() - 1].to_vec()).await,
+        StatusCode::OK
+    );
+    let key = json!({"storageKey": p["storageKey"]});
+    let refused = confirm(&s, key.clone()).await;
+    assert_eq!(
+        error_code(refused, StatusCode::BAD_REQUEST).await,
+        "size_mismatch"
+    );
+    assert_eq!(
+        put(&url, "application/pdf", pdf.clone()).await,
+        StatusCode::OK
+    );
+    assert_eq!(confirm(&s, key).await.status(), StatusCode::CREATED);
+}
+
 #[tokio::test]
 async fn presign_validates_its_request() {
     let (s, _) = spawn_s3(|_| {}).await;

@@ -1,5 +1,6 @@
 use std::collections::HashSet;
 
+use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -347,4 +348,41 @@ async fn a_text_field_past_its_limit_is_refused_before_it_is_read_whole() {
         crate::common::error_code(resp, StatusCode::BAD_REQUEST).await,
         "invalid_field"
     );
+}
+
+/// The multipart preamble and a part's headers are bounded before they are buffered:
+/// 4 MB of either (with no end in sight) is refused at once, the rest never read.
+#[tokio::test]
+async fn endless_multipart_framing_is_refused_before_it_is_buffered() {
+    let s = TestServer::spawn().await;
+    let boundary = "bound-9f2c";
+    let preamble = vec![b'p'; 4 << 20];
+    let mut headers =
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; ").into_bytes();
+    headers.resize(4 << 20, b'x');
+    for body in [preamble, headers] {
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) })
+            .chain(futures_util::stream::once(async move {
+                let _ = released.await;
+                Ok(b"\r\n\r\nnever read".to_vec())
+            }));
+        let request = s
+            .request(reqwest::Method::POST, "/api/v1/media", Some(&s.write_key))
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(reqwest::Body::wrap_stream(stream));
+        // A deadlock guard: the end only comes once the answer is in.
+        let resp = tokio::time::timeout(std::time::Duration::from_secs(20), request.send()).await;
+        drop(release);
+        let resp = resp
+            .expect("answered with the body unfinished")
+            .expect("response");
+        assert_eq!(
+            crate::common::error_code(resp, StatusCode::BAD_REQUEST).await,
+            "invalid_multipart"
+        );
+    }
 }

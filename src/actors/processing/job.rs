@@ -72,22 +72,21 @@ async fn attempt(args: &ProcessingArgs, id: &str) -> Result<JobOutcome, Interrup
     let sizes = args.presets.sizes();
     // Run again for its crops (a moved focal point, presets added): the variants and
     // placeholders it has stay; only the crops are made.
-    let previous = record
-        .processing
-        .as_ref()
-        .filter(|p| !p.variants.is_empty() && p.thumbhash.is_some());
+    let previous = record.processing.as_ref().filter(|p| p.was_made());
     let read = Instant::now();
     let original = args.storage.read(record.storage_key.clone()).await?;
     stage("read", read.elapsed());
     let result = match original {
         None => JobResult::Failed {
             reason: "the original file is missing from storage".into(),
+            crop_version: record.crop_version,
         },
         Some(bytes) => {
             match process_on_pool(args, bytes, &record, &sizes, previous.is_some()).await? {
                 Ok(processed) => store_files(args, &record, &sizes, processed, previous).await?,
                 Err(e) => JobResult::Failed {
                     reason: e.to_string(),
+                    crop_version: record.crop_version,
                 },
             }
         }
@@ -107,7 +106,7 @@ async fn record_result(
     let (written, crops) = (result.written_keys(), result.crop_keys());
     let outcome_label = match &result {
         JobResult::Ready { .. } => "ready",
-        JobResult::Failed { reason } => {
+        JobResult::Failed { reason, .. } => {
             tracing::warn!(id = %record.id, %reason, "image processing failed");
             "failed"
         }
@@ -161,9 +160,12 @@ async fn process_on_pool(
 
 /// What processing `bytes` will hold in memory: the original itself and its decode's
 /// estimate (a file whose headers cannot be read holds the whole budget: it runs alone).
+/// (A panic in the estimate counts as unreadable: it never takes the job's task down.)
 pub(super) fn cost(bytes: &[u8], kind: MediaType, crops: &[CropSize]) -> u64 {
-    let decode = decode_cost(&mut std::io::Cursor::new(bytes), kind, crops);
-    (bytes.len() as u64).saturating_add(decode.unwrap_or(u64::MAX))
+    let decode = std::panic::catch_unwind(|| {
+        decode_cost(&mut std::io::Cursor::new(bytes), kind, crops).ok()
+    });
+    (bytes.len() as u64).saturating_add(decode.ok().flatten().unwrap_or(u64::MAX))
 }
 
 /// One on-demand crop of item `id`, made on the pool like a job (a codec panic is an

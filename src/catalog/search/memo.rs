@@ -102,6 +102,12 @@ impl Memo {
         }
         slots.entry(key).or_default().clone()
     }
+
+    /// Forgets every answer (the database was reopened: its generations start over from
+    /// whatever the file says, which a repair may have rolled back).
+    pub fn clear(&self) {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
 }
 
 /// Locks a slot: whoever holds it computes, identical searches wait for the answer.

@@ -334,6 +334,7 @@ fn recording_a_job_keeps_remembered_answers_and_an_edit_does_not() {
     let before = generation();
     let failed = crate::model::JobResult::Failed {
         reason: "test".into(),
+        crop_version: 0,
     };
     catalog
         .apply_single(Write::FinishJob {

@@ -66,21 +66,14 @@ impl<'t> Writer<'t> {
         Ok(())
     }
 
-    /// The search document of `id`, as stored (see `Doc`), if it is indexed.
-    pub fn doc_bytes(&self, id: &str) -> Result<Option<Vec<u8>>> {
-        let Some(n) = self.ids.get(id)?.map(|v| v.value()) else {
+    /// Drops a record from the index; returns its document as it was indexed (`None` if
+    /// it was not indexed).
+    pub fn remove(&mut self, id: &str) -> Result<Option<Vec<u8>>> {
+        let Some(n) = self.ids.remove(id)?.map(|v| v.value()) else {
             return Ok(None);
         };
-        Ok(self.docs.get(n)?.map(|v| v.value().to_vec()))
-    }
-
-    /// Drops a record from the index (nothing to do if it was not indexed).
-    pub fn remove(&mut self, id: &str) -> Result<()> {
-        let Some(n) = self.ids.remove(id)?.map(|v| v.value()) else {
-            return Ok(());
-        };
         let Some(bytes) = self.docs.remove(n)?.map(|v| v.value().to_vec()) else {
-            return Ok(());
+            return Ok(None);
         };
         self.changed = true;
         let doc = Doc::decode(&bytes)
@@ -95,7 +88,7 @@ impl<'t> Writer<'t> {
                 self.removed.entry(gram).or_default().push(n);
             }
         }
-        Ok(())
+        Ok(Some(bytes))
     }
 
     /// Writes the gathered posting changes; call once, before the commit. True when

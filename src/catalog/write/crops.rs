@@ -71,8 +71,10 @@ impl Tables<'_> {
         self.claim_file(&c.key, &c.id)?;
         let mut total = self.add_cache_bytes(c.size as i64)?;
         let mut evicted = Vec::new();
+        // The others go, least recently used first (never the new one: its last use may
+        // be older than another's, a crop touched meanwhile or a clock stepped back).
         while total > c.budget {
-            let Some(oldest) = self.oldest_crop()? else {
+            let Some(oldest) = self.oldest_crop_but(&name)? else {
                 break;
             };
             let freed = self.remove_crop(&oldest)?;
@@ -123,15 +125,16 @@ impl Tables<'_> {
         self.queue_deletes(&keys).map(drop)
     }
 
-    /// The least recently used crop's cache key.
-    fn oldest_crop(&self) -> Result<Option<String>> {
-        let Some(row) = self.crop_lru.first()? else {
-            return Ok(None);
-        };
-        let key = row.0.value();
-        Ok(Some(
-            String::from_utf8_lossy(&key[8.min(key.len())..]).into_owned(),
-        ))
+    /// The least recently used crop's cache key, other than `but`.
+    fn oldest_crop_but(&self, but: &str) -> Result<Option<String>> {
+        for row in self.crop_lru.iter()?.take(2) {
+            let key = row?.0.value().to_vec();
+            let entry = String::from_utf8_lossy(&key[8.min(key.len())..]).into_owned();
+            if entry != but {
+                return Ok(Some(entry));
+            }
+        }
+        Ok(None)
     }
 
     /// Forgets one cached crop (its file row too); returns its size.

@@ -42,8 +42,9 @@ impl Tables<'_> {
             // The file was replaced while the job ran: its job stays, for the new file.
             return Ok(Outcome::Job(JobOutcome::Superseded));
         }
-        if let (Some(r), JobResult::Ready { crop_version, .. }) = (&current, result)
-            && *crop_version != r.crop_version
+        if current
+            .as_ref()
+            .is_some_and(|r| r.crop_version != result.crop_version())
         {
             return Ok(Outcome::Job(JobOutcome::Stale)); // the job stays, to run again
         }
@@ -58,7 +59,7 @@ impl Tables<'_> {
         new.processing = Some(match (result, &old.processing) {
             // A re-run for crops that failed (its original unreadable, say): the item keeps
             // its variants and placeholders, and stays usable; the error says what failed.
-            (JobResult::Failed { reason }, Some(had)) if !had.variants.is_empty() => Processing {
+            (JobResult::Failed { reason, .. }, Some(had)) if had.was_made() => Processing {
                 status: Status::Ready,
                 crops: Vec::new(),
                 error: Some(format!("the crops could not be made again: {reason}")),
@@ -94,8 +95,15 @@ impl Tables<'_> {
                 "processing was interrupted {attempts} times (the server stopped or a \
                  dependency failed each time); not retried"
             );
-            let source = self.get(id)?.map(|r| r.storage_key).unwrap_or_default();
-            self.finish_job(id, &JobResult::Failed { reason }, &source)?;
+            let current = self.get(id)?;
+            let (source, crop_version) = current
+                .map(|r| (r.storage_key, r.crop_version))
+                .unwrap_or_default();
+            let failed = JobResult::Failed {
+                reason,
+                crop_version,
+            };
+            self.finish_job(id, &failed, &source)?;
             return Ok(Outcome::JobSkipped);
         }
         self.add_job(id, attempts + 1)?;

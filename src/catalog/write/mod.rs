@@ -23,7 +23,8 @@ use super::tables::{
 use super::{Catalog, CatalogError, Result, decode, encode};
 use super::{index, search};
 use crate::model::{
-    ApiKeyRecord, FolderPath, JobResult, Kind, MediaPatch, MediaRecord, PresignRecord, now_us,
+    ApiKeyRecord, ConfirmLease, FolderPath, JobResult, Kind, MediaPatch, MediaRecord,
+    PresignRecord, now_us,
 };
 
 /// One write; a batch of them commits together.
@@ -76,10 +77,25 @@ pub enum Write {
         key: String,
         presign: PresignRecord,
     },
-    /// Turns an issued, unexpired presign into its item (and job) atomically: a second
-    /// confirm of the same key finds nothing to confirm.
+    /// Takes an issued, unexpired presign for one confirm (`token`) until `until_us`:
+    /// only that confirm writes its key meanwhile; another is refused (`ConfirmInProgress`).
+    BeginConfirm {
+        key: String,
+        token: String,
+        now_us: u64,
+        until_us: u64,
+    },
+    /// A confirm that did not create its item gives the presign back (its object removed
+    /// first), so a retry may take it.
+    EndConfirm {
+        key: String,
+        token: String,
+    },
+    /// Turns the presign that confirm `token` holds into its item (and job) atomically: a
+    /// second confirm of the same key finds nothing to confirm.
     ConfirmPresign {
         record: Box<MediaRecord>,
+        token: String,
         now_us: u64,
     },
     /// Presigns whose objects were deleted by the expiry sweep.
@@ -341,7 +357,18 @@ impl<'t> Tables<'t> {
             Write::StartJob { id, max_attempts } => self.start_job(id, *max_attempts),
             Write::ReleaseJob { id } => self.release_job(id),
             Write::RecordPresign { key, presign } => self.record_presign(key, presign),
-            Write::ConfirmPresign { record, now_us } => self.confirm_presign(record, *now_us),
+            Write::BeginConfirm {
+                key,
+                token,
+                now_us,
+                until_us,
+            } => self.begin_confirm(key, token, *now_us, *until_us),
+            Write::EndConfirm { key, token } => self.end_confirm(key, token),
+            Write::ConfirmPresign {
+                record,
+                token,
+                now_us,
+            } => self.confirm_presign(record, token, *now_us),
             Write::ForgetPresigns(keys) => self.forget_presigns(keys),
             Write::Recrop(ids) => self.recrop(ids),
             Write::ReplaceFile(record) => self.replace_file(record),
@@ -386,8 +413,13 @@ impl<'t> Tables<'t> {
         self.drop_item_crops(&new.id)?;
         self.remove_record(&old)?;
         self.remove_job(&new.id)?;
+        // Every file the old one had goes, including any its record does not name.
+        let mut gone = old.storage_keys();
+        gone.extend(self.release_item_files(&new.id)?);
+        gone.sort();
+        gone.dedup();
         self.insert_with_job(&new)?;
-        self.queue_deletes(&old.storage_keys())?;
+        self.queue_deletes(&gone)?;
         Ok(media(new))
     }
 
@@ -413,12 +445,27 @@ impl<'t> Tables<'t> {
         Ok(Outcome::Deleted { queued: Vec::new() })
     }
 
-    /// Removes an item whose record cannot be read: its index keys and counters from its
-    /// search document, the record and the document themselves. Its files are those
-    /// `ITEM_FILES` knows (the caller releases them).
+    /// Removes an item whose record cannot be read: the record, and its listing rows and
+    /// counters as its search document has them. Its files are those `ITEM_FILES` knows
+    /// (the caller releases them). A record that was never indexed (skipped by an upgrade
+    /// as unreadable) has no rows to remove.
     fn remove_unreadable(&mut self, id: &str) -> Result<Vec<String>> {
-        let unreadable = || CatalogError::Corrupt(format!("{id}: neither record nor document"));
-        let bytes = self.search.doc_bytes(id)?.ok_or_else(unreadable)?;
+        self.media.remove(id)?;
+        self.touched.push(id.to_owned());
+        if !self.unindex(id)? {
+            tracing::warn!(%id, "deleted an unreadable record that had no search document");
+        }
+        Ok(Vec::new())
+    }
+
+    /// Removes item `id`'s listing rows, counters and search document, all as its search
+    /// document says they were written (so a change of `model::fold` between two builds
+    /// cannot leave rows behind). False when it had no document.
+    fn unindex(&mut self, id: &str) -> Result<bool> {
+        let Some(bytes) = self.search.remove(id)? else {
+            return Ok(false);
+        };
+        let unreadable = || CatalogError::Corrupt(format!("{id}: search document"));
         let doc = search::Doc::decode(&bytes).ok_or_else(unreadable)?;
         let facts = index::Facts {
             created_us: doc.created_us,
@@ -434,10 +481,7 @@ impl<'t> Tables<'t> {
         for key in facts.count_keys() {
             self.bump_count(&key, -1)?;
         }
-        self.media.remove(id)?;
-        self.touched.push(id.to_owned());
-        self.search.remove(id)?;
-        Ok(Vec::new())
+        Ok(true)
     }
 
     fn get(&self, id: &str) -> Result<Option<MediaRecord>> {
@@ -476,14 +520,17 @@ impl<'t> Tables<'t> {
     fn remove_record(&mut self, r: &MediaRecord) -> Result<()> {
         self.media.remove(r.id.as_str())?;
         self.touched.push(r.id.clone());
-        for key in index::keys_of(r) {
-            self.index.remove(key.as_slice())?;
+        if !self.unindex(&r.id)? {
+            // Not indexed (the upgrade indexes every readable record): as the record says.
+            for key in index::keys_of(r) {
+                self.index.remove(key.as_slice())?;
+            }
+            self.bump_counts(r, -1)?;
         }
         for key in r.storage_keys() {
             self.release_file(&key)?;
         }
-        self.search.remove(&r.id)?;
-        self.bump_counts(r, -1)
+        Ok(())
     }
 
     /// Records that item `id` owns the file `key` (what may be served, what the sweep
@@ -614,10 +661,53 @@ impl<'t> Tables<'t> {
         Ok(Outcome::Done)
     }
 
-    fn confirm_presign(&mut self, record: &MediaRecord, now_us: u64) -> Result<Outcome> {
+    fn begin_confirm(
+        &mut self,
+        key: &str,
+        token: &str,
+        now_us: u64,
+        until_us: u64,
+    ) -> Result<Outcome> {
+        let mut presign = confirmable(&self.presigns, &self.files, key, now_us)?;
+        if presign.confirming_elsewhere(token, now_us) {
+            return Err(CatalogError::ConfirmInProgress);
+        }
+        presign.confirming = Some(ConfirmLease {
+            token: token.to_owned(),
+            until_us,
+        });
+        self.presigns.insert(key, encode(&presign).as_slice())?;
+        Ok(Outcome::Done)
+    }
+
+    fn end_confirm(&mut self, key: &str, token: &str) -> Result<Outcome> {
+        let presign = self
+            .presigns
+            .get(key)?
+            .map(|v| decode(v.value()))
+            .transpose()?;
+        if let Some(mut presign) = presign
+            .filter(|p: &PresignRecord| p.confirming.as_ref().is_some_and(|l| l.token == token))
+        {
+            presign.confirming = None;
+            self.presigns.insert(key, encode(&presign).as_slice())?;
+        }
+        Ok(Outcome::Done)
+    }
+
+    fn confirm_presign(
+        &mut self,
+        record: &MediaRecord,
+        token: &str,
+        now_us: u64,
+    ) -> Result<Outcome> {
         let key = record.storage_key.as_str();
         let mut presign = confirmable(&self.presigns, &self.files, key, now_us)?;
+        if presign.confirming_elsewhere(token, now_us) {
+            return Err(CatalogError::ConfirmInProgress);
+        }
         presign.confirmed = true; // kept until it expires (see `PresignRecord`)
+        presign.confirming = None;
         self.presigns.insert(key, encode(&presign).as_slice())?;
         self.insert_with_job(record)?;
         Ok(Outcome::Done)

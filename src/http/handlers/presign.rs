@@ -76,6 +76,7 @@ pub async fn presign(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError
         expires_us,
         staged: true,
         confirmed: false,
+        confirming: None,
     };
     ctx.catalog.record_presign(key.clone(), presign).await?;
     let mut headers = Map::new();
