@@ -92,6 +92,7 @@ perf:
 	python3 loadtest/perf.py
 	SCALE_BUILD=0 python3 loadtest/scale.py
 	python3 loadtest/crops_bench.py
+	MEMORY_BUILD=0 python3 loadtest/memory.py
 
 # The scaling table at 10M items, once (needs ~40 GB free under target/perf: check df).
 perf-10m:

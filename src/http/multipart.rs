@@ -26,6 +26,8 @@ use crate::model::FolderPath;
 /// Room for multipart boundaries, part headers and the small text fields.
 const FRAMING_ALLOWANCE: u64 = 1024 * 1024;
 const MAX_TEXT_FIELD: usize = 10_000;
+/// The most of the body multer takes in at a time (its buffer, per upload in flight).
+const MULTER_SLICE: usize = 64 * 1024;
 
 /// A received upload form: the files already staged in storage, and the fields.
 pub struct Form {
@@ -63,7 +65,7 @@ pub async fn receive(ctx: &Ctx, req: Request<Incoming>) -> Result<Form, ApiError
     let stream = Framing::new(
         Paced::new(req.into_body(), &ctx.config.server),
         &boundary,
-        ctx.config.limits.upload_buffer_bytes,
+        MULTER_SLICE,
     );
     let constraints = Constraints::new().size_limit(
         SizeLimit::new()

@@ -59,9 +59,7 @@ impl Sink {
         self.len += chunk.len() as u64;
         if let Spool::Memory(buf) = &mut self.spool {
             if buf.len() + chunk.len() <= self.buffer {
-                if buf.capacity() == 0 {
-                    buf.reserve_exact(self.buffer); // one allocation, never regrown
-                }
+                // Grown as the upload comes (a 100 KB file holds 128 KB, not the buffer).
                 buf.extend_from_slice(chunk);
                 return Ok(());
             }
