@@ -170,7 +170,9 @@ impl ApiError {
                 | CatalogError::TooNew { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             },
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Ingest(IngestError::Busy { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Ingest(IngestError::Busy { .. } | IngestError::LeaseRunOut) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Ingest(IngestError::Declined(Refusal::StorageDown)) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -209,6 +211,7 @@ impl ApiError {
                 "presign_unavailable"
             }
             Self::Ingest(IngestError::Busy { .. }) => "processing_backlog_full",
+            Self::Ingest(IngestError::LeaseRunOut) => "confirm_timeout",
             Self::Ingest(IngestError::Declined(Refusal::StorageDown))
             | Self::Storage(StorageError::Down) => "storage_unavailable",
             Self::Ingest(IngestError::Declined(Refusal::OutOfSpace { .. })) => {

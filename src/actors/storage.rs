@@ -50,7 +50,15 @@ pub enum StorageRequest {
     /// A new temp file for an incoming upload.
     Begin(RpcReplyPort<Result<Sink>>),
     /// Make a spooled upload durable under a key, with its content type.
-    Commit(Box<Sink>, String, &'static str, RpcReplyPort<Result<u64>>),
+    /// The last field: answered only once the write has ended (`Until::End`), or as soon
+    /// as the probe says storage is down (`Until::Down`).
+    Commit(
+        Box<Sink>,
+        String,
+        &'static str,
+        Until,
+        RpcReplyPort<Result<u64>>,
+    ),
     /// Store generated files (variants) durably.
     Put(Vec<(String, Vec<u8>)>, RpcReplyPort<Result<()>>),
     /// Read a stored file whole (processing input).
@@ -140,9 +148,13 @@ impl Op {
 fn answer_request(s: Op, msg: StorageRequest) {
     match msg {
         StorageRequest::Begin(r) => answer(r, s, "begin", |s| async move { s.begin().await }),
-        StorageRequest::Commit(sink, key, mime, r) => answer(r, s, "commit", move |s| async move {
-            s.commit(*sink, &key, mime).await
-        }),
+        StorageRequest::Commit(sink, key, mime, until, r) => {
+            let op = move |s: Arc<Storage>| async move { s.commit(*sink, &key, mime).await };
+            match until {
+                Until::Down => answer(r, s, "commit", op),
+                Until::End => answer_at_end(r, s, "commit", op),
+            }
+        }
         StorageRequest::Put(files, r) => {
             answer(r, s, "put", |s| async move { s.put_all(files).await })
         }
@@ -156,7 +168,7 @@ fn answer_request(s: Op, msg: StorageRequest) {
             s.fetch_upload(&key, limit).await
         }),
         StorageRequest::PromoteUpload(key, r) => {
-            answer(
+            answer_at_end(
                 r,
                 s,
                 "copy",
@@ -178,11 +190,7 @@ fn answer_request(s: Op, msg: StorageRequest) {
         }
         // The probe's own check must see the store come back: it never gives up early.
         StorageRequest::Check(r) => {
-            let Op { storage, .. } = s;
-            tokio::spawn(async move {
-                let result = timed(&storage, "check", storage.check()).await;
-                let _ = r.send(result);
-            });
+            answer_at_end(r, s, "check", |s| async move { s.check().await })
         }
         StorageRequest::Presign(key, mime, expires, r) => {
             answer(r, s, "presign", move |s| async move {
@@ -218,6 +226,34 @@ fn answer<T, F>(
     });
 }
 
+/// Runs one operation on its own task, timed under `op`, and answers only once it has
+/// ended (bounded by the backend's own deadlines): for writes at a key that a client
+/// knows, whose caller must not move on (delete what it wrote, give up its lease) while
+/// the write may still land.
+fn answer_at_end<T, F>(
+    reply: RpcReplyPort<Result<T>>,
+    Op { storage, .. }: Op,
+    op: &'static str,
+    run: impl FnOnce(Arc<Storage>) -> F + Send + 'static,
+) where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let result = timed(&storage, op, run(storage.clone())).await;
+        let _ = reply.send(result);
+    });
+}
+
+/// When a write's answer comes (see `StorageRequest::Commit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// Its end, or `Down` as soon as the probe says storage does not answer.
+    Down,
+    /// Its end only.
+    End,
+}
+
 /// `fut`'s result, or `Down` as soon as the probe says storage does not answer.
 pub async fn unless_down<T>(
     mut up: watch::Receiver<bool>,
@@ -231,32 +267,47 @@ pub async fn unless_down<T>(
 }
 
 /// Removes files of deleted items, then clears those that are gone from the catalog's
-/// queue (the others stay queued and are retried at the next start). A key an item has
-/// claimed again since it was queued (a crop made again under the same key) is kept.
+/// queue (the others stay queued and are retried at the next start). Each key is judged
+/// right before its delete: one an item has claimed again since it was queued (a crop
+/// made again under the same key) is kept, and one the catalog cannot judge now (a read
+/// error) stays queued.
 async fn drain_deletes(storage: &Storage, catalog: &CatalogHandle, keys: Vec<String>) {
-    let (owned, keys): (Vec<String>, Vec<String>) = keys
-        .into_iter()
-        .partition(|key| matches!(catalog.owner_of_file(key), Ok(Some(_))));
-    let mut removed = remove_files(storage, keys).await;
-    removed.extend(owned);
-    if !removed.is_empty()
-        && let Err(e) = catalog.forget_deletes(removed).await
+    let mut done = Vec::with_capacity(keys.len());
+    for key in keys {
+        match catalog.owner_of_file(&key) {
+            Ok(Some(_)) => done.push(key), // claimed again: off the queue, file kept
+            Ok(None) if remove_file(storage, &key).await => done.push(key),
+            Ok(None) => {} // stays queued
+            Err(e) => {
+                tracing::warn!(%key, error = %e, "delete put off: the catalog did not answer")
+            }
+        }
+    }
+    if !done.is_empty()
+        && let Err(e) = catalog.forget_deletes(done).await
     {
         tracing::warn!(error = %e, "could not clear finished deletes; retried at next start");
     }
 }
 
 /// Removes each file; returns the keys that are gone. A file that could not be removed is
-/// logged (a queued delete stays queued and is retried at the next start).
+/// logged.
 async fn remove_files(storage: &Storage, keys: Vec<String>) -> Vec<String> {
     let mut done = Vec::with_capacity(keys.len());
     for key in keys {
-        match timed(storage, "delete", storage.delete(&key)).await {
-            Ok(()) => done.push(key),
-            Err(e) => tracing::warn!(%key, error = %e, "file delete failed"),
+        if remove_file(storage, &key).await {
+            done.push(key);
         }
     }
     done
+}
+
+async fn remove_file(storage: &Storage, key: &str) -> bool {
+    let removed = timed(storage, "delete", storage.delete(key)).await;
+    if let Err(e) = &removed {
+        tracing::warn!(%key, error = %e, "file delete failed");
+    }
+    removed.is_ok()
 }
 
 /// Runs one storage operation, recording its latency and counting failures.
@@ -322,7 +373,14 @@ impl StorageHandle {
 
     /// Stores the upload under `key`; returns the stored size.
     pub async fn commit(&self, sink: Sink, key: String, mime: &'static str) -> Result<u64> {
-        self.call(|r| StorageRequest::Commit(Box::new(sink), key, mime, r))
+        self.call(|r| StorageRequest::Commit(Box::new(sink), key, mime, Until::Down, r))
+            .await
+    }
+
+    /// As `commit`, answered only once the write has ended: for a key a client knows
+    /// (a confirm's), where a write still running must not outlive its caller's lease.
+    pub async fn commit_to_end(&self, sink: Sink, key: String, mime: &'static str) -> Result<u64> {
+        self.call(|r| StorageRequest::Commit(Box::new(sink), key, mime, Until::End, r))
             .await
     }
 
@@ -364,7 +422,8 @@ impl StorageHandle {
             .await
     }
 
-    /// Copies what a client uploaded for `key` to `key`; false when nothing was.
+    /// Copies what a client uploaded for `key` to `key`; false when nothing was. Answered
+    /// once the copy has ended (see `commit_to_end`).
     pub async fn promote_upload(&self, key: String) -> Result<bool> {
         self.call(|r| StorageRequest::PromoteUpload(key, r)).await
     }

@@ -27,10 +27,14 @@ pub struct FramingTooLong;
 enum At {
     /// Before the first boundary.
     Preamble,
-    /// After a boundary, before the blank line ending its headers.
+    /// After a boundary, before the line break ending its line (or `--`, the last one).
+    Delimiter,
+    /// After a boundary's line, before the blank line ending the part's headers.
     Headers,
     /// In a part's content.
     Content,
+    /// After the last boundary: multer reads no further.
+    Epilogue,
 }
 
 pub struct Framing<S> {
@@ -79,7 +83,16 @@ impl<S> Framing<S> {
         loop {
             let rest = &seen[pos..];
             let found = match self.at {
+                At::Epilogue => return Ok(()),
                 At::Preamble => self.first.find(rest).map(|i| i + self.first.needle().len()),
+                // As multer reads it: `--` ends the form; else the line ends with a CRLF,
+                // and only after it does the search for the headers' blank line begin.
+                At::Delimiter if rest.starts_with(b"--") => {
+                    self.at = At::Epilogue;
+                    return Ok(());
+                }
+                At::Delimiter if rest.len() < 2 => None,
+                At::Delimiter => memchr::memmem::find(rest, b"\r\n").map(|i| i + 2),
                 At::Headers => self.blank.find(rest).map(|i| i + 4),
                 At::Content => self.next.find(rest).map(|i| i + self.next.needle().len()),
             };
@@ -94,8 +107,9 @@ impl<S> Framing<S> {
                 break;
             }
             self.at = match self.at {
-                At::Preamble | At::Content => At::Headers,
-                At::Headers => At::Content,
+                At::Preamble | At::Content => At::Delimiter,
+                At::Delimiter => At::Headers,
+                At::Headers | At::Epilogue => At::Content,
             };
             self.framing = 0;
             pos = upto;
@@ -196,5 +210,28 @@ mod tests {
         )
         .await;
         assert!(long.is_ok());
+    }
+
+    /// multer takes the CRLF ending a boundary's line before it looks for the blank line
+    /// ending the headers: `--XyZ\r\n\r\n` is not an empty set of headers to it, so junk
+    /// after it must count as headers here too (or multer buffers it all).
+    #[tokio::test]
+    async fn the_boundary_line_break_does_not_end_the_headers() {
+        let junk: &'static [u8] = Box::leak(vec![b'a'; MAX_FRAMING + 1].into_boxed_slice());
+        let sneaky = pass(vec![b"--XyZ\r\n\r\n", junk], 1 << 20).await;
+        assert!(sneaky.is_err_and(|e| e.get_ref().is_some_and(|e| e.is::<FramingTooLong>())));
+        // Split anywhere, the same.
+        let split = pass(vec![b"--XyZ\r", b"\n\r", b"\n", junk], 1 << 20).await;
+        assert!(split.is_err());
+        // A part without headers, then content, is still a form.
+        let bare = pass(
+            vec![b"--XyZ\r\n\r\n\r\ndata", junk, b"\r\n--XyZ--"],
+            1 << 20,
+        )
+        .await;
+        assert!(bare.is_ok());
+        // After the last boundary, multer reads nothing: an epilogue is not framing.
+        let epilogue = pass(vec![b"--XyZ\r\nA: b\r\n\r\nx\r\n--XyZ--", junk], 1 << 20).await;
+        assert!(epilogue.is_ok());
     }
 }

@@ -16,7 +16,7 @@
 
 use std::io::Read;
 
-use super::stage::{Unclaimed, checked};
+use super::stage::{Lease, Unclaimed, checked};
 use super::{Ingest, IngestError, Staged};
 use crate::actors::processing::Reservation;
 use crate::media::{self, Inspection, MediaError, sniff};
@@ -51,16 +51,35 @@ impl Ingest {
     /// type, safe and within limits), strips it like an upload, and records its item and
     /// job in the same write that consumes the presign (so it is confirmed once).
     pub async fn confirm(&self, c: Confirmation) -> Result<MediaRecord, IngestError> {
+        // On a task of its own: a confirm runs to its end, its lease given back in order,
+        // whatever becomes of the request (a client that goes away mid-confirm).
+        let ingest = self.clone();
+        tokio::spawn(async move { ingest.confirm_to_end(c).await })
+            .await
+            .map_err(|e| IngestError::Storage(std::io::Error::other(e).into()))?
+    }
+
+    async fn confirm_to_end(&self, c: Confirmation) -> Result<MediaRecord, IngestError> {
         let (key, media_type) = (c.key, c.presign.media_type);
         self.admit_bytes()?;
         // One confirm of a presign at a time: this one's until it commits, or until what
         // it wrote at the key is removed again (`Unclaimed`), whatever ends it.
         let token = random_token(16);
+        let until = std::time::Instant::now() + CONFIRM_LEASE;
         self.catalog
             .begin_confirm(key.clone(), token.clone(), CONFIRM_LEASE)
             .await?;
-        let guard = Unclaimed::for_confirm(self, key.clone(), token.clone());
-        let checked = self.check_upload(&key, &c.presign, &c.filename).await;
+        let guard = Unclaimed::for_confirm(
+            self,
+            key.clone(),
+            Lease {
+                token: token.clone(),
+                until,
+            },
+        );
+        let checked = self
+            .check_upload(&key, &c.presign, &c.filename, &guard)
+            .await;
         let (inspection, size, slot) = match checked {
             Ok(found) => found,
             Err(e) => {
@@ -79,7 +98,10 @@ impl Ingest {
             guard,
         };
         let item = staged.record(&c.folder, c.alt.as_deref());
-        self.catalog.confirm_presign(item.clone(), token).await?;
+        if let Err(e) = self.catalog.confirm_presign(item.clone(), token).await {
+            staged.guard.release().await;
+            return Err(e.into());
+        }
         staged.recorded();
         drop(staged); // the backlog slot: the committed job counts in the catalog now
         // What the signed URL uploaded is no longer needed; should it be PUT again, the
@@ -91,13 +113,15 @@ impl Ingest {
         Ok(item)
     }
 
-    /// The checks of the upload for `key`, its copy at the key made along the way: the
-    /// inspection, the stored size, and the backlog slot of an image.
+    /// The checks of the upload for `key`, its copy at the key made along the way (while
+    /// `guard`'s lease leaves room for it): the inspection, the stored size, and the
+    /// backlog slot of an image.
     async fn check_upload(
         &self,
         key: &str,
         presign: &PresignRecord,
         filename: &str,
+        guard: &Unclaimed,
     ) -> Result<(Inspection, u64, Option<Reservation>), IngestError> {
         let (media_type, expected) = (presign.media_type, presign.size);
         let upload = self
@@ -111,9 +135,10 @@ impl Ingest {
         }
         let slot = self.admit(media_type)?;
         let checked = if media_type.is_cleaned() {
-            self.check_downloaded(key, media_type, expected).await?
+            self.check_downloaded(key, media_type, expected, guard)
+                .await?
         } else {
-            self.check_copied(key, media_type, expected).await?
+            self.check_copied(key, media_type, expected, guard).await?
         };
         match checked {
             Ok((inspection, size)) => Ok((inspection, size, slot)),
@@ -157,6 +182,7 @@ impl Ingest {
         key: &str,
         media_type: MediaType,
         expected: u64,
+        guard: &Unclaimed,
     ) -> Result<Checked, IngestError> {
         let mut sink = self
             .storage
@@ -173,9 +199,12 @@ impl Ingest {
             Ok(i) => i,
             Err(error) => return Ok(Err(Refusal::Media(error))),
         };
+        if !guard.may_write() {
+            return Err(IngestError::LeaseRunOut);
+        }
         let size = self
             .storage
-            .commit(sink, key.to_owned(), media_type.mime())
+            .commit_to_end(sink, key.to_owned(), media_type.mime())
             .await?;
         Ok(Ok((inspection, size)))
     }
@@ -187,7 +216,11 @@ impl Ingest {
         key: &str,
         media_type: MediaType,
         expected: u64,
+        guard: &Unclaimed,
     ) -> Result<Checked, IngestError> {
+        if !guard.may_write() {
+            return Err(IngestError::LeaseRunOut);
+        }
         if !self.storage.promote_upload(key.to_owned()).await? {
             return Err(IngestError::UploadMissing);
         }
@@ -195,9 +228,11 @@ impl Ingest {
         let Some(len) = copied.map(|c| c.size).filter(|size| *size == expected) else {
             return Ok(Err(Refusal::Size)); // PUT again since the HEAD
         };
+        let turn = self.ranged_checks.clone().acquire_owned().await;
         let mut object = self.storage.ranged(key.to_owned(), len).await?;
         let limits = self.settings.limits;
         let checking = tokio::task::spawn_blocking(move || -> std::io::Result<Checked> {
+            let _turn = turn;
             let mut head = Vec::with_capacity(sniff::SNIFF_LEN);
             (&mut object)
                 .take(sniff::SNIFF_LEN as u64)

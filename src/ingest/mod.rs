@@ -51,6 +51,10 @@ pub enum IngestError {
     TypeMismatch { expected: &'static str },
     #[error("{filename}: {error}")]
     Refused { filename: String, error: MediaError },
+    /// A confirm took so long that another may soon take its presign: it stops before
+    /// writing at the key.
+    #[error("this confirm took too long (the storage is slow); retry it")]
+    LeaseRunOut,
     /// Out of space, or storage known to be down: declined before a byte is kept.
     #[error(transparent)]
     Declined(#[from] Refusal),
@@ -79,6 +83,10 @@ pub struct Ingest {
     processing: ProcessingHandle,
     health: Arc<Health>,
     settings: Settings,
+    /// Copies checked in place at once: each holds a blocking thread on its ranged reads
+    /// for as long as the store takes to answer, so they get a quarter of the blocking
+    /// pool, and commits and file I/O keep the rest.
+    ranged_checks: Arc<tokio::sync::Semaphore>,
 }
 
 impl Ingest {
@@ -93,6 +101,9 @@ impl Ingest {
                 wait_timeout: Duration::from_secs(config.processing.wait_timeout_secs),
                 retry_after_secs: config.processing.retry_after_secs,
             },
+            ranged_checks: Arc::new(tokio::sync::Semaphore::new(
+                (config.server.blocking_threads / 4).max(1),
+            )),
         }
     }
 }

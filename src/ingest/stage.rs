@@ -1,6 +1,8 @@
 //! Steps 1-3 for one received file: admit it, check what it is, remove its location and
 //! camera metadata, and store it under a new key.
 
+use std::time::{Duration, Instant};
+
 use super::{Ingest, IngestError};
 use crate::actors::processing::Reservation;
 use crate::media::{self, Inspection, MediaError, sniff};
@@ -32,10 +34,29 @@ pub(super) struct Unclaimed {
     /// `None` once claimed.
     key: Option<String>,
     held: Option<Held>,
-    /// The confirm (its token) holding the key's presign: given back once the file is
-    /// removed, never before (a retry must not meet this one's delete).
-    lease: Option<String>,
+    /// The confirm's lease on the key's presign: given back once the file is removed,
+    /// never before (a retry must not meet this one's delete).
+    lease: Option<Lease>,
     ingest: Ingest,
+}
+
+/// A confirm's hold on its presign (`Write::BeginConfirm`): its token, and when it runs
+/// out (after that another confirm may take the presign and write the key).
+pub(super) struct Lease {
+    pub token: String,
+    pub until: Instant,
+}
+
+/// The least time left on a lease for its holder to start a write at the key, or to
+/// delete what it wrote there: more than one write may take (the backend's deadlines).
+const LEASE_MARGIN: Duration = Duration::from_secs(120);
+
+impl Lease {
+    /// Whether there is time left to write or delete at the key before another confirm
+    /// may take over.
+    pub(super) fn has_room(&self) -> bool {
+        Instant::now() + LEASE_MARGIN < self.until
+    }
 }
 
 impl Unclaimed {
@@ -49,11 +70,16 @@ impl Unclaimed {
         }
     }
 
-    /// As `new`, for the key of a presign that the confirm `token` holds.
-    pub(super) fn for_confirm(ingest: &Ingest, key: String, token: String) -> Self {
+    /// As `new`, for the key of a presign that a confirm holds with `lease`.
+    pub(super) fn for_confirm(ingest: &Ingest, key: String, lease: Lease) -> Self {
         let mut unclaimed = Self::new(ingest, key);
-        unclaimed.lease = Some(token);
+        unclaimed.lease = Some(lease);
         unclaimed
+    }
+
+    /// Whether its confirm may still write at the key (see `Lease::has_room`).
+    pub(super) fn may_write(&self) -> bool {
+        self.lease.as_ref().is_none_or(Lease::has_room)
     }
 
     /// Its record is committed: the file stays.
@@ -61,54 +87,61 @@ impl Unclaimed {
         self.key = None;
         self.held = None; // the committed record claims it
     }
+
+    /// The work of settling it (see `settle`), to run wherever it is started from.
+    fn settling(&mut self) -> Option<impl Future<Output = ()> + Send + 'static> {
+        let (held, lease) = (self.held.take(), self.lease.take());
+        let key = self.key.take()?;
+        let ingest = self.ingest.clone();
+        Some(async move {
+            settle(&ingest, key, lease).await;
+            drop(held); // a record claims it now, or it is gone (or the sweep decides)
+        })
+    }
+
+    /// As dropping it, but done before this returns: a confirm that failed answers once
+    /// its presign is free for a retry. Runs on a task of its own, so it ends the same
+    /// should the caller go away meanwhile.
+    pub(super) async fn release(mut self) {
+        if let Some(settling) = self.settling() {
+            let _ = tokio::spawn(settling).await;
+        }
+    }
 }
 
 impl Drop for Unclaimed {
     fn drop(&mut self) {
-        let (held, lease) = (self.held.take(), self.lease.take());
-        let Some(key) = self.key.take() else {
-            return;
-        };
         // Without a runtime (the process is ending) the start-up sweep decides instead
         // (and a confirm's lease runs out).
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let ingest = self.ingest.clone();
-        runtime.spawn(async move {
-            settle(&ingest, key, lease).await;
-            drop(held); // a record claims it now, or it is gone (or the sweep decides)
-        });
+        if let Some(settling) = self.settling() {
+            runtime.spawn(settling);
+        }
     }
 }
 
 /// What becomes of an unclaimed file: once every write that might name it has settled,
-/// removed unless a record claims it; a confirm's presign is given back after that.
-async fn settle(ingest: &Ingest, key: String, lease: Option<String>) {
+/// removed unless a record claims it; a confirm's presign is given back after that. A
+/// confirm whose lease is about to run out leaves the key alone (the next confirm writes
+/// it anew, or the orphan sweep removes it): another may be writing there soon.
+async fn settle(ingest: &Ingest, key: String, lease: Option<Lease>) {
     let catalog = &ingest.catalog;
     if catalog.barrier().await.is_err() || !matches!(catalog.owner_of_file(&key), Ok(None)) {
         return;
     }
     match lease {
         None => ingest.storage.discard(vec![key]),
-        Some(token) => {
+        Some(lease) if !lease.has_room() => {
+            tracing::warn!(%key, "a confirm outlived its lease; the orphan sweep removes what it wrote");
+        }
+        Some(Lease { token, .. }) => {
             let removed = ingest.storage.discard_now(vec![key.clone()]).await;
             if removed.is_ok_and(|r| r.contains(&key)) {
                 let _ = catalog.end_confirm(key, token).await;
             } // else its lease runs out first: a retry then writes the key anew
         }
-    }
-}
-
-impl Unclaimed {
-    /// As dropping it, but done before this returns: a confirm that failed answers once
-    /// its presign is free for a retry.
-    pub(super) async fn release(mut self) {
-        let (held, lease) = (self.held.take(), self.lease.take());
-        if let Some(key) = self.key.take() {
-            settle(&self.ingest, key, lease).await;
-        }
-        drop(held);
     }
 }
 

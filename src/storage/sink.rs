@@ -59,7 +59,13 @@ impl Sink {
         self.len += chunk.len() as u64;
         if let Spool::Memory(buf) = &mut self.spool {
             if buf.len() + chunk.len() <= self.buffer {
-                // Grown as the upload comes (a 100 KB file holds 128 KB, not the buffer).
+                let needed = buf.len() + chunk.len();
+                if needed > buf.capacity() {
+                    // Doubled as the upload comes (a 100 KB file holds ~128 KB, not the
+                    // whole buffer), never past the buffer.
+                    let grown = needed.max(2 * buf.capacity()).min(self.buffer);
+                    buf.reserve_exact(grown - buf.len());
+                }
                 buf.extend_from_slice(chunk);
                 return Ok(());
             }
@@ -128,5 +134,39 @@ impl Drop for Sink {
         if !self.committed {
             let _ = std::fs::remove_file(&self.path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn capacity(sink: &Sink) -> Option<usize> {
+        match &sink.spool {
+            Spool::Memory(buf) => Some(buf.capacity()),
+            Spool::File(_) => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn memory_grows_with_the_upload_and_never_past_the_buffer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let in_flight = InFlight::default();
+        let mut sink = Sink::new(dir.path(), &in_flight, 256 * 1024);
+        sink.write(&[1; 1000]).await.expect("write");
+        assert!(capacity(&sink).expect("in memory") < 64 * 1024);
+        for _ in 0..2 {
+            sink.write(&[2; 100 * 1024]).await.expect("write");
+        }
+        sink.write(&[3; 50 * 1024]).await.expect("write");
+        assert!(capacity(&sink).expect("in memory") <= 256 * 1024);
+        assert!(!sink.path().exists());
+        sink.write(&[4; 10 * 1024]).await.expect("write"); // past the buffer: spilled
+        assert_eq!(capacity(&sink), None);
+        sink.flush().await.expect("flush");
+        assert_eq!(
+            std::fs::metadata(sink.path()).expect("file").len(),
+            sink.len()
+        );
     }
 }
