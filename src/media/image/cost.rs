@@ -67,7 +67,7 @@ struct Decode {
 impl Decode {
     fn whole(w: u64, h: u64, per_pixel: u64) -> Self {
         Self {
-            working: w * h * per_pixel,
+            working: product(&[w, h, per_pixel]),
             picture: (w, h),
             full: (w, h),
         }
@@ -75,18 +75,26 @@ impl Decode {
 
     fn total(&self, crops: &[CropSize]) -> u64 {
         let (w, h) = self.full;
-        let picture = self.picture.0 * self.picture.1 * 4;
+        let picture = product(&[self.picture.0, self.picture.1, 4]);
         let largest = variant_widths(u32::try_from(w).unwrap_or(u32::MAX))
             .next()
             .map_or(0, u64::from);
         // The variants cascade down from the largest: about 1.6 times its pixels.
-        let variants = (largest * largest * h / w.max(1)) * 4 * 8 / 5;
+        let variants = product(&[product(&[largest, largest, h]) / w.max(1), 4, 8]) / 5;
         let crops: u64 = crops
             .iter()
-            .map(|c| u64::from(c.width) * u64::from(c.height) * 4 * 2)
-            .sum();
-        self.working + 2 * picture + variants + crops
+            .map(|c| product(&[c.width.into(), c.height.into(), 4, 2]))
+            .fold(0, u64::saturating_add);
+        [self.working, picture, picture, variants, crops]
+            .into_iter()
+            .fold(0, u64::saturating_add)
     }
+}
+
+/// The product, or `u64::MAX` past it: header sizes are the attacker's (a PNG may claim
+/// 2^32 x 2^32 pixels), and a cost that wraps would let anything in.
+fn product(factors: &[u64]) -> u64 {
+    factors.iter().fold(1, |a, b| a.saturating_mul(*b))
 }
 
 /// The scale (1, 2, 4 or 8) at which a picture stored `w` x `h` still covers what is
@@ -184,18 +192,17 @@ fn jpeg<R: Read + Seek>(r: &mut R, crops: &[CropSize]) -> io::Result<Decode> {
                 let share: u64 = sampling
                     .iter()
                     .map(|(sh, sv)| {
-                        (w * u64::from(*sh)).div_ceil(hmax).div_ceil(8)
-                            * 8
-                            * (h * u64::from(*sv)).div_ceil(vmax).div_ceil(8)
-                            * 8
+                        let across = (w * u64::from(*sh)).div_ceil(hmax).div_ceil(8);
+                        let down = (h * u64::from(*sv)).div_ceil(vmax).div_ceil(8);
+                        product(&[across, 8, down, 8])
                     })
-                    .sum();
-                share * 2
+                    .fold(0, u64::saturating_add);
+                share.saturating_mul(2)
             } else {
                 0
             };
             return Ok(Decode {
-                working: coefficients + ow * oh * channels,
+                working: coefficients.saturating_add(product(&[ow, oh, channels])),
                 picture: (ow, oh),
                 full: (w, h),
             });
@@ -224,9 +231,9 @@ fn png<R: Read + Seek>(r: &mut R, crops: &[CropSize]) -> io::Result<Decode> {
     };
     let (ow, oh) = (w.div_ceil(f), h.div_ceil(f));
     // Rows: one decoded (16 bits a sample at most) and the running sums (8 bytes a sample).
-    let rows = w * channels * (2 + 8);
+    let rows = product(&[w, channels, 2 + 8]);
     Ok(Decode {
-        working: ow * oh * channels + rows,
+        working: product(&[ow, oh, channels]).saturating_add(rows),
         picture: (ow, oh),
         full: (w, h),
     })
@@ -270,5 +277,12 @@ mod tests {
         head.extend_from_slice(&[8, 6, 0, 0, 0]);
         let shrunk = decode_cost(&mut io::Cursor::new(head), MediaType::Png, &[]).expect("ok");
         assert!(shrunk < 5000 * 4000 * 4, "{shrunk}");
+        // Sizes near the header's maximum cost the most, never wrap around to little.
+        let mut huge = Vec::from(&b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"[..]);
+        huge.extend_from_slice(&u32::MAX.to_be_bytes());
+        huge.extend_from_slice(&u32::MAX.to_be_bytes());
+        huge.extend_from_slice(&[8, 6, 0, 0, 0]);
+        let cost = decode_cost(&mut io::Cursor::new(&huge), MediaType::Png, &[]).expect("cost");
+        assert!(cost > 1 << 60, "{cost}");
     }
 }
