@@ -47,9 +47,9 @@ pub async fn run(
         .with_upload_buffer(config.limits.upload_buffer_bytes);
     let storage = Arc::new(storage);
     if catalog.list_keys()?.is_empty() {
-        let key = keys::create(&catalog, Scope::Write, "bootstrap")?;
-        tracing::warn!("no API key existed: created a write key (shown once on stdout)");
-        println!("Darkroom API key (write scope, shown once): {key}");
+        let key = keys::create(&catalog, Scope::Admin, "bootstrap")?;
+        tracing::warn!("no API key existed: created an admin key (shown once on stdout)");
+        println!("Darkroom API key (admin scope, shown once): {key}");
     }
 
     let health = Arc::new(Health::new(

@@ -162,7 +162,9 @@ impl ApiError {
                 | CatalogError::RootFolder
                 | CatalogError::PresignExpired
                 | CatalogError::AlreadyConfirmed => StatusCode::BAD_REQUEST,
-                CatalogError::ConfirmInProgress => StatusCode::CONFLICT,
+                CatalogError::ConfirmInProgress | CatalogError::LastAdminKey => {
+                    StatusCode::CONFLICT
+                }
                 CatalogError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
                 CatalogError::Locked
                 | CatalogError::Db(_)
@@ -232,6 +234,7 @@ impl ApiError {
             Self::Catalog(CatalogError::PresignExpired) => "presign_expired",
             Self::Catalog(CatalogError::AlreadyConfirmed) => "already_confirmed",
             Self::Catalog(CatalogError::ConfirmInProgress) => "confirm_in_progress",
+            Self::Catalog(CatalogError::LastAdminKey) => "last_admin_key",
             Self::Storage(StorageError::Remote(_)) => "storage_error",
             Self::Catalog(CatalogError::Unavailable) | Self::Storage(StorageError::Unavailable) => {
                 "unavailable"

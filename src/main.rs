@@ -49,7 +49,8 @@ enum LogFormat {
 enum Command {
     /// Run the server (the default).
     Serve,
-    /// Manage API keys (needs the server stopped: the catalog is single-process).
+    /// Manage API keys (needs the server stopped: the catalog is single-process; while it
+    /// runs, an `admin` key manages keys through `/api/v1/keys`).
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Print the OpenAPI document (what `GET /api/v1/openapi.json` serves).
@@ -76,6 +77,7 @@ enum Command {
 enum ScopeArg {
     Read,
     Write,
+    Admin,
 }
 
 impl From<ScopeArg> for Scope {
@@ -83,6 +85,7 @@ impl From<ScopeArg> for Scope {
         match arg {
             ScopeArg::Read => Scope::Read,
             ScopeArg::Write => Scope::Write,
+            ScopeArg::Admin => Scope::Admin,
         }
     }
 }
@@ -263,6 +266,7 @@ fn manage_keys(config: &Config, cmd: KeysCommand) -> Result<(), BoxError> {
             match catalog.apply_single(Write::RevokeKey { id: id.clone() }) {
                 Ok(_) => eprintln!("revoked key {id}"),
                 Err(CatalogError::NotFound(_)) => return Err(format!("no key with id {id}").into()),
+                Err(e @ CatalogError::LastAdminKey) => return Err(e.into()),
                 Err(e) => return Err(e.into()),
             }
         }

@@ -9,12 +9,12 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::{Slot, rpc};
 use crate::catalog::{
-    CacheCrop, Catalog, CatalogError, Changed, CropCached, JobOutcome, Outcome, Write,
+    CacheCrop, Catalog, CatalogError, Changed, CropCached, JobOutcome, Outcome, Write, keys,
 };
 use crate::metrics as m;
 use crate::model::{
     ApiKeyRecord, FolderPath, JobResult, ListQuery, MediaPatch, MediaRecord, Page, PresignRecord,
-    now_us,
+    Scope, now_us,
 };
 use crate::storage::Claims;
 
@@ -226,6 +226,27 @@ impl CatalogHandle {
 
     pub fn authenticate(&self, key: &str) -> Result<Option<ApiKeyRecord>, CatalogError> {
         self.catalog.authenticate(key)
+    }
+
+    /// Makes a key and stores it: its plaintext (shown once, kept nowhere) and record.
+    pub async fn create_key(
+        &self,
+        scope: Scope,
+        name: &str,
+    ) -> Result<(String, ApiKeyRecord), CatalogError> {
+        let (plaintext, record) = keys::generate(scope, name);
+        self.write(Write::PutKey(record.clone())).await?;
+        Ok((plaintext, record))
+    }
+
+    /// Every key, oldest first (their records: secrets are never stored).
+    pub async fn keys(&self) -> Result<Vec<ApiKeyRecord>, CatalogError> {
+        self.scan(Catalog::list_keys).await
+    }
+
+    /// Revokes a key at once (`NotFound`, or `LastAdminKey`: see `Write::RevokeKey`).
+    pub async fn revoke_key(&self, id: String) -> Result<(), CatalogError> {
+        self.write(Write::RevokeKey { id }).await.map(drop)
     }
 
     pub fn owner_of_file(&self, storage_key: &str) -> Result<Option<String>, CatalogError> {

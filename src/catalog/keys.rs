@@ -33,13 +33,14 @@ pub fn create(catalog: &Catalog, scope: Scope, name: &str) -> Result<String, Cat
 /// The id part of a presented key, if it has the right shape.
 pub fn parse_id(presented: &str) -> Option<&str> {
     let (id, secret) = presented.strip_prefix(PREFIX)?.split_once('_')?;
-    let shape_ok = id.len() == 8
-        && secret.len() == 32
-        && id
-            .bytes()
-            .chain(secret.bytes())
-            .all(|b| b.is_ascii_alphanumeric());
+    let shape_ok =
+        is_id(id) && secret.len() == 32 && secret.bytes().all(|b| b.is_ascii_alphanumeric());
     shape_ok.then_some(id)
+}
+
+/// Whether `id` has the shape of a key's id (8 letters or digits).
+pub fn is_id(id: &str) -> bool {
+    id.len() == 8 && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// True when `presented` is the key `record` was made from.

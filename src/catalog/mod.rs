@@ -65,6 +65,8 @@ pub enum CatalogError {
     AlreadyConfirmed,
     #[error("another confirm of this upload is in progress; retry once it has ended")]
     ConfirmInProgress,
+    #[error("this is the last admin key: create another admin key before revoking it")]
+    LastAdminKey,
 }
 
 impl CatalogError {

@@ -42,6 +42,12 @@ pub enum Route {
     Docs(Option<String>),
     /// `/`: redirected to the explorer.
     Root,
+    /// `GET /api/v1/keys`.
+    ListKeys,
+    /// `POST /api/v1/keys`.
+    CreateKey,
+    /// `DELETE /api/v1/keys/{id}`.
+    RevokeKey(String),
     /// Test-only fault injection (`admin.fault_injection`): make an actor fail.
     AdminCrash(String),
 }
@@ -68,6 +74,8 @@ impl Route {
             Self::Docs(None) => "/docs",
             Self::Docs(Some(_)) => "/docs/{file}",
             Self::Root => "/",
+            Self::ListKeys | Self::CreateKey => "/api/v1/keys",
+            Self::RevokeKey(_) => "/api/v1/keys/{id}",
             Self::AdminCrash(_) => "/admin/crash/{actor}",
         }
     }
@@ -121,6 +129,12 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
         ["api", "v1", "media", id, "file"] => only(Route::ReplaceFile((*id).to_owned()), "PUT"),
         ["api", "v1", "media", id, "crops"] => only(Route::SignCrop((*id).to_owned()), "POST"),
         ["api", "v1", "public", "media", id, "crop"] => only_get(Route::PublicCrop(id.to_string())),
+        ["api", "v1", "keys"] => match m {
+            _ if get => (Some(Route::ListKeys), "GET, HEAD, POST"),
+            "POST" => (Some(Route::CreateKey), "GET, HEAD, POST"),
+            _ => (None, "GET, HEAD, POST"),
+        },
+        ["api", "v1", "keys", id] => only(Route::RevokeKey((*id).to_owned()), "DELETE"),
         ["uploads", year, month, name] => only_get(Route::File(format!("{year}/{month}/{name}"))),
         ["healthz"] => only_get(Route::Healthz),
         ["readyz"] => only_get(Route::Readyz),
@@ -174,6 +188,9 @@ pub const TABLE: &[(&str, &str)] = &[
     ("DELETE", "/api/v1/media/folders"),
     ("POST", "/api/v1/media/presign"),
     ("POST", "/api/v1/media/confirm"),
+    ("GET", "/api/v1/keys"),
+    ("POST", "/api/v1/keys"),
+    ("DELETE", "/api/v1/keys/{id}"),
     ("GET", "/uploads/{year}/{month}/{file}"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),

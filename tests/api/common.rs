@@ -74,6 +74,7 @@ pub struct TestServer {
     pub base: String,
     pub write_key: String,
     pub read_key: String,
+    pub admin_key: String,
     pub client: Client,
     pub dir: TempDir,
     storage: StorageConfig,
@@ -105,7 +106,7 @@ impl TestServer {
         config.server.drain_secs = 0; // tests stop servers often; drain has its own test
         tweak(&mut config);
         let storage = config.storage.clone();
-        let (write_key, read_key) = make_keys(&config.catalog_path());
+        let (write_key, read_key, admin_key) = make_keys(&config.catalog_path());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -122,6 +123,7 @@ impl TestServer {
             base,
             write_key,
             read_key,
+            admin_key,
             client: Client::new(),
             dir,
             storage,
@@ -440,14 +442,16 @@ pub fn without_processing(item: &Value) -> Value {
 }
 
 /// Creates one write and one read key in the catalog before the server opens it.
-fn make_keys(catalog_path: &Path) -> (String, String) {
+/// A write, a read and an admin key.
+fn make_keys(catalog_path: &Path) -> (String, String, String) {
     if let Some(parent) = catalog_path.parent() {
         std::fs::create_dir_all(parent).expect("data dir");
     }
     let catalog = Catalog::open(catalog_path).expect("catalog");
     let write = keys::create(&catalog, Scope::Write, "tests").expect("write key");
     let read = keys::create(&catalog, Scope::Read, "tests").expect("read key");
-    (write, read)
+    let admin = keys::create(&catalog, Scope::Admin, "tests").expect("admin key");
+    (write, read, admin)
 }
 
 pub fn fixtures_dir() -> PathBuf {

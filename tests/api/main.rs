@@ -15,6 +15,7 @@ mod folders;
 mod hostile;
 mod hostile_media;
 mod items;
+mod keys;
 mod leftovers;
 mod listing;
 mod ondemand;

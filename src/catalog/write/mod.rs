@@ -24,7 +24,7 @@ use super::{Catalog, CatalogError, Result, decode, encode};
 use super::{index, search};
 use crate::model::{
     ApiKeyRecord, ConfirmLease, FolderPath, JobResult, Kind, MediaPatch, MediaRecord,
-    PresignRecord, now_us,
+    PresignRecord, Scope, now_us,
 };
 
 /// One write; a batch of them commits together.
@@ -46,6 +46,7 @@ pub enum Write {
     CreateFolder(FolderPath),
     DeleteFolder(FolderPath),
     PutKey(ApiKeyRecord),
+    /// Removes a key (not the last `admin` one).
     RevokeKey {
         id: String,
     },
@@ -631,11 +632,25 @@ impl<'t> Tables<'t> {
         Ok(Outcome::Done)
     }
 
+    /// Removes a key; the last `admin` key stays (else no key could manage keys again
+    /// without stopping the server).
     fn revoke_key(&mut self, id: &str) -> Result<Outcome> {
-        match self.keys.remove(id)? {
-            Some(_) => Ok(Outcome::Done),
-            None => Err(CatalogError::NotFound("API key")),
+        let record: ApiKeyRecord = match self.keys.get(id)? {
+            Some(v) => decode(v.value())?,
+            None => return Err(CatalogError::NotFound("API key")),
+        };
+        if record.scope == Scope::Admin {
+            let mut admins = 0;
+            for entry in self.keys.iter()? {
+                let other: ApiKeyRecord = decode(entry?.1.value())?;
+                admins += usize::from(other.scope == Scope::Admin);
+            }
+            if admins == 1 {
+                return Err(CatalogError::LastAdminKey);
+            }
         }
+        self.keys.remove(id)?;
+        Ok(Outcome::Done)
     }
 
     fn queue_deletes(&mut self, keys: &[String]) -> Result<Outcome> {

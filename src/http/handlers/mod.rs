@@ -2,6 +2,7 @@
 
 mod docs;
 mod folders;
+mod keys;
 mod media;
 pub mod ops;
 pub mod presign;
@@ -44,6 +45,9 @@ pub async fn dispatch(ctx: &Ctx, route: Route, req: Request<Incoming>) -> Result
         Route::OpenApi => Ok(docs::openapi_json()),
         Route::Docs(file) => docs::explorer(file.as_deref()),
         Route::Root => Ok(docs::to_explorer()),
+        Route::ListKeys => keys::list(ctx, &req).await,
+        Route::CreateKey => keys::create(ctx, req).await,
+        Route::RevokeKey(id) => keys::revoke(ctx, &req, id).await,
         Route::AdminCrash(actor) => ops::crash(ctx, &actor),
     }
 }

@@ -5,7 +5,9 @@
 use serde::{Serialize, Serializer};
 use utoipa::ToSchema;
 
-use crate::model::{CropRecord, MediaRecord, Processing, Status, VariantRecord, rfc3339};
+use crate::model::{
+    ApiKeyRecord, CropRecord, MediaRecord, Processing, Status, VariantRecord, rfc3339,
+};
 use crate::storage::FileUrls;
 
 #[derive(Serialize, ToSchema)]
@@ -194,6 +196,57 @@ pub struct FolderCreated<'a> {
     pub path: &'a str,
     /// False when the folder already existed.
     pub created: bool,
+}
+
+/// An API key as the keys API shows it: never its secret, which is not stored.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyView<'a> {
+    /// The 8 characters after `drk_`: what `DELETE /api/v1/keys/{id}` takes.
+    #[schema(example = "AbCdEfGh")]
+    pub id: &'a str,
+    #[schema(example = "cms-production")]
+    pub name: &'a str,
+    #[schema(value_type = KeyScope)]
+    pub scope: &'static str,
+    #[schema(format = DateTime, example = "2026-03-26T10:30:00Z")]
+    pub created_at: String,
+}
+
+pub fn api_key(k: &ApiKeyRecord) -> ApiKeyView<'_> {
+    ApiKeyView {
+        id: &k.id,
+        name: &k.name,
+        scope: k.scope.name(),
+        created_at: rfc3339(k.created_us),
+    }
+}
+
+/// A key just created: its record and, this once, the key itself.
+#[derive(Serialize, ToSchema)]
+pub struct KeyCreated<'a> {
+    #[serde(flatten)]
+    pub record: ApiKeyView<'a>,
+    /// The key to send as `Authorization: Bearer <key>`. Shown only in this answer:
+    /// only its SHA-256 is kept.
+    #[schema(example = "drk_AbCdEfGh_0123456789abcdefghijklmnopqrstuv")]
+    pub key: &'a str,
+}
+
+/// The three scopes: each allows what the ones before it do.
+#[derive(ToSchema)]
+#[schema(as = KeyScope)]
+#[allow(dead_code)] // a schema only
+pub enum KeyScope {
+    /// List and read media and folders.
+    #[schema(rename = "read")]
+    Read,
+    /// Also upload, change and delete them.
+    #[schema(rename = "write")]
+    Write,
+    /// Also create, list and revoke API keys.
+    #[schema(rename = "admin")]
+    Admin,
 }
 
 /// The eight supported types.

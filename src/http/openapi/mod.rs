@@ -33,13 +33,15 @@ use crate::model::Status;
         paths::public_list, paths::public_get, paths::public_list_preflight,
         paths::public_get_preflight, paths::list, paths::upload, paths::get, paths::patch,
         paths::replace_file, paths::sign_crop, paths::public_crop, paths::delete, paths::list_folders, paths::create_folder, paths::delete_folder,
-        paths::presign, paths::confirm, paths::file, paths::healthz, paths::readyz,
+        paths::presign, paths::confirm, paths::list_keys, paths::create_key, paths::revoke_key,
+        paths::file, paths::healthz, paths::readyz,
         paths::metrics, paths::openapi_json, paths::docs, paths::docs_asset, paths::root,
     ),
     components(schemas(
         views::FullItem, views::PublicItem, views::ImageView, views::VariantView, views::CropView,
         views::MimeType, views::Uploaded, views::Confirmed, views::Success, views::Folders,
-        views::FolderCreated, Presigned, Status, FileError, ErrorBody, ErrorDetail,
+        views::FolderCreated, views::ApiKeyView, views::KeyCreated, views::KeyScope, KeyRequest,
+        Presigned, Status, FileError, ErrorBody, ErrorDetail,
         PatchRequest, FolderRequest, PresignRequest, ConfirmRequest, UploadForm, ReplaceForm,
         CropRequest, SignedCrop, Health,
         Readiness,
@@ -50,6 +52,7 @@ use crate::model::Status;
         (name = "media", description = "Upload, list, read, change and delete media (API key)."),
         (name = "folders", description = "Folder paths (API key)."),
         (name = "presigned uploads", description = "Upload straight to the bucket, then confirm (S3 storage only)."),
+        (name = "keys", description = "API keys, managed while the server runs (an `admin` key)."),
         (name = "files", description = "Stored originals and variants (local storage)."),
         (name = "operations", description = "Health, readiness, metrics, this document and the explorer."),
     )
@@ -123,6 +126,17 @@ pub struct PatchRequest {
         example = 65
     )]
     focal_y: f64,
+}
+
+/// `POST /api/v1/keys`.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)] // a schema: the handler validates the JSON object field by field
+pub struct KeyRequest {
+    #[schema(value_type = crate::http::handlers::views::KeyScope)]
+    scope: String,
+    /// A label for people (at most 100 characters, no control characters).
+    #[schema(example = "cms-production", max_length = 100)]
+    name: Option<String>,
 }
 
 /// A folder path: `/` or `/name(/name)*`, names of letters, digits, `.`, `_`, `-`.

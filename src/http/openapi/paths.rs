@@ -5,12 +5,13 @@
 #![allow(dead_code)] // the functions exist for their annotations only
 
 use super::{
-    ConfirmRequest, CropRequest, FolderRequest, Health, ListParams, PatchRequest, PresignRequest,
-    Readiness, ReplaceForm, SignedCrop, UploadForm,
+    ConfirmRequest, CropRequest, FolderRequest, Health, KeyRequest, ListParams, PatchRequest,
+    PresignRequest, Readiness, ReplaceForm, SignedCrop, UploadForm,
 };
 use crate::http::handlers::presign::Presigned;
 use crate::http::handlers::views::{
-    Confirmed, Data, FolderCreated, Folders, FullItem, Page, PublicItem, Success, Uploaded,
+    ApiKeyView, Confirmed, Data, FolderCreated, Folders, FullItem, KeyCreated, Page, PublicItem,
+    Success, Uploaded,
 };
 use crate::http::response::ErrorBody;
 
@@ -289,6 +290,50 @@ fn confirm() {}
         (status = 416, description = "`range_not_satisfiable`", body = ErrorBody),
     ))]
 fn file() {}
+
+/// List API keys
+///
+/// Every key, oldest first: id, name, scope, creation time (secrets are not stored).
+#[utoipa::path(get, path = "/api/v1/keys", tag = "keys",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The keys", body = Data<Vec<ApiKeyView>>),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an `admin` key", body = ErrorBody),
+    ))]
+fn list_keys() {}
+
+/// Create an API key
+///
+/// The key is in this answer only (`Cache-Control: no-store`): store it now. It works
+/// on every request from then on, with no restart.
+#[utoipa::path(post, path = "/api/v1/keys", tag = "keys",
+    security(("bearer" = [])),
+    request_body = KeyRequest,
+    responses(
+        (status = 201, description = "The key, shown once", body = Data<KeyCreated>,
+            headers(("Cache-Control" = String))),
+        (status = 400, description = "`invalid_scope`, `invalid_name`, `invalid_json`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an `admin` key", body = ErrorBody),
+    ))]
+fn create_key() {}
+
+/// Revoke an API key
+///
+/// At once: its next request is 401. The last `admin` key cannot be revoked (create
+/// another first), so the keys stay manageable without a restart.
+#[utoipa::path(delete, path = "/api/v1/keys/{id}", tag = "keys",
+    params(("id" = String, Path, description = "The key's id: the 8 characters after `drk_`", example = "AbCdEfGh")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Revoked", body = Success),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an `admin` key", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such key", body = ErrorBody),
+        (status = 409, description = "`last_admin_key`", body = ErrorBody),
+    ))]
+fn revoke_key() {}
 
 /// Liveness
 #[utoipa::path(get, path = "/healthz", tag = "operations", security(()),

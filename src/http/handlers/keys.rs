@@ -1,0 +1,73 @@
+//! `GET/POST /api/v1/keys`, `DELETE /api/v1/keys/{id}`: API keys managed while the
+//! server runs (the `admin` scope). A revoked key fails its next request.
+
+use hyper::body::Incoming;
+use hyper::header::{CACHE_CONTROL, HeaderValue};
+use hyper::{Request, StatusCode};
+use serde_json::Value;
+
+use super::{read_json_object, views};
+use crate::catalog::keys;
+use crate::error::ApiError;
+use crate::http::response::{Resp, json};
+use crate::http::{Ctx, auth};
+use crate::model::Scope;
+
+/// A key's name: a label for people, at most this many characters.
+const MAX_NAME_CHARS: usize = 100;
+
+pub async fn list(ctx: &Ctx, req: &Request<Incoming>) -> Result<Resp, ApiError> {
+    auth::require(ctx, req.headers(), Scope::Admin)?;
+    let keys = ctx.catalog.keys().await?;
+    let data: Vec<_> = keys.iter().map(views::api_key).collect();
+    Ok(json(StatusCode::OK, &views::Data { data }))
+}
+
+/// 201 with the key, shown this once (`Cache-Control: no-store`).
+pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    auth::require(ctx, req.headers(), Scope::Admin)?;
+    let body = read_json_object(ctx, req).await?;
+    let scope = match body.get("scope") {
+        Some(Value::String(s)) => Scope::parse(s),
+        _ => None,
+    }
+    .ok_or(ApiError::bad_request(
+        "invalid_scope",
+        "the body needs \"scope\": \"read\", \"write\" or \"admin\"",
+    ))?;
+    let name = match body.get("name") {
+        None | Some(Value::Null) => "",
+        Some(Value::String(n)) if valid_name(n) => n.as_str(),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_name",
+                format!(
+                    "\"name\" is a string of at most {MAX_NAME_CHARS} characters, \
+                     without control characters"
+                ),
+            ));
+        }
+    };
+    let (key, record) = ctx.catalog.create_key(scope, name).await?;
+    let created = views::KeyCreated {
+        record: views::api_key(&record),
+        key: &key,
+    };
+    let mut resp = json(StatusCode::CREATED, &views::Data { data: created });
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+pub async fn revoke(ctx: &Ctx, req: &Request<Incoming>, id: String) -> Result<Resp, ApiError> {
+    auth::require(ctx, req.headers(), Scope::Admin)?;
+    if !keys::is_id(&id) {
+        return Err(ApiError::NotFound("API key"));
+    }
+    ctx.catalog.revoke_key(id).await?;
+    Ok(json(StatusCode::OK, &views::Success { success: true }))
+}
+
+fn valid_name(name: &str) -> bool {
+    name.chars().count() <= MAX_NAME_CHARS && !name.chars().any(char::is_control)
+}
