@@ -165,8 +165,11 @@ impl ApiError {
                 CatalogError::ConfirmInProgress | CatalogError::LastAdminKey => {
                     StatusCode::CONFLICT
                 }
-                CatalogError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                CatalogError::Unavailable | CatalogError::LeaseLost => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
                 CatalogError::Locked
+                | CatalogError::KeyIdTaken
                 | CatalogError::Db(_)
                 | CatalogError::Corrupt(_)
                 | CatalogError::TooNew { .. } => StatusCode::INTERNAL_SERVER_ERROR,
@@ -213,7 +216,9 @@ impl ApiError {
                 "presign_unavailable"
             }
             Self::Ingest(IngestError::Busy { .. }) => "processing_backlog_full",
-            Self::Ingest(IngestError::LeaseRunOut) => "confirm_timeout",
+            Self::Ingest(IngestError::LeaseRunOut) | Self::Catalog(CatalogError::LeaseLost) => {
+                "confirm_timeout"
+            }
             Self::Ingest(IngestError::Declined(Refusal::StorageDown))
             | Self::Storage(StorageError::Down) => "storage_unavailable",
             Self::Ingest(IngestError::Declined(Refusal::OutOfSpace { .. })) => {

@@ -234,9 +234,13 @@ impl CatalogHandle {
         scope: Scope,
         name: &str,
     ) -> Result<(String, ApiKeyRecord), CatalogError> {
-        let (plaintext, record) = keys::generate(scope, name);
-        self.write(Write::PutKey(record.clone())).await?;
-        Ok((plaintext, record))
+        loop {
+            let (plaintext, record) = keys::generate(scope, name);
+            match self.write(Write::PutKey(record.clone())).await {
+                Err(CatalogError::KeyIdTaken) => continue, // a new id: another draw
+                other => return other.map(|_| (plaintext, record)),
+            }
+        }
     }
 
     /// Every key, oldest first (their records: secrets are never stored).

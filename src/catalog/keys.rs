@@ -25,9 +25,13 @@ pub fn generate(scope: Scope, name: &str) -> (String, ApiKeyRecord) {
 
 /// Creates and stores a new key; returns the plaintext, which is not kept anywhere.
 pub fn create(catalog: &Catalog, scope: Scope, name: &str) -> Result<String, CatalogError> {
-    let (plaintext, record) = generate(scope, name);
-    catalog.apply_single(Write::PutKey(record))?;
-    Ok(plaintext)
+    loop {
+        let (plaintext, record) = generate(scope, name);
+        match catalog.apply_single(Write::PutKey(record)) {
+            Err(CatalogError::KeyIdTaken) => continue, // a new id: another draw
+            other => return other.map(|_| plaintext),
+        }
+    }
 }
 
 /// The id part of a presented key, if it has the right shape.

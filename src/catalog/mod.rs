@@ -65,6 +65,10 @@ pub enum CatalogError {
     AlreadyConfirmed,
     #[error("another confirm of this upload is in progress; retry once it has ended")]
     ConfirmInProgress,
+    #[error("this confirm took so long that it lost its hold on the upload; retry it")]
+    LeaseLost,
+    #[error("a new API key's id is already taken; make another")]
+    KeyIdTaken,
     #[error("this is the last admin key: create another admin key before revoking it")]
     LastAdminKey,
 }

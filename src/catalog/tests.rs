@@ -209,6 +209,9 @@ fn a_presign_is_confirmed_once_and_only_before_it_expires() {
         token: "t1".into(),
     })
     .expect("end");
+    // A confirm that no longer holds the lease (it ran out and was given back) cannot
+    // commit: it may not have checked what the key holds now.
+    assert!(matches!(confirm(&a, 44), Err(CatalogError::LeaseLost)));
     begin("t1", 45, 90).expect("taken again after it was given back");
 
     confirm(&a, 50).expect("confirmed");
@@ -330,6 +333,49 @@ fn folders_say_whether_they_were_new_and_keys_whether_they_existed() {
         revoke(&id),
         Err(CatalogError::NotFound("API key"))
     ));
+}
+
+#[test]
+fn a_taken_key_id_is_refused_and_the_last_admin_key_stays_even_in_one_batch() {
+    use crate::model::Scope;
+    let (_dir, c) = open();
+    let (_, first) = keys::generate(Scope::Read, "first");
+    c.apply_single(Write::PutKey(first.clone())).expect("put");
+    let (_, mut same_id) = keys::generate(Scope::Admin, "same id");
+    same_id.id = first.id.clone();
+    assert!(matches!(
+        c.apply_single(Write::PutKey(same_id)),
+        Err(CatalogError::KeyIdTaken)
+    ));
+    assert_eq!(
+        c.list_keys().expect("keys"),
+        vec![first.clone()],
+        "not overwritten"
+    );
+
+    let (_, a) = keys::generate(Scope::Admin, "a");
+    let (_, b) = keys::generate(Scope::Admin, "b");
+    c.apply_single(Write::PutKey(a.clone())).expect("a");
+    c.apply_single(Write::PutKey(b.clone())).expect("b");
+    // Both admins revoked in one group commit: the second sees the first gone.
+    let results = c
+        .apply(vec![
+            Write::RevokeKey { id: a.id.clone() },
+            Write::RevokeKey { id: b.id.clone() },
+        ])
+        .expect("batch");
+    assert!(results[0].is_ok());
+    assert!(matches!(results[1], Err(CatalogError::LastAdminKey)));
+    let left: Vec<String> = c
+        .list_keys()
+        .expect("keys")
+        .into_iter()
+        .map(|k| k.id)
+        .collect();
+    assert!(left.contains(&b.id) && !left.contains(&a.id));
+    // A read or write key goes whatever is left.
+    c.apply_single(Write::RevokeKey { id: first.id })
+        .expect("read key");
 }
 
 /// Makes a schema-1 catalog out of a current one: no search tables, no schema, no

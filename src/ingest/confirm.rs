@@ -218,6 +218,8 @@ impl Ingest {
         expected: u64,
         guard: &Unclaimed,
     ) -> Result<Checked, IngestError> {
+        // The turn first: a refused copy is removed while the lease leaves room for it.
+        let turn = self.ranged_checks.clone().acquire_owned().await;
         if !guard.may_write() {
             return Err(IngestError::LeaseRunOut);
         }
@@ -228,7 +230,6 @@ impl Ingest {
         let Some(len) = copied.map(|c| c.size).filter(|size| *size == expected) else {
             return Ok(Err(Refusal::Size)); // PUT again since the HEAD
         };
-        let turn = self.ranged_checks.clone().acquire_owned().await;
         let mut object = self.storage.ranged(key.to_owned(), len).await?;
         let limits = self.settings.limits;
         let checking = tokio::task::spawn_blocking(move || -> std::io::Result<Checked> {

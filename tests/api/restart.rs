@@ -104,21 +104,28 @@ async fn first_start_prints_a_bootstrap_key_once() {
         .expect("list");
     let listed = String::from_utf8(listed.stdout).expect("utf8");
     assert!(
-        listed.contains("write") && listed.contains("bootstrap"),
+        listed.contains("admin") && listed.contains("bootstrap"),
         "{listed}"
     );
     assert!(!listed.contains(&key), "secrets are never listed");
     let id = &key[4..12];
-    let revoke = Binary::command(dir.path())
-        .args(["keys", "revoke", id])
+    let revoke = || {
+        Binary::command(dir.path())
+            .args(["keys", "revoke", id])
+            .output()
+            .expect("revoke")
+    };
+    let last = revoke();
+    assert!(!last.status.success(), "the last admin key stays");
+    let said = String::from_utf8_lossy(&last.stderr);
+    assert!(said.contains("last admin key"), "{said}");
+    let another = Binary::command(dir.path())
+        .args(["keys", "create", "--scope", "admin"])
         .output()
-        .expect("revoke");
-    assert!(revoke.status.success());
-    let again = Binary::command(dir.path())
-        .args(["keys", "revoke", id])
-        .output()
-        .expect("revoke");
-    assert!(!again.status.success(), "revoking an unknown key fails");
+        .expect("create");
+    assert!(another.status.success());
+    assert!(revoke().status.success());
+    assert!(!revoke().status.success(), "revoking an unknown key fails");
 }
 
 /// Opens a catalog the stopped server may still hold for a moment (its image job, spawned

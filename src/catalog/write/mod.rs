@@ -626,7 +626,12 @@ impl<'t> Tables<'t> {
         Ok(Outcome::Done)
     }
 
+    /// Stores a new key; an id already taken (a chance of one in 2^47) is refused, never
+    /// overwritten.
     fn put_key(&mut self, record: &ApiKeyRecord) -> Result<Outcome> {
+        if self.keys.get(record.id.as_str())?.is_some() {
+            return Err(CatalogError::KeyIdTaken);
+        }
         self.keys
             .insert(record.id.as_str(), encode(record).as_slice())?;
         Ok(Outcome::Done)
@@ -720,6 +725,11 @@ impl<'t> Tables<'t> {
         let mut presign = confirmable(&self.presigns, &self.files, key, now_us)?;
         if presign.confirming_elsewhere(token, now_us) {
             return Err(CatalogError::ConfirmInProgress);
+        }
+        // Only the confirm that holds the lease commits: one whose lease ran out and was
+        // taken (and perhaps given back) since may not have checked what the key holds.
+        if presign.confirming.as_ref().is_none_or(|l| l.token != token) {
+            return Err(CatalogError::LeaseLost);
         }
         presign.confirmed = true; // kept until it expires (see `PresignRecord`)
         presign.confirming = None;

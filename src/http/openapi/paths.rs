@@ -257,9 +257,10 @@ fn presign() {}
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 403, description = "`forbidden`", body = ErrorBody),
         (status = 404, description = "`not_found`: no presign for this key", body = ErrorBody),
+        (status = 409, description = "`confirm_in_progress`: another confirm of this upload is running; retry once it has answered", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
         (status = 502, description = "`storage_error`", body = ErrorBody),
-        (status = 503, description = "`processing_backlog_full` or `storage_unavailable` (with `Retry-After`)", body = ErrorBody),
+        (status = 503, description = "`processing_backlog_full` or `storage_unavailable` (with `Retry-After`), `confirm_timeout` (the confirm took too long; retry it)", body = ErrorBody),
         (status = 507, description = "`insufficient_storage`: the server's disk is below its free-space floor", body = ErrorBody),
     ))]
 fn confirm() {}
@@ -300,6 +301,7 @@ fn file() {}
         (status = 200, description = "The keys", body = Data<Vec<ApiKeyView>>),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 403, description = "`forbidden`: not an `admin` key", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the catalog is restarting", body = ErrorBody),
     ))]
 fn list_keys() {}
 
@@ -316,6 +318,8 @@ fn list_keys() {}
         (status = 400, description = "`invalid_scope`, `invalid_name`, `invalid_json`", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 403, description = "`forbidden`: not an `admin` key", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is over `limits.max_json_bytes`", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the catalog is restarting", body = ErrorBody),
     ))]
 fn create_key() {}
 
@@ -332,6 +336,7 @@ fn create_key() {}
         (status = 403, description = "`forbidden`: not an `admin` key", body = ErrorBody),
         (status = 404, description = "`not_found`: no such key", body = ErrorBody),
         (status = 409, description = "`last_admin_key`", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the catalog is restarting", body = ErrorBody),
     ))]
 fn revoke_key() {}
 

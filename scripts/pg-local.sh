@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL on loopback for tests and development: Debian's `postgresql`
+# (installed when missing), a cluster of its own under target/pg, run as the `postgres`
+# user the package creates (initdb refuses root) when this script runs as root.
+#   scripts/pg-local.sh start   # starts it (if not running) and waits until it answers
+#   scripts/pg-local.sh stop    # stops the cluster it started
+#   scripts/pg-local.sh url     # prints the URL of its database
+# PostgreSQL on 127.0.0.1:$PG_PORT (default 15432), database darkroom_test, user
+# darkroom (password darkroom, scram-sha-256): postgres://darkroom:darkroom@127.0.0.1:15432/darkroom_test
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PORT=${PG_PORT:-15432}
+DIR=$PWD/target/pg
+DATA=$DIR/data
+DB=darkroom_test
+URL="postgres://darkroom:darkroom@127.0.0.1:$PORT/$DB"
+
+bindir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
+
+as_owner() { # runs a PostgreSQL tool as the cluster's owner
+    if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+running() { [[ -f $DATA/postmaster.pid ]] && as_owner "$(bindir)/pg_ctl" -D "$DATA" status >/dev/null 2>&1; }
+
+start() {
+    [[ -n $(bindir) ]] || scripts/debian-need.sh /usr/lib/postgresql:postgresql
+    local bin
+    bin=$(bindir)
+    [[ -x $bin/initdb ]] || { echo "no PostgreSQL binaries under /usr/lib/postgresql" >&2; exit 1; }
+    if running; then
+        echo "PostgreSQL already running on 127.0.0.1:$PORT: $URL"
+        return
+    fi
+    mkdir -p "$DIR"
+    # The owner must reach the data dir: target/ may sit under a home only root can enter.
+    if [[ $(id -u) == 0 ]]; then
+        chown postgres: "$DIR"
+        local d=$DIR
+        while [[ $d != / ]]; do d=$(dirname "$d"); chmod o+x "$d" 2>/dev/null || true; done
+    fi
+    if [[ ! -f $DATA/PG_VERSION ]]; then
+        echo "darkroom" > "$DIR/pw"
+        [[ $(id -u) == 0 ]] && chown postgres: "$DIR/pw"
+        as_owner "$bin/initdb" -D "$DATA" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
+            --pwfile="$DIR/pw" -E UTF8 --locale=C.UTF-8 >"$DIR/initdb.log" 2>&1 \
+            || { cat "$DIR/initdb.log" >&2; exit 1; }
+    fi
+    as_owner "$bin/pg_ctl" -D "$DATA" -l "$DIR/server.log" -w -t 60 \
+        -o "-c listen_addresses=127.0.0.1 -p $PORT -k $DIR -c fsync=off -c full_page_writes=off -c max_connections=200" \
+        start >/dev/null || { tail -20 "$DIR/server.log" >&2; exit 1; }
+    local psql=("$bin/psql" -h "$DIR" -p "$PORT" -U postgres -v ON_ERROR_STOP=1 -qtA)
+    if [[ -z $(as_owner "${psql[@]}" -c "select 1 from pg_roles where rolname = 'darkroom'") ]]; then
+        as_owner "${psql[@]}" -c "create role darkroom login password 'darkroom' createdb"
+    fi
+    if [[ -z $(as_owner "${psql[@]}" -c "select 1 from pg_database where datname = '$DB'") ]]; then
+        as_owner "${psql[@]}" -c "create database $DB owner darkroom"
+    fi
+    echo "PostgreSQL on 127.0.0.1:$PORT: $URL"
+}
+
+stop() {
+    if running; then
+        as_owner "$(bindir)/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null
+        echo "PostgreSQL stopped"
+    fi
+}
+
+case "${1:-}" in
+    start) start ;;
+    stop) stop ;;
+    url) echo "$URL" ;;
+    *) echo "usage: $0 start|stop|url" >&2; exit 2 ;;
+esac
