@@ -231,7 +231,7 @@ async fn probe_health(
     let free_bytes = health.free_bytes();
     metrics::gauge!(m::DATA_DIR_FREE_BYTES).set(free_bytes as f64);
     health.record(Probe {
-        catalog: catalog.check().is_ok(),
+        catalog: catalog.check().await.is_ok(),
         storage: storage_ok,
         processing: processing.is_running(),
         free_bytes,

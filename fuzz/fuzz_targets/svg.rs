@@ -75,7 +75,14 @@ fn css_is_safe(css: &str) -> bool {
         }
     }
     let code = code.to_ascii_lowercase();
-    !code.contains("@import")
+    // `@import` as an at-keyword of its own (`@importill-opacity` is another name).
+    let imports = code.match_indices("@import").any(|(i, m)| {
+        !code[i + m.len()..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '\\') || !c.is_ascii())
+    });
+    !imports
         && urls.iter().all(|u| {
             let u = u.trim().to_ascii_lowercase();
             u.starts_with('#') || u.starts_with("data:image/")

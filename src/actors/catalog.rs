@@ -126,8 +126,18 @@ pub async fn heal(catalog: &Arc<Catalog>) {
     }
 }
 
-/// The catalog for the rest of the program: writes through the actor, reads straight
-/// from redb (point reads inline, scans on the blocking pool).
+/// The catalog for the rest of the program, the one interface the handlers, ingest,
+/// delivery and the pool see. Every call that may wait on the catalog is `async` (a
+/// catalog on another machine waits on each), and which ones wait here:
+///
+/// - point reads (`get`, `authenticate`, `owner_of_file`, `cached_crop`,
+///   `presign_to_confirm`, `check`) answer inline from redb, without a hop;
+/// - scans (`list` past its first page, `folders`, `keys`, the maintenance listings) wait
+///   for a turn on the blocking pool;
+/// - writes wait for the actor's next group commit.
+///
+/// `job_count` (the durable backlog, a counter kept with every commit) and `claims` (the
+/// orphan sweep's judge, called per file by the storage backends) do not wait.
 #[derive(Clone)]
 pub struct CatalogHandle {
     slot: Slot<CatalogMsg>,
@@ -205,7 +215,7 @@ impl CatalogHandle {
 
     /// Ready when the actor runs, the database answers a read and its last commit
     /// succeeded.
-    pub fn check(&self) -> Result<(), CatalogError> {
+    pub async fn check(&self) -> Result<(), CatalogError> {
         self.slot.get().ok_or(CatalogError::Unavailable)?;
         if !self.catalog.writable() {
             return Err(CatalogError::Unavailable);
@@ -220,11 +230,13 @@ impl CatalogHandle {
         }
     }
 
-    pub fn get(&self, id: &str) -> Result<Option<MediaRecord>, CatalogError> {
+    /// An item's record (redb: a point read inline, from the record cache when it can).
+    pub async fn get(&self, id: &str) -> Result<Option<MediaRecord>, CatalogError> {
         self.catalog.get(id)
     }
 
-    pub fn authenticate(&self, key: &str) -> Result<Option<ApiKeyRecord>, CatalogError> {
+    /// The key `key` if it is one, checked in constant time.
+    pub async fn authenticate(&self, key: &str) -> Result<Option<ApiKeyRecord>, CatalogError> {
         self.catalog.authenticate(key)
     }
 
@@ -253,7 +265,8 @@ impl CatalogHandle {
         self.write(Write::RevokeKey { id }).await.map(drop)
     }
 
-    pub fn owner_of_file(&self, storage_key: &str) -> Result<Option<String>, CatalogError> {
+    /// The item whose record names the stored file `storage_key`, if any.
+    pub async fn owner_of_file(&self, storage_key: &str) -> Result<Option<String>, CatalogError> {
         self.catalog.owner_of_file(storage_key)
     }
 
@@ -307,7 +320,7 @@ impl CatalogHandle {
     }
 
     /// The cached on-demand crop whose key starts with `prefix`: its key and last use.
-    pub fn cached_crop(
+    pub async fn cached_crop(
         &self,
         id: &str,
         prefix: &str,
@@ -402,7 +415,7 @@ impl CatalogHandle {
     }
 
     /// The presign of `key` if it may be confirmed now (see `Catalog::presign_to_confirm`).
-    pub fn presign_to_confirm(&self, key: &str) -> Result<PresignRecord, CatalogError> {
+    pub async fn presign_to_confirm(&self, key: &str) -> Result<PresignRecord, CatalogError> {
         self.catalog.presign_to_confirm(key, now_us())
     }
 

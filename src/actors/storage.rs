@@ -274,7 +274,7 @@ pub async fn unless_down<T>(
 async fn drain_deletes(storage: &Storage, catalog: &CatalogHandle, keys: Vec<String>) {
     let mut done = Vec::with_capacity(keys.len());
     for key in keys {
-        match catalog.owner_of_file(&key) {
+        match catalog.owner_of_file(&key).await {
             Ok(Some(_)) => done.push(key), // claimed again: off the queue, file kept
             Ok(None) if remove_file(storage, &key).await => done.push(key),
             Ok(None) => {} // stays queued

@@ -390,6 +390,7 @@ mod tests {
             status = s
                 .handle
                 .get(&record.id)
+                .await
                 .expect("read")
                 .and_then(|r| r.processing);
             if status.as_ref().is_some_and(|p| p.status == Status::Ready) {

@@ -144,7 +144,7 @@ async fn processed(f: &Fixture, r: &MediaRecord, result: JobResult) -> MediaReco
     c.finish_job(r.id.clone(), result, r.storage_key.clone())
         .await
         .expect("finish");
-    c.get(&r.id).expect("get").expect("item")
+    c.get(&r.id).await.expect("get").expect("item")
 }
 
 fn crop(r: &MediaRecord, key: &str, size: u64, budget: u64) -> CacheCrop {
@@ -216,12 +216,12 @@ async fn a_delete_queues_every_file_the_catalog_knows(f: &Fixture) {
     for key in &known {
         assert!(pending.contains(key), "{key} is on the delete queue");
         assert_eq!(
-            c.owner_of_file(key).expect("owner"),
+            c.owner_of_file(key).await.expect("owner"),
             None,
             "{key} has no owner"
         );
     }
-    assert_eq!(c.get(&a.id).expect("get"), None);
+    assert_eq!(c.get(&a.id).await.expect("get"), None);
     assert!(matches!(
         c.delete_media(a.id.clone()).await,
         Err(CatalogError::NotFound(_))
@@ -249,14 +249,14 @@ async fn a_failed_rerun_for_crops_keeps_the_variants(f: &Fixture) {
     c.finish_job(a.id.clone(), failed, a.storage_key.clone())
         .await
         .expect("finish");
-    let after = c.get(&a.id).expect("get").expect("item");
+    let after = c.get(&a.id).await.expect("get").expect("item");
     let p = after.processing.as_ref().expect("processing");
     assert_eq!(p.status, Status::Ready, "the item stays usable");
     assert_eq!(p.variants, variants, "its variants stay");
     assert!(p.crops.is_empty());
     assert!(p.error.as_deref().is_some_and(|e| e.contains("unreadable")));
     for v in &variants {
-        let owner = c.owner_of_file(&v.storage_key).expect("owner");
+        let owner = c.owner_of_file(&v.storage_key).await.expect("owner");
         assert_eq!(
             owner.as_ref(),
             Some(&a.id),
@@ -311,7 +311,7 @@ async fn a_failed_rerun_of_an_image_without_variants_keeps_it_ready(f: &Fixture)
     c.finish_job(a.id.clone(), failed, a.storage_key.clone())
         .await
         .expect("finish");
-    let after = c.get(&a.id).expect("get").expect("item");
+    let after = c.get(&a.id).await.expect("get").expect("item");
     let p = after.processing.as_ref().expect("processing");
     assert_eq!(p.status, Status::Ready, "still usable");
     assert_eq!(
@@ -352,7 +352,13 @@ async fn a_stale_failed_run_leaves_the_newer_job(f: &Fixture) {
         c.unfinished_jobs().await.expect("jobs"),
         std::slice::from_ref(&a.id)
     );
-    assert!(c.get(&a.id).expect("get").expect("item").is_processing());
+    assert!(
+        c.get(&a.id)
+            .await
+            .expect("get")
+            .expect("item")
+            .is_processing()
+    );
     // The run for the second move records its crops.
     assert!(c.start_job(a.id.clone(), 3).await.expect("start"));
     let done = c
@@ -364,7 +370,7 @@ async fn a_stale_failed_run_leaves_the_newer_job(f: &Fixture) {
         .await
         .expect("finish");
     assert_eq!(done, JobOutcome::Recorded);
-    let after = c.get(&a.id).expect("get").expect("item");
+    let after = c.get(&a.id).await.expect("get").expect("item");
     assert_eq!(after.crop_keys().len(), 1);
 }
 
@@ -481,7 +487,7 @@ async fn one_unreadable_record_fails_only_its_own_write_and_can_be_deleted(f: &F
     );
     assert_eq!(on_good.expect("good").record.alt.as_deref(), Some("kept"));
     new.expect("insert beside a bad record");
-    let got = c.get(&good.id).expect("get").expect("item");
+    let got = c.get(&good.id).await.expect("get").expect("item");
     assert_eq!(got.alt.as_deref(), Some("kept"));
     // The bad item can be deleted: its file and listing rows go.
     let deleted = c.delete_media(bad.id.clone()).await.expect("delete");
@@ -608,7 +614,10 @@ async fn a_remade_crop_never_shares_a_key_with_an_evicted_one(f: &Fixture) {
     let other = ondemand_crop_key(&a.storage_key, large, a.crop_version);
     let cached = c.cache_crop(crop(&a, &other, 100, 150)).await.expect("2");
     assert_eq!(cached.evicted, std::slice::from_ref(&first));
-    assert_eq!(c.cached_crop(&a.id, &small_prefix).expect("read"), None);
+    assert_eq!(
+        c.cached_crop(&a.id, &small_prefix).await.expect("read"),
+        None
+    );
     // Made again: a key of its own, which the queued delete of the first cannot touch.
     let again = ondemand_crop_key(&a.storage_key, small, a.crop_version);
     assert_ne!(again, first);
@@ -618,12 +627,15 @@ async fn a_remade_crop_never_shares_a_key_with_an_evicted_one(f: &Fixture) {
             .expect("3")
             .kept
     );
-    let hit = c.cached_crop(&a.id, &small_prefix).expect("read");
+    let hit = c.cached_crop(&a.id, &small_prefix).await.expect("read");
     assert_eq!(hit.map(|(key, _)| key), Some(again.clone()));
     let pending = c.pending_deletes().await.expect("pending");
     assert!(pending.contains(&first) && pending.contains(&other));
     assert!(!pending.contains(&again));
-    assert_eq!(c.owner_of_file(&again).expect("owner"), Some(a.id.clone()));
+    assert_eq!(
+        c.owner_of_file(&again).await.expect("owner"),
+        Some(a.id.clone())
+    );
     // A key recorded again while queued (a caller reusing one) leaves the queue.
     assert!(
         c.cache_crop(crop(&a, &first, 10, 150))
@@ -654,8 +666,16 @@ async fn a_crop_larger_than_the_cache_is_not_kept(f: &Fixture) {
     assert!(!cached.kept, "larger than the whole cache");
     assert!(cached.evicted.is_empty(), "and it evicts nothing for it");
     let prefix = |w| ondemand_crop_prefix(&a.storage_key, size(w), a.crop_version);
-    assert_eq!(c.cached_crop(&a.id, &prefix(900)).expect("read"), None);
-    assert!(c.cached_crop(&a.id, &prefix(10)).expect("read").is_some());
+    assert_eq!(
+        c.cached_crop(&a.id, &prefix(900)).await.expect("read"),
+        None
+    );
+    assert!(
+        c.cached_crop(&a.id, &prefix(10))
+            .await
+            .expect("read")
+            .is_some()
+    );
     assert!(c.pending_deletes().await.expect("pending").contains(&huge));
 }
 
@@ -691,7 +711,7 @@ async fn a_new_crop_never_evicts_itself(f: &Fixture) {
         },
         a.crop_version,
     );
-    let hit = c.cached_crop(&a.id, &prefix).expect("read");
+    let hit = c.cached_crop(&a.id, &prefix).await.expect("read");
     assert_eq!(hit.map(|(k, _)| k), Some(made_before.clone()));
     assert!(
         !c.pending_deletes()

@@ -140,22 +140,22 @@ impl Cropper {
             return Err(CropError::BadSignature);
         }
         self.check_size(size)?;
-        let record = self.image(id)?;
+        let record = self.image(id).await?;
         let prefix = ondemand_crop_prefix(&record.storage_key, size, record.crop_version);
-        if let Some(key) = self.hit(id, &prefix)? {
+        if let Some(key) = self.hit(id, &prefix).await? {
             return Ok(key);
         }
         let flight = Flight::join(&self.flights, &prefix);
         let _turn = flight.lock.lock().await;
-        if let Some(key) = self.hit(id, &prefix)? {
+        if let Some(key) = self.hit(id, &prefix).await? {
             return Ok(key);
         }
         self.make(&record, size).await
     }
 
     /// The item, if it is a raster image whose pixels decode.
-    fn image(&self, id: &str) -> Result<MediaRecord, CropError> {
-        let record = self.catalog.get(id)?.ok_or(CropError::NotFound)?;
+    async fn image(&self, id: &str) -> Result<MediaRecord, CropError> {
+        let record = self.catalog.get(id).await?.ok_or(CropError::NotFound)?;
         let failed = record
             .processing
             .as_ref()
@@ -168,8 +168,8 @@ impl Cropper {
 
     /// The key of the cached crop whose key starts with `prefix`, if it is cached; a hit
     /// older than `TOUCH_EVERY` is marked used.
-    fn hit(&self, id: &str, prefix: &str) -> Result<Option<String>, CropError> {
-        let Some((key, last_used)) = self.catalog.cached_crop(id, prefix)? else {
+    async fn hit(&self, id: &str, prefix: &str) -> Result<Option<String>, CropError> {
+        let Some((key, last_used)) = self.catalog.cached_crop(id, prefix).await? else {
             return Ok(None);
         };
         let stale = now_us().saturating_sub(last_used) > TOUCH_EVERY.as_micros() as u64;

@@ -9,7 +9,7 @@ use crate::model::{ApiKeyRecord, Scope};
 
 /// The key presented in `Authorization: Bearer <key>`, if any. A header that is present
 /// but not a bearer token, or a key the catalog does not know, is a 401.
-pub fn caller(ctx: &Ctx, headers: &HeaderMap) -> Result<Option<ApiKeyRecord>, ApiError> {
+pub async fn caller(ctx: &Ctx, headers: &HeaderMap) -> Result<Option<ApiKeyRecord>, ApiError> {
     let Some(value) = headers.get(AUTHORIZATION) else {
         return Ok(None);
     };
@@ -23,15 +23,19 @@ pub fn caller(ctx: &Ctx, headers: &HeaderMap) -> Result<Option<ApiKeyRecord>, Ap
         .ok_or(ApiError::Unauthorized(
             "the Authorization header must be `Bearer <API key>`",
         ))?;
-    match ctx.catalog.authenticate(token)? {
+    match ctx.catalog.authenticate(token).await? {
         Some(key) => Ok(Some(key)),
         None => Err(ApiError::Unauthorized("invalid API key")),
     }
 }
 
 /// Requires a valid key with at least `scope`.
-pub fn require(ctx: &Ctx, headers: &HeaderMap, scope: Scope) -> Result<ApiKeyRecord, ApiError> {
-    let key = caller(ctx, headers)?.ok_or(ApiError::Unauthorized(
+pub async fn require(
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    scope: Scope,
+) -> Result<ApiKeyRecord, ApiError> {
+    let key = caller(ctx, headers).await?.ok_or(ApiError::Unauthorized(
         "missing API key: send `Authorization: Bearer <key>`",
     ))?;
     if key.scope.allows(scope) {

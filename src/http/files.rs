@@ -26,7 +26,7 @@ pub async fn serve(ctx: &Ctx, req: &Request<Incoming>, key: String) -> Result<Re
     let not_found = || ApiError::NotFound("file");
     let ext = key.rsplit_once('.').map_or("", |(_, e)| e);
     let media_type = MediaType::from_ext(ext).ok_or_else(not_found)?;
-    if !is_valid_key(&key) || ctx.catalog.owner_of_file(&key)?.is_none() {
+    if !is_valid_key(&key) || ctx.catalog.owner_of_file(&key).await?.is_none() {
         return Err(not_found());
     }
     let stored = ctx.storage.open(key).await?.ok_or_else(not_found)?;

@@ -29,7 +29,7 @@ impl Ingest {
         if let Err(e) = self.catalog.insert_media(records.clone()).await {
             // The insert is one atomic write; its reply can be lost (actor restart) after
             // the commit. Only files whose records are really absent may go.
-            let committed = matches!(self.catalog.get(&records[0].id), Ok(Some(_)));
+            let committed = matches!(self.catalog.get(&records[0].id).await, Ok(Some(_)));
             if !committed {
                 return Err(e.into()); // the staged files go with their guards
             }
@@ -49,18 +49,19 @@ impl Ingest {
             return Ok(records);
         };
         done.until_done(self.settings.wait_timeout).await;
-        Ok(self.reread(records))
+        Ok(self.reread(records).await)
     }
 
     /// The records' current state (after processing); one deleted meanwhile keeps the
     /// state it was created with.
-    fn reread(&self, records: Vec<MediaRecord>) -> Vec<MediaRecord> {
-        records
-            .into_iter()
-            .map(|r| match self.catalog.get(&r.id) {
-                Ok(Some(now)) => now,
+    async fn reread(&self, records: Vec<MediaRecord>) -> Vec<MediaRecord> {
+        let mut now = Vec::with_capacity(records.len());
+        for r in records {
+            now.push(match self.catalog.get(&r.id).await {
+                Ok(Some(current)) => current,
                 _ => r,
-            })
-            .collect()
+            });
+        }
+        now
     }
 }

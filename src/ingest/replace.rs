@@ -23,7 +23,7 @@ impl Ingest {
                 // The reply can be lost after the commit (actor restart): look before
                 // letting the guard remove the file (the periodic drain then removes the
                 // old files).
-                match self.catalog.get(id) {
+                match self.catalog.get(id).await {
                     Ok(Some(now)) if now.storage_key == staged.storage_key => (now, Vec::new()),
                     _ => return Err(e.into()),
                 }

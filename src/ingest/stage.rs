@@ -128,7 +128,7 @@ impl Drop for Unclaimed {
 /// it anew, or the orphan sweep removes it): another may be writing there soon.
 async fn settle(ingest: &Ingest, key: String, lease: Option<Lease>) {
     let catalog = &ingest.catalog;
-    if catalog.barrier().await.is_err() || !matches!(catalog.owner_of_file(&key), Ok(None)) {
+    if catalog.barrier().await.is_err() || !matches!(catalog.owner_of_file(&key).await, Ok(None)) {
         return;
     }
     match lease {

@@ -65,7 +65,7 @@ async fn attempt(args: &ProcessingArgs, id: &str) -> Result<JobOutcome, Interrup
     {
         return Ok(JobOutcome::AlreadyDone); // finished, deleted, or out of attempts
     }
-    let Some(record) = args.catalog.get(id)? else {
+    let Some(record) = args.catalog.get(id).await? else {
         return Ok(JobOutcome::ItemGone);
     };
     let total = Instant::now();

@@ -11,14 +11,14 @@ use crate::http::{Ctx, auth};
 use crate::model::{FolderPath, Scope};
 
 pub async fn list(ctx: &Ctx, req: &Request<Incoming>) -> Result<Resp, ApiError> {
-    auth::require(ctx, req.headers(), Scope::Read)?;
+    auth::require(ctx, req.headers(), Scope::Read).await?;
     let folders = ctx.catalog.folders().await?;
     Ok(json(StatusCode::OK, &views::Folders { folders }))
 }
 
 /// 201 when created, 200 when it already existed.
 pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    auth::require(ctx, req.headers(), Scope::Write)?;
+    auth::require(ctx, req.headers(), Scope::Write).await?;
     let path = path_from_body(ctx, req).await?;
     let created = ctx.catalog.create_folder(path.clone()).await?;
     let status = if created {
@@ -37,7 +37,7 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError>
 /// The path comes from the JSON body, or from `?path=` for clients that cannot send a
 /// body with DELETE.
 pub async fn delete(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    auth::require(ctx, req.headers(), Scope::Write)?;
+    auth::require(ctx, req.headers(), Scope::Write).await?;
     let from_query = req.uri().query().and_then(|q| {
         form_urlencoded::parse(q.as_bytes())
             .find(|(k, _)| k == "path")

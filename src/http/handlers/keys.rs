@@ -17,7 +17,7 @@ use crate::model::Scope;
 const MAX_NAME_CHARS: usize = 100;
 
 pub async fn list(ctx: &Ctx, req: &Request<Incoming>) -> Result<Resp, ApiError> {
-    auth::require(ctx, req.headers(), Scope::Admin)?;
+    auth::require(ctx, req.headers(), Scope::Admin).await?;
     let keys = ctx.catalog.keys().await?;
     let data: Vec<_> = keys.iter().map(views::api_key).collect();
     Ok(json(StatusCode::OK, &views::Data { data }))
@@ -25,7 +25,7 @@ pub async fn list(ctx: &Ctx, req: &Request<Incoming>) -> Result<Resp, ApiError> 
 
 /// 201 with the key, shown this once (`Cache-Control: no-store`).
 pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    auth::require(ctx, req.headers(), Scope::Admin)?;
+    auth::require(ctx, req.headers(), Scope::Admin).await?;
     let body = read_json_object(ctx, req).await?;
     let scope = match body.get("scope") {
         Some(Value::String(s)) => Scope::parse(s),
@@ -60,7 +60,7 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError>
 }
 
 pub async fn revoke(ctx: &Ctx, req: &Request<Incoming>, id: String) -> Result<Resp, ApiError> {
-    auth::require(ctx, req.headers(), Scope::Admin)?;
+    auth::require(ctx, req.headers(), Scope::Admin).await?;
     if !keys::is_id(&id) {
         return Err(ApiError::NotFound("API key"));
     }

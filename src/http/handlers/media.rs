@@ -16,7 +16,7 @@ use crate::model::{CropSize, FolderPath, MediaPatch, Scope, cursor};
 const MAX_TEXT: usize = 10_000;
 
 pub async fn list(ctx: &Ctx, req: &Request<Incoming>) -> Result<Resp, ApiError> {
-    auth::require(ctx, req.headers(), Scope::Read)?;
+    auth::require(ctx, req.headers(), Scope::Read).await?;
     let q = query::list_query(req.uri().query(), Access::Full)?;
     let (limit, offset, sort, descending) = (q.limit, q.offset, q.sort, q.descending);
     let (page, folders) = tokio::try_join!(ctx.catalog.list(q), ctx.catalog.folders())?;
@@ -39,12 +39,13 @@ pub async fn list(ctx: &Ctx, req: &Request<Incoming>) -> Result<Resp, ApiError> 
     Ok(json(StatusCode::OK, &body))
 }
 
-pub fn get(ctx: &Ctx, req: &Request<Incoming>, id: &str) -> Result<Resp, ApiError> {
-    auth::require(ctx, req.headers(), Scope::Read)?;
+pub async fn get(ctx: &Ctx, req: &Request<Incoming>, id: &str) -> Result<Resp, ApiError> {
+    auth::require(ctx, req.headers(), Scope::Read).await?;
     let id = media_id(id)?;
     let record = ctx
         .catalog
-        .get(id)?
+        .get(id)
+        .await?
         .ok_or(ApiError::NotFound("media item"))?;
     Ok(json(
         StatusCode::OK,
@@ -55,7 +56,7 @@ pub fn get(ctx: &Ctx, req: &Request<Incoming>, id: &str) -> Result<Resp, ApiErro
 }
 
 pub async fn upload(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    auth::require(ctx, req.headers(), Scope::Write)?;
+    auth::require(ctx, req.headers(), Scope::Write).await?;
     let wait = query::wait_flag(req.uri().query())?;
     let form = multipart::receive(ctx, req).await?;
     let alt = form.alt.as_deref();
@@ -73,11 +74,12 @@ pub async fn upload(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError>
 
 /// `PUT /api/v1/media/{id}/file`: one new file for the item, of the same kind.
 pub async fn replace_file(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<Resp, ApiError> {
-    auth::require(ctx, req.headers(), Scope::Write)?;
+    auth::require(ctx, req.headers(), Scope::Write).await?;
     let id = media_id(&id)?;
     let old = ctx
         .catalog
-        .get(id)?
+        .get(id)
+        .await?
         .ok_or(ApiError::NotFound("media item"))?;
     let mut form = multipart::receive(ctx, req).await?;
     if form.staged.len() + form.errors.len() != 1 {
@@ -106,7 +108,7 @@ pub async fn replace_file(ctx: &Ctx, req: Request<Incoming>, id: String) -> Resu
 
 /// `POST /api/v1/media/{id}/crops` `{width, height}`: a signed URL for that crop.
 pub async fn sign_crop(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<Resp, ApiError> {
-    auth::require(ctx, req.headers(), Scope::Write)?;
+    auth::require(ctx, req.headers(), Scope::Write).await?;
     let id = media_id(&id)?.to_owned();
     let body = read_json_object(ctx, req).await?;
     let side = |name: &str| {
@@ -124,7 +126,8 @@ pub async fn sign_crop(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<
     }
     let record = ctx
         .catalog
-        .get(&id)?
+        .get(&id)
+        .await?
         .filter(|r| r.media_type.is_raster())
         .ok_or(ApiError::NotFound("image"))?;
     let url = ctx.crops.signer().url(&record.id, size);
@@ -135,7 +138,7 @@ pub async fn sign_crop(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<
 }
 
 pub async fn patch(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<Resp, ApiError> {
-    auth::require(ctx, req.headers(), Scope::Write)?;
+    auth::require(ctx, req.headers(), Scope::Write).await?;
     media_id(&id)?;
     let body = read_json_object(ctx, req).await?;
     let patch = parse_patch(&body)?;
@@ -157,7 +160,7 @@ pub async fn patch(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<Resp
 }
 
 pub async fn delete(ctx: &Ctx, req: &Request<Incoming>, id: String) -> Result<Resp, ApiError> {
-    auth::require(ctx, req.headers(), Scope::Write)?;
+    auth::require(ctx, req.headers(), Scope::Write).await?;
     media_id(&id)?;
     let queued = ctx.catalog.delete_media(id).await?;
     ctx.storage.drain_deletes(queued);

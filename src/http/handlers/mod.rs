@@ -22,12 +22,12 @@ use crate::error::ApiError;
 pub async fn dispatch(ctx: &Ctx, route: Route, req: Request<Incoming>) -> Result<Resp, ApiError> {
     match route {
         Route::PublicList => public::list(ctx, &req).await,
-        Route::PublicGet(id) => public::get(ctx, &req, &id),
+        Route::PublicGet(id) => public::get(ctx, &req, &id).await,
         Route::PublicCrop(id) => public::crop(ctx, &req, &id).await,
         Route::PublicListPreflight | Route::PublicItemPreflight => Ok(preflight()),
         Route::List => media::list(ctx, &req).await,
         Route::Upload => media::upload(ctx, req).await,
-        Route::Get(id) => media::get(ctx, &req, &id),
+        Route::Get(id) => media::get(ctx, &req, &id).await,
         Route::Patch(id) => media::patch(ctx, req, id).await,
         Route::ReplaceFile(id) => media::replace_file(ctx, req, id).await,
         Route::SignCrop(id) => media::sign_crop(ctx, req, id).await,

@@ -47,7 +47,7 @@ pub struct Presigned {
 }
 
 pub async fn presign(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    auth::require(ctx, req.headers(), Scope::Write)?;
+    auth::require(ctx, req.headers(), Scope::Write).await?;
     let s3 = s3_config(ctx)?;
     let body = read_json_object(ctx, req).await?;
     let filename = match body.get("filename") {
@@ -94,7 +94,7 @@ pub async fn presign(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError
 
 /// Input checks, then `ingest::confirm` does the rest.
 pub async fn confirm(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    auth::require(ctx, req.headers(), Scope::Write)?;
+    auth::require(ctx, req.headers(), Scope::Write).await?;
     let s3 = s3_config(ctx)?;
     let body = read_json_object(ctx, req).await?;
     let key = match body.get("storageKey") {
@@ -112,7 +112,7 @@ pub async fn confirm(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError
         Some(_) => return Err(invalid_folder("(not a string)")),
     };
     let alt = alt_field(&body)?;
-    let presign = ctx.catalog.presign_to_confirm(&key)?;
+    let presign = ctx.catalog.presign_to_confirm(&key).await?;
     check_repeated_fields(&body, &presign, s3)?;
     let filename = match body.get("filename") {
         Some(Value::String(name)) if !name.trim().is_empty() => sanitize_filename(name, "upload"),

@@ -19,7 +19,7 @@ use crate::model::{CropSize, cursor};
 const ITEM_CACHE: &str = "public, max-age=3600";
 
 pub async fn list(ctx: &Ctx, req: &Request<Incoming>) -> Result<Resp, ApiError> {
-    let access = match auth::caller(ctx, req.headers())? {
+    let access = match auth::caller(ctx, req.headers()).await? {
         Some(_) => Access::Full,
         None => Access::Public,
     };
@@ -44,11 +44,12 @@ pub async fn list(ctx: &Ctx, req: &Request<Incoming>) -> Result<Resp, ApiError> 
     Ok(json(StatusCode::OK, &body))
 }
 
-pub fn get(ctx: &Ctx, req: &Request<Incoming>, id: &str) -> Result<Resp, ApiError> {
+pub async fn get(ctx: &Ctx, req: &Request<Incoming>, id: &str) -> Result<Resp, ApiError> {
     let id = media_id(id)?;
     let record = ctx
         .catalog
-        .get(id)?
+        .get(id)
+        .await?
         .ok_or(ApiError::NotFound("media item"))?;
     // Serialized once: the bytes are both the body and what the ETag is made from.
     let bytes = serde_json::to_vec(&views::Data {
