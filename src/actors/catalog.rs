@@ -3,6 +3,7 @@
 //! behind whatever is already waiting, and while a commit is in progress new writes pile
 //! up for the next one. Reads never come here (see `CatalogHandle`).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -134,10 +135,10 @@ pub async fn heal(catalog: &Arc<Catalog>) {
 ///   `presign_to_confirm`, `check`) answer inline from redb, without a hop;
 /// - scans (`list` past its first page, `folders`, `keys`, the maintenance listings) wait
 ///   for a turn on the blocking pool;
-/// - writes wait for the actor's next group commit.
+/// - writes wait for the actor's next group commit;
+/// - `claims` hands the orphan sweep a judge it asks in batches (a scan each).
 ///
-/// `job_count` (the durable backlog, a counter kept with every commit) and `claims` (the
-/// orphan sweep's judge, called per file by the storage backends) do not wait.
+/// `job_count` (the durable backlog, a counter kept with every commit) does not wait.
 #[derive(Clone)]
 pub struct CatalogHandle {
     slot: Slot<CatalogMsg>,
@@ -463,11 +464,26 @@ impl CatalogHandle {
         self.scan(Catalog::pending_deletes).await
     }
 
-    /// The orphan sweep's judge: whether the catalog still wants a stored file (see
-    /// `Catalog::claims_file`). A file it cannot decide on (a read error) is kept.
+    /// The orphan sweep's judge (see `Catalog::claims_file`): of a batch of stored files,
+    /// those the catalog still wants, read on the blocking pool. A file it cannot decide
+    /// on (a read error) is kept.
     pub fn claims(&self) -> Claims {
-        let catalog = self.catalog.clone();
-        Arc::new(move |key: &str| catalog.claims_file(key).unwrap_or(true))
+        let handle = self.clone();
+        Arc::new(move |keys: Vec<String>| {
+            let handle = handle.clone();
+            Box::pin(async move { handle.claimed(keys).await })
+        })
+    }
+
+    async fn claimed(&self, keys: Vec<String>) -> HashSet<String> {
+        let all = keys.clone();
+        let judged = self.scan(move |c| {
+            let claimed = keys
+                .into_iter()
+                .filter(|k| c.claims_file(k).unwrap_or(true));
+            Ok(claimed.collect::<HashSet<String>>())
+        });
+        judged.await.unwrap_or_else(|_| all.into_iter().collect())
     }
 }
 

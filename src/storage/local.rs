@@ -5,9 +5,11 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use std::time::SystemTime;
+
 use super::{
-    InFlight, Result, Sink, StoredFile, Sweep, SweepReport, is_valid_key, modified_before,
-    remove_if_present, sweep_temp,
+    InFlight, Result, Sink, StoredFile, is_valid_key, modified_before, remove_if_present,
+    sweep_temp,
 };
 use crate::model::random_token;
 
@@ -141,26 +143,40 @@ impl LocalStorage {
         }))
     }
 
-    /// Walks `uploads/YYYY/MM/` (and the temp folder) removing what the sweep allows.
-    pub(super) fn sweep(&self, sweep: &Sweep) -> Result<SweepReport> {
-        let mut report = SweepReport {
-            temp_files: sweep_temp(&self.tmp, sweep.cutoff, &self.in_flight)?,
-            orphans: 0,
-        };
+    /// The sweep's first step: removes old temp files no upload holds (how many), and
+    /// walks `uploads/YYYY/MM/` for the keys of files older than `cutoff` that no request
+    /// holds (for the catalog to judge).
+    pub(super) fn sweep_candidates(&self, cutoff: SystemTime) -> Result<(usize, Vec<String>)> {
+        let temp_files = sweep_temp(&self.tmp, cutoff, &self.in_flight)?;
+        let mut candidates = Vec::new();
         for year in read_dirs(&self.uploads)? {
             for month in read_dirs(&year)? {
                 for file in fs::read_dir(&month)? {
                     let path = file?.path();
                     let key = path.strip_prefix(&self.uploads).ok().and_then(Path::to_str);
-                    let kept = key.is_some_and(|k| self.in_flight.contains(k) || (sweep.claims)(k));
-                    if !kept && modified_before(&path, sweep.cutoff)? {
-                        remove_if_present(&path)?;
-                        report.orphans += 1;
+                    if let Some(key) = key.filter(|k| !self.in_flight.contains(k))
+                        && modified_before(&path, cutoff)?
+                    {
+                        candidates.push(key.to_owned());
                     }
                 }
             }
         }
-        Ok(report)
+        Ok((temp_files, candidates))
+    }
+
+    /// The sweep's last step: removes the files the catalog did not claim, each looked at
+    /// again first (a request may have taken or rewritten it meanwhile); how many went.
+    pub(super) fn remove_orphans(&self, keys: Vec<String>, cutoff: SystemTime) -> Result<usize> {
+        let mut removed = 0;
+        for key in keys {
+            let path = self.path_of(&key)?;
+            if !self.in_flight.contains(&key) && modified_before(&path, cutoff)? {
+                remove_if_present(&path)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     fn path_of(&self, key: &str) -> io::Result<PathBuf> {
@@ -206,9 +222,9 @@ fn read_dirs(dir: &Path) -> io::Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::time::{Duration, SystemTime};
+    use std::time::Duration;
 
-    use super::super::{Storage, Sweep};
+    use super::super::{Storage, Sweep, SweepReport};
     use super::*;
 
     /// A storage with a committed `keep.txt` and `orphan.txt` and a temp file left by an
@@ -243,7 +259,10 @@ mod tests {
     async fn the_sweep_removes_unclaimed_files_older_than_its_cutoff() {
         let dir = tempfile::tempdir().expect("tempdir");
         let storage = storage_with_leftovers(dir.path()).await;
-        let claims: super::super::Claims = Arc::new(|key: &str| key == "2026/01/keep.txt");
+        let claims: super::super::Claims = Arc::new(|keys: Vec<String>| {
+            let kept = keys.into_iter().filter(|k| k == "2026/01/keep.txt");
+            Box::pin(std::future::ready(kept.collect()))
+        });
         let hour_ago = SystemTime::now() - Duration::from_secs(3600);
         let young = Sweep {
             claims: claims.clone(),

@@ -321,18 +321,25 @@ impl S3Storage {
         let cutoff_secs = unix_secs(sweep.cutoff);
         let mut pace = tokio::time::interval(Duration::from_secs(1) / SWEEP_DELETES_PER_SEC);
         let (mut listed, mut last) = (0, None);
+        let mut candidates = Vec::new();
         while let Some(meta) = listing.next().await {
             let meta = meta.map_err(remote)?;
             listed += 1;
             let key = key_of(&self.prefix, meta.location.as_ref());
-            if let Some(key) = key.filter(|k| !self.in_flight.contains(k) && !(sweep.claims)(k))
+            if let Some(key) = key.filter(|k| !self.in_flight.contains(k))
                 && meta.last_modified.timestamp() < cutoff_secs
             {
-                pace.tick().await;
-                self.delete(key).await?;
-                report.orphans += 1;
+                candidates.push(key.to_owned());
             }
             last = Some(meta.location);
+        }
+        for key in super::unclaimed(&sweep.claims, candidates).await {
+            if self.in_flight.contains(&key) {
+                continue; // taken by a request since it was listed
+            }
+            pace.tick().await;
+            self.delete(&key).await?;
+            report.orphans += 1;
         }
         // A full batch may have more behind it: the next run starts after it.
         *self.sweep_resume.lock().expect("sweep cursor") = last.filter(|_| listed == SWEEP_LISTED);
