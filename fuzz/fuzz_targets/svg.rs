@@ -17,7 +17,8 @@ fn internal(value: &str) -> bool {
 }
 
 /// Whether `code` ends in the CSS function `url(`: not the tail of a longer name
-/// (`overflourl(` is a function of its own, which fetches nothing).
+/// (`overflourl(` is a function of its own, which fetches nothing), of a hash (`#url(`)
+/// or of an at-keyword (`@url(`).
 fn opens_url(code: &str) -> bool {
     let lower = code.to_ascii_lowercase();
     let Some(before) = lower.strip_suffix("url(") else {
@@ -26,7 +27,9 @@ fn opens_url(code: &str) -> bool {
     !before
         .chars()
         .last()
-        .is_some_and(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '\\') || !c.is_ascii())
+        .is_some_and(|c| {
+            c.is_alphanumeric() || matches!(c, '-' | '_' | '\\' | '#' | '@') || !c.is_ascii()
+        })
 }
 
 /// A second reading of CSS, independent of the server's tokenizer: outside strings and
@@ -51,7 +54,9 @@ fn css_is_safe(css: &str) -> bool {
             q @ ('"' | '\'') => {
                 let start = i + 1;
                 i += 1;
-                while i < chars.len() && chars[i] != q {
+                // As CSS reads it: an unescaped line break ends a string (a bad one), and
+                // the text after it is code again.
+                while i < chars.len() && chars[i] != q && !matches!(chars[i], '\n' | '\r' | '\x0c') {
                     i += if chars[i] == '\\' { 2 } else { 1 };
                 }
                 let string: String = chars[start..i.min(chars.len())].iter().collect();
@@ -59,7 +64,9 @@ fn css_is_safe(css: &str) -> bool {
                     urls.push(string);
                 }
                 code.push_str("\"\"");
-                i += 1;
+                if chars.get(i) == Some(&q) {
+                    i += 1; // the closing quote; a line break stays, as code
+                }
             }
             c => {
                 code.push(c);
