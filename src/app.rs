@@ -16,6 +16,7 @@ use crate::delivery::Cropper;
 use crate::health::Health;
 use crate::http::{Ctx, server};
 use crate::ingest::Ingest;
+use crate::library::Library;
 use crate::maintenance::{self, RecoveryError, Upkeep};
 use crate::model::Scope;
 use crate::storage::{FileUrls, Storage, StorageError};
@@ -78,6 +79,7 @@ pub async fn run(
         storage: handles.storage.clone(),
         processing: handles.processing.clone(),
         ingest: Ingest::new(&handles, &config, health.clone()),
+        library: Library::new(&handles, !config.delivery.presets.is_empty()),
         crops: Cropper::new(
             handles.catalog.clone(),
             handles.storage.clone(),

@@ -216,6 +216,7 @@ impl ApiError {
                 "presign_unavailable"
             }
             Self::Ingest(IngestError::Busy { .. }) => "processing_backlog_full",
+            Self::Ingest(IngestError::KindMismatch { .. }) => "kind_mismatch",
             Self::Ingest(IngestError::LeaseRunOut) | Self::Catalog(CatalogError::LeaseLost) => {
                 "confirm_timeout"
             }

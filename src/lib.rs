@@ -5,7 +5,8 @@
 //!                    │
 //!                    ▼
 //!                  ingest/    the upload story: admit → stage → store → record → job,
-//!                    │        shared by POST /media and the presigned confirm
+//!                    │        shared by POST /media and the presigned confirm;
+//!                    │        library: the edit story (PATCH, DELETE)
 //!                    ▼  typed handles
 //!                  actors/    ractor, under one supervisor that restarts children
 //!                    ├─ CatalogActor    single writer over redb, group commit
@@ -37,6 +38,7 @@ pub mod error;
 pub mod health;
 pub mod http;
 pub mod ingest;
+pub mod library;
 pub mod maintenance;
 pub mod media;
 pub mod metrics;

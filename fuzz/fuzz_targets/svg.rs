@@ -92,7 +92,7 @@ fn css_is_safe(css: &str) -> bool {
     !imports
         && urls.iter().all(|u| {
             let u = u.trim().to_ascii_lowercase();
-            u.starts_with('#') || u.starts_with("data:image/")
+            internal(&u) || u.starts_with("data:image/") // `url()`: this document
         })
 }
 

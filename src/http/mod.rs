@@ -37,6 +37,7 @@ pub struct Ctx {
     pub processing: ProcessingHandle,
     /// The upload workflow (`POST /api/v1/media` and confirm).
     pub ingest: Ingest,
+    pub library: crate::library::Library,
     /// Crops on demand, behind signed URLs.
     pub crops: crate::delivery::Cropper,
     /// Where clients fetch stored files (item and variant `url`s).

@@ -51,6 +51,14 @@ pub enum IngestError {
     TypeMismatch { expected: &'static str },
     #[error("{filename}: {error}")]
     Refused { filename: String, error: MediaError },
+    #[error(
+        "the new file is {new} and this item holds {held}: replace within the same kind \
+         (image, document or video), or upload a new item"
+    )]
+    KindMismatch {
+        new: &'static str,
+        held: &'static str,
+    },
     /// A confirm took so long that another may soon take its presign: it stops before
     /// writing at the key.
     #[error("this confirm took too long (the storage is slow); retry it")]

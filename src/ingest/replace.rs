@@ -8,11 +8,23 @@ use super::{Ingest, IngestError, Staged};
 use crate::model::{FolderPath, MediaRecord};
 
 impl Ingest {
-    /// Puts `staged` in place of item `id`'s file; the old files are deleted once the new
-    /// record is committed. The item's metadata is read at the commit (not before the
-    /// upload streamed), so a PATCH meanwhile is kept. On failure the staged file is
-    /// discarded.
-    pub async fn replace(&self, id: &str, mut staged: Staged) -> Result<MediaRecord, IngestError> {
+    /// Puts `staged` in place of item `old`'s file, of the same kind (image, document or
+    /// video); the old files are deleted once the new record is committed. The item's
+    /// metadata is read at the commit (not from `old`, read before the upload streamed),
+    /// so a PATCH meanwhile is kept. On failure the staged file is discarded.
+    pub async fn replace(
+        &self,
+        old: &MediaRecord,
+        mut staged: Staged,
+    ) -> Result<MediaRecord, IngestError> {
+        let (new, held) = (staged.media_type, old.media_type);
+        if new.kind() != held.kind() {
+            return Err(IngestError::KindMismatch {
+                new: new.mime(),
+                held: held.mime(),
+            }); // the staged file goes with its guard
+        }
+        let id = old.id.as_str();
         let file = MediaRecord {
             id: id.to_owned(),
             ..staged.record(&FolderPath::root(), None)

@@ -86,18 +86,7 @@ pub async fn replace_file(ctx: &Ctx, req: Request<Incoming>, id: String) -> Resu
         let message = "a replace takes exactly one file, in the field `file`";
         return Err(ApiError::bad_request("too_many_files", message));
     }
-    let staged = form.staged.remove(0);
-    let (new, held) = (staged.media_type, old.media_type);
-    if new.kind() != held.kind() {
-        let message = format!(
-            "the new file is {} and this item holds {}: replace within the same kind \
-             (image, document or video), or upload a new item",
-            new.mime(),
-            held.mime()
-        );
-        return Err(ApiError::bad_request("kind_mismatch", message));
-    }
-    let record = ctx.ingest.replace(&old.id, staged).await?;
+    let record = ctx.ingest.replace(&old, form.staged.remove(0)).await?;
     Ok(json(
         StatusCode::OK,
         &views::Data {
@@ -142,15 +131,7 @@ pub async fn patch(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<Resp
     media_id(&id)?;
     let body = read_json_object(ctx, req).await?;
     let patch = parse_patch(&body)?;
-    let recrop = !ctx.config.delivery.presets.is_empty();
-    let changed = ctx.catalog.update_media(id, patch, recrop).await?;
-    // A moved focal point queued the old crops (presets and on demand) with the patch;
-    // the job makes new presets.
-    ctx.storage.drain_deletes(changed.queued);
-    let record = changed.record;
-    if record.is_processing() {
-        ctx.processing.enqueue(vec![record.id.clone()]);
-    }
+    let record = ctx.library.update(id, patch).await?;
     Ok(json(
         StatusCode::OK,
         &views::Data {
@@ -162,8 +143,7 @@ pub async fn patch(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<Resp
 pub async fn delete(ctx: &Ctx, req: &Request<Incoming>, id: String) -> Result<Resp, ApiError> {
     auth::require(ctx, req.headers(), Scope::Write).await?;
     media_id(&id)?;
-    let queued = ctx.catalog.delete_media(id).await?;
-    ctx.storage.drain_deletes(queued);
+    ctx.library.delete(id).await?;
     Ok(json(StatusCode::OK, &views::Success { success: true }))
 }
 
