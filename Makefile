@@ -17,8 +17,10 @@ S3_PORT ?= 18333
 # Chromium against the real binary (scripts/contract-checks.sh).
 test: tools
 	@S3_PORT=$(S3_PORT) scripts/s3-local.sh start
-	@S3_TEST_ENDPOINT=http://127.0.0.1:$(S3_PORT) $(CARGO) test --workspace --all-targets; \
-		status=$$?; scripts/s3-local.sh stop; exit $$status
+	@scripts/pg-local.sh start || { scripts/s3-local.sh stop; exit 1; }
+	@S3_TEST_ENDPOINT=http://127.0.0.1:$(S3_PORT) PG_TEST_URL=$$(scripts/pg-local.sh url) \
+		$(CARGO) test --workspace --all-targets; \
+		status=$$?; scripts/s3-local.sh stop; scripts/pg-local.sh stop; exit $$status
 	python3 scripts/crash-test.py --rounds 3
 	scripts/contract-checks.sh
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL on loopback for tests and development: Debian's `postgresql`
-# (installed when missing), a cluster of its own under target/pg, run as the `postgres`
-# user the package creates (initdb refuses root) when this script runs as root.
+# (installed when missing), a cluster of its own in /tmp/darkroom-pg-$PG_PORT (outside the
+# checkout, which the `postgres` user may not be able to enter), run as that user (initdb
+# refuses root) when this script runs as root.
 #   scripts/pg-local.sh start   # starts it (if not running) and waits until it answers
 #   scripts/pg-local.sh stop    # stops the cluster it started
 #   scripts/pg-local.sh url     # prints the URL of its database
@@ -10,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=${PG_PORT:-15432}
-DIR=$PWD/target/pg
+DIR=${PG_DIR:-/tmp/darkroom-pg-$PORT}
 DATA=$DIR/data
 DB=darkroom_test
 URL="postgres://darkroom:darkroom@127.0.0.1:$PORT/$DB"
@@ -33,15 +34,10 @@ start() {
         return
     fi
     mkdir -p "$DIR"
-    # The owner must reach the data dir: target/ may sit under a home only root can enter.
-    if [[ $(id -u) == 0 ]]; then
-        chown postgres: "$DIR"
-        local d=$DIR
-        while [[ $d != / ]]; do d=$(dirname "$d"); chmod o+x "$d" 2>/dev/null || true; done
-    fi
+    if [[ $(id -u) == 0 ]]; then chown postgres: "$DIR"; fi
     if [[ ! -f $DATA/PG_VERSION ]]; then
         echo "darkroom" > "$DIR/pw"
-        [[ $(id -u) == 0 ]] && chown postgres: "$DIR/pw"
+        if [[ $(id -u) == 0 ]]; then chown postgres: "$DIR/pw"; fi
         as_owner "$bin/initdb" -D "$DATA" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
             --pwfile="$DIR/pw" -E UTF8 --locale=C.UTF-8 >"$DIR/initdb.log" 2>&1 \
             || { cat "$DIR/initdb.log" >&2; exit 1; }

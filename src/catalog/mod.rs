@@ -14,6 +14,7 @@ mod cache;
 pub mod index;
 pub mod keys;
 mod list;
+pub mod pg;
 mod presets;
 mod read;
 mod reserve;

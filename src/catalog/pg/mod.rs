@@ -1,0 +1,197 @@
+//! The catalog on PostgreSQL, for N Darkroom nodes sharing one library (issue 25). This
+//! part connects and keeps the schema: a pool of connections from a `postgres://` URL
+//! (TLS by `sslmode`, the password from the URL or the environment), every query under
+//! a deadline, and the schema created and upgraded at start from the migrations embedded
+//! here, one node at a time (an advisory lock). Failures come back as one clear line.
+//!
+//! - `tls`: `sslmode` (`disable`, `prefer`, `require`, `verify-ca`, `verify-full`) to a
+//!   rustls connector;
+//! - `migrate`: the embedded, versioned schema (`schema/NNN_*.sql`).
+
+mod migrate;
+mod tls;
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+
+pub use migrate::{SCHEMA, migrate};
+
+/// How to reach the catalog's database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgOptions {
+    /// `postgres://user[:password]@host[:port]/database[?sslmode=...&sslrootcert=...]`.
+    pub url: String,
+    /// The password when the URL has none (from `DARKROOM_CATALOG__PASSWORD`, say).
+    pub password: Option<String>,
+    /// Connections kept open at most.
+    pub pool_size: usize,
+    /// The longest any one query may take (also the server's `statement_timeout`), and
+    /// the longest a connection may take to open.
+    pub query_timeout: Duration,
+}
+
+/// Why the catalog's database cannot be used: each says what to fix in one line.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PgError {
+    #[error("catalog.url is not a PostgreSQL URL ({0})")]
+    Url(String),
+    #[error("cannot connect to the catalog at {at}: {why}")]
+    Connect { at: String, why: String },
+    #[error("the catalog at {at} refused the login: {why}")]
+    Login { at: String, why: String },
+    #[error("the catalog's database does not allow what Darkroom needs: {0}")]
+    Permission(String),
+    #[error(
+        "the catalog's schema is version {found}, written by a newer Darkroom (this one \
+         knows {knows}): run the newer Darkroom"
+    )]
+    TooNew { found: i32, knows: i32 },
+    #[error("the catalog did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("catalog query failed: {0}")]
+    Query(String),
+    #[error("TLS setup for the catalog failed: {0}")]
+    Tls(String),
+}
+
+/// A pool of connections to the catalog's database (checked: one connection opened).
+pub struct Pg {
+    pool: Pool,
+    options: PgOptions,
+    /// `user@host:port/database`, for messages (never the password).
+    at: String,
+}
+
+impl Pg {
+    /// Opens the pool and one connection through it: a wrong URL, an unreachable host,
+    /// a refused login or a missing TLS root fails here, in one line.
+    pub async fn connect(options: PgOptions) -> Result<Self, PgError> {
+        let (mut config, mode) = tls::parse(&options.url)?;
+        if config.get_password().is_none()
+            && let Some(password) = &options.password
+        {
+            config.password(password.as_str());
+        }
+        let timeout_ms = options.query_timeout.as_millis();
+        config
+            .connect_timeout(options.query_timeout)
+            .options(format!("-c statement_timeout={timeout_ms}"))
+            .application_name("darkroom");
+        let at = describe(&config);
+        let manager = Manager::from_config(
+            config,
+            tls::connector(&mode)?,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(1))
+            .build()
+            .map_err(|e| PgError::Url(e.to_string()))?;
+        let pg = Self { pool, options, at };
+        drop(pg.client().await?); // the first connection says whether any will work
+        Ok(pg)
+    }
+
+    /// A connection from the pool, within the query deadline.
+    pub async fn client(&self) -> Result<deadpool_postgres::Object, PgError> {
+        let deadline = self.options.query_timeout;
+        match tokio::time::timeout(deadline, self.pool.get()).await {
+            Err(_) => Err(PgError::Timeout(deadline)),
+            Ok(Ok(client)) => Ok(client),
+            // Opening a connection: anything but the server's own answer is a way there
+            // that does not work (refused, unreachable, TLS).
+            Ok(Err(deadpool_postgres::PoolError::Backend(e))) if e.as_db_error().is_none() => {
+                Err(PgError::Connect {
+                    at: self.at.clone(),
+                    why: innermost(&e),
+                })
+            }
+            Ok(Err(deadpool_postgres::PoolError::Backend(e))) => Err(self.error(&e)),
+            Ok(Err(deadpool_postgres::PoolError::Timeout(_))) => Err(PgError::Timeout(deadline)),
+            Ok(Err(e)) => Err(PgError::Connect {
+                at: self.at.clone(),
+                why: e.to_string(),
+            }),
+        }
+    }
+
+    /// `user@host:port/database`, for messages.
+    pub fn at(&self) -> &str {
+        &self.at
+    }
+
+    /// The one line that says what went wrong with `e`.
+    pub fn error(&self, e: &tokio_postgres::Error) -> PgError {
+        classify(&self.at, e)
+    }
+}
+
+/// Sorts a driver error into what the operator must fix.
+fn classify(at: &str, e: &tokio_postgres::Error) -> PgError {
+    use tokio_postgres::error::SqlState;
+    if let Some(db) = e.as_db_error() {
+        let code = db.code();
+        let why = db.message().to_owned();
+        return if *code == SqlState::INVALID_PASSWORD
+            || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+            || *code == SqlState::INVALID_CATALOG_NAME
+        {
+            PgError::Login {
+                at: at.to_owned(),
+                why,
+            }
+        } else if *code == SqlState::INSUFFICIENT_PRIVILEGE {
+            PgError::Permission(why)
+        } else if *code == SqlState::QUERY_CANCELED {
+            PgError::Query(format!("{why} (statement_timeout)"))
+        } else {
+            PgError::Query(why)
+        };
+    }
+    let why = innermost(e);
+    if e.is_closed() {
+        PgError::Connect {
+            at: at.to_owned(),
+            why,
+        }
+    } else {
+        PgError::Query(why)
+    }
+}
+
+/// The error with its innermost cause (connection refused, a TLS failure), on one line.
+fn innermost(e: &tokio_postgres::Error) -> String {
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let (outer, inner) = (e.to_string(), cause.to_string());
+    let line = if outer.contains(&inner) {
+        outer
+    } else {
+        format!("{outer}: {inner}")
+    };
+    line.replace('\n', " ")
+}
+
+/// `user@host:port/database` of a config (never its password).
+fn describe(config: &tokio_postgres::Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().unwrap_or("?");
+    let db = config.get_dbname().unwrap_or(user);
+    format!("{user}@{host}:{port}/{db}")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,89 @@
+-- The catalog on PostgreSQL, schema 1: the same vocabulary as the redb tables
+-- (src/catalog/tables.rs), one row per record, with the folded text Darkroom computes
+-- itself (model::fold) stored beside it so both catalogs sort and search alike.
+
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+
+-- One row per item: the record as JSON, and the fields listings filter and sort on.
+CREATE TABLE media (
+    id           text PRIMARY KEY,
+    record       jsonb NOT NULL,
+    folder       text NOT NULL,
+    kind         smallint NOT NULL,          -- model::Kind: 0 image, 1 document, 2 video
+    created_us   bigint NOT NULL,
+    size         bigint NOT NULL,
+    name_key     text NOT NULL COLLATE "C",  -- the folded filename (sort by filename)
+    search       text NOT NULL COLLATE "C"   -- the folded search document
+);
+-- Listings: every sort, over everything and within a folder or a kind, id the tiebreak.
+CREATE INDEX media_created     ON media (created_us, id);
+CREATE INDEX media_name        ON media (name_key, id);
+CREATE INDEX media_size        ON media (size, id);
+CREATE INDEX media_folder      ON media (folder, created_us, id);
+CREATE INDEX media_folder_name ON media (folder, name_key, id);
+CREATE INDEX media_folder_size ON media (folder, size, id);
+CREATE INDEX media_kind        ON media (kind, created_us, id);
+CREATE INDEX media_kind_name   ON media (kind, name_key, id);
+CREATE INDEX media_kind_size   ON media (kind, size, id);
+CREATE INDEX media_folder_kind ON media (folder, kind, created_us, id);
+-- Search: substrings of the folded text.
+CREATE INDEX media_search ON media USING gin (search gin_trgm_ops);
+
+-- Exact counts per listing scope, kept in the same transaction as every change
+-- ('a', 'f:<folder>', 'k:<kind>', 'x:<kind>:<folder>', as in redb's COUNTS).
+CREATE TABLE counts (
+    scope text PRIMARY KEY COLLATE "C",
+    n     bigint NOT NULL CHECK (n >= 0)
+);
+
+-- Folders created explicitly.
+CREATE TABLE folders (
+    path text PRIMARY KEY COLLATE "C"
+);
+
+-- Every stored file the catalog knows, and its item (FILES and ITEM_FILES in one).
+CREATE TABLE files (
+    key     text PRIMARY KEY COLLATE "C",
+    item_id text NOT NULL
+);
+CREATE INDEX files_item ON files (item_id);
+
+-- The durable delete queue.
+CREATE TABLE pending_deletes (
+    key       text PRIMARY KEY COLLATE "C",
+    queued_us bigint NOT NULL
+);
+
+-- API keys (only the SHA-256 of each secret).
+CREATE TABLE api_keys (
+    id     text PRIMARY KEY,
+    record jsonb NOT NULL
+);
+
+-- Processing jobs, claimed with a lease by whichever node runs them.
+CREATE TABLE jobs (
+    item_id     text PRIMARY KEY,
+    attempts    integer NOT NULL DEFAULT 0,
+    queued_us   bigint NOT NULL,
+    leased_by   text,
+    lease_until timestamptz
+);
+CREATE INDEX jobs_claimable ON jobs (lease_until NULLS FIRST, queued_us);
+
+-- Presigned uploads until they expire.
+CREATE TABLE presigns (
+    key    text PRIMARY KEY COLLATE "C",
+    record jsonb NOT NULL,
+    expires_us bigint NOT NULL
+);
+CREATE INDEX presigns_expiry ON presigns (expires_us);
+
+-- On-demand crops written, by item and by last use (the cache's eviction order).
+CREATE TABLE crop_cache (
+    item_id      text NOT NULL,
+    key          text NOT NULL COLLATE "C",
+    size         bigint NOT NULL,
+    last_used_us bigint NOT NULL,
+    PRIMARY KEY (item_id, key)
+);
+CREATE INDEX crop_cache_lru ON crop_cache (last_used_us);

@@ -1,0 +1,217 @@
+//! Against a real PostgreSQL (`scripts/pg-local.sh`, started by `make test`): each test
+//! makes a database of its own and drops it after.
+
+use std::time::Duration;
+
+use super::*;
+
+fn server_url() -> String {
+    std::env::var("PG_TEST_URL").unwrap_or_else(|_| {
+        panic!(
+            "the PostgreSQL tests need a local server: run `make test`, or \
+             `scripts/pg-local.sh start` and PG_TEST_URL=$(scripts/pg-local.sh url) cargo test"
+        )
+    })
+}
+
+fn options(url: String) -> PgOptions {
+    PgOptions {
+        url,
+        password: None,
+        pool_size: 4,
+        query_timeout: Duration::from_secs(10),
+    }
+}
+
+/// A database of its own on the test server: its URL, and the connection that made it.
+struct Scratch {
+    name: String,
+    url: String,
+    server: Pg,
+}
+
+impl Scratch {
+    async fn new() -> Self {
+        let server = Pg::connect(options(server_url()))
+            .await
+            .expect("test server");
+        let name = format!(
+            "darkroom_t_{}",
+            crate::model::random_token(10).to_lowercase()
+        );
+        let client = server.client().await.expect("client");
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create database");
+        let base = server_url();
+        let (prefix, query) = base.split_once('?').unwrap_or((&base, ""));
+        let prefix = prefix.rsplit_once('/').map_or(prefix, |(p, _)| p);
+        let url = match query {
+            "" => format!("{prefix}/{name}"),
+            q => format!("{prefix}/{name}?{q}"),
+        };
+        Self { name, url, server }
+    }
+
+    async fn drop(self) {
+        let client = self.server.client().await.expect("client");
+        let _ = client
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn the_schema_is_made_once_even_when_two_nodes_start_at_once() {
+    let db = Scratch::new().await;
+    let (a, b) = tokio::join!(
+        async { migrate(&Pg::connect(options(db.url.clone())).await?).await },
+        async { migrate(&Pg::connect(options(db.url.clone())).await?).await },
+    );
+    let mut found = [a.expect("node a"), b.expect("node b")];
+    found.sort();
+    assert_eq!(found, [0, SCHEMA], "one made it, the other found it made");
+    let pg = Pg::connect(options(db.url.clone())).await.expect("connect");
+    assert_eq!(migrate(&pg).await.expect("again"), SCHEMA);
+    let client = pg.client().await.expect("client");
+    let tables: i64 = client
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public' \
+             AND table_name IN ('media', 'counts', 'folders', 'files', 'pending_deletes', \
+             'api_keys', 'jobs', 'presigns', 'crop_cache', 'darkroom_schema')",
+            &[],
+        )
+        .await
+        .expect("tables")
+        .get(0);
+    assert_eq!(tables, 10);
+    let trgm: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_extension WHERE extname = 'pg_trgm'",
+            &[],
+        )
+        .await
+        .expect("extension")
+        .get(0);
+    assert_eq!(trgm, 1);
+    drop(client);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused_before_anything_is_written() {
+    let db = Scratch::new().await;
+    let pg = Pg::connect(options(db.url.clone())).await.expect("connect");
+    migrate(&pg).await.expect("migrate");
+    let client = pg.client().await.expect("client");
+    client
+        .batch_execute("UPDATE darkroom_schema SET version = 99")
+        .await
+        .expect("newer");
+    let refused = migrate(&pg).await;
+    assert!(
+        matches!(
+            refused,
+            Err(PgError::TooNew {
+                found: 99,
+                knows: SCHEMA
+            })
+        ),
+        "{refused:?}"
+    );
+    let message = refused.expect_err("refused").to_string();
+    assert!(message.contains("newer Darkroom"), "{message}");
+    drop(client);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_password_may_come_from_outside_the_url() {
+    let url = server_url();
+    let (scheme, rest) = url.split_once("://").expect("scheme");
+    let (credentials, host) = rest.split_once('@').expect("credentials");
+    let (user, password) = credentials
+        .split_once(':')
+        .expect("a password in the test URL");
+    let mut outside = options(format!("{scheme}://{user}@{host}"));
+    outside.password = Some(password.to_owned());
+    let pg = Pg::connect(outside).await.expect("connects");
+    assert!(!pg.at().contains(&format!(":{password}@")), "{}", pg.at());
+    assert!(pg.at().starts_with(&format!("{user}@")), "{}", pg.at());
+}
+
+#[tokio::test]
+async fn wrong_urls_logins_and_hosts_fail_in_one_clear_line() {
+    let url = server_url();
+    let (scheme, rest) = url.split_once("://").expect("scheme");
+    let (credentials, host) = rest.split_once('@').expect("credentials");
+    let user = credentials.split(':').next().expect("user");
+
+    let wrong = format!("{scheme}://{user}:not-the-password@{host}");
+    let err = Pg::connect(options(wrong)).await.err().expect("refused");
+    assert!(matches!(err, PgError::Login { .. }), "{err:?}");
+    let line = err.to_string();
+    assert!(line.contains("password authentication failed"), "{line}");
+    assert!(
+        !line.contains("not-the-password") && !line.contains('\n'),
+        "{line}"
+    );
+
+    let (hostport, _db) = host.split_once('/').expect("database");
+    let unknown = format!("{scheme}://{credentials}@{hostport}/no_such_database");
+    let err = Pg::connect(options(unknown)).await.err().expect("refused");
+    assert!(matches!(err, PgError::Login { .. }), "{err:?}");
+    assert!(err.to_string().contains("does not exist"), "{err}");
+
+    // Nothing listens on a port just freed.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = free.local_addr().expect("addr").port();
+    drop(free);
+    let closed = format!("{scheme}://{credentials}@127.0.0.1:{port}/x?sslmode=disable");
+    let err = Pg::connect(options(closed)).await.err().expect("refused");
+    assert!(matches!(err, PgError::Connect { .. }), "{err:?}");
+    let line = err.to_string();
+    assert!(line.to_lowercase().contains("refused"), "{line}");
+    assert!(line.contains(&format!("127.0.0.1:{port}")), "{line}");
+
+    // A host that takes the connection and never answers: the deadline, not a hang.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let mut quiet = options(format!(
+        "{scheme}://{credentials}@127.0.0.1:{port}/x?sslmode=disable"
+    ));
+    quiet.query_timeout = Duration::from_millis(500);
+    let err = Pg::connect(quiet).await.err().expect("gave up");
+    assert!(
+        matches!(err, PgError::Timeout(_) | PgError::Connect { .. }),
+        "{err:?}"
+    );
+    held.abort();
+
+    // TLS required of a server without it: said so, not retried in plain text.
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let err = Pg::connect(options(format!("{url}{sep}sslmode=require")))
+        .await
+        .err()
+        .expect("refused");
+    assert!(matches!(err, PgError::Connect { .. }), "{err:?}");
+    assert!(err.to_string().contains("TLS"), "{err}");
+
+    let err = Pg::connect(options("mysql://u@h/db".into()))
+        .await
+        .err()
+        .expect("refused");
+    assert!(matches!(err, PgError::Url(_)), "{err:?}");
+}
