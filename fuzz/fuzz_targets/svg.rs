@@ -24,12 +24,9 @@ fn opens_url(code: &str) -> bool {
     let Some(before) = lower.strip_suffix("url(") else {
         return false;
     };
-    !before
-        .chars()
-        .last()
-        .is_some_and(|c| {
-            c.is_alphanumeric() || matches!(c, '-' | '_' | '\\' | '#' | '@') || !c.is_ascii()
-        })
+    !before.chars().last().is_some_and(|c| {
+        c.is_alphanumeric() || matches!(c, '-' | '_' | '\\' | '#' | '@') || !c.is_ascii()
+    })
 }
 
 /// A second reading of CSS, independent of the server's tokenizer: outside strings and
@@ -56,7 +53,8 @@ fn css_is_safe(css: &str) -> bool {
                 i += 1;
                 // As CSS reads it: an unescaped line break ends a string (a bad one), and
                 // the text after it is code again.
-                while i < chars.len() && chars[i] != q && !matches!(chars[i], '\n' | '\r' | '\x0c') {
+                while i < chars.len() && chars[i] != q && !matches!(chars[i], '\n' | '\r' | '\x0c')
+                {
                     i += if chars[i] == '\\' { 2 } else { 1 };
                 }
                 let string: String = chars[start..i.min(chars.len())].iter().collect();
