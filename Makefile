@@ -9,18 +9,18 @@ run: build-tools
 build: build-tools
 	$(CARGO) build --release
 
-# The S3 suite runs against a real S3 server (SeaweedFS) on loopback, started here and
-# stopped by PID afterwards, pass or fail.
+# The S3 suite runs against a real S3 server (SeaweedFS) on loopback, and the PostgreSQL
+# catalog's against a throwaway cluster, both started here and stopped afterwards, pass,
+# fail or interrupt.
 S3_PORT ?= 18333
 # Then crash rounds against the debug binary the tests built (scripts/crash-test.py), and
 # the contract from outside: the document validated, schemathesis and the explorer in
 # Chromium against the real binary (scripts/contract-checks.sh).
 test: tools
-	@S3_PORT=$(S3_PORT) scripts/s3-local.sh start
-	@scripts/pg-local.sh start || { scripts/s3-local.sh stop; exit 1; }
-	@S3_TEST_ENDPOINT=http://127.0.0.1:$(S3_PORT) PG_TEST_URL=$$(scripts/pg-local.sh url) \
-		$(CARGO) test --workspace --all-targets; \
-		status=$$?; scripts/s3-local.sh stop; scripts/pg-local.sh stop; exit $$status
+	@bash -c 'trap "scripts/s3-local.sh stop; scripts/pg-local.sh stop" EXIT INT TERM; \
+		S3_PORT=$(S3_PORT) scripts/s3-local.sh start && scripts/pg-local.sh start && \
+		S3_TEST_ENDPOINT=http://127.0.0.1:$(S3_PORT) PG_TEST_URL=$$(scripts/pg-local.sh url) \
+		$(CARGO) test --workspace --all-targets'
 	python3 scripts/crash-test.py --rounds 3
 	scripts/contract-checks.sh
 

@@ -33,8 +33,15 @@ start() {
         echo "PostgreSQL already running on 127.0.0.1:$PORT: $URL"
         return
     fi
-    mkdir -p "$DIR"
-    if [[ $(id -u) == 0 ]]; then chown postgres: "$DIR"; fi
+    # Under /tmp: refuse a path someone else planted (a symlink, another owner), and keep
+    # the cluster, its password file and its socket to the owner alone.
+    local owner=$(id -un)
+    [[ $(id -u) == 0 ]] && owner=postgres
+    if [[ -L $DIR || ( -e $DIR && $(stat -c %U "$DIR") != "$owner" ) ]]; then
+        echo "$DIR exists and is not $owner's own directory; remove it or set PG_DIR" >&2
+        exit 1
+    fi
+    install -d -m 700 -o "$owner" "$DIR"
     if [[ ! -f $DATA/PG_VERSION ]]; then
         echo "darkroom" > "$DIR/pw"
         if [[ $(id -u) == 0 ]]; then chown postgres: "$DIR/pw"; fi

@@ -5,11 +5,9 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use std::time::SystemTime;
-
 use super::{
-    InFlight, Result, Sink, StoredFile, is_valid_key, modified_before, remove_if_present,
-    sweep_temp,
+    InFlight, Result, SWEEP_BATCH, Sink, StoredFile, Sweep, SweepReport, is_valid_key,
+    modified_before, remove_if_present, sweep_temp,
 };
 use crate::model::random_token;
 
@@ -143,40 +141,72 @@ impl LocalStorage {
         }))
     }
 
-    /// The sweep's first step: removes old temp files no upload holds (how many), and
-    /// walks `uploads/YYYY/MM/` for the keys of files older than `cutoff` that no request
-    /// holds (for the catalog to judge).
-    pub(super) fn sweep_candidates(&self, cutoff: SystemTime) -> Result<(usize, Vec<String>)> {
-        let temp_files = sweep_temp(&self.tmp, cutoff, &self.in_flight)?;
-        let mut candidates = Vec::new();
+    /// Removes old temp files no upload holds, then walks `uploads/YYYY/MM/` for stored
+    /// files older than `cutoff` that no request holds, and removes those the catalog does
+    /// not claim, asking it `SWEEP_BATCH` at a time (on this blocking thread: the walk
+    /// never holds more than one batch). Names that are not storage keys are left alone.
+    pub(super) fn sweep(
+        &self,
+        sweep: &Sweep,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<SweepReport> {
+        let mut report = SweepReport {
+            temp_files: sweep_temp(&self.tmp, sweep.cutoff, &self.in_flight)?,
+            orphans: 0,
+        };
+        let mut batch = Vec::with_capacity(SWEEP_BATCH);
         for year in read_dirs(&self.uploads)? {
             for month in read_dirs(&year)? {
                 for file in fs::read_dir(&month)? {
                     let path = file?.path();
                     let key = path.strip_prefix(&self.uploads).ok().and_then(Path::to_str);
-                    if let Some(key) = key.filter(|k| !self.in_flight.contains(k))
-                        && modified_before(&path, cutoff)?
+                    if let Some(key) =
+                        key.filter(|k| is_valid_key(k) && !self.in_flight.contains(k))
+                        && modified_before(&path, sweep.cutoff)?
                     {
-                        candidates.push(key.to_owned());
+                        batch.push(key.to_owned());
+                    }
+                    if batch.len() == SWEEP_BATCH {
+                        report.orphans += self.remove_unclaimed(sweep, runtime, &mut batch);
                     }
                 }
             }
         }
-        Ok((temp_files, candidates))
+        report.orphans += self.remove_unclaimed(sweep, runtime, &mut batch);
+        Ok(report)
     }
 
-    /// The sweep's last step: removes the files the catalog did not claim, each looked at
-    /// again first (a request may have taken or rewritten it meanwhile); how many went.
-    pub(super) fn remove_orphans(&self, keys: Vec<String>, cutoff: SystemTime) -> Result<usize> {
+    /// Removes the files of `batch` the catalog does not claim, each looked at again
+    /// first (a request may have taken or rewritten it meanwhile); how many went. A file
+    /// that cannot be removed is logged and left for the next sweep.
+    fn remove_unclaimed(
+        &self,
+        sweep: &Sweep,
+        runtime: &tokio::runtime::Handle,
+        batch: &mut Vec<String>,
+    ) -> usize {
+        if batch.is_empty() {
+            return 0;
+        }
+        let claimed = runtime.block_on((sweep.claims)(batch.clone()));
         let mut removed = 0;
-        for key in keys {
-            let path = self.path_of(&key)?;
-            if !self.in_flight.contains(&key) && modified_before(&path, cutoff)? {
-                remove_if_present(&path)?;
-                removed += 1;
+        for key in batch.drain(..).filter(|k| !claimed.contains(k)) {
+            let Ok(path) = self.path_of(&key) else {
+                continue;
+            };
+            let gone = match modified_before(&path, sweep.cutoff) {
+                Ok(true) if !self.in_flight.contains(&key) => remove_if_present(&path),
+                Ok(_) => continue,
+                Err(e) => Err(e),
+            };
+            match gone {
+                Ok(()) => removed += 1,
+                Err(e) => {
+                    tracing::warn!(%key, error = %e, "orphan not removed; the next sweep retries")
+                }
             }
         }
-        Ok(removed)
+        removed
     }
 
     fn path_of(&self, key: &str) -> io::Result<PathBuf> {
@@ -222,9 +252,9 @@ fn read_dirs(dir: &Path) -> io::Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::time::Duration;
+    use std::time::{Duration, SystemTime};
 
-    use super::super::{Storage, Sweep, SweepReport};
+    use super::super::Storage;
     use super::*;
 
     /// A storage with a committed `keep.txt` and `orphan.txt` and a temp file left by an
@@ -277,6 +307,10 @@ mod tests {
         // An upload in progress, past the spill size: its temp file is held.
         let mut live = storage.begin().await.expect("begin");
         live.write(&[7; 300 * 1024]).await.expect("write");
+        // A name that is no storage key (a desktop's file) is none of the sweep's business,
+        // and does not stop it.
+        let stray = dir.path().join("uploads/2026/01/.DS_Store");
+        fs::write(&stray, b"mac").expect("stray");
         let cutoff = SystemTime::now() + Duration::from_secs(1);
         let report = storage
             .sweep(Sweep { claims, cutoff })
@@ -295,6 +329,7 @@ mod tests {
         assert_eq!(kept.expect("exists").len, 5);
         let orphan = storage.open("2026/01/orphan.txt").await.expect("open");
         assert!(orphan.is_none());
+        assert!(stray.exists(), "left alone");
     }
 
     #[tokio::test]

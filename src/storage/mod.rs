@@ -105,19 +105,8 @@ impl Drop for Held {
 /// stored files, those it still wants. A batch it cannot judge comes back whole (kept).
 pub type Claims = Arc<dyn Fn(Vec<String>) -> BoxFuture<'static, HashSet<String>> + Send + Sync>;
 
-/// Files the sweep puts to the catalog at once.
+/// Files the sweep puts to the catalog at once (and holds at most).
 const SWEEP_BATCH: usize = 500;
-
-/// Of `candidates` (files old enough to go, in the order found), those the catalog does
-/// not claim, asked `SWEEP_BATCH` at a time.
-async fn unclaimed(claims: &Claims, candidates: Vec<String>) -> Vec<String> {
-    let mut out = Vec::new();
-    for batch in candidates.chunks(SWEEP_BATCH) {
-        let claimed = claims(batch.to_vec()).await;
-        out.extend(batch.iter().filter(|k| !claimed.contains(*k)).cloned());
-    }
-    out
-}
 
 /// One orphan sweep: temp files and stored files the catalog does not claim are removed
 /// when they were last modified before `cutoff` (younger ones may belong to a request
@@ -232,18 +221,9 @@ impl Storage {
     pub async fn sweep(&self, sweep: Sweep) -> Result<SweepReport> {
         match self {
             Self::Local(l) => {
-                let (local, cutoff) = (l.clone(), sweep.cutoff);
-                let walk = tokio::task::spawn_blocking(move || local.sweep_candidates(cutoff));
-                let (temp_files, candidates) = walk.await.map_err(std::io::Error::other)??;
-                let orphans = unclaimed(&sweep.claims, candidates).await;
-                let local = l.clone();
-                let remove =
-                    tokio::task::spawn_blocking(move || local.remove_orphans(orphans, cutoff));
-                let orphans = remove.await.map_err(std::io::Error::other)??;
-                Ok(SweepReport {
-                    temp_files,
-                    orphans,
-                })
+                let (local, runtime) = (l.clone(), tokio::runtime::Handle::current());
+                let walk = tokio::task::spawn_blocking(move || local.sweep(&sweep, &runtime));
+                walk.await.map_err(std::io::Error::other)?
             }
             Self::S3(s) => s.sweep(&sweep).await,
         }

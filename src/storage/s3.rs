@@ -20,7 +20,7 @@ use tokio::io::AsyncReadExt;
 
 use super::key::{is_valid_key, key_of, object_key, staging_object_key};
 use super::ranged::RangedObject;
-use super::{InFlight, Result, Sink, StorageError, Sweep, SweepReport, sweep_temp};
+use super::{InFlight, Result, SWEEP_BATCH, Sink, StorageError, Sweep, SweepReport, sweep_temp};
 use crate::config::S3Config;
 use crate::metrics as m;
 
@@ -321,25 +321,35 @@ impl S3Storage {
         let cutoff_secs = unix_secs(sweep.cutoff);
         let mut pace = tokio::time::interval(Duration::from_secs(1) / SWEEP_DELETES_PER_SEC);
         let (mut listed, mut last) = (0, None);
-        let mut candidates = Vec::new();
-        while let Some(meta) = listing.next().await {
-            let meta = meta.map_err(remote)?;
-            listed += 1;
-            let key = key_of(&self.prefix, meta.location.as_ref());
-            if let Some(key) = key.filter(|k| !self.in_flight.contains(k))
-                && meta.last_modified.timestamp() < cutoff_secs
-            {
-                candidates.push(key.to_owned());
+        let mut batch = Vec::with_capacity(SWEEP_BATCH);
+        loop {
+            let next = listing.next().await.transpose().map_err(remote)?;
+            if let Some(meta) = &next {
+                listed += 1;
+                let key = key_of(&self.prefix, meta.location.as_ref());
+                if let Some(key) = key.filter(|k| !self.in_flight.contains(k))
+                    && meta.last_modified.timestamp() < cutoff_secs
+                {
+                    batch.push(key.to_owned());
+                }
             }
-            last = Some(meta.location);
-        }
-        for key in super::unclaimed(&sweep.claims, candidates).await {
-            if self.in_flight.contains(&key) {
-                continue; // taken by a request since it was listed
+            // The catalog judges a batch at a time, and its orphans go before the listing
+            // goes on (nothing more than a batch is held, and judged moments before).
+            if batch.len() == SWEEP_BATCH || (next.is_none() && !batch.is_empty()) {
+                let claimed = (sweep.claims)(batch.clone()).await;
+                for key in batch.drain(..).filter(|k| !claimed.contains(k)) {
+                    if self.in_flight.contains(&key) {
+                        continue; // taken by a request since it was listed
+                    }
+                    pace.tick().await;
+                    self.delete(&key).await?;
+                    report.orphans += 1;
+                }
             }
-            pace.tick().await;
-            self.delete(&key).await?;
-            report.orphans += 1;
+            match next {
+                Some(meta) => last = Some(meta.location),
+                None => break,
+            }
         }
         // A full batch may have more behind it: the next run starts after it.
         *self.sweep_resume.lock().expect("sweep cursor") = last.filter(|_| listed == SWEEP_LISTED);

@@ -19,12 +19,26 @@ pub async fn migrate(pg: &Pg) -> Result<i32, PgError> {
     let mut client = pg.client().await?;
     let fail = |e: tokio_postgres::Error| pg.error(&e);
     let tx = client.transaction().await.map_err(fail)?;
+    // A migration may build indexes over a large table, and another node may hold the
+    // lock while it does: no statement deadline here, a bounded wait for the lock.
+    tx.batch_execute("SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = '10min'")
+        .await
+        .map_err(fail)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])
         .await
         .map_err(fail)?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS darkroom_schema (version integer NOT NULL)")
+    // Looked up first: a role that may only read and write rows starts on a database
+    // whose schema is current (CREATE ... IF NOT EXISTS needs the right to create).
+    let exists: bool = tx
+        .query_one("SELECT to_regclass('darkroom_schema') IS NOT NULL", &[])
         .await
-        .map_err(fail)?;
+        .map_err(fail)?
+        .get(0);
+    if !exists {
+        tx.batch_execute("CREATE TABLE darkroom_schema (version integer NOT NULL)")
+            .await
+            .map_err(fail)?;
+    }
     let found: i32 = tx
         .query_opt("SELECT version FROM darkroom_schema", &[])
         .await

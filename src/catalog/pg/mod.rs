@@ -18,7 +18,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 pub use migrate::{SCHEMA, migrate};
 
 /// How to reach the catalog's database.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PgOptions {
     /// `postgres://user[:password]@host[:port]/database[?sslmode=...&sslrootcert=...]`.
     pub url: String,
@@ -29,6 +29,22 @@ pub struct PgOptions {
     /// The longest any one query may take (also the server's `statement_timeout`), and
     /// the longest a connection may take to open.
     pub query_timeout: Duration,
+}
+
+/// Never the password, whether in the URL or beside it.
+impl std::fmt::Debug for PgOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = match tls::parse(&self.url) {
+            Ok((config, _)) => describe(&config),
+            Err(_) => "(not a PostgreSQL URL)".into(),
+        };
+        f.debug_struct("PgOptions")
+            .field("url", &url)
+            .field("password", &self.password.as_ref().map(|_| "..."))
+            .field("pool_size", &self.pool_size)
+            .field("query_timeout", &self.query_timeout)
+            .finish()
+    }
 }
 
 /// Why the catalog's database cannot be used: each says what to fix in one line.
@@ -73,11 +89,26 @@ impl Pg {
         {
             config.password(password.as_str());
         }
+        // The server ends a query past the deadline; the kernel ends a connection whose
+        // peer stopped answering (a dead node behind a load balancer) after as long.
         let timeout_ms = options.query_timeout.as_millis();
+        let server_options = match config.get_options() {
+            Some(theirs) => format!("{theirs} -c statement_timeout={timeout_ms}"),
+            None => format!("-c statement_timeout={timeout_ms}"),
+        };
         config
             .connect_timeout(options.query_timeout)
-            .options(format!("-c statement_timeout={timeout_ms}"))
+            .tcp_user_timeout(options.query_timeout)
+            .keepalives(true)
+            .options(server_options)
             .application_name("darkroom");
+        if matches!(mode, tls::Mode::Encrypt { .. }) && !is_loopback(&config) {
+            tracing::warn!(
+                at = %describe(&config),
+                "the catalog's TLS certificate is not checked (sslmode prefer/require): \
+                 use sslmode=verify-full"
+            );
+        }
         let at = describe(&config);
         let manager = Manager::from_config(
             config,
@@ -175,6 +206,18 @@ fn innermost(e: &tokio_postgres::Error) -> String {
         format!("{outer}: {inner}")
     };
     line.replace('\n', " ")
+}
+
+fn is_loopback(config: &tokio_postgres::Config) -> bool {
+    config.get_hosts().iter().all(|h| match h {
+        tokio_postgres::config::Host::Tcp(name) => {
+            name == "localhost"
+                || name
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        tokio_postgres::config::Host::Unix(_) => true,
+    })
 }
 
 /// `user@host:port/database` of a config (never its password).

@@ -5,10 +5,12 @@
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 
 -- One row per item: the record as JSON, and the fields listings filter and sort on.
+-- Keys and ids compare byte by byte (COLLATE "C"), as in redb: the same order on both
+-- catalogs, and no index that a new libc's collation could corrupt.
 CREATE TABLE media (
-    id           text PRIMARY KEY,
+    id           text PRIMARY KEY COLLATE "C",
     record       jsonb NOT NULL,
-    folder       text NOT NULL,
+    folder       text NOT NULL COLLATE "C",
     kind         smallint NOT NULL,          -- model::Kind: 0 image, 1 document, 2 video
     created_us   bigint NOT NULL,
     size         bigint NOT NULL,
@@ -25,12 +27,15 @@ CREATE INDEX media_folder_size ON media (folder, size, id);
 CREATE INDEX media_kind        ON media (kind, created_us, id);
 CREATE INDEX media_kind_name   ON media (kind, name_key, id);
 CREATE INDEX media_kind_size   ON media (kind, size, id);
-CREATE INDEX media_folder_kind ON media (folder, kind, created_us, id);
+CREATE INDEX media_folder_kind      ON media (folder, kind, created_us, id);
+CREATE INDEX media_folder_kind_name ON media (folder, kind, name_key, id);
+CREATE INDEX media_folder_kind_size ON media (folder, kind, size, id);
 -- Search: substrings of the folded text.
 CREATE INDEX media_search ON media USING gin (search gin_trgm_ops);
 
 -- Exact counts per listing scope, kept in the same transaction as every change
--- ('a', 'f:<folder>', 'k:<kind>', 'x:<kind>:<folder>', as in redb's COUNTS).
+-- ('a', 'f:<folder>', 'k:<kind>', 'x:<kind>:<folder>', as in redb's COUNTS). Writers
+-- update their scopes in sorted order, so two moves never wait on each other in a cycle.
 CREATE TABLE counts (
     scope text PRIMARY KEY COLLATE "C",
     n     bigint NOT NULL CHECK (n >= 0)
@@ -44,7 +49,7 @@ CREATE TABLE folders (
 -- Every stored file the catalog knows, and its item (FILES and ITEM_FILES in one).
 CREATE TABLE files (
     key     text PRIMARY KEY COLLATE "C",
-    item_id text NOT NULL
+    item_id text NOT NULL COLLATE "C" REFERENCES media (id)
 );
 CREATE INDEX files_item ON files (item_id);
 
@@ -56,19 +61,23 @@ CREATE TABLE pending_deletes (
 
 -- API keys (only the SHA-256 of each secret).
 CREATE TABLE api_keys (
-    id     text PRIMARY KEY,
+    id     text PRIMARY KEY COLLATE "C",
     record jsonb NOT NULL
 );
 
--- Processing jobs, claimed with a lease by whichever node runs them.
+-- Processing jobs, claimed with a lease by whichever node runs them: a free job, or one
+-- whose lease ran out (its node died), once `run_after_us` has passed (retry backoff).
+-- The lease token fences a node that lost its lease: only the holder may finish the job.
 CREATE TABLE jobs (
-    item_id     text PRIMARY KEY,
-    attempts    integer NOT NULL DEFAULT 0,
-    queued_us   bigint NOT NULL,
-    leased_by   text,
-    lease_until timestamptz
+    item_id      text PRIMARY KEY COLLATE "C" REFERENCES media (id),
+    attempts     integer NOT NULL DEFAULT 0,
+    queued_us    bigint NOT NULL,
+    run_after_us bigint NOT NULL DEFAULT 0,
+    lease_token  text,
+    lease_until  timestamptz
 );
-CREATE INDEX jobs_claimable ON jobs (lease_until NULLS FIRST, queued_us);
+CREATE INDEX jobs_free   ON jobs (queued_us) WHERE lease_token IS NULL;
+CREATE INDEX jobs_leased ON jobs (lease_until) WHERE lease_token IS NOT NULL;
 
 -- Presigned uploads until they expire.
 CREATE TABLE presigns (
@@ -79,8 +88,10 @@ CREATE TABLE presigns (
 CREATE INDEX presigns_expiry ON presigns (expires_us);
 
 -- On-demand crops written, by item and by last use (the cache's eviction order).
+-- An item's crops reference it: a crop recorded by one node for an item another node
+-- has just deleted fails (its file is then removed), instead of outliving the item.
 CREATE TABLE crop_cache (
-    item_id      text NOT NULL,
+    item_id      text NOT NULL COLLATE "C" REFERENCES media (id),
     key          text NOT NULL COLLATE "C",
     size         bigint NOT NULL,
     last_used_us bigint NOT NULL,
