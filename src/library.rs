@@ -33,20 +33,38 @@ impl Library {
     /// drops the item's crops (presets and on demand) in the same write, and their files
     /// go now; the job that makes the new presets goes to the pool.
     pub async fn update(&self, id: String, patch: MediaPatch) -> Result<MediaRecord, CatalogError> {
-        let changed = self.catalog.update_media(id, patch, self.recrop).await?;
-        self.storage.drain_deletes(changed.queued);
-        let record = changed.record;
-        if record.is_processing() {
-            self.processing.enqueue(vec![record.id.clone()]);
-        }
-        Ok(record)
+        let this = self.clone();
+        to_the_end(async move {
+            let changed = this.catalog.update_media(id, patch, this.recrop).await?;
+            this.storage.drain_deletes(changed.queued);
+            let record = changed.record;
+            if record.is_processing() {
+                this.processing.enqueue(vec![record.id.clone()]);
+            }
+            Ok(record)
+        })
+        .await
     }
 
     /// Deletes item `id`: every file the catalog knows for it is queued in the same write
     /// (crash-safe) and removed now.
     pub async fn delete(&self, id: String) -> Result<(), CatalogError> {
-        let queued = self.catalog.delete_media(id).await?;
-        self.storage.drain_deletes(queued);
-        Ok(())
+        let this = self.clone();
+        to_the_end(async move {
+            let queued = this.catalog.delete_media(id).await?;
+            this.storage.drain_deletes(queued);
+            Ok(())
+        })
+        .await
     }
+}
+
+/// Runs an edit on a task of its own: a client that goes away after the write was sent
+/// does not cut off what follows its commit (the files removed, the job handed on).
+async fn to_the_end<T: Send + 'static>(
+    edit: impl Future<Output = Result<T, CatalogError>> + Send + 'static,
+) -> Result<T, CatalogError> {
+    tokio::spawn(edit)
+        .await
+        .unwrap_or(Err(CatalogError::Unavailable))
 }
