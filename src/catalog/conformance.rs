@@ -372,6 +372,23 @@ async fn a_stale_failed_run_leaves_the_newer_job(f: &Fixture) {
     assert_eq!(done, JobOutcome::Recorded);
     let after = c.get(&a.id).await.expect("get").expect("item");
     assert_eq!(after.crop_keys().len(), 1);
+    // The first move's crops were never recorded (its run failed; had it written them
+    // and been killed, nothing would name them): their keys are queued with this commit.
+    let crop = &after.processing.as_ref().expect("processing").crops[0];
+    let size = crate::model::CropSize {
+        width: crop.width,
+        height: crop.height,
+    };
+    let unrecorded = crate::storage::key::crop_key(&a.storage_key, size, first.record.crop_version);
+    let pending = c.pending_deletes().await.expect("pending");
+    assert!(
+        pending.contains(&unrecorded),
+        "{unrecorded} not in {pending:?}"
+    );
+    assert!(
+        !pending.contains(&after.crop_keys()[0]),
+        "the recorded crop stays"
+    );
 }
 
 async fn search_finds_every_spelling(f: &Fixture) {

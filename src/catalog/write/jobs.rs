@@ -5,7 +5,12 @@
 use redb::ReadableTable;
 
 use super::{JobOutcome, Outcome, Result, Tables};
-use crate::model::{JobResult, Processing, Status};
+use crate::model::{CropSize, JobResult, MediaRecord, Processing, Status};
+use crate::storage::key::crop_key;
+
+/// How many superseded crop versions a finished job looks back over for crops that were
+/// written and never recorded.
+const SKIPPED_VERSIONS: u32 = 8;
 
 impl Tables<'_> {
     /// Sets a job's count of starts (a new job, or one to run again).
@@ -83,6 +88,16 @@ impl Tables<'_> {
             self.release_file(key)?;
         }
         self.queue_deletes(&dropped)?;
+        // Crops of focal points moved past while their jobs ran, which no commit recorded
+        // (a kill between a job's writes and its commit): their keys are known, so they
+        // are queued whether or not their files were ever written.
+        let mut skipped = Vec::new();
+        for key in skipped_crop_keys(&new) {
+            if self.files.get(key.as_str())?.is_none() {
+                skipped.push(key);
+            }
+        }
+        self.queue_deletes(&skipped)?;
         Ok(Outcome::Job(JobOutcome::Recorded))
     }
 
@@ -126,4 +141,25 @@ impl Tables<'_> {
         }
         Ok(had)
     }
+}
+
+/// The preset crop keys, at the record's crop sizes, of the versions before its current
+/// one (at most `SKIPPED_VERSIONS`): where a job superseded by a focal move wrote.
+fn skipped_crop_keys(record: &MediaRecord) -> Vec<String> {
+    let Some(processing) = &record.processing else {
+        return Vec::new();
+    };
+    let now = record.crop_version;
+    let from = now.saturating_sub(SKIPPED_VERSIONS);
+    processing
+        .crops
+        .iter()
+        .flat_map(|c| {
+            let size = CropSize {
+                width: c.width,
+                height: c.height,
+            };
+            (from..now).map(move |v| crop_key(&record.storage_key, size, v))
+        })
+        .collect()
 }
