@@ -228,14 +228,10 @@ async fn a_delete_queues_every_file_the_catalog_knows(f: &Fixture) {
     ));
 }
 
-async fn a_failed_rerun_for_crops_keeps_the_variants(f: &Fixture) {
+/// Moves item `a`'s focal point by `patch` (with crop presets), then fails the crops-only
+/// re-run that follows because its original is unreadable: the item as it is after.
+async fn failed_crop_rerun(f: &Fixture, a: &MediaRecord, patch: MediaPatch) -> MediaRecord {
     let c = &f.handle;
-    let a = processed(f, &image(1, "a.png"), made(&image(1, "a.png"), 0)).await;
-    let variants = a.processing.as_ref().expect("processing").variants.clone();
-    let patch = MediaPatch {
-        focal_y: Some(80.0),
-        ..MediaPatch::default()
-    };
     let moved = c
         .update_media(a.id.clone(), patch, true)
         .await
@@ -249,7 +245,18 @@ async fn a_failed_rerun_for_crops_keeps_the_variants(f: &Fixture) {
     c.finish_job(a.id.clone(), failed, a.storage_key.clone())
         .await
         .expect("finish");
-    let after = c.get(&a.id).await.expect("get").expect("item");
+    c.get(&a.id).await.expect("get").expect("item")
+}
+
+async fn a_failed_rerun_for_crops_keeps_the_variants(f: &Fixture) {
+    let c = &f.handle;
+    let a = processed(f, &image(1, "a.png"), made(&image(1, "a.png"), 0)).await;
+    let variants = a.processing.as_ref().expect("processing").variants.clone();
+    let patch = MediaPatch {
+        focal_y: Some(80.0),
+        ..MediaPatch::default()
+    };
+    let after = failed_crop_rerun(f, &a, patch).await;
     let p = after.processing.as_ref().expect("processing");
     assert_eq!(p.status, Status::Ready, "the item stays usable");
     assert_eq!(p.variants, variants, "its variants stay");
@@ -288,7 +295,6 @@ async fn a_failed_rerun_for_crops_keeps_the_variants(f: &Fixture) {
 }
 
 async fn a_failed_rerun_of_an_image_without_variants_keeps_it_ready(f: &Fixture) {
-    let c = &f.handle;
     // An icon of at most 150 px: no variants, but its placeholders and a preset crop.
     let mut small = made(&image(1, "icon.png"), 0);
     if let JobResult::Ready { variants, .. } = &mut small {
@@ -299,19 +305,7 @@ async fn a_failed_rerun_of_an_image_without_variants_keeps_it_ready(f: &Fixture)
         focal_x: Some(5.0),
         ..MediaPatch::default()
     };
-    let moved = c
-        .update_media(a.id.clone(), patch, true)
-        .await
-        .expect("move");
-    assert!(c.start_job(a.id.clone(), 3).await.expect("start"));
-    let failed = JobResult::Failed {
-        reason: "the original is unreadable".into(),
-        crop_version: moved.record.crop_version,
-    };
-    c.finish_job(a.id.clone(), failed, a.storage_key.clone())
-        .await
-        .expect("finish");
-    let after = c.get(&a.id).await.expect("get").expect("item");
+    let after = failed_crop_rerun(f, &a, patch).await;
     let p = after.processing.as_ref().expect("processing");
     assert_eq!(p.status, Status::Ready, "still usable");
     assert_eq!(
