@@ -175,9 +175,7 @@ impl ApiError {
                 | CatalogError::TooNew { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             },
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Ingest(IngestError::Busy { .. } | IngestError::LeaseRunOut) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Ingest(IngestError::Busy { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Ingest(IngestError::Declined(Refusal::StorageDown)) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -217,9 +215,7 @@ impl ApiError {
             }
             Self::Ingest(IngestError::Busy { .. }) => "processing_backlog_full",
             Self::Ingest(IngestError::KindMismatch { .. }) => "kind_mismatch",
-            Self::Ingest(IngestError::LeaseRunOut) | Self::Catalog(CatalogError::LeaseLost) => {
-                "confirm_timeout"
-            }
+            Self::Catalog(CatalogError::LeaseLost) => "confirm_timeout",
             Self::Ingest(IngestError::Declined(Refusal::StorageDown))
             | Self::Storage(StorageError::Down) => "storage_unavailable",
             Self::Ingest(IngestError::Declined(Refusal::OutOfSpace { .. })) => {

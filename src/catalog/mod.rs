@@ -66,6 +66,8 @@ pub enum CatalogError {
     AlreadyConfirmed,
     #[error("another confirm of this upload is in progress; retry once it has ended")]
     ConfirmInProgress,
+    /// A confirm's lease on its presign ran out, or has too little left for a write at
+    /// the key (checked before each write, and by the commit).
     #[error("this confirm took so long that it lost its hold on the upload; retry it")]
     LeaseLost,
     #[error("a new API key's id is already taken; make another")]

@@ -19,6 +19,7 @@ use std::io::Read;
 use super::stage::{Lease, Unclaimed, checked};
 use super::{Ingest, IngestError, Staged};
 use crate::actors::processing::Reservation;
+use crate::catalog::CatalogError;
 use crate::media::{self, Inspection, MediaError, sniff};
 use crate::model::{FolderPath, MediaRecord, MediaType, PresignRecord, now_us, random_token};
 
@@ -200,7 +201,7 @@ impl Ingest {
             Err(error) => return Ok(Err(Refusal::Media(error))),
         };
         if !guard.may_write() {
-            return Err(IngestError::LeaseRunOut);
+            return Err(CatalogError::LeaseLost.into());
         }
         let size = self
             .storage
@@ -221,7 +222,7 @@ impl Ingest {
         // The turn first: a refused copy is removed while the lease leaves room for it.
         let turn = self.ranged_checks.clone().acquire_owned().await;
         if !guard.may_write() {
-            return Err(IngestError::LeaseRunOut);
+            return Err(CatalogError::LeaseLost.into());
         }
         if !self.storage.promote_upload(key.to_owned()).await? {
             return Err(IngestError::UploadMissing);

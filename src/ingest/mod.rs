@@ -59,10 +59,6 @@ pub enum IngestError {
         new: &'static str,
         held: &'static str,
     },
-    /// A confirm took so long that another may soon take its presign: it stops before
-    /// writing at the key.
-    #[error("this confirm took too long (the storage is slow); retry it")]
-    LeaseRunOut,
     /// Out of space, or storage known to be down: declined before a byte is kept.
     #[error(transparent)]
     Declined(#[from] Refusal),
