@@ -10,7 +10,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::actors::{self, StartError};
-use crate::catalog::{Catalog, CatalogError, keys};
+use crate::catalog::pg::PgCatalog;
+use crate::catalog::{Backend, Catalog, CatalogError};
 use crate::config::Config;
 use crate::delivery::Cropper;
 use crate::health::Health;
@@ -43,15 +44,15 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AppError> {
     std::fs::create_dir_all(&config.data_dir)?;
-    let catalog = Arc::new(open_catalog(&config).await?);
+    let catalog = open_catalog(&config, true).await?;
     let storage = Storage::new(&config.storage, &config.data_dir)?
         .with_upload_buffer(config.limits.upload_buffer_bytes);
     let storage = Arc::new(storage);
-    if catalog.list_keys()?.is_empty() {
-        let key = keys::create(&catalog, Scope::Admin, "bootstrap")?;
-        tracing::warn!("no API key existed: created an admin key (shown once on stdout)");
-        println!("Darkroom API key (admin scope, shown once): {key}");
-    }
+    // A node's share of a PostgreSQL cluster: its job leases renewed, the backlog counted.
+    let cluster = match &catalog {
+        Backend::Postgres(pg) => Some(AbortOnDrop(crate::catalog::pg::upkeep(pg.clone()))),
+        Backend::Redb(_) => None,
+    };
 
     let health = Arc::new(Health::new(
         &config.data_dir,
@@ -59,6 +60,14 @@ pub async fn run(
         Duration::from_secs(3 * config.server.readiness_timeout_secs),
     ));
     let handles = actors::start(catalog, storage, &config, health.storage_up()).await?;
+    if handles.catalog.keys().await?.is_empty() {
+        let (key, _) = handles
+            .catalog
+            .create_key(Scope::Admin, "bootstrap")
+            .await?;
+        tracing::warn!("no API key existed: created an admin key (shown once on stdout)");
+        println!("Darkroom API key (admin scope, shown once): {key}");
+    }
     maintenance::recover(&handles.catalog, &handles.storage).await?;
     let metrics = crate::metrics::install();
     let periodic = maintenance::start(Upkeep {
@@ -98,6 +107,7 @@ pub async fn run(
         task.abort();
     }
     handles.stop().await;
+    drop(cluster);
     tracing::info!("stopped");
     Ok(())
 }
@@ -114,17 +124,40 @@ async fn metrics_listener(
     Ok(tokio::spawn(serving))
 }
 
-/// Opens the catalog, and queues the crops of images made before the current presets
-/// (the processing pool makes them with the other unfinished jobs).
-async fn open_catalog(config: &Config) -> Result<Catalog, AppError> {
-    let (path, options) = (config.catalog_path(), config.catalog);
+/// Opens the catalog (PostgreSQL when `[catalog] url` is set, else redb in `data_dir`);
+/// with `backfill` (the server), queues the crops of images made before the current
+/// presets (the processing pool makes them with the other unfinished jobs).
+pub async fn open_catalog(config: &Config, backfill: bool) -> Result<Backend, AppError> {
     let presets = config.delivery.presets.clone();
+    if let Some(options) = config.catalog.postgres() {
+        let lease = Duration::from_secs(config.catalog.job_lease_secs.max(3));
+        let catalog = PgCatalog::open(options, lease)
+            .await
+            .map_err(CatalogError::Pg)?;
+        tracing::info!(at = catalog.at(), "the catalog is on PostgreSQL");
+        if backfill {
+            catalog.backfill_presets(&presets).await?;
+        }
+        return Ok(Backend::Postgres(Arc::new(catalog)));
+    }
+    let (path, options) = (config.catalog_path(), config.catalog.clone());
     tokio::task::spawn_blocking(move || {
         let catalog = Catalog::open_with(&path, options)?;
-        catalog.backfill_presets(&presets)?;
-        Ok::<_, crate::catalog::CatalogError>(catalog)
+        if backfill {
+            catalog.backfill_presets(&presets)?;
+        }
+        Ok::<_, CatalogError>(Backend::Redb(Arc::new(catalog)))
     })
     .await
     .map_err(std::io::Error::other)?
     .map_err(AppError::from)
+}
+
+/// A task that ends with its owner.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -171,6 +171,7 @@ impl ApiError {
                 CatalogError::Locked
                 | CatalogError::KeyIdTaken
                 | CatalogError::Db(_)
+                | CatalogError::Pg(_)
                 | CatalogError::Corrupt(_)
                 | CatalogError::TooNew { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             },

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
 
-use darkroom::catalog::{Catalog, CatalogError, Write, keys};
+use darkroom::actors::catalog::CatalogHandle;
+use darkroom::catalog::CatalogError;
 use darkroom::config::Config;
 use darkroom::model::{CropSize, Scope, rfc3339};
 
@@ -49,8 +50,9 @@ enum LogFormat {
 enum Command {
     /// Run the server (the default).
     Serve,
-    /// Manage API keys (needs the server stopped: the catalog is single-process; while it
-    /// runs, an `admin` key manages keys through `/api/v1/keys`).
+    /// Manage API keys. On a PostgreSQL catalog this works while servers run; on redb it
+    /// needs the server stopped (the file is single-process: while it runs, an `admin`
+    /// key manages keys through `/api/v1/keys`).
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Print the OpenAPI document (what `GET /api/v1/openapi.json` serves).
@@ -245,31 +247,44 @@ async fn shutdown_signal() {
     }
 }
 
+/// `darkroom keys`: on PostgreSQL while servers run (a revoked key fails on every node
+/// at its next request); on redb with the server stopped (while it runs, an `admin` key
+/// manages keys through `/api/v1/keys`).
 fn manage_keys(config: &Config, cmd: KeysCommand) -> Result<(), BoxError> {
     std::fs::create_dir_all(&config.data_dir)?;
-    let catalog = Catalog::open_with(&config.catalog_path(), config.catalog)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let backend = darkroom::app::open_catalog(config, false).await?;
+        let (catalog, actor) = CatalogHandle::spawn(backend).await?;
+        let done = keys_command(&catalog, cmd).await;
+        catalog.barrier().await?;
+        actor.stop(None);
+        done
+    })
+}
+
+async fn keys_command(catalog: &CatalogHandle, cmd: KeysCommand) -> Result<(), BoxError> {
     match cmd {
         KeysCommand::Create { scope, name } => {
             let scope = Scope::from(scope);
-            let key = keys::create(&catalog, scope, &name)?;
+            let (key, _) = catalog.create_key(scope, &name).await?;
             let scope = scope.name();
             eprintln!("created a {scope} key; store it now, it cannot be shown again");
             println!("{key}");
         }
         KeysCommand::List => {
-            for k in catalog.list_keys()? {
+            for k in catalog.keys().await? {
                 let scope = k.scope.name();
                 println!("{}\t{scope}\t{}\t{}", k.id, rfc3339(k.created_us), k.name);
             }
         }
-        KeysCommand::Revoke { id } => {
-            match catalog.apply_single(Write::RevokeKey { id: id.clone() }) {
-                Ok(_) => eprintln!("revoked key {id}"),
-                Err(CatalogError::NotFound(_)) => return Err(format!("no key with id {id}").into()),
-                Err(e @ CatalogError::LastAdminKey) => return Err(e.into()),
-                Err(e) => return Err(e.into()),
-            }
-        }
+        KeysCommand::Revoke { id } => match catalog.revoke_key(id.clone()).await {
+            Ok(()) => eprintln!("revoked key {id}"),
+            Err(CatalogError::NotFound(_)) => return Err(format!("no key with id {id}").into()),
+            Err(e) => return Err(e.into()),
+        },
     }
     Ok(())
 }

@@ -1,7 +1,8 @@
-//! CatalogActor: the single writer over redb, with group commit. Writes that wait in the
-//! mailbox are applied in one transaction: the first write of a batch queues a `Flush`
-//! behind whatever is already waiting, and while a commit is in progress new writes pile
-//! up for the next one. Reads never come here (see `CatalogHandle`).
+//! CatalogActor: the single writer of this node, with group commit, over either catalog
+//! (`catalog::Backend`). Writes that wait in the mailbox are applied in one transaction:
+//! the first write of a batch queues a `Flush` behind whatever is already waiting, and
+//! while a commit is in progress new writes pile up for the next one. Reads never come
+//! here (see `CatalogHandle`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -10,7 +11,8 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::{Slot, rpc};
 use crate::catalog::{
-    CacheCrop, Catalog, CatalogError, Changed, CropCached, JobOutcome, Outcome, Write, keys,
+    Backend, CacheCrop, Catalog, CatalogError, Changed, CropCached, JobOutcome, Outcome, Write,
+    keys,
 };
 use crate::metrics as m;
 use crate::model::{
@@ -24,7 +26,7 @@ type Reply = RpcReplyPort<Result<Outcome, CatalogError>>;
 pub struct CatalogActor;
 
 pub struct CatalogState {
-    catalog: Arc<Catalog>,
+    catalog: Backend,
     pending: Vec<(Write, Reply)>,
     flush_queued: bool,
     /// Barriers waiting for the commit of the writes queued before them.
@@ -45,12 +47,12 @@ pub enum CatalogMsg {
 impl Actor for CatalogActor {
     type Msg = CatalogMsg;
     type State = CatalogState;
-    type Arguments = Arc<Catalog>;
+    type Arguments = Backend;
 
     async fn pre_start(
         &self,
         _myself: ActorRef<CatalogMsg>,
-        catalog: Arc<Catalog>,
+        catalog: Backend,
     ) -> Result<CatalogState, ActorProcessingErr> {
         Ok(CatalogState {
             catalog,
@@ -91,8 +93,13 @@ impl Actor for CatalogActor {
                 }
                 metrics::histogram!(m::CATALOG_COMMIT_BATCH).record(writes.len() as f64);
                 let _timer = m::Timer::new(metrics::histogram!(m::CATALOG_COMMIT_DURATION));
-                let catalog = state.catalog.clone();
-                let batch = tokio::task::spawn_blocking(move || catalog.apply(writes)).await?;
+                let batch = match &state.catalog {
+                    Backend::Redb(catalog) => {
+                        let catalog = catalog.clone();
+                        tokio::task::spawn_blocking(move || catalog.apply(writes)).await?
+                    }
+                    Backend::Postgres(catalog) => catalog.apply(writes).await,
+                };
                 match batch {
                     Ok(results) => {
                         for (reply, result) in replies.into_iter().zip(results) {
@@ -104,7 +111,9 @@ impl Actor for CatalogActor {
                         for reply in replies {
                             let _ = reply.send(Err(e.clone()));
                         }
-                        heal(&state.catalog).await;
+                        if let Backend::Redb(catalog) = &state.catalog {
+                            heal(catalog).await;
+                        }
                     }
                 }
                 for barrier in barriers {
@@ -128,28 +137,30 @@ pub async fn heal(catalog: &Arc<Catalog>) {
 }
 
 /// The catalog for the rest of the program, the one interface the handlers, ingest,
-/// delivery and the pool see. Every call that may wait on the catalog is `async` (a
-/// catalog on another machine waits on each), and which ones wait here:
+/// delivery and the pool see, over either catalog (`Backend`). Every call that may wait
+/// on the catalog is `async`, and which ones wait:
 ///
 /// - point reads (`get`, `authenticate`, `owner_of_file`, `cached_crop`,
-///   `presign_to_confirm`, `check`) answer inline from redb, without a hop;
-/// - scans (`list` past its first page, `folders`, `keys`, the maintenance listings) wait
-///   for a turn on the blocking pool;
-/// - writes wait for the actor's next group commit;
-/// - `claims` hands the orphan sweep a judge it asks in batches (a scan each).
+///   `presign_to_confirm`, `check`): on redb inline, without a hop; on PostgreSQL one
+///   round trip (nothing is cached: another node may have written since);
+/// - scans (`list` past its first page, `folders`, `keys`, the maintenance listings): on
+///   redb a turn on the blocking pool; on PostgreSQL a query;
+/// - writes wait for the actor's next group commit (one transaction on either);
+/// - `claims` hands the orphan sweep a judge it asks in batches.
 ///
-/// `job_count` (the durable backlog, a counter kept with every commit) does not wait.
+/// `job_count` (the durable backlog: a counter kept with every commit on redb, the
+/// cluster's count as last read on PostgreSQL) does not wait.
 #[derive(Clone)]
 pub struct CatalogHandle {
     slot: Slot<CatalogMsg>,
-    catalog: Arc<Catalog>,
+    catalog: Backend,
     /// Scans running at once on the blocking pool (two per core): more would only share
     /// the same cores, each with its own thread and buffers; the rest wait their turn.
     scans: Arc<tokio::sync::Semaphore>,
 }
 
 impl CatalogHandle {
-    pub fn new(slot: Slot<CatalogMsg>, catalog: Arc<Catalog>) -> Self {
+    pub fn new(slot: Slot<CatalogMsg>, catalog: Backend) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             slot,
@@ -160,9 +171,7 @@ impl CatalogHandle {
 
     /// A catalog actor of its own, outside the supervisor (tools and the conformance
     /// suite); it runs until the returned reference is stopped.
-    pub async fn spawn(
-        catalog: Arc<Catalog>,
-    ) -> Result<(Self, ActorRef<CatalogMsg>), ractor::SpawnErr> {
+    pub async fn spawn(catalog: Backend) -> Result<(Self, ActorRef<CatalogMsg>), ractor::SpawnErr> {
         let (actor, _) = Actor::spawn(None, CatalogActor, catalog.clone()).await?;
         let slot = Slot::empty();
         slot.set(Some(actor.clone()));
@@ -175,11 +184,13 @@ impl CatalogHandle {
             .unwrap_or(Err(CatalogError::Unavailable))
     }
 
+    /// A scan of the redb catalog on the blocking pool.
     async fn scan<T: Send + 'static>(
         &self,
+        catalog: &Arc<Catalog>,
         f: impl FnOnce(&Catalog) -> Result<T, CatalogError> + Send + 'static,
     ) -> Result<T, CatalogError> {
-        let catalog = self.catalog.clone();
+        let catalog = catalog.clone();
         let permit = self.scans.clone().acquire_owned().await;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -199,29 +210,35 @@ impl CatalogHandle {
 
     /// Tries to reopen a catalog whose last commit failed (the health probe calls this).
     pub async fn heal(&self) {
-        if !self.catalog.writable() {
-            heal(&self.catalog).await;
+        if let Backend::Redb(catalog) = &self.catalog
+            && !catalog.writable()
+        {
+            heal(catalog).await;
         }
     }
 
     /// Makes the disk reserve again if a full disk made the catalog release it (the
     /// health probe calls this while the disk has room).
     pub async fn restore_reserve(&self) {
-        if self.catalog.reserve_held() {
+        let Backend::Redb(catalog) = &self.catalog else {
+            return;
+        };
+        if catalog.reserve_held() {
             return;
         }
-        let catalog = self.catalog.clone();
+        let catalog = catalog.clone();
         let _ = tokio::task::spawn_blocking(move || catalog.restore_reserve()).await;
     }
 
-    /// Ready when the actor runs, the database answers a read and its last commit
-    /// succeeded.
+    /// Ready when the actor runs, the database answers a read and (redb) its last
+    /// commit succeeded.
     pub async fn check(&self) -> Result<(), CatalogError> {
         self.slot.get().ok_or(CatalogError::Unavailable)?;
-        if !self.catalog.writable() {
-            return Err(CatalogError::Unavailable);
+        match &self.catalog {
+            Backend::Redb(catalog) if !catalog.writable() => Err(CatalogError::Unavailable),
+            Backend::Redb(catalog) => catalog.get("").map(drop),
+            Backend::Postgres(catalog) => catalog.check().await,
         }
-        self.catalog.get("").map(drop)
     }
 
     /// Test-only fault injection.
@@ -233,12 +250,18 @@ impl CatalogHandle {
 
     /// An item's record (redb: a point read inline, from the record cache when it can).
     pub async fn get(&self, id: &str) -> Result<Option<MediaRecord>, CatalogError> {
-        self.catalog.get(id)
+        match &self.catalog {
+            Backend::Redb(catalog) => catalog.get(id),
+            Backend::Postgres(catalog) => catalog.get(id).await,
+        }
     }
 
     /// The key `key` if it is one, checked in constant time.
     pub async fn authenticate(&self, key: &str) -> Result<Option<ApiKeyRecord>, CatalogError> {
-        self.catalog.authenticate(key)
+        match &self.catalog {
+            Backend::Redb(catalog) => catalog.authenticate(key),
+            Backend::Postgres(catalog) => catalog.authenticate(key).await,
+        }
     }
 
     /// Makes a key and stores it: its plaintext (shown once, kept nowhere) and record.
@@ -258,7 +281,10 @@ impl CatalogHandle {
 
     /// Every key, oldest first (their records: secrets are never stored).
     pub async fn keys(&self) -> Result<Vec<ApiKeyRecord>, CatalogError> {
-        self.scan(Catalog::list_keys).await
+        match &self.catalog {
+            Backend::Redb(catalog) => self.scan(catalog, Catalog::list_keys).await,
+            Backend::Postgres(catalog) => catalog.list_keys().await,
+        }
     }
 
     /// Revokes a key at once (`NotFound`, or `LastAdminKey`: see `Write::RevokeKey`).
@@ -268,7 +294,10 @@ impl CatalogHandle {
 
     /// The item whose record names the stored file `storage_key`, if any.
     pub async fn owner_of_file(&self, storage_key: &str) -> Result<Option<String>, CatalogError> {
-        self.catalog.owner_of_file(storage_key)
+        match &self.catalog {
+            Backend::Redb(catalog) => catalog.owner_of_file(storage_key),
+            Backend::Postgres(catalog) => catalog.owner_of_file(storage_key).await,
+        }
     }
 
     /// Short listings run inline (a hop to the blocking pool and back costs more than
@@ -276,17 +305,21 @@ impl CatalogHandle {
     /// (`ListQuery::check`) is refused before any work.
     pub async fn list(&self, query: ListQuery) -> Result<Page, CatalogError> {
         query.check()?;
-        if query.is_short() {
-            return self.catalog.list(&query);
+        match &self.catalog {
+            Backend::Redb(catalog) if query.is_short() => catalog.list(&query),
+            Backend::Redb(catalog) => self.scan(catalog, move |c| c.list(&query)).await,
+            Backend::Postgres(catalog) => catalog.list(&query).await,
         }
-        self.scan(move |c| c.list(&query)).await
     }
 
     pub async fn folders(&self) -> Result<Vec<String>, CatalogError> {
-        if let Some(folders) = self.catalog.cached_folders() {
-            return Ok(folders);
+        match &self.catalog {
+            Backend::Redb(catalog) => match catalog.cached_folders() {
+                Some(folders) => Ok(folders),
+                None => self.scan(catalog, Catalog::folders).await,
+            },
+            Backend::Postgres(catalog) => catalog.folders().await,
         }
-        self.scan(Catalog::folders).await
     }
 
     pub async fn insert_media(&self, records: Vec<MediaRecord>) -> Result<(), CatalogError> {
@@ -326,7 +359,10 @@ impl CatalogHandle {
         id: &str,
         prefix: &str,
     ) -> Result<Option<(String, u64)>, CatalogError> {
-        self.catalog.cached_crop(id, prefix)
+        match &self.catalog {
+            Backend::Redb(catalog) => catalog.cached_crop(id, prefix),
+            Backend::Postgres(catalog) => catalog.cached_crop(id, prefix).await,
+        }
     }
 
     /// The item with a new file (see `Write::ReplaceFile`).
@@ -417,19 +453,31 @@ impl CatalogHandle {
 
     /// The presign of `key` if it may be confirmed now (see `Catalog::presign_to_confirm`).
     pub async fn presign_to_confirm(&self, key: &str) -> Result<PresignRecord, CatalogError> {
-        self.catalog.presign_to_confirm(key, now_us())
+        match &self.catalog {
+            Backend::Redb(catalog) => catalog.presign_to_confirm(key, now_us()),
+            Backend::Postgres(catalog) => catalog.presign_to_confirm(key, now_us()).await,
+        }
     }
 
     pub async fn expired_presigns(
         &self,
         now_us: u64,
     ) -> Result<Vec<(String, PresignRecord)>, CatalogError> {
-        self.scan(move |c| c.expired_presigns(now_us)).await
+        match &self.catalog {
+            Backend::Redb(catalog) => {
+                self.scan(catalog, move |c| c.expired_presigns(now_us))
+                    .await
+            }
+            Backend::Postgres(catalog) => catalog.expired_presigns(now_us).await,
+        }
     }
 
-    /// Unfinished processing jobs (the durable backlog).
+    /// Unfinished processing jobs (the durable backlog; the cluster's on PostgreSQL).
     pub fn job_count(&self) -> u64 {
-        self.catalog.job_count()
+        match &self.catalog {
+            Backend::Redb(catalog) => catalog.job_count(),
+            Backend::Postgres(catalog) => catalog.job_count(),
+        }
     }
 
     /// Records a job's result for the original `source` it processed.
@@ -445,9 +493,15 @@ impl CatalogHandle {
         }
     }
 
-    /// Counts a start of the job; false when it must not run (see `Write::StartJob`).
-    pub async fn start_job(&self, id: String, max_attempts: u32) -> Result<bool, CatalogError> {
-        Ok(self.write(Write::StartJob { id, max_attempts }).await? == Outcome::JobStarted)
+    /// Counts a start of the job, claiming it for this node (see `Write::StartJob`).
+    pub async fn start_job(&self, id: String, max_attempts: u32) -> Result<JobStart, CatalogError> {
+        Ok(
+            match self.write(Write::StartJob { id, max_attempts }).await? {
+                Outcome::JobStarted => JobStart::Run,
+                Outcome::JobElsewhere => JobStart::Elsewhere,
+                _ => JobStart::Skip,
+            },
+        )
     }
 
     /// Gives back a job's attempt (it met an outage, it did not crash).
@@ -455,13 +509,20 @@ impl CatalogHandle {
         self.write(Write::ReleaseJob { id }).await.map(drop)
     }
 
+    /// Jobs this node may run (on PostgreSQL, those no live node holds).
     pub async fn unfinished_jobs(&self) -> Result<Vec<String>, CatalogError> {
-        self.scan(Catalog::unfinished_jobs).await
+        match &self.catalog {
+            Backend::Redb(catalog) => self.scan(catalog, Catalog::unfinished_jobs).await,
+            Backend::Postgres(catalog) => catalog.unfinished_jobs().await,
+        }
     }
 
     /// Files queued for deletion and not yet gone.
     pub async fn pending_deletes(&self) -> Result<Vec<String>, CatalogError> {
-        self.scan(Catalog::pending_deletes).await
+        match &self.catalog {
+            Backend::Redb(catalog) => self.scan(catalog, Catalog::pending_deletes).await,
+            Backend::Postgres(catalog) => catalog.pending_deletes().await,
+        }
     }
 
     /// The orphan sweep's judge (see `Catalog::claims_file`): of a batch of stored files,
@@ -477,14 +538,31 @@ impl CatalogHandle {
 
     async fn claimed(&self, keys: Vec<String>) -> HashSet<String> {
         let all = keys.clone();
-        let judged = self.scan(move |c| {
-            let claimed = keys
-                .into_iter()
-                .filter(|k| c.claims_file(k).unwrap_or(true));
-            Ok(claimed.collect::<HashSet<String>>())
-        });
-        judged.await.unwrap_or_else(|_| all.into_iter().collect())
+        let judged = match &self.catalog {
+            Backend::Redb(catalog) => {
+                self.scan(catalog, move |c| {
+                    let claimed = keys
+                        .into_iter()
+                        .filter(|k| c.claims_file(k).unwrap_or(true));
+                    Ok(claimed.collect::<HashSet<String>>())
+                })
+                .await
+            }
+            Backend::Postgres(catalog) => catalog.claimed(keys).await,
+        };
+        judged.unwrap_or_else(|_| all.into_iter().collect())
     }
+}
+
+/// Whether a job should run here (see `CatalogHandle::start_job`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStart {
+    /// Claimed: run it.
+    Run,
+    /// Finished, gone, or out of attempts (then recorded failed).
+    Skip,
+    /// Another node runs it now; it tells `?wait=true` requests when it is done.
+    Elsewhere,
 }
 
 fn unexpected() -> CatalogError {

@@ -15,7 +15,7 @@ use ractor::concurrency::JoinHandle;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, Message, RpcReplyPort};
 
-use crate::catalog::Catalog;
+use crate::catalog::Backend;
 use crate::config::Config;
 use crate::storage::Storage;
 use catalog::CatalogHandle;
@@ -39,7 +39,7 @@ pub struct Handles {
 /// Starts the supervisor with the catalog, storage and processing actors under it;
 /// `storage_up` is the health probe's verdict on storage (see `Health::storage_up`).
 pub async fn start(
-    catalog: Arc<Catalog>,
+    catalog: Backend,
     storage: Arc<Storage>,
     config: &Config,
     storage_up: tokio::sync::watch::Receiver<bool>,

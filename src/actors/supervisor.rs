@@ -5,7 +5,6 @@
 //! the supervisor itself never gives up, since failures cluster exactly when restarts
 //! are needed.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
@@ -14,7 +13,7 @@ use super::Slot;
 use super::catalog::{CatalogActor, CatalogMsg};
 use super::processing::{ProcessingArgs, ProcessingMsg, ProcessingPool};
 use super::storage::{StorageActor, StorageArgs, StorageMsg};
-use crate::catalog::Catalog;
+use crate::catalog::Backend;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Without a failure for this long, the backoff starts over.
@@ -24,7 +23,7 @@ pub struct Supervisor;
 
 /// What the children need, kept to restart them.
 pub struct SupervisorArgs {
-    pub catalog: Arc<Catalog>,
+    pub catalog: Backend,
     pub catalog_slot: Slot<CatalogMsg>,
     pub storage: StorageArgs,
     pub storage_slot: Slot<StorageMsg>,
@@ -242,10 +241,13 @@ impl SupervisorState {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::actors::catalog::CatalogHandle;
     use crate::actors::processing::{ProcessingArgs, Waiters, build_pool};
     use crate::actors::storage::{StorageHandle, StorageRequest};
+    use crate::catalog::Catalog;
     use crate::model::{FolderPath, MediaRecord, MediaType, Processing, Status};
     use crate::storage::{LocalStorage, Storage};
 
@@ -278,11 +280,11 @@ mod tests {
         let (_up, storage_up) = tokio::sync::watch::channel(true);
         let (catalog_slot, storage_slot, processing_slot) =
             (Slot::empty(), Slot::empty(), Slot::empty());
-        let handle = CatalogHandle::new(catalog_slot.clone(), catalog.clone());
+        let handle = CatalogHandle::new(catalog_slot.clone(), Backend::Redb(catalog.clone()));
         let storage_handle =
             StorageHandle::new(storage_slot.clone(), in_flight, storage_up.clone());
         let args = SupervisorArgs {
-            catalog: catalog.clone(),
+            catalog: Backend::Redb(catalog.clone()),
             catalog_slot: catalog_slot.clone(),
             storage: StorageArgs {
                 storage,

@@ -15,45 +15,93 @@ use std::time::Duration;
 
 use ractor::ActorRef;
 
-use super::{CacheCrop, Catalog, CatalogError, JobOutcome};
-use crate::actors::catalog::{CatalogHandle, CatalogMsg};
+use super::pg::PgCatalog;
+use super::{Backend, CacheCrop, Catalog, CatalogError, JobOutcome};
+use crate::actors::catalog::{CatalogHandle, CatalogMsg, JobStart};
 use crate::model::{
     CropRecord, CropSize, JobResult, ListQuery, MediaPatch, MediaRecord, MediaType, Processing,
     QueryBound, SortField, Status, VariantRecord, fold,
 };
 use crate::storage::key::{crop_key, ondemand_crop_key, ondemand_crop_prefix, variant_key};
 
+type Hook<T> = Box<dyn Fn(String) -> futures_util::future::BoxFuture<'static, T> + Send + Sync>;
+
 /// One catalog under test, with its hooks.
 struct Fixture {
     handle: CatalogHandle,
     actor: ActorRef<CatalogMsg>,
     /// Fault injection: make a record unreadable.
-    corrupt: Box<dyn Fn(&str) + Send + Sync>,
+    corrupt: Hook<()>,
     /// Holds commits back until the returned guard drops (writes sent meanwhile are
     /// committed together).
-    hold_commits: Box<dyn Fn() -> Box<dyn Send> + Send + Sync>,
-    _dir: tempfile::TempDir,
+    hold_commits: Hook<Box<dyn Send>>,
+    /// What the catalog lives in, removed by `finish`.
+    place: Place,
+}
+
+enum Place {
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    Database(crate::catalog::pg::tests::Scratch),
 }
 
 impl Fixture {
     async fn redb() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let catalog = Arc::new(Catalog::open(&dir.path().join("c.redb")).expect("open"));
-        let (handle, actor) = CatalogHandle::spawn(catalog.clone()).await.expect("spawn");
+        let (handle, actor) = CatalogHandle::spawn(Backend::Redb(catalog.clone()))
+            .await
+            .expect("spawn");
         let held = catalog.clone();
         Self {
             handle,
             actor,
-            corrupt: Box::new(move |id| catalog.corrupt_record(id)),
-            hold_commits: Box::new(move || Box::new(held.hold_writes())),
-            _dir: dir,
+            corrupt: Box::new(move |id| {
+                catalog.corrupt_record(&id);
+                Box::pin(async {})
+            }),
+            hold_commits: Box::new(move |_| {
+                let guard: Box<dyn Send> = Box::new(held.hold_writes());
+                Box::pin(async move { guard })
+            }),
+            place: Place::Dir(dir),
         }
     }
-}
 
-impl Drop for Fixture {
-    fn drop(&mut self) {
+    /// A scratch database of its own on the test server (`PG_TEST_URL`).
+    async fn postgres() -> Self {
+        let db = crate::catalog::pg::tests::Scratch::new().await;
+        let options = crate::catalog::pg::tests::options(db.url.clone());
+        let catalog = PgCatalog::open(options, Duration::from_secs(60))
+            .await
+            .expect("open");
+        let catalog = Arc::new(catalog);
+        let (handle, actor) = CatalogHandle::spawn(Backend::Postgres(catalog.clone()))
+            .await
+            .expect("spawn");
+        let held = catalog.clone();
+        Self {
+            handle,
+            actor,
+            corrupt: Box::new(move |id| {
+                let catalog = catalog.clone();
+                Box::pin(async move { catalog.corrupt_record(&id).await })
+            }),
+            hold_commits: Box::new(move |_| {
+                let held = held.clone();
+                Box::pin(async move {
+                    let guard: Box<dyn Send> = Box::new(held.hold_writes().await);
+                    guard
+                })
+            }),
+            place: Place::Database(db),
+        }
+    }
+
+    async fn finish(self) {
         self.actor.stop(None);
+        if let Place::Database(db) = self.place {
+            db.drop().await;
+        }
     }
 }
 
@@ -64,7 +112,19 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $rule() {
-                    super::$rule(&super::Fixture::redb().await).await;
+                    let f = super::Fixture::redb().await;
+                    super::$rule(&f).await;
+                    f.finish().await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $rule() {
+                    let f = super::Fixture::postgres().await;
+                    super::$rule(&f).await;
+                    f.finish().await;
                 }
             )*
         }
@@ -140,7 +200,10 @@ fn made(r: &MediaRecord, version: u32) -> JobResult {
 async fn processed(f: &Fixture, r: &MediaRecord, result: JobResult) -> MediaRecord {
     let c = &f.handle;
     c.insert_media(vec![r.clone()]).await.expect("insert");
-    assert!(c.start_job(r.id.clone(), 3).await.expect("start"));
+    assert_eq!(
+        c.start_job(r.id.clone(), 3).await.expect("start"),
+        JobStart::Run
+    );
     c.finish_job(r.id.clone(), result, r.storage_key.clone())
         .await
         .expect("finish");
@@ -237,7 +300,10 @@ async fn failed_crop_rerun(f: &Fixture, a: &MediaRecord, patch: MediaPatch) -> M
         .await
         .expect("move");
     assert!(moved.record.is_processing());
-    assert!(c.start_job(a.id.clone(), 3).await.expect("start"));
+    assert_eq!(
+        c.start_job(a.id.clone(), 3).await.expect("start"),
+        JobStart::Run
+    );
     let failed = JobResult::Failed {
         reason: "the original is unreadable".into(),
         crop_version: moved.record.crop_version,
@@ -326,7 +392,10 @@ async fn a_stale_failed_run_leaves_the_newer_job(f: &Fixture) {
         .update_media(a.id.clone(), move_to(10.0), true)
         .await
         .expect("move");
-    assert!(c.start_job(a.id.clone(), 3).await.expect("start"));
+    assert_eq!(
+        c.start_job(a.id.clone(), 3).await.expect("start"),
+        JobStart::Run
+    );
     // Moved again while the run for the first move is on its way to failing.
     let second = c
         .update_media(a.id.clone(), move_to(90.0), true)
@@ -354,7 +423,10 @@ async fn a_stale_failed_run_leaves_the_newer_job(f: &Fixture) {
             .is_processing()
     );
     // The run for the second move records its crops.
-    assert!(c.start_job(a.id.clone(), 3).await.expect("start"));
+    assert_eq!(
+        c.start_job(a.id.clone(), 3).await.expect("start"),
+        JobStart::Run
+    );
     let done = c
         .finish_job(
             a.id.clone(),
@@ -466,13 +538,13 @@ async fn one_unreadable_record_fails_only_its_own_write_and_can_be_deleted(f: &F
     c.insert_media(vec![bad.clone(), good.clone()])
         .await
         .expect("insert");
-    (f.corrupt)(&bad.id);
+    (f.corrupt)(bad.id.clone()).await;
     let alt = |text: &str| MediaPatch {
         alt: Some(Some(text.into())),
         ..MediaPatch::default()
     };
     // Sent while a commit is held back, so the three wait and share the next commit.
-    let held = (f.hold_commits)();
+    let held = (f.hold_commits)(String::new()).await;
     let first = tokio::spawn({
         let c = c.clone();
         async move { c.insert_media(vec![document(4, "first.pdf")]).await }

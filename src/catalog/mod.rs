@@ -49,6 +49,10 @@ pub enum CatalogError {
     Locked,
     #[error("catalog storage error: {0}")]
     Db(Arc<redb::Error>),
+    /// The PostgreSQL catalog answered with an error (one it cannot be reached by is
+    /// `Unavailable`).
+    #[error(transparent)]
+    Pg(pg::PgError),
     #[error("catalog record is unreadable: {0}")]
     Corrupt(String),
     #[error("the catalog is restarting, try again")]
@@ -96,8 +100,17 @@ impl<E: Into<redb::Error>> From<E> for CatalogError {
 
 type Result<T> = std::result::Result<T, CatalogError>;
 
-/// Memory the catalog may use (`[catalog]` in the config; see the README's memory budget).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+/// Which catalog a server runs on: the redb file in `data_dir` (one node), or a
+/// PostgreSQL database that N nodes share (`[catalog] url`).
+#[derive(Clone)]
+pub enum Backend {
+    Redb(Arc<Catalog>),
+    Postgres(Arc<pg::PgCatalog>),
+}
+
+/// The catalog's settings (`[catalog]` in the config; see the README's memory budget
+/// and "More than one node").
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Options {
     /// redb's page cache (reads and writes), in bytes.
@@ -106,6 +119,20 @@ pub struct Options {
     pub record_cache: usize,
     /// Disk space held beside the catalog for commits on a full disk (see `reserve`).
     pub reserve_bytes: u64,
+    /// A PostgreSQL catalog that N nodes share (`postgres://user@host:port/db`); none =
+    /// redb in `data_dir`. May carry a password: never printed.
+    #[serde(default)]
+    pub url: Option<crate::config::Secret>,
+    /// The password when the URL has none (`DARKROOM_CATALOG__PASSWORD`).
+    #[serde(default)]
+    pub password: Option<crate::config::Secret>,
+    /// PostgreSQL connections this node keeps open at most.
+    pub pool_size: usize,
+    /// The longest a PostgreSQL query (or a connection) may take, in seconds.
+    pub query_timeout_secs: u64,
+    /// How long a node's claim on a processing job lasts without renewal (PostgreSQL):
+    /// the jobs of a node that died are taken over once it runs out.
+    pub job_lease_secs: u64,
 }
 
 impl Default for Options {
@@ -114,7 +141,25 @@ impl Default for Options {
             cache_bytes: 64 << 20,
             record_cache: cache::CAPACITY,
             reserve_bytes: 16 << 20,
+            url: None,
+            password: None,
+            pool_size: 16,
+            query_timeout_secs: 10,
+            job_lease_secs: 60,
         }
+    }
+}
+
+impl Options {
+    /// How to reach the PostgreSQL catalog, when one is configured.
+    pub fn postgres(&self) -> Option<pg::PgOptions> {
+        let url = self.url.as_ref()?;
+        Some(pg::PgOptions {
+            url: url.expose().to_owned(),
+            password: self.password.as_ref().map(|p| p.expose().to_owned()),
+            pool_size: self.pool_size,
+            query_timeout: std::time::Duration::from_secs(self.query_timeout_secs.max(1)),
+        })
     }
 }
 
@@ -158,7 +203,6 @@ impl Catalog {
         let jobs = db.begin_read()?.open_table(JOBS)?.len()?;
         Ok(Self {
             path: path.to_owned(),
-            options,
             db: RwLock::new(Some(Arc::new(db))),
             healing: Mutex::new(()),
             #[cfg(test)]
@@ -168,6 +212,7 @@ impl Catalog {
             memo: Default::default(),
             commit_failed: AtomicBool::new(false),
             reserve: reserve::Reserve::beside(path, options.reserve_bytes),
+            options,
         })
     }
 

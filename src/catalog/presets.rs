@@ -71,7 +71,7 @@ impl Catalog {
 }
 
 /// A raster image made without exactly these presets (not one still waiting or failed).
-fn needs_crops(record: &MediaRecord, presets: &Presets) -> bool {
+pub(super) fn needs_crops(record: &MediaRecord, presets: &Presets) -> bool {
     record.media_type.is_raster()
         && record
             .processing
@@ -80,7 +80,7 @@ fn needs_crops(record: &MediaRecord, presets: &Presets) -> bool {
 }
 
 /// FNV-1a over `name=WxH;` of each preset, in name order.
-fn fingerprint(presets: &Presets) -> u64 {
+pub(super) fn fingerprint(presets: &Presets) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for (name, size) in presets.iter() {
         let entry = format!("{name}={}x{};", size.width, size.height);

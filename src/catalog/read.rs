@@ -223,14 +223,25 @@ pub(super) fn confirmable(
     key: &str,
     now_us: u64,
 ) -> Result<PresignRecord> {
-    let Some(presign) = presigns.get(key)?.map(|v| decode(v.value())).transpose()? else {
-        return Err(if files.get(key)?.is_some() {
+    let presign = presigns.get(key)?.map(|v| decode(v.value())).transpose()?;
+    let recorded = presign.is_none() && files.get(key)?.is_some();
+    confirm_rule(presign, recorded, now_us)
+}
+
+/// `confirmable` on what was read: the presign of the key, if any, and whether a file is
+/// recorded at the key (read only when there is no presign). Both catalogs apply it.
+pub(super) fn confirm_rule(
+    presign: Option<PresignRecord>,
+    recorded: bool,
+    now_us: u64,
+) -> Result<PresignRecord> {
+    let Some(presign) = presign else {
+        return Err(if recorded {
             CatalogError::AlreadyConfirmed
         } else {
             CatalogError::NotFound("presigned upload with this storageKey")
         });
     };
-    let presign: PresignRecord = presign;
     if presign.confirmed {
         return Err(CatalogError::AlreadyConfirmed);
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use darkroom::catalog::{Catalog, keys};
+use darkroom::actors::catalog::CatalogHandle;
 use darkroom::config::{Config, S3Config, Secret, StorageConfig};
 use darkroom::model::Scope;
 use futures_util::StreamExt;
@@ -17,9 +17,10 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// Runs API test cases on both storage backends: for each `async fn case(s: TestServer)`
-/// named, `case::local` and `case::s3` are tests.
-macro_rules! on_both_backends {
+/// Runs API test cases on every backend: for each `async fn case(s: TestServer)` named,
+/// `case::local` (redb, local disk), `case::s3` (redb, the test bucket) and
+/// `case::postgres` (a PostgreSQL catalog, the test bucket: what N nodes run on) are tests.
+macro_rules! on_every_backend {
     ($($case:ident),+ $(,)?) => {
         $(
             mod $case {
@@ -32,9 +33,72 @@ macro_rules! on_both_backends {
                 async fn s3() {
                     super::$case($crate::common::TestServer::spawn_s3().await).await
                 }
+
+                #[tokio::test]
+                async fn postgres() {
+                    super::$case($crate::common::TestServer::spawn_postgres().await).await
+                }
             }
         )+
     };
+}
+
+fn pg_server_url() -> String {
+    std::env::var("PG_TEST_URL").unwrap_or_else(|_| {
+        panic!(
+            "the PostgreSQL tests need a local server: run `make test`, or \
+             `scripts/pg-local.sh start` and PG_TEST_URL=$(scripts/pg-local.sh url) cargo test"
+        )
+    })
+}
+
+/// A database of its own on the PostgreSQL test server, dropped with it.
+pub struct ScratchDb {
+    name: String,
+    pub url: String,
+}
+
+impl ScratchDb {
+    pub async fn new() -> Self {
+        let name = format!(
+            "darkroom_t_{}",
+            darkroom::model::random_token(10).to_lowercase()
+        );
+        run_on_server(format!("CREATE DATABASE {name}")).await;
+        let base = pg_server_url();
+        let (prefix, query) = base.split_once('?').unwrap_or((&base, ""));
+        let prefix = prefix.rsplit_once('/').map_or(prefix, |(p, _)| p);
+        let url = match query {
+            "" => format!("{prefix}/{name}"),
+            q => format!("{prefix}/{name}?{q}"),
+        };
+        Self { name, url }
+    }
+}
+
+impl Drop for ScratchDb {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        // Outside the test's runtime, which may be shutting down.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(run_on_server(sql));
+        })
+        .join();
+    }
+}
+
+async fn run_on_server(sql: String) {
+    let (client, connection) = tokio_postgres::connect(&pg_server_url(), tokio_postgres::NoTls)
+        .await
+        .expect("the PostgreSQL test server");
+    let driver = tokio::spawn(connection);
+    client.batch_execute(&sql).await.expect(&sql);
+    drop(client);
+    let _ = driver.await;
 }
 
 /// The bucket the S3 tests share; each server gets its own prefix in it.
@@ -78,6 +142,8 @@ pub struct TestServer {
     pub client: Client,
     pub dir: TempDir,
     storage: StorageConfig,
+    /// The PostgreSQL catalog's database, if the server has one.
+    pub database: Option<Arc<ScratchDb>>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -99,6 +165,26 @@ impl TestServer {
         Self::spawn_with(move |c| c.storage = StorageConfig::S3(s3)).await
     }
 
+    /// Starts the app with a PostgreSQL catalog of its own and its files in the test
+    /// bucket (what N nodes share), with the default config changed by `tweak`.
+    pub async fn spawn_postgres_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let db = Arc::new(ScratchDb::new().await);
+        let s3 = s3_config(&unique_prefix());
+        let url = db.url.clone();
+        let mut s = Self::spawn_with(move |c| {
+            c.storage = StorageConfig::S3(s3);
+            c.catalog.url = Some(Secret::new(url));
+            tweak(c);
+        })
+        .await;
+        s.database = Some(db);
+        s
+    }
+
+    pub async fn spawn_postgres() -> Self {
+        Self::spawn_postgres_with(|_| {}).await
+    }
+
     /// Starts the app on an existing data dir (to restart over the same data).
     pub async fn spawn_in(dir: TempDir, tweak: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config::defaults();
@@ -106,7 +192,7 @@ impl TestServer {
         config.server.drain_secs = 0; // tests stop servers often; drain has its own test
         tweak(&mut config);
         let storage = config.storage.clone();
-        let (write_key, read_key, admin_key) = make_keys(&config.catalog_path());
+        let (write_key, read_key, admin_key) = make_keys(&config).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -127,6 +213,7 @@ impl TestServer {
             client: Client::new(),
             dir,
             storage,
+            database: None,
             shutdown: Some(tx),
             task: Some(task),
         }
@@ -443,14 +530,28 @@ pub fn without_processing(item: &Value) -> Value {
 
 /// Creates one write and one read key in the catalog before the server opens it.
 /// A write, a read and an admin key.
-fn make_keys(catalog_path: &Path) -> (String, String, String) {
-    if let Some(parent) = catalog_path.parent() {
-        std::fs::create_dir_all(parent).expect("data dir");
+/// A write, a read and an admin key in the catalog `config` names (made before the
+/// server starts, as `darkroom keys create` would).
+async fn make_keys(config: &Config) -> (String, String, String) {
+    std::fs::create_dir_all(&config.data_dir).expect("data dir");
+    let backend = darkroom::app::open_catalog(config, false)
+        .await
+        .expect("catalog");
+    let (catalog, actor) = CatalogHandle::spawn(backend).await.expect("catalog actor");
+    let mut made = Vec::new();
+    for scope in [Scope::Write, Scope::Read, Scope::Admin] {
+        made.push(catalog.create_key(scope, "tests").await.expect("key").0);
     }
-    let catalog = Catalog::open(catalog_path).expect("catalog");
-    let write = keys::create(&catalog, Scope::Write, "tests").expect("write key");
-    let read = keys::create(&catalog, Scope::Read, "tests").expect("read key");
-    let admin = keys::create(&catalog, Scope::Admin, "tests").expect("admin key");
+    actor.stop(None);
+    // The redb file is free again once the actor and the handle are gone.
+    drop(catalog);
+    for _ in 0..100 {
+        if actor.get_status() == ractor::ActorStatus::Stopped {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let [write, read, admin] = made.try_into().expect("three keys");
     (write, read, admin)
 }
 

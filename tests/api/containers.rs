@@ -99,7 +99,7 @@ async fn svg_that_fetches_from_elsewhere_is_refused(s: TestServer) {
     }
 }
 
-on_both_backends!(
+on_every_backend!(
     videos_must_be_playable,
     gif_frames_must_lie_inside_the_screen,
     data_after_the_image_is_not_stored,

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 use crate::common::{TestServer, s3_config, unique_prefix};
 
-on_both_backends!(every_preset_of_every_orientation_has_exactly_its_size);
-on_both_backends!(crops_follow_the_focal_point_and_the_old_ones_go);
+on_every_backend!(every_preset_of_every_orientation_has_exactly_its_size);
+on_every_backend!(crops_follow_the_focal_point_and_the_old_ones_go);
 
 #[tokio::test]
 async fn a_failed_rerun_keeps_the_variants_and_a_delete_removes_them() {
@@ -64,7 +64,7 @@ async fn a_failed_rerun_keeps_the_variants_and_a_delete_removes_them() {
 
 const PRESETS: &str = r#"presets = { card = "1200x630", square = "400x400", tall = "300x600" }"#;
 
-/// The same kind of server `on_both_backends!` gave, with the presets above.
+/// The same kind of server `on_every_backend!` gave, with the presets above.
 async fn with_presets(s: TestServer) -> TestServer {
     let s3 = s.is_s3().then(|| s3_config(&unique_prefix()));
     drop(s.stop().await);

@@ -3,7 +3,7 @@ use serde_json::{Value, json};
 
 use crate::common::{TestServer, error_code};
 
-on_both_backends!(create_list_and_delete_folders, folder_bodies_are_validated,);
+on_every_backend!(create_list_and_delete_folders, folder_bodies_are_validated,);
 
 async fn create_list_and_delete_folders(s: TestServer) {
     assert_eq!(

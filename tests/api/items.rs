@@ -3,7 +3,7 @@ use serde_json::{Value, json};
 
 use crate::common::{TestServer, error_code, header, without_processing};
 
-on_both_backends!(
+on_every_backend!(
     get_patch_delete_lifecycle,
     patch_validation,
     public_item_is_cacheable,

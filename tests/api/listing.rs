@@ -3,7 +3,7 @@ use serde_json::Value;
 
 use crate::common::{TestServer, error_code, fixture};
 
-on_both_backends!(
+on_every_backend!(
     filters_sorts_and_pages_with_exact_totals,
     pagination_is_stable_and_exact,
     search_is_case_insensitive_and_literal,

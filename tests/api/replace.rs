@@ -12,7 +12,7 @@ use crate::common::{
     Binary, TestServer, error_code, fixture, is_original, storage_key, stored_files,
 };
 
-on_both_backends!(a_replace_keeps_the_item_and_changes_its_files);
+on_every_backend!(a_replace_keeps_the_item_and_changes_its_files);
 
 async fn replace(s: &TestServer, id: &str, files: &[(&str, Vec<u8>)]) -> reqwest::Response {
     let mut form = Form::new();

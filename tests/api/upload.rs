@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::common::{TestServer, error_code, fixture, manifest};
 
-on_both_backends!(
+on_every_backend!(
     every_supported_fixture_gets_its_sniffed_type_and_upright_size,
     location_and_camera_metadata_never_leave_the_server,
     each_file_succeeds_or_fails_on_its_own,

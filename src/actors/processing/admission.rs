@@ -116,7 +116,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let catalog = Arc::new(Catalog::open(&dir.path().join("c.redb")).expect("open"));
         // Reads need no actor: the handle reads the catalog directly.
-        let admission = Admission::new(CatalogHandle::new(Slot::empty(), catalog.clone()), 3);
+        let admission = Admission::new(
+            CatalogHandle::new(
+                Slot::empty(),
+                crate::catalog::Backend::Redb(catalog.clone()),
+            ),
+            3,
+        );
         let first = admission.try_reserve().expect("room");
         let second = admission.try_reserve().expect("room");
         let image = MediaRecord {

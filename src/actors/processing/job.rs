@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::ProcessingArgs;
+use crate::actors::catalog::JobStart;
 use crate::catalog::{CatalogError, JobOutcome};
 use crate::media::image::{
     Focal, Make, PipelineError, Processed, Settings, Variant, Worker, decode_cost,
@@ -43,9 +44,11 @@ pub async fn run(args: &ProcessingArgs, id: &str) -> Result<(), Interrupted> {
     // A focal point moved (or the file replaced) while the job ran: run it again (a few
     // times at most; a job left in the catalog is run again at the next start anyway).
     for _ in 0..STALE_RERUNS {
-        let outcome = attempt(args, id).await?;
-        if !matches!(outcome, JobOutcome::Stale | JobOutcome::Superseded) {
-            break;
+        match attempt(args, id).await? {
+            // Another node runs it: that node's commit wakes `?wait=true` requests.
+            None => return Ok(()),
+            Some(JobOutcome::Stale | JobOutcome::Superseded) => continue,
+            Some(_) => break,
         }
     }
     args.waiters.notify(id); // only final outcomes wake `?wait=true` requests
@@ -56,17 +59,20 @@ pub async fn run(args: &ProcessingArgs, id: &str) -> Result<(), Interrupted> {
 const STALE_RERUNS: usize = 4;
 
 /// One run; `Stale` or `Superseded` when the focal point moved or the file was replaced
-/// meanwhile (then nothing it made was recorded).
-async fn attempt(args: &ProcessingArgs, id: &str) -> Result<JobOutcome, Interrupted> {
-    if !args
+/// meanwhile (then nothing it made was recorded); `None` when another node runs the job.
+async fn attempt(args: &ProcessingArgs, id: &str) -> Result<Option<JobOutcome>, Interrupted> {
+    match args
         .catalog
         .start_job(id.to_owned(), args.max_attempts)
         .await?
     {
-        return Ok(JobOutcome::AlreadyDone); // finished, deleted, or out of attempts
+        JobStart::Run => {}
+        // Finished, deleted, or out of attempts.
+        JobStart::Skip => return Ok(Some(JobOutcome::AlreadyDone)),
+        JobStart::Elsewhere => return Ok(None),
     }
     let Some(record) = args.catalog.get(id).await? else {
-        return Ok(JobOutcome::ItemGone);
+        return Ok(Some(JobOutcome::ItemGone));
     };
     let total = Instant::now();
     let sizes = args.presets.sizes();
@@ -93,7 +99,7 @@ async fn attempt(args: &ProcessingArgs, id: &str) -> Result<JobOutcome, Interrup
     };
     let outcome = record_result(args, &record, result).await?;
     stage("total", total.elapsed());
-    Ok(outcome)
+    Ok(Some(outcome))
 }
 
 /// Records a run's result; what it wrote that is nobody's (the item deleted or its file

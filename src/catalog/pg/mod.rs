@@ -6,11 +6,17 @@
 //!
 //! - `tls`: `sslmode` (`disable`, `prefer`, `require`, `verify-ca`, `verify-full`) to a
 //!   rustls connector;
-//! - `migrate`: the embedded, versioned schema (`schema/NNN_*.sql`).
+//! - `migrate`: the embedded, versioned schema (`schema/NNN_*.sql`);
+//! - `catalog`: `PgCatalog`, its reads and listings, and a node's upkeep (job leases
+//!   renewed, the cluster's backlog counted);
+//! - `write`: the write path, a batch of `catalog::Write`s in one transaction.
 
+mod catalog;
 mod migrate;
 mod tls;
+mod write;
 
+pub use catalog::{JOB_LEASE, PgCatalog, upkeep};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -237,4 +243,4 @@ fn describe(config: &tokio_postgres::Config) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

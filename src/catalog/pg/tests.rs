@@ -14,7 +14,7 @@ fn server_url() -> String {
     })
 }
 
-fn options(url: String) -> PgOptions {
+pub(crate) fn options(url: String) -> PgOptions {
     PgOptions {
         url,
         password: None,
@@ -24,14 +24,14 @@ fn options(url: String) -> PgOptions {
 }
 
 /// A database of its own on the test server: its URL, and the connection that made it.
-struct Scratch {
+pub(crate) struct Scratch {
     name: String,
-    url: String,
+    pub(crate) url: String,
     server: Pg,
 }
 
 impl Scratch {
-    async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         let server = Pg::connect(options(server_url()))
             .await
             .expect("test server");
@@ -54,7 +54,7 @@ impl Scratch {
         Self { name, url, server }
     }
 
-    async fn drop(self) {
+    pub(crate) async fn drop(self) {
         let client = self.server.client().await.expect("client");
         let _ = client
             .batch_execute(&format!(

@@ -145,7 +145,7 @@ impl Tables<'_> {
 
 /// The preset crop keys, at the record's crop sizes, of the versions before its current
 /// one (at most `SKIPPED_VERSIONS`): where a job superseded by a focal move wrote.
-fn skipped_crop_keys(record: &MediaRecord) -> Vec<String> {
+pub(in crate::catalog) fn skipped_crop_keys(record: &MediaRecord) -> Vec<String> {
     let Some(processing) = &record.processing else {
         return Vec::new();
     };

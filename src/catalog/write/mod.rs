@@ -14,6 +14,7 @@ mod crops;
 mod jobs;
 
 pub use crops::{CacheCrop, CropCached};
+pub(in crate::catalog) use jobs::skipped_crop_keys;
 
 use super::read::{confirmable, live_folders};
 use super::tables::{
@@ -138,6 +139,8 @@ pub enum Outcome {
     JobStarted,
     /// The job must not run: finished, gone, or out of attempts (then recorded failed).
     JobSkipped,
+    /// Another node runs the job now (it holds a live lease on it; PostgreSQL only).
+    JobElsewhere,
     Job(JobOutcome),
     Crop(CropCached),
 }

@@ -11,11 +11,13 @@ CREATE TABLE media (
     id           text PRIMARY KEY COLLATE "C",
     record       jsonb NOT NULL,
     folder       text NOT NULL COLLATE "C",
-    kind         smallint NOT NULL,          -- model::Kind: 0 image, 1 document, 2 video
+    kind         smallint NOT NULL,          -- model::Kind's tag byte
     created_us   bigint NOT NULL,
     size         bigint NOT NULL,
     name_key     text NOT NULL COLLATE "C",  -- the folded filename (sort by filename)
-    search       text NOT NULL COLLATE "C"   -- the folded search document
+    alt_key      text NOT NULL COLLATE "C",  -- the folded alt text ('' when none)
+    -- Both folded texts in one, for the trigram index (search checks each on its own).
+    search       text NOT NULL COLLATE "C"
 );
 -- Listings: every sort, over everything and within a folder or a kind, id the tiebreak.
 CREATE INDEX media_created     ON media (created_us, id);
@@ -46,10 +48,12 @@ CREATE TABLE folders (
     path text PRIMARY KEY COLLATE "C"
 );
 
--- Every stored file the catalog knows, and its item (FILES and ITEM_FILES in one).
+-- Every stored file the catalog knows, and its item (FILES and ITEM_FILES in one). No
+-- foreign keys here: the write path keeps the rows in step within each transaction, in
+-- the same order as on redb (a replaced item's row is rewritten while its files move).
 CREATE TABLE files (
     key     text PRIMARY KEY COLLATE "C",
-    item_id text NOT NULL COLLATE "C" REFERENCES media (id)
+    item_id text NOT NULL COLLATE "C"
 );
 CREATE INDEX files_item ON files (item_id);
 
@@ -69,7 +73,7 @@ CREATE TABLE api_keys (
 -- whose lease ran out (its node died), once `run_after_us` has passed (retry backoff).
 -- The lease token fences a node that lost its lease: only the holder may finish the job.
 CREATE TABLE jobs (
-    item_id      text PRIMARY KEY COLLATE "C" REFERENCES media (id),
+    item_id      text PRIMARY KEY COLLATE "C",
     attempts     integer NOT NULL DEFAULT 0,
     queued_us    bigint NOT NULL,
     run_after_us bigint NOT NULL DEFAULT 0,
@@ -87,14 +91,29 @@ CREATE TABLE presigns (
 );
 CREATE INDEX presigns_expiry ON presigns (expires_us);
 
--- On-demand crops written, by item and by last use (the cache's eviction order).
--- An item's crops reference it: a crop recorded by one node for an item another node
--- has just deleted fails (its file is then removed), instead of outliving the item.
+-- On-demand crops written, by item and by last use (the cache's eviction order). A crop
+-- is recorded only while its item's row is locked and current (see the write path), so
+-- one made for an item another node has just deleted is refused, and its file removed.
 CREATE TABLE crop_cache (
-    item_id      text NOT NULL COLLATE "C" REFERENCES media (id),
+    item_id      text NOT NULL COLLATE "C",
     key          text NOT NULL COLLATE "C",
     size         bigint NOT NULL,
     last_used_us bigint NOT NULL,
     PRIMARY KEY (item_id, key)
 );
 CREATE INDEX crop_cache_lru ON crop_cache (last_used_us);
+
+-- Work one node at a time does for the whole cluster (the delete drain, presign expiry,
+-- the orphan sweep): a node holds a task while `until` is ahead and renews it as it runs.
+CREATE TABLE cluster_tasks (
+    task   text PRIMARY KEY COLLATE "C",
+    holder text NOT NULL,
+    until  timestamptz NOT NULL
+);
+
+-- Catalog facts, as redb's META: `presets`, the fingerprint of the crop presets the
+-- images were last queued for.
+CREATE TABLE meta (
+    key   text PRIMARY KEY COLLATE "C",
+    value bigint NOT NULL
+);

@@ -1,0 +1,537 @@
+//! `PgCatalog`: the catalog's reads on PostgreSQL, answering exactly what redb's answer
+//! (`catalog::read`, `catalog::list`), and the cluster upkeep of one node (its job leases
+//! renewed, the cluster's backlog counted). Nothing is cached here: any node may have
+//! written since, and a point read by primary key costs one round trip.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+use super::{Pg, PgError, PgOptions, migrate};
+use crate::catalog::index::{count_key, push_tail};
+use crate::catalog::read::confirm_rule;
+use crate::catalog::{CatalogError, keys, presets};
+use crate::model::{
+    ApiKeyRecord, FolderPath, ID_LEN, Kind, ListQuery, MediaRecord, Page, Presets, PresignRecord,
+    SortField, fold,
+};
+use crate::storage::key::{is_ondemand_crop, key_stem};
+
+pub(super) type Result<T> = std::result::Result<T, CatalogError>;
+
+/// How long a node's claim on a job lasts without renewal: a job whose node died is
+/// taken over by another once it runs out.
+pub const JOB_LEASE: Duration = Duration::from_secs(60);
+
+/// The catalog on PostgreSQL (see the module and `docs/postgres-catalog.md`).
+pub struct PgCatalog {
+    pub(super) pg: Pg,
+    /// This process's lease token: the jobs it runs carry it.
+    pub(super) node: String,
+    pub(super) lease: Duration,
+    /// Rows in `jobs` across the cluster, as last counted (and moved by this node's own
+    /// commits meanwhile).
+    pub(super) jobs: AtomicU64,
+    /// Test-only: commits wait while this is held for writing (see `hold_writes`).
+    #[cfg(test)]
+    pub(super) gate: Arc<tokio::sync::RwLock<()>>,
+}
+
+impl PgCatalog {
+    /// Connects, brings the schema up to date and counts the backlog.
+    pub async fn open(options: PgOptions, lease: Duration) -> std::result::Result<Self, PgError> {
+        let pg = Pg::connect(options).await?;
+        migrate(&pg).await?;
+        let node = format!("{}-{}", std::process::id(), crate::model::random_token(12));
+        let catalog = Self {
+            pg,
+            node,
+            lease,
+            jobs: AtomicU64::new(0),
+            #[cfg(test)]
+            gate: Arc::default(),
+        };
+        catalog.count_jobs().await.map_err(|e| match e {
+            CatalogError::Pg(e) => e,
+            other => PgError::Query(other.to_string()),
+        })?;
+        Ok(catalog)
+    }
+
+    /// Where the catalog is (`user@host:port/database`), for messages.
+    pub fn at(&self) -> &str {
+        self.pg.at()
+    }
+
+    /// Runs a statement (prepared once per connection) and returns its rows.
+    pub(super) async fn rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        let client = self.pg.client().await.map_err(unavailable)?;
+        let statement = client
+            .prepare_cached(sql)
+            .await
+            .map_err(|e| self.fail(&e))?;
+        client
+            .query(&statement, params)
+            .await
+            .map_err(|e| self.fail(&e))
+    }
+
+    async fn row(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
+        Ok(self.rows(sql, params).await?.into_iter().next())
+    }
+
+    /// A driver error as the catalog's (a connection gone or a deadline: `Unavailable`).
+    pub(super) fn fail(&self, e: &tokio_postgres::Error) -> CatalogError {
+        unavailable(self.pg.error(e))
+    }
+
+    // ---- point reads -------------------------------------------------------------------
+
+    pub async fn get(&self, id: &str) -> Result<Option<MediaRecord>> {
+        let row = self
+            .row("SELECT record::text FROM media WHERE id = $1", &[&id])
+            .await?;
+        row.map(|r| decode(r.get(0))).transpose()
+    }
+
+    /// Ready when the database answers.
+    pub async fn check(&self) -> Result<()> {
+        self.rows("SELECT 1", &[]).await.map(drop)
+    }
+
+    pub async fn authenticate(&self, presented: &str) -> Result<Option<ApiKeyRecord>> {
+        let Some(id) = keys::parse_id(presented) else {
+            return Ok(None);
+        };
+        let row = self
+            .row("SELECT record::text FROM api_keys WHERE id = $1", &[&id])
+            .await?;
+        let Some(record) = row.map(|r| decode::<ApiKeyRecord>(r.get(0))).transpose()? else {
+            return Ok(None);
+        };
+        Ok(keys::verify(&record, presented).then_some(record))
+    }
+
+    pub async fn list_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        let rows = self.rows("SELECT record::text FROM api_keys", &[]).await?;
+        let mut keys = rows
+            .iter()
+            .map(|r| decode(r.get(0)))
+            .collect::<Result<Vec<ApiKeyRecord>>>()?;
+        keys.sort_by_key(|k| k.created_us);
+        Ok(keys)
+    }
+
+    pub async fn owner_of_file(&self, key: &str) -> Result<Option<String>> {
+        let row = self
+            .row("SELECT item_id FROM files WHERE key = $1", &[&key])
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    pub async fn cached_crop(&self, id: &str, prefix: &str) -> Result<Option<(String, u64)>> {
+        let pattern = format!("{}%", like_escape(prefix));
+        let row = self
+            .row(
+                "SELECT key, last_used_us FROM crop_cache WHERE item_id = $1 \
+                 AND key LIKE $2 ORDER BY key LIMIT 1",
+                &[&id, &pattern],
+            )
+            .await?;
+        Ok(row.map(|r| (r.get(0), r.get::<_, i64>(1) as u64)))
+    }
+
+    pub async fn presign_to_confirm(&self, key: &str, now_us: u64) -> Result<PresignRecord> {
+        let presign = self
+            .row("SELECT record::text FROM presigns WHERE key = $1", &[&key])
+            .await?
+            .map(|r| decode(r.get(0)))
+            .transpose()?;
+        let recorded = presign.is_none() && self.owner_of_file(key).await?.is_some();
+        confirm_rule(presign, recorded, now_us)
+    }
+
+    // ---- scans -------------------------------------------------------------------------
+
+    /// Every folder that holds media or was created, their parents, and `/`, sorted.
+    pub async fn folders(&self) -> Result<Vec<String>> {
+        let rows = self
+            .rows(
+                "SELECT path FROM folders UNION \
+                 SELECT substr(scope, 3) FROM counts WHERE scope LIKE 'f:%'",
+                &[],
+            )
+            .await?;
+        let mut set = std::collections::BTreeSet::from(["/".to_owned()]);
+        for row in rows {
+            let path: String = row.get(0);
+            set.extend(FolderPath::ancestors(&path).map(str::to_owned));
+            set.insert(path);
+        }
+        Ok(set.into_iter().collect())
+    }
+
+    pub async fn pending_deletes(&self) -> Result<Vec<String>> {
+        let rows = self
+            .rows("SELECT key FROM pending_deletes ORDER BY key", &[])
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    pub async fn expired_presigns(&self, now_us: u64) -> Result<Vec<(String, PresignRecord)>> {
+        let rows = self
+            .rows(
+                "SELECT key, record::text FROM presigns WHERE expires_us < $1 ORDER BY key",
+                &[&(now_us as i64)],
+            )
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let presign: PresignRecord = decode(row.get(1))?;
+            if presign.is_expired(now_us) {
+                out.push((row.get(0), presign));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Jobs this node may run: free ones, ones whose node let the lease run out, and its
+    /// own, oldest first.
+    pub async fn unfinished_jobs(&self) -> Result<Vec<String>> {
+        let rows = self
+            .rows(
+                "SELECT item_id FROM jobs WHERE lease_token IS NULL OR lease_until < now() \
+                 OR lease_token = $1 ORDER BY queued_us LIMIT 10000",
+                &[&self.node],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Unfinished jobs in the cluster (as last counted).
+    pub fn job_count(&self) -> u64 {
+        self.jobs.load(Ordering::Relaxed)
+    }
+
+    /// Counts the cluster's jobs again.
+    pub async fn count_jobs(&self) -> Result<()> {
+        let row = self.row("SELECT count(*) FROM jobs", &[]).await?;
+        let n: i64 = row.map_or(0, |r| r.get(0));
+        self.jobs.store(n.max(0) as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Renews the leases of the jobs this node runs.
+    pub async fn renew_leases(&self) -> Result<()> {
+        let secs = self.lease.as_secs_f64();
+        self.rows(
+            "UPDATE jobs SET lease_until = now() + make_interval(secs => $2) \
+             WHERE lease_token = $1 RETURNING 1",
+            &[&self.node, &secs],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Of a batch of stored files, those the catalog still wants (`Catalog::claims_file`'s
+    /// rule): recorded, queued for deletion, a presign's object, or sharing its stem with a
+    /// recorded file (not an on-demand crop).
+    pub async fn claimed(&self, keys: Vec<String>) -> Result<std::collections::HashSet<String>> {
+        let rows = self
+            .rows(
+                "SELECT key FROM files WHERE key = ANY($1) \
+                 UNION SELECT key FROM pending_deletes WHERE key = ANY($1) \
+                 UNION SELECT key FROM presigns WHERE key = ANY($1)",
+                &[&keys],
+            )
+            .await?;
+        let mut claimed: std::collections::HashSet<String> =
+            rows.iter().map(|r| r.get(0)).collect();
+        for key in keys {
+            if claimed.contains(&key) || is_ondemand_crop(&key) {
+                continue;
+            }
+            let stem = key_stem(&key);
+            let pattern = format!("{}%", like_escape(stem));
+            let rows = self
+                .rows(
+                    "SELECT key FROM files WHERE key LIKE $1 ORDER BY key LIMIT 64",
+                    &[&pattern],
+                )
+                .await?;
+            if rows.iter().any(|r| key_stem(r.get::<_, &str>(0)) == stem) {
+                claimed.insert(key);
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Queues the job of every image whose crops are not `presets`, once per change of
+    /// `presets` (as `Catalog::backfill_presets`); returns how many.
+    pub async fn backfill_presets(&self, presets: &Presets) -> Result<usize> {
+        let fingerprint = presets::fingerprint(presets) as i64;
+        let seen = self
+            .row("SELECT value FROM meta WHERE key = 'presets'", &[])
+            .await?
+            .map(|r| r.get::<_, i64>(0));
+        if seen == Some(fingerprint) {
+            return Ok(0);
+        }
+        let (mut after, mut queued) = (String::new(), 0);
+        loop {
+            let rows = self
+                .rows(
+                    "SELECT id, record::text FROM media WHERE id > $1 ORDER BY id LIMIT 1000",
+                    &[&after],
+                )
+                .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.get(0);
+            let mut ids = Vec::new();
+            for row in &rows {
+                let record: MediaRecord = decode(row.get(1))?;
+                if presets::needs_crops(&record, presets) {
+                    ids.push(record.id);
+                }
+            }
+            queued += ids.len();
+            if !ids.is_empty() {
+                self.apply(vec![crate::catalog::Write::Recrop(ids)])
+                    .await?
+                    .pop()
+                    .unwrap_or(Err(CatalogError::Unavailable))?;
+            }
+        }
+        self.rows(
+            "INSERT INTO meta (key, value) VALUES ('presets', $1) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value RETURNING 1",
+            &[&fingerprint],
+        )
+        .await?;
+        if queued > 0 {
+            tracing::info!(
+                images = queued,
+                "crop presets changed: images queued for their crops"
+            );
+        }
+        Ok(queued)
+    }
+
+    // ---- listings ----------------------------------------------------------------------
+
+    /// One page in the requested order with the exact total: a keyset query on the
+    /// listing indexes, or with a search, a `LIKE` on the folded texts (served by the
+    /// trigram index) and its count.
+    pub async fn list(&self, q: &ListQuery) -> Result<Page> {
+        let column = match q.sort {
+            SortField::CreatedAt => "created_us",
+            SortField::Filename => "name_key",
+            SortField::Size => "size",
+        };
+        let (order, past) = if q.descending {
+            ("DESC", "<")
+        } else {
+            ("ASC", ">")
+        };
+        let folder = q.folder.as_ref().map(|f| f.as_str().to_owned());
+        let kind = q.kind.map(|k| k.tag() as i16);
+        let pattern = q.search.as_ref().map(|s| format!("%{}%", like_escape(s)));
+        let mut filters: Vec<String> = Vec::new();
+        let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+        let bind = |value: Box<dyn ToSql + Sync + Send>, params: &mut Vec<_>| {
+            params.push(value);
+            format!("${}", params.len())
+        };
+        if let Some(f) = &folder {
+            let p = bind(Box::new(f.clone()), &mut params);
+            filters.push(format!("folder = {p}"));
+        }
+        if let Some(k) = kind {
+            let p = bind(Box::new(k), &mut params);
+            filters.push(format!("kind = {p}"));
+        }
+        if let Some(pattern) = &pattern {
+            let p = bind(Box::new(pattern.clone()), &mut params);
+            filters.push(format!(
+                "search LIKE {p} AND (name_key LIKE {p} OR alt_key LIKE {p})"
+            ));
+        }
+        let total = if q.search.is_some() {
+            format!("SELECT count(*) FROM media {}", where_clause(&filters))
+        } else {
+            let scope = bind(Box::new(count_key(folder.as_deref(), q.kind)), &mut params);
+            format!("SELECT coalesce((SELECT n FROM counts WHERE scope = {scope}), 0)")
+        };
+        if let Some(tail) = &q.cursor {
+            let (value, id) = position(q.sort, tail)?;
+            let v = bind(value, &mut params);
+            let i = bind(Box::new(id), &mut params);
+            filters.push(format!("({column}, id) {past} ({v}, {i})"));
+        }
+        let limit = bind(Box::new(q.limit as i64 + 1), &mut params);
+        let offset = bind(Box::new(q.offset as i64), &mut params);
+        // One statement, so the page and its total are one snapshot.
+        let sql = format!(
+            "WITH page AS (SELECT record::text AS record, id, created_us, size, name_key \
+             FROM media {} ORDER BY {column} {order}, id {order} LIMIT {limit} OFFSET {offset}) \
+             SELECT t.total, p.record, p.id, p.created_us, p.size, p.name_key \
+             FROM ({total}) AS t (total) LEFT JOIN page p ON true \
+             ORDER BY p.{column} {order}, p.id {order}",
+            where_clause(&filters)
+        );
+        let refs: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        let rows = self.rows(&sql, &refs).await?;
+        let total = rows.first().map_or(0, |r| r.get::<_, i64>(0)).max(0) as u64;
+        let listed: Vec<&Row> = rows
+            .iter()
+            .filter(|r| r.get::<_, Option<&str>>(2).is_some())
+            .collect();
+        let more = listed.len() > q.limit;
+        let mut items = Vec::with_capacity(listed.len().min(q.limit));
+        let mut next = None;
+        for row in listed.into_iter().take(q.limit) {
+            items.push(decode(row.get(1))?);
+            let mut tail = Vec::new();
+            push_tail(
+                &mut tail,
+                q.sort,
+                row.get::<_, i64>(3) as u64,
+                row.get::<_, i64>(4) as u64,
+                row.get::<_, &str>(5),
+                row.get::<_, &str>(2),
+            );
+            next = Some(tail);
+        }
+        Ok(Page {
+            items,
+            total,
+            next: if more { next } else { None },
+        })
+    }
+}
+
+fn where_clause(filters: &[String]) -> String {
+    if filters.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", filters.join(" AND "))
+    }
+}
+
+/// A cursor's position (`index::push_tail`'s bytes) as the sort column's value and the id.
+fn position(sort: SortField, tail: &[u8]) -> Result<(Box<dyn ToSql + Sync + Send>, String)> {
+    let bad = || CatalogError::Corrupt("cursor position".into());
+    let split = tail.len().checked_sub(ID_LEN).ok_or_else(bad)?;
+    let (value, id) = tail.split_at(split);
+    let id = std::str::from_utf8(id).map_err(|_| bad())?.to_owned();
+    let value: Box<dyn ToSql + Sync + Send> = match sort {
+        SortField::CreatedAt | SortField::Size => {
+            let bytes: [u8; 8] = value.try_into().map_err(|_| bad())?;
+            Box::new(u64::from_be_bytes(bytes).min(i64::MAX as u64) as i64)
+        }
+        SortField::Filename => {
+            let name = value.strip_suffix(&[0]).ok_or_else(bad)?;
+            Box::new(std::str::from_utf8(name).map_err(|_| bad())?.to_owned())
+        }
+    };
+    Ok((value, id))
+}
+
+/// `s` matched literally by `LIKE` (its default escape character is `\`).
+pub(super) fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The columns a record is listed, sorted and searched by.
+pub(super) struct Columns {
+    pub folder: String,
+    pub kind: i16,
+    pub created_us: i64,
+    pub size: i64,
+    pub name_key: String,
+    pub alt_key: String,
+    pub search: String,
+}
+
+impl Columns {
+    pub fn of(r: &MediaRecord) -> Self {
+        let (name_key, alt_key) = (fold(&r.filename), fold(r.alt.as_deref().unwrap_or("")));
+        Self {
+            folder: r.folder.clone(),
+            kind: r.kind().tag() as i16,
+            created_us: r.created_us.min(i64::MAX as u64) as i64,
+            size: r.size.min(i64::MAX as u64) as i64,
+            // The unit separator keeps a match from spanning both texts in the index
+            // (the query checks each text on its own anyway).
+            search: format!("{name_key}\u{1f}{alt_key}"),
+            name_key,
+            alt_key,
+        }
+    }
+}
+
+/// The four counters of an item in `folder` of `kind` (`index::count_keys`).
+pub(super) fn scopes(folder: &str, kind: Kind) -> [String; 4] {
+    [
+        count_key(None, None),
+        count_key(Some(folder), None),
+        count_key(None, Some(kind)),
+        count_key(Some(folder), Some(kind)),
+    ]
+}
+
+pub(super) fn decode<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| CatalogError::Corrupt(e.to_string()))
+}
+
+pub(super) fn encode<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// A database that cannot be reached (or did not answer in time) makes the catalog
+/// unavailable (503, retried); anything else is the database's answer.
+pub(super) fn unavailable(e: PgError) -> CatalogError {
+    match e {
+        PgError::Connect { .. } | PgError::Timeout(_) => {
+            tracing::warn!(error = %e, "catalog unavailable");
+            CatalogError::Unavailable
+        }
+        other => CatalogError::Pg(other),
+    }
+}
+
+/// Keeps a node's share of the cluster going while the catalog lives: its job leases
+/// renewed (every third of a lease) and the cluster's backlog counted (every second).
+pub fn upkeep(catalog: Arc<PgCatalog>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut count = tokio::time::interval(Duration::from_secs(1));
+        let mut renew = tokio::time::interval(catalog.lease / 3);
+        count.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = count.tick() => {
+                    let _ = catalog.count_jobs().await;
+                }
+                _ = renew.tick() => {
+                    if let Err(e) = catalog.renew_leases().await {
+                        tracing::warn!(error = %e, "cannot renew this node's job leases");
+                    }
+                }
+            }
+        }
+    })
+}
