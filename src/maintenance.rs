@@ -49,9 +49,13 @@ pub async fn recover(
         storage.finish_deletes(pending).await?;
     }
     // Deletes that failed again stay queued, and so stay on disk for the next try.
+    // Stored files with no grace only when this node is the only one (on PostgreSQL other
+    // nodes' uploads in progress are not this node's to judge: the periodic sweep, with
+    // its grace period, takes them).
     let sweep = Sweep {
         claims: catalog.claims(),
         cutoff: SystemTime::now(),
+        stored: catalog.is_single_node(),
     };
     // A store that does not answer must not keep the server from starting: the periodic
     // sweep will do this work later.
@@ -139,11 +143,25 @@ fn orphan_sweep(
     config: &Maintenance,
 ) -> JoinHandle<()> {
     let grace = Duration::from_secs(config.orphan_grace_secs);
-    let (claims, storage) = (catalog.claims(), storage.clone());
-    after(Duration::from_secs(config.orphan_sweep_secs), move || {
-        let (claims, storage) = (claims.clone(), storage.clone());
+    let period = Duration::from_secs(config.orphan_sweep_secs);
+    let (catalog, storage) = (catalog.clone(), storage.clone());
+    after(period, move || {
+        let (catalog, storage) = (catalog.clone(), storage.clone());
         let cutoff = SystemTime::now() - grace;
-        async move { sweep_orphans(&storage, Sweep { claims, cutoff }).await }
+        async move {
+            // This node's temp files always; the stored files on one node at a time.
+            let stored = catalog.take_turn("orphan-sweep", 3 * period).await;
+            let claims = catalog.claims();
+            sweep_orphans(
+                &storage,
+                Sweep {
+                    claims,
+                    cutoff,
+                    stored,
+                },
+            )
+            .await
+        }
     })
 }
 
@@ -159,7 +177,7 @@ fn delete_drain(
     after(DRAIN_EVERY, move || {
         let (catalog, storage, health) = handles.clone();
         async move {
-            if !health.read().storage {
+            if !health.read().storage || !catalog.take_turn("delete-drain", 3 * DRAIN_EVERY).await {
                 return;
             }
             match catalog.pending_deletes().await {
@@ -266,6 +284,12 @@ async fn sweep_orphans(storage: &StorageHandle, sweep: Sweep) {
 /// the older layout, whose PUT landed at the key itself, had its object deleted only if
 /// it was never confirmed (then no record names it).
 async fn sweep_presigns(catalog: &CatalogHandle, storage: &StorageHandle) {
+    if !catalog
+        .take_turn("presign-sweep", 3 * PRESIGN_SWEEP_EVERY)
+        .await
+    {
+        return; // another node sweeps them
+    }
     let expired = match catalog.expired_presigns(now_us()).await {
         Ok(expired) => expired,
         Err(e) => return tracing::warn!(error = %e, "cannot list expired presigns"),

@@ -509,6 +509,45 @@ impl CatalogHandle {
         self.write(Write::ReleaseJob { id }).await.map(drop)
     }
 
+    /// Whether this node is the whole cluster (redb): what it does not hold in flight is
+    /// nobody's.
+    pub fn is_single_node(&self) -> bool {
+        matches!(self.catalog, Backend::Redb(_))
+    }
+
+    /// Whether this node runs cluster task `task` now (for `hold`, renewed at each of its
+    /// rounds): on PostgreSQL one node at a time does, on redb the one node always does.
+    /// A catalog that cannot say answers no (the round is skipped).
+    pub async fn take_turn(&self, task: &str, hold: std::time::Duration) -> bool {
+        match &self.catalog {
+            Backend::Redb(_) => true,
+            Backend::Postgres(catalog) => catalog.take_turn(task, hold).await.unwrap_or(false),
+        }
+    }
+
+    /// Holds `name` against every other node until the guard drops (PostgreSQL: a crop
+    /// made on demand is made once across the cluster); on redb, where this node is the
+    /// cluster, nothing to hold.
+    pub async fn exclusive(&self, name: &str) -> Option<crate::catalog::pg::Exclusive> {
+        match &self.catalog {
+            Backend::Redb(_) => None,
+            Backend::Postgres(catalog) => catalog.exclusive(name).await,
+        }
+    }
+
+    /// Calls `done` with the id of each job any node finishes (PostgreSQL: `?wait=true`
+    /// requests wait here for jobs other nodes run; on redb every job runs here and
+    /// nothing is started).
+    pub fn on_job_done(
+        &self,
+        done: impl Fn(&str) + Send + Sync + 'static,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        match &self.catalog {
+            Backend::Redb(_) => None,
+            Backend::Postgres(catalog) => Some(catalog.on_job_done(done)),
+        }
+    }
+
     /// Jobs this node may run (on PostgreSQL, those no live node holds).
     pub async fn unfinished_jobs(&self) -> Result<Vec<String>, CatalogError> {
         match &self.catalog {

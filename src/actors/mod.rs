@@ -34,6 +34,8 @@ pub struct Handles {
     pub processing: ProcessingHandle,
     supervisor: ActorRef<SupervisorMsg>,
     stopped: JoinHandle<()>,
+    /// Hears jobs finished on any node (a PostgreSQL catalog), for `?wait=true`.
+    jobs_done: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Starts the supervisor with the catalog, storage and processing actors under it;
@@ -53,6 +55,10 @@ pub async fn start(
         storage_up.clone(),
     );
     let waiters = Waiters::default();
+    let jobs_done = catalog_handle.on_job_done({
+        let waiters = waiters.clone();
+        move |id| waiters.notify(id)
+    });
     let p = &config.processing;
     let threads = p.thread_count();
     let processing = ProcessingArgs {
@@ -89,12 +95,16 @@ pub async fn start(
         processing: processing_handle,
         supervisor,
         stopped,
+        jobs_done,
     })
 }
 
 impl Handles {
     /// Drains the children (queued catalog writes are committed) and stops them.
     pub async fn stop(self) {
+        if let Some(task) = &self.jobs_done {
+            task.abort();
+        }
         let _ = self
             .supervisor
             .call(SupervisorMsg::Shutdown, Some(Duration::from_secs(15)))

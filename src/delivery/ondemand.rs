@@ -150,6 +150,13 @@ impl Cropper {
         if let Some(key) = self.hit(id, &prefix).await? {
             return Ok(key);
         }
+        // The same across nodes: one makes it, the others find it made.
+        let cluster = self.catalog.exclusive(&prefix).await;
+        if cluster.is_some()
+            && let Some(key) = self.hit(id, &prefix).await?
+        {
+            return Ok(key);
+        }
         self.make(&record, size).await
     }
 

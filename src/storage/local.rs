@@ -154,6 +154,9 @@ impl LocalStorage {
             temp_files: sweep_temp(&self.tmp, sweep.cutoff, &self.in_flight)?,
             orphans: 0,
         };
+        if !sweep.stored {
+            return Ok(report);
+        }
         let mut batch = Vec::with_capacity(SWEEP_BATCH);
         for year in read_dirs(&self.uploads)? {
             for month in read_dirs(&year)? {
@@ -297,6 +300,7 @@ mod tests {
         let young = Sweep {
             claims: claims.clone(),
             cutoff: hour_ago,
+            stored: true,
         };
         let report = storage.sweep(young).await.expect("sweep");
         assert_eq!(
@@ -313,7 +317,11 @@ mod tests {
         fs::write(&stray, b"mac").expect("stray");
         let cutoff = SystemTime::now() + Duration::from_secs(1);
         let report = storage
-            .sweep(Sweep { claims, cutoff })
+            .sweep(Sweep {
+                claims,
+                cutoff,
+                stored: true,
+            })
             .await
             .expect("sweep");
         assert!(

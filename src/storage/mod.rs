@@ -115,6 +115,10 @@ const SWEEP_BATCH: usize = 500;
 pub struct Sweep {
     pub claims: Claims,
     pub cutoff: SystemTime,
+    /// Stored files too, not only this node's temp files. Stored files are the
+    /// cluster's: with N nodes one at a time sweeps them, and never with a cutoff
+    /// younger than the grace period (another node's requests are not in `InFlight`).
+    pub stored: bool,
 }
 
 /// What a sweep removed.

@@ -311,6 +311,9 @@ impl S3Storage {
             temp_files: temp.await.map_err(std::io::Error::other)??,
             orphans: 0,
         };
+        if !sweep.stored {
+            return Ok(report);
+        }
         let prefix = (!self.prefix.is_empty()).then(|| ObjectPath::from(self.prefix.as_str()));
         let resume = self.sweep_resume.lock().expect("sweep cursor").take();
         let mut listing = match &resume {

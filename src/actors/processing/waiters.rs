@@ -22,7 +22,7 @@ impl Waiters {
         rx
     }
 
-    pub(super) fn notify(&self, id: &str) {
+    pub(crate) fn notify(&self, id: &str) {
         let senders = self.0.lock().ok().and_then(|mut map| map.remove(id));
         for tx in senders.into_iter().flatten() {
             let _ = tx.send(());

@@ -26,6 +26,36 @@ pub(super) type Result<T> = std::result::Result<T, CatalogError>;
 /// taken over by another once it runs out.
 pub const JOB_LEASE: Duration = Duration::from_secs(60);
 
+/// The channel a commit that ends a job notifies, with the item's id.
+pub(super) const JOBS_DONE: &str = "darkroom_jobs_done";
+
+/// A cluster-wide lock held by this node (see `PgCatalog::exclusive`): released when
+/// dropped, on its own connection.
+pub struct Exclusive {
+    client: Option<deadpool_postgres::Object>,
+    name: String,
+}
+
+impl Drop for Exclusive {
+    fn drop(&mut self) {
+        let (Some(client), name) = (self.client.take(), std::mem::take(&mut self.name)) else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            drop(deadpool_postgres::Object::take(client)); // closing it releases the lock
+            return;
+        };
+        runtime.spawn(async move {
+            let released = client
+                .execute("SELECT pg_advisory_unlock(1667, hashtext($1))", &[&name])
+                .await;
+            if released.is_err() {
+                drop(deadpool_postgres::Object::take(client));
+            }
+        });
+    }
+}
+
 /// The catalog on PostgreSQL (see the module and `docs/postgres-catalog.md`).
 pub struct PgCatalog {
     pub(super) pg: Pg,
@@ -318,6 +348,56 @@ impl PgCatalog {
             );
         }
         Ok(queued)
+    }
+
+    // ---- the cluster -------------------------------------------------------------------
+
+    /// Takes (or keeps) `task` for this node for `hold`, unless another node holds it: a
+    /// task for the whole cluster (the delete drain, presign expiry, the orphan sweep)
+    /// runs on one node at a time, and moves to another once its holder stops renewing.
+    pub async fn take_turn(&self, task: &str, hold: Duration) -> Result<bool> {
+        let rows = self
+            .rows(
+                "INSERT INTO cluster_tasks (task, holder, until) \
+                 VALUES ($1, $2, now() + make_interval(secs => $3)) \
+                 ON CONFLICT (task) DO UPDATE SET holder = excluded.holder, until = excluded.until \
+                 WHERE cluster_tasks.until < now() OR cluster_tasks.holder = excluded.holder \
+                 RETURNING 1",
+                &[&task, &self.node, &hold.as_secs_f64()],
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    /// Waits until no other node holds `name` (a crop being made), and holds it until the
+    /// guard drops. `None` when the lock could not be had in time (the caller goes on
+    /// without it: the work may then be done twice, never lost).
+    pub async fn exclusive(&self, name: &str) -> Option<Exclusive> {
+        let client = self.pg.client().await.ok()?;
+        let taken = client
+            .execute("SELECT pg_advisory_lock(1667, hashtext($1))", &[&name])
+            .await;
+        match taken {
+            Ok(_) => Some(Exclusive {
+                client: Some(client),
+                name: name.to_owned(),
+            }),
+            Err(e) => {
+                tracing::warn!(error = %self.pg.error(&e), "no cluster lock for a crop; making it here");
+                // The wait may still be granted after the deadline: never back in the pool.
+                drop(deadpool_postgres::Object::take(client));
+                None
+            }
+        }
+    }
+
+    /// Calls `done` with the id of every job any node finishes (`?wait=true` requests
+    /// wait on this node for jobs another node runs).
+    pub fn on_job_done(
+        &self,
+        done: impl Fn(&str) + Send + Sync + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        self.pg.listen(JOBS_DONE, done)
     }
 
     // ---- listings ----------------------------------------------------------------------

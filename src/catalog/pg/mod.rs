@@ -16,7 +16,7 @@ mod migrate;
 mod tls;
 mod write;
 
-pub use catalog::{JOB_LEASE, PgCatalog, upkeep};
+pub use catalog::{Exclusive, JOB_LEASE, PgCatalog, upkeep};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -80,6 +80,9 @@ pub enum PgError {
 /// A pool of connections to the catalog's database (checked: one connection opened).
 pub struct Pg {
     pool: Pool,
+    /// What a connection outside the pool is opened with (`listen`).
+    config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
     options: PgOptions,
     /// `user@host:port/database`, for messages (never the password).
     at: String,
@@ -116,9 +119,10 @@ impl Pg {
             );
         }
         let at = describe(&config);
+        let tls = tls::connector(&mode)?;
         let manager = Manager::from_config(
-            config,
-            tls::connector(&mode)?,
+            config.clone(),
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -127,7 +131,13 @@ impl Pg {
             .max_size(options.pool_size.max(1))
             .build()
             .map_err(|e| PgError::Url(e.to_string()))?;
-        let pg = Self { pool, options, at };
+        let pg = Self {
+            pool,
+            config,
+            tls,
+            options,
+            at,
+        };
         drop(pg.client().await?); // the first connection says whether any will work
         Ok(pg)
     }
@@ -155,6 +165,30 @@ impl Pg {
         }
     }
 
+    /// Calls `heard` with the payload of every notification on `channel`, on a
+    /// connection of its own, until the returned task is aborted. A lost connection is
+    /// opened again (after a second); notifications sent meanwhile are missed.
+    pub fn listen(
+        &self,
+        channel: &'static str,
+        heard: impl Fn(&str) + Send + Sync + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        let (config, tls, at) = (self.config.clone(), self.tls.clone(), self.at.clone());
+        tokio::spawn(async move {
+            loop {
+                match listen_once(&config, tls.clone(), channel, &heard).await {
+                    Ok(()) => {
+                        tracing::warn!(%at, channel, "catalog notifications ended; listening again")
+                    }
+                    Err(e) => {
+                        tracing::warn!(%at, channel, error = %classify(&at, &e), "cannot listen for catalog notifications; retrying")
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    }
+
     /// `user@host:port/database`, for messages.
     pub fn at(&self) -> &str {
         &self.at
@@ -164,6 +198,43 @@ impl Pg {
     pub fn error(&self, e: &tokio_postgres::Error) -> PgError {
         classify(&self.at, e)
     }
+}
+
+/// One listening connection, until it is lost.
+async fn listen_once(
+    config: &tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    channel: &str,
+    heard: &(impl Fn(&str) + Send + Sync),
+) -> Result<(), tokio_postgres::Error> {
+    use futures_util::StreamExt;
+    let (client, mut connection) = config.connect(tls).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                    let _ = tx.send(Ok(n.payload().to_owned()));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    break;
+                }
+            }
+        }
+    });
+    client.batch_execute(&format!("LISTEN {channel}")).await?;
+    let ended = loop {
+        match rx.recv().await {
+            Some(Ok(payload)) => heard(&payload),
+            Some(Err(e)) => break Err(e),
+            None => break Ok(()),
+        }
+    };
+    driver.abort();
+    ended
 }
 
 /// Sorts a driver error into what the operator must fix.

@@ -803,6 +803,12 @@ impl W<'_> {
         if had_job {
             self.fx.jobs_delta -= 1;
         }
+        // Every node's `?wait=true` requests for the item hear it once this commits.
+        self.exec(
+            "SELECT pg_notify($1, $2)",
+            &[&super::catalog::JOBS_DONE, &id],
+        )
+        .await?;
         let Some(old) = current else {
             return Ok(Outcome::Job(JobOutcome::ItemGone));
         };
