@@ -41,7 +41,7 @@ struct Fixture {
 
 enum Place {
     Dir(#[allow(dead_code)] tempfile::TempDir),
-    Database(crate::catalog::pg::tests::Scratch),
+    Database(Box<crate::catalog::pg::tests::Scratch>),
 }
 
 impl Fixture {
@@ -93,14 +93,14 @@ impl Fixture {
                     guard
                 })
             }),
-            place: Place::Database(db),
+            place: Place::Database(Box::new(db)),
         }
     }
 
     async fn finish(self) {
         self.actor.stop(None);
         if let Place::Database(db) = self.place {
-            db.drop().await;
+            (*db).drop().await;
         }
     }
 }
