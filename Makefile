@@ -49,9 +49,10 @@ build-tools:
 	@scripts/debian-need.sh cmake:cmake nasm:nasm
 
 # What the tests need beyond that: promtool (package prometheus) checks the /metrics
-# exposition format; chromium runs the explorer's browser test.
+# exposition format; chromium runs the explorer's browser test; nginx balances the
+# three nodes of the cluster test.
 tools: build-tools
-	@scripts/debian-need.sh promtool:prometheus /usr/bin/chromium:chromium
+	@scripts/debian-need.sh promtool:prometheus /usr/bin/chromium:chromium nginx:nginx-light
 
 # Rewrites the checked-in contract from the code (a test fails while it is stale).
 openapi:

@@ -44,6 +44,9 @@ pub struct Maintenance {
 pub struct Processing {
     /// rayon threads; 0 = one per core.
     pub threads: usize,
+    /// Whether this node runs image jobs. With a PostgreSQL catalog a node may leave
+    /// them to the others (it still takes uploads, serves, and makes on-demand crops).
+    pub run_jobs: bool,
     /// Unfinished jobs (running, queued, and waiting in the catalog) past which image
     /// uploads get 503 with Retry-After.
     pub max_backlog: u64,
@@ -333,6 +336,13 @@ impl Config {
         if p.max_backlog == 0 || p.max_attempts == 0 || p.wait_timeout_secs == 0 {
             return Err(ConfigError::Invalid(
                 "processing.max_backlog, max_attempts and wait_timeout_secs must be > 0".into(),
+            ));
+        }
+        if !p.run_jobs && self.catalog.url.is_none() {
+            return Err(ConfigError::Invalid(
+                "processing.run_jobs = false needs a PostgreSQL catalog (catalog.url): on redb \
+                 no other node would run the image jobs"
+                    .into(),
             ));
         }
         if self.server.max_header_bytes < 8192 {

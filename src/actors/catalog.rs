@@ -11,8 +11,8 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::{Slot, rpc};
 use crate::catalog::{
-    Backend, CacheCrop, Catalog, CatalogError, Changed, CropCached, JobOutcome, Outcome, Write,
-    keys,
+    Backend, CacheCrop, Catalog, CatalogError, Changed, CropCached, JobEvent, JobOutcome, Outcome,
+    Write, keys,
 };
 use crate::metrics as m;
 use crate::model::{
@@ -535,16 +535,26 @@ impl CatalogHandle {
         }
     }
 
-    /// Calls `done` with the id of each job any node finishes (PostgreSQL: `?wait=true`
+    /// Calls `heard` with each job any node ends or announces (PostgreSQL: `?wait=true`
     /// requests wait here for jobs other nodes run; on redb every job runs here and
     /// nothing is started).
-    pub fn on_job_done(
+    pub fn on_jobs(
         &self,
-        done: impl Fn(&str) + Send + Sync + 'static,
+        heard: impl Fn(JobEvent) + Send + Sync + 'static,
     ) -> Option<tokio::task::JoinHandle<()>> {
         match &self.catalog {
             Backend::Redb(_) => None,
-            Backend::Postgres(catalog) => Some(catalog.on_job_done(done)),
+            Backend::Postgres(catalog) => Some(catalog.on_jobs(heard)),
+        }
+    }
+
+    /// Hands committed jobs this node will not run to the nodes that do (PostgreSQL; a
+    /// lost announcement is found by their next rescan).
+    pub async fn announce(&self, ids: &[String]) {
+        if let Backend::Postgres(catalog) = &self.catalog
+            && let Err(e) = catalog.announce(ids).await
+        {
+            tracing::warn!(error = %e, "new jobs not announced; other nodes find them by rescan");
         }
     }
 

@@ -15,11 +15,13 @@ use ractor::concurrency::JoinHandle;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, Message, RpcReplyPort};
 
-use crate::catalog::Backend;
+use crate::catalog::{Backend, JobEvent};
 use crate::config::Config;
 use crate::storage::Storage;
 use catalog::CatalogHandle;
-use processing::{Admission, Budget, ProcessingArgs, ProcessingHandle, Waiters, build_pool};
+use processing::{
+    Admission, Budget, ProcessingArgs, ProcessingHandle, ProcessingMsg, Waiters, build_pool,
+};
 use storage::{StorageArgs, StorageHandle};
 use supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 
@@ -34,8 +36,8 @@ pub struct Handles {
     pub processing: ProcessingHandle,
     supervisor: ActorRef<SupervisorMsg>,
     stopped: JoinHandle<()>,
-    /// Hears jobs finished on any node (a PostgreSQL catalog), for `?wait=true`.
-    jobs_done: Option<tokio::task::JoinHandle<()>>,
+    /// Hears the cluster's jobs (a PostgreSQL catalog; see `start`).
+    jobs_heard: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Starts the supervisor with the catalog, storage and processing actors under it;
@@ -55,11 +57,22 @@ pub async fn start(
         storage_up.clone(),
     );
     let waiters = Waiters::default();
-    let jobs_done = catalog_handle.on_job_done({
-        let waiters = waiters.clone();
-        move |id| waiters.notify(id)
-    });
     let p = &config.processing;
+    // The cluster's jobs (PostgreSQL): ends wake `?wait=true` here wherever the job ran;
+    // jobs of nodes that run none are taken here at once (else at the next rescan).
+    let jobs_heard = catalog_handle.on_jobs({
+        let (waiters, processing, run_jobs) =
+            (waiters.clone(), processing_slot.clone(), p.run_jobs);
+        move |event| match event {
+            JobEvent::Done(id) => waiters.notify(&id),
+            JobEvent::Queued(id) if run_jobs => {
+                if let Some(actor) = processing.get() {
+                    let _ = actor.cast(ProcessingMsg::Enqueue(vec![id]));
+                }
+            }
+            JobEvent::Queued(_) => {}
+        }
+    });
     let threads = p.thread_count();
     let processing = ProcessingArgs {
         catalog: catalog_handle.clone(),
@@ -67,6 +80,7 @@ pub async fn start(
         pool: Arc::new(build_pool(threads).map_err(|e| StartError(e.to_string()))?),
         settings: config.image_settings(),
         max_in_flight: threads * 2,
+        run_jobs: p.run_jobs,
         max_attempts: p.max_attempts,
         waiters: waiters.clone(),
         presets: config.delivery.presets.clone(),
@@ -95,14 +109,14 @@ pub async fn start(
         processing: processing_handle,
         supervisor,
         stopped,
-        jobs_done,
+        jobs_heard,
     })
 }
 
 impl Handles {
     /// Drains the children (queued catalog writes are committed) and stops them.
     pub async fn stop(self) {
-        if let Some(task) = &self.jobs_done {
+        if let Some(task) = &self.jobs_heard {
             task.abort();
         }
         let _ = self

@@ -298,6 +298,7 @@ mod tests {
                 pool: Arc::new(build_pool(1).expect("pool")),
                 settings: Default::default(),
                 max_in_flight: 1,
+                run_jobs: true,
                 max_attempts: 3,
                 waiters: Waiters::default(),
                 presets: Default::default(),

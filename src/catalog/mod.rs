@@ -100,6 +100,15 @@ impl<E: Into<redb::Error>> From<E> for CatalogError {
 
 type Result<T> = std::result::Result<T, CatalogError>;
 
+/// What a node hears of the cluster's jobs (PostgreSQL: every node hears every commit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobEvent {
+    /// A node that runs no jobs committed this item's job.
+    Queued(String),
+    /// A node ended this item's job (recorded, failed, or found its item gone).
+    Done(String),
+}
+
 /// Which catalog a server runs on: the redb file in `data_dir` (one node), or a
 /// PostgreSQL database that N nodes share (`[catalog] url`).
 #[derive(Clone)]

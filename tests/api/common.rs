@@ -822,3 +822,17 @@ impl Drop for Binary {
         let _ = self.child.wait();
     }
 }
+
+/// Fails with what to install when a command the test drives is missing (`make test`
+/// installs it: see the Makefile's `tools`).
+pub fn require_command(name: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "this test needs `{name}`: run `make test`, which installs it from Debian"
+    );
+}

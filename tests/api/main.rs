@@ -4,6 +4,7 @@
 mod common;
 
 mod auth;
+mod cluster;
 mod containers;
 mod contract;
 mod crops;

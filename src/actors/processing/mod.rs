@@ -45,6 +45,8 @@ pub struct ProcessingArgs {
     pub settings: Settings,
     /// Jobs running at once (reading, on the pool, or writing variants).
     pub max_in_flight: usize,
+    /// False: this node leaves every job to other nodes (`processing.run_jobs`).
+    pub run_jobs: bool,
     pub max_attempts: u32,
     pub waiters: Waiters,
     /// Crop presets every image also gets.
@@ -154,6 +156,9 @@ fn retry_delay(retries: u32) -> Duration {
 
 impl PoolState {
     fn enqueue(&mut self, ids: Vec<String>) {
+        if !self.args.run_jobs {
+            return; // other nodes run them
+        }
         for id in ids {
             if self.known.insert(id.clone()) {
                 self.queue.push_back(id);
@@ -201,6 +206,9 @@ pub struct ProcessingHandle {
     budget: Budget,
     /// On-demand crops reading their original at once (the pool's in-flight window).
     crop_window: Arc<tokio::sync::Semaphore>,
+    /// False: committed jobs are announced to the nodes that run them.
+    run_jobs: bool,
+    catalog: CatalogHandle,
 }
 
 impl ProcessingHandle {
@@ -217,6 +225,8 @@ impl ProcessingHandle {
             settings: args.settings,
             budget: args.budget.clone(),
             crop_window: Arc::new(tokio::sync::Semaphore::new(args.max_in_flight)),
+            run_jobs: args.run_jobs,
+            catalog: args.catalog.clone(),
         }
     }
 
@@ -241,8 +251,14 @@ impl ProcessingHandle {
     }
 
     /// Hands committed jobs to the pool. Should the pool be restarting, it finds them
-    /// in the catalog when it starts.
+    /// in the catalog when it starts. A node that runs no jobs announces them to the
+    /// nodes that do.
     pub fn enqueue(&self, ids: Vec<String>) {
+        if !self.run_jobs {
+            let catalog = self.catalog.clone();
+            tokio::spawn(async move { catalog.announce(&ids).await });
+            return;
+        }
         if let Some(actor) = self.slot.get() {
             let _ = actor.cast(ProcessingMsg::Enqueue(ids));
         }

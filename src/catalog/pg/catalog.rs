@@ -13,7 +13,7 @@ use tokio_postgres::types::ToSql;
 use super::{Pg, PgError, PgOptions, migrate};
 use crate::catalog::index::{count_key, push_tail};
 use crate::catalog::read::confirm_rule;
-use crate::catalog::{CatalogError, keys, presets};
+use crate::catalog::{CatalogError, JobEvent, keys, presets};
 use crate::model::{
     ApiKeyRecord, FolderPath, ID_LEN, Kind, ListQuery, MediaRecord, Page, Presets, PresignRecord,
     SortField, fold,
@@ -28,6 +28,8 @@ pub const JOB_LEASE: Duration = Duration::from_secs(60);
 
 /// The channel a commit that ends a job notifies, with the item's id.
 pub(super) const JOBS_DONE: &str = "darkroom_jobs_done";
+/// The channel a node that runs no jobs announces its new jobs on, with their ids.
+const JOBS_QUEUED: &str = "darkroom_jobs_queued";
 
 /// A cluster-wide lock held by this node (see `PgCatalog::exclusive`): released when
 /// dropped, on its own connection.
@@ -391,13 +393,32 @@ impl PgCatalog {
         }
     }
 
-    /// Calls `done` with the id of every job any node finishes (`?wait=true` requests
-    /// wait on this node for jobs another node runs).
-    pub fn on_job_done(
+    /// Calls `heard` with every job any node finishes or announces (`?wait=true`
+    /// requests wait on this node for jobs another node runs; nodes that run jobs take
+    /// those of nodes that do not).
+    pub fn on_jobs(
         &self,
-        done: impl Fn(&str) + Send + Sync + 'static,
+        heard: impl Fn(JobEvent) + Send + Sync + 'static,
     ) -> tokio::task::JoinHandle<()> {
-        self.pg.listen(JOBS_DONE, done)
+        self.pg
+            .listen(&[JOBS_DONE, JOBS_QUEUED], move |channel, id| {
+                let id = id.to_owned();
+                heard(if channel == JOBS_DONE {
+                    JobEvent::Done(id)
+                } else {
+                    JobEvent::Queued(id)
+                })
+            })
+    }
+
+    /// Tells the nodes that run jobs about committed jobs this node will not run.
+    pub async fn announce(&self, ids: &[String]) -> Result<()> {
+        self.rows(
+            "SELECT pg_notify($1, id) FROM unnest($2::text[]) AS id",
+            &[&JOBS_QUEUED, &ids],
+        )
+        .await
+        .map(drop)
     }
 
     // ---- listings ----------------------------------------------------------------------

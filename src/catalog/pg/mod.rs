@@ -165,24 +165,24 @@ impl Pg {
         }
     }
 
-    /// Calls `heard` with the payload of every notification on `channel`, on a
-    /// connection of its own, until the returned task is aborted. A lost connection is
-    /// opened again (after a second); notifications sent meanwhile are missed.
+    /// Calls `heard` with the channel and payload of every notification on `channels`,
+    /// on a connection of its own, until the returned task is aborted. A lost connection
+    /// is opened again (after a second); notifications sent meanwhile are missed.
     pub fn listen(
         &self,
-        channel: &'static str,
-        heard: impl Fn(&str) + Send + Sync + 'static,
+        channels: &'static [&'static str],
+        heard: impl Fn(&str, &str) + Send + Sync + 'static,
     ) -> tokio::task::JoinHandle<()> {
         let (config, tls, at) = (self.config.clone(), self.tls.clone(), self.at.clone());
         tokio::spawn(async move {
             loop {
-                match listen_once(&config, tls.clone(), channel, &heard).await {
-                    Ok(()) => {
-                        tracing::warn!(%at, channel, "catalog notifications ended; listening again")
-                    }
-                    Err(e) => {
-                        tracing::warn!(%at, channel, error = %classify(&at, &e), "cannot listen for catalog notifications; retrying")
-                    }
+                match listen_once(&config, tls.clone(), channels, &heard).await {
+                    Ok(()) => tracing::warn!(%at, "catalog notifications ended; listening again"),
+                    Err(e) => tracing::warn!(
+                        %at,
+                        error = %classify(&at, &e),
+                        "cannot listen for catalog notifications; retrying"
+                    ),
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -204,8 +204,8 @@ impl Pg {
 async fn listen_once(
     config: &tokio_postgres::Config,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
-    channel: &str,
-    heard: &(impl Fn(&str) + Send + Sync),
+    channels: &[&str],
+    heard: &(impl Fn(&str, &str) + Send + Sync),
 ) -> Result<(), tokio_postgres::Error> {
     use futures_util::StreamExt;
     let (client, mut connection) = config.connect(tls).await?;
@@ -215,7 +215,7 @@ async fn listen_once(
         while let Some(message) = messages.next().await {
             match message {
                 Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
-                    let _ = tx.send(Ok(n.payload().to_owned()));
+                    let _ = tx.send(Ok((n.channel().to_owned(), n.payload().to_owned())));
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -225,10 +225,12 @@ async fn listen_once(
             }
         }
     });
-    client.batch_execute(&format!("LISTEN {channel}")).await?;
+    for channel in channels {
+        client.batch_execute(&format!("LISTEN {channel}")).await?;
+    }
     let ended = loop {
         match rx.recv().await {
-            Some(Ok(payload)) => heard(&payload),
+            Some(Ok((channel, payload))) => heard(&channel, &payload),
             Some(Err(e)) => break Err(e),
             None => break Ok(()),
         }

@@ -215,3 +215,155 @@ async fn wrong_urls_logins_and_hosts_fail_in_one_clear_line() {
         .expect("refused");
     assert!(matches!(err, PgError::Url(_)), "{err:?}");
 }
+
+/// Two nodes' catalogs on one database, with job leases of `lease`.
+async fn two_nodes(db: &Scratch, lease: Duration) -> (PgCatalog, PgCatalog) {
+    let a = PgCatalog::open(options(db.url.clone()), lease)
+        .await
+        .expect("node a");
+    let b = PgCatalog::open(options(db.url.clone()), lease)
+        .await
+        .expect("node b");
+    (a, b)
+}
+
+async fn one(catalog: &PgCatalog, write: crate::catalog::Write) -> crate::catalog::Outcome {
+    catalog
+        .apply(vec![write])
+        .await
+        .expect("batch")
+        .pop()
+        .expect("answer")
+        .expect("write")
+}
+
+fn waiting_image(n: usize) -> crate::model::MediaRecord {
+    let token = format!("{n:0>16}");
+    crate::model::MediaRecord {
+        id: format!("media_{token}"),
+        storage_key: format!("2026/01/{token}.png"),
+        processing: crate::model::Processing::initial(crate::model::MediaType::Png),
+        ..crate::model::MediaRecord::sample('x', "a.png", 1, 10)
+    }
+}
+
+#[tokio::test]
+async fn a_job_is_claimed_by_one_node_and_taken_over_once_its_lease_runs_out() {
+    use crate::catalog::{JobOutcome, Outcome, Write};
+    let db = Scratch::new().await;
+    let (a, b) = two_nodes(&db, Duration::from_secs(1)).await;
+    let r = waiting_image(1);
+    one(&a, Write::InsertMedia(vec![r.clone()])).await;
+    let start = |id: &str| Write::StartJob {
+        id: id.to_owned(),
+        max_attempts: 5,
+    };
+    assert_eq!(one(&a, start(&r.id)).await, Outcome::JobStarted);
+    assert_eq!(
+        one(&b, start(&r.id)).await,
+        Outcome::JobElsewhere,
+        "a holds it"
+    );
+    assert!(
+        b.unfinished_jobs().await.expect("jobs").is_empty(),
+        "nothing for b to run"
+    );
+    // A stops renewing (it died): once the lease runs out, b takes the job over.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(b.unfinished_jobs().await.expect("jobs"), std::slice::from_ref(&r.id));
+    assert_eq!(one(&b, start(&r.id)).await, Outcome::JobStarted);
+    // A node that lost its lease cannot record over the new holder's run.
+    let failed = crate::model::JobResult::Failed {
+        reason: "late".into(),
+        crop_version: 0,
+    };
+    let late = Write::FinishJob {
+        id: r.id.clone(),
+        result: failed.clone(),
+        source: r.storage_key.clone(),
+    };
+    assert_eq!(one(&a, late).await, Outcome::Job(JobOutcome::AlreadyDone));
+    b.count_jobs().await.expect("count");
+    assert_eq!(b.job_count(), 1, "the job stays with b");
+    let own = Write::FinishJob {
+        id: r.id.clone(),
+        result: failed,
+        source: r.storage_key.clone(),
+    };
+    assert_eq!(one(&b, own).await, Outcome::Job(JobOutcome::Recorded));
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn every_node_hears_a_job_end_and_a_job_announced() {
+    use crate::catalog::{JobEvent, Write};
+    let db = Scratch::new().await;
+    let (a, b) = two_nodes(&db, Duration::from_secs(60)).await;
+    let (tx, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    let listening = b.on_jobs(move |event| {
+        let _ = tx.send(event);
+    });
+    let r = waiting_image(2);
+    one(&a, Write::InsertMedia(vec![r.clone()])).await;
+    // The listener connects in the background: announce until it hears (bounded).
+    let mut announced = false;
+    for _ in 0..50 {
+        a.announce(std::slice::from_ref(&r.id))
+            .await
+            .expect("announce");
+        if let Ok(Some(event)) =
+            tokio::time::timeout(Duration::from_millis(200), heard.recv()).await
+        {
+            assert_eq!(event, JobEvent::Queued(r.id.clone()));
+            announced = true;
+            break;
+        }
+    }
+    assert!(announced, "b never heard the announcement");
+    while heard.try_recv().is_ok() {} // repeats of the announcement
+    one(
+        &a,
+        Write::StartJob {
+            id: r.id.clone(),
+            max_attempts: 5,
+        },
+    )
+    .await;
+    let done = Write::FinishJob {
+        id: r.id.clone(),
+        result: crate::model::JobResult::Failed {
+            reason: "test".into(),
+            crop_version: 0,
+        },
+        source: r.storage_key.clone(),
+    };
+    one(&a, done).await;
+    let event = tokio::time::timeout(Duration::from_secs(10), heard.recv())
+        .await
+        .expect("b heard the job end")
+        .expect("event");
+    assert_eq!(event, JobEvent::Done(r.id.clone()));
+    listening.abort();
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_cluster_task_runs_on_one_node_at_a_time() {
+    let db = Scratch::new().await;
+    let (a, b) = two_nodes(&db, Duration::from_secs(60)).await;
+    let hold = Duration::from_secs(1);
+    assert!(a.take_turn("drain", hold).await.expect("a"));
+    assert!(!b.take_turn("drain", hold).await.expect("b"), "a holds it");
+    assert!(a.take_turn("drain", hold).await.expect("a renews"));
+    assert!(b.take_turn("sweep", hold).await.expect("another task"));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        b.take_turn("drain", hold).await.expect("b"),
+        "a stopped renewing"
+    );
+    assert!(
+        !a.take_turn("drain", hold).await.expect("a"),
+        "b holds it now"
+    );
+    db.drop().await;
+}

@@ -1,0 +1,371 @@
+//! N nodes, one library: three `darkroom` processes on one PostgreSQL catalog and one
+//! bucket, nginx in front of them round-robin, as a site that outgrew one node runs.
+//! What one node writes every other reads at once; node 0 runs no jobs
+//! (`processing.run_jobs = false`), so its uploads are processed by the others, its
+//! `?wait=true` answers when they are done, and after a `kill -9` right behind its
+//! acknowledgements nothing is lost; a key revoked on one node fails on every node; nginx
+//! keeps serving past the dead node.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use crate::common::{Binary, ScratchDb, fixture, s3_config, unique_prefix};
+
+/// The nodes' shared config: the test bucket under a prefix of its own, the catalog in a
+/// scratch database, job leases short so a dead node's jobs move on within the test.
+fn cluster_config(dir: &Path, db: &ScratchDb) -> PathBuf {
+    let s3 = s3_config(&unique_prefix());
+    let toml = format!(
+        "[storage]\ntype = \"s3\"\nendpoint = \"{endpoint}\"\nbucket = \"{bucket}\"\n\
+         region = \"{region}\"\npath_style = true\naccess_key_id = \"{id}\"\n\
+         secret_access_key = \"{secret}\"\nprefix = \"{prefix}\"\npublic_base_url = \"{public}\"\n\
+         \n[catalog]\nurl = \"{url}\"\njob_lease_secs = 3\n",
+        endpoint = s3.endpoint.as_deref().expect("endpoint"),
+        bucket = s3.bucket,
+        region = s3.region,
+        id = s3.access_key_id.as_deref().expect("id"),
+        secret = s3.secret_access_key.as_ref().expect("secret").expose(),
+        prefix = s3.prefix,
+        public = s3.public_base_url,
+        url = db.url,
+    );
+    let path = dir.join("cluster.toml");
+    std::fs::write(&path, toml).expect("config");
+    path
+}
+
+/// `darkroom keys create` against the shared catalog (no server needs to be stopped).
+fn create_key(config: &Path, data_dir: &Path, scope: &str) -> String {
+    let out = Binary::command(data_dir)
+        .args(["--config", config.to_str().expect("path")])
+        .args(["keys", "create", "--scope", scope, "--name", "cluster"])
+        .output()
+        .expect("darkroom keys");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
+}
+
+/// nginx, round-robin over the nodes, on a port of its own.
+struct Nginx {
+    child: Child,
+    base: String,
+    _dir: TempDir,
+}
+
+impl Nginx {
+    fn start(nodes: &[String]) -> Self {
+        crate::common::require_command("nginx");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = {
+            let probe = TcpListener::bind("127.0.0.1:0").expect("port");
+            probe.local_addr().expect("addr").port()
+        };
+        let servers: String = nodes
+            .iter()
+            .map(|base| {
+                let addr = base.trim_start_matches("http://");
+                format!("server {addr} max_fails=1 fail_timeout=30s;\n")
+            })
+            .collect();
+        let d = dir.path().display();
+        let conf = format!(
+            "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{\n access_log off;\n client_max_body_size 0;\n\
+             client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n\
+             fastcgi_temp_path {d}/fastcgi;\n uwsgi_temp_path {d}/uwsgi;\n\
+             scgi_temp_path {d}/scgi;\n\
+             upstream darkroom {{\n{servers}}}\n\
+             server {{\n listen 127.0.0.1:{port};\n location / {{\n\
+             proxy_pass http://darkroom;\n proxy_http_version 1.1;\n\
+             proxy_set_header Connection \"\";\n proxy_request_buffering off;\n\
+             proxy_buffering off;\n proxy_next_upstream error timeout;\n }}\n }}\n}}\n"
+        );
+        std::fs::write(dir.path().join("nginx.conf"), conf).expect("nginx.conf");
+        // Its workers drop to `nobody`: they must be able to enter the directory.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        let child = Command::new("nginx")
+            .args([
+                "-p",
+                &d.to_string(),
+                "-c",
+                "nginx.conf",
+                "-g",
+                "daemon off;",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nginx");
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nginx did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            base,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn send(method: Method, url: String, key: &str, body: Option<Value>) -> reqwest::Response {
+    let mut rb = Client::new().request(method, url).bearer_auth(key);
+    if let Some(body) = body {
+        rb = rb.json(&body);
+    }
+    rb.send().await.expect("request")
+}
+
+async fn json_of(resp: reqwest::Response) -> Value {
+    resp.json().await.expect("json")
+}
+
+/// Uploads one fixture to `base` (a node or the balancer); the item as answered.
+async fn upload(base: &str, key: &str, path: &str, name: &str, query: &str) -> Value {
+    let form = reqwest::multipart::Form::new().part(
+        "files",
+        reqwest::multipart::Part::bytes(fixture(path)).file_name(name.to_owned()),
+    );
+    // A bound on the test, not a figure: an answer takes a second or two, a wait nobody
+    // wakes ten minutes.
+    let resp = Client::new()
+        .post(format!("{base}/api/v1/media{query}"))
+        .timeout(Duration::from_secs(60))
+        .bearer_auth(key)
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    json_of(resp).await["data"][0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_share_one_library_one_job_queue_and_one_set_of_keys() {
+    let db = ScratchDb::new().await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let config = cluster_config(root.path(), &db);
+    let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().expect("dir")).collect();
+    let write = create_key(&config, dirs[0].path(), "write");
+    let admin = create_key(&config, dirs[0].path(), "admin");
+    let args = ["--config", config.to_str().expect("path")];
+    // Node 0 would hold a `?wait=true` for ten minutes if no other node's commit woke it.
+    let ingest_only = [
+        ("DARKROOM_PROCESSING__RUN_JOBS", "false"),
+        ("DARKROOM_PROCESSING__WAIT_TIMEOUT_SECS", "600"),
+    ];
+    let mut nodes: Vec<Binary> = dirs
+        .iter()
+        .enumerate()
+        .map(|(n, d)| Binary::start_env(d.path(), &args, if n == 0 { &ingest_only } else { &[] }))
+        .collect();
+    let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
+    let lb = Nginx::start(&bases);
+
+    // What one node writes, the others read at once.
+    let item = upload(
+        &bases[0],
+        &write,
+        "jpeg/hopper_128x128.jpg",
+        "Hopper.jpg",
+        "",
+    )
+    .await;
+    let id = item["id"].as_str().expect("id").to_owned();
+    let path = format!("/api/v1/media/{id}");
+    for base in &bases[1..] {
+        let got = json_of(send(Method::GET, format!("{base}{path}"), &write, None).await).await;
+        assert_eq!(got["data"]["filename"], "Hopper.jpg", "{base}: {got}");
+    }
+    let found = send(
+        Method::GET,
+        format!("{}/api/v1/media?search=hopp", bases[2]),
+        &write,
+        None,
+    )
+    .await;
+    let found = json_of(found).await;
+    assert_eq!(found["total"], 1, "{found}");
+    let patched = send(
+        Method::PATCH,
+        format!("{}{path}", bases[1]),
+        &write,
+        Some(json!({"alt": "Rear Admiral"})),
+    )
+    .await;
+    assert_eq!(patched.status(), StatusCode::OK);
+    let got = json_of(send(Method::GET, format!("{}{path}", bases[0]), &write, None).await).await;
+    assert_eq!(
+        got["data"]["alt"], "Rear Admiral",
+        "a patch on node 1, read on node 0"
+    );
+    let folder = send(
+        Method::POST,
+        format!("{}/api/v1/media/folders", bases[2]),
+        &write,
+        Some(json!({"path": "/cluster"})),
+    )
+    .await;
+    assert_eq!(folder.status(), StatusCode::CREATED);
+    let folders = send(
+        Method::GET,
+        format!("{}/api/v1/media/folders", bases[0]),
+        &write,
+        None,
+    )
+    .await;
+    let folders = json_of(folders).await;
+    assert!(
+        folders["folders"]
+            .as_array()
+            .expect("folders")
+            .contains(&json!("/cluster")),
+        "{folders}"
+    );
+
+    // A key made on one node works on the others; revoked on a third, it fails on all.
+    let made = send(
+        Method::POST,
+        format!("{}/api/v1/keys", bases[0]),
+        &admin,
+        Some(json!({"scope": "read", "name": "cms"})),
+    )
+    .await;
+    assert_eq!(made.status(), StatusCode::CREATED);
+    let made = json_of(made).await;
+    let (reader, reader_id) = (
+        made["data"]["key"].as_str().expect("key").to_owned(),
+        made["data"]["id"].as_str().expect("id").to_owned(),
+    );
+    let read = send(Method::GET, format!("{}{path}", bases[1]), &reader, None).await;
+    assert_eq!(read.status(), StatusCode::OK);
+    let revoked = send(
+        Method::DELETE,
+        format!("{}/api/v1/keys/{reader_id}", bases[2]),
+        &admin,
+        None,
+    )
+    .await;
+    assert!(revoked.status().is_success(), "{}", revoked.status());
+    for base in &bases {
+        let read = send(Method::GET, format!("{base}{path}"), &reader, None).await;
+        assert_eq!(read.status(), StatusCode::UNAUTHORIZED, "{base}");
+    }
+
+    // `?wait=true` on node 0, which runs no jobs, answers once another node made them.
+    let waited = upload(
+        &bases[0],
+        &write,
+        "jpeg/grace_hopper_512x600.jpg",
+        "waited.jpg",
+        "?wait=true",
+    )
+    .await;
+    assert_eq!(waited["status"], "ready", "{waited}");
+    // Through the balancer too, wherever the upload lands.
+    for n in 0..3 {
+        let item = upload(
+            &lb.base,
+            &write,
+            "jpeg/grace_hopper_512x600.jpg",
+            &format!("wait-{n}.jpg"),
+            "?wait=true",
+        )
+        .await;
+        assert_eq!(item["status"], "ready", "{item}");
+    }
+
+    // Node 0 acknowledges uploads and dies at once: the others run their jobs.
+    let mut orphaned = Vec::new();
+    for n in 0..4 {
+        let item = upload(
+            &bases[0],
+            &write,
+            "jpeg/grace_hopper_512x600.jpg",
+            &format!("orphan-{n}.jpg"),
+            "",
+        )
+        .await;
+        orphaned.push(item["id"].as_str().expect("id").to_owned());
+    }
+    nodes[0].child.kill().expect("kill -9");
+    let _ = nodes[0].child.wait();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    for id in &orphaned {
+        loop {
+            let resp = send(
+                Method::GET,
+                format!("{}/api/v1/media/{id}", lb.base),
+                &write,
+                None,
+            )
+            .await;
+            assert_eq!(resp.status(), StatusCode::OK, "{id} through the balancer");
+            let got = json_of(resp).await;
+            if got["data"]["status"] == "ready" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id} was not processed by another node: {got}\n{}",
+                nodes[1].logs()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    // The balancer keeps serving past the dead node; a delete there is read everywhere.
+    let late = upload(&lb.base, &write, "jpeg/hopper_128x128.jpg", "late.jpg", "").await;
+    let late_path = format!("/api/v1/media/{}", late["id"].as_str().expect("id"));
+    let deleted = send(
+        Method::DELETE,
+        format!("{}{late_path}", lb.base),
+        &write,
+        None,
+    )
+    .await;
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    for base in &bases[1..] {
+        let gone = send(Method::GET, format!("{base}{late_path}"), &write, None).await;
+        assert_eq!(gone.status(), StatusCode::NOT_FOUND, "{base}");
+    }
+    let listed = send(
+        Method::GET,
+        format!("{}/api/v1/media", bases[1]),
+        &write,
+        None,
+    )
+    .await;
+    let listed = json_of(listed).await;
+    assert_eq!(listed["total"], 1 + 1 + 3 + 4, "{listed}");
+    drop(lb);
+    for node in &mut nodes[1..] {
+        let _ = node.child.kill();
+        let _ = node.child.wait();
+    }
+}
