@@ -9,7 +9,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
 
 use darkroom::actors::catalog::CatalogHandle;
-use darkroom::catalog::CatalogError;
+use darkroom::catalog::pg::PgCatalog;
+use darkroom::catalog::{Catalog, CatalogError};
 use darkroom::config::Config;
 use darkroom::model::{CropSize, Scope, rfc3339};
 
@@ -55,6 +56,9 @@ enum Command {
     /// key manages keys through `/api/v1/keys`).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Work on the catalog itself (the server stopped).
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
     /// Print the OpenAPI document (what `GET /api/v1/openapi.json` serves).
     Openapi,
     /// Check a file as an upload would be (type, limits, safety, cleaning), and process
@@ -93,6 +97,20 @@ impl From<ScopeArg> for Scope {
 }
 
 #[derive(Subcommand)]
+enum CatalogCommand {
+    /// Copy the redb catalog in the data dir into an empty PostgreSQL database (the
+    /// server stopped): items, ids, keys, jobs and URLs stay as they are. Every table is
+    /// counted on both sides and a sample of records compared; a failed copy leaves the
+    /// database as it was. Then set `[catalog] url` to it and start the nodes.
+    Copy {
+        /// `postgres://user@host:port/db` (default: `catalog.url` from the config; the
+        /// password from the URL or DARKROOM_CATALOG__PASSWORD).
+        #[arg(long)]
+        to: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum KeysCommand {
     /// Create a key and print it alone on stdout.
     Create {
@@ -120,6 +138,7 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config),
         Command::Keys(cmd) => manage_keys(&config, cmd),
+        Command::Catalog(CatalogCommand::Copy { to }) => copy_catalog(&config, to),
         Command::Sign { id, size } => sign(&config, &id, &size),
         Command::Check { file } => return check(&config, &file),
         Command::Openapi => {
@@ -245,6 +264,33 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
+}
+
+/// `darkroom catalog copy`: the redb file of `data_dir` into PostgreSQL.
+fn copy_catalog(config: &Config, to: Option<String>) -> Result<(), BoxError> {
+    let mut options = config.catalog.clone();
+    if let Some(url) = to {
+        options.url = Some(darkroom::config::Secret::new(url));
+    }
+    let target = options
+        .postgres()
+        .ok_or("say where to copy: --to postgres://user@host:port/db (or catalog.url)")?;
+    let redb = Catalog::open_with(&config.catalog_path(), options.clone())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let lease = std::time::Duration::from_secs(options.job_lease_secs.max(3));
+        let pg = PgCatalog::open(target, lease).await?;
+        eprintln!(
+            "copying {} into {}",
+            config.catalog_path().display(),
+            pg.at()
+        );
+        let report = darkroom::catalog::copy::copy(&redb, &pg).await?;
+        println!("{report}");
+        Ok(())
+    })
 }
 
 /// `darkroom keys`: on PostgreSQL while servers run (a revoked key fails on every node

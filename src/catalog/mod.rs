@@ -8,9 +8,11 @@
 //! - `read`: point reads and small scans; `list`: listing pages with exact totals;
 //! - `upgrade`: builds what a catalog of an older layout lacks, at open;
 //! - `write`: the write path, a batch of `Write`s applied in one transaction;
-//! - `cache`: recently read records; `keys`: API key generation and checks.
+//! - `cache`: recently read records; `keys`: API key generation and checks;
+//! - `pg`: the catalog on PostgreSQL (N nodes); `copy`: a redb catalog moved into it.
 
 mod cache;
+pub mod copy;
 pub mod index;
 pub mod keys;
 mod list;

@@ -4,6 +4,7 @@
 mod common;
 
 mod auth;
+mod catalog_copy;
 mod cluster;
 mod containers;
 mod contract;

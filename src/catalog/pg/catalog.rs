@@ -115,8 +115,57 @@ impl PgCatalog {
         Ok(self.rows(sql, params).await?.into_iter().next())
     }
 
+    /// A connection of the pool (`catalog copy` holds one for its transaction).
+    pub(in crate::catalog) async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pg.client().await.map_err(unavailable)
+    }
+
+    /// Items as they are, with their columns, in one statement (`catalog copy`: their
+    /// files, counters and jobs are copied as tables of their own).
+    pub(in crate::catalog) async fn insert_rows(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        records: &[MediaRecord],
+    ) -> Result<()> {
+        let mut cols = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
+        for r in records {
+            let c = Columns::of(r);
+            cols.0.push(r.id.clone());
+            cols.1.push(encode(r));
+            cols.2.push(c.folder);
+            cols.3.push(c.kind);
+            cols.4.push(c.created_us);
+            cols.5.push(c.size);
+            cols.6.push(c.name_key);
+            cols.7.push(c.alt_key);
+            cols.8.push(c.search);
+        }
+        tx.execute(
+            "INSERT INTO media (id, record, folder, kind, created_us, size, name_key, alt_key, \
+             search) SELECT id, r::jsonb, f, k, c, s, n, a, t FROM unnest($1::text[], \
+             $2::text[], $3::text[], $4::smallint[], $5::bigint[], $6::bigint[], $7::text[], \
+             $8::text[], $9::text[]) AS u(id, r, f, k, c, s, n, a, t)",
+            &[
+                &cols.0, &cols.1, &cols.2, &cols.3, &cols.4, &cols.5, &cols.6, &cols.7, &cols.8,
+            ],
+        )
+        .await
+        .map_err(|e| self.fail(&e))
+        .map(drop)
+    }
+
     /// A driver error as the catalog's (a connection gone or a deadline: `Unavailable`).
-    pub(super) fn fail(&self, e: &tokio_postgres::Error) -> CatalogError {
+    pub(in crate::catalog) fn fail(&self, e: &tokio_postgres::Error) -> CatalogError {
         unavailable(self.pg.error(e))
     }
 

@@ -270,7 +270,10 @@ async fn a_job_is_claimed_by_one_node_and_taken_over_once_its_lease_runs_out() {
     );
     // A stops renewing (it died): once the lease runs out, b takes the job over.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(b.unfinished_jobs().await.expect("jobs"), std::slice::from_ref(&r.id));
+    assert_eq!(
+        b.unfinished_jobs().await.expect("jobs"),
+        std::slice::from_ref(&r.id)
+    );
     assert_eq!(one(&b, start(&r.id)).await, Outcome::JobStarted);
     // A node that lost its lease cannot record over the new holder's run.
     let failed = crate::model::JobResult::Failed {
