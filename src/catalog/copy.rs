@@ -106,12 +106,12 @@ pub async fn copy(from: &Catalog, to: &PgCatalog) -> Result<CopyReport> {
     let mut after = String::new();
     let mut copied = 0usize;
     loop {
-        let rows = from.export(MEDIA, &after, |v| decode::<MediaRecord>(v))?;
+        let rows = from.export(MEDIA, &after, decode::<MediaRecord>)?;
         let Some((last, _)) = rows.last() else { break };
         after = last.clone();
         let step = (from.rows_in(MEDIA)? as usize / SAMPLES).max(1);
         for (i, (id, _)) in rows.iter().enumerate() {
-            if (copied + i) % step == 0 {
+            if (copied + i).is_multiple_of(step) {
                 samples.push(id.clone());
             }
         }
@@ -184,7 +184,7 @@ pub async fn copy(from: &Catalog, to: &PgCatalog) -> Result<CopyReport> {
     }
     let mut after = String::new();
     loop {
-        let rows = from.export(PRESIGNS, &after, |v| decode::<PresignRecord>(v))?;
+        let rows = from.export(PRESIGNS, &after, decode::<PresignRecord>)?;
         let Some((last, _)) = rows.last() else { break };
         after = last.clone();
         let expires: Vec<i64> = rows
