@@ -369,3 +369,102 @@ async fn three_nodes_share_one_library_one_job_queue_and_one_set_of_keys() {
         let _ = node.child.wait();
     }
 }
+
+/// A loopback proxy in front of PostgreSQL that can cut every connection, as a network
+/// partition or a database restart would.
+struct Cuttable {
+    addr: std::net::SocketAddr,
+    cut: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Cuttable {
+    async fn to(target: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (cut, watching) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    continue;
+                };
+                if *watching.borrow() {
+                    continue; // dropped: the connection closes at once
+                }
+                let (target, mut watching) = (target.clone(), watching.clone());
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = watching.wait_for(|cut| *cut) => {}
+                    }
+                });
+            }
+        });
+        Self { addr, cut, task }
+    }
+
+    fn set_cut(&self, cut: bool) {
+        self.cut.send_replace(cut);
+    }
+}
+
+impl Drop for Cuttable {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_its_catalog_says_so_refuses_writes_and_comes_back() {
+    use crate::common::{TestServer, until_readiness};
+    let db = ScratchDb::new().await;
+    // postgres://user:password@HOST:PORT/db: the same database, through the proxy.
+    let (head, rest) = db.url.split_once('@').expect("url with a user");
+    let (host, tail) = rest.split_once('/').expect("url with a database");
+    let proxy = Cuttable::to(host.to_owned()).await;
+    let url = format!("{head}@{}/{tail}", proxy.addr);
+    let s = TestServer::spawn_with(move |c| {
+        c.catalog.url = Some(darkroom::config::Secret::new(url));
+        c.catalog.query_timeout_secs = 2;
+    })
+    .await;
+    let kept = s.upload_one("jpeg/hopper_128x128.jpg", &[]).await;
+    let kept_path = format!("/api/v1/media/{}", kept["id"].as_str().expect("id"));
+
+    proxy.set_cut(true);
+    until_readiness(&s, StatusCode::SERVICE_UNAVAILABLE).await;
+    let body: Value = s.get("/readyz", None).await.json().await.expect("json");
+    assert_eq!(body["catalog"], "unavailable", "{body}");
+    let refused = s.upload(&["jpeg/hopper_128x128.jpg"], &[]).await;
+    assert_eq!(
+        refused.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "never a 201 for an item the catalog did not take"
+    );
+    assert!(refused.headers().contains_key("retry-after"));
+    let patch = s
+        .send_json(Method::PATCH, &kept_path, json!({"alt": "lost?"}))
+        .await;
+    assert_eq!(patch.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    // The pool opens new connections by itself once the database answers again.
+    proxy.set_cut(false);
+    until_readiness(&s, StatusCode::OK).await;
+    let again = s.upload_one("jpeg/hopper_128x128.jpg", &[]).await;
+    assert!(again["id"].is_string());
+    let listed = s.get_json("/api/v1/media").await;
+    assert_eq!(
+        listed["total"], 2,
+        "the refused upload left no item: {listed}"
+    );
+    let item = s.get_json(&kept_path).await;
+    assert!(
+        item["data"]["alt"].is_null(),
+        "the refused patch changed nothing"
+    );
+}
