@@ -60,7 +60,14 @@ pub async fn run(
         Duration::from_secs(3 * config.server.readiness_timeout_secs),
     ));
     let handles = actors::start(catalog, storage, &config, health.storage_up()).await?;
-    if handles.catalog.keys().await?.is_empty() {
+    // On PostgreSQL nodes may start together: one of them makes the key.
+    if handles.catalog.keys().await?.is_empty()
+        && handles
+            .catalog
+            .take_turn("bootstrap-key", Duration::from_secs(60))
+            .await
+        && handles.catalog.keys().await?.is_empty()
+    {
         let (key, _) = handles
             .catalog
             .create_key(Scope::Admin, "bootstrap")
@@ -106,7 +113,9 @@ pub async fn run(
     if let Some(task) = metrics_server {
         task.abort();
     }
+    let catalog = handles.catalog.clone();
     handles.stop().await;
+    catalog.let_go().await; // other nodes take this one's jobs and turns at once
     drop(cluster);
     tracing::info!("stopped");
     Ok(())
@@ -135,6 +144,12 @@ pub async fn open_catalog(config: &Config, backfill: bool) -> Result<Backend, Ap
             .await
             .map_err(CatalogError::Pg)?;
         tracing::info!(at = catalog.at(), "the catalog is on PostgreSQL");
+        if matches!(config.storage, crate::config::StorageConfig::Local) {
+            tracing::warn!(
+                "files are on this node's disk: with a PostgreSQL catalog run one node only, \
+                 or put the files in S3 (storage.type = \"s3\") for more"
+            );
+        }
         if backfill {
             catalog.backfill_presets(&presets).await?;
         }

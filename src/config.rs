@@ -338,6 +338,13 @@ impl Config {
                 "processing.max_backlog, max_attempts and wait_timeout_secs must be > 0".into(),
             ));
         }
+        if self.catalog.url.is_some() && self.delivery.signing_key.is_none() {
+            return Err(ConfigError::Invalid(
+                "with a PostgreSQL catalog (catalog.url), set delivery.signing_key, the same on \
+                 every node: a crop URL signed by one node must verify on the others"
+                    .into(),
+            ));
+        }
         if !p.run_jobs && self.catalog.url.is_none() {
             return Err(ConfigError::Invalid(
                 "processing.run_jobs = false needs a PostgreSQL catalog (catalog.url): on redb \

@@ -95,6 +95,7 @@ impl From<QueryBound> for ApiError {
             QueryBound::Offset => "invalid_offset",
             QueryBound::Search => "invalid_search",
             QueryBound::Limit => "invalid_limit",
+            QueryBound::Cursor => "invalid_cursor",
         };
         Self::bad_request(code, e.to_string())
     }

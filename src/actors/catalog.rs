@@ -525,13 +525,26 @@ impl CatalogHandle {
         }
     }
 
-    /// Holds `name` against every other node until the guard drops (PostgreSQL: a crop
-    /// made on demand is made once across the cluster); on redb, where this node is the
-    /// cluster, nothing to hold.
-    pub async fn exclusive(&self, name: &str) -> Option<crate::catalog::pg::Exclusive> {
+    /// Holds `name` against every other node until the guard drops, waiting for it up to
+    /// `hold` (PostgreSQL: a crop made on demand is made once across the cluster); on
+    /// redb, where this node is the cluster, nothing to hold.
+    pub async fn exclusive(
+        &self,
+        name: &str,
+        hold: std::time::Duration,
+    ) -> Option<crate::catalog::pg::Exclusive> {
         match &self.catalog {
             Backend::Redb(_) => None,
-            Backend::Postgres(catalog) => catalog.exclusive(name).await,
+            Backend::Postgres(catalog) => catalog.exclusive(name, hold).await,
+        }
+    }
+
+    /// Hands back this node's job leases and task turns (a graceful stop; PostgreSQL).
+    pub async fn let_go(&self) {
+        if let Backend::Postgres(catalog) = &self.catalog
+            && let Err(e) = catalog.let_go().await
+        {
+            tracing::warn!(error = %e, "job leases not handed back; they run out by themselves");
         }
     }
 

@@ -83,12 +83,18 @@ pub async fn copy(from: &Catalog, to: &PgCatalog) -> Result<CopyReport> {
     let fail = |e: tokio_postgres::Error| to.fail(&e);
     let mut client = to.client().await?;
     let tx = client.transaction().await.map_err(fail)?;
-    tx.batch_execute("SET LOCAL statement_timeout = 0")
-        .await
-        .map_err(fail)?;
+    tx.batch_execute(
+        "SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0",
+    )
+    .await
+    .map_err(fail)?;
     let used: bool = tx
         .query_one(
-            "SELECT EXISTS (SELECT 1 FROM media) OR EXISTS (SELECT 1 FROM api_keys)",
+            "SELECT EXISTS (SELECT 1 FROM media) OR EXISTS (SELECT 1 FROM api_keys) \
+             OR EXISTS (SELECT 1 FROM files) OR EXISTS (SELECT 1 FROM jobs) \
+             OR EXISTS (SELECT 1 FROM pending_deletes) OR EXISTS (SELECT 1 FROM presigns) \
+             OR EXISTS (SELECT 1 FROM folders) OR EXISTS (SELECT 1 FROM crop_cache) \
+             OR EXISTS (SELECT 1 FROM counts)",
             &[],
         )
         .await
@@ -96,7 +102,8 @@ pub async fn copy(from: &Catalog, to: &PgCatalog) -> Result<CopyReport> {
         .get(0);
     if used {
         return Err(CatalogError::Corrupt(
-            "the target catalog already holds items or keys: copy into an empty database".into(),
+            "the target catalog already holds items, keys or files: copy into an empty database"
+                .into(),
         ));
     }
     let mut report = CopyReport::default();
@@ -105,11 +112,18 @@ pub async fn copy(from: &Catalog, to: &PgCatalog) -> Result<CopyReport> {
     // Items, with the columns they are listed and searched by.
     let mut after = String::new();
     let mut copied = 0usize;
+    let step = (from.rows_in(MEDIA)? as usize / SAMPLES).max(1);
     loop {
-        let rows = from.export(MEDIA, &after, decode::<MediaRecord>)?;
+        let rows = from
+            .export(MEDIA, &after, decode::<MediaRecord>)
+            .map_err(|e| {
+                CatalogError::Corrupt(format!(
+                    "a record after {after:?} cannot be read ({e}); nothing was copied: delete it \
+                 (DELETE /api/v1/media/ID on the running node) and copy again"
+                ))
+            })?;
         let Some((last, _)) = rows.last() else { break };
         after = last.clone();
-        let step = (from.rows_in(MEDIA)? as usize / SAMPLES).max(1);
         for (i, (id, _)) in rows.iter().enumerate() {
             if (copied + i).is_multiple_of(step) {
                 samples.push(id.clone());
@@ -293,21 +307,24 @@ pub async fn copy(from: &Catalog, to: &PgCatalog) -> Result<CopyReport> {
         }
         report.tables.insert(table, found);
     }
-    tx.commit().await.map_err(fail)?;
-
+    // A sample of records read back inside the transaction, before anything is kept.
     for id in &samples {
-        let ours = from.get(id)?;
-        let theirs = to.get(id).await?;
-        let (a, b) = (
-            ours.as_ref().map(serde_json::to_value).transpose(),
-            theirs.as_ref().map(serde_json::to_value).transpose(),
-        );
-        if a.ok() != b.ok() {
+        let ours = from.get(id)?.map(|r| serde_json::to_value(&r).ok());
+        let row = tx
+            .query_opt("SELECT record::text FROM media WHERE id = $1", &[id])
+            .await
+            .map_err(fail)?;
+        let theirs = row
+            .map(|r| decode::<MediaRecord>(r.get::<_, &str>(0).as_bytes()))
+            .transpose()?
+            .map(|r| serde_json::to_value(&r).ok());
+        if ours != theirs {
             return Err(CatalogError::Corrupt(format!(
-                "{id} reads differently in PostgreSQL than in redb"
+                "{id} reads differently in PostgreSQL than in redb; nothing was committed"
             )));
         }
     }
+    tx.commit().await.map_err(fail)?;
     report.sampled = samples.len();
     Ok(report)
 }

@@ -27,6 +27,10 @@ use crate::storage::key::{ondemand_crop_key, ondemand_crop_prefix};
 /// Crops being made, by key prefix (see `Flight`).
 type Flights = Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
 
+/// The longest one node's claim on making a crop holds the others back (and how long they
+/// wait for it before making the crop themselves).
+const CLAIM_HOLD: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// One request's place in the single flight of a crop: the lock the makers of one crop
 /// take in turn. Dropped (answered, or its client gone mid-way), it takes the crop's
 /// entry out of the map once no other request holds it, so a client that disconnects
@@ -151,7 +155,7 @@ impl Cropper {
             return Ok(key);
         }
         // The same across nodes: one makes it, the others find it made.
-        let cluster = self.catalog.exclusive(&prefix).await;
+        let cluster = self.catalog.exclusive(&prefix, CLAIM_HOLD).await;
         if cluster.is_some()
             && let Some(key) = self.hit(id, &prefix).await?
         {

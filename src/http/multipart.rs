@@ -155,6 +155,12 @@ async fn text_field(mut field: Field<'_>) -> Result<String, ApiError> {
     if text.chars().count() > MAX_TEXT_FIELD {
         return Err(too_long());
     }
+    if text.contains('\0') {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "a text field must not contain NUL characters",
+        ));
+    }
     Ok(text)
 }
 

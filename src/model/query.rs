@@ -56,6 +56,8 @@ pub enum QueryBound {
     Search,
     #[error("limit is at most {max}", max = ListQuery::MAX_LIMIT)]
     Limit,
+    #[error("cursor is not one this server issued")]
+    Cursor,
 }
 
 impl ListQuery {

@@ -25,7 +25,8 @@ fn cluster_config(dir: &Path, db: &ScratchDb) -> PathBuf {
         "[storage]\ntype = \"s3\"\nendpoint = \"{endpoint}\"\nbucket = \"{bucket}\"\n\
          region = \"{region}\"\npath_style = true\naccess_key_id = \"{id}\"\n\
          secret_access_key = \"{secret}\"\nprefix = \"{prefix}\"\npublic_base_url = \"{public}\"\n\
-         \n[catalog]\nurl = \"{url}\"\njob_lease_secs = 3\n",
+         \n[catalog]\nurl = \"{url}\"\njob_lease_secs = 3\n\
+         \n[delivery]\nsigning_key = \"cluster-test-signing-key\"\n",
         endpoint = s3.endpoint.as_deref().expect("endpoint"),
         bucket = s3.bucket,
         region = s3.region,

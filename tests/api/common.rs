@@ -174,6 +174,7 @@ impl TestServer {
         let mut s = Self::spawn_with(move |c| {
             c.storage = StorageConfig::S3(s3);
             c.catalog.url = Some(Secret::new(url));
+            c.delivery.signing_key = Some(Secret::new("postgres-cell-signing-key"));
             tweak(c);
         })
         .await;

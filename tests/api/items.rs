@@ -135,6 +135,9 @@ async fn patch_validation(s: TestServer) {
         (json!({"filename": "x.jpg"}), "unknown_field"),
         (json!({"size": 1}), "unknown_field"),
         (json!({"alt": 42}), "invalid_field"),
+        // No catalog can keep a NUL in text (PostgreSQL refuses it): refused everywhere.
+        (json!({"alt": "a\u{0}b"}), "invalid_field"),
+        (json!({"description": "\u{0}"}), "invalid_field"),
         (json!([1, 2]), "invalid_json"),
     ] {
         let resp = s.send_json(Method::PATCH, &path, body.clone()).await;

@@ -22,39 +22,30 @@ use crate::storage::key::{is_ondemand_crop, key_stem};
 
 pub(super) type Result<T> = std::result::Result<T, CatalogError>;
 
-/// How long a node's claim on a job lasts without renewal: a job whose node died is
-/// taken over by another once it runs out.
-pub const JOB_LEASE: Duration = Duration::from_secs(60);
-
 /// The channel a commit that ends a job notifies, with the item's id.
 pub(super) const JOBS_DONE: &str = "darkroom_jobs_done";
 /// The channel a node that runs no jobs announces its new jobs on, with their ids.
 const JOBS_QUEUED: &str = "darkroom_jobs_queued";
 
-/// A cluster-wide lock held by this node (see `PgCatalog::exclusive`): released when
-/// dropped, on its own connection.
+/// A claim held by this node across the cluster (see `PgCatalog::exclusive`): given
+/// back when dropped (else it runs out by itself).
 pub struct Exclusive {
-    client: Option<deadpool_postgres::Object>,
-    name: String,
+    catalog: Option<Arc<PgCatalog>>,
+    task: String,
 }
 
 impl Drop for Exclusive {
     fn drop(&mut self) {
-        let (Some(client), name) = (self.client.take(), std::mem::take(&mut self.name)) else {
+        let (Some(catalog), task) = (self.catalog.take(), std::mem::take(&mut self.task)) else {
             return;
         };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            drop(deadpool_postgres::Object::take(client)); // closing it releases the lock
-            return;
-        };
-        runtime.spawn(async move {
-            let released = client
-                .execute("SELECT pg_advisory_unlock(1667, hashtext($1))", &[&name])
-                .await;
-            if released.is_err() {
-                drop(deadpool_postgres::Object::take(client));
-            }
-        });
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = catalog.release(&task).await {
+                    tracing::debug!(error = %e, %task, "claim not given back; it runs out");
+                }
+            });
+        }
     }
 }
 
@@ -284,7 +275,7 @@ impl PgCatalog {
     pub async fn unfinished_jobs(&self) -> Result<Vec<String>> {
         let rows = self
             .rows(
-                "SELECT item_id FROM jobs WHERE lease_token IS NULL OR lease_until < now() \
+                "SELECT item_id FROM jobs WHERE lease_token IS NULL OR lease_until < clock_timestamp() \
                  OR lease_token = $1 ORDER BY queued_us LIMIT 10000",
                 &[&self.node],
             )
@@ -379,8 +370,9 @@ impl PgCatalog {
                 }
             }
             queued += ids.len();
-            if !ids.is_empty() {
-                self.apply(vec![crate::catalog::Write::Recrop(ids)])
+            // Small writes: each locks its rows against the other nodes' batches.
+            for chunk in ids.chunks(50) {
+                self.apply(vec![crate::catalog::Write::Recrop(chunk.to_vec())])
                     .await?
                     .pop()
                     .unwrap_or(Err(CatalogError::Unavailable))?;
@@ -421,25 +413,54 @@ impl PgCatalog {
     }
 
     /// Waits until no other node holds `name` (a crop being made), and holds it until the
-    /// guard drops. `None` when the lock could not be had in time (the caller goes on
-    /// without it: the work may then be done twice, never lost).
-    pub async fn exclusive(&self, name: &str) -> Option<Exclusive> {
-        let client = self.pg.client().await.ok()?;
-        let taken = client
-            .execute("SELECT pg_advisory_lock(1667, hashtext($1))", &[&name])
-            .await;
-        match taken {
-            Ok(_) => Some(Exclusive {
-                client: Some(client),
-                name: name.to_owned(),
-            }),
-            Err(e) => {
-                tracing::warn!(error = %self.pg.error(&e), "no cluster lock for a crop; making it here");
-                // The wait may still be granted after the deadline: never back in the pool.
-                drop(deadpool_postgres::Object::take(client));
-                None
+    /// guard drops, for `hold` at most: a claim row in `cluster_tasks` (no connection is
+    /// held meanwhile). `None` when it could not be had within `hold` or the database
+    /// cannot say (the caller goes on without it: the work may then be done twice, never
+    /// lost).
+    pub async fn exclusive(self: &Arc<Self>, name: &str, hold: Duration) -> Option<Exclusive> {
+        let task = format!("claim:{name}");
+        let deadline = tokio::time::Instant::now() + hold;
+        loop {
+            match self.take_turn(&task, hold).await {
+                Ok(true) => {
+                    return Some(Exclusive {
+                        catalog: Some(self.clone()),
+                        task,
+                    });
+                }
+                Ok(false) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Ok(false) | Err(_) => return None,
             }
         }
+    }
+
+    /// Gives a claim back (see `exclusive`).
+    async fn release(&self, task: &str) -> Result<()> {
+        self.rows(
+            "DELETE FROM cluster_tasks WHERE task = $1 AND holder = $2 RETURNING 1",
+            &[&task, &self.node],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Hands back what this node holds in the cluster (at a graceful stop): its jobs'
+    /// leases, so other nodes take them at once, and its task turns and claims.
+    pub async fn let_go(&self) -> Result<()> {
+        self.rows(
+            "UPDATE jobs SET lease_token = NULL, lease_until = NULL WHERE lease_token = $1 \
+             RETURNING 1",
+            &[&self.node],
+        )
+        .await?;
+        self.rows(
+            "DELETE FROM cluster_tasks WHERE holder = $1 RETURNING 1",
+            &[&self.node],
+        )
+        .await
+        .map(drop)
     }
 
     /// Calls `heard` with every job any node finishes or announces (`?wait=true`
@@ -576,7 +597,8 @@ fn where_clause(filters: &[String]) -> String {
 
 /// A cursor's position (`index::push_tail`'s bytes) as the sort column's value and the id.
 fn position(sort: SortField, tail: &[u8]) -> Result<(Box<dyn ToSql + Sync + Send>, String)> {
-    let bad = || CatalogError::Corrupt("cursor position".into());
+    // A position this server would not make (a forged cursor): the client's error.
+    let bad = || CatalogError::Query(crate::model::QueryBound::Cursor);
     let split = tail.len().checked_sub(ID_LEN).ok_or_else(bad)?;
     let (value, id) = tail.split_at(split);
     let id = std::str::from_utf8(id).map_err(|_| bad())?.to_owned();
@@ -655,7 +677,7 @@ pub(super) fn encode<T: serde::Serialize>(value: &T) -> String {
 /// unavailable (503, retried); anything else is the database's answer.
 pub(super) fn unavailable(e: PgError) -> CatalogError {
     match e {
-        PgError::Connect { .. } | PgError::Timeout(_) => {
+        PgError::Connect { .. } | PgError::Timeout(_) | PgError::Busy(_) => {
             tracing::warn!(error = %e, "catalog unavailable");
             CatalogError::Unavailable
         }

@@ -16,7 +16,7 @@ mod migrate;
 mod tls;
 mod write;
 
-pub use catalog::{Exclusive, JOB_LEASE, PgCatalog, upkeep};
+pub use catalog::{Exclusive, PgCatalog, upkeep};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -71,6 +71,10 @@ pub enum PgError {
     TooNew { found: i32, knows: i32 },
     #[error("the catalog did not answer within {0:?}")]
     Timeout(Duration),
+    /// The database is there but cannot take this now (a deadlock, a statement past its
+    /// deadline, a shutdown or failover in progress): worth a retry.
+    #[error("the catalog cannot answer now: {0}")]
+    Busy(String),
     #[error("catalog query failed: {0}")]
     Query(String),
     #[error("TLS setup for the catalog failed: {0}")]
@@ -100,15 +104,24 @@ impl Pg {
         }
         // The server ends a query past the deadline; the kernel ends a connection whose
         // peer stopped answering (a dead node behind a load balancer) after as long.
+        // A node that stops in the middle of a transaction (frozen, cut off) must not hold
+        // its row locks for long: the server ends such a session after three deadlines.
         let timeout_ms = options.query_timeout.as_millis();
+        let ours = format!(
+            "-c statement_timeout={timeout_ms} -c idle_in_transaction_session_timeout={}",
+            3 * timeout_ms
+        );
         let server_options = match config.get_options() {
-            Some(theirs) => format!("{theirs} -c statement_timeout={timeout_ms}"),
-            None => format!("-c statement_timeout={timeout_ms}"),
+            Some(theirs) => format!("{theirs} {ours}"),
+            None => ours,
         };
         config
             .connect_timeout(options.query_timeout)
             .tcp_user_timeout(options.query_timeout)
             .keepalives(true)
+            .keepalives_idle(Duration::from_secs(10))
+            .keepalives_interval(Duration::from_secs(5))
+            .keepalives_retries(3)
             .options(server_options)
             .application_name("darkroom");
         if matches!(mode, tls::Mode::Encrypt { .. }) && !is_loopback(&config) {
@@ -256,7 +269,20 @@ fn classify(at: &str, e: &tokio_postgres::Error) -> PgError {
         } else if *code == SqlState::INSUFFICIENT_PRIVILEGE {
             PgError::Permission(why)
         } else if *code == SqlState::QUERY_CANCELED {
-            PgError::Query(format!("{why} (statement_timeout)"))
+            PgError::Busy(format!("{why} (statement_timeout)"))
+        } else if [
+            SqlState::T_R_DEADLOCK_DETECTED,
+            SqlState::T_R_SERIALIZATION_FAILURE,
+            SqlState::LOCK_NOT_AVAILABLE,
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::READ_ONLY_SQL_TRANSACTION,
+            SqlState::TOO_MANY_CONNECTIONS,
+        ]
+        .contains(code)
+        {
+            PgError::Busy(why)
         } else {
             PgError::Query(why)
         };

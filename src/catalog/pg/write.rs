@@ -71,7 +71,8 @@ impl PgCatalog {
                 Err(Failure::Retry(e)) if tries < TRIES => {
                     tracing::debug!(error = %e, "catalog batch met a deadlock; trying again");
                 }
-                Err(Failure::Retry(e) | Failure::Batch(e)) => return Err(e),
+                Err(Failure::Retry(_)) => return Err(CatalogError::Unavailable),
+                Err(Failure::Batch(e)) => return Err(e),
             }
         }
     }
@@ -107,6 +108,13 @@ impl PgCatalog {
                 Err(Step::Domain(e)) => {
                     sp.rollback().await.map_err(fail)?;
                     answers.push(Err(e));
+                }
+                // Data the database refuses (a value it cannot store, a constraint): that
+                // write fails, its neighbours commit.
+                Err(Step::Db(e)) if is_data_error(&e) => {
+                    tracing::warn!(error = %self.pg.error(&e), "a catalog write was refused");
+                    sp.rollback().await.map_err(fail)?;
+                    answers.push(Err(CatalogError::Pg(self.pg.error(&e))));
                 }
                 Err(Step::Db(e)) => return Err(fail(e)),
             }
@@ -167,6 +175,12 @@ impl PgCatalog {
     pub(crate) async fn hold_writes(&self) -> tokio::sync::OwnedRwLockWriteGuard<()> {
         self.gate.clone().write_owned().await
     }
+}
+
+/// A data exception (class 22) or an integrity violation (class 23): the write's own.
+fn is_data_error(e: &tokio_postgres::Error) -> bool {
+    e.code()
+        .is_some_and(|c| c.code().starts_with("22") || c.code().starts_with("23"))
 }
 
 /// The outcome with the keys its write queued (`catalog::write::apply_batch` does the same).
@@ -452,7 +466,9 @@ impl W<'_> {
             .ok_or_else(|| CatalogError::Corrupt(format!("{id}: kind")))?;
         self.bump(&scopes(&folder, kind), -1);
         self.drop_item_crops(id).await?;
-        self.remove_job(id).await?;
+        if self.remove_job(id).await? {
+            self.job_ended(id).await?; // its waiters answer now: the item is gone
+        }
         files.extend(self.release_item_files(id).await?);
         files.sort();
         files.dedup();
@@ -708,6 +724,16 @@ impl W<'_> {
         Ok(())
     }
 
+    /// Every node's `?wait=true` requests for the item hear it once this commits.
+    async fn job_ended(&self, id: &str) -> Done<()> {
+        self.exec(
+            "SELECT pg_notify($1, $2)",
+            &[&super::catalog::JOBS_DONE, &id],
+        )
+        .await
+        .map(drop)
+    }
+
     /// Removes an item's job; true when there was one.
     async fn remove_job(&mut self, id: &str) -> Done<bool> {
         let had = self
@@ -738,7 +764,7 @@ impl W<'_> {
     async fn start_job(&mut self, id: &str, max_attempts: u32) -> Done<Outcome> {
         let Some(row) = self
             .row(
-                "SELECT attempts, lease_token, coalesce(lease_until > now(), false) \
+                "SELECT attempts, lease_token, coalesce(lease_until > clock_timestamp(), false) \
                  FROM jobs WHERE item_id = $1 FOR UPDATE",
                 &[&id],
             )
@@ -772,7 +798,7 @@ impl W<'_> {
         let lease = self.catalog.lease.as_secs_f64();
         self.exec(
             "UPDATE jobs SET attempts = attempts + 1, lease_token = $2, \
-             lease_until = now() + make_interval(secs => $3) WHERE item_id = $1",
+             lease_until = clock_timestamp() + make_interval(secs => $3) WHERE item_id = $1",
             &[&id, &self.node(), &lease],
         )
         .await?;
@@ -795,7 +821,7 @@ impl W<'_> {
         let removed = self
             .exec(
                 "DELETE FROM jobs WHERE item_id = $1 AND (lease_token IS NULL \
-                 OR lease_token = $2 OR lease_until < now())",
+                 OR lease_token = $2 OR lease_until < clock_timestamp())",
                 &[&id, &self.node()],
             )
             .await?;
@@ -803,12 +829,9 @@ impl W<'_> {
         if had_job {
             self.fx.jobs_delta -= 1;
         }
-        // Every node's `?wait=true` requests for the item hear it once this commits.
-        self.exec(
-            "SELECT pg_notify($1, $2)",
-            &[&super::catalog::JOBS_DONE, &id],
-        )
-        .await?;
+        if had_job || current.is_none() {
+            self.job_ended(id).await?;
+        }
         let Some(old) = current else {
             return Ok(Outcome::Job(JobOutcome::ItemGone));
         };
@@ -876,7 +899,7 @@ impl W<'_> {
             .await?;
         let mut total = self.add_cache_bytes(c.size as i64 - replaced).await?;
         let mut evicted = Vec::new();
-        while total > c.budget as i64 {
+        while total > c.budget.min(i64::MAX as u64) as i64 {
             let Some(row) = self
                 .row(
                     "SELECT item_id, key FROM crop_cache WHERE NOT (item_id = $1 AND key = $2) \

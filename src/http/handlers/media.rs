@@ -184,6 +184,10 @@ fn parse_patch(body: &Map<String, Value>) -> Result<MediaPatch, ApiError> {
 fn text(key: &str, value: &Value) -> Result<Option<String>, ApiError> {
     match value {
         Value::Null => Ok(None),
+        Value::String(s) if s.contains('\0') => Err(ApiError::bad_request(
+            "invalid_field",
+            format!("{key} must not contain NUL characters"),
+        )),
         Value::String(s) if s.chars().count() <= MAX_TEXT => Ok(Some(s.clone())),
         Value::String(_) => Err(ApiError::bad_request(
             "invalid_field",

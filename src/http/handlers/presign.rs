@@ -137,6 +137,10 @@ pub async fn confirm(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError
 fn alt_field(body: &Map<String, Value>) -> Result<Option<String>, ApiError> {
     match body.get("alt") {
         None | Some(Value::Null) => Ok(None),
+        Some(Value::String(a)) if a.contains('\0') => Err(ApiError::bad_request(
+            "invalid_field",
+            "alt must not contain NUL characters",
+        )),
         Some(Value::String(a)) => Ok(Some(a.clone()).filter(|a| !a.is_empty())),
         Some(_) => Err(ApiError::bad_request(
             "invalid_field",
