@@ -16,7 +16,7 @@ use crate::catalog::read::confirm_rule;
 use crate::catalog::{CatalogError, JobEvent, keys, presets};
 use crate::model::{
     ApiKeyRecord, FolderPath, ID_LEN, Kind, ListQuery, MediaRecord, Page, Presets, PresignRecord,
-    SortField, fold,
+    SortField, fold, now_us,
 };
 use crate::storage::key::{is_ondemand_crop, key_stem};
 
@@ -270,14 +270,15 @@ impl PgCatalog {
         Ok(out)
     }
 
-    /// Jobs this node may run: free ones, ones whose node let the lease run out, and its
-    /// own, oldest first.
+    /// Jobs this node may run: free ones (not given back by a node moments ago), ones
+    /// whose node let the lease run out, and its own, oldest first.
     pub async fn unfinished_jobs(&self) -> Result<Vec<String>> {
         let rows = self
             .rows(
-                "SELECT item_id FROM jobs WHERE lease_token IS NULL OR lease_until < clock_timestamp() \
-                 OR lease_token = $1 ORDER BY queued_us LIMIT 10000",
-                &[&self.node],
+                "SELECT item_id FROM jobs WHERE lease_token = $1 OR ((lease_token IS NULL \
+                 OR lease_until < clock_timestamp()) AND run_after_us <= $2) \
+                 ORDER BY queued_us LIMIT 10000",
+                &[&self.node, &(now_us() as i64)],
             )
             .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())

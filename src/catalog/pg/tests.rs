@@ -370,3 +370,27 @@ async fn a_cluster_task_runs_on_one_node_at_a_time() {
     );
     db.drop().await;
 }
+
+#[tokio::test]
+async fn a_job_given_back_after_an_outage_waits_before_other_nodes_rescan_it() {
+    use crate::catalog::{Outcome, Write};
+    let db = Scratch::new().await;
+    let (a, b) = two_nodes(&db, Duration::from_secs(60)).await;
+    let r = waiting_image(3);
+    one(&a, Write::InsertMedia(vec![r.clone()])).await;
+    assert_eq!(
+        b.unfinished_jobs().await.expect("jobs"),
+        std::slice::from_ref(&r.id)
+    );
+    let start = Write::StartJob {
+        id: r.id.clone(),
+        max_attempts: 5,
+    };
+    assert_eq!(one(&a, start).await, Outcome::JobStarted);
+    one(&a, Write::ReleaseJob { id: r.id.clone() }).await;
+    assert!(
+        b.unfinished_jobs().await.expect("jobs").is_empty(),
+        "the storage outage a met is likely b's too: not at once"
+    );
+    db.drop().await;
+}

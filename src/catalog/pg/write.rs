@@ -29,6 +29,10 @@ use crate::model::{
 /// `counts` scope of the bytes the cached crops take (as on redb).
 const CACHE_BYTES: &str = "c:crop-cache-bytes";
 
+/// A job given back after an outage is left alone this long by the other nodes' rescans
+/// (the node that gave it back retries it with its own backoff).
+const RELEASED_WAIT_US: u64 = 10_000_000;
+
 /// Tries of a batch that met a deadlock or a serialization failure.
 const TRIES: usize = 3;
 
@@ -272,8 +276,8 @@ impl W<'_> {
             Write::ReleaseJob { id } => {
                 self.exec(
                     "UPDATE jobs SET attempts = greatest(attempts - 1, 0), lease_token = NULL, \
-                     lease_until = NULL WHERE item_id = $1 AND lease_token = $2",
-                    &[id, &self.node()],
+                     lease_until = NULL, run_after_us = $3 WHERE item_id = $1 AND lease_token = $2",
+                    &[id, &self.node(), &((now_us() + RELEASED_WAIT_US) as i64)],
                 )
                 .await?;
                 Ok(Outcome::Done)
