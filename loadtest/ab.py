@@ -3,6 +3,8 @@
 the machine's drift falls on both. AB_BINS is "label=path,label=path" (default: this
 tree's release build alone); AB_ROUNDS rounds (default 2). Each server is fresh, on an
 empty data dir; per scenario: ok/s, p99 and the server's peak RSS. Loopback only.
+AB_SECONDS, when set, is every scenario's measured duration (default: 10 s, 15 s for
+upload-images).
 
     AB_BINS="before=/path/darkroom-old,after=target/release/darkroom" python3 loadtest/ab.py
 """
@@ -23,6 +25,15 @@ SCENARIOS = [
 ]
 
 
+def scenarios():
+    seconds = os.environ.get("AB_SECONDS")
+    if not seconds:
+        return SCENARIOS
+    return [(name, scenario, [float(seconds) if i > 0 and flags[i - 1] == "--duration" else f
+                              for i, f in enumerate(flags)])
+            for name, scenario, flags in SCENARIOS]
+
+
 def main():
     spec = os.environ.get("AB_BINS", f"this={perf.BIN / 'darkroom'}")
     bins = [part.split("=", 1) for part in spec.split(",")]
@@ -31,7 +42,7 @@ def main():
         for label, path in bins:
             s = perf.Server(f"ab-{rnd}-{label}", binary=Path(path))
             try:
-                for name, scenario, flags in SCENARIOS:
+                for name, scenario, flags in scenarios():
                     res = perf.loadtest(f"ab-{rnd}-{label}-{scenario}", s.url, scenario, *flags,
                                         key=s.key, server=s)
                     summary = res["summary"]
