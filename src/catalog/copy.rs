@@ -175,7 +175,7 @@ pub async fn copy(from: &Catalog, to: &PgCatalog) -> Result<CopyReport> {
             to,
             &tx,
             "INSERT INTO api_keys (id, record) \
-             SELECT id, r::jsonb FROM unnest($1::text[], $2::text[]) AS u(id, r)",
+             SELECT id, r FROM unnest($1::text[], $2::text[]) AS u(id, r)",
             &[&ids, &records],
         )
         .await?;
@@ -213,7 +213,7 @@ pub async fn copy(from: &Catalog, to: &PgCatalog) -> Result<CopyReport> {
             to,
             &tx,
             "INSERT INTO presigns (key, record, expires_us) \
-             SELECT k, r::jsonb, e FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(k, r, e)",
+             SELECT k, r, e FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(k, r, e)",
             &[&keys, &records, &expires],
         )
         .await?;
@@ -311,7 +311,7 @@ pub async fn copy(from: &Catalog, to: &PgCatalog) -> Result<CopyReport> {
     for id in &samples {
         let ours = from.get(id)?.map(|r| serde_json::to_value(&r).ok());
         let row = tx
-            .query_opt("SELECT record::text FROM media WHERE id = $1", &[id])
+            .query_opt("SELECT record FROM media WHERE id = $1", &[id])
             .await
             .map_err(fail)?;
         let theirs = row

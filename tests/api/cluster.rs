@@ -3,8 +3,9 @@
 //! What one node writes every other reads at once; node 0 runs no jobs
 //! (`processing.run_jobs = false`), so its uploads are processed by the others, its
 //! `?wait=true` answers when they are done, and after a `kill -9` right behind its
-//! acknowledgements nothing is lost; a key revoked on one node fails on every node; nginx
-//! keeps serving past the dead node.
+//! acknowledgements nothing is lost; node 1, killed the same way while it runs jobs,
+//! has them finished by node 2 once its leases run out; a key revoked on one node fails
+//! on every node; nginx keeps serving past the dead nodes.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -340,7 +341,40 @@ async fn three_nodes_share_one_library_one_job_queue_and_one_set_of_keys() {
         }
     }
 
-    // The balancer keeps serving past the dead node; a delete there is read everywhere.
+    // Node 1 runs jobs: killed right after acknowledging uploads, whatever it had claimed
+    // (leased) or queued is finished by node 2 once the leases run out.
+    let mut claimed = Vec::new();
+    for n in 0..4 {
+        let item = upload(
+            &bases[1],
+            &write,
+            "jpeg/colorfulcups_2560x1600_progressive_gps.jpg",
+            &format!("claimed-{n}.jpg"),
+            "",
+        )
+        .await;
+        claimed.push(item["id"].as_str().expect("id").to_owned());
+    }
+    nodes[1].child.kill().expect("kill -9");
+    let _ = nodes[1].child.wait();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    for id in &claimed {
+        loop {
+            let url = format!("{}/api/v1/media/{id}", bases[2]);
+            let got = json_of(send(Method::GET, url, &write, None).await).await;
+            if got["data"]["status"] == "ready" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id} claimed by the dead node was not finished by node 2: {got}\n{}",
+                nodes[2].logs()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    // The balancer keeps serving past the dead nodes; a delete there is read everywhere.
     let late = upload(&lb.base, &write, "jpeg/hopper_128x128.jpg", "late.jpg", "").await;
     let late_path = format!("/api/v1/media/{}", late["id"].as_str().expect("id"));
     let deleted = send(
@@ -351,21 +385,25 @@ async fn three_nodes_share_one_library_one_job_queue_and_one_set_of_keys() {
     )
     .await;
     assert!(deleted.status().is_success(), "{}", deleted.status());
-    for base in &bases[1..] {
-        let gone = send(Method::GET, format!("{base}{late_path}"), &write, None).await;
-        assert_eq!(gone.status(), StatusCode::NOT_FOUND, "{base}");
-    }
+    let gone = send(
+        Method::GET,
+        format!("{}{late_path}", bases[2]),
+        &write,
+        None,
+    )
+    .await;
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND, "read on node 2");
     let listed = send(
         Method::GET,
-        format!("{}/api/v1/media", bases[1]),
+        format!("{}/api/v1/media", bases[2]),
         &write,
         None,
     )
     .await;
     let listed = json_of(listed).await;
-    assert_eq!(listed["total"], 1 + 1 + 3 + 4, "{listed}");
+    assert_eq!(listed["total"], 1 + 1 + 3 + 4 + 4, "{listed}");
     drop(lb);
-    for node in &mut nodes[1..] {
+    for node in &mut nodes[2..] {
         let _ = node.child.kill();
         let _ = node.child.wait();
     }

@@ -33,6 +33,9 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
 /// How often the pool looks in the catalog for jobs it was never handed (committed while
 /// it was restarting).
 const RESCAN_EVERY: Duration = Duration::from_secs(10);
+/// The same with N nodes (PostgreSQL): jobs queued on a busy node are claimed by idle
+/// ones, so they look often (one indexed query).
+const CLUSTER_RESCAN_EVERY: Duration = Duration::from_secs(2);
 
 pub struct ProcessingPool;
 
@@ -111,7 +114,12 @@ impl Actor for ProcessingPool {
         state.enqueue(pending);
         state.dispatch(&myself);
         // Ends by itself when this instance stops.
-        myself.send_interval(RESCAN_EVERY, || ProcessingMsg::Rescan);
+        let every = if state.args.catalog.is_single_node() {
+            RESCAN_EVERY
+        } else {
+            CLUSTER_RESCAN_EVERY
+        };
+        myself.send_interval(every, || ProcessingMsg::Rescan);
         Ok(state)
     }
 

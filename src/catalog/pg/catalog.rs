@@ -11,8 +11,9 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::{Pg, PgError, PgOptions, migrate};
-use crate::catalog::index::{count_key, push_tail};
+use crate::catalog::index::{count_key, id_of, push_tail};
 use crate::catalog::read::confirm_rule;
+use crate::catalog::search::{self, memo};
 use crate::catalog::{CatalogError, JobEvent, keys, presets};
 use crate::model::{
     ApiKeyRecord, FolderPath, ID_LEN, Kind, ListQuery, MediaRecord, Page, Presets, PresignRecord,
@@ -58,6 +59,8 @@ pub struct PgCatalog {
     /// Rows in `jobs` across the cluster, as last counted (and moved by this node's own
     /// commits meanwhile).
     pub(super) jobs: AtomicU64,
+    /// Recent search answers, valid at the search generation they were made at.
+    memo: memo::Memo<tokio::sync::Mutex<Option<memo::Answer>>>,
     /// Test-only: commits wait while this is held for writing (see `hold_writes`).
     #[cfg(test)]
     pub(super) gate: Arc<tokio::sync::RwLock<()>>,
@@ -74,6 +77,7 @@ impl PgCatalog {
             node,
             lease,
             jobs: AtomicU64::new(0),
+            memo: Default::default(),
             #[cfg(test)]
             gate: Arc::default(),
         };
@@ -143,7 +147,7 @@ impl PgCatalog {
         }
         tx.execute(
             "INSERT INTO media (id, record, folder, kind, created_us, size, name_key, alt_key, \
-             search) SELECT id, r::jsonb, f, k, c, s, n, a, t FROM unnest($1::text[], \
+             search) SELECT id, r, f, k, c, s, n, a, t FROM unnest($1::text[], \
              $2::text[], $3::text[], $4::smallint[], $5::bigint[], $6::bigint[], $7::text[], \
              $8::text[], $9::text[]) AS u(id, r, f, k, c, s, n, a, t)",
             &[
@@ -164,7 +168,7 @@ impl PgCatalog {
 
     pub async fn get(&self, id: &str) -> Result<Option<MediaRecord>> {
         let row = self
-            .row("SELECT record::text FROM media WHERE id = $1", &[&id])
+            .row("SELECT record FROM media WHERE id = $1", &[&id])
             .await?;
         row.map(|r| decode(r.get(0))).transpose()
     }
@@ -179,7 +183,7 @@ impl PgCatalog {
             return Ok(None);
         };
         let row = self
-            .row("SELECT record::text FROM api_keys WHERE id = $1", &[&id])
+            .row("SELECT record FROM api_keys WHERE id = $1", &[&id])
             .await?;
         let Some(record) = row.map(|r| decode::<ApiKeyRecord>(r.get(0))).transpose()? else {
             return Ok(None);
@@ -188,7 +192,7 @@ impl PgCatalog {
     }
 
     pub async fn list_keys(&self) -> Result<Vec<ApiKeyRecord>> {
-        let rows = self.rows("SELECT record::text FROM api_keys", &[]).await?;
+        let rows = self.rows("SELECT record FROM api_keys", &[]).await?;
         let mut keys = rows
             .iter()
             .map(|r| decode(r.get(0)))
@@ -218,7 +222,7 @@ impl PgCatalog {
 
     pub async fn presign_to_confirm(&self, key: &str, now_us: u64) -> Result<PresignRecord> {
         let presign = self
-            .row("SELECT record::text FROM presigns WHERE key = $1", &[&key])
+            .row("SELECT record FROM presigns WHERE key = $1", &[&key])
             .await?
             .map(|r| decode(r.get(0)))
             .transpose()?;
@@ -256,7 +260,7 @@ impl PgCatalog {
     pub async fn expired_presigns(&self, now_us: u64) -> Result<Vec<(String, PresignRecord)>> {
         let rows = self
             .rows(
-                "SELECT key, record::text FROM presigns WHERE expires_us < $1 ORDER BY key",
+                "SELECT key, record FROM presigns WHERE expires_us < $1 ORDER BY key",
                 &[&(now_us as i64)],
             )
             .await?;
@@ -277,7 +281,7 @@ impl PgCatalog {
             .rows(
                 "SELECT item_id FROM jobs WHERE lease_token = $1 OR ((lease_token IS NULL \
                  OR lease_until < clock_timestamp()) AND run_after_us <= $2) \
-                 ORDER BY queued_us LIMIT 10000",
+                 ORDER BY queued_us LIMIT 1000",
                 &[&self.node, &(now_us() as i64)],
             )
             .await?;
@@ -328,11 +332,10 @@ impl PgCatalog {
                 continue;
             }
             let stem = key_stem(&key);
-            let pattern = format!("{}%", like_escape(stem));
             let rows = self
                 .rows(
-                    "SELECT key FROM files WHERE key LIKE $1 ORDER BY key LIMIT 64",
-                    &[&pattern],
+                    "SELECT key FROM files WHERE key >= $1 AND key < $2 ORDER BY key LIMIT 64",
+                    &[&stem, &prefix_end(stem)],
                 )
                 .await?;
             if rows.iter().any(|r| key_stem(r.get::<_, &str>(0)) == stem) {
@@ -357,7 +360,7 @@ impl PgCatalog {
         loop {
             let rows = self
                 .rows(
-                    "SELECT id, record::text FROM media WHERE id > $1 ORDER BY id LIMIT 1000",
+                    "SELECT id, record FROM media WHERE id > $1 ORDER BY id LIMIT 1000",
                     &[&after],
                 )
                 .await?;
@@ -496,8 +499,86 @@ impl PgCatalog {
 
     /// One page in the requested order with the exact total: a keyset query on the
     /// listing indexes, or with a search, a `LIKE` on the folded texts (served by the
-    /// trigram index) and its count.
+    /// trigram index) and its count. A search's first `TOP` positions and total are
+    /// remembered until a commit changes what search finds (the `search_generation` in
+    /// `meta`, bumped in the same commit), as redb does: identical searches wait for the
+    /// first one and later pages within those positions are slices of it.
     pub async fn list(&self, q: &ListQuery) -> Result<Page> {
+        match &q.search {
+            Some(needle) if q.cursor.is_some() || q.offset.saturating_add(q.limit) <= memo::TOP => {
+                self.search(q, needle).await
+            }
+            _ => self.walk(q, true).await.map(|(page, _)| page),
+        }
+    }
+
+    async fn search(&self, q: &ListQuery, needle: &str) -> Result<Page> {
+        let row = self
+            .row(
+                "SELECT value FROM meta WHERE key = 'search_generation'",
+                &[],
+            )
+            .await?;
+        let generation = row.map_or(0, |r| r.get::<_, i64>(0)) as u64;
+        let slot = self.memo.slot(memo::Key::of(q, needle));
+        let mut held = slot.lock().await;
+        if let Some(answer) = held.as_ref().filter(|a| a.generation == generation) {
+            return match answer.page(q) {
+                Some(hit) => self.page_of(hit).await,
+                None => self.walk(q, true).await.map(|(page, _)| page),
+            };
+        }
+        let first = ListQuery {
+            offset: 0,
+            limit: memo::TOP,
+            cursor: None,
+            ..q.clone()
+        };
+        let (top, positions) = self.walk(&first, false).await?;
+        let answer = memo::Answer {
+            generation,
+            total: top.total,
+            complete: top.next.is_none(),
+            positions,
+        };
+        let hit = answer.page(q);
+        *held = Some(answer);
+        drop(held);
+        match hit {
+            Some(hit) => self.page_of(hit).await,
+            None => self.walk(q, true).await.map(|(page, _)| page),
+        }
+    }
+
+    /// The records at a search answer's positions, in its order.
+    async fn page_of(&self, hit: search::Hit) -> Result<Page> {
+        let ids: Vec<&str> = hit.keys.iter().filter_map(|k| id_of(k)).collect();
+        let rows = self
+            .rows("SELECT id, record FROM media WHERE id = ANY($1)", &[&ids])
+            .await?;
+        let mut by_id: std::collections::HashMap<&str, &str> =
+            rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        // A record deleted since the answer was made (a commit racing this read) is left
+        // out; the next request sees the new generation.
+        let items = ids
+            .iter()
+            .filter_map(|id| by_id.remove(id))
+            .map(decode)
+            .collect::<Result<Vec<MediaRecord>>>()?;
+        Ok(Page {
+            items,
+            total: hit.total,
+            next: if hit.more {
+                hit.keys.last().cloned()
+            } else {
+                None
+            },
+        })
+    }
+
+    /// One page and its total, in one statement (one snapshot); with `records` false the
+    /// records are not read, only the positions (a search answer's first `TOP`).
+    async fn walk(&self, q: &ListQuery, records: bool) -> Result<(Page, Vec<Vec<u8>>)> {
         let column = match q.sort {
             SortField::CreatedAt => "created_us",
             SortField::Filename => "name_key",
@@ -546,8 +627,13 @@ impl PgCatalog {
         let limit = bind(Box::new(q.limit as i64 + 1), &mut params);
         let offset = bind(Box::new(q.offset as i64), &mut params);
         // One statement, so the page and its total are one snapshot.
+        let record = if records {
+            "record"
+        } else {
+            "NULL::text AS record"
+        };
         let sql = format!(
-            "WITH page AS (SELECT record::text AS record, id, created_us, size, name_key \
+            "WITH page AS (SELECT {record}, id, created_us, size, name_key \
              FROM media {} ORDER BY {column} {order}, id {order} LIMIT {limit} OFFSET {offset}) \
              SELECT t.total, p.record, p.id, p.created_us, p.size, p.name_key \
              FROM ({total}) AS t (total) LEFT JOIN page p ON true \
@@ -566,9 +652,11 @@ impl PgCatalog {
             .collect();
         let more = listed.len() > q.limit;
         let mut items = Vec::with_capacity(listed.len().min(q.limit));
-        let mut next = None;
+        let mut positions = Vec::new();
         for row in listed.into_iter().take(q.limit) {
-            items.push(decode(row.get(1))?);
+            if records {
+                items.push(decode(row.get(1))?);
+            }
             let mut tail = Vec::new();
             push_tail(
                 &mut tail,
@@ -578,13 +666,10 @@ impl PgCatalog {
                 row.get::<_, &str>(5),
                 row.get::<_, &str>(2),
             );
-            next = Some(tail);
+            positions.push(tail);
         }
-        Ok(Page {
-            items,
-            total,
-            next: if more { next } else { None },
-        })
+        let next = positions.last().cloned().filter(|_| more);
+        Ok((Page { items, total, next }, positions))
     }
 }
 
@@ -614,6 +699,19 @@ fn position(sort: SortField, tail: &[u8]) -> Result<(Box<dyn ToSql + Sync + Send
         }
     };
     Ok((value, id))
+}
+
+/// The first string after every string that starts with `prefix` (byte order: the
+/// columns are `COLLATE "C"`), for a range that a generic plan can take from an index.
+pub(super) fn prefix_end(prefix: &str) -> String {
+    let mut end = prefix.to_owned();
+    while let Some(last) = end.pop() {
+        if let Some(next) = char::from_u32(last as u32 + 1) {
+            end.push(next);
+            return end;
+        }
+    }
+    "\u{10FFFF}".to_owned() // unreachable for the prefixes used here
 }
 
 /// `s` matched literally by `LIKE` (its default escape character is `\`).

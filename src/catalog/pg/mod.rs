@@ -107,8 +107,13 @@ impl Pg {
         // A node that stops in the middle of a transaction (frozen, cut off) must not hold
         // its row locks for long: the server ends such a session after three deadlines.
         let timeout_ms = options.query_timeout.as_millis();
+        // Generic plans: every statement is prepared once per connection, and planning a
+        // 24-item page afresh each time cost more than running it (0.2 ms against 0.06 ms
+        // at 1M items); the statements are written so that their generic plans use the
+        // indexes (ranges, not `LIKE 'prefix%'`, for prefixes).
         let ours = format!(
-            "-c statement_timeout={timeout_ms} -c idle_in_transaction_session_timeout={}",
+            "-c statement_timeout={timeout_ms} -c idle_in_transaction_session_timeout={} \
+             -c plan_cache_mode=force_generic_plan",
             3 * timeout_ms
         );
         let server_options = match config.get_options() {

@@ -43,6 +43,8 @@ struct Effects {
     counts: BTreeMap<String, i64>,
     jobs_delta: i64,
     queued: Vec<String>,
+    /// An item was added, changed or removed: remembered search answers are stale.
+    searched: bool,
 }
 
 impl Effects {
@@ -51,6 +53,7 @@ impl Effects {
             *self.counts.entry(scope).or_insert(0) += delta;
         }
         self.jobs_delta += other.jobs_delta;
+        self.searched |= other.searched;
     }
 }
 
@@ -133,6 +136,17 @@ impl PgCatalog {
                     .map_err(fail)?;
                 tx.execute(&statement, &[scope]).await.map_err(fail)?;
             }
+        }
+        if batch.searched {
+            // In the same commit, after the counters (the same order in every batch).
+            let statement = tx
+                .prepare_cached(
+                    "INSERT INTO meta (key, value) VALUES ('search_generation', 1) \
+                     ON CONFLICT (key) DO UPDATE SET value = meta.value + 1",
+                )
+                .await
+                .map_err(fail)?;
+            tx.execute(&statement, &[]).await.map_err(fail)?;
         }
         tx.commit().await.map_err(fail)?;
         if batch.jobs_delta >= 0 {
@@ -322,10 +336,7 @@ impl W<'_> {
     /// The item's record, its row locked until the batch commits.
     async fn get(&self, id: &str) -> Done<Option<MediaRecord>> {
         let row = self
-            .row(
-                "SELECT record::text FROM media WHERE id = $1 FOR UPDATE",
-                &[&id],
-            )
+            .row("SELECT record FROM media WHERE id = $1 FOR UPDATE", &[&id])
             .await?;
         Ok(row.map(|r| decode(r.get(0))).transpose()?)
     }
@@ -342,7 +353,7 @@ impl W<'_> {
         let c = Columns::of(r);
         self.exec(
             "INSERT INTO media (id, record, folder, kind, created_us, size, name_key, alt_key, \
-             search) VALUES ($1, $2::text::jsonb, $3, $4, $5, $6, $7, $8, $9)",
+             search) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             &[
                 &r.id,
                 &encode(r),
@@ -358,6 +369,7 @@ impl W<'_> {
         .await?;
         self.claim_files(&r.storage_keys(), &r.id).await?;
         self.bump(&scopes(&r.folder, r.kind()), 1);
+        self.fx.searched = true;
         Ok(())
     }
 
@@ -366,7 +378,7 @@ impl W<'_> {
     async fn rewrite(&mut self, old: &MediaRecord, new: &MediaRecord) -> Done<()> {
         let c = Columns::of(new);
         self.exec(
-            "UPDATE media SET record = $2::text::jsonb, folder = $3, kind = $4, created_us = $5, \
+            "UPDATE media SET record = $2, folder = $3, kind = $4, created_us = $5, \
              size = $6, name_key = $7, alt_key = $8, search = $9 WHERE id = $1",
             &[
                 &new.id,
@@ -383,6 +395,7 @@ impl W<'_> {
         .await?;
         self.bump(&scopes(&old.folder, old.kind()), -1);
         self.bump(&scopes(&new.folder, new.kind()), 1);
+        self.fx.searched = true;
         let kept = new.storage_keys();
         let gone: Vec<String> = old
             .storage_keys()
@@ -396,7 +409,7 @@ impl W<'_> {
     /// Only the record (processing state): sort columns and counters are unchanged.
     async fn put_media(&self, r: &MediaRecord) -> Done<()> {
         self.exec(
-            "UPDATE media SET record = $2::text::jsonb WHERE id = $1",
+            "UPDATE media SET record = $2 WHERE id = $1",
             &[&r.id, &encode(r)],
         )
         .await
@@ -469,6 +482,7 @@ impl W<'_> {
         let kind = Kind::from_tag(row.get::<_, i16>(1) as u8)
             .ok_or_else(|| CatalogError::Corrupt(format!("{id}: kind")))?;
         self.bump(&scopes(&folder, kind), -1);
+        self.fx.searched = true;
         self.drop_item_crops(id).await?;
         if self.remove_job(id).await? {
             self.job_ended(id).await?; // its waiters answer now: the item is gone
@@ -552,14 +566,15 @@ impl W<'_> {
             return Err(CatalogError::RootFolder.into());
         }
         let p = path.as_str();
-        let under = format!("{}/%", super::catalog::like_escape(p));
+        // Subfolders: paths from "p/" up to (not including) "p0" ('0' follows '/').
+        let (from, to) = (format!("{p}/"), format!("{p}0"));
         let row = self
             .row(
                 "SELECT EXISTS (SELECT 1 FROM folders WHERE path = $1), \
                  EXISTS (SELECT 1 FROM media WHERE folder = $1), \
-                 EXISTS (SELECT 1 FROM folders WHERE path LIKE $2) \
-                 OR EXISTS (SELECT 1 FROM media WHERE folder LIKE $2)",
-                &[&p, &under],
+                 EXISTS (SELECT 1 FROM folders WHERE path >= $2 AND path < $3) \
+                 OR EXISTS (SELECT 1 FROM media WHERE folder >= $2 AND folder < $3)",
+                &[&p, &from, &to],
             )
             .await?
             .ok_or(CatalogError::NotFound("folder"))?;
@@ -579,7 +594,7 @@ impl W<'_> {
     async fn put_key(&self, record: &ApiKeyRecord) -> Done<Outcome> {
         let inserted = self
             .exec(
-                "INSERT INTO api_keys (id, record) VALUES ($1, $2::text::jsonb) \
+                "INSERT INTO api_keys (id, record) VALUES ($1, $2) \
                  ON CONFLICT DO NOTHING",
                 &[&record.id, &encode(record)],
             )
@@ -594,10 +609,7 @@ impl W<'_> {
     /// nodes revoking the last two admin keys at once take turns.
     async fn revoke_key(&self, id: &str) -> Done<Outcome> {
         let rows = self
-            .rows(
-                "SELECT record::text FROM api_keys ORDER BY id FOR UPDATE",
-                &[],
-            )
+            .rows("SELECT record FROM api_keys ORDER BY id FOR UPDATE", &[])
             .await?;
         let keys = rows
             .iter()
@@ -620,7 +632,7 @@ impl W<'_> {
 
     async fn put_presign(&self, key: &str, presign: &PresignRecord) -> Done<()> {
         self.exec(
-            "INSERT INTO presigns (key, record, expires_us) VALUES ($1, $2::text::jsonb, $3) \
+            "INSERT INTO presigns (key, record, expires_us) VALUES ($1, $2, $3) \
              ON CONFLICT (key) DO UPDATE SET record = excluded.record, \
              expires_us = excluded.expires_us",
             &[
@@ -637,7 +649,7 @@ impl W<'_> {
     async fn confirmable(&self, key: &str, now_us: u64) -> Done<PresignRecord> {
         let presign: Option<PresignRecord> = self
             .row(
-                "SELECT record::text FROM presigns WHERE key = $1 FOR UPDATE",
+                "SELECT record FROM presigns WHERE key = $1 FOR UPDATE",
                 &[&key],
             )
             .await?
@@ -673,7 +685,7 @@ impl W<'_> {
     async fn end_confirm(&self, key: &str, token: &str) -> Done<Outcome> {
         let presign: Option<PresignRecord> = self
             .row(
-                "SELECT record::text FROM presigns WHERE key = $1 FOR UPDATE",
+                "SELECT record FROM presigns WHERE key = $1 FOR UPDATE",
                 &[&key],
             )
             .await?

@@ -81,16 +81,25 @@ impl Answer {
     }
 }
 
-pub type Slot = Arc<Mutex<Option<Answer>>>;
+pub type Slot<M = Mutex<Option<Answer>>> = Arc<M>;
 
-#[derive(Default)]
-pub struct Memo {
-    slots: Mutex<HashMap<Key, Slot>>,
+/// `SLOTS` answers, each behind a lock of type `M`: a blocking one on redb (searches run
+/// on the blocking pool), an async one on PostgreSQL (the search awaits its query).
+pub struct Memo<M = Mutex<Option<Answer>>> {
+    slots: Mutex<HashMap<Key, Slot<M>>>,
 }
 
-impl Memo {
+impl<M> Default for Memo<M> {
+    fn default() -> Self {
+        Self {
+            slots: Mutex::default(),
+        }
+    }
+}
+
+impl<M: Default> Memo<M> {
     /// The slot of `key` (made if new; when full, another slot makes room).
-    pub fn slot(&self, key: Key) -> Slot {
+    pub fn slot(&self, key: Key) -> Slot<M> {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(slot) = slots.get(&key) {
             return slot.clone();

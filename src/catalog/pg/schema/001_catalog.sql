@@ -4,12 +4,13 @@
 
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 
--- One row per item: the record as JSON, and the fields listings filter and sort on.
+-- One row per item: the record as JSON text (stored and read back as it is, with no
+-- conversion on either way), and the fields listings filter and sort on.
 -- Keys and ids compare byte by byte (COLLATE "C"), as in redb: the same order on both
 -- catalogs, and no index that a new libc's collation could corrupt.
 CREATE TABLE media (
     id           text PRIMARY KEY COLLATE "C",
-    record       jsonb NOT NULL,
+    record       text NOT NULL,
     folder       text NOT NULL COLLATE "C",
     kind         smallint NOT NULL,          -- model::Kind's tag byte
     created_us   bigint NOT NULL,
@@ -66,7 +67,7 @@ CREATE TABLE pending_deletes (
 -- API keys (only the SHA-256 of each secret).
 CREATE TABLE api_keys (
     id     text PRIMARY KEY COLLATE "C",
-    record jsonb NOT NULL
+    record text NOT NULL
 );
 
 -- Processing jobs, claimed with a lease by whichever node runs them: a free job, or one
@@ -86,7 +87,7 @@ CREATE INDEX jobs_leased ON jobs (lease_until) WHERE lease_token IS NOT NULL;
 -- Presigned uploads until they expire.
 CREATE TABLE presigns (
     key    text PRIMARY KEY COLLATE "C",
-    record jsonb NOT NULL,
+    record text NOT NULL,
     expires_us bigint NOT NULL
 );
 CREATE INDEX presigns_expiry ON presigns (expires_us);
@@ -112,7 +113,9 @@ CREATE TABLE cluster_tasks (
 );
 
 -- Catalog facts, as redb's META: `presets`, the fingerprint of the crop presets the
--- images were last queued for.
+-- images were last queued for; `search_generation`, bumped by every commit that adds,
+-- changes or removes an item (a node's remembered search answers of an older one are
+-- stale).
 CREATE TABLE meta (
     key   text PRIMARY KEY COLLATE "C",
     value bigint NOT NULL
