@@ -84,7 +84,7 @@ impl Nginx {
             .collect();
         let d = dir.path().display();
         let conf = format!(
-            "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+            "master_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
              events {{ worker_connections 256; }}\n\
              http {{\n access_log off;\n client_max_body_size 0;\n\
              client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n\
@@ -97,7 +97,8 @@ impl Nginx {
              proxy_buffering off;\n proxy_next_upstream error timeout;\n }}\n }}\n}}\n"
         );
         std::fs::write(dir.path().join("nginx.conf"), conf).expect("nginx.conf");
-        // Its workers drop to `nobody`: they must be able to enter the directory.
+        // One process (`master_process off`), so killing it leaves no workers behind; it
+        // may drop to `nobody`: it must be able to enter the directory.
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
             .expect("chmod");
