@@ -273,6 +273,15 @@ pub async fn copy(from: &Catalog, to: &PgCatalog) -> Result<CopyReport> {
         let meta = txn.open_table(META)?;
         meta.get("presets")?.map(|v| v.value() as i64)
     };
+    // Nodes that read the database before (it was empty) must not keep their answers.
+    execute(
+        to,
+        &tx,
+        "INSERT INTO meta (key, value) VALUES ('search_generation', 1) \
+         ON CONFLICT (key) DO UPDATE SET value = meta.value + 1",
+        &[],
+    )
+    .await?;
     if let Some(fingerprint) = presets {
         execute(
             to,

@@ -17,7 +17,7 @@ use crate::catalog::search::{self, memo};
 use crate::catalog::{CatalogError, JobEvent, keys, presets};
 use crate::model::{
     ApiKeyRecord, FolderPath, ID_LEN, Kind, ListQuery, MediaRecord, Page, Presets, PresignRecord,
-    SortField, fold, now_us,
+    SortField, fold,
 };
 use crate::storage::key::{is_ondemand_crop, key_stem};
 
@@ -277,12 +277,18 @@ impl PgCatalog {
     /// Jobs this node may run: free ones (not given back by a node moments ago), ones
     /// whose node let the lease run out, and its own, oldest first.
     pub async fn unfinished_jobs(&self) -> Result<Vec<String>> {
+        // Three parts, each served by an index (jobs_free, jobs_leased), not one scan.
         let rows = self
             .rows(
-                "SELECT item_id FROM jobs WHERE lease_token = $1 OR ((lease_token IS NULL \
-                 OR lease_until < clock_timestamp()) AND run_after_us <= $2) \
+                "(SELECT item_id, queued_us FROM jobs WHERE lease_token IS NOT NULL \
+                 AND lease_token = $1) \
+                 UNION ALL (SELECT item_id, queued_us FROM jobs WHERE lease_token IS NOT NULL \
+                 AND lease_until < clock_timestamp() AND lease_token <> $1 LIMIT 1000) \
+                 UNION ALL (SELECT item_id, queued_us FROM jobs WHERE lease_token IS NULL \
+                 AND run_after_us <= (extract(epoch FROM clock_timestamp()) * 1e6)::bigint \
+                 ORDER BY queued_us LIMIT 1000) \
                  ORDER BY queued_us LIMIT 1000",
-                &[&self.node, &(now_us() as i64)],
+                &[&self.node],
             )
             .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
@@ -521,51 +527,70 @@ impl PgCatalog {
             .await?;
         let generation = row.map_or(0, |r| r.get::<_, i64>(0)) as u64;
         let slot = self.memo.slot(memo::Key::of(q, needle));
+        // Held while the answer is computed (identical searches wait for it, as on redb),
+        // never while a page is read from it.
         let mut held = slot.lock().await;
-        if let Some(answer) = held.as_ref().filter(|a| a.generation == generation) {
-            return match answer.page(q) {
-                Some(hit) => self.page_of(hit).await,
-                None => self.walk(q, true).await.map(|(page, _)| page),
-            };
-        }
-        let first = ListQuery {
-            offset: 0,
-            limit: memo::TOP,
-            cursor: None,
-            ..q.clone()
+        let hit = match held.as_ref().filter(|a| a.generation == generation) {
+            Some(answer) => answer.page(q),
+            None => {
+                let first = ListQuery {
+                    offset: 0,
+                    limit: memo::TOP,
+                    cursor: None,
+                    ..q.clone()
+                };
+                let (top, positions) = self.walk(&first, false).await?;
+                let answer = memo::Answer {
+                    generation,
+                    total: top.total,
+                    complete: top.next.is_none(),
+                    positions,
+                };
+                let hit = answer.page(q);
+                *held = Some(answer);
+                hit
+            }
         };
-        let (top, positions) = self.walk(&first, false).await?;
-        let answer = memo::Answer {
-            generation,
-            total: top.total,
-            complete: top.next.is_none(),
-            positions,
-        };
-        let hit = answer.page(q);
-        *held = Some(answer);
         drop(held);
-        match hit {
-            Some(hit) => self.page_of(hit).await,
-            None => self.walk(q, true).await.map(|(page, _)| page),
+        if let Some(hit) = hit
+            && let Some(page) = self.page_of(&hit, generation).await?
+        {
+            return Ok(page);
         }
+        // Past what the answer holds, or the items changed meanwhile: the page afresh.
+        self.walk(q, true).await.map(|(page, _)| page)
     }
 
-    /// The records at a search answer's positions, in its order.
-    async fn page_of(&self, hit: search::Hit) -> Result<Page> {
+    /// The records at a search answer's positions, in its order, read in one statement
+    /// with the search generation: `None` when a commit changed what search finds since
+    /// the answer was made (its positions may no longer match).
+    async fn page_of(&self, hit: &search::Hit, generation: u64) -> Result<Option<Page>> {
         let ids: Vec<&str> = hit.keys.iter().filter_map(|k| id_of(k)).collect();
         let rows = self
-            .rows("SELECT id, record FROM media WHERE id = ANY($1)", &[&ids])
+            .rows(
+                "SELECT g.value, m.id, m.record \
+                 FROM (SELECT coalesce((SELECT value FROM meta WHERE key = 'search_generation'), 0)) \
+                 AS g (value) LEFT JOIN media m ON m.id = ANY($1)",
+                &[&ids],
+            )
             .await?;
-        let mut by_id: std::collections::HashMap<&str, &str> =
-            rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-        // A record deleted since the answer was made (a commit racing this read) is left
-        // out; the next request sees the new generation.
-        let items = ids
+        let now = rows.first().map_or(0, |r| r.get::<_, i64>(0)) as u64;
+        if now != generation {
+            return Ok(None);
+        }
+        let mut by_id: std::collections::HashMap<&str, &str> = rows
             .iter()
-            .filter_map(|id| by_id.remove(id))
-            .map(decode)
-            .collect::<Result<Vec<MediaRecord>>>()?;
-        Ok(Page {
+            .filter_map(|r| Some((r.get::<_, Option<&str>>(1)?, r.get::<_, Option<&str>>(2)?)))
+            .collect();
+        let mut items = Vec::with_capacity(ids.len());
+        for id in &ids {
+            // The generation is unchanged, so every position is still an item.
+            let record = by_id
+                .remove(id)
+                .ok_or_else(|| CatalogError::Corrupt(format!("{id} in a search answer only")))?;
+            items.push(decode(record)?);
+        }
+        Ok(Some(Page {
             items,
             total: hit.total,
             next: if hit.more {
@@ -573,7 +598,7 @@ impl PgCatalog {
             } else {
                 None
             },
-        })
+        }))
     }
 
     /// One page and its total, in one statement (one snapshot); with `records` false the

@@ -290,8 +290,10 @@ impl W<'_> {
             Write::ReleaseJob { id } => {
                 self.exec(
                     "UPDATE jobs SET attempts = greatest(attempts - 1, 0), lease_token = NULL, \
-                     lease_until = NULL, run_after_us = $3 WHERE item_id = $1 AND lease_token = $2",
-                    &[id, &self.node(), &((now_us() + RELEASED_WAIT_US) as i64)],
+                     lease_until = NULL, run_after_us = \
+                     (extract(epoch FROM clock_timestamp()) * 1e6)::bigint + $3 \
+                     WHERE item_id = $1 AND lease_token = $2",
+                    &[id, &self.node(), &(RELEASED_WAIT_US as i64)],
                 )
                 .await?;
                 Ok(Outcome::Done)
