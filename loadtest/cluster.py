@@ -16,7 +16,9 @@ A: one node, redb against PostgreSQL (local storage, same binary), alternated re
    of warm-up; ok/s, p99, the server's peak RSS.
 B: one node (taskset -c 0) against two (taskset -c 0 / -c 1), processing.threads = 1, on a
    PostgreSQL catalog and the S3 store, behind nginx (round robin, no request buffering);
-   upload-images c8 for B_SECONDS (default 30) through nginx, alternated one two one two.
+   upload-images c8 for B_SECONDS (default 30) through nginx, alternated one two one two
+   (B_TARGET=first: every upload to the first node instead, so the second must claim
+   the first's jobs).
    Images made ready: each node's darkroom_processing_jobs_total{outcome="ready"} scraped
    every second straight from the node (not through nginx), the rate taken over the
    measured window; plus the ready / unfinished counts in the database at the end.
@@ -236,7 +238,9 @@ def run_b(nodes_n, rnd, secs):
             n.reset_peak()
         cpu0 = cpu_by_process()
         started = time.time()
-        res = loadtest(f"cluster-b-{rnd}-{nodes_n}n", nginx.url, "upload-images", "-c", 8,
+        # B_TARGET=first: every upload to node 0, so the others must claim its jobs.
+        target = nodes[0].url if os.environ.get("B_TARGET") == "first" else nginx.url
+        res = loadtest(f"cluster-b-{rnd}-{nodes_n}n", target, "upload-images", "-c", 8,
                        "--duration", secs, "--warmup", 2, key=nodes[0].key)
         ended = time.time()
         cpu1 = cpu_by_process()
