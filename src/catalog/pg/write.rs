@@ -19,11 +19,13 @@ use tokio_postgres::types::ToSql;
 
 use super::catalog::{Columns, PgCatalog, Result, decode, encode, scopes, unavailable};
 use crate::catalog::read::confirm_rule;
-use crate::catalog::write::skipped_crop_keys;
+use crate::catalog::write::{
+    dropped_crops, out_of_attempts, skipped_crop_keys, unrecordable, with_result,
+};
 use crate::catalog::{CacheCrop, CatalogError, CropCached, JobOutcome, Outcome, Write};
 use crate::model::{
     ApiKeyRecord, ConfirmLease, FolderPath, JobResult, Kind, MediaPatch, MediaRecord,
-    PresignRecord, Processing, Scope, Status, now_us,
+    PresignRecord, Scope, Status, now_us,
 };
 
 /// `counts` scope of the bytes the cached crops take (as on redb).
@@ -352,21 +354,10 @@ impl W<'_> {
     }
 
     async fn insert_record(&mut self, r: &MediaRecord) -> Done<()> {
-        let c = Columns::of(r);
-        self.exec(
+        self.put_row(
             "INSERT INTO media (id, record, folder, kind, created_us, size, name_key, alt_key, \
              search) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            &[
-                &r.id,
-                &encode(r),
-                &c.folder,
-                &c.kind,
-                &c.created_us,
-                &c.size,
-                &c.name_key,
-                &c.alt_key,
-                &c.search,
-            ],
+            r,
         )
         .await?;
         self.claim_files(&r.storage_keys(), &r.id).await?;
@@ -378,21 +369,10 @@ impl W<'_> {
     /// Rewrites item `old` as `new` (`remove_record` then `insert_record` on redb): its
     /// row, its counters if it moved, its files (the old ones it no longer names go).
     async fn rewrite(&mut self, old: &MediaRecord, new: &MediaRecord) -> Done<()> {
-        let c = Columns::of(new);
-        self.exec(
+        self.put_row(
             "UPDATE media SET record = $2, folder = $3, kind = $4, created_us = $5, \
              size = $6, name_key = $7, alt_key = $8, search = $9 WHERE id = $1",
-            &[
-                &new.id,
-                &encode(new),
-                &c.folder,
-                &c.kind,
-                &c.created_us,
-                &c.size,
-                &c.name_key,
-                &c.alt_key,
-                &c.search,
-            ],
+            new,
         )
         .await?;
         self.bump(&scopes(&old.folder, old.kind()), -1);
@@ -406,6 +386,28 @@ impl W<'_> {
             .collect();
         self.release_files(&gone).await?;
         self.claim_files(&kept, &new.id).await
+    }
+
+    /// Runs `sql` (an insert or an update of a media row) with the record's columns as
+    /// $1-$9: id, record, folder, kind, created, size, name, alt, search text.
+    async fn put_row(&self, sql: &str, r: &MediaRecord) -> Done<()> {
+        let c = Columns::of(r);
+        self.exec(
+            sql,
+            &[
+                &r.id,
+                &encode(r),
+                &c.folder,
+                &c.kind,
+                &c.created_us,
+                &c.size,
+                &c.name_key,
+                &c.alt_key,
+                &c.search,
+            ],
+        )
+        .await
+        .map(drop)
     }
 
     /// Only the record (processing state): sort columns and counters are unchanged.
@@ -647,16 +649,20 @@ impl W<'_> {
         .map(drop)
     }
 
-    /// The presign of `key` (its row locked) if it may be confirmed at `now_us`.
-    async fn confirmable(&self, key: &str, now_us: u64) -> Done<PresignRecord> {
-        let presign: Option<PresignRecord> = self
+    /// The presign of `key`, if any, its row locked until the batch commits.
+    async fn locked_presign(&self, key: &str) -> Done<Option<PresignRecord>> {
+        let row = self
             .row(
                 "SELECT record FROM presigns WHERE key = $1 FOR UPDATE",
                 &[&key],
             )
-            .await?
-            .map(|r| decode(r.get(0)))
-            .transpose()?;
+            .await?;
+        Ok(row.map(|r| decode(r.get(0))).transpose()?)
+    }
+
+    /// The presign of `key` (its row locked) if it may be confirmed at `now_us`.
+    async fn confirmable(&self, key: &str, now_us: u64) -> Done<PresignRecord> {
+        let presign = self.locked_presign(key).await?;
         let recorded = presign.is_none()
             && self
                 .row("SELECT 1 FROM files WHERE key = $1", &[&key])
@@ -685,14 +691,7 @@ impl W<'_> {
     }
 
     async fn end_confirm(&self, key: &str, token: &str) -> Done<Outcome> {
-        let presign: Option<PresignRecord> = self
-            .row(
-                "SELECT record FROM presigns WHERE key = $1 FOR UPDATE",
-                &[&key],
-            )
-            .await?
-            .map(|r| decode(r.get(0)))
-            .transpose()?;
+        let presign = self.locked_presign(key).await?;
         if let Some(mut presign) =
             presign.filter(|p| p.confirming.as_ref().is_some_and(|l| l.token == token))
         {
@@ -797,19 +796,7 @@ impl W<'_> {
         }
         let attempts = attempts.max(0) as u32;
         if attempts >= max_attempts {
-            let reason = format!(
-                "processing was interrupted {attempts} times (the server stopped or a \
-                 dependency failed each time); not retried"
-            );
-            let (source, crop_version) = self
-                .get(id)
-                .await?
-                .map(|r| (r.storage_key, r.crop_version))
-                .unwrap_or_default();
-            let failed = JobResult::Failed {
-                reason,
-                crop_version,
-            };
+            let (failed, source) = out_of_attempts(attempts, self.get(id).await?);
             self.finish_job(id, &failed, &source).await?;
             return Ok(Outcome::JobSkipped);
         }
@@ -827,14 +814,8 @@ impl W<'_> {
     /// once the lease ran out) removes the job.
     async fn finish_job(&mut self, id: &str, result: &JobResult, source: &str) -> Done<Outcome> {
         let current = self.get(id).await?;
-        if current.as_ref().is_some_and(|r| r.storage_key != source) {
-            return Ok(Outcome::Job(JobOutcome::Superseded));
-        }
-        if current
-            .as_ref()
-            .is_some_and(|r| r.crop_version != result.crop_version())
-        {
-            return Ok(Outcome::Job(JobOutcome::Stale));
+        if let Some(outcome) = unrecordable(current.as_ref(), result, source) {
+            return Ok(Outcome::Job(outcome));
         }
         let removed = self
             .exec(
@@ -856,24 +837,10 @@ impl W<'_> {
         if !had_job || !old.is_processing() {
             return Ok(Outcome::Job(JobOutcome::AlreadyDone));
         }
-        let mut new = old.clone();
-        new.processing = Some(match (result, &old.processing) {
-            (JobResult::Failed { reason, .. }, Some(had)) if had.was_made() => Processing {
-                status: Status::Ready,
-                crops: Vec::new(),
-                error: Some(format!("the crops could not be made again: {reason}")),
-                ..had.clone()
-            },
-            (result, _) => result.clone().into_processing(),
-        });
+        let new = with_result(&old, result);
         self.put_media(&new).await?;
         self.claim_files(&new.storage_keys(), id).await?;
-        let kept = new.crop_keys();
-        let dropped: Vec<String> = old
-            .crop_keys()
-            .into_iter()
-            .filter(|k| !kept.contains(k))
-            .collect();
+        let dropped = dropped_crops(&old, &new);
         self.release_files(&dropped).await?;
         self.queue_deletes(&dropped).await?;
         let skipped = skipped_crop_keys(&new);

@@ -43,15 +43,8 @@ impl Tables<'_> {
         source: &str,
     ) -> Result<Outcome> {
         let current = self.get(id)?;
-        if current.as_ref().is_some_and(|r| r.storage_key != source) {
-            // The file was replaced while the job ran: its job stays, for the new file.
-            return Ok(Outcome::Job(JobOutcome::Superseded));
-        }
-        if current
-            .as_ref()
-            .is_some_and(|r| r.crop_version != result.crop_version())
-        {
-            return Ok(Outcome::Job(JobOutcome::Stale)); // the job stays, to run again
+        if let Some(outcome) = unrecordable(current.as_ref(), result, source) {
+            return Ok(Outcome::Job(outcome)); // the job stays, for the new file or focus
         }
         let had_job = self.remove_job(id)?;
         let Some(old) = current else {
@@ -60,30 +53,13 @@ impl Tables<'_> {
         if !had_job || !old.is_processing() {
             return Ok(Outcome::Job(JobOutcome::AlreadyDone));
         }
-        let mut new = old.clone();
-        new.processing = Some(match (result, &old.processing) {
-            // A re-run for crops that failed (its original unreadable, say): the item keeps
-            // its variants and placeholders, and stays usable; the error says what failed.
-            (JobResult::Failed { reason, .. }, Some(had)) if had.was_made() => Processing {
-                status: Status::Ready,
-                crops: Vec::new(),
-                error: Some(format!("the crops could not be made again: {reason}")),
-                ..had.clone()
-            },
-            (result, _) => result.clone().into_processing(),
-        });
+        let new = with_result(&old, result);
         // Sort keys and counts do not depend on processing: only the record and its files.
         self.put_media(&new)?;
         for key in new.storage_keys() {
             self.claim_file(&key, id)?;
         }
-        // Crops of presets no longer configured (a re-run after a config change) go.
-        let kept = new.crop_keys();
-        let dropped: Vec<String> = old
-            .crop_keys()
-            .into_iter()
-            .filter(|k| !kept.contains(k))
-            .collect();
+        let dropped = dropped_crops(&old, &new);
         for key in &dropped {
             self.release_file(key)?;
         }
@@ -106,18 +82,7 @@ impl Tables<'_> {
             return Ok(Outcome::JobSkipped);
         };
         if attempts >= max_attempts {
-            let reason = format!(
-                "processing was interrupted {attempts} times (the server stopped or a \
-                 dependency failed each time); not retried"
-            );
-            let current = self.get(id)?;
-            let (source, crop_version) = current
-                .map(|r| (r.storage_key, r.crop_version))
-                .unwrap_or_default();
-            let failed = JobResult::Failed {
-                reason,
-                crop_version,
-            };
+            let (failed, source) = out_of_attempts(attempts, self.get(id)?);
             self.finish_job(id, &failed, &source)?;
             return Ok(Outcome::JobSkipped);
         }
@@ -141,6 +106,71 @@ impl Tables<'_> {
         }
         Ok(had)
     }
+}
+
+/// Why a job's result may not be recorded on its item as it is now (`current`), if it
+/// may not: the file was replaced while the job ran (`source` is the original it
+/// processed), or the focal point moved. Either way the job stays, to run again.
+pub(in crate::catalog) fn unrecordable(
+    current: Option<&MediaRecord>,
+    result: &JobResult,
+    source: &str,
+) -> Option<JobOutcome> {
+    let current = current?;
+    if current.storage_key != source {
+        Some(JobOutcome::Superseded)
+    } else if current.crop_version != result.crop_version() {
+        Some(JobOutcome::Stale)
+    } else {
+        None
+    }
+}
+
+/// Item `old` with a job's result recorded. A re-run for crops that failed (its original
+/// unreadable, say) keeps the variants and placeholders it had, and the item stays
+/// usable; the error says what failed.
+pub(in crate::catalog) fn with_result(old: &MediaRecord, result: &JobResult) -> MediaRecord {
+    let mut new = old.clone();
+    new.processing = Some(match (result, &old.processing) {
+        (JobResult::Failed { reason, .. }, Some(had)) if had.was_made() => Processing {
+            status: Status::Ready,
+            crops: Vec::new(),
+            error: Some(format!("the crops could not be made again: {reason}")),
+            ..had.clone()
+        },
+        (result, _) => result.clone().into_processing(),
+    });
+    new
+}
+
+/// The crops `old` had that `new` does not (presets no longer configured, a re-run after
+/// a config change): they go.
+pub(in crate::catalog) fn dropped_crops(old: &MediaRecord, new: &MediaRecord) -> Vec<String> {
+    let kept = new.crop_keys();
+    old.crop_keys()
+        .into_iter()
+        .filter(|k| !kept.contains(k))
+        .collect()
+}
+
+/// The failed result recorded for a job started `attempts` times, each interrupted, and
+/// the original it is for (`current`: its item as it is now, if any).
+pub(in crate::catalog) fn out_of_attempts(
+    attempts: u32,
+    current: Option<MediaRecord>,
+) -> (JobResult, String) {
+    let reason = format!(
+        "processing was interrupted {attempts} times (the server stopped or a dependency \
+         failed each time); not retried"
+    );
+    let (source, crop_version) = current
+        .map(|r| (r.storage_key, r.crop_version))
+        .unwrap_or_default();
+    let failed = JobResult::Failed {
+        reason,
+        crop_version,
+    };
+    (failed, source)
 }
 
 /// The preset crop keys, at the record's crop sizes, of the versions before its current

@@ -14,7 +14,9 @@ mod crops;
 mod jobs;
 
 pub use crops::{CacheCrop, CropCached};
-pub(in crate::catalog) use jobs::skipped_crop_keys;
+pub(in crate::catalog) use jobs::{
+    dropped_crops, out_of_attempts, skipped_crop_keys, unrecordable, with_result,
+};
 
 use super::read::{confirmable, live_folders};
 use super::tables::{
