@@ -50,6 +50,29 @@ impl std::fmt::Display for CopyReport {
 /// One batch of rows read from redb: keys after the last batch's last key.
 type Rows<V> = Vec<(String, V)>;
 
+/// A table read in batches of `BATCH`, each after the last one's last key.
+#[derive(Default)]
+struct Batches {
+    after: String,
+}
+
+impl Batches {
+    /// The next batch of `table`, converted by `value`; `None` once it is all read.
+    fn next<V: redb::Value + 'static, T>(
+        &mut self,
+        from: &Catalog,
+        table: redb::TableDefinition<'static, &'static str, V>,
+        value: impl Fn(V::SelfType<'_>) -> Result<T>,
+    ) -> Result<Option<Rows<T>>> {
+        let rows = from.export(table, &self.after, value)?;
+        let Some((last, _)) = rows.last() else {
+            return Ok(None);
+        };
+        self.after = last.clone();
+        Ok(Some(rows))
+    }
+}
+
 impl Catalog {
     /// Up to `BATCH` entries of a string-keyed table after `after`, converted by `value`.
     fn export<V: redb::Value + 'static, T>(
@@ -110,20 +133,19 @@ pub async fn copy(from: &Catalog, to: &PgCatalog) -> Result<CopyReport> {
     let mut samples = Vec::new();
 
     // Items, with the columns they are listed and searched by.
-    let mut after = String::new();
+    let mut batches = Batches::default();
     let mut copied = 0usize;
     let step = (from.rows_in(MEDIA)? as usize / SAMPLES).max(1);
-    loop {
-        let rows = from
-            .export(MEDIA, &after, decode::<MediaRecord>)
-            .map_err(|e| {
-                CatalogError::Corrupt(format!(
-                    "a record after {after:?} cannot be read ({e}); nothing was copied: delete it \
-                 (DELETE /api/v1/media/ID on the running node) and copy again"
-                ))
-            })?;
-        let Some((last, _)) = rows.last() else { break };
-        after = last.clone();
+    while let Some(rows) = batches
+        .next(from, MEDIA, decode::<MediaRecord>)
+        .map_err(|e| {
+            CatalogError::Corrupt(format!(
+                "a record after {:?} cannot be read ({e}); nothing was copied: delete it \
+                 (DELETE /api/v1/media/ID on the running node) and copy again",
+                batches.after
+            ))
+        })?
+    {
         for (i, (id, _)) in rows.iter().enumerate() {
             if (copied + i).is_multiple_of(step) {
                 samples.push(id.clone());
@@ -134,11 +156,8 @@ pub async fn copy(from: &Catalog, to: &PgCatalog) -> Result<CopyReport> {
         to.insert_rows(&tx, &records).await?;
     }
     // Every other table as it is (jobs free of leases: no node runs them yet).
-    let mut after = String::new();
-    loop {
-        let rows = from.export(FILES, &after, |v| Ok(v.to_owned()))?;
-        let Some((last, _)) = rows.last() else { break };
-        after = last.clone();
+    let mut batches = Batches::default();
+    while let Some(rows) = batches.next(from, FILES, |v| Ok(v.to_owned()))? {
         let (keys, owners): (Vec<String>, Vec<String>) = rows.into_iter().unzip();
         execute(
             to,
@@ -148,11 +167,8 @@ pub async fn copy(from: &Catalog, to: &PgCatalog) -> Result<CopyReport> {
         )
         .await?;
     }
-    let mut after = String::new();
-    loop {
-        let rows = from.export(PENDING_DELETES, &after, |v| Ok(v as i64))?;
-        let Some((last, _)) = rows.last() else { break };
-        after = last.clone();
+    let mut batches = Batches::default();
+    while let Some(rows) = batches.next(from, PENDING_DELETES, |v| Ok(v as i64))? {
         let (keys, queued): (Vec<String>, Vec<i64>) = rows.into_iter().unzip();
         execute(
             to,
@@ -163,13 +179,10 @@ pub async fn copy(from: &Catalog, to: &PgCatalog) -> Result<CopyReport> {
         )
         .await?;
     }
-    let mut after = String::new();
-    loop {
-        let rows = from.export(KEYS, &after, |v| {
-            decode::<serde_json::Value>(v).map(|j| j.to_string())
-        })?;
-        let Some((last, _)) = rows.last() else { break };
-        after = last.clone();
+    let mut batches = Batches::default();
+    while let Some(rows) = batches.next(from, KEYS, |v| {
+        decode::<serde_json::Value>(v).map(|j| j.to_string())
+    })? {
         let (ids, records): (Vec<String>, Vec<String>) = rows.into_iter().unzip();
         execute(
             to,
@@ -180,12 +193,9 @@ pub async fn copy(from: &Catalog, to: &PgCatalog) -> Result<CopyReport> {
         )
         .await?;
     }
-    let mut after = String::new();
+    let mut batches = Batches::default();
     let now = crate::model::now_us() as i64;
-    loop {
-        let rows = from.export(JOBS, &after, |v| Ok(v as i32))?;
-        let Some((last, _)) = rows.last() else { break };
-        after = last.clone();
+    while let Some(rows) = batches.next(from, JOBS, |v| Ok(v as i32))? {
         let (ids, attempts): (Vec<String>, Vec<i32>) = rows.into_iter().unzip();
         execute(
             to,
@@ -196,11 +206,8 @@ pub async fn copy(from: &Catalog, to: &PgCatalog) -> Result<CopyReport> {
         )
         .await?;
     }
-    let mut after = String::new();
-    loop {
-        let rows = from.export(PRESIGNS, &after, decode::<PresignRecord>)?;
-        let Some((last, _)) = rows.last() else { break };
-        after = last.clone();
+    let mut batches = Batches::default();
+    while let Some(rows) = batches.next(from, PRESIGNS, decode::<PresignRecord>)? {
         let expires: Vec<i64> = rows
             .iter()
             .map(|(_, p)| p.expires_us.min(i64::MAX as u64) as i64)
@@ -218,11 +225,8 @@ pub async fn copy(from: &Catalog, to: &PgCatalog) -> Result<CopyReport> {
         )
         .await?;
     }
-    let mut after = String::new();
-    loop {
-        let rows = from.export(FOLDERS, &after, |()| Ok(()))?;
-        let Some((last, _)) = rows.last() else { break };
-        after = last.clone();
+    let mut batches = Batches::default();
+    while let Some(rows) = batches.next(from, FOLDERS, |()| Ok(()))? {
         let paths: Vec<String> = rows.into_iter().map(|(p, ())| p).collect();
         execute(
             to,
@@ -232,11 +236,8 @@ pub async fn copy(from: &Catalog, to: &PgCatalog) -> Result<CopyReport> {
         )
         .await?;
     }
-    let mut after = String::new();
-    loop {
-        let rows = from.export(CROP_CACHE, &after, |v| Ok(parse_crop_value(v)))?;
-        let Some((last, _)) = rows.last() else { break };
-        after = last.clone();
+    let mut batches = Batches::default();
+    while let Some(rows) = batches.next(from, CROP_CACHE, |v| Ok(parse_crop_value(v)))? {
         let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (entry, (last_used, size)) in rows {
             let id = entry.split_once('|').map_or("", |(id, _)| id).to_owned();
