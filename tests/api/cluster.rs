@@ -42,24 +42,6 @@ fn cluster_config(dir: &Path, db: &ScratchDb) -> PathBuf {
     path
 }
 
-/// `darkroom keys create` against the shared catalog (no server needs to be stopped).
-fn create_key(config: &Path, data_dir: &Path, scope: &str) -> String {
-    let out = Binary::command(data_dir)
-        .args(["--config", config.to_str().expect("path")])
-        .args(["keys", "create", "--scope", scope, "--name", "cluster"])
-        .output()
-        .expect("darkroom keys");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_owned()
-}
-
 /// nginx, round-robin over the nodes, on a port of its own.
 struct Nginx {
     child: Child,
@@ -168,15 +150,49 @@ async fn upload(base: &str, key: &str, path: &str, name: &str, query: &str) -> V
     json_of(resp).await["data"][0].clone()
 }
 
+/// Uploads `path` four times to `base`, one request each (`{name}-N.jpg`); their ids.
+async fn upload_four(base: &str, key: &str, path: &str, name: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        let item = upload(base, key, path, &format!("{name}-{n}.jpg"), "").await;
+        ids.push(item["id"].as_str().expect("id").to_owned());
+    }
+    ids
+}
+
+/// Waits until every item of `ids`, read at `base` (a node or the balancer), is ready:
+/// bounded (90 s), then fails with what `logs` says the node doing the work did.
+async fn until_ready(base: &str, key: &str, ids: &[String], logs: impl Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    for id in ids {
+        loop {
+            let url = format!("{base}/api/v1/media/{id}");
+            let resp = send(Method::GET, url, key, None).await;
+            assert_eq!(resp.status(), StatusCode::OK, "{id} at {base}");
+            let got = json_of(resp).await;
+            if got["data"]["status"] == "ready" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id} was not processed by a live node: {got}\n{}",
+                logs()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_share_one_library_one_job_queue_and_one_set_of_keys() {
     let db = ScratchDb::new().await;
     let root = tempfile::tempdir().expect("tempdir");
     let config = cluster_config(root.path(), &db);
     let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().expect("dir")).collect();
-    let write = create_key(&config, dirs[0].path(), "write");
-    let admin = create_key(&config, dirs[0].path(), "admin");
+    // `darkroom keys create` against the shared catalog (no server needs to be stopped).
     let args = ["--config", config.to_str().expect("path")];
+    let write = Binary::create_key_with(dirs[0].path(), &args, "write");
+    let admin = Binary::create_key_with(dirs[0].path(), &args, "admin");
     // Node 0 would hold a `?wait=true` for ten minutes if no other node's commit woke it.
     let ingest_only = [
         ("DARKROOM_PROCESSING__RUN_JOBS", "false"),
@@ -304,76 +320,18 @@ async fn three_nodes_share_one_library_one_job_queue_and_one_set_of_keys() {
     }
 
     // Node 0 acknowledges uploads and dies at once: the others run their jobs.
-    let mut orphaned = Vec::new();
-    for n in 0..4 {
-        let item = upload(
-            &bases[0],
-            &write,
-            "jpeg/grace_hopper_512x600.jpg",
-            &format!("orphan-{n}.jpg"),
-            "",
-        )
-        .await;
-        orphaned.push(item["id"].as_str().expect("id").to_owned());
-    }
+    let orphaned = upload_four(&bases[0], &write, "jpeg/grace_hopper_512x600.jpg", "orphan").await;
     nodes[0].child.kill().expect("kill -9");
     let _ = nodes[0].child.wait();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    for id in &orphaned {
-        loop {
-            let resp = send(
-                Method::GET,
-                format!("{}/api/v1/media/{id}", lb.base),
-                &write,
-                None,
-            )
-            .await;
-            assert_eq!(resp.status(), StatusCode::OK, "{id} through the balancer");
-            let got = json_of(resp).await;
-            if got["data"]["status"] == "ready" {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{id} was not processed by another node: {got}\n{}",
-                nodes[1].logs()
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
+    until_ready(&lb.base, &write, &orphaned, || nodes[1].logs()).await;
 
     // Node 1 runs jobs: killed right after acknowledging uploads, whatever it had claimed
     // (leased) or queued is finished by node 2 once the leases run out.
-    let mut claimed = Vec::new();
-    for n in 0..4 {
-        let item = upload(
-            &bases[1],
-            &write,
-            "jpeg/colorfulcups_2560x1600_progressive_gps.jpg",
-            &format!("claimed-{n}.jpg"),
-            "",
-        )
-        .await;
-        claimed.push(item["id"].as_str().expect("id").to_owned());
-    }
+    let cups = "jpeg/colorfulcups_2560x1600_progressive_gps.jpg";
+    let claimed = upload_four(&bases[1], &write, cups, "claimed").await;
     nodes[1].child.kill().expect("kill -9");
     let _ = nodes[1].child.wait();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    for id in &claimed {
-        loop {
-            let url = format!("{}/api/v1/media/{id}", bases[2]);
-            let got = json_of(send(Method::GET, url, &write, None).await).await;
-            if got["data"]["status"] == "ready" {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{id} claimed by the dead node was not finished by node 2: {got}\n{}",
-                nodes[2].logs()
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
+    until_ready(&bases[2], &write, &claimed, || nodes[2].logs()).await;
 
     // The balancer keeps serving past the dead nodes; a delete there is read everywhere.
     let late = upload(&lb.base, &write, "jpeg/hopper_128x128.jpg", "late.jpg", "").await;

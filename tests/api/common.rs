@@ -796,7 +796,13 @@ impl Binary {
 
     /// Runs `darkroom keys create` and returns what it printed on stdout.
     pub fn create_key(data_dir: &Path, scope: &str) -> String {
+        Self::create_key_with(data_dir, &[], scope)
+    }
+
+    /// As `create_key`, with these global arguments first (`--config FILE`).
+    pub fn create_key_with(data_dir: &Path, args: &[&str], scope: &str) -> String {
         let out = Self::command(data_dir)
+            .args(args)
             .args(["keys", "create", "--scope", scope, "--name", "test"])
             .output()
             .expect("keys create");
