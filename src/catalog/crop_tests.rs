@@ -40,7 +40,10 @@ fn a_focal_point_moved_during_a_job_makes_its_crops_stale_and_the_job_stays() {
         .expect("insert");
     assert!(start(&c, &a.id));
     let recorded = finish(&c, &a.id, ready_with_crop(&a, 0));
-    assert_eq!(recorded, Outcome::Job(JobOutcome::Recorded));
+    assert_eq!(
+        recorded,
+        Outcome::Job(JobOutcome::Recorded { queued: vec![] })
+    );
     let patch = |x: f64, recrop: bool| Write::UpdateMedia {
         id: a.id.clone(),
         patch: MediaPatch {
@@ -70,7 +73,15 @@ fn a_focal_point_moved_during_a_job_makes_its_crops_stale_and_the_job_stays() {
     // The next run, for version 2, is recorded.
     assert!(start(&c, &a.id));
     let done = finish(&c, &a.id, ready_with_crop(&moved, 3));
-    assert_eq!(done, Outcome::Job(JobOutcome::Recorded));
+    // The keys of the versions in between, which a run killed before its commit would
+    // have written, are queued with it.
+    let size = crate::model::CropSize {
+        width: 120,
+        height: 63,
+    };
+    let key = |v| crate::storage::key::crop_key(&a.storage_key, size, v);
+    let skipped = vec![key(1), key(2)];
+    assert_eq!(done, Outcome::Job(JobOutcome::Recorded { queued: skipped }));
     let got = c.get(&a.id).expect("get").expect("item");
     assert_eq!(got.crop_keys(), [format!("{}-120x63-v3.webp", a.id)]);
     assert_eq!(c.job_count(), 0);
@@ -117,7 +128,7 @@ fn a_replaced_file_queues_the_old_set_and_a_job_of_the_old_file_is_not_recorded(
     assert!(c.get(&a.id).expect("get").expect("item").is_processing());
     assert_eq!(
         finish(&c, &a.id, ready(&replacement)),
-        Outcome::Job(JobOutcome::Recorded)
+        Outcome::Job(JobOutcome::Recorded { queued: vec![] })
     );
 }
 

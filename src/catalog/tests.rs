@@ -67,7 +67,10 @@ fn a_job_is_committed_with_its_item_and_recorded_once() {
 
     assert!(start(&c, &a.id));
     let outcome = finish(&c, &a.id, ready(&a));
-    assert_eq!(outcome, Outcome::Job(JobOutcome::Recorded));
+    assert_eq!(
+        outcome,
+        Outcome::Job(JobOutcome::Recorded { queued: vec![] })
+    );
     assert_eq!(c.job_count(), 0);
     let got = c.get(&a.id).expect("get").expect("item");
     let p = got.processing.as_ref().expect("processing");

@@ -119,12 +119,14 @@ async fn record_result(
     };
     let (id, source) = (record.id.clone(), record.storage_key.clone());
     let outcome = args.catalog.finish_job(id, result, source).await?;
-    match outcome {
+    match &outcome {
         JobOutcome::ItemGone | JobOutcome::Superseded if !written.is_empty() => {
             args.storage.discard(written);
         }
         // Stale crops go; the variants are the item's (the same keys and bytes).
         JobOutcome::Stale if !crops.is_empty() => args.storage.discard(crops),
+        // Crops of presets no longer configured: queued by the write, removed now.
+        JobOutcome::Recorded { queued } => args.storage.drain_deletes(queued.clone()),
         _ => {}
     }
     metrics::counter!(m::PROCESSING_JOBS, "outcome" => outcome_label).increment(1);

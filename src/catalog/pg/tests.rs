@@ -293,7 +293,10 @@ async fn a_job_is_claimed_by_one_node_and_taken_over_once_its_lease_runs_out() {
         result: failed,
         source: r.storage_key.clone(),
     };
-    assert_eq!(one(&b, own).await, Outcome::Job(JobOutcome::Recorded));
+    assert_eq!(
+        one(&b, own).await,
+        Outcome::Job(JobOutcome::Recorded { queued: vec![] })
+    );
     db.drop().await;
 }
 

@@ -843,7 +843,7 @@ impl W<'_> {
         let dropped = dropped_crops(&old, &new);
         self.release_files(&dropped).await?;
         self.queue_deletes(&dropped).await?;
-        let skipped = skipped_crop_keys(&new);
+        let mut skipped = skipped_crop_keys(&new);
         if !skipped.is_empty() {
             let recorded: Vec<String> = self
                 .rows("SELECT key FROM files WHERE key = ANY($1)", &[&skipped])
@@ -851,13 +851,12 @@ impl W<'_> {
                 .iter()
                 .map(|r| r.get(0))
                 .collect();
-            let unrecorded: Vec<String> = skipped
-                .into_iter()
-                .filter(|k| !recorded.contains(k))
-                .collect();
-            self.queue_deletes(&unrecorded).await?;
+            skipped.retain(|k| !recorded.contains(k) && !dropped.contains(k));
+            self.queue_deletes(&skipped).await?;
         }
-        Ok(Outcome::Job(JobOutcome::Recorded))
+        Ok(Outcome::Job(JobOutcome::Recorded {
+            queued: [dropped, skipped].concat(),
+        }))
     }
 
     // ---- the on-demand crop cache (`catalog::write::crops`) ----------------------------

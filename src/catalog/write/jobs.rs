@@ -69,12 +69,14 @@ impl Tables<'_> {
         // are queued whether or not their files were ever written.
         let mut skipped = Vec::new();
         for key in skipped_crop_keys(&new) {
-            if self.files.get(key.as_str())?.is_none() {
+            if !dropped.contains(&key) && self.files.get(key.as_str())?.is_none() {
                 skipped.push(key);
             }
         }
         self.queue_deletes(&skipped)?;
-        Ok(Outcome::Job(JobOutcome::Recorded))
+        Ok(Outcome::Job(JobOutcome::Recorded {
+            queued: [dropped, skipped].concat(),
+        }))
     }
 
     pub(super) fn start_job(&mut self, id: &str, max_attempts: u32) -> Result<Outcome> {
@@ -181,7 +183,7 @@ pub(in crate::catalog) fn skipped_crop_keys(record: &MediaRecord) -> Vec<String>
     };
     let now = record.crop_version;
     let from = now.saturating_sub(SKIPPED_VERSIONS);
-    processing
+    let mut keys: Vec<String> = processing
         .crops
         .iter()
         .flat_map(|c| {
@@ -191,5 +193,7 @@ pub(in crate::catalog) fn skipped_crop_keys(record: &MediaRecord) -> Vec<String>
             };
             (from..now).map(move |v| crop_key(&record.storage_key, size, v))
         })
-        .collect()
+        .collect();
+    keys.dedup(); // versions 0 and 1 share a key
+    keys
 }

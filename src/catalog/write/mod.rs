@@ -156,10 +156,12 @@ pub struct Changed {
 }
 
 /// What recording a job's result found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobOutcome {
-    /// The item now carries the result.
-    Recorded,
+    /// The item now carries the result; `queued` are the keys of files it no longer has
+    /// (crops of presets gone from the config), queued for deletion in the same write for
+    /// the caller to drain at once.
+    Recorded { queued: Vec<String> },
     /// The item was deleted meanwhile: the files the job wrote belong to nobody.
     ItemGone,
     /// Another run of the same job already recorded it (a restart raced a running job).
