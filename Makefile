@@ -11,7 +11,9 @@ build: build-tools
 
 # The S3 suite runs against a real S3 server (SeaweedFS) on loopback, and the PostgreSQL
 # catalog's against a throwaway cluster, both started here and stopped afterwards, pass,
-# fail or interrupt.
+# fail or interrupt. The API suite runs twice, once per cell of the test matrix: redb and
+# local disk, then (TEST_CELL=postgres) a PostgreSQL catalog with files in the bucket;
+# tests/api/common.rs says how a test picks its cell.
 S3_PORT ?= 18333
 # Then crash rounds against the debug binary the tests built (scripts/crash-test.py), and
 # the contract from outside: the document validated, schemathesis and the explorer in
@@ -19,8 +21,9 @@ S3_PORT ?= 18333
 test: tools
 	@bash -c 'trap "scripts/s3-local.sh stop; scripts/pg-local.sh stop" EXIT INT TERM; \
 		S3_PORT=$(S3_PORT) scripts/s3-local.sh start && scripts/pg-local.sh start && \
-		S3_TEST_ENDPOINT=http://127.0.0.1:$(S3_PORT) PG_TEST_URL=$$(scripts/pg-local.sh url) \
-		$(CARGO) test --workspace --all-targets'
+		export S3_TEST_ENDPOINT=http://127.0.0.1:$(S3_PORT) PG_TEST_URL=$$(scripts/pg-local.sh url) && \
+		$(CARGO) test --workspace --all-targets && \
+		TEST_CELL=postgres $(CARGO) test --test api'
 	python3 scripts/crash-test.py --rounds 3
 	scripts/contract-checks.sh
 

@@ -56,6 +56,9 @@ start() {
     if [[ -z $(as_owner "${psql[@]}" -c "select 1 from pg_roles where rolname = 'darkroom'") ]]; then
         as_owner "${psql[@]}" -c "create role darkroom login password 'darkroom' createdb"
     fi
+    # Tests drop their scratch databases WITH (FORCE), which ends every session in them,
+    # autovacuum's workers included.
+    as_owner "${psql[@]}" -c "grant pg_signal_backend to darkroom" 2>/dev/null
     if [[ -z $(as_owner "${psql[@]}" -c "select 1 from pg_database where datname = '$DB'") ]]; then
         as_owner "${psql[@]}" -c "create database $DB owner darkroom"
     fi

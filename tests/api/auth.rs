@@ -94,7 +94,7 @@ async fn read_keys_read_and_write_keys_write() {
 
 #[tokio::test]
 async fn presign_and_confirm_explain_local_storage() {
-    let s = TestServer::spawn().await;
+    let s = TestServer::spawn_on_disk(|_| {}).await;
     for path in ["/api/v1/media/presign", "/api/v1/media/confirm"] {
         let body = serde_json::json!({"filename": "v.mp4", "mimeType": "video/mp4", "size": 10});
         assert_eq!(

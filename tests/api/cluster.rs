@@ -8,7 +8,6 @@
 //! on every node; nginx keeps serving past the dead nodes.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,31 +15,7 @@ use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::common::{Binary, ScratchDb, fixture, s3_config, unique_prefix};
-
-/// The nodes' shared config: the test bucket under a prefix of its own, the catalog in a
-/// scratch database, job leases short so a dead node's jobs move on within the test.
-fn cluster_config(dir: &Path, db: &ScratchDb) -> PathBuf {
-    let s3 = s3_config(&unique_prefix());
-    let toml = format!(
-        "[storage]\ntype = \"s3\"\nendpoint = \"{endpoint}\"\nbucket = \"{bucket}\"\n\
-         region = \"{region}\"\npath_style = true\naccess_key_id = \"{id}\"\n\
-         secret_access_key = \"{secret}\"\nprefix = \"{prefix}\"\npublic_base_url = \"{public}\"\n\
-         \n[catalog]\nurl = \"{url}\"\njob_lease_secs = 3\n\
-         \n[delivery]\nsigning_key = \"cluster-test-signing-key\"\n",
-        endpoint = s3.endpoint.as_deref().expect("endpoint"),
-        bucket = s3.bucket,
-        region = s3.region,
-        id = s3.access_key_id.as_deref().expect("id"),
-        secret = s3.secret_access_key.as_ref().expect("secret").expose(),
-        prefix = s3.prefix,
-        public = s3.public_base_url,
-        url = db.url,
-    );
-    let path = dir.join("cluster.toml");
-    std::fs::write(&path, toml).expect("config");
-    path
-}
+use crate::common::{Binary, Catalog, Files, Library, ScratchDb, fixture};
 
 /// nginx, round-robin over the nodes, on a port of its own.
 struct Nginx {
@@ -185,23 +160,34 @@ async fn until_ready(base: &str, key: &str, ids: &[String], logs: impl Fn() -> S
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_share_one_library_one_job_queue_and_one_set_of_keys() {
-    let db = ScratchDb::new().await;
-    let root = tempfile::tempdir().expect("tempdir");
-    let config = cluster_config(root.path(), &db);
+    // The nodes' shared config: a scratch database and a prefix of the test bucket of
+    // their own (each node has a data dir of its own).
+    let library = Library::of(Catalog::Postgres, Files::Bucket).await;
+    let config = library.config_file();
     let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().expect("dir")).collect();
     // `darkroom keys create` against the shared catalog (no server needs to be stopped).
     let args = ["--config", config.to_str().expect("path")];
     let write = Binary::create_key_with(dirs[0].path(), &args, "write");
     let admin = Binary::create_key_with(dirs[0].path(), &args, "admin");
-    // Node 0 would hold a `?wait=true` for ten minutes if no other node's commit woke it.
+    // Job leases short, so a dead node's jobs move on within the test; node 0 would hold a
+    // `?wait=true` for ten minutes if no other node's commit woke it.
+    let lease = ("DARKROOM_CATALOG__JOB_LEASE_SECS", "3");
+    let runs_jobs = [lease];
     let ingest_only = [
+        lease,
         ("DARKROOM_PROCESSING__RUN_JOBS", "false"),
         ("DARKROOM_PROCESSING__WAIT_TIMEOUT_SECS", "600"),
     ];
     let mut nodes: Vec<Binary> = dirs
         .iter()
         .enumerate()
-        .map(|(n, d)| Binary::start_env(d.path(), &args, if n == 0 { &ingest_only } else { &[] }))
+        .map(|(n, d)| {
+            Binary::start_env(
+                d.path(),
+                &args,
+                if n == 0 { &ingest_only } else { &runs_jobs },
+            )
+        })
         .collect();
     let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
     let lb = Nginx::start(&bases);

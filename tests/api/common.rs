@@ -19,29 +19,267 @@ use tokio::task::JoinHandle;
 
 /// Runs API test cases on every backend: for each `async fn case(s: TestServer)` named,
 /// `case::local` (redb, local disk), `case::s3` (redb, the test bucket) and
-/// `case::postgres` (a PostgreSQL catalog, the test bucket: what N nodes run on) are tests.
+/// `case::postgres` (a PostgreSQL catalog, the test bucket: what N nodes run on) are tests,
+/// whichever cell the suite runs in.
 macro_rules! on_every_backend {
     ($($case:ident),+ $(,)?) => {
         $(
             mod $case {
+                use $crate::common::{Catalog, Files, Library, TestServer};
+
                 #[tokio::test]
                 async fn local() {
-                    super::$case($crate::common::TestServer::spawn().await).await
+                    let library = Library::of(Catalog::Redb, Files::Disk).await;
+                    super::$case(TestServer::spawn_in(library, |_| {}).await).await
                 }
 
                 #[tokio::test]
                 async fn s3() {
-                    super::$case($crate::common::TestServer::spawn_s3().await).await
+                    let library = Library::of(Catalog::Redb, Files::Bucket).await;
+                    super::$case(TestServer::spawn_in(library, |_| {}).await).await
                 }
 
                 #[tokio::test]
                 async fn postgres() {
-                    super::$case($crate::common::TestServer::spawn_postgres().await).await
+                    let library = Library::of(Catalog::Postgres, Files::Bucket).await;
+                    super::$case(TestServer::spawn_in(library, |_| {}).await).await
                 }
             }
         )+
     };
 }
+
+/// The catalog a test server keeps its records in.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Catalog {
+    /// A redb file in the data dir (one node, the default).
+    Redb,
+    /// A scratch database of its own on the PostgreSQL test server.
+    Postgres,
+}
+
+/// Where a test server keeps its files.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Files {
+    /// Under `<data_dir>/uploads`.
+    Disk,
+    /// In the test bucket, under a prefix of its own.
+    Bucket,
+}
+
+/// The cell of the test matrix this run of the suite is in: `TEST_CELL=postgres`
+/// runs every API test on a PostgreSQL catalog with its files in the test bucket (a test
+/// that needs its files on disk keeps them there); unset, or `redb`, on redb and local
+/// disk. `make test` runs the suite in both.
+pub fn cell() -> (Catalog, Files) {
+    match std::env::var("TEST_CELL").as_deref() {
+        Ok("postgres") => (Catalog::Postgres, Files::Bucket),
+        Ok("redb") | Err(_) => (Catalog::Redb, Files::Disk),
+        Ok(other) => panic!("TEST_CELL is `redb` or `postgres`, not `{other}`"),
+    }
+}
+
+/// Where a test server keeps everything: its data dir, its catalog (redb in the dir or a
+/// scratch database) and its files (on disk or in the bucket). A server stopped over a
+/// library and started again on it (`stop`, then `spawn_in`) finds everything again; so
+/// does the `darkroom` binary started on `path()`, which reads the library's
+/// `library.toml` there (`Binary::command`).
+pub struct Library {
+    dir: TempDir,
+    catalog: Catalog,
+    storage: StorageConfig,
+    database: Option<Arc<ScratchDb>>,
+}
+
+impl Library {
+    /// The cell's catalog and files.
+    pub async fn new() -> Self {
+        let (catalog, files) = cell();
+        Self::of(catalog, files).await
+    }
+
+    /// The cell's catalog, with files on local disk (for tests that look at them there).
+    pub async fn on_disk() -> Self {
+        Self::of(cell().0, Files::Disk).await
+    }
+
+    /// The cell's catalog, with files in `dir` (on a file system a test chose).
+    pub async fn on_disk_in(dir: TempDir) -> Self {
+        Self::made(dir, cell().0, StorageConfig::Local).await
+    }
+
+    /// The cell's catalog, with files in the test bucket under a prefix of its own and the
+    /// bucket's settings changed by `tweak` (an endpoint in front of it, short deadlines).
+    pub async fn in_bucket(tweak: impl FnOnce(&mut S3Config)) -> Self {
+        let mut s3 = s3_config(&unique_prefix());
+        tweak(&mut s3);
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::made(dir, cell().0, StorageConfig::S3(s3)).await
+    }
+
+    /// This catalog and these files, whatever the cell.
+    pub async fn of(catalog: Catalog, files: Files) -> Self {
+        let storage = match files {
+            Files::Disk => StorageConfig::Local,
+            Files::Bucket => StorageConfig::S3(s3_config(&unique_prefix())),
+        };
+        Self::made(tempfile::tempdir().expect("tempdir"), catalog, storage).await
+    }
+
+    async fn made(dir: TempDir, catalog: Catalog, storage: StorageConfig) -> Self {
+        let database = match catalog {
+            Catalog::Redb => None,
+            Catalog::Postgres => Some(Arc::new(ScratchDb::new().await)),
+        };
+        let library = Self {
+            dir,
+            catalog,
+            storage,
+            database,
+        };
+        if library.catalog == Catalog::Postgres || library.is_s3() {
+            std::fs::write(library.config_file(), library.toml()).expect("toml");
+        }
+        library
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn catalog(&self) -> Catalog {
+        self.catalog
+    }
+
+    /// True for a library whose files are in the test bucket.
+    pub fn is_s3(&self) -> bool {
+        matches!(self.storage, StorageConfig::S3(_))
+    }
+
+    /// Every stored file, as `YYYY/MM/<name>` keys: under `<data_dir>/uploads`, or under
+    /// this server's prefix in the bucket.
+    pub async fn stored_files(&self) -> Vec<String> {
+        let Some((store, prefix)) = self.bucket() else {
+            return stored_files(self.path());
+        };
+        use futures_util::TryStreamExt;
+        use object_store::ObjectStore;
+        let objects: Vec<_> = store
+            .list(Some(&object_store::path::Path::from(prefix.as_str())))
+            .try_collect()
+            .await
+            .expect("list bucket");
+        let mut keys: Vec<String> = objects
+            .iter()
+            .map(|o| o.location.as_ref()[prefix.len() + 1..].to_owned())
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Stores a file behind the server's back (as a crash or a lost request would leave
+    /// it), under `key` on disk or in the bucket.
+    pub async fn plant(&self, key: &str, bytes: &[u8]) {
+        let Some((store, prefix)) = self.bucket() else {
+            let path = self.path().join("uploads").join(key);
+            std::fs::create_dir_all(path.parent().expect("folder")).expect("mkdir");
+            return std::fs::write(path, bytes).expect("plant");
+        };
+        use object_store::ObjectStoreExt;
+        let location = object_store::path::Path::from(format!("{prefix}/{key}"));
+        store
+            .put(&location, bytes.to_vec().into())
+            .await
+            .expect("plant in the bucket");
+    }
+
+    /// Removes a stored file behind the server's back (as an operator's mistake would).
+    pub async fn remove(&self, key: &str) {
+        let Some((store, prefix)) = self.bucket() else {
+            let path = self.path().join("uploads").join(key);
+            return std::fs::remove_file(path).expect("remove");
+        };
+        use object_store::ObjectStoreExt;
+        let location = object_store::path::Path::from(format!("{prefix}/{key}"));
+        store
+            .delete(&location)
+            .await
+            .expect("remove from the bucket");
+    }
+
+    /// A client of the test bucket and this server's prefix there (S3 servers only).
+    fn bucket(&self) -> Option<(object_store::aws::AmazonS3, String)> {
+        let StorageConfig::S3(s3) = &self.storage else {
+            return None;
+        };
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(s3.endpoint.clone().expect("endpoint"))
+            .with_allow_http(true)
+            .with_bucket_name(&s3.bucket)
+            .with_region(&s3.region)
+            .with_access_key_id(s3.access_key_id.clone().expect("id"))
+            .with_secret_access_key(s3.secret_access_key.as_ref().expect("secret").expose())
+            .build()
+            .expect("s3 client");
+        Some((store, s3.prefix.clone()))
+    }
+
+    /// Its catalog, opened while no server runs on it.
+    pub async fn open_catalog(&self) -> OpenCatalog {
+        let mut config = Config::defaults();
+        self.apply(&mut config);
+        OpenCatalog::open(&config).await
+    }
+
+    /// Points `config` at this library.
+    fn apply(&self, config: &mut Config) {
+        config.data_dir = self.path().to_owned();
+        config.storage = self.storage.clone();
+        if let Some(db) = &self.database {
+            config.catalog.url = Some(Secret::new(db.url.clone()));
+            config.delivery.signing_key = Some(Secret::new(SIGNING_KEY));
+        }
+    }
+
+    /// Its config file (for the `darkroom` binary; written when the library is not the
+    /// defaults): the nodes of a cluster share one.
+    pub fn config_file(&self) -> PathBuf {
+        self.path().join(LIBRARY_TOML)
+    }
+
+    /// The library as a config file.
+    fn toml(&self) -> String {
+        let mut toml = String::new();
+        if let StorageConfig::S3(s3) = &self.storage {
+            toml += &format!(
+                "[storage]\ntype = \"s3\"\nendpoint = \"{endpoint}\"\nbucket = \"{bucket}\"\n\
+                 region = \"{region}\"\npath_style = true\naccess_key_id = \"{id}\"\n\
+                 secret_access_key = \"{secret}\"\nprefix = \"{prefix}\"\n\
+                 public_base_url = \"{public}\"\n\n",
+                endpoint = s3.endpoint.as_deref().expect("endpoint"),
+                bucket = s3.bucket,
+                region = s3.region,
+                id = s3.access_key_id.as_deref().expect("id"),
+                secret = s3.secret_access_key.as_ref().expect("secret").expose(),
+                prefix = s3.prefix,
+                public = s3.public_base_url,
+            );
+        }
+        if let Some(db) = &self.database {
+            toml += &format!(
+                "[catalog]\nurl = \"{}\"\n\n[delivery]\nsigning_key = \"{SIGNING_KEY}\"\n",
+                db.url
+            );
+        }
+        toml
+    }
+}
+
+/// The config file a library leaves in its data dir when it is not the defaults.
+const LIBRARY_TOML: &str = "library.toml";
+
+/// The signing key of every test server on PostgreSQL (which requires one).
+const SIGNING_KEY: &str = "test-library-signing-key";
 
 fn pg_server_url() -> String {
     std::env::var("PG_TEST_URL").unwrap_or_else(|_| {
@@ -140,59 +378,44 @@ pub struct TestServer {
     pub read_key: String,
     pub admin_key: String,
     pub client: Client,
-    pub dir: TempDir,
-    storage: StorageConfig,
-    /// The PostgreSQL catalog's database, if the server has one.
-    pub database: Option<Arc<ScratchDb>>,
+    pub library: Library,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
 
 impl TestServer {
+    /// A server on the cell's catalog and files.
     pub async fn spawn() -> Self {
         Self::spawn_with(|_| {}).await
     }
 
-    /// Starts the app with the default config changed by `tweak`.
+    /// As `spawn`, with the default config changed by `tweak`.
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        Self::spawn_in(dir, tweak).await
+        Self::spawn_in(Library::new().await, tweak).await
     }
 
-    /// Starts the app with its files in the test bucket, under a prefix of its own.
-    pub async fn spawn_s3() -> Self {
-        let s3 = s3_config(&unique_prefix());
-        Self::spawn_with(move |c| c.storage = StorageConfig::S3(s3)).await
+    /// A server on the cell's catalog with its files on local disk (a test of the file
+    /// route, the data dir or the disk), with the default config changed by `tweak`.
+    pub async fn spawn_on_disk(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_in(Library::on_disk().await, tweak).await
     }
 
-    /// Starts the app with a PostgreSQL catalog of its own and its files in the test
-    /// bucket (what N nodes share), with the default config changed by `tweak`.
-    pub async fn spawn_postgres_with(tweak: impl FnOnce(&mut Config)) -> Self {
-        let db = Arc::new(ScratchDb::new().await);
-        let s3 = s3_config(&unique_prefix());
-        let url = db.url.clone();
-        let mut s = Self::spawn_with(move |c| {
-            c.storage = StorageConfig::S3(s3);
-            c.catalog.url = Some(Secret::new(url));
-            c.delivery.signing_key = Some(Secret::new("postgres-cell-signing-key"));
-            tweak(c);
-        })
-        .await;
-        s.database = Some(db);
-        s
+    /// A server on the cell's catalog with its files in the test bucket, the bucket's
+    /// settings changed by `s3` and the rest of the default config by `tweak`.
+    pub async fn spawn_s3_with(
+        s3: impl FnOnce(&mut S3Config),
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
+        Self::spawn_in(Library::in_bucket(s3).await, tweak).await
     }
 
-    pub async fn spawn_postgres() -> Self {
-        Self::spawn_postgres_with(|_| {}).await
-    }
-
-    /// Starts the app on an existing data dir (to restart over the same data).
-    pub async fn spawn_in(dir: TempDir, tweak: impl FnOnce(&mut Config)) -> Self {
+    /// Starts the app on `library` (a new one, or one a stopped server handed back), with
+    /// the default config changed by `tweak`.
+    pub async fn spawn_in(library: Library, tweak: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config::defaults();
-        config.data_dir = dir.path().to_owned();
+        library.apply(&mut config);
         config.server.drain_secs = 0; // tests stop servers often; drain has its own test
         tweak(&mut config);
-        let storage = config.storage.clone();
         let (write_key, read_key, admin_key) = make_keys(&config).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -212,83 +435,49 @@ impl TestServer {
             read_key,
             admin_key,
             client: Client::new(),
-            dir,
-            storage,
-            database: None,
+            library,
             shutdown: Some(tx),
             task: Some(task),
         }
     }
 
-    /// Every stored file, as `YYYY/MM/<name>` keys: under `<data_dir>/uploads`, or under
-    /// this server's prefix in the bucket.
+    /// Every stored file, as `YYYY/MM/<name>` keys (see `Library::stored_files`).
     pub async fn stored_files(&self) -> Vec<String> {
-        let Some((store, prefix)) = self.bucket() else {
-            return stored_files(self.dir.path());
-        };
-        use futures_util::TryStreamExt;
-        use object_store::ObjectStore;
-        let objects: Vec<_> = store
-            .list(Some(&object_store::path::Path::from(prefix.as_str())))
-            .try_collect()
-            .await
-            .expect("list bucket");
-        let mut keys: Vec<String> = objects
-            .iter()
-            .map(|o| o.location.as_ref()[prefix.len() + 1..].to_owned())
-            .collect();
-        keys.sort();
-        keys
+        self.library.stored_files().await
     }
 
-    /// Stores a file behind the server's back (as a crash or a lost request would leave
-    /// it), under `key` on disk or in the bucket.
+    /// Removes a stored file behind the server's back (see `Library::remove`).
+    pub async fn remove(&self, key: &str) {
+        self.library.remove(key).await
+    }
+
+    /// Stores a file behind the server's back (see `Library::plant`).
     pub async fn plant(&self, key: &str, bytes: &[u8]) {
-        let Some((store, prefix)) = self.bucket() else {
-            let path = self.dir.path().join("uploads").join(key);
-            std::fs::create_dir_all(path.parent().expect("folder")).expect("mkdir");
-            return std::fs::write(path, bytes).expect("plant");
-        };
-        use object_store::ObjectStoreExt;
-        let location = object_store::path::Path::from(format!("{prefix}/{key}"));
-        store
-            .put(&location, bytes.to_vec().into())
-            .await
-            .expect("plant in the bucket");
+        self.library.plant(key, bytes).await
     }
 
-    /// A client of the test bucket and this server's prefix there (S3 servers only).
-    fn bucket(&self) -> Option<(object_store::aws::AmazonS3, String)> {
-        let StorageConfig::S3(s3) = &self.storage else {
-            return None;
-        };
-        let store = object_store::aws::AmazonS3Builder::new()
-            .with_endpoint(s3.endpoint.clone().expect("endpoint"))
-            .with_allow_http(true)
-            .with_bucket_name(&s3.bucket)
-            .with_region(&s3.region)
-            .with_access_key_id(s3.access_key_id.clone().expect("id"))
-            .with_secret_access_key(s3.secret_access_key.as_ref().expect("secret").expose())
-            .build()
-            .expect("s3 client");
-        Some((store, s3.prefix.clone()))
-    }
-
-    /// Stops the app gracefully and hands back its data dir.
-    pub async fn stop(mut self) -> TempDir {
+    /// Stops the app gracefully and hands back its library.
+    pub async fn stop(mut self) -> Library {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(task) = self.task.take() {
             task.await.expect("app stopped cleanly");
         }
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::mem::replace(&mut self.dir, dir)
+        self.library
     }
 
     /// True for a server whose files are in the test bucket.
     pub fn is_s3(&self) -> bool {
-        matches!(self.storage, StorageConfig::S3(_))
+        self.library.is_s3()
+    }
+
+    /// The bucket settings of a server whose files are in the test bucket.
+    pub fn s3(&self) -> &S3Config {
+        match &self.library.storage {
+            StorageConfig::S3(s3) => s3,
+            StorageConfig::Local => panic!("this server's files are on disk"),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -529,31 +718,62 @@ pub fn without_processing(item: &Value) -> Value {
     item
 }
 
-/// Creates one write and one read key in the catalog before the server opens it.
-/// A write, a read and an admin key.
 /// A write, a read and an admin key in the catalog `config` names (made before the
 /// server starts, as `darkroom keys create` would).
 async fn make_keys(config: &Config) -> (String, String, String) {
-    std::fs::create_dir_all(&config.data_dir).expect("data dir");
-    let backend = darkroom::app::open_catalog(config, false)
-        .await
-        .expect("catalog");
-    let (catalog, actor) = CatalogHandle::spawn(backend).await.expect("catalog actor");
+    let catalog = OpenCatalog::open(config).await;
     let mut made = Vec::new();
     for scope in [Scope::Write, Scope::Read, Scope::Admin] {
-        made.push(catalog.create_key(scope, "tests").await.expect("key").0);
+        made.push(
+            catalog
+                .handle
+                .create_key(scope, "tests")
+                .await
+                .expect("key")
+                .0,
+        );
     }
-    actor.stop(None);
-    // The redb file is free again once the actor and the handle are gone.
-    drop(catalog);
-    for _ in 0..100 {
-        if actor.get_status() == ractor::ActorStatus::Stopped {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    catalog.close().await;
     let [write, read, admin] = made.try_into().expect("three keys");
     (write, read, admin)
+}
+
+/// A catalog opened the way a server opens it, for a test that reads or writes it
+/// behind a stopped server's back (as a crash between two steps would leave it).
+pub struct OpenCatalog {
+    pub handle: CatalogHandle,
+    actor: ractor::ActorRef<darkroom::actors::catalog::CatalogMsg>,
+}
+
+impl OpenCatalog {
+    /// Opens the catalog `config` names; a redb file a stopped server's last task still
+    /// holds is waited for (bounded: 10 s).
+    pub async fn open(config: &Config) -> Self {
+        std::fs::create_dir_all(&config.data_dir).expect("data dir");
+        let mut tries = 0;
+        let backend = loop {
+            match darkroom::app::open_catalog(config, false).await {
+                Ok(backend) => break backend,
+                Err(e) if tries == 100 => panic!("catalog: {e}"),
+                Err(_) => tries += 1,
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        let (handle, actor) = CatalogHandle::spawn(backend).await.expect("catalog actor");
+        Self { handle, actor }
+    }
+
+    /// Closes it: a redb file is free again once the actor and the handle are gone.
+    pub async fn close(self) {
+        self.actor.stop(None);
+        drop(self.handle);
+        for _ in 0..100 {
+            if self.actor.get_status() == ractor::ActorStatus::Stopped {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
 }
 
 pub fn fixtures_dir() -> PathBuf {
@@ -683,8 +903,14 @@ pub struct Binary {
 }
 
 impl Binary {
+    /// `darkroom` on `data_dir`, and on the library's catalog and files when the dir is a
+    /// `Library`'s that is not the defaults.
     pub fn command(data_dir: &Path) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_darkroom"));
+        let library = data_dir.join(LIBRARY_TOML);
+        if library.exists() {
+            cmd.arg("--config").arg(library);
+        }
         cmd.env("DARKROOM_DATA_DIR", data_dir)
             .env("DARKROOM_LISTEN", "127.0.0.1:0")
             .env("DARKROOM_SERVER__DRAIN_SECS", "0")
@@ -746,6 +972,16 @@ impl Binary {
             child,
             base: format!("http://{addr}"),
             log,
+        }
+    }
+
+    /// The URL of `path` on this server, or `path` itself when it is a URL already (a
+    /// file in the bucket).
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
         }
     }
 

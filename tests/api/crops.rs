@@ -4,12 +4,12 @@
 
 use std::io::Cursor;
 
-use darkroom::config::{Config, StorageConfig};
+use darkroom::config::Config;
 use darkroom::model::Presets;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{TestServer, s3_config, unique_prefix};
+use crate::common::TestServer;
 
 on_every_backend!(every_preset_of_every_orientation_has_exactly_its_size);
 on_every_backend!(crops_follow_the_focal_point_and_the_old_ones_go);
@@ -27,12 +27,7 @@ async fn a_failed_rerun_keeps_the_variants_and_a_delete_removes_them() {
         .to_owned();
     let first = s.until_processed(&id).await;
     // The original goes missing; a moved focal point re-runs the job for crops, which fails.
-    let original = s
-        .dir
-        .path()
-        .join("uploads")
-        .join(crate::common::storage_key(&first));
-    std::fs::remove_file(original).expect("remove the original");
+    s.remove(&crate::common::storage_key(&first)).await;
     let path = format!("/api/v1/media/{id}");
     let patched = s
         .send_json(Method::PATCH, &path, json!({"focalX": 10}))
@@ -64,17 +59,9 @@ async fn a_failed_rerun_keeps_the_variants_and_a_delete_removes_them() {
 
 const PRESETS: &str = r#"presets = { card = "1200x630", square = "400x400", tall = "300x600" }"#;
 
-/// The same kind of server `on_every_backend!` gave, with the presets above.
+/// The same server `on_every_backend!` gave, restarted with the presets above.
 async fn with_presets(s: TestServer) -> TestServer {
-    let s3 = s.is_s3().then(|| s3_config(&unique_prefix()));
-    drop(s.stop().await);
-    TestServer::spawn_with(move |c: &mut Config| {
-        c.delivery.presets = presets_of(PRESETS);
-        if let Some(s3) = s3 {
-            c.storage = StorageConfig::S3(s3);
-        }
-    })
-    .await
+    TestServer::spawn_in(s.stop().await, presets(PRESETS)).await
 }
 
 async fn picture(s: &TestServer, url: &str) -> image::DynamicImage {
@@ -144,7 +131,7 @@ fn variant_files(s: &TestServer, item: &Value) -> Vec<(String, std::time::System
         .iter()
         .map(|v| {
             let key = crate::common::storage_key(v);
-            let path = s.dir.path().join("uploads").join(&key);
+            let path = s.library.path().join("uploads").join(&key);
             let modified = std::fs::metadata(&path).and_then(|m| m.modified());
             (key, modified.expect("variant file"))
         })

@@ -192,7 +192,7 @@ async fn a_trickling_upload_is_cut_with_408_and_keeps_nothing() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("bytes/s"), "says why: {answer}");
     assert!(s.stored_files().await.is_empty());
-    let tmp = std::fs::read_dir(s.dir.path().join("tmp"))
+    let tmp = std::fs::read_dir(s.library.path().join("tmp"))
         .expect("tmp")
         .count();
     assert_eq!(tmp, 0, "no spool left behind");
@@ -237,7 +237,7 @@ async fn requests_cancelled_by_their_client_are_counted_as_499() {
 /// otherwise hold the rest of a cut-off body.)
 #[tokio::test]
 async fn a_slow_but_steady_download_is_not_cut_off_at_the_idle_deadline() {
-    let s = TestServer::spawn_with(|c| c.server.idle_timeout_secs = 1).await;
+    let s = TestServer::spawn_on_disk(|c| c.server.idle_timeout_secs = 1).await;
     let (pdf, url) = big_pdf(&s).await;
     let body = download_at_a_pace(&s, &url, pdf.len()).await;
     assert_eq!(body.len(), pdf.len(), "the whole file arrived");
@@ -248,7 +248,7 @@ async fn a_slow_but_steady_download_is_not_cut_off_at_the_idle_deadline() {
 /// hold the connection) is idle: its connection is closed.
 #[tokio::test]
 async fn a_download_slower_than_the_minimum_rate_is_cut_off() {
-    let s = TestServer::spawn_with(|c| {
+    let s = TestServer::spawn_on_disk(|c| {
         c.server.idle_timeout_secs = 1;
         c.server.min_send_rate_bytes = 8 * 1024 * 1024; // more than the pace below
     })

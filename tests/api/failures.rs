@@ -12,8 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::common::{
-    TestServer, error_code, fixture, holds_within, s3_config, sample, storage_key, unique_prefix,
-    until_readiness,
+    Library, TestServer, error_code, fixture, holds_within, sample, storage_key, until_readiness,
 };
 
 const PDF: &str = "pdf/ltnews18_1page.pdf";
@@ -131,14 +130,15 @@ async fn pump(
 async fn behind_faulty_store() -> (TestServer, Faulty) {
     let endpoint = std::env::var("S3_TEST_ENDPOINT").unwrap_or_default();
     let proxy = Faulty::start(endpoint.trim_start_matches("http://").to_owned()).await;
-    let mut s3 = s3_config(&unique_prefix());
-    s3.endpoint = Some(proxy.url.clone());
-    (s3.connect_timeout_secs, s3.request_timeout_secs) = (1, 1);
-    (s3.retry_timeout_secs, s3.max_retries) = (2, 1);
-    let s = TestServer::spawn_with(move |c| {
-        c.server.readiness_timeout_secs = 1;
-        c.storage = darkroom::config::StorageConfig::S3(s3);
-    })
+    let front = proxy.url.clone();
+    let s = TestServer::spawn_s3_with(
+        move |s3| {
+            s3.endpoint = Some(front);
+            (s3.connect_timeout_secs, s3.request_timeout_secs) = (1, 1);
+            (s3.retry_timeout_secs, s3.max_retries) = (2, 1);
+        },
+        |c| c.server.readiness_timeout_secs = 1,
+    )
     .await;
     (s, proxy)
 }
@@ -308,7 +308,7 @@ async fn a_disk_filled_by_uploads_refuses_them_and_recovers_without_a_restart() 
         eprintln!("skipped: cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)");
         return;
     };
-    let data = tempfile::tempdir_in(disk.0.path()).expect("data dir");
+    let data = Library::on_disk_in(tempfile::tempdir_in(disk.0.path()).expect("data dir")).await;
     let floor = |c: &mut darkroom::config::Config| c.limits.min_free_bytes = 8 << 20;
     let s = TestServer::spawn_in(data, floor).await;
     let mut kept = Vec::new();
@@ -364,7 +364,7 @@ async fn a_disk_filled_by_uploads_refuses_them_and_recovers_without_a_restart() 
             .await;
         assert_eq!(got.status(), StatusCode::NOT_FOUND, "{id}");
     }
-    let temp = std::fs::read_dir(s.dir.path().join("tmp"))
+    let temp = std::fs::read_dir(s.library.path().join("tmp"))
         .expect("tmp")
         .count();
     assert_eq!(temp, 0, "no temp file left");
@@ -389,12 +389,8 @@ async fn a_disk_filled_by_uploads_refuses_them_and_recovers_without_a_restart() 
 async fn uploads_waiting_on_a_frozen_store_fail_once_the_probe_knows() {
     let endpoint = std::env::var("S3_TEST_ENDPOINT").unwrap_or_default();
     let store = Faulty::start(endpoint.trim_start_matches("http://").to_owned()).await;
-    let mut s3 = s3_config(&unique_prefix());
-    s3.endpoint = Some(store.url.clone());
-    let s = TestServer::spawn_with(move |c| {
-        c.storage = darkroom::config::StorageConfig::S3(s3);
-    })
-    .await;
+    let front = store.url.clone();
+    let s = TestServer::spawn_s3_with(move |s3| s3.endpoint = Some(front), |_| {}).await;
     let before = s.upload_one(PDF, &[]).await;
     until_readiness(&s, StatusCode::OK).await;
 

@@ -4,7 +4,7 @@ use crate::common::{TestServer, fixture, header};
 
 #[tokio::test]
 async fn files_are_served_with_validators_and_ranges() {
-    let s = TestServer::spawn().await;
+    let s = TestServer::spawn_on_disk(|_| {}).await;
     let item = s
         .upload_one("video/bigbuckbunny_640x360_vp9_opus.webm", &[])
         .await;
@@ -87,7 +87,7 @@ async fn files_are_served_with_validators_and_ranges() {
 
 #[tokio::test]
 async fn svg_is_sandboxed_and_unknown_files_are_404() {
-    let s = TestServer::spawn().await;
+    let s = TestServer::spawn_on_disk(|_| {}).await;
     let item = s.upload_one("svg/debian_logo_128.svg", &[]).await;
     let resp = s.get(item["url"].as_str().expect("url"), None).await;
     assert_eq!(
@@ -110,7 +110,7 @@ async fn svg_is_sandboxed_and_unknown_files_are_404() {
         assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
     }
     // A file on disk that no record names is not served.
-    let dir = s.dir.path().join("uploads/2026/01");
+    let dir = s.library.path().join("uploads/2026/01");
     std::fs::create_dir_all(&dir).expect("dir");
     std::fs::write(dir.join("planted.jpg"), fixture("jpeg/hopper_128x128.jpg")).expect("write");
     assert_eq!(

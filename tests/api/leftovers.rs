@@ -120,18 +120,13 @@ async fn the_sweep_removes_unclaimed_files_on_disk() {
 
 #[tokio::test]
 async fn the_sweep_removes_unclaimed_objects_in_the_bucket() {
-    let s3 = crate::common::s3_config(&crate::common::unique_prefix());
-    let s = TestServer::spawn_with(move |c| {
-        sweep_often(c);
-        c.storage = darkroom::config::StorageConfig::S3(s3);
-    })
-    .await;
+    let s = TestServer::spawn_s3_with(|_| {}, sweep_often).await;
     the_sweep_removes_unclaimed_files_and_keeps_the_rest(s).await;
 }
 
 #[tokio::test]
 async fn young_files_are_left_for_a_later_sweep() {
-    let s = TestServer::spawn_with(|c| {
+    let s = TestServer::spawn_on_disk(|c| {
         c.maintenance.orphan_sweep_secs = 1;
         c.maintenance.orphan_grace_secs = 3600;
     })
@@ -142,7 +137,7 @@ async fn young_files_are_left_for_a_later_sweep() {
         .await;
     let old = "2026/01/oldoldoldoldoldoldol.jpg";
     s.plant(old, b"long gone").await;
-    let path = s.dir.path().join("uploads").join(old);
+    let path = s.library.path().join("uploads").join(old);
     let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
     std::fs::File::options()
         .append(true)
@@ -189,7 +184,7 @@ async fn the_sweep_leaves_files_of_uploads_in_progress_alone(s: TestServer) {
 }
 
 mod the_sweep_leaves_files_of_uploads_in_progress_alone {
-    use crate::common::{TestServer, s3_config, unique_prefix};
+    use crate::common::TestServer;
 
     fn sweep_often(c: &mut darkroom::config::Config) {
         c.maintenance.orphan_sweep_secs = 1;
@@ -204,12 +199,7 @@ mod the_sweep_leaves_files_of_uploads_in_progress_alone {
 
     #[tokio::test]
     async fn s3() {
-        let s3 = s3_config(&unique_prefix());
-        let s = TestServer::spawn_with(move |c| {
-            sweep_often(c);
-            c.storage = darkroom::config::StorageConfig::S3(s3);
-        })
-        .await;
+        let s = TestServer::spawn_s3_with(|_| {}, sweep_often).await;
         super::the_sweep_leaves_files_of_uploads_in_progress_alone(s).await
     }
 }

@@ -11,9 +11,7 @@ use darkroom::model::CropSize;
 use reqwest::{Client, Method, StatusCode, redirect};
 use serde_json::{Value, json};
 
-use darkroom::config::StorageConfig;
-
-use crate::common::{Binary, TestServer, error_code, s3_config, sample, unique_prefix};
+use crate::common::{Binary, Library, TestServer, error_code, sample};
 
 const KEY: &str = "test-signing-key";
 
@@ -30,13 +28,14 @@ fn size(width: u32, height: u32) -> CropSize {
 }
 
 async fn spawn(budget: u64, s3: bool) -> TestServer {
-    let bucket = s3.then(|| s3_config(&unique_prefix()));
-    TestServer::spawn_with(move |c| {
+    let library = if s3 {
+        Library::in_bucket(|_| {}).await
+    } else {
+        Library::new().await
+    };
+    TestServer::spawn_in(library, move |c| {
         c.delivery.signing_key = Some(Secret::new(KEY));
         c.delivery.crop_cache_bytes = budget;
-        if let Some(bucket) = bucket {
-            c.storage = StorageConfig::S3(bucket);
-        }
     })
     .await
 }

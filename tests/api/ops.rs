@@ -6,12 +6,13 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::common::{Binary, TestServer, header, sample, until_readiness};
+use crate::common::{Binary, Library, TestServer, header, sample, until_readiness};
 
 #[tokio::test]
 async fn metrics_count_a_known_sequence_of_requests() {
-    // A separate process: the metrics registry is per process.
-    let dir = tempfile::tempdir().expect("tempdir");
+    // A separate process: the metrics registry is per process. Files on disk: the
+    // storage series below are the local backend's.
+    let dir = Library::on_disk().await;
     let key = Binary::create_key(dir.path(), "write");
     let server = Binary::start(dir.path());
     let client = reqwest::Client::new();
@@ -158,7 +159,7 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
 
 #[tokio::test]
 async fn health_readiness_and_request_ids() {
-    let s = TestServer::spawn().await;
+    let s = TestServer::spawn_on_disk(|_| {}).await;
     assert_eq!(s.get("/healthz", None).await.status(), StatusCode::OK);
     let ready = s.get("/readyz", None).await;
     assert_eq!(ready.status(), StatusCode::OK);
@@ -175,12 +176,12 @@ async fn health_readiness_and_request_ids() {
     assert_eq!(id.len(), 16);
 
     // Storage that cannot take files makes the server unready (from the next probe).
-    std::fs::remove_dir_all(s.dir.path().join("tmp")).expect("rm tmp");
+    std::fs::remove_dir_all(s.library.path().join("tmp")).expect("rm tmp");
     until_readiness(&s, StatusCode::SERVICE_UNAVAILABLE).await;
     let body: Value = s.get("/readyz", None).await.json().await.expect("json");
     assert_eq!(body["storage"], "unavailable");
     assert_eq!(body["disk"], "ok");
-    std::fs::create_dir(s.dir.path().join("tmp")).expect("mkdir");
+    std::fs::create_dir(s.library.path().join("tmp")).expect("mkdir");
     until_readiness(&s, StatusCode::OK).await;
 }
 
@@ -370,9 +371,9 @@ async fn stalled_upload_bodies_time_out() {
         .expect("send");
     assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(crate::common::stored_files(s.dir.path()).is_empty());
+    assert!(s.stored_files().await.is_empty());
     assert_eq!(
-        std::fs::read_dir(s.dir.path().join("tmp"))
+        std::fs::read_dir(s.library.path().join("tmp"))
             .expect("tmp")
             .count(),
         0
@@ -381,7 +382,7 @@ async fn stalled_upload_bodies_time_out() {
 
 #[tokio::test]
 async fn json_logs_have_one_line_per_request_and_no_secrets() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = Library::new().await;
     let key = Binary::create_key(dir.path(), "write");
     let server = Binary::start_with(dir.path(), &["--log-format", "json"]);
     let client = reqwest::Client::new();

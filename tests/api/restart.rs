@@ -3,11 +3,11 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::common::{Binary, stored_files};
+use crate::common::{Binary, Library};
 
 #[tokio::test]
 async fn acknowledged_uploads_survive_a_kill() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = Library::new().await;
     let key = Binary::create_key(dir.path(), "write");
     assert!(
         key.starts_with("drk_"),
@@ -46,11 +46,7 @@ async fn acknowledged_uploads_survive_a_kill() {
             assert_eq!(got["data"][field], item[field], "{field}");
         }
         let file = client
-            .get(format!(
-                "{}{}",
-                server.base,
-                item["url"].as_str().expect("url")
-            ))
+            .get(server.url(item["url"].as_str().expect("url")))
             .send()
             .await
             .expect("file");
@@ -70,7 +66,7 @@ async fn acknowledged_uploads_survive_a_kill() {
         .await
         .expect("json");
     assert_eq!(list["total"], 2);
-    assert_eq!(stored_files(dir.path()).len(), 2, "the orphan was swept");
+    assert_eq!(dir.stored_files().await.len(), 2, "the orphan was swept");
     assert_eq!(
         std::fs::read_dir(dir.path().join("tmp"))
             .expect("tmp")
@@ -83,7 +79,7 @@ async fn acknowledged_uploads_survive_a_kill() {
 
 #[tokio::test]
 async fn first_start_prints_a_bootstrap_key_once() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = Library::new().await;
     let mut child = Binary::command(dir.path())
         .arg("serve")
         .stdout(std::process::Stdio::piped())
@@ -128,18 +124,6 @@ async fn first_start_prints_a_bootstrap_key_once() {
     assert!(!revoke().status.success(), "revoking an unknown key fails");
 }
 
-/// Opens a catalog the stopped server may still hold for a moment (its image job, spawned
-/// by the pool, ends after the server's task: bounded, 10 s).
-async fn open_when_released(path: &std::path::Path) -> darkroom::catalog::Catalog {
-    for _ in 0..100 {
-        if let Ok(catalog) = darkroom::catalog::Catalog::open(path) {
-            return catalog;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    darkroom::catalog::Catalog::open(path).expect("open")
-}
-
 #[tokio::test]
 async fn queued_deletes_finish_after_a_restart() {
     let s = crate::common::TestServer::spawn().await;
@@ -148,15 +132,19 @@ async fn queued_deletes_finish_after_a_restart() {
         .await;
     let id = item["id"].as_str().expect("id").to_owned();
     let dir = s.stop().await;
-    assert_eq!(stored_files(dir.path()).len(), 1);
+    assert_eq!(dir.stored_files().await.len(), 1);
 
     // As if the process died right after committing a delete, before removing the file.
-    let catalog = open_when_released(&dir.path().join("darkroom.redb")).await;
-    catalog
-        .apply_single(darkroom::catalog::Write::DeleteMedia { id: id.clone() })
+    let catalog = dir.open_catalog().await;
+    let queued = catalog
+        .handle
+        .delete_media(id.clone())
+        .await
         .expect("delete");
-    assert_eq!(catalog.pending_deletes().expect("pending").len(), 1);
-    drop(catalog);
+    assert_eq!(queued.len(), 1);
+    let pending = catalog.handle.pending_deletes().await.expect("pending");
+    assert_eq!(pending, queued);
+    catalog.close().await;
 
     let s = crate::common::TestServer::spawn_in(dir, |_| {}).await;
     assert_eq!(
@@ -166,21 +154,19 @@ async fn queued_deletes_finish_after_a_restart() {
         StatusCode::NOT_FOUND
     );
     assert!(
-        stored_files(s.dir.path()).is_empty(),
+        s.stored_files().await.is_empty(),
         "the queued delete ran at start-up"
     );
     let dir = s.stop().await;
-    let catalog =
-        darkroom::catalog::Catalog::open(&dir.path().join("darkroom.redb")).expect("open");
-    assert!(
-        catalog.pending_deletes().expect("pending").is_empty(),
-        "and left the queue"
-    );
+    let catalog = dir.open_catalog().await;
+    let pending = catalog.handle.pending_deletes().await.expect("pending");
+    assert!(pending.is_empty(), "and left the queue");
+    catalog.close().await;
 }
 
 #[tokio::test]
 async fn sigterm_stops_the_server_cleanly() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = Library::new().await;
     let key = Binary::create_key(dir.path(), "write");
     let mut server = Binary::start(dir.path());
     let resp = server
@@ -206,10 +192,10 @@ async fn sigterm_stops_the_server_cleanly() {
     assert!(status.success(), "clean exit: {status:?}");
 
     // A clean stop leaves the catalog consistent and unlocked for the next process.
-    let catalog =
-        darkroom::catalog::Catalog::open(&dir.path().join("darkroom.redb")).expect("reopen");
-    let page = catalog.list(&Default::default()).expect("list");
+    let catalog = dir.open_catalog().await;
+    let page = catalog.handle.list(Default::default()).await.expect("list");
     assert_eq!(page.total, 1);
+    catalog.close().await;
 }
 
 /// On SIGTERM the server drains first: `/readyz` answers 503 `draining` while requests
@@ -217,7 +203,7 @@ async fn sigterm_stops_the_server_cleanly() {
 /// listener at once, so a load balancer never saw it not ready).
 #[tokio::test]
 async fn sigterm_drains_with_readyz_503_before_closing() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = Library::new().await;
     let mut server = Binary::start_env(dir.path(), &[], &[("DARKROOM_SERVER__DRAIN_SECS", "3")]);
     let client = reqwest::Client::new();
     let ready = client.get(format!("{}/readyz", server.base)).send().await;
@@ -260,7 +246,7 @@ async fn sigterm_drains_with_readyz_503_before_closing() {
 
 #[tokio::test]
 async fn an_upload_in_flight_during_sigterm_completes_and_is_kept() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = Library::new().await;
     let key = Binary::create_key(dir.path(), "write");
     let mut server = Binary::start(dir.path());
 

@@ -4,18 +4,16 @@
 
 use std::time::Duration;
 
-use darkroom::config::{S3Config, StorageConfig};
+use darkroom::config::S3Config;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{TestServer, error_code, fixture, header, s3_config, unique_prefix};
+use crate::common::{TestServer, error_code, fixture, header};
 
 /// A server on its own prefix of the test bucket; also returns its public base URL.
 async fn spawn_s3(tweak: impl FnOnce(&mut S3Config)) -> (TestServer, String) {
-    let mut s3 = s3_config(&unique_prefix());
-    tweak(&mut s3);
-    let base = format!("{}/", s3.public_base_url);
-    let s = TestServer::spawn_with(move |c| c.storage = StorageConfig::S3(s3)).await;
+    let s = TestServer::spawn_s3_with(tweak, |_| {}).await;
+    let base = format!("{}/", s.s3().public_base_url);
     (s, base)
 }
 
@@ -481,14 +479,7 @@ async fn presign_validates_its_request() {
 
 #[tokio::test]
 async fn expired_unconfirmed_uploads_are_swept() {
-    let prefix = unique_prefix();
-    let mut s3 = s3_config(&prefix);
-    s3.presign_expiry_secs = 1;
-    let s = TestServer::spawn_with({
-        let s3 = s3.clone();
-        move |c| c.storage = StorageConfig::S3(s3)
-    })
-    .await;
+    let (s, _) = spawn_s3(|s3| s3.presign_expiry_secs = 1).await;
     let pdf = fixture("pdf/ltnews18_1page.pdf");
     let p = presign_ok(&s, "late.pdf", "application/pdf", pdf.len()).await;
     let url = p["uploadUrl"].as_str().expect("url");
@@ -505,7 +496,7 @@ async fn expired_unconfirmed_uploads_are_swept() {
     // The sweep runs at start and every minute: restart after the expiry.
     let dir = s.stop().await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let s = TestServer::spawn_in(dir, move |c| c.storage = StorageConfig::S3(s3)).await;
+    let s = TestServer::spawn_in(dir, |_| {}).await;
     s.until_not_found(&staged).await;
     // The sweep deletes the object, then forgets the presign: in between, a confirm is
     // told the presign expired; after, that there is nothing to confirm.

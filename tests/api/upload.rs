@@ -122,7 +122,7 @@ async fn location_and_camera_metadata_never_leave_the_server(s: TestServer) {
     );
     assert!(served.len() < original.len() && served.starts_with(&[0xFF, 0xD8]));
     assert!(
-        !std::fs::read_dir(s.dir.path().join("tmp"))
+        !std::fs::read_dir(s.library.path().join("tmp"))
             .expect("tmp")
             .any(|_| true),
         "no stripped leftovers"
@@ -237,7 +237,14 @@ async fn malformed_requests_are_400_and_store_nothing(s: TestServer) {
 
 #[tokio::test]
 async fn oversized_uploads_are_413_from_length_or_while_streaming() {
-    let s = TestServer::spawn_with(|c| c.limits.max_file_bytes = 64 * 1024).await;
+    let s = TestServer::spawn_with(|c| {
+        c.limits.max_file_bytes = 64 * 1024;
+        // A bucket has a limit of its own (the largest object it takes).
+        if let darkroom::config::StorageConfig::S3(s3) = &mut c.storage {
+            s3.max_file_bytes = 64 * 1024;
+        }
+    })
+    .await;
     // Declared length over the limit (a 2 MB body): refused before reading.
     let big = vec![0xFFu8; 2 * 1024 * 1024];
     let resp = s
@@ -282,7 +289,7 @@ async fn oversized_uploads_are_413_from_length_or_while_streaming() {
         "a refused request leaves no file"
     );
     assert_eq!(
-        std::fs::read_dir(s.dir.path().join("tmp"))
+        std::fs::read_dir(s.library.path().join("tmp"))
             .expect("tmp")
             .count(),
         0,
