@@ -1,7 +1,8 @@
 //! `PgCatalog`: the catalog's reads on PostgreSQL, answering exactly what redb's answer
 //! (`catalog::read`, `catalog::list`), and the cluster upkeep of one node (its job leases
-//! renewed, the cluster's backlog counted). Nothing is cached here: any node may have
-//! written since, and a point read by primary key costs one round trip.
+//! renewed, the cluster's backlog counted). Records are read afresh every time (any node
+//! may have written since); the folder list and the keys are kept until a commit says
+//! they changed (`kept`), and search answers until one bumps the search generation.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,6 +11,7 @@ use std::time::Duration;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
+use super::kept::{CHANGED, Kept};
 use super::{Pg, PgError, PgOptions, migrate};
 use crate::catalog::index::{count_key, id_of, push_tail};
 use crate::catalog::read::confirm_rule;
@@ -61,9 +63,19 @@ pub struct PgCatalog {
     pub(super) jobs: AtomicU64,
     /// Recent search answers, valid at the search generation they were made at.
     memo: memo::Memo<tokio::sync::Mutex<Option<memo::Answer>>>,
+    /// The folder list and the keys, while no commit changed them.
+    pub(super) kept: Arc<Kept>,
+    /// Listens for those commits (ended with the catalog).
+    hearing: tokio::task::JoinHandle<()>,
     /// Test-only: commits wait while this is held for writing (see `hold_writes`).
     #[cfg(test)]
     pub(super) gate: Arc<tokio::sync::RwLock<()>>,
+}
+
+impl Drop for PgCatalog {
+    fn drop(&mut self) {
+        self.hearing.abort();
+    }
 }
 
 impl PgCatalog {
@@ -72,12 +84,26 @@ impl PgCatalog {
         let pg = Pg::connect(options).await?;
         migrate(&pg).await?;
         let node = format!("{}-{}", std::process::id(), crate::model::random_token(12));
+        let kept = Arc::new(Kept::default());
+        let hearing = pg.listen(
+            &[CHANGED],
+            {
+                let kept = kept.clone();
+                move |_, _| kept.changed()
+            },
+            {
+                let kept = kept.clone();
+                move |up| kept.listening(up)
+            },
+        );
         let catalog = Self {
             pg,
             node,
             lease,
             jobs: AtomicU64::new(0),
             memo: Default::default(),
+            kept,
+            hearing,
             #[cfg(test)]
             gate: Arc::default(),
         };
@@ -182,11 +208,20 @@ impl PgCatalog {
         let Some(id) = keys::parse_id(presented) else {
             return Ok(None);
         };
-        let row = self
-            .row("SELECT record FROM api_keys WHERE id = $1", &[&id])
-            .await?;
-        let Some(record) = row.map(|r| decode::<ApiKeyRecord>(r.get(0))).transpose()? else {
-            return Ok(None);
+        let record = match self.kept.key(id) {
+            Some(record) => record,
+            None => {
+                let generation = self.kept.generation();
+                let row = self
+                    .row("SELECT record FROM api_keys WHERE id = $1", &[&id])
+                    .await?;
+                let Some(record) = row.map(|r| decode::<ApiKeyRecord>(r.get(0))).transpose()?
+                else {
+                    return Ok(None);
+                };
+                self.kept.keep_key(generation, &record);
+                record
+            }
         };
         Ok(keys::verify(&record, presented).then_some(record))
     }
@@ -234,10 +269,15 @@ impl PgCatalog {
 
     /// Every folder that holds media or was created, their parents, and `/`, sorted.
     pub async fn folders(&self) -> Result<Vec<String>> {
+        if let Some(folders) = self.kept.folders() {
+            return Ok(folders);
+        }
+        let generation = self.kept.generation();
+        // `f:` counters as a range of the key, so the generic plan can use the index.
         let rows = self
             .rows(
-                "SELECT path FROM folders UNION \
-                 SELECT substr(scope, 3) FROM counts WHERE scope LIKE 'f:%'",
+                "SELECT path FROM folders UNION ALL \
+                 SELECT substr(scope, 3) FROM counts WHERE scope >= 'f:' AND scope < 'f;'",
                 &[],
             )
             .await?;
@@ -247,7 +287,9 @@ impl PgCatalog {
             set.extend(FolderPath::ancestors(&path).map(str::to_owned));
             set.insert(path);
         }
-        Ok(set.into_iter().collect())
+        let folders: Vec<String> = set.into_iter().collect();
+        self.kept.keep_folders(generation, &folders);
+        Ok(folders)
     }
 
     pub async fn pending_deletes(&self) -> Result<Vec<String>> {
@@ -480,15 +522,18 @@ impl PgCatalog {
         &self,
         heard: impl Fn(JobEvent) + Send + Sync + 'static,
     ) -> tokio::task::JoinHandle<()> {
-        self.pg
-            .listen(&[JOBS_DONE, JOBS_QUEUED], move |channel, id| {
+        self.pg.listen(
+            &[JOBS_DONE, JOBS_QUEUED],
+            move |channel, id| {
                 let id = id.to_owned();
                 heard(if channel == JOBS_DONE {
                     JobEvent::Done(id)
                 } else {
                     JobEvent::Queued(id)
                 })
-            })
+            },
+            |_| {},
+        )
     }
 
     /// Tells the nodes that run jobs about committed jobs this node will not run.

@@ -12,6 +12,7 @@
 //! - `write`: the write path, a batch of `catalog::Write`s in one transaction.
 
 mod catalog;
+mod kept;
 mod migrate;
 mod tls;
 mod write;
@@ -184,17 +185,21 @@ impl Pg {
     }
 
     /// Calls `heard` with the channel and payload of every notification on `channels`,
-    /// on a connection of its own, until the returned task is aborted. A lost connection
-    /// is opened again (after a second); notifications sent meanwhile are missed.
+    /// on a connection of its own, until the returned task is aborted, and `up` with
+    /// whether that connection is listening. A lost connection is opened again (after a
+    /// second); notifications sent meanwhile are missed.
     pub fn listen(
         &self,
         channels: &'static [&'static str],
         heard: impl Fn(&str, &str) + Send + Sync + 'static,
+        up: impl Fn(bool) + Send + Sync + 'static,
     ) -> tokio::task::JoinHandle<()> {
         let (config, tls, at) = (self.config.clone(), self.tls.clone(), self.at.clone());
         tokio::spawn(async move {
             loop {
-                match listen_once(&config, tls.clone(), channels, &heard).await {
+                let ended = listen_once(&config, tls.clone(), channels, &heard, &up).await;
+                up(false);
+                match ended {
                     Ok(()) => tracing::warn!(%at, "catalog notifications ended; listening again"),
                     Err(e) => tracing::warn!(
                         %at,
@@ -224,6 +229,7 @@ async fn listen_once(
     tls: tokio_postgres_rustls::MakeRustlsConnect,
     channels: &[&str],
     heard: &(impl Fn(&str, &str) + Send + Sync),
+    up: &(impl Fn(bool) + Send + Sync),
 ) -> Result<(), tokio_postgres::Error> {
     use futures_util::StreamExt;
     let (client, mut connection) = config.connect(tls).await?;
@@ -246,6 +252,7 @@ async fn listen_once(
     for channel in channels {
         client.batch_execute(&format!("LISTEN {channel}")).await?;
     }
+    up(true);
     let ended = loop {
         match rx.recv().await {
             Some(Ok((channel, payload))) => heard(&channel, &payload),

@@ -397,3 +397,61 @@ async fn a_job_given_back_after_an_outage_waits_before_other_nodes_rescan_it() {
     );
     db.drop().await;
 }
+
+/// Polls `check` (every 50 ms, bounded: 10 s) until it holds.
+async fn eventually<F: std::future::Future<Output = bool>>(mut check: impl FnMut() -> F) -> bool {
+    for _ in 0..200 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_node_keeps_the_folders_and_keys_only_until_another_node_changes_them() {
+    use crate::catalog::{Write, keys};
+    use crate::model::{FolderPath, Scope};
+    let db = Scratch::new().await;
+    let (a, b) = two_nodes(&db, Duration::from_secs(60)).await;
+    let (admin, admin_record) = keys::generate(Scope::Admin, "admin");
+    let (plaintext, record) = keys::generate(Scope::Read, "kept");
+    one(&a, Write::PutKey(admin_record)).await;
+    one(&a, Write::PutKey(record.clone())).await;
+    // Once b listens, it keeps what it read.
+    assert!(eventually(|| async { b.folders().await.is_ok() && b.kept.folders().is_some() }).await);
+    assert!(b.authenticate(&plaintext).await.expect("auth").is_some());
+    assert_eq!(
+        b.kept.key(&record.id).map(|k| k.id),
+        Some(record.id.clone())
+    );
+    assert_eq!(b.folders().await.expect("folders"), ["/"]);
+
+    // A folder made on a, and an item in a new folder: b's list follows.
+    let folder = FolderPath::parse("/made").expect("path");
+    one(&a, Write::CreateFolder(folder)).await;
+    assert!(eventually(|| async { b.folders().await.expect("folders") == ["/", "/made"] }).await);
+    let mut item = waiting_image(1);
+    item.folder = "/in/new".into();
+    one(&a, Write::InsertMedia(vec![item])).await;
+    let want = ["/", "/in", "/in/new", "/made"];
+    assert!(eventually(|| async { b.folders().await.expect("folders") == want }).await);
+    // On the node that wrote, at once.
+    assert_eq!(a.folders().await.expect("folders"), want);
+
+    // A key revoked on a stops working on b.
+    one(
+        &a,
+        Write::RevokeKey {
+            id: record.id.clone(),
+        },
+    )
+    .await;
+    assert!(
+        eventually(|| async { b.authenticate(&plaintext).await.expect("auth").is_none() }).await
+    );
+    assert!(a.authenticate(&plaintext).await.expect("auth").is_none());
+    assert!(b.authenticate(&admin).await.expect("auth").is_some());
+    db.drop().await;
+}

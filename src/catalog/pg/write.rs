@@ -18,6 +18,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use super::catalog::{Columns, PgCatalog, Result, decode, encode, scopes, unavailable};
+use super::kept;
 use crate::catalog::read::confirm_rule;
 use crate::catalog::write::{
     dropped_crops, out_of_attempts, skipped_crop_keys, unrecordable, with_result,
@@ -47,6 +48,9 @@ struct Effects {
     queued: Vec<String>,
     /// An item was added, changed or removed: remembered search answers are stale.
     searched: bool,
+    /// The folder set or the keys changed: what every node keeps of them is stale
+    /// (`kept`).
+    kept: bool,
 }
 
 impl Effects {
@@ -56,6 +60,7 @@ impl Effects {
         }
         self.jobs_delta += other.jobs_delta;
         self.searched |= other.searched;
+        self.kept |= other.kept;
     }
 }
 
@@ -131,7 +136,10 @@ impl PgCatalog {
         // In sorted order (a BTreeMap's), so two batches never wait on each other in a
         // cycle; a counter that reaches zero goes (the `f:` ones list the live folders).
         for (scope, delta) in batch.counts.iter().filter(|(_, d)| **d != 0) {
-            if add_count(&tx, scope, *delta).await.map_err(fail)? == 0 {
+            let now = add_count(&tx, scope, *delta).await.map_err(fail)?;
+            // A folder counter that starts or ends is a folder that appears or goes.
+            batch.kept |= scope.starts_with("f:") && (now == 0 || now == *delta);
+            if now == 0 {
                 let statement = tx
                     .prepare_cached("DELETE FROM counts WHERE scope = $1 AND n = 0")
                     .await
@@ -150,7 +158,20 @@ impl PgCatalog {
                 .map_err(fail)?;
             tx.execute(&statement, &[]).await.map_err(fail)?;
         }
+        if batch.kept {
+            // Delivered to every node when (and only if) this commits.
+            let statement = tx
+                .prepare_cached("SELECT pg_notify($1, '')")
+                .await
+                .map_err(fail)?;
+            tx.execute(&statement, &[&kept::CHANGED])
+                .await
+                .map_err(fail)?;
+        }
         tx.commit().await.map_err(fail)?;
+        if batch.kept {
+            self.kept.changed(); // before any of the batch's writers is answered
+        }
         if batch.jobs_delta >= 0 {
             self.jobs.fetch_add(
                 batch.jobs_delta.unsigned_abs(),
@@ -268,6 +289,14 @@ impl W<'_> {
     }
 
     async fn apply(&mut self, write: &Write) -> Done<Outcome> {
+        // What nodes keep of the folder set and the keys goes stale if this commits.
+        self.fx.kept = matches!(
+            write,
+            Write::CreateFolder(_)
+                | Write::DeleteFolder(_)
+                | Write::PutKey(_)
+                | Write::RevokeKey { .. }
+        );
         match write {
             Write::InsertMedia(records) => {
                 for r in records {
