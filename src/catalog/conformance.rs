@@ -457,8 +457,9 @@ async fn a_stale_failed_run_leaves_the_newer_job(f: &Fixture) {
         );
     }
     let mut once = queued.clone();
+    once.sort_unstable();
     once.dedup();
-    assert_eq!(once, queued, "each key once");
+    assert_eq!(once.len(), queued.len(), "each key once: {queued:?}");
 }
 
 async fn search_finds_every_spelling(f: &Fixture) {

@@ -274,7 +274,8 @@ pub async fn copy(from: &Catalog, to: &PgCatalog) -> Result<CopyReport> {
         let meta = txn.open_table(META)?;
         meta.get("presets")?.map(|v| v.value() as i64)
     };
-    // Nodes that read the database before (it was empty) must not keep their answers.
+    // Nodes that read the database before (it was empty) must not keep their answers,
+    // their folder list or their keys.
     execute(
         to,
         &tx,
@@ -283,6 +284,7 @@ pub async fn copy(from: &Catalog, to: &PgCatalog) -> Result<CopyReport> {
         &[],
     )
     .await?;
+    execute(to, &tx, "SELECT pg_notify($1, '')", &[&super::pg::CHANGED]).await?;
     if let Some(fingerprint) = presets {
         execute(
             to,

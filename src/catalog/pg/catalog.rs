@@ -211,7 +211,7 @@ impl PgCatalog {
         let record = match self.kept.key(id) {
             Some(record) => record,
             None => {
-                let generation = self.kept.generation();
+                let stamp = self.kept.stamp();
                 let row = self
                     .row("SELECT record FROM api_keys WHERE id = $1", &[&id])
                     .await?;
@@ -219,7 +219,7 @@ impl PgCatalog {
                 else {
                     return Ok(None);
                 };
-                self.kept.keep_key(generation, &record);
+                self.kept.keep_key(stamp, &record);
                 record
             }
         };
@@ -272,7 +272,7 @@ impl PgCatalog {
         if let Some(folders) = self.kept.folders() {
             return Ok(folders);
         }
-        let generation = self.kept.generation();
+        let stamp = self.kept.stamp();
         // `f:` counters as a range of the key, so the generic plan can use the index.
         let rows = self
             .rows(
@@ -288,7 +288,7 @@ impl PgCatalog {
             set.insert(path);
         }
         let folders: Vec<String> = set.into_iter().collect();
-        self.kept.keep_folders(generation, &folders);
+        self.kept.keep_folders(stamp, &folders);
         Ok(folders)
     }
 

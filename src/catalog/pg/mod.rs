@@ -18,6 +18,7 @@ mod tls;
 mod write;
 
 pub use catalog::{Exclusive, PgCatalog, upkeep};
+pub(in crate::catalog) use kept::CHANGED;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};

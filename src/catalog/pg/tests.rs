@@ -398,9 +398,13 @@ async fn a_job_given_back_after_an_outage_waits_before_other_nodes_rescan_it() {
     db.drop().await;
 }
 
-/// Polls `check` (every 50 ms, bounded: 10 s) until it holds.
-async fn eventually<F: std::future::Future<Output = bool>>(mut check: impl FnMut() -> F) -> bool {
-    for _ in 0..200 {
+/// Polls `check` (every 50 ms) until it holds, for at most `limit`; whether it held.
+async fn within<F: std::future::Future<Output = bool>>(
+    limit: Duration,
+    mut check: impl FnMut() -> F,
+) -> bool {
+    let until = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < until {
         if check().await {
             return true;
         }
@@ -409,6 +413,8 @@ async fn eventually<F: std::future::Future<Output = bool>>(mut check: impl FnMut
     false
 }
 
+/// What b kept goes when a commits a change, well before it would age out (the folder
+/// list after 10 s, a key after 2 s): the notification, not the age, ends it.
 #[tokio::test]
 async fn a_node_keeps_the_folders_and_keys_only_until_another_node_changes_them() {
     use crate::catalog::{Write, keys};
@@ -420,37 +426,62 @@ async fn a_node_keeps_the_folders_and_keys_only_until_another_node_changes_them(
     one(&a, Write::PutKey(admin_record)).await;
     one(&a, Write::PutKey(record.clone())).await;
     // Once b listens, it keeps what it read.
-    assert!(eventually(|| async { b.folders().await.is_ok() && b.kept.folders().is_some() }).await);
-    assert!(b.authenticate(&plaintext).await.expect("auth").is_some());
-    assert_eq!(
-        b.kept.key(&record.id).map(|k| k.id),
-        Some(record.id.clone())
-    );
-    assert_eq!(b.folders().await.expect("folders"), ["/"]);
+    let listening = within(Duration::from_secs(10), || async {
+        b.folders().await.is_ok() && b.kept.folders().is_some()
+    });
+    assert!(listening.await, "b never kept its folder list");
+    let b_lists = |want: &'static [&'static str]| {
+        let b = &b;
+        within(Duration::from_secs(3), move || async move {
+            b.folders().await.expect("folders") == want
+        })
+    };
+    assert!(b_lists(&["/"]).await);
 
-    // A folder made on a, and an item in a new folder: b's list follows.
-    let folder = FolderPath::parse("/made").expect("path");
-    one(&a, Write::CreateFolder(folder)).await;
-    assert!(eventually(|| async { b.folders().await.expect("folders") == ["/", "/made"] }).await);
+    // A folder made on a, an item in a new folder, the item moved, the folder deleted:
+    // b's list follows each.
+    let made = FolderPath::parse("/made").expect("path");
+    one(&a, Write::CreateFolder(made.clone())).await;
+    assert!(b_lists(&["/", "/made"]).await, "a created folder");
     let mut item = waiting_image(1);
     item.folder = "/in/new".into();
-    one(&a, Write::InsertMedia(vec![item])).await;
-    let want = ["/", "/in", "/in/new", "/made"];
-    assert!(eventually(|| async { b.folders().await.expect("folders") == want }).await);
-    // On the node that wrote, at once.
-    assert_eq!(a.folders().await.expect("folders"), want);
-
-    // A key revoked on a stops working on b.
-    one(
-        &a,
-        Write::RevokeKey {
-            id: record.id.clone(),
-        },
-    )
-    .await;
+    one(&a, Write::InsertMedia(vec![item.clone()])).await;
     assert!(
-        eventually(|| async { b.authenticate(&plaintext).await.expect("auth").is_none() }).await
+        b_lists(&["/", "/in", "/in/new", "/made"]).await,
+        "a new item's folder"
     );
+    assert_eq!(
+        a.folders().await.expect("folders"),
+        ["/", "/in", "/in/new", "/made"],
+        "on the node that wrote, at once"
+    );
+    let moved = crate::model::MediaPatch {
+        folder: Some(made.clone()),
+        ..Default::default()
+    };
+    let patch = Write::UpdateMedia {
+        id: item.id.clone(),
+        patch: moved,
+        recrop: false,
+    };
+    one(&a, patch).await;
+    assert!(b_lists(&["/", "/made"]).await, "the folder the item left");
+    one(&a, Write::DeleteMedia { id: item.id }).await;
+    one(&a, Write::DeleteFolder(made)).await;
+    assert!(b_lists(&["/"]).await, "a deleted folder");
+
+    // A key revoked on a stops working on b at once.
+    assert!(b.authenticate(&plaintext).await.expect("auth").is_some());
+    assert!(b.kept.key(&record.id).is_some(), "b keeps the key it read");
+    let revoke = Write::RevokeKey {
+        id: record.id.clone(),
+    };
+    one(&a, revoke).await;
+    let gone = within(Duration::from_secs(1), || async {
+        b.kept.key(&record.id).is_none()
+    });
+    assert!(gone.await, "b heard the revocation");
+    assert!(b.authenticate(&plaintext).await.expect("auth").is_none());
     assert!(a.authenticate(&plaintext).await.expect("auth").is_none());
     assert!(b.authenticate(&admin).await.expect("auth").is_some());
     db.drop().await;

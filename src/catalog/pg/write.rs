@@ -289,14 +289,17 @@ impl W<'_> {
     }
 
     async fn apply(&mut self, write: &Write) -> Done<Outcome> {
+        let outcome = self.applied(write).await?;
         // What nodes keep of the folder set and the keys goes stale if this commits.
-        self.fx.kept = matches!(
-            write,
-            Write::CreateFolder(_)
-                | Write::DeleteFolder(_)
-                | Write::PutKey(_)
-                | Write::RevokeKey { .. }
-        );
+        self.fx.kept |= match write {
+            Write::CreateFolder(_) => outcome == Outcome::FolderCreated,
+            Write::DeleteFolder(_) | Write::PutKey(_) | Write::RevokeKey { .. } => true,
+            _ => false,
+        };
+        Ok(outcome)
+    }
+
+    async fn applied(&mut self, write: &Write) -> Done<Outcome> {
         match write {
             Write::InsertMedia(records) => {
                 for r in records {

@@ -149,10 +149,14 @@ pub(in crate::catalog) fn with_result(old: &MediaRecord, result: &JobResult) -> 
 /// a config change): they go.
 pub(in crate::catalog) fn dropped_crops(old: &MediaRecord, new: &MediaRecord) -> Vec<String> {
     let kept = new.crop_keys();
-    old.crop_keys()
+    let mut dropped: Vec<String> = old
+        .crop_keys()
         .into_iter()
         .filter(|k| !kept.contains(k))
-        .collect()
+        .collect();
+    dropped.sort_unstable();
+    dropped.dedup(); // presets of one size share a file
+    dropped
 }
 
 /// The failed result recorded for a job started `attempts` times, each interrupted, and
@@ -194,6 +198,8 @@ pub(in crate::catalog) fn skipped_crop_keys(record: &MediaRecord) -> Vec<String>
             (from..now).map(move |v| crop_key(&record.storage_key, size, v))
         })
         .collect();
-    keys.dedup(); // versions 0 and 1 share a key
+    // Versions 0 and 1 share a key, and so do presets of one size.
+    keys.sort_unstable();
+    keys.dedup();
     keys
 }
