@@ -19,11 +19,11 @@ S3_PORT ?= 18333
 # the contract from outside: the document validated, schemathesis and the explorer in
 # Chromium against the real binary (scripts/contract-checks.sh).
 test: tools
-	@bash -c 'trap "scripts/s3-local.sh stop; scripts/pg-local.sh stop" EXIT INT TERM; \
+	@bash -c 'trap "scripts/s3-local.sh stop; scripts/pg-local.sh stop" EXIT; trap "exit 130" INT TERM; \
 		S3_PORT=$(S3_PORT) scripts/s3-local.sh start && scripts/pg-local.sh start && \
 		export S3_TEST_ENDPOINT=http://127.0.0.1:$(S3_PORT) PG_TEST_URL=$$(scripts/pg-local.sh url) && \
-		$(CARGO) test --workspace --all-targets && \
-		TEST_CELL=postgres $(CARGO) test --test api'
+		TEST_CELL=redb $(CARGO) test --workspace --all-targets && \
+		TEST_CELL=postgres $(CARGO) test --workspace --test api'
 	python3 scripts/crash-test.py --rounds 3
 	scripts/contract-checks.sh
 

@@ -30,6 +30,7 @@ start() {
     bin=$(bindir)
     [[ -x $bin/initdb ]] || { echo "no PostgreSQL binaries under /usr/lib/postgresql" >&2; exit 1; }
     if running; then
+        setup "$bin"
         echo "PostgreSQL already running on 127.0.0.1:$PORT: $URL"
         return
     fi
@@ -49,20 +50,35 @@ start() {
             --pwfile="$DIR/pw" -E UTF8 --locale=C.UTF-8 >"$DIR/initdb.log" 2>&1 \
             || { cat "$DIR/initdb.log" >&2; exit 1; }
     fi
+    # authentication_timeout: a test that ends while one of its connections is halfway
+    # through logging in leaves a backend that holds up every CREATE and DROP DATABASE
+    # (they wait for all backends to accept a barrier) until it times out: 60 s by default.
     as_owner "$bin/pg_ctl" -D "$DATA" -l "$DIR/server.log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -p $PORT -k $DIR -c fsync=off -c full_page_writes=off -c max_connections=200" \
+        -o "-c listen_addresses=127.0.0.1 -p $PORT -k $DIR -c fsync=off -c full_page_writes=off -c max_connections=200 -c authentication_timeout=5s" \
         start >/dev/null || { tail -20 "$DIR/server.log" >&2; exit 1; }
-    local psql=("$bin/psql" -h "$DIR" -p "$PORT" -U postgres -v ON_ERROR_STOP=1 -qtA)
+    setup "$bin"
+    echo "PostgreSQL on 127.0.0.1:$PORT: $URL"
+}
+
+# The role and database the tests use (made once), and nothing left of earlier runs.
+setup() {
+    local psql=("$1/psql" -h "$DIR" -p "$PORT" -U postgres -v ON_ERROR_STOP=1 -qtA)
     if [[ -z $(as_owner "${psql[@]}" -c "select 1 from pg_roles where rolname = 'darkroom'") ]]; then
         as_owner "${psql[@]}" -c "create role darkroom login password 'darkroom' createdb"
     fi
     # Tests drop their scratch databases WITH (FORCE), which ends every session in them,
     # autovacuum's workers included.
-    as_owner "${psql[@]}" -c "grant pg_signal_backend to darkroom" 2>/dev/null
+    if [[ $(as_owner "${psql[@]}" -c "select pg_has_role('darkroom', 'pg_signal_backend', 'member')") != t ]]; then
+        as_owner "${psql[@]}" -c "grant pg_signal_backend to darkroom"
+    fi
     if [[ -z $(as_owner "${psql[@]}" -c "select 1 from pg_database where datname = '$DB'") ]]; then
         as_owner "${psql[@]}" -c "create database $DB owner darkroom"
     fi
-    echo "PostgreSQL on 127.0.0.1:$PORT: $URL"
+    # Scratch databases a killed run could not drop (no test runs while this starts).
+    local db
+    for db in $(as_owner "${psql[@]}" -c "select datname from pg_database where datname ~ '^darkroom_t_'"); do
+        as_owner "${psql[@]}" -c "drop database if exists $db with (force)"
+    done
 }
 
 stop() {

@@ -4,11 +4,14 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{Binary, Catalog, Files, Library, ScratchDb, TestServer};
+use crate::common::{Binary, Catalog, Files, Library, ScratchDb, TestServer, pinned};
 use darkroom::config::Secret;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redb_library_moves_into_postgres_with_its_ids_keys_and_urls() {
+    if !pinned() {
+        return;
+    }
     let s = TestServer::spawn_in(Library::of(Catalog::Redb, Files::Disk).await, |_| {}).await;
     let photo = s.upload_waiting_one("jpeg/grace_hopper_512x600.jpg").await;
     let doc = s

@@ -257,5 +257,13 @@ async fn presets_added_later_are_backfilled_and_removed_ones_go() {
     assert_eq!(left.len(), 1, "{item}");
     assert_eq!(left[0], made[0], "the kept preset keeps its file and URL");
     s.until_not_found(&made[1].3).await;
+    // Its file is deleted, not only unlisted (the file route asks the catalog first).
+    let dropped = crate::common::storage_key(&json!({ "url": made[1].3 }));
+    let gone = || async { !s.stored_files().await.contains(&dropped) };
+    crate::common::holds_within(std::time::Duration::from_secs(5), gone).await;
+    assert!(
+        !s.stored_files().await.contains(&dropped),
+        "{dropped} is stored"
+    );
     assert_eq!(item["variants"].as_array().expect("variants").len(), 2);
 }

@@ -412,6 +412,11 @@ async fn json_logs_have_one_line_per_request_and_no_secrets() {
         !logs.contains(&key) && !logs.contains("drk_AAAAAAAA"),
         "keys never reach the logs:\n{logs}"
     );
+    // Nor the store's secret or the catalog's password (a library on PostgreSQL and S3
+    // has both in its config).
+    for secret in ["darkroom-test-secret", ":darkroom@"] {
+        assert!(!logs.contains(secret), "{secret} logged: {logs}");
+    }
     assert!(
         !logs.contains("secret-term"),
         "query strings are not logged"

@@ -164,14 +164,6 @@ async fn a_replace_that_is_refused_changes_nothing_and_keeps_nothing() {
 async fn a_crash_during_a_replace_leaves_one_whole_set_of_files() {
     let dir = Library::new().await;
     let shared = dir.catalog() == Catalog::Postgres;
-    let sweep: &[(&str, &str)] = if shared {
-        &[
-            ("DARKROOM_MAINTENANCE__ORPHAN_SWEEP_SECS", "1"),
-            ("DARKROOM_MAINTENANCE__ORPHAN_GRACE_SECS", "1"),
-        ]
-    } else {
-        &[]
-    };
     let key = Binary::create_key(dir.path(), "write");
     let big = fixture("jpeg/colorfulcups_2560x1600_progressive_gps.jpg");
     for delay_ms in [0, 5, 15, 40, 120] {
@@ -194,7 +186,7 @@ async fn a_crash_during_a_replace_leaves_one_whole_set_of_files() {
         server.kill();
         let _ = in_flight.await;
 
-        let server = Binary::start_env(dir.path(), &[], sweep);
+        let server = Binary::start_env(dir.path(), &[], dir.sweep_soon());
         let now = server.get_json(&key, &format!("/api/v1/media/{id}")).await;
         let original = storage_key(&now["data"]);
         let owned = || async {

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::common::{Binary, Library};
+use crate::common::{Binary, Catalog, Library, holds_within};
 
 #[tokio::test]
 async fn acknowledged_uploads_survive_a_kill() {
@@ -27,11 +27,9 @@ async fn acknowledged_uploads_survive_a_kill() {
 
     // Debris a crash can leave: a temp file and a stored file without a record.
     std::fs::write(dir.path().join("tmp/crashed.part"), b"half an upload").expect("tmp");
-    let orphan_dir = dir.path().join("uploads/2020/01");
-    std::fs::create_dir_all(&orphan_dir).expect("dir");
-    std::fs::write(orphan_dir.join("orphan.jpg"), b"no record").expect("orphan");
+    dir.plant("2020/01/orphan.jpg", b"no record").await;
 
-    let server = Binary::start(dir.path());
+    let server = Binary::start_env(dir.path(), &[], dir.sweep_soon());
     for item in body["data"].as_array().expect("data") {
         let id = item["id"].as_str().expect("id");
         let got = client
@@ -66,6 +64,10 @@ async fn acknowledged_uploads_survive_a_kill() {
         .await
         .expect("json");
     assert_eq!(list["total"], 2);
+    if dir.catalog() == Catalog::Postgres {
+        let swept = || async { dir.stored_files().await.len() == 2 };
+        holds_within(std::time::Duration::from_secs(10), swept).await;
+    }
     assert_eq!(dir.stored_files().await.len(), 2, "the orphan was swept");
     assert_eq!(
         std::fs::read_dir(dir.path().join("tmp"))
