@@ -6,13 +6,14 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
 
 use crate::model::{CropSize, random_token};
 
 const KEY_FILE: &str = "crop-signing.key";
-const BLOCK: usize = 64;
+/// Bytes of the MAC a signature keeps (128 bits), written as 32 hex digits.
+const SIG_BYTES: usize = 16;
 
 pub struct Signer {
     key: Vec<u8>,
@@ -60,17 +61,35 @@ impl Signer {
         }
     }
 
-    /// The signature of a crop of item `id`.
-    pub fn sign(&self, id: &str, size: CropSize) -> String {
-        let message = format!("{id}:{}x{}", size.width, size.height);
-        let mac = hmac_sha256(&self.key, message.as_bytes());
-        mac[..16].iter().map(|b| format!("{b:02x}")).collect()
+    /// HMAC-SHA256 over `message` with this signer's key.
+    fn mac(&self, message: &str) -> Hmac<Sha256> {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        mac.update(message.as_bytes());
+        mac
     }
 
-    /// Whether `sig` is the signature of this crop (in constant time).
+    /// The signature of a crop of item `id`.
+    pub fn sign(&self, id: &str, size: CropSize) -> String {
+        let tag = self.mac(&crop_message(id, size)).finalize().into_bytes();
+        let kept: [u8; SIG_BYTES] = tag[..SIG_BYTES].try_into().expect("a 32-byte MAC");
+        format!("{:032x}", u128::from_be_bytes(kept))
+    }
+
+    /// Whether `sig` is the signature of this crop (compared in constant time).
     pub fn verify(&self, id: &str, size: CropSize, sig: &str) -> bool {
-        let expected = self.sign(id, size);
-        sig.len() == expected.len() && bool::from(expected.as_bytes().ct_eq(sig.as_bytes()))
+        // Exactly 32 lowercase hex digits, as signed: a shorter tag would be easier to
+        // guess, and one crop has one URL.
+        let digits = sig.len() == 2 * SIG_BYTES
+            && sig
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let Some(tag) = digits.then(|| u128::from_str_radix(sig, 16).ok()).flatten() else {
+            return false;
+        };
+        self.mac(&crop_message(id, size))
+            .verify_truncated_left(&tag.to_be_bytes())
+            .is_ok()
     }
 
     /// The path of a signed crop URL.
@@ -81,50 +100,28 @@ impl Signer {
     }
 }
 
-/// HMAC-SHA256 (RFC 2104) over the `sha2` the server already has.
-fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    let mut block = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let pad = |byte: u8| block.map(|b| b ^ byte);
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(message)
-        .finalize();
-    Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize()
-        .into()
+/// What a crop's signature covers: the item and the size.
+fn crop_message(id: &str, size: CropSize) -> String {
+    format!("{id}:{}x{}", size.width, size.height)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
     #[test]
-    fn hmac_matches_rfc_4231() {
-        let mac = hmac_sha256(&[0x0b; 20], b"Hi There");
-        assert_eq!(
-            hex(&mac),
-            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
-        );
-        // Case 6: a key longer than the block is hashed first.
-        let mac = hmac_sha256(
-            &[0xaa; 131],
-            b"Test Using Larger Than Block-Size Key - Hash Key First",
-        );
-        assert_eq!(
-            hex(&mac),
-            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
-        );
+    fn signatures_are_the_first_128_bits_of_hmac_sha256_in_hex() {
+        // Python: hmac.new(b"secret", b"media_AAAAAAAAAAAAAAAA:300x200", sha256)
+        // .hexdigest()[:32]; URLs signed before keep working.
+        let size = CropSize {
+            width: 300,
+            height: 200,
+        };
+        let sig = Signer::new(b"secret").sign("media_AAAAAAAAAAAAAAAA", size);
+        assert_eq!(sig, "f51a93c504d60f45559aafffd3c7d4ca");
+        // A key longer than SHA-256's block is hashed first (RFC 2104).
+        let sig = Signer::new(&[b'k'; 100]).sign("media_AAAAAAAAAAAAAAAA", size);
+        assert_eq!(sig, "e50ca27a794e2714d90982bca76319b6");
     }
 
     #[test]
@@ -145,6 +142,12 @@ mod tests {
         assert!(!signer.verify("media_AAAAAAAAAAAAAAAA", other, &sig));
         assert!(!Signer::new(b"other").verify("media_AAAAAAAAAAAAAAAA", size, &sig));
         assert!(!signer.verify("media_AAAAAAAAAAAAAAAA", size, &sig[..31]));
+        assert!(
+            !signer.verify("media_AAAAAAAAAAAAAAAA", size, &sig[..2]),
+            "a short tag"
+        );
+        assert!(!signer.verify("media_AAAAAAAAAAAAAAAA", size, &format!("+{}", &sig[1..])));
+        assert!(!signer.verify("media_AAAAAAAAAAAAAAAA", size, &sig.to_uppercase()));
         assert!(signer.url("media_AAAAAAAAAAAAAAAA", size).ends_with(&sig));
     }
 
