@@ -36,29 +36,37 @@ impl Signer {
             return Ok(Self::new(key.as_bytes()));
         }
         let path = data_dir.join(KEY_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(key) if !key.trim().is_empty() => return Ok(Self::new(key.trim().as_bytes())),
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-            _ => {}
+        if let Some(key) = read_key(&path)? {
+            return Ok(Self::new(key.as_bytes()));
         }
+        // Written whole under a name of its own, then linked into place: a crash leaves no
+        // empty key file (an empty key would let anyone sign), and of two processes making
+        // one at once, the second finds the first's.
         std::fs::create_dir_all(data_dir)?;
         let key = random_token(48);
+        let fresh = data_dir.join(format!("{KEY_FILE}.{}", random_token(8)));
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        match options.open(&path) {
-            Ok(mut file) => {
-                file.write_all(key.as_bytes())?;
-                file.sync_all()?;
-                Ok(Self::new(key.as_bytes()))
-            }
-            // Another process made it first: use theirs.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Ok(Self::new(std::fs::read_to_string(&path)?.trim().as_bytes()))
-            }
+        let mut file = options.open(&fresh)?;
+        file.write_all(key.as_bytes())?;
+        file.sync_all()?;
+        let placed = match std::fs::hard_link(&fresh, &path) {
+            Ok(()) => Ok(Self::new(key.as_bytes())),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match read_key(&path)? {
+                // Another process made it first: use theirs.
+                Some(theirs) => Ok(Self::new(theirs.as_bytes())),
+                // Empty: left by a crash of an older build; replaced whole.
+                None => {
+                    std::fs::rename(&fresh, &path)?;
+                    Ok(Self::new(key.as_bytes()))
+                }
+            },
             Err(e) => Err(e),
-        }
+        };
+        let _ = std::fs::remove_file(&fresh);
+        placed
     }
 
     /// HMAC-SHA256 over `message` with this signer's key.
@@ -78,8 +86,9 @@ impl Signer {
 
     /// Whether `sig` is the signature of this crop (compared in constant time).
     pub fn verify(&self, id: &str, size: CropSize, sig: &str) -> bool {
-        // Exactly 32 lowercase hex digits, as signed: a shorter tag would be easier to
-        // guess, and one crop has one URL.
+        // Exactly the 32 lowercase hex digits `sign` writes, so one crop has one URL. The
+        // tag checked is always all 16 bytes: keep it a fixed-size array, as
+        // `verify_truncated_left` would check a shorter slice on fewer bytes.
         let digits = sig.len() == 2 * SIG_BYTES
             && sig
                 .bytes()
@@ -97,6 +106,16 @@ impl Signer {
         let (w, h) = (size.width, size.height);
         let sig = self.sign(id, size);
         format!("/api/v1/public/media/{id}/crop?w={w}&h={h}&sig={sig}")
+    }
+}
+
+/// The key in `path`, if the file exists and holds one.
+fn read_key(path: &Path) -> std::io::Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(key) if !key.trim().is_empty() => Ok(Some(key.trim().to_owned())),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -142,6 +161,7 @@ mod tests {
         assert!(!signer.verify("media_AAAAAAAAAAAAAAAA", other, &sig));
         assert!(!Signer::new(b"other").verify("media_AAAAAAAAAAAAAAAA", size, &sig));
         assert!(!signer.verify("media_AAAAAAAAAAAAAAAA", size, &sig[..31]));
+        assert!(!signer.verify("media_AAAAAAAAAAAAAAAA", size, &format!("0{sig}")));
         assert!(
             !signer.verify("media_AAAAAAAAAAAAAAAA", size, &sig[..2]),
             "a short tag"
@@ -160,5 +180,17 @@ mod tests {
         assert_eq!(first.key.len(), 48);
         let configured = Signer::load(Some("from-config"), dir.path()).expect("configured");
         assert_eq!(configured.key, b"from-config");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").collect();
+        assert_eq!(left.len(), 1, "only the key file: {left:?}");
+    }
+
+    #[test]
+    fn an_empty_key_file_left_by_a_crash_is_replaced_not_used() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join(KEY_FILE), "  \n").expect("empty key file");
+        let signer = Signer::load(None, dir.path()).expect("made");
+        assert_eq!(signer.key.len(), 48);
+        let again = Signer::load(None, dir.path()).expect("read");
+        assert_eq!(again.key, signer.key, "the replacement is on disk");
     }
 }
