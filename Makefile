@@ -20,7 +20,7 @@ S3_PORT ?= 18333
 # Chromium against the real binary (scripts/contract-checks.sh).
 test: tools
 	@bash -c 'trap "scripts/s3-local.sh stop; scripts/pg-local.sh stop" EXIT; trap "exit 130" INT TERM; \
-		S3_PORT=$(S3_PORT) scripts/s3-local.sh start && scripts/pg-local.sh start && \
+		S3_FRESH=1 S3_PORT=$(S3_PORT) scripts/s3-local.sh start && scripts/pg-local.sh start && \
 		export S3_TEST_ENDPOINT=http://127.0.0.1:$(S3_PORT) PG_TEST_URL=$$(scripts/pg-local.sh url) && \
 		TEST_CELL=redb $(CARGO) test --workspace --all-targets && \
 		TEST_CELL=postgres $(CARGO) test --workspace --test api'

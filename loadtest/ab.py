@@ -46,6 +46,13 @@ def main():
                     res = perf.loadtest(f"ab-{rnd}-{label}-{scenario}", s.url, scenario, *flags,
                                         key=s.key, server=s)
                     summary = res["summary"]
+                    # A refusal other than backpressure (a 507 from a full disk, a 500)
+                    # makes the run's figures meaningless: say so loudly.
+                    refused = {code: n for code, n in summary.get("statuses", {}).items()
+                               if not (str(code).startswith("2") or str(code) == "503")}
+                    if refused:
+                        print(f"WARNING: {name}, {label}, round {rnd} answered {refused}: "
+                              f"not comparable (see {s.dir})", file=sys.stderr)
                     rows.setdefault(name, {}).setdefault(label, []).append(
                         (round(summary["ok_per_s"], 1), summary["latency_ms"]["p99"],
                          round(res["peak_rss_mb"])))

