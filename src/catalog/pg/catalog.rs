@@ -67,6 +67,8 @@ pub struct PgCatalog {
     pub(super) kept: Arc<Kept>,
     /// Listens for those commits (ended with the catalog).
     hearing: tokio::task::JoinHandle<()>,
+    /// True once this node gives its turns back (`let_go`); held while one is taken.
+    turns: Arc<tokio::sync::RwLock<bool>>,
     /// Test-only: commits wait while this is held for writing (see `hold_writes`).
     #[cfg(test)]
     pub(super) gate: Arc<tokio::sync::RwLock<()>>,
@@ -104,6 +106,7 @@ impl PgCatalog {
             memo: Default::default(),
             kept,
             hearing,
+            turns: Arc::default(),
             #[cfg(test)]
             gate: Arc::default(),
         };
@@ -450,18 +453,32 @@ impl PgCatalog {
     /// Takes (or keeps) `task` for this node for `hold`, unless another node holds it: a
     /// task for the whole cluster (the delete drain, presign expiry, the orphan sweep)
     /// runs on one node at a time, and moves to another once its holder stops renewing.
-    pub async fn take_turn(&self, task: &str, hold: Duration) -> Result<bool> {
-        let rows = self
-            .rows(
-                "INSERT INTO cluster_tasks (task, holder, until) \
-                 VALUES ($1, $2, now() + make_interval(secs => $3)) \
-                 ON CONFLICT (task) DO UPDATE SET holder = excluded.holder, until = excluded.until \
-                 WHERE cluster_tasks.until < now() OR cluster_tasks.holder = excluded.holder \
-                 RETURNING 1",
-                &[&task, &self.node, &hold.as_secs_f64()],
-            )
-            .await?;
-        Ok(!rows.is_empty())
+    pub async fn take_turn(self: &Arc<Self>, task: &str, hold: Duration) -> Result<bool> {
+        // The statement runs to its end on a task of its own, holding `turns`: a caller
+        // dropped half-way (a periodic task ended at shutdown) cannot have its turn land
+        // after `let_go` gave the node's turns back, where it would keep the other nodes
+        // from the task for the whole hold.
+        let letting_go = self.turns.clone().read_owned().await;
+        if *letting_go {
+            return Ok(false);
+        }
+        let (this, task) = (self.clone(), task.to_owned());
+        let taken = tokio::spawn(async move {
+            let _held = letting_go;
+            let rows = this
+                .rows(
+                    "INSERT INTO cluster_tasks (task, holder, until) \
+                     VALUES ($1, $2, now() + make_interval(secs => $3)) \
+                     ON CONFLICT (task) DO UPDATE SET holder = excluded.holder, \
+                     until = excluded.until \
+                     WHERE cluster_tasks.until < now() OR cluster_tasks.holder = excluded.holder \
+                     RETURNING 1",
+                    &[&task, &this.node, &hold.as_secs_f64()],
+                )
+                .await?;
+            Ok(!rows.is_empty())
+        });
+        taken.await.unwrap_or(Err(CatalogError::Unavailable))
     }
 
     /// Waits until no other node holds `name` (a crop being made), and holds it until the
@@ -501,6 +518,8 @@ impl PgCatalog {
     /// Hands back what this node holds in the cluster (at a graceful stop): its jobs'
     /// leases, so other nodes take them at once, and its task turns and claims.
     pub async fn let_go(&self) -> Result<()> {
+        // Turns being taken land first; none is taken after.
+        *self.turns.write().await = true;
         self.rows(
             "UPDATE jobs SET lease_token = NULL, lease_until = NULL WHERE lease_token = $1 \
              RETURNING 1",

@@ -357,6 +357,7 @@ async fn every_node_hears_a_job_end_and_a_job_announced() {
 async fn a_cluster_task_runs_on_one_node_at_a_time() {
     let db = Scratch::new().await;
     let (a, b) = two_nodes(&db, Duration::from_secs(60)).await;
+    let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
     let hold = Duration::from_secs(1);
     assert!(a.take_turn("drain", hold).await.expect("a"));
     assert!(!b.take_turn("drain", hold).await.expect("b"), "a holds it");
@@ -370,6 +371,18 @@ async fn a_cluster_task_runs_on_one_node_at_a_time() {
     assert!(
         !a.take_turn("drain", hold).await.expect("a"),
         "b holds it now"
+    );
+    // A node that lets go gives its turns back at once and takes none after.
+    let long = Duration::from_secs(600);
+    assert!(b.take_turn("sweep", long).await.expect("b"));
+    b.let_go().await.expect("let go");
+    assert!(
+        a.take_turn("sweep", long).await.expect("a"),
+        "b gave it back"
+    );
+    assert!(
+        !b.take_turn("other", long).await.expect("b"),
+        "b took one after"
     );
     db.drop().await;
 }
