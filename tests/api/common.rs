@@ -161,10 +161,6 @@ impl Library {
         self.dir.path()
     }
 
-    pub fn catalog(&self) -> Catalog {
-        self.catalog
-    }
-
     /// Settings for a `darkroom` binary on this library after a crash: on PostgreSQL the
     /// start-up sweep leaves stored files to the periodic one (another node may be
     /// storing them), so that sweep runs every second with a second's grace; on redb,
@@ -177,6 +173,17 @@ impl Library {
                 ("DARKROOM_MAINTENANCE__ORPHAN_GRACE_SECS", "1"),
             ],
         }
+    }
+
+    /// Its stored files (see `stored_files`) once a server started with `sweep_soon`
+    /// after a crash has swept: at once on redb; on PostgreSQL when `swept` says so, or
+    /// after 10 s (the periodic sweep's turn).
+    pub async fn after_sweep(&self, swept: impl Fn(&[String]) -> bool) -> Vec<String> {
+        if self.catalog == Catalog::Postgres {
+            let done = || async { swept(&self.stored_files().await) };
+            holds_within(std::time::Duration::from_secs(10), done).await;
+        }
+        self.stored_files().await
     }
 
     /// True for a library whose files are in the test bucket.

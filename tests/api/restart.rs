@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::common::{Binary, Catalog, Library, holds_within};
+use crate::common::{Binary, Library};
 
 #[tokio::test]
 async fn acknowledged_uploads_survive_a_kill() {
@@ -64,11 +64,8 @@ async fn acknowledged_uploads_survive_a_kill() {
         .await
         .expect("json");
     assert_eq!(list["total"], 2);
-    if dir.catalog() == Catalog::Postgres {
-        let swept = || async { dir.stored_files().await.len() == 2 };
-        holds_within(std::time::Duration::from_secs(10), swept).await;
-    }
-    assert_eq!(dir.stored_files().await.len(), 2, "the orphan was swept");
+    let stored = dir.after_sweep(|stored| stored.len() == 2).await;
+    assert_eq!(stored.len(), 2, "the orphan was swept");
     assert_eq!(
         std::fs::read_dir(dir.path().join("tmp"))
             .expect("tmp")
