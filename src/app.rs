@@ -13,14 +13,14 @@ use crate::actors::{self, StartError};
 use crate::catalog::pg::PgCatalog;
 use crate::catalog::{Backend, Catalog, CatalogError};
 use crate::config::Config;
-use crate::delivery::Cropper;
+use crate::delivery::{Cropper, Links, Signer};
 use crate::health::Health;
 use crate::http::{Ctx, server};
 use crate::ingest::Ingest;
 use crate::library::Library;
 use crate::maintenance::{self, RecoveryError, Upkeep};
 use crate::model::Scope;
-use crate::storage::{FileUrls, Storage, StorageError};
+use crate::storage::{Storage, StorageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -90,6 +90,9 @@ pub async fn run(
         None => None,
     };
     tracing::info!(addr = %listener.local_addr()?, data_dir = %config.data_dir.display(), "serving");
+    // One key signs every URL: crops, and the links to private items' files.
+    let key = config.delivery.signing_key.as_ref().map(|k| k.expose());
+    let signer = Arc::new(Signer::load(key, &config.data_dir)?);
     let ctx = Arc::new(Ctx {
         catalog: handles.catalog.clone(),
         storage: handles.storage.clone(),
@@ -100,9 +103,10 @@ pub async fn run(
             handles.catalog.clone(),
             handles.storage.clone(),
             handles.processing.clone(),
+            signer.clone(),
             &config,
-        )?,
-        urls: FileUrls::new(&config.storage),
+        ),
+        links: Links::new(&config, signer, handles.storage.clone()),
         config: Arc::new(config),
         metrics,
         draining: AtomicBool::new(false),

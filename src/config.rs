@@ -27,7 +27,20 @@ pub struct Config {
     pub maintenance: Maintenance,
     pub catalog: crate::catalog::Options,
     pub delivery: crate::delivery::DeliveryConfig,
+    pub media: Media,
     pub storage: StorageConfig,
+}
+
+/// `[media]`: who may read new items, and how long the links to private ones last.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Media {
+    /// The visibility of an upload that names none.
+    pub default_visibility: crate::model::Visibility,
+    /// How long a signed link to a private item's file lasts, in seconds.
+    pub link_ttl_secs: u64,
+    /// The longest `?urlTtl=` a request may ask for (S3 signs for 7 days at most).
+    pub max_link_ttl_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -173,6 +186,11 @@ pub struct S3Config {
     pub access_key_id: Option<String>,
     #[serde(default)]
     pub secret_access_key: Option<Secret>,
+    /// The files of private items: a bucket of its own that denies anonymous reads (read
+    /// through presigned GET URLs only), at the same prefix. Unset, items cannot be made
+    /// private on this store.
+    #[serde(default)]
+    pub private_bucket: Option<String>,
     /// Key prefix inside the bucket (the site id): objects are `<prefix>/YYYY/MM/...`.
     #[serde(default)]
     pub prefix: String,
@@ -199,6 +217,9 @@ pub struct S3Config {
     #[serde(default = "default_max_retries")]
     pub max_retries: usize,
 }
+
+/// 7 days: the longest an S3 presigned URL may last (SigV4).
+pub const MAX_LINK_TTL_SECS: u64 = 7 * 24 * 3600;
 
 fn default_region() -> String {
     "us-east-1".to_owned()
@@ -352,12 +373,42 @@ impl Config {
                     .into(),
             ));
         }
+        let m = &self.media;
+        if m.link_ttl_secs == 0 || m.link_ttl_secs > m.max_link_ttl_secs {
+            return Err(ConfigError::Invalid(
+                "media.link_ttl_secs must be from 1 to media.max_link_ttl_secs".into(),
+            ));
+        }
+        if m.max_link_ttl_secs > MAX_LINK_TTL_SECS {
+            return Err(ConfigError::Invalid(format!(
+                "media.max_link_ttl_secs is at most {MAX_LINK_TTL_SECS} (7 days: the longest \
+                 an S3 presigned URL lasts)"
+            )));
+        }
+        if let StorageConfig::S3(s3) = &self.storage
+            && s3.private_bucket.is_none()
+            && m.default_visibility.is_private()
+        {
+            return Err(ConfigError::Invalid(
+                "media.default_visibility = \"private\" on S3 needs storage.private_bucket: a \
+                 bucket no anonymous request may read (see the README's \"Private media\")"
+                    .into(),
+            ));
+        }
         if self.server.max_header_bytes < 8192 {
             return Err(ConfigError::Invalid(
                 "server.max_header_bytes must be at least 8192".into(),
             ));
         }
         Ok(())
+    }
+
+    /// Whether items can be private here (on S3, with `storage.private_bucket`).
+    pub fn keeps_private(&self) -> bool {
+        match &self.storage {
+            StorageConfig::Local => true,
+            StorageConfig::S3(s3) => s3.private_bucket.is_some(),
+        }
     }
 
     /// Largest single uploaded file: `limits.max_file_bytes` on local disk, the S3

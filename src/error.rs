@@ -101,6 +101,15 @@ impl From<QueryBound> for ApiError {
     }
 }
 
+impl From<crate::library::EditError> for ApiError {
+    fn from(e: crate::library::EditError) -> Self {
+        match e {
+            crate::library::EditError::Catalog(e) => Self::Catalog(e),
+            crate::library::EditError::Storage(e) => Self::Storage(e),
+        }
+    }
+}
+
 impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> Self {
         match e {
@@ -163,9 +172,10 @@ impl ApiError {
                 | CatalogError::RootFolder
                 | CatalogError::PresignExpired
                 | CatalogError::AlreadyConfirmed => StatusCode::BAD_REQUEST,
-                CatalogError::ConfirmInProgress | CatalogError::LastAdminKey => {
-                    StatusCode::CONFLICT
-                }
+                CatalogError::ConfirmInProgress
+                | CatalogError::LastAdminKey
+                | CatalogError::ItemChanged
+                | CatalogError::StillProcessing => StatusCode::CONFLICT,
                 CatalogError::Unavailable | CatalogError::LeaseLost => {
                     StatusCode::SERVICE_UNAVAILABLE
                 }
@@ -196,7 +206,9 @@ impl ApiError {
             }
             Self::Storage(StorageError::Io(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Storage(StorageError::Remote(_)) => StatusCode::BAD_GATEWAY,
-            Self::Storage(StorageError::Unsupported) => StatusCode::BAD_REQUEST,
+            Self::Storage(StorageError::Unsupported | StorageError::NoPrivatePlace) => {
+                StatusCode::BAD_REQUEST
+            }
         }
     }
 
@@ -239,6 +251,9 @@ impl ApiError {
             Self::Catalog(CatalogError::AlreadyConfirmed) => "already_confirmed",
             Self::Catalog(CatalogError::ConfirmInProgress) => "confirm_in_progress",
             Self::Catalog(CatalogError::LastAdminKey) => "last_admin_key",
+            Self::Catalog(CatalogError::ItemChanged) => "item_changed",
+            Self::Catalog(CatalogError::StillProcessing) => "item_processing",
+            Self::Storage(StorageError::NoPrivatePlace) => "private_unavailable",
             Self::Storage(StorageError::Remote(_)) => "storage_error",
             Self::Catalog(CatalogError::Unavailable) | Self::Storage(StorageError::Unavailable) => {
                 "unavailable"

@@ -1,14 +1,17 @@
-//! The edit story: a metadata PATCH and a DELETE, each one catalog write and what follows
-//! from it (files the write queued for deletion removed at once, a job the change needs
-//! handed to the pool). Handlers parse and answer; this is where an edit happens, the same
-//! whatever catalog is behind the handle (and where events of an edit will start).
+//! The edit story: a metadata PATCH, a visibility change and a DELETE, each one catalog
+//! write and what follows from it (files the write queued for deletion removed at once, a
+//! job the change needs handed to the pool). Handlers parse and answer; this is where an
+//! edit happens, the same whatever catalog is behind the handle (and where events of an
+//! edit will start).
 
 use crate::actors::Handles;
 use crate::actors::catalog::CatalogHandle;
 use crate::actors::processing::ProcessingHandle;
 use crate::actors::storage::StorageHandle;
 use crate::catalog::CatalogError;
-use crate::model::{MediaPatch, MediaRecord};
+use crate::model::{MediaPatch, MediaRecord, Visibility};
+use crate::storage::StorageError;
+use crate::storage::key::moved;
 
 #[derive(Clone)]
 pub struct Library {
@@ -17,6 +20,15 @@ pub struct Library {
     processing: ProcessingHandle,
     /// Crop presets are configured: a moved focal point re-makes them.
     recrop: bool,
+}
+
+/// Why an edit did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 impl Library {
@@ -29,10 +41,22 @@ impl Library {
         }
     }
 
-    /// Applies `patch` to item `id`: its record after the change. A moved focal point
-    /// drops the item's crops (presets and on demand) in the same write, and their files
-    /// go now; the job that makes the new presets goes to the pool.
-    pub async fn update(&self, id: String, patch: MediaPatch) -> Result<MediaRecord, CatalogError> {
+    /// Applies `patch` to item `id`: its record after the change. A new visibility moves
+    /// the files first (see `set_visibility`), then the other fields are written. A moved
+    /// focal point drops the item's crops (presets and on demand) in the same write, and
+    /// their files go now; the job that makes the new presets goes to the pool.
+    pub async fn update(
+        &self,
+        id: String,
+        mut patch: MediaPatch,
+    ) -> Result<MediaRecord, EditError> {
+        let moved = match patch.visibility.take() {
+            Some(visibility) => Some(self.set_visibility(id.clone(), visibility).await?),
+            None => None,
+        };
+        if let Some(record) = moved.filter(|_| patch.is_empty()) {
+            return Ok(record);
+        }
         let this = self.clone();
         to_the_end(async move {
             let changed = this.catalog.update_media(id, patch, this.recrop).await?;
@@ -46,9 +70,95 @@ impl Library {
         .await
     }
 
+    /// Moves item `id`'s files (original, variants, preset crops) to the place of
+    /// `visibility` under new keys, then commits the record that names them; the old
+    /// files go through the delete queue (their URLs stop working once the commit is
+    /// made). Its on-demand crops are dropped (made again on request). A crash before the
+    /// commit leaves copies no record names (the orphan sweep removes them); after it,
+    /// the old files are on the durable queue. Either way one whole copy is named.
+    pub async fn set_visibility(
+        &self,
+        id: String,
+        visibility: Visibility,
+    ) -> Result<MediaRecord, EditError> {
+        let this = self.clone();
+        to_the_end(async move {
+            let current = this.catalog.get(&id).await?;
+            let current = current.ok_or(CatalogError::NotFound("media item"))?;
+            if current.visibility == visibility {
+                return Ok(current);
+            }
+            if current.is_processing() {
+                return Err(CatalogError::StillProcessing.into());
+            }
+            let to = moved(&current.storage_key, visibility);
+            let pairs: Vec<(String, String)> = current
+                .storage_keys()
+                .into_iter()
+                .map(|k| {
+                    let new = to(&k);
+                    (k, new)
+                })
+                .collect();
+            let new_original = to(&current.storage_key);
+            // The copies are nobody's until the commit: kept from the sweep meanwhile.
+            let _held: Vec<_> = pairs
+                .iter()
+                .map(|(_, n)| this.storage.hold(n.clone()))
+                .collect();
+            let mut copied = Vec::with_capacity(pairs.len());
+            for (from, to) in &pairs {
+                let done = this.storage.copy(from.clone(), to.clone()).await;
+                if matches!(done, Ok(true)) {
+                    copied.push(to.clone());
+                    continue;
+                }
+                this.discard_unclaimed(copied).await;
+                return Err(match done {
+                    Err(e) => e.into(),
+                    _ => CatalogError::ItemChanged.into(), // a file went meanwhile
+                });
+            }
+            match this.catalog.move_files(id.clone(), visibility, pairs).await {
+                Ok(changed) => {
+                    this.storage.drain_deletes(changed.queued);
+                    Ok(changed.record)
+                }
+                Err(e) => {
+                    // The reply can be lost after the commit (an actor restart): look
+                    // before removing the copies (the periodic drain removes the old).
+                    match this.catalog.get(&id).await {
+                        Ok(Some(now)) if now.storage_key == new_original => Ok(now),
+                        _ => {
+                            this.discard_unclaimed(copied).await;
+                            Err(e.into())
+                        }
+                    }
+                }
+            }
+        })
+        .await
+    }
+
+    /// Removes the copies of a move that did not commit: once every write that might name
+    /// them has settled, those no record claims (as an upload's unclaimed file; should the
+    /// catalog not answer, the orphan sweep decides later).
+    async fn discard_unclaimed(&self, keys: Vec<String>) {
+        if self.catalog.barrier().await.is_err() {
+            return;
+        }
+        let mut unclaimed = Vec::with_capacity(keys.len());
+        for key in keys {
+            if matches!(self.catalog.owner_of_file(&key).await, Ok(None)) {
+                unclaimed.push(key);
+            }
+        }
+        self.storage.discard(unclaimed);
+    }
+
     /// Deletes item `id`: every file the catalog knows for it is queued in the same write
     /// (crash-safe) and removed now.
-    pub async fn delete(&self, id: String) -> Result<(), CatalogError> {
+    pub async fn delete(&self, id: String) -> Result<(), EditError> {
         let this = self.clone();
         to_the_end(async move {
             let queued = this.catalog.delete_media(id).await?;
@@ -62,9 +172,9 @@ impl Library {
 /// Runs an edit on a task of its own: a client that goes away after the write was sent
 /// does not cut off what follows its commit (the files removed, the job handed on).
 async fn to_the_end<T: Send + 'static>(
-    edit: impl Future<Output = Result<T, CatalogError>> + Send + 'static,
-) -> Result<T, CatalogError> {
+    edit: impl Future<Output = Result<T, EditError>> + Send + 'static,
+) -> Result<T, EditError> {
     tokio::spawn(edit)
         .await
-        .unwrap_or(Err(CatalogError::Unavailable))
+        .unwrap_or(Err(CatalogError::Unavailable.into()))
 }

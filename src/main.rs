@@ -193,7 +193,7 @@ fn sign(config: &Config, id: &str, size: &str) -> Result<(), BoxError> {
     }
     let key = config.delivery.signing_key.as_ref().map(|k| k.expose());
     let signer = darkroom::delivery::Signer::load(key, &config.data_dir)?;
-    println!("{}", signer.url(id, size));
+    println!("{}", signer.url(id, size, None));
     Ok(())
 }
 

@@ -17,7 +17,7 @@ use crate::catalog::{
 use crate::metrics as m;
 use crate::model::{
     ApiKeyRecord, FolderPath, JobResult, ListQuery, MediaPatch, MediaRecord, Page, PresignRecord,
-    Scope, now_us,
+    Scope, Visibility, now_us,
 };
 use crate::storage::Claims;
 
@@ -368,6 +368,22 @@ impl CatalogHandle {
     /// The item with a new file (see `Write::ReplaceFile`).
     pub async fn replace_file(&self, file: MediaRecord) -> Result<Changed, CatalogError> {
         changed(self.write(Write::ReplaceFile(Box::new(file))).await?)
+    }
+
+    /// Moves item `id` to `visibility`, its files already copied to the new keys of
+    /// `moved` (see `Write::Move`); the old ones are on the delete queue.
+    pub async fn move_files(
+        &self,
+        id: String,
+        visibility: Visibility,
+        moved: Vec<(String, String)>,
+    ) -> Result<Changed, CatalogError> {
+        let write = Write::Move {
+            id,
+            visibility,
+            moved,
+        };
+        changed(self.write(write).await?)
     }
 
     /// Deletes an item; returns the keys of every file it had (already on the delete

@@ -77,6 +77,14 @@ pub enum StorageRequest {
     PromoteUpload(String, RpcReplyPort<Result<bool>>),
     /// Remove what clients uploaded for these keys; the reply lists those removed.
     DeleteUploads(Vec<String>, RpcReplyPort<Result<Vec<String>>>),
+    /// Copy a stored file to another key (how a private item's files move).
+    Copy(String, String, RpcReplyPort<Result<bool>>),
+    /// Sign GET URLs of private items' files (S3; `None` on local disk).
+    PresignGets(
+        Vec<String>,
+        Duration,
+        RpcReplyPort<Result<Option<Vec<String>>>>,
+    ),
     /// HEAD a stored object.
     Head(String, RpcReplyPort<Result<Option<ObjectInfo>>>),
     /// A stored object, of a known size, to read in ranges.
@@ -174,6 +182,21 @@ fn answer_request(s: Op, msg: StorageRequest) {
                 "copy",
                 |s| async move { s.promote_upload(&key).await },
             )
+        }
+        StorageRequest::Copy(from, to, r) => {
+            answer_at_end(r, s, "copy", |s| async move { s.copy(&from, &to).await })
+        }
+        StorageRequest::PresignGets(keys, expires, r) => {
+            answer(r, s, "presign", move |s| async move {
+                let mut urls = Vec::with_capacity(keys.len());
+                for key in keys {
+                    match s.presign_get(&key, expires).await? {
+                        Some(url) => urls.push(url),
+                        None => return Ok(None),
+                    }
+                }
+                Ok(Some(urls))
+            })
         }
         StorageRequest::DeleteUploads(keys, r) => answer(r, s, "delete", |s| async move {
             let mut gone = Vec::with_capacity(keys.len());
@@ -407,6 +430,23 @@ impl StorageHandle {
     }
 
     /// The size of a stored object (S3).
+    /// Copies the stored file `from` to `to`; answers once the copy has ended (durable, or
+    /// failed); `false` when `from` does not exist.
+    pub async fn copy(&self, from: String, to: String) -> Result<bool> {
+        self.call(|r| StorageRequest::Copy(from, to, r)).await
+    }
+
+    /// Presigned GETs of private items' files on S3, in order (`None` on local disk,
+    /// where this server signs its own links).
+    pub async fn presign_gets(
+        &self,
+        keys: Vec<String>,
+        expires: Duration,
+    ) -> Result<Option<Vec<String>>> {
+        self.call(|r| StorageRequest::PresignGets(keys, expires, r))
+            .await
+    }
+
     pub async fn head(&self, key: String) -> Result<Option<ObjectInfo>> {
         self.call(|r| StorageRequest::Head(key, r)).await
     }

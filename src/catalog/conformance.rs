@@ -8,7 +8,9 @@
 //! spelling (NFC/NFD, full case folding, final sigma, dotted I); one unreadable record
 //! fails only its own write and can still be deleted; a search answer is one snapshot
 //! under concurrent commits; queries past the bounds are refused; crop files get keys of
-//! their own, so an evicted crop never takes a re-made one with it.
+//! their own, so an evicted crop never takes a re-made one with it; private items are
+//! listed, searched and counted apart from public ones (and together for a key holder);
+//! a visibility move commits only over the files it copied.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,10 +21,10 @@ use super::pg::PgCatalog;
 use super::{Backend, CacheCrop, Catalog, CatalogError, JobOutcome};
 use crate::actors::catalog::{CatalogHandle, CatalogMsg, JobStart};
 use crate::model::{
-    CropRecord, CropSize, JobResult, ListQuery, MediaPatch, MediaRecord, MediaType, Processing,
-    QueryBound, SortField, Status, VariantRecord, fold,
+    CropRecord, CropSize, FolderPath, JobResult, ListQuery, MediaPatch, MediaRecord, MediaType,
+    Processing, QueryBound, SortField, Status, VariantRecord, Visibility, cursor, fold,
 };
-use crate::storage::key::{crop_key, ondemand_crop_key, ondemand_crop_prefix, variant_key};
+use crate::storage::key::{crop_key, moved, ondemand_crop_key, ondemand_crop_prefix, variant_key};
 
 type Hook<T> = Box<dyn Fn(String) -> futures_util::future::BoxFuture<'static, T> + Send + Sync>;
 
@@ -144,6 +146,8 @@ conformance!(
     a_remade_crop_never_shares_a_key_with_an_evicted_one,
     a_crop_larger_than_the_cache_is_not_kept,
     a_new_crop_never_evicts_itself,
+    private_items_are_apart_in_listings_searches_and_counts,
+    a_visibility_move_takes_the_new_keys_and_queues_the_old,
 );
 
 // ---- records ---------------------------------------------------------------------------
@@ -807,4 +811,218 @@ async fn a_new_crop_never_evicts_itself(f: &Fixture) {
             .expect("pending")
             .contains(&made_before)
     );
+}
+
+/// Item `n` of `visibility` in `folder`, a document (no job) created at `n`.
+fn placed(n: usize, folder: &str, visibility: Visibility) -> MediaRecord {
+    let r = document(n, &format!("doc-{n}.pdf"));
+    let to = moved(&r.storage_key, visibility);
+    MediaRecord {
+        folder: folder.into(),
+        storage_key: to(&r.storage_key),
+        visibility,
+        ..r
+    }
+}
+
+/// Every page of `q` by cursor, newest first: the ids, and the total of the first page.
+async fn every_page(f: &Fixture, q: ListQuery) -> (Vec<String>, u64) {
+    let (mut ids, mut at, mut total) = (Vec::new(), None, None);
+    loop {
+        let page = f
+            .handle
+            .list(ListQuery {
+                cursor: at.take(),
+                limit: 2,
+                ..q.clone()
+            })
+            .await
+            .expect("list");
+        total.get_or_insert(page.total);
+        ids.extend(page.items.iter().map(|r| r.id.clone()));
+        match page.next {
+            Some(next) => {
+                // As a client sends it back.
+                let raw = cursor::encode(q.sort, q.descending, &next);
+                at = Some(cursor::decode(&raw, q.sort, q.descending).expect("cursor"));
+            }
+            None => return (ids, total.unwrap_or(0)),
+        }
+    }
+}
+
+async fn private_items_are_apart_in_listings_searches_and_counts(f: &Fixture) {
+    let c = &f.handle;
+    let (public, private) = (Visibility::Public, Visibility::Private);
+    // Interleaved in time, so a listing of both merges the two.
+    let items: Vec<MediaRecord> = (1..=7)
+        .map(|n| {
+            let v = if n % 2 == 0 { private } else { public };
+            placed(n, if n <= 4 { "/a" } else { "/b" }, v)
+        })
+        .collect();
+    c.insert_media(items.clone()).await.expect("insert");
+    c.insert_media(vec![placed(8, "/secret", private)])
+        .await
+        .expect("insert");
+    let newest_first = |v: Option<Visibility>, folder: Option<&str>| -> Vec<String> {
+        let mut all: Vec<&MediaRecord> = items.iter().collect();
+        let eighth = placed(8, "/secret", private);
+        all.push(&eighth);
+        let mut ids: Vec<(u64, String)> = all
+            .iter()
+            .filter(|r| v.is_none_or(|v| r.visibility == v))
+            .filter(|r| folder.is_none_or(|f| r.folder == f))
+            .map(|r| (r.created_us, r.id.clone()))
+            .collect();
+        ids.sort();
+        ids.into_iter().rev().map(|(_, id)| id).collect()
+    };
+    for v in [None, Some(public), Some(private)] {
+        for folder in [None, Some("/a"), Some("/b")] {
+            let q = ListQuery {
+                visibility: v,
+                folder: folder.and_then(FolderPath::parse),
+                ..ListQuery::default()
+            };
+            let want = newest_first(v, folder);
+            let (ids, total) = every_page(f, q.clone()).await;
+            assert_eq!(ids, want, "{v:?} {folder:?} by cursor");
+            assert_eq!(total, want.len() as u64, "{v:?} {folder:?} total");
+            // By offset too (the merge walked past `offset` entries).
+            let page = c
+                .list(ListQuery {
+                    offset: 1,
+                    limit: 2,
+                    ..q.clone()
+                })
+                .await
+                .expect("offset");
+            let got: Vec<String> = page.items.iter().map(|r| r.id.clone()).collect();
+            let skipped: Vec<String> = want.iter().skip(1).take(2).cloned().collect();
+            assert_eq!(got, skipped, "{v:?} {folder:?} at offset 1");
+            // Search filters the same way.
+            let found = c
+                .list(ListQuery {
+                    search: Some("doc-".into()),
+                    limit: 100,
+                    ..q
+                })
+                .await
+                .expect("search");
+            let got: Vec<String> = found.items.iter().map(|r| r.id.clone()).collect();
+            assert_eq!(
+                (got, found.total),
+                (want.clone(), want.len() as u64),
+                "{v:?} {folder:?} search"
+            );
+        }
+    }
+    let folders = c.folders().await.expect("folders");
+    assert!(folders.contains(&"/secret".to_owned()), "{folders:?}");
+    // Deleting a private item and making a public one private keep every count exact.
+    c.delete_media(items[1].id.clone()).await.expect("delete");
+    let counted = |v| {
+        let q = ListQuery {
+            visibility: v,
+            ..ListQuery::default()
+        };
+        async move { c.list(q).await.expect("list").total }
+    };
+    assert_eq!(
+        (
+            counted(None).await,
+            counted(Some(public)).await,
+            counted(Some(private)).await
+        ),
+        (7, 4, 3)
+    );
+}
+
+async fn a_visibility_move_takes_the_new_keys_and_queues_the_old(f: &Fixture) {
+    let c = &f.handle;
+    let a = processed(f, &image(1, "a.png"), made(&image(1, "a.png"), 0)).await;
+    let size = CropSize {
+        width: 40,
+        height: 30,
+    };
+    let on_demand = ondemand_crop_key(&a.storage_key, size, a.crop_version);
+    let cached = c.cache_crop(crop(&a, &on_demand, 10, 1 << 20)).await;
+    assert!(cached.expect("cache").kept);
+    let to = moved(&a.storage_key, Visibility::Private);
+    let pairs: Vec<(String, String)> = a
+        .storage_keys()
+        .into_iter()
+        .map(|k| {
+            let n = to(&k);
+            (k, n)
+        })
+        .collect();
+    // Files it does not have (one missing) are not a move of this item.
+    let short = pairs[1..].to_vec();
+    assert!(matches!(
+        c.move_files(a.id.clone(), Visibility::Private, short).await,
+        Err(CatalogError::ItemChanged)
+    ));
+    let changed = c
+        .move_files(a.id.clone(), Visibility::Private, pairs.clone())
+        .await
+        .expect("move");
+    let r = changed.record;
+    assert_eq!(r.visibility, Visibility::Private);
+    assert_eq!(r.storage_key, to(&a.storage_key));
+    assert_eq!(
+        sorted(r.storage_keys()),
+        sorted(pairs.iter().map(|(_, n)| n.clone()).collect())
+    );
+    assert_eq!(c.get(&a.id).await.expect("get"), Some(r.clone()));
+    let pending = c.pending_deletes().await.expect("pending");
+    for (old, new) in &pairs {
+        assert!(pending.contains(old), "{old} is queued");
+        assert_eq!(c.owner_of_file(old).await.expect("owner"), None);
+        assert_eq!(
+            c.owner_of_file(new).await.expect("owner"),
+            Some(a.id.clone())
+        );
+    }
+    assert!(pending.contains(&on_demand), "the on-demand crop goes");
+    // The same move again: the item no longer has those files.
+    assert!(matches!(
+        c.move_files(a.id.clone(), Visibility::Public, pairs).await,
+        Err(CatalogError::ItemChanged)
+    ));
+    // A replace staged for the old place is refused; one for the new place is taken.
+    let public_file = MediaRecord {
+        id: a.id.clone(),
+        ..image(2, "b.png")
+    };
+    assert!(matches!(
+        c.replace_file(public_file).await,
+        Err(CatalogError::ItemChanged)
+    ));
+    let private_file = MediaRecord {
+        id: a.id.clone(),
+        visibility: Visibility::Private,
+        storage_key: moved(&image(2, "b.png").storage_key, Visibility::Private)(
+            &image(2, "b.png").storage_key,
+        ),
+        ..image(2, "b.png")
+    };
+    let replaced = c.replace_file(private_file).await.expect("replace");
+    assert!(replaced.record.is_processing());
+    // While its variants are being made it does not move.
+    let back = moved(&replaced.record.storage_key, Visibility::Public);
+    let pairs = vec![(
+        replaced.record.storage_key.clone(),
+        back(&replaced.record.storage_key),
+    )];
+    assert!(matches!(
+        c.move_files(a.id.clone(), Visibility::Public, pairs).await,
+        Err(CatalogError::StillProcessing)
+    ));
+    let q = ListQuery {
+        visibility: Some(Visibility::Public),
+        ..ListQuery::default()
+    };
+    assert_eq!(c.list(q).await.expect("list").total, 0);
 }

@@ -265,6 +265,11 @@ pub async fn copy(from: &Catalog, to: &PgCatalog) -> Result<CopyReport> {
          UNION ALL SELECT 'k:' || chr(kind), count(*) FROM media GROUP BY kind \
          UNION ALL SELECT 'x:' || chr(kind) || ':' || folder, count(*) FROM media \
          GROUP BY kind, folder \
+         UNION ALL SELECT 'pa', count(*) FROM media WHERE private HAVING count(*) > 0 \
+         UNION ALL SELECT 'pf:' || folder, count(*) FROM media WHERE private GROUP BY folder \
+         UNION ALL SELECT 'pk:' || chr(kind), count(*) FROM media WHERE private GROUP BY kind \
+         UNION ALL SELECT 'px:' || chr(kind) || ':' || folder, count(*) FROM media \
+         WHERE private GROUP BY kind, folder \
          UNION ALL SELECT 'c:crop-cache-bytes', sum(size) FROM crop_cache HAVING count(*) > 0",
         &[],
     )

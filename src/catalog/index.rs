@@ -1,14 +1,16 @@
 //! Key layout of the listing index, so that listing by any sort, in either order,
 //! optionally within one folder or one kind, is a range scan and never a full scan.
 //!
-//! `key = [sort tag] [partition] 0x00 [sort value] [id]`, where the partition is `a` (everything),
+//! `key = [sort tag] [p] [partition] 0x00 [sort value] [id]`, where `p` is there for private
+//! items only (public and private items are disjoint ranges: the public API walks one,
+//! a key holder's listing merges both), the partition is `a` (everything),
 //! `f<folder>`, `k<kind tag>` or `x<kind tag><folder>`, and the sort value is the big-endian
 //! creation time, the big-endian size, or the folded filename (`model::fold`) followed by
 //! 0x00. Ids
 //! have a fixed length, so the id is the key's tail and breaks ties. The part after the
 //! partition (`tail`) is an item's position in its order: a listing cursor carries it.
 
-use crate::model::{ID_LEN, Kind, MediaRecord, SortField, fold};
+use crate::model::{ID_LEN, Kind, MediaRecord, SortField, Visibility, fold};
 
 /// Which part of the catalog a listing walks: each record is indexed in all three.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,9 +31,12 @@ fn sort_tag(sort: SortField) -> u8 {
     }
 }
 
-/// The prefix every key of `(sort, partition)` starts with.
-pub fn prefix(sort: SortField, partition: Partition<'_>) -> Vec<u8> {
+/// The prefix every key of `(sort, partition)` of items of `visibility` starts with.
+pub fn prefix(sort: SortField, partition: Partition<'_>, visibility: Visibility) -> Vec<u8> {
     let mut key = vec![sort_tag(sort)];
+    if visibility.is_private() {
+        key.push(b'p');
+    }
     match partition {
         Partition::All => key.push(b'a'),
         Partition::Folder(f) => {
@@ -66,6 +71,7 @@ pub fn keys_of(r: &MediaRecord) -> Vec<Vec<u8>> {
         folder: &r.folder,
         kind: r.kind(),
         id: &r.id,
+        visibility: r.visibility,
     };
     facts.keys()
 }
@@ -80,10 +86,11 @@ pub struct Facts<'a> {
     pub folder: &'a str,
     pub kind: Kind,
     pub id: &'a str,
+    pub visibility: Visibility,
 }
 
 impl Facts<'_> {
-    /// The 12 index keys.
+    /// The 12 index keys (in the ranges of the item's visibility).
     pub fn keys(&self) -> Vec<Vec<u8>> {
         let partitions = [
             Partition::All,
@@ -94,7 +101,7 @@ impl Facts<'_> {
         let mut keys = Vec::with_capacity(SORTS.len() * partitions.len());
         for sort in SORTS {
             for partition in partitions {
-                let mut key = prefix(sort, partition);
+                let mut key = prefix(sort, partition, self.visibility);
                 push_tail(
                     &mut key,
                     sort,
@@ -109,15 +116,10 @@ impl Facts<'_> {
         keys
     }
 
-    /// The 4 counter names.
-    pub fn count_keys(&self) -> [String; 4] {
-        let kind = self.kind.tag() as char;
-        [
-            "a".to_owned(),
-            format!("f:{}", self.folder),
-            format!("k:{kind}"),
-            format!("x:{kind}:{}", self.folder),
-        ]
+    /// The counter names: the 4 of every item, and for a private item the same 4 again
+    /// in its own counters (`private_count_key`).
+    pub fn count_keys(&self) -> Vec<String> {
+        scopes(self.folder, self.kind, self.visibility)
     }
 }
 
@@ -149,7 +151,7 @@ pub fn id_of(key: &[u8]) -> Option<&str> {
 }
 
 /// Counter names touched by a record.
-pub fn count_keys(r: &MediaRecord) -> [String; 4] {
+pub fn count_keys(r: &MediaRecord) -> Vec<String> {
     let kind = r.kind();
     let facts = Facts {
         created_us: r.created_us,
@@ -158,11 +160,34 @@ pub fn count_keys(r: &MediaRecord) -> [String; 4] {
         folder: &r.folder,
         kind,
         id: &r.id,
+        visibility: r.visibility,
     };
     facts.count_keys()
 }
 
-/// The counter that holds the exact total of a filter.
+/// The counters of an item in `folder` of `kind`: the 4 of every item, and for a private
+/// item the same 4 again in its own counters (`private_count_key`).
+pub fn scopes(folder: &str, kind: Kind, visibility: Visibility) -> Vec<String> {
+    let every = [
+        count_key(None, None),
+        count_key(Some(folder), None),
+        count_key(None, Some(kind)),
+        count_key(Some(folder), Some(kind)),
+    ];
+    let private = every.clone().map(|k| format!("{PRIVATE}{k}"));
+    let private = private.into_iter().filter(|_| visibility.is_private());
+    every.into_iter().chain(private).collect()
+}
+
+/// What a private item's own counters start with.
+const PRIVATE: char = 'p';
+
+/// The counter of the private items of a filter (see `Facts::count_keys`).
+pub fn private_count_key(folder: Option<&str>, kind: Option<Kind>) -> String {
+    format!("{PRIVATE}{}", count_key(folder, kind))
+}
+
+/// The counter that holds the exact total of a filter (items of either visibility).
 pub fn count_key(folder: Option<&str>, kind: Option<Kind>) -> String {
     match (folder, kind) {
         (None, None) => "a".to_owned(),
@@ -181,7 +206,7 @@ mod tests {
     }
 
     fn key(sort: SortField, r: &MediaRecord) -> Vec<u8> {
-        let p = prefix(sort, Partition::All);
+        let p = prefix(sort, Partition::All, r.visibility);
         keys_of(r)
             .into_iter()
             .find(|k| k.starts_with(&p))
@@ -214,12 +239,43 @@ mod tests {
         for k in keys_of(&r) {
             assert_eq!(id_of(&k), Some(r.id.as_str()));
         }
-        let folder = prefix(SortField::CreatedAt, Partition::Folder("/a"));
-        let sub = prefix(SortField::CreatedAt, Partition::Folder("/a/b"));
+        let public = Visibility::Public;
+        let folder = prefix(SortField::CreatedAt, Partition::Folder("/a"), public);
+        let sub = prefix(SortField::CreatedAt, Partition::Folder("/a/b"), public);
         assert!(
             !sub.starts_with(&folder),
             "a folder's range excludes its subfolders"
         );
         assert!(prefix_end(&folder) > folder);
+    }
+
+    #[test]
+    fn private_items_have_ranges_and_counters_of_their_own() {
+        let public = rec('a', "x.png", 5, 5);
+        let private = MediaRecord {
+            visibility: Visibility::Private,
+            ..rec('b', "x.png", 5, 5)
+        };
+        for sort in SORTS {
+            for partition in [Partition::All, Partition::Folder("/a")] {
+                let (p, q) = (
+                    prefix(sort, partition, Visibility::Public),
+                    prefix(sort, partition, Visibility::Private),
+                );
+                let in_range = |k: &Vec<u8>, start: &Vec<u8>| {
+                    k.starts_with(start) && k.as_slice() < prefix_end(start).as_slice()
+                };
+                assert!(keys_of(&public).iter().any(|k| in_range(k, &p)));
+                assert!(!keys_of(&public).iter().any(|k| in_range(k, &q)));
+                assert!(keys_of(&private).iter().any(|k| in_range(k, &q)));
+                assert!(!keys_of(&private).iter().any(|k| in_range(k, &p)));
+            }
+        }
+        assert_eq!(count_keys(&public).len(), 4);
+        let counted = count_keys(&private);
+        assert!(counted.contains(&count_key(Some("/a"), None)));
+        assert!(counted.contains(&private_count_key(Some("/a"), None)));
+        assert!(counted.contains(&private_count_key(None, None)));
+        assert_eq!(counted.len(), 8);
     }
 }

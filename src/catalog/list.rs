@@ -5,6 +5,7 @@
 
 use std::ops::Bound;
 
+use itertools::Itertools;
 use redb::{ReadTransaction, ReadableTable};
 
 use super::index::{self, Partition};
@@ -12,7 +13,7 @@ use super::search::{self, memo};
 use super::tables::{COUNTS, INDEX, MEDIA, META};
 use super::write::SEARCH_GENERATION;
 use super::{Catalog, CatalogError, Result};
-use crate::model::{FolderPath, ListQuery, MediaRecord, Page};
+use crate::model::{FolderPath, ListQuery, MediaRecord, Page, Visibility};
 
 impl Catalog {
     pub fn list(&self, q: &ListQuery) -> Result<Page> {
@@ -107,8 +108,9 @@ pub(super) fn search_generation(txn: &ReadTransaction) -> Result<u64> {
     Ok(meta.get(SEARCH_GENERATION)?.map_or(0, |v| v.value()))
 }
 
-/// A page of the listing index: the range of the filter's partition, from the cursor (or
-/// the start, skipping `offset` entries), one entry more than the page to know if more follow.
+/// A page of the listing index: the ranges of the filter's partition (public and private
+/// items are apart: a listing of both merges the two), from the cursor (or the start,
+/// skipping `offset` entries), one entry more than the page to know if more follow.
 fn walk(txn: &ReadTransaction, q: &ListQuery) -> Result<search::Hit> {
     let listing = txn.open_table(INDEX)?;
     let folder = q.folder.as_ref().map(FolderPath::as_str);
@@ -118,41 +120,66 @@ fn walk(txn: &ReadTransaction, q: &ListQuery) -> Result<search::Hit> {
         (None, Some(k)) => Partition::Kind(k),
         (None, None) => Partition::All,
     };
-    let start = index::prefix(q.sort, partition);
-    let end = index::prefix_end(&start);
-    let at = q
-        .cursor
-        .as_ref()
-        .map(|tail| [start.as_slice(), tail].concat());
-    let (lower, upper) = match (&at, q.descending) {
-        (Some(at), false) => (
-            Bound::Excluded(at.as_slice()),
-            Bound::Excluded(end.as_slice()),
-        ),
-        (Some(at), true) => (
-            Bound::Included(start.as_slice()),
-            Bound::Excluded(at.as_slice()),
-        ),
-        (None, _) => (
-            Bound::Included(start.as_slice()),
-            Bound::Excluded(end.as_slice()),
-        ),
+    let visibilities = match q.visibility {
+        Some(v) => vec![v],
+        None => vec![Visibility::Public, Visibility::Private],
     };
-    let range = listing.range::<&[u8]>((lower, upper))?;
-    let entries: Box<dyn Iterator<Item = _>> = if q.descending {
-        Box::new(range.rev())
-    } else {
-        Box::new(range)
-    };
+    let mut ranges = Vec::with_capacity(visibilities.len());
+    for visibility in visibilities {
+        let start = index::prefix(q.sort, partition, visibility);
+        let end = index::prefix_end(&start);
+        let at = q
+            .cursor
+            .as_ref()
+            .map(|tail| [start.as_slice(), tail].concat());
+        let (lower, upper) = match (&at, q.descending) {
+            (Some(at), false) => (
+                Bound::Excluded(at.as_slice()),
+                Bound::Excluded(end.as_slice()),
+            ),
+            (Some(at), true) => (
+                Bound::Included(start.as_slice()),
+                Bound::Excluded(at.as_slice()),
+            ),
+            (None, _) => (
+                Bound::Included(start.as_slice()),
+                Bound::Excluded(end.as_slice()),
+            ),
+        };
+        let range = listing.range::<&[u8]>((lower, upper))?;
+        let entries: Box<dyn Iterator<Item = _>> = if q.descending {
+            Box::new(range.rev())
+        } else {
+            Box::new(range)
+        };
+        // Each entry as its tail (its position), the same in every range.
+        let skip = start.len();
+        ranges.push(entries.map(move |e| Ok(e?.0.value()[skip..].to_vec())));
+    }
+    let descending = q.descending;
+    // An error sorts first, so it ends the walk.
+    let merged = ranges
+        .into_iter()
+        .kmerge_by(|a: &Result<Vec<u8>>, b| match (a, b) {
+            (Ok(a), Ok(b)) => (a < b) != descending,
+            (Err(_), _) => true,
+            (Ok(_), Err(_)) => false,
+        });
     let mut keys = Vec::with_capacity(q.limit.min(100) + 1);
-    for entry in entries.skip(q.offset).take(q.limit.saturating_add(1)) {
-        keys.push(entry?.0.value()[start.len()..].to_vec());
+    for tail in merged.skip(q.offset).take(q.limit.saturating_add(1)) {
+        keys.push(tail?);
     }
     let more = keys.len() > q.limit;
     keys.truncate(q.limit);
     let counts = txn.open_table(COUNTS)?;
-    let total = counts
-        .get(index::count_key(folder, q.kind).as_str())?
-        .map_or(0, |v| v.value());
+    let count =
+        |key: String| -> Result<u64> { Ok(counts.get(key.as_str())?.map_or(0, |v| v.value())) };
+    let every = || count(index::count_key(folder, q.kind));
+    let private = || count(index::private_count_key(folder, q.kind));
+    let total = match q.visibility {
+        None => every()?,
+        Some(Visibility::Private) => private()?,
+        Some(Visibility::Public) => every()?.saturating_sub(private()?),
+    };
     Ok(search::Hit { keys, total, more })
 }

@@ -80,6 +80,16 @@ pub enum CatalogError {
     KeyIdTaken,
     #[error("this is the last admin key: create another admin key before revoking it")]
     LastAdminKey,
+    /// A visibility change found the item's files changed since it copied them (a replace,
+    /// a new focal point), or a replace found its visibility changed: nothing was changed.
+    #[error("the item changed meanwhile (its file, crops or visibility); retry")]
+    ItemChanged,
+    /// A visibility change of an image whose variants are still being made.
+    #[error(
+        "the item's variants are still being made; change its visibility once it is ready \
+         (status \"ready\" or \"failed\")"
+    )]
+    StillProcessing,
 }
 
 impl CatalogError {

@@ -1,7 +1,9 @@
-//! Delivery beyond the variants: crops of any size on demand, behind signed URLs
-//! (`sign`), made once through the processing pool and kept in a cache with a byte
-//! budget (`ondemand`). The crop presets themselves are made by the image job.
+//! Delivery: the URLs answers give (`links`: plain for public items, signed and expiring
+//! for private ones), and crops of any size on demand, behind signed URLs (`sign`), made
+//! once through the processing pool and kept in a cache with a byte budget (`ondemand`).
+//! The crop presets themselves are made by the image job.
 
+pub mod links;
 pub mod ondemand;
 pub mod sign;
 
@@ -10,7 +12,8 @@ use serde::Deserialize;
 use crate::config::Secret;
 use crate::model::Presets;
 
-pub use ondemand::{CropError, Cropper};
+pub use links::{Links, Named};
+pub use ondemand::{CropError, Cropper, Grant};
 pub use sign::Signer;
 
 /// `[delivery]` in config.

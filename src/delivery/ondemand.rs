@@ -88,11 +88,18 @@ pub enum CropError {
     Storage(#[from] StorageError),
 }
 
+/// What a crop URL carries beside its size: the signature, and for a private item's crop
+/// when it ends (Unix seconds).
+pub struct Grant {
+    pub sig: String,
+    pub expires: Option<u64>,
+}
+
 pub struct Cropper {
     catalog: CatalogHandle,
     storage: StorageHandle,
     processing: ProcessingHandle,
-    signer: Signer,
+    signer: Arc<Signer>,
     max_side: u32,
     budget: u64,
     retry_after: u64,
@@ -107,25 +114,21 @@ impl Cropper {
         catalog: CatalogHandle,
         storage: StorageHandle,
         processing: ProcessingHandle,
+        signer: Arc<Signer>,
         config: &Config,
-    ) -> std::io::Result<Self> {
+    ) -> Self {
         let d = &config.delivery;
-        let key = d.signing_key.as_ref().map(|k| k.expose());
-        Ok(Self {
+        Self {
             catalog,
             storage,
             processing,
-            signer: Signer::load(key, &config.data_dir)?,
+            signer,
             max_side: d.max_crop_side,
             budget: d.crop_cache_bytes,
             retry_after: config.processing.retry_after_secs,
             flights: Mutex::default(),
             touching: Arc::default(),
-        })
-    }
-
-    pub fn signer(&self) -> &Signer {
-        &self.signer
+        }
     }
 
     /// Refuses sizes past the bound (signed or not).
@@ -138,13 +141,24 @@ impl Cropper {
         }
     }
 
-    /// The storage key of the crop `size` of item `id`, made if it is not cached.
-    pub async fn crop(&self, id: &str, size: CropSize, sig: &str) -> Result<String, CropError> {
-        if !self.signer.verify(id, size, sig) {
+    /// The storage key of the crop `size` of item `id`, made if it is not cached. A
+    /// private item's crops are made only for a grant that expires (and has not): to
+    /// anyone else the item does not exist.
+    pub async fn crop(&self, id: &str, size: CropSize, grant: &Grant) -> Result<String, CropError> {
+        let valid = match grant.expires {
+            None => self.signer.verify(id, size, &grant.sig),
+            Some(e) => self
+                .signer
+                .verify_until(id, size, e, &grant.sig, super::links::unix_now()),
+        };
+        if !valid {
             return Err(CropError::BadSignature);
         }
         self.check_size(size)?;
         let record = self.image(id).await?;
+        if record.visibility.is_private() && grant.expires.is_none() {
+            return Err(CropError::NotFound);
+        }
         let prefix = ondemand_crop_prefix(&record.storage_key, size, record.crop_version);
         if let Some(key) = self.hit(id, &prefix).await? {
             return Ok(key);

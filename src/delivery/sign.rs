@@ -1,7 +1,11 @@
-//! Signed crop URLs: `GET /api/v1/public/media/{id}/crop?w=&h=&sig=`, where `sig` is the
-//! first 128 bits of HMAC-SHA256(key, "{id}:{w}x{h}") in hex. The key comes from
-//! `delivery.signing_key`, or else from `<data_dir>/crop-signing.key` (made at first use,
-//! readable by the owner only), so the server and `darkroom sign` agree on one node.
+//! Every URL this server signs, with one key: crops (`GET /api/v1/public/media/{id}/crop?w=&h=&sig=`,
+//! `sig` the first 128 bits of HMAC-SHA256(key, "{id}:{w}x{h}") in hex; a private item's
+//! crop adds `&expires=` and signs "{id}:{w}x{h}:{expires}"), and the links to private
+//! items' files (`/uploads/private/...?expires=&sig=`, signing
+//! "GET\n{path}\n{expires}").
+//! `expires` is in Unix seconds. The key comes from `delivery.signing_key`, or else from
+//! `<data_dir>/crop-signing.key` (made at first use, readable by the owner only), so the
+//! server and `darkroom sign` agree on one node.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -79,13 +83,53 @@ impl Signer {
 
     /// The signature of a crop of item `id`.
     pub fn sign(&self, id: &str, size: CropSize) -> String {
-        let tag = self.mac(&crop_message(id, size)).finalize().into_bytes();
-        let kept: [u8; SIG_BYTES] = tag[..SIG_BYTES].try_into().expect("a 32-byte MAC");
-        format!("{:032x}", u128::from_be_bytes(kept))
+        self.tag(&crop_message(id, size))
     }
 
     /// Whether `sig` is the signature of this crop (compared in constant time).
     pub fn verify(&self, id: &str, size: CropSize, sig: &str) -> bool {
+        self.check(&crop_message(id, size), sig)
+    }
+
+    /// The signature of a crop of item `id` that lasts until `expires`.
+    pub fn sign_until(&self, id: &str, size: CropSize, expires: u64) -> String {
+        self.tag(&format!("{}:{expires}", crop_message(id, size)))
+    }
+
+    /// Whether `sig` signs this crop until `expires`, and `expires` is not past at `now`
+    /// (Unix seconds).
+    pub fn verify_until(
+        &self,
+        id: &str,
+        size: CropSize,
+        expires: u64,
+        sig: &str,
+        now: u64,
+    ) -> bool {
+        let message = format!("{}:{expires}", crop_message(id, size));
+        expires >= now && self.check(&message, sig)
+    }
+
+    /// The signature of a link that lets its holder GET `path` until `expires`.
+    pub fn sign_link(&self, path: &str, expires: u64) -> String {
+        self.tag(&link_message(path, expires))
+    }
+
+    /// Whether `sig` signs a GET of `path` until `expires`, and `expires` is not past at
+    /// `now` (Unix seconds).
+    pub fn verify_link(&self, path: &str, expires: u64, sig: &str, now: u64) -> bool {
+        expires >= now && self.check(&link_message(path, expires), sig)
+    }
+
+    /// The first 128 bits of the message's MAC, as 32 lowercase hex digits.
+    fn tag(&self, message: &str) -> String {
+        let tag = self.mac(message).finalize().into_bytes();
+        let kept: [u8; SIG_BYTES] = tag[..SIG_BYTES].try_into().expect("a 32-byte MAC");
+        format!("{:032x}", u128::from_be_bytes(kept))
+    }
+
+    /// Whether `sig` is `tag(message)` (compared in constant time).
+    fn check(&self, message: &str, sig: &str) -> bool {
         // Exactly the 32 lowercase hex digits `sign` writes, so one crop has one URL. The
         // tag checked is always all 16 bytes: keep it a fixed-size array, as
         // `verify_truncated_left` would check a shorter slice on fewer bytes.
@@ -96,16 +140,31 @@ impl Signer {
         let Some(tag) = digits.then(|| u128::from_str_radix(sig, 16).ok()).flatten() else {
             return false;
         };
-        self.mac(&crop_message(id, size))
+        self.mac(message)
             .verify_truncated_left(&tag.to_be_bytes())
             .is_ok()
     }
 
-    /// The path of a signed crop URL.
-    pub fn url(&self, id: &str, size: CropSize) -> String {
+    /// The path of a signed crop URL; with `expires`, one that works until then only (the
+    /// crops of private items).
+    pub fn url(&self, id: &str, size: CropSize, expires: Option<u64>) -> String {
         let (w, h) = (size.width, size.height);
-        let sig = self.sign(id, size);
-        format!("/api/v1/public/media/{id}/crop?w={w}&h={h}&sig={sig}")
+        match expires {
+            None => {
+                let sig = self.sign(id, size);
+                format!("/api/v1/public/media/{id}/crop?w={w}&h={h}&sig={sig}")
+            }
+            Some(e) => {
+                let sig = self.sign_until(id, size, e);
+                format!("/api/v1/public/media/{id}/crop?w={w}&h={h}&expires={e}&sig={sig}")
+            }
+        }
+    }
+
+    /// A link to `path` (a private item's file on this server) that works until `expires`.
+    pub fn link(&self, path: &str, expires: u64) -> String {
+        let sig = self.sign_link(path, expires);
+        format!("{path}?expires={expires}&sig={sig}")
     }
 }
 
@@ -122,6 +181,11 @@ fn read_key(path: &Path) -> std::io::Result<Option<String>> {
 /// What a crop's signature covers: the item and the size.
 fn crop_message(id: &str, size: CropSize) -> String {
     format!("{id}:{}x{}", size.width, size.height)
+}
+
+/// What a link's signature covers: the method (HEAD is checked as GET), path and expiry.
+fn link_message(path: &str, expires: u64) -> String {
+    format!("GET\n{path}\n{expires}")
 }
 
 #[cfg(test)]
@@ -168,7 +232,52 @@ mod tests {
         );
         assert!(!signer.verify("media_AAAAAAAAAAAAAAAA", size, &format!("+{}", &sig[1..])));
         assert!(!signer.verify("media_AAAAAAAAAAAAAAAA", size, &sig.to_uppercase()));
-        assert!(signer.url("media_AAAAAAAAAAAAAAAA", size).ends_with(&sig));
+        assert!(
+            signer
+                .url("media_AAAAAAAAAAAAAAAA", size, None)
+                .ends_with(&sig)
+        );
+    }
+
+    #[test]
+    fn links_bind_path_and_expiry_and_end_at_it() {
+        // Python: hmac.new(b"secret", b"GET\n/uploads/private/2026/03/a.jpg\n1767225600",
+        // sha256).hexdigest()[:32]
+        let signer = Signer::new(b"secret");
+        let path = "/uploads/private/2026/03/a.jpg";
+        let sig = signer.sign_link(path, 1_767_225_600);
+        assert_eq!(sig, "e2dd9159dc4f07eedb914c480f9038c8");
+        assert!(signer.verify_link(path, 1_767_225_600, &sig, 1_767_225_600));
+        assert!(
+            !signer.verify_link(path, 1_767_225_600, &sig, 1_767_225_601),
+            "expired"
+        );
+        assert!(
+            !signer.verify_link(path, 1_767_225_601, &sig, 0),
+            "another expiry"
+        );
+        let other = "/uploads/private/2026/03/b.jpg";
+        assert!(
+            !signer.verify_link(other, 1_767_225_600, &sig, 0),
+            "another path"
+        );
+        assert_eq!(
+            signer.link(path, 7),
+            format!("{path}?expires=7&sig={}", signer.sign_link(path, 7))
+        );
+        let size = CropSize {
+            width: 10,
+            height: 20,
+        };
+        let crop = signer.sign_until("media_AAAAAAAAAAAAAAAA", size, 100);
+        assert!(signer.verify_until("media_AAAAAAAAAAAAAAAA", size, 100, &crop, 100));
+        assert!(!signer.verify_until("media_AAAAAAAAAAAAAAAA", size, 100, &crop, 101));
+        assert!(
+            !signer.verify("media_AAAAAAAAAAAAAAAA", size, &crop),
+            "not a lasting one"
+        );
+        let lasting = signer.sign("media_AAAAAAAAAAAAAAAA", size);
+        assert!(!signer.verify_until("media_AAAAAAAAAAAAAAAA", size, 100, &lasting, 0));
     }
 
     #[test]

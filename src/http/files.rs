@@ -15,14 +15,26 @@ use tokio_util::io::ReaderStream;
 
 use super::Ctx;
 use super::response::{Resp, empty, etag_matches, not_modified, set_header};
+use crate::delivery::links::unix_now;
 use crate::error::ApiError;
 use crate::model::MediaType;
+use crate::storage::key::is_private;
 use crate::storage::{StoredFile, is_valid_key};
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const SVG_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; sandbox";
 
 pub async fn serve(ctx: &Ctx, req: &Request<Incoming>, key: String) -> Result<Resp, ApiError> {
+    // A private item's file needs its signed link, checked before anything is looked up
+    // (nothing is revealed without one); it may be cached privately until the link ends.
+    let cache = match is_private(&key) {
+        true => {
+            let left = link_life(ctx, req)?;
+            HeaderValue::from_str(&format!("private, max-age={left}"))
+                .map_err(|e| ApiError::Internal(e.to_string()))?
+        }
+        false => HeaderValue::from_static(IMMUTABLE),
+    };
     let not_found = || ApiError::NotFound("file");
     let ext = key.rsplit_once('.').map_or("", |(_, e)| e);
     let media_type = MediaType::from_ext(ext).ok_or_else(not_found)?;
@@ -39,8 +51,7 @@ pub async fn serve(ctx: &Ctx, req: &Request<Incoming>, key: String) -> Result<Re
     let headers = req.headers();
     if is_not_modified(headers, &etag, since_epoch) {
         let mut resp = not_modified(&etag);
-        resp.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+        resp.headers_mut().insert(header::CACHE_CONTROL, cache);
         return Ok(resp);
     }
 
@@ -70,10 +81,41 @@ pub async fn serve(ctx: &Ctx, req: &Request<Incoming>, key: String) -> Result<Re
     set_header(h, header::ETAG, &etag);
     set_header(h, header::LAST_MODIFIED, &httpdate::fmt_http_date(modified));
     set_file_headers(h, media_type);
+    h.insert(header::CACHE_CONTROL, cache);
     if range.is_some() {
         *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
     }
     Ok(resp)
+}
+
+/// Seconds left on the signed link of this request (`?expires=&sig=`, see
+/// `delivery::sign`), or 403 when it has none, it was altered, or it has ended.
+fn link_life(ctx: &Ctx, req: &Request<Incoming>) -> Result<u64, ApiError> {
+    let (mut expires, mut sig) = (None, String::new());
+    for (name, value) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+        match name.as_ref() {
+            "expires" => expires = value.parse::<u64>().ok(),
+            "sig" => sig = value.into_owned(),
+            _ => {}
+        }
+    }
+    let now = unix_now();
+    match expires {
+        Some(e)
+            if ctx
+                .links
+                .signer()
+                .verify_link(req.uri().path(), e, &sig, now) =>
+        {
+            Ok(e - now)
+        }
+        _ => Err(ApiError::Denied {
+            code: "invalid_link",
+            message: "this file is private: its link is missing its signature, was altered, \
+                      or has expired; ask the API for the item again for a new one"
+                .into(),
+        }),
+    }
 }
 
 /// A response streaming `len` bytes of the file from `start`.

@@ -28,7 +28,6 @@ use crate::actors::storage::StorageHandle;
 use crate::config::Config;
 use crate::health::Health;
 use crate::ingest::Ingest;
-use crate::storage::FileUrls;
 
 /// What every handler can reach.
 pub struct Ctx {
@@ -40,8 +39,8 @@ pub struct Ctx {
     pub library: crate::library::Library,
     /// Crops on demand, behind signed URLs.
     pub crops: crate::delivery::Cropper,
-    /// Where clients fetch stored files (item and variant `url`s).
-    pub urls: FileUrls,
+    /// Where clients fetch stored files: every `url` of an answer (signed for private items).
+    pub links: crate::delivery::Links,
     pub config: Arc<Config>,
     pub metrics: PrometheusHandle,
     /// Set when shutdown begins: `/readyz` turns 503.

@@ -1,7 +1,7 @@
 //! `multipart/form-data` intake for `POST /api/v1/media`: multer over the paced body
 //! (`body::Paced`) and the size limits. Each file part is streamed into a spool and
 //! handed to `ingest` as it passes; the text fields `folder` and `alt` may come before or
-//! after the files.
+//! after the files, `visibility` only before them (it decides where they are stored).
 //!
 //! Limits: a body whose `Content-Length` exceeds one file's limit (plus multipart framing)
 //! is refused with 413 before a byte is read; without a length, the same limit is
@@ -21,7 +21,7 @@ use super::query::invalid_folder;
 use crate::error::{ApiError, FileError};
 use crate::ingest::Staged;
 use crate::media::name::sanitize_filename;
-use crate::model::FolderPath;
+use crate::model::{FolderPath, Visibility};
 
 /// Room for multipart boundaries, part headers and the small text fields.
 const FRAMING_ALLOWANCE: u64 = 1024 * 1024;
@@ -34,13 +34,23 @@ pub struct Form {
     pub staged: Vec<Staged>,
     pub folder: FolderPath,
     pub alt: Option<String>,
+    /// Where the files went: `media.default_visibility` unless the form said.
+    pub visibility: Visibility,
     /// Files refused one by one (the request goes on without them).
     pub errors: Vec<FileError>,
 }
 
+/// What a form may say about visibility: an upload's own choice, or a replace's file takes
+/// the item's (`Fixed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    Chosen,
+    Fixed(Visibility),
+}
+
 /// Reads the whole form, staging each file as it streams past. Fails (with nothing left
 /// stored) when the body is malformed, too large or stalls, or when no file was accepted.
-pub async fn receive(ctx: &Ctx, req: Request<Incoming>) -> Result<Form, ApiError> {
+pub async fn receive(ctx: &Ctx, req: Request<Incoming>, place: Place) -> Result<Form, ApiError> {
     let max_file = ctx.config.max_file_bytes();
     let body_limit = max_file + FRAMING_ALLOWANCE;
     let boundary = req
@@ -77,10 +87,14 @@ pub async fn receive(ctx: &Ctx, req: Request<Incoming>) -> Result<Form, ApiError
         staged: Vec::new(),
         folder: FolderPath::root(),
         alt: None,
+        visibility: match place {
+            Place::Chosen => ctx.config.media.default_visibility,
+            Place::Fixed(v) => v,
+        },
         errors: Vec::new(),
     };
     // On failure the files staged so far are removed as `form` drops (see `Staged`).
-    read_fields(ctx, &mut multipart, &mut form).await?;
+    read_fields(ctx, &mut multipart, &mut form, place).await?;
     if form.staged.is_empty() {
         return Err(if form.errors.is_empty() {
             ApiError::bad_request(
@@ -101,6 +115,7 @@ async fn read_fields(
     ctx: &Ctx,
     multipart: &mut Multipart<'_>,
     form: &mut Form,
+    place: Place,
 ) -> Result<(), ApiError> {
     let max_files = ctx.config.limits.max_files_per_request;
     while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
@@ -110,6 +125,17 @@ async fn read_fields(
                 form.folder = FolderPath::parse(raw.trim()).ok_or_else(|| invalid_folder(&raw))?;
             }
             "alt" => form.alt = Some(text_field(field).await?).filter(|a| !a.is_empty()),
+            "visibility" => {
+                let raw = text_field(field).await?;
+                form.visibility = visibility_field(ctx, raw.trim(), place)?;
+                if !form.staged.is_empty() || !form.errors.is_empty() {
+                    return Err(ApiError::bad_request(
+                        "invalid_visibility",
+                        "send the visibility field before the files: it decides where they \
+                         are stored",
+                    ));
+                }
+            }
             "files" | "files[]" | "file" => {
                 if form.staged.len() + form.errors.len() >= max_files {
                     return Err(ApiError::bad_request(
@@ -119,7 +145,11 @@ async fn read_fields(
                 }
                 let filename = sanitize_filename(field.file_name().unwrap_or(""), "upload");
                 let sink = spool(ctx, field).await?;
-                match ctx.ingest.stage(sink, filename.clone()).await? {
+                match ctx
+                    .ingest
+                    .stage(sink, filename.clone(), form.visibility)
+                    .await?
+                {
                     Ok(file) => form.staged.push(file),
                     Err(e) => form.errors.push(FileError::new(filename, &e)),
                 }
@@ -128,6 +158,26 @@ async fn read_fields(
         }
     }
     Ok(())
+}
+
+/// The `visibility` an upload asks for: public or private, and private only where this
+/// storage can keep it.
+pub fn visibility_field(ctx: &Ctx, raw: &str, place: Place) -> Result<Visibility, ApiError> {
+    let v = Visibility::parse(raw).ok_or_else(|| {
+        ApiError::bad_request("invalid_visibility", "visibility must be public or private")
+    })?;
+    if let Place::Fixed(fixed) = place
+        && fixed != v
+    {
+        return Err(ApiError::bad_request(
+            "invalid_visibility",
+            "a replaced file keeps the item's visibility; change it with PATCH",
+        ));
+    }
+    if v.is_private() && !ctx.config.keeps_private() {
+        return Err(crate::storage::StorageError::NoPrivatePlace.into());
+    }
+    Ok(v)
 }
 
 /// Streams one file part into a new spool.

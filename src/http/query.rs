@@ -1,7 +1,7 @@
 //! Query strings of the listing endpoints, validated into a `ListQuery`.
 
 use crate::error::ApiError;
-use crate::model::{FolderPath, Kind, ListQuery, SortField, cursor, fold};
+use crate::model::{FolderPath, Kind, ListQuery, SortField, Visibility, cursor, fold};
 
 /// Which parameters a caller may use: anonymous public calls get folder/type/limit/
 /// offset only; search, sort and order need an API key (they are ignored without one).
@@ -31,6 +31,26 @@ pub fn wait_flag(raw: Option<&str>) -> Result<bool, ApiError> {
     Ok(wait)
 }
 
+/// `?urlTtl=SECONDS`: how long the signed links of private items in the answer last,
+/// from 1 to `max` (absent or empty: the configured lifetime).
+pub fn url_ttl(raw: Option<&str>, max: u64) -> Result<Option<u64>, ApiError> {
+    let mut ttl = None;
+    for (key, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        if key == "urlTtl" && !value.is_empty() {
+            ttl = match value.parse::<u64>() {
+                Ok(n) if (1..=max).contains(&n) => Some(n),
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "invalid_url_ttl",
+                        format!("urlTtl must be a whole number of seconds from 1 to {max}"),
+                    ));
+                }
+            };
+        }
+    }
+    Ok(ttl)
+}
+
 /// Parses and validates; `limit` over 100 is clamped, malformed values are 400. An empty
 /// value (`?folder=`) counts as not given, as HTML forms send them.
 pub fn list_query(raw: Option<&str>, access: Access) -> Result<ListQuery, ApiError> {
@@ -53,6 +73,14 @@ pub fn list_query(raw: Option<&str>, access: Access) -> Result<ListQuery, ApiErr
             "search" if access == Access::Full => {
                 let s = fold(value.trim());
                 q.search = (!s.is_empty()).then_some(s);
+            }
+            "visibility" if access == Access::Full => {
+                q.visibility = Some(Visibility::parse(&value).ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_visibility",
+                        "visibility must be public or private",
+                    )
+                })?);
             }
             "sort" if access == Access::Full => {
                 q.sort = SortField::parse(&value).ok_or_else(|| {

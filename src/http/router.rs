@@ -32,6 +32,8 @@ pub enum Route {
     Confirm,
     /// A stored file: `YYYY/MM/<name>`.
     File(String),
+    /// A private item's file, through a signed link: `private/YYYY/MM/<name>`.
+    PrivateFile(String),
     Healthz,
     Readyz,
     Metrics,
@@ -67,6 +69,7 @@ impl Route {
             Self::Presign => "/api/v1/media/presign",
             Self::Confirm => "/api/v1/media/confirm",
             Self::File(_) => "/uploads/{year}/{month}/{file}",
+            Self::PrivateFile(_) => "/uploads/private/{year}/{month}/{file}",
             Self::Healthz => "/healthz",
             Self::Readyz => "/readyz",
             Self::Metrics => "/metrics",
@@ -136,6 +139,9 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
         },
         ["api", "v1", "keys", id] => only(Route::RevokeKey((*id).to_owned()), "DELETE"),
         ["uploads", year, month, name] => only_get(Route::File(format!("{year}/{month}/{name}"))),
+        ["uploads", "private", year, month, name] => {
+            only_get(Route::PrivateFile(format!("private/{year}/{month}/{name}")))
+        }
         ["healthz"] => only_get(Route::Healthz),
         ["readyz"] => only_get(Route::Readyz),
         ["metrics"] => only_get(Route::Metrics),
@@ -192,6 +198,7 @@ pub const TABLE: &[(&str, &str)] = &[
     ("POST", "/api/v1/keys"),
     ("DELETE", "/api/v1/keys/{id}"),
     ("GET", "/uploads/{year}/{month}/{file}"),
+    ("GET", "/uploads/private/{year}/{month}/{file}"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -268,6 +275,10 @@ mod tests {
             Some(Route::File("2026/03/a.jpg".into()))
         );
         assert_eq!(r("GET", "/healthz").ok(), Some(Route::Healthz));
+        assert_eq!(
+            r("GET", "/uploads/private/2026/03/a.jpg").ok(),
+            Some(Route::PrivateFile("private/2026/03/a.jpg".into()))
+        );
     }
 
     #[test]

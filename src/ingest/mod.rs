@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use confirm::Confirmation;
-pub use stage::Staged;
+pub use stage::{Staged, visibility_of};
 
 use crate::actors::Handles;
 use crate::actors::catalog::CatalogHandle;

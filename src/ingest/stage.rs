@@ -7,8 +7,10 @@ use super::{Ingest, IngestError};
 use crate::actors::processing::Reservation;
 use crate::media::{self, Inspection, MediaError, sniff};
 use crate::metrics as m;
-use crate::model::{FolderPath, MediaRecord, MediaType, Processing, new_media_id, now_us};
-use crate::storage::key::new_key;
+use crate::model::{
+    FolderPath, MediaRecord, MediaType, Processing, Visibility, new_media_id, now_us,
+};
+use crate::storage::key::{is_private, new_key};
 use crate::storage::{Held, Sink, StorageError};
 
 /// A file already committed to storage, waiting for its catalog record.
@@ -172,7 +174,17 @@ impl Staged {
             processing: Processing::initial(self.media_type),
             crop_version: 0,
             updated_us: None,
+            visibility: visibility_of(&self.storage_key),
         }
+    }
+}
+
+/// The visibility of an item whose original is stored at `key`: its place says.
+pub fn visibility_of(key: &str) -> Visibility {
+    if is_private(key) {
+        Visibility::Private
+    } else {
+        Visibility::Public
     }
 }
 
@@ -198,6 +210,7 @@ impl Ingest {
         &self,
         mut sink: Sink,
         filename: String,
+        visibility: Visibility,
     ) -> Result<Result<Staged, MediaError>, IngestError> {
         let refused = |e| {
             metrics::counter!(m::UPLOAD_FILES, "type" => "unknown", "outcome" => "refused")
@@ -216,7 +229,7 @@ impl Ingest {
             Err(e) => return refused(e),
         };
         let created_us = now_us();
-        let key = new_key(media_type, created_us);
+        let key = new_key(media_type, created_us, visibility);
         let (size, guard) = self
             .commit_new(sink, key.clone(), media_type.mime())
             .await?;

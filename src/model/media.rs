@@ -38,6 +38,48 @@ pub struct MediaRecord {
     /// Microseconds since the Unix epoch of the last change (metadata or file), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_us: Option<u64>,
+    /// Who may read it: anyone with its URL, or only holders of a signed, expiring link.
+    /// The location of its files follows (`storage::key::PRIVATE`).
+    #[serde(default, skip_serializing_if = "Visibility::is_public")]
+    pub visibility: Visibility,
+}
+
+/// Who may read an item's files and see it in the public API.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Listed by the public API, its files at plain URLs (a CDN may cache them).
+    #[default]
+    Public,
+    /// Absent from the public API; its files are read through signed links that expire.
+    Private,
+}
+
+impl Visibility {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "public" => Some(Self::Public),
+            "private" => Some(Self::Private),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Public => "public",
+            Self::Private => "private",
+        }
+    }
+
+    pub fn is_public(&self) -> bool {
+        *self == Self::Public
+    }
+
+    pub fn is_private(&self) -> bool {
+        *self == Self::Private
+    }
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -97,6 +139,25 @@ impl MediaRecord {
         }
     }
 
+    /// This item of `visibility`, its files at the keys `to` gives for them (see
+    /// `storage::key::moved`): a visibility change. Its on-demand crops are not carried
+    /// over (they are made again at the new place).
+    pub fn moved_to(&self, visibility: Visibility, to: impl Fn(&str) -> String) -> Self {
+        let mut r = self.clone();
+        r.visibility = visibility;
+        r.storage_key = to(&self.storage_key);
+        if let Some(p) = r.processing.as_mut() {
+            for v in &mut p.variants {
+                v.storage_key = to(&v.storage_key);
+            }
+            for c in &mut p.crops {
+                c.storage_key = to(&c.storage_key);
+            }
+        }
+        r.updated_us = Some(super::now_us());
+        r
+    }
+
     /// True while the item waits for its processing job.
     pub fn is_processing(&self) -> bool {
         self.processing
@@ -126,6 +187,7 @@ impl MediaRecord {
             processing: None,
             crop_version: 0,
             updated_us: None,
+            visibility: Visibility::Public,
         }
     }
 }
@@ -329,9 +391,17 @@ pub struct MediaPatch {
     pub folder: Option<FolderPath>,
     pub focal_x: Option<f64>,
     pub focal_y: Option<f64>,
+    /// A new visibility: its files move (`library::Library::set_visibility`), so
+    /// `apply` leaves it alone.
+    pub visibility: Option<Visibility>,
 }
 
 impl MediaPatch {
+    /// Changes nothing at all (`{}` still marks the item updated).
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
     pub fn apply(&self, r: &mut MediaRecord) {
         if let Some(v) = &self.alt {
             r.alt.clone_from(v);

@@ -18,7 +18,7 @@ pub use folder::FolderPath;
 pub use id::{ID_LEN, new_media_id, new_storage_token, now_us, random_token, rfc3339};
 pub use media::{
     ConfirmLease, JobResult, MediaPatch, MediaRecord, PresignRecord, Processing, Status,
-    VariantRecord,
+    VariantRecord, Visibility,
 };
 pub use media_type::{Kind, MediaType};
 pub use preset::{CropRecord, CropSize, MAX_CROP_SIDE, Presets};

@@ -1,7 +1,7 @@
 //! Listing requests and their answers, validated before any actor is called.
 
 use super::folder::FolderPath;
-use super::media::MediaRecord;
+use super::media::{MediaRecord, Visibility};
 use super::media_type::Kind;
 
 /// Sort field of a listing.
@@ -37,6 +37,9 @@ pub struct ListQuery {
     /// Where the page starts: the position (see `catalog::index`) of the item just before
     /// it, from a previous page's `nextCursor`. Used instead of `offset`.
     pub cursor: Option<Vec<u8>>,
+    /// Only items of this visibility (the public API lists public items only); `None`
+    /// lists both.
+    pub visibility: Option<Visibility>,
 }
 
 /// A listing too costly to answer: past these bounds a client pages by cursor or narrows
@@ -105,6 +108,7 @@ impl Default for ListQuery {
             limit: 24,
             offset: 0,
             cursor: None,
+            visibility: None,
         }
     }
 }

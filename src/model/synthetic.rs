@@ -143,6 +143,7 @@ impl MediaRecord {
             processing: None,
             crop_version: 0,
             updated_us: None,
+            visibility: super::Visibility::Public,
         }
     }
 }

@@ -1,18 +1,54 @@
 //! The storage key format, the one shape every stored file has: originals at
-//! `YYYY/MM/<token>.<ext>`, variants at `YYYY/MM/<token>-<width>.webp`, objects in a
-//! bucket under `<prefix>/`; and the URLs clients fetch them from.
+//! `YYYY/MM/<token>.<ext>`, variants at `YYYY/MM/<token>-<width>.webp`, the files of
+//! private items under `private/` (kept apart: see `storage`), objects in a bucket under
+//! `<prefix>/`; and the URLs clients fetch them from.
 
 use crate::config::StorageConfig;
-use crate::model::{CropSize, MediaType, new_storage_token, rfc3339};
+use crate::model::{CropSize, MediaType, Visibility, new_storage_token, rfc3339};
 
-/// A new server-made key for an original: `YYYY/MM/<token>.<ext>`.
-pub fn new_key(media_type: MediaType, created_us: u64) -> String {
+/// What the keys of a private item's files start with.
+pub const PRIVATE: &str = "private/";
+
+/// A new server-made key for an original of an item of `visibility`:
+/// `[private/]YYYY/MM/<token>.<ext>`.
+pub fn new_key(media_type: MediaType, created_us: u64, visibility: Visibility) -> String {
     format!(
-        "{}/{}.{}",
+        "{}{}/{}.{}",
+        place(visibility),
         year_month(created_us),
         new_storage_token(),
         media_type.ext()
     )
+}
+
+fn place(visibility: Visibility) -> &'static str {
+    match visibility {
+        Visibility::Public => "",
+        Visibility::Private => PRIVATE,
+    }
+}
+
+/// True for the key of a private item's file.
+pub fn is_private(key: &str) -> bool {
+    key.starts_with(PRIVATE)
+}
+
+/// Where the files of an item whose original is `original` go when it becomes of
+/// `visibility`: one new stem (a new token, same month) for all of them, so no new key is
+/// ever one the delete queue may still hold. Returns a function from each old key to its
+/// new one (variants and crops keep their suffixes).
+pub fn moved(original: &str, visibility: Visibility) -> impl Fn(&str) -> String + use<> {
+    let old_stem = key_stem(original).to_owned();
+    let month = old_stem
+        .trim_start_matches(PRIVATE)
+        .rsplit_once('/')
+        .map_or("", |(month, _)| month)
+        .to_owned();
+    let new_stem = format!("{}{month}/{}", place(visibility), new_storage_token());
+    move |key: &str| match key.strip_prefix(old_stem.as_str()) {
+        Some(rest) => format!("{new_stem}{rest}"),
+        None => key.to_owned(), // not one of the item's (never the case for its own keys)
+    }
 }
 
 /// `YYYY/MM` of a timestamp.
@@ -84,6 +120,7 @@ pub fn key_stem(key: &str) -> &str {
 /// True for keys of the form `YYYY/MM/<name>.<ext>` with a plain name: the only shape
 /// the server makes, so nothing else is ever looked up on disk or in the bucket.
 pub fn is_valid_key(key: &str) -> bool {
+    let key = key.strip_prefix(PRIVATE).unwrap_or(key);
     let parts: Vec<&str> = key.split('/').collect();
     let [year, month, name] = parts.as_slice() else {
         return false;
@@ -163,8 +200,12 @@ mod tests {
         assert!(is_valid_key("2026/03/abc-400.webp"));
         assert!(is_valid_key(&new_key(
             MediaType::Webm,
-            1_774_521_000_000_000
+            1_774_521_000_000_000,
+            Visibility::Public
         )));
+        assert!(is_valid_key("private/2026/03/abc-400.webp"));
+        assert!(!is_valid_key("private/private/2026/03/abc.jpg"));
+        assert!(!is_valid_key("private/03/abc.jpg"));
         for bad in [
             "",
             "2026/03",
@@ -185,7 +226,7 @@ mod tests {
     #[test]
     fn keys_are_filed_by_month_of_creation() {
         assert_eq!(year_month(1_774_521_000_000_000), "2026/03");
-        let key = new_key(MediaType::Jpeg, 1_774_521_000_000_000);
+        let key = new_key(MediaType::Jpeg, 1_774_521_000_000_000, Visibility::Public);
         assert!(
             key.starts_with("2026/03/") && key.ends_with(".jpg"),
             "{key}"
@@ -266,5 +307,31 @@ mod tests {
         }
         assert_eq!(object_key("", "2026/03/abc.mp4"), "2026/03/abc.mp4");
         assert_eq!(key_of("", "2026/03/abc.mp4"), Some("2026/03/abc.mp4"));
+    }
+
+    #[test]
+    fn a_moved_item_gets_one_new_stem_in_its_new_place() {
+        let original = new_key(MediaType::Jpeg, 1_774_521_000_000_000, Visibility::Public);
+        assert!(!is_private(&original));
+        let to_private = moved(&original, Visibility::Private);
+        let key = to_private(&original);
+        let variant = to_private(&variant_key(&original, 400));
+        assert!(
+            key.starts_with("private/2026/03/") && key.ends_with(".jpg"),
+            "{key}"
+        );
+        assert!(is_private(&key) && is_valid_key(&key) && is_valid_key(&variant));
+        assert_eq!(key_stem(&variant), key_stem(&key));
+        assert_eq!(variant, variant_key(&key, 400));
+        assert_ne!(
+            key_stem(&key).trim_start_matches(PRIVATE),
+            key_stem(&original)
+        );
+        let back = moved(&key, Visibility::Public)(&key);
+        assert!(
+            back.starts_with("2026/03/") && is_valid_key(&back),
+            "{back}"
+        );
+        assert_ne!(back, original, "never the old key again");
     }
 }

@@ -1,10 +1,12 @@
-//! Local-disk backend: `<data_dir>/uploads/YYYY/MM/<token>.<ext>`, with temp files in
-//! `<data_dir>/tmp`. Commit = fsync file, rename, fsync directory.
+//! Local-disk backend: `<data_dir>/uploads/YYYY/MM/<token>.<ext>`, private items' files
+//! apart in `<data_dir>/private/YYYY/MM/` (served only through signed links), with temp
+//! files in `<data_dir>/tmp`. Commit = fsync file, rename, fsync directory.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::key::{PRIVATE, is_private};
 use super::{
     InFlight, Result, SWEEP_BATCH, Sink, StoredFile, Sweep, SweepReport, is_valid_key,
     modified_before, remove_if_present, sweep_temp,
@@ -14,6 +16,8 @@ use crate::model::random_token;
 #[derive(Clone)]
 pub struct LocalStorage {
     uploads: PathBuf,
+    /// `<data_dir>`: private keys (`private/...`) are paths under it.
+    root: PathBuf,
     tmp: PathBuf,
     pub(super) in_flight: InFlight,
     /// See `Sink`: bytes of an upload kept in memory, then its write buffer.
@@ -26,10 +30,12 @@ impl LocalStorage {
         let uploads = data_dir.join("uploads");
         let tmp = data_dir.join("tmp");
         fs::create_dir_all(&uploads)?;
+        fs::create_dir_all(data_dir.join(PRIVATE))?;
         fs::create_dir_all(&tmp)?;
         let in_flight = InFlight::default();
         Ok(Self {
             uploads,
+            root: data_dir.to_owned(),
             tmp,
             in_flight,
             upload_buffer: super::sink::DEFAULT_BUFFER,
@@ -158,19 +164,23 @@ impl LocalStorage {
             return Ok(report);
         }
         let mut batch = Vec::with_capacity(SWEEP_BATCH);
-        for year in read_dirs(&self.uploads)? {
-            for month in read_dirs(&year)? {
-                for file in fs::read_dir(&month)? {
-                    let path = file?.path();
-                    let key = path.strip_prefix(&self.uploads).ok().and_then(Path::to_str);
-                    if let Some(key) =
-                        key.filter(|k| is_valid_key(k) && !self.in_flight.contains(k))
-                        && modified_before(&path, sweep.cutoff)?
-                    {
-                        batch.push(key.to_owned());
-                    }
-                    if batch.len() == SWEEP_BATCH {
-                        report.orphans += self.remove_unclaimed(sweep, runtime, &mut batch);
+        // Public files' keys are their paths under uploads/, private ones' under the root.
+        let private = self.root.join(PRIVATE);
+        for (dir, base) in [(&self.uploads, &self.uploads), (&private, &self.root)] {
+            for year in read_dirs(dir)? {
+                for month in read_dirs(&year)? {
+                    for file in fs::read_dir(&month)? {
+                        let path = file?.path();
+                        let key = path.strip_prefix(base).ok().and_then(Path::to_str);
+                        if let Some(key) =
+                            key.filter(|k| is_valid_key(k) && !self.in_flight.contains(k))
+                            && modified_before(&path, sweep.cutoff)?
+                        {
+                            batch.push(key.to_owned());
+                        }
+                        if batch.len() == SWEEP_BATCH {
+                            report.orphans += self.remove_unclaimed(sweep, runtime, &mut batch);
+                        }
                     }
                 }
             }
@@ -219,7 +229,42 @@ impl LocalStorage {
                 "invalid storage key",
             ));
         }
-        Ok(self.uploads.join(key))
+        Ok(if is_private(key) {
+            self.root.join(key)
+        } else {
+            self.uploads.join(key)
+        })
+    }
+
+    /// Makes the file of `from` also the file of `to` (a hard link: no byte is copied;
+    /// a copy where the two are on different file systems), durably. `false` when `from`
+    /// does not exist.
+    pub(super) async fn copy(&self, from: &str, to: &str) -> Result<bool> {
+        let (from, to) = (self.path_of(from)?, self.path_of(to)?);
+        let done = tokio::task::spawn_blocking(move || -> io::Result<bool> {
+            if !from.exists() {
+                return Ok(false);
+            }
+            let dir = ensure_folder(&to)?;
+            match fs::hard_link(&from, &to) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    // Left by an earlier attempt that did not commit: made again whole.
+                    fs::remove_file(&to)?;
+                    fs::hard_link(&from, &to)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
+                    let part = dir.join(format!(".{}.part", random_token(12)));
+                    fs::copy(&from, &part)?;
+                    fs::File::open(&part)?.sync_all()?;
+                    fs::rename(&part, &to)?;
+                }
+                Err(e) => return Err(e),
+            }
+            fs::File::open(dir)?.sync_all()?;
+            Ok(true)
+        });
+        Ok(done.await.map_err(io::Error::other)??)
     }
 }
 

@@ -15,7 +15,7 @@ mod sink;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 pub use key::{FileUrls, is_valid_key};
 pub use local::LocalStorage;
@@ -40,6 +40,12 @@ pub enum StorageError {
     Remote(String),
     #[error("this storage backend has no presigned uploads")]
     Unsupported,
+    /// A private item's file, on a bucket store without `storage.private_bucket`.
+    #[error(
+        "private media needs a bucket of its own on S3: set storage.private_bucket (see the \
+         README's \"Private media\")"
+    )]
+    NoPrivatePlace,
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;
@@ -151,6 +157,25 @@ impl Storage {
         match self {
             Self::Local(l) => l.commit(sink, key).await,
             Self::S3(s) => s.commit(sink, key, mime).await,
+        }
+    }
+
+    /// Makes a copy of the stored file `from` under `to` (durable when this returns);
+    /// `false` when `from` does not exist. How a private item's files move.
+    pub async fn copy(&self, from: &str, to: &str) -> Result<bool> {
+        match self {
+            Self::Local(l) => l.copy(from, to).await,
+            Self::S3(s) => s.copy(from, to).await,
+        }
+    }
+
+    /// A link to a private item's file that lets its holder GET it for `expires_in`:
+    /// presigned by the bucket on S3; on local disk, `None` (this server signs
+    /// its own links: see `delivery::sign`).
+    pub async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<Option<String>> {
+        match self {
+            Self::Local(_) => Ok(None),
+            Self::S3(s) => s.presign_get(key, expires_in).await.map(Some),
         }
     }
 

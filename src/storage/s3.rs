@@ -2,7 +2,9 @@
 //! Objects live at `<prefix>/YYYY/MM/<token>.<ext>`; uploads are still spooled to a local
 //! temp file first (sniffed, probed and stripped there), then sent with one PUT, or as a
 //! multipart upload when large. Files are read by clients from `public_base_url` (the CDN
-//! or public bucket), so this server never serves them itself.
+//! or public bucket), so this server never serves them itself. The files of private items
+//! (keys under `private/`) live in `private_bucket`, at the same prefix, and are read
+//! through presigned GET URLs.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -18,7 +20,7 @@ use object_store::{
 };
 use tokio::io::AsyncReadExt;
 
-use super::key::{is_valid_key, key_of, object_key, staging_object_key};
+use super::key::{is_private, is_valid_key, key_of, object_key, staging_object_key};
 use super::ranged::RangedObject;
 use super::{InFlight, Result, SWEEP_BATCH, Sink, StorageError, Sweep, SweepReport, sweep_temp};
 use crate::config::S3Config;
@@ -39,10 +41,13 @@ const SWEEP_DELETES_PER_SEC: u32 = 50;
 
 pub struct S3Storage {
     store: Arc<AmazonS3>,
+    /// The bucket of private items' files, when one is configured.
+    private: Option<Arc<AmazonS3>>,
     prefix: String,
     tmp: PathBuf,
-    /// Where the next orphan sweep resumes its listing (`None`: from the start).
-    sweep_resume: Mutex<Option<ObjectPath>>,
+    /// Where the next orphan sweep of each bucket (public, private) resumes its listing
+    /// (`None`: from the start).
+    sweep_resume: [Mutex<Option<ObjectPath>>; 2],
     pub(super) in_flight: InFlight,
     /// See `Sink`: bytes of an upload kept in memory, then its write buffer.
     pub(super) upload_buffer: usize,
@@ -58,6 +63,53 @@ pub struct ObjectInfo {
 
 impl S3Storage {
     pub fn new(config: &S3Config, data_dir: &std::path::Path) -> Result<Self> {
+        let store = client(config, &config.bucket)?;
+        let private = match &config.private_bucket {
+            Some(bucket) => Some(Arc::new(client(config, bucket)?)),
+            None => None,
+        };
+        let tmp = data_dir.join("tmp");
+        std::fs::create_dir_all(&tmp)?;
+        Ok(Self {
+            store: Arc::new(store),
+            private,
+            prefix: config.prefix.trim_matches('/').to_owned(),
+            tmp,
+            sweep_resume: Default::default(),
+            in_flight: InFlight::default(),
+            upload_buffer: super::sink::DEFAULT_BUFFER,
+            commits: tokio::sync::Semaphore::new(COMMITS_AT_ONCE),
+        })
+    }
+
+    /// The bucket of a key: the private one for a private item's file.
+    fn bucket_of(&self, key: &str) -> Result<&Arc<AmazonS3>> {
+        if !is_private(key) {
+            return Ok(&self.store);
+        }
+        self.private.as_ref().ok_or(StorageError::NoPrivatePlace)
+    }
+
+    fn path(&self, key: &str) -> Result<ObjectPath> {
+        check_key(key)?;
+        Ok(ObjectPath::from(object_key(&self.prefix, key)))
+    }
+
+    /// Where a presigned upload for `key` lands (see `key::staging_object_key`), in the
+    /// bucket of `key`.
+    fn staging_path(&self, key: &str) -> Result<ObjectPath> {
+        check_key(key)?;
+        Ok(ObjectPath::from(staging_object_key(&self.prefix, key)))
+    }
+
+    pub(super) async fn begin(&self) -> Result<Sink> {
+        Ok(Sink::new(&self.tmp, &self.in_flight, self.upload_buffer))
+    }
+}
+
+/// A client of `bucket` with the store's endpoint, credentials and deadlines.
+fn client(config: &S3Config, bucket: &str) -> Result<AmazonS3> {
+    {
         let secs = Duration::from_secs;
         // Every call has deadlines (object_store's defaults wait up to three minutes).
         let mut client = ClientOptions::new()
@@ -70,7 +122,7 @@ impl S3Storage {
             ..RetryConfig::default()
         };
         let mut builder = AmazonS3Builder::new()
-            .with_bucket_name(&config.bucket)
+            .with_bucket_name(bucket)
             .with_region(&config.region)
             .with_virtual_hosted_style_request(!config.path_style)
             .with_retry(retry);
@@ -85,63 +137,39 @@ impl S3Storage {
             builder = builder.with_secret_access_key(secret.expose());
         }
         // Last: the client options replace any set before (allow_http included).
-        let store = builder
-            .with_client_options(client)
-            .build()
-            .map_err(remote)?;
-        let tmp = data_dir.join("tmp");
-        std::fs::create_dir_all(&tmp)?;
-        Ok(Self {
-            store: Arc::new(store),
-            prefix: config.prefix.trim_matches('/').to_owned(),
-            tmp,
-            sweep_resume: Mutex::new(None),
-            in_flight: InFlight::default(),
-            upload_buffer: super::sink::DEFAULT_BUFFER,
-            commits: tokio::sync::Semaphore::new(COMMITS_AT_ONCE),
-        })
+        builder.with_client_options(client).build().map_err(remote)
     }
+}
 
-    fn path(&self, key: &str) -> Result<ObjectPath> {
-        check_key(key)?;
-        Ok(ObjectPath::from(object_key(&self.prefix, key)))
-    }
-
-    /// Where a presigned upload for `key` lands (see `key::staging_object_key`).
-    fn staging_path(&self, key: &str) -> Result<ObjectPath> {
-        check_key(key)?;
-        Ok(ObjectPath::from(staging_object_key(&self.prefix, key)))
-    }
-
-    pub(super) async fn begin(&self) -> Result<Sink> {
-        Ok(Sink::new(&self.tmp, &self.in_flight, self.upload_buffer))
-    }
-
+impl S3Storage {
     /// Sends the spooled file to the bucket with its content type; returns its size. A
     /// multipart upload that fails is aborted (its parts would stay billed, unlisted).
-    pub(super) async fn commit(&self, mut sink: Sink, key: &str, mime: &str) -> Result<u64> {
+    pub(super) async fn commit(&self, sink: Sink, key: &str, mime: &str) -> Result<u64> {
+        self.send(sink, key, attributes(mime, false)).await
+    }
+
+    /// Sends the spooled file to the bucket of `key` with these attributes (see `commit`).
+    async fn send(&self, mut sink: Sink, key: &str, attributes: Attributes) -> Result<u64> {
         sink.flush().await?;
         let _turn = self
             .commits
             .acquire()
             .await
             .map_err(std::io::Error::other)?;
-        let path = self.path(key)?;
+        let (store, path) = (self.bucket_of(key)?, self.path(key)?);
         let mut file = tokio::fs::File::open(sink.path()).await?;
         let len = file.metadata().await?.len();
-        let attributes = attributes(mime, false);
         if len <= PART_BYTES as u64 {
             let mut bytes = Vec::with_capacity(len as usize);
             file.read_to_end(&mut bytes).await?;
             let options = PutOptions::from(attributes);
-            self.store
+            store
                 .put_opts(&path, PutPayload::from(bytes), options)
                 .await
                 .map_err(remote)?;
         } else {
             let options = PutMultipartOptions::from(attributes);
-            let upload = self
-                .store
+            let upload = store
                 .put_multipart_opts(&path, options)
                 .await
                 .map_err(remote)?;
@@ -176,12 +204,30 @@ impl S3Storage {
         Ok(len) // dropping the sink removes the temp file
     }
 
+    /// Copies the object of `from` to `to`, with its content type and caching, through a
+    /// temp file (the two may be in different buckets); `false` when `from` is gone.
+    pub(super) async fn copy(&self, from: &str, to: &str) -> Result<bool> {
+        let got = match self.bucket_of(from)?.get(&self.path(from)?).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(remote(e)),
+        };
+        let attributes = got.attributes.clone();
+        let mut sink = Sink::new(&self.tmp, &self.in_flight, self.upload_buffer);
+        let mut stream = got.into_stream();
+        while let Some(chunk) = stream.next().await {
+            sink.write(&chunk.map_err(remote)?).await?;
+        }
+        self.send(sink, to, attributes).await?;
+        Ok(true)
+    }
+
     /// Stores generated files (variants), cacheable for ever (their names never change).
     pub(super) async fn put_all(&self, files: Vec<(String, Vec<u8>)>) -> Result<()> {
         for (key, bytes) in files {
-            let path = self.path(&key)?;
+            let (store, path) = (self.bucket_of(&key)?, self.path(&key)?);
             let options = PutOptions::from(attributes("image/webp", true));
-            self.store
+            store
                 .put_opts(&path, PutPayload::from(bytes), options)
                 .await
                 .map_err(remote)?;
@@ -190,7 +236,7 @@ impl S3Storage {
     }
 
     pub(super) async fn read(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        match self.store.get(&self.path(key)?).await {
+        match self.bucket_of(key)?.get(&self.path(key)?).await {
             Ok(got) => Ok(Some(got.bytes().await.map_err(remote)?.to_vec())),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(remote(e)),
@@ -199,16 +245,17 @@ impl S3Storage {
 
     /// The size of what a client uploaded for `key`, or `None` when it uploaded nothing.
     pub async fn head_upload(&self, key: &str) -> Result<Option<ObjectInfo>> {
-        self.head_at(&self.staging_path(key)?).await
+        self.head_at(self.bucket_of(key)?, &self.staging_path(key)?)
+            .await
     }
 
     /// The size of the object stored under `key`, or `None`.
     pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
-        self.head_at(&self.path(key)?).await
+        self.head_at(self.bucket_of(key)?, &self.path(key)?).await
     }
 
-    async fn head_at(&self, path: &ObjectPath) -> Result<Option<ObjectInfo>> {
-        match self.store.head(path).await {
+    async fn head_at(&self, store: &AmazonS3, path: &ObjectPath) -> Result<Option<ObjectInfo>> {
+        match store.head(path).await {
             Ok(meta) => Ok(Some(ObjectInfo { size: meta.size })),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(remote(e)),
@@ -218,7 +265,7 @@ impl S3Storage {
     /// An object to read in ranges on a blocking thread (see `RangedObject`); `len` is its
     /// size from a HEAD.
     pub fn ranged(&self, key: &str, len: u64) -> Result<RangedObject> {
-        let store: Arc<dyn ObjectStore> = self.store.clone();
+        let store: Arc<dyn ObjectStore> = self.bucket_of(key)?.clone();
         let runtime = tokio::runtime::Handle::current();
         Ok(RangedObject::new(store, self.path(key)?, len, runtime))
     }
@@ -227,7 +274,7 @@ impl S3Storage {
     /// byte passes through here); `false` when nothing was uploaded.
     pub async fn promote_upload(&self, key: &str) -> Result<bool> {
         let (from, to) = (self.staging_path(key)?, self.path(key)?);
-        match self.store.copy(&from, &to).await {
+        match self.bucket_of(key)?.copy(&from, &to).await {
             Ok(()) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(remote(e)),
@@ -236,7 +283,7 @@ impl S3Storage {
 
     /// Removes what a client uploaded for `key` (gone already is fine).
     pub async fn delete_upload(&self, key: &str) -> Result<()> {
-        match self.store.delete(&self.staging_path(key)?).await {
+        match self.bucket_of(key)?.delete(&self.staging_path(key)?).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(remote(e)),
         }
@@ -247,7 +294,7 @@ impl S3Storage {
     /// meanwhile, and at most `limit` + 1 bytes of it (a larger object is not what was
     /// presigned: the caller sees the length and refuses it).
     pub async fn fetch_upload(&self, key: &str, limit: u64) -> Result<Option<Sink>> {
-        let got = match self.store.get(&self.staging_path(key)?).await {
+        let got = match self.bucket_of(key)?.get(&self.staging_path(key)?).await {
             Ok(got) => got,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(remote(e)),
@@ -267,10 +314,21 @@ impl S3Storage {
     }
 
     pub(super) async fn delete(&self, key: &str) -> Result<()> {
-        match self.store.delete(&self.path(key)?).await {
+        match self.bucket_of(key)?.delete(&self.path(key)?).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(remote(e)),
         }
+    }
+
+    /// A URL that lets its holder GET (or HEAD) the file of `key` until it expires: how
+    /// the files of private items are read (their bucket allows no anonymous read).
+    pub async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<String> {
+        let url = self
+            .bucket_of(key)?
+            .signed_url(Method::GET, &self.path(key)?, expires_in)
+            .await
+            .map_err(remote)?;
+        Ok(url.to_string())
     }
 
     /// A URL that lets its holder PUT the upload for `key` (its staging object, never the
@@ -282,7 +340,7 @@ impl S3Storage {
         let options =
             SignedUrlOptions::new().with_signed_header(hyper::header::CONTENT_TYPE, value);
         let url = self
-            .store
+            .bucket_of(key)?
             .signed_url_opts(Method::PUT, &self.staging_path(key)?, expires_in, &options)
             .await
             .map_err(remote)?;
@@ -292,10 +350,13 @@ impl S3Storage {
     /// Reachable and allowed: a HEAD of a key that does not exist must say "not found".
     pub(super) async fn check(&self) -> Result<()> {
         let probe = ObjectPath::from(object_key(&self.prefix, "darkroom-readiness-probe"));
-        match self.store.head(&probe).await {
-            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(remote(e)),
+        for store in std::iter::once(&self.store).chain(&self.private) {
+            match store.head(&probe).await {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(remote(e)),
+            }
         }
+        Ok(())
     }
 
     /// Removes temp files and unclaimed objects under the prefix, older than the cutoff.
@@ -314,13 +375,28 @@ impl S3Storage {
         if !sweep.stored {
             return Ok(report);
         }
+        let buckets = std::iter::once(&self.store).chain(&self.private);
+        for (store, resume) in buckets.zip(&self.sweep_resume) {
+            report.orphans += self.sweep_bucket(store, resume, sweep).await?;
+        }
+        Ok(report)
+    }
+
+    /// The orphans of one bucket (see `sweep`): how many went.
+    async fn sweep_bucket(
+        &self,
+        store: &AmazonS3,
+        resume: &Mutex<Option<ObjectPath>>,
+        sweep: &Sweep,
+    ) -> Result<usize> {
         let prefix = (!self.prefix.is_empty()).then(|| ObjectPath::from(self.prefix.as_str()));
-        let resume = self.sweep_resume.lock().expect("sweep cursor").take();
-        let mut listing = match &resume {
-            Some(after) => self.store.list_with_offset(prefix.as_ref(), after),
-            None => self.store.list(prefix.as_ref()),
+        let after = resume.lock().expect("sweep cursor").take();
+        let mut listing = match &after {
+            Some(after) => store.list_with_offset(prefix.as_ref(), after),
+            None => store.list(prefix.as_ref()),
         }
         .take(SWEEP_LISTED);
+        let mut orphans = 0;
         let cutoff_secs = unix_secs(sweep.cutoff);
         let mut pace = tokio::time::interval(Duration::from_secs(1) / SWEEP_DELETES_PER_SEC);
         let (mut listed, mut last) = (0, None);
@@ -329,7 +405,9 @@ impl S3Storage {
             let next = listing.next().await.transpose().map_err(remote)?;
             if let Some(meta) = &next {
                 listed += 1;
-                let key = key_of(&self.prefix, meta.location.as_ref());
+                // A key in the other bucket's place is not this bucket's to judge.
+                let key = key_of(&self.prefix, meta.location.as_ref())
+                    .filter(|k| self.bucket_of(k).is_ok_and(|b| std::ptr::eq(&**b, store)));
                 if let Some(key) = key.filter(|k| !self.in_flight.contains(k))
                     && meta.last_modified.timestamp() < cutoff_secs
                 {
@@ -346,7 +424,7 @@ impl S3Storage {
                     }
                     pace.tick().await;
                     self.delete(&key).await?;
-                    report.orphans += 1;
+                    orphans += 1;
                 }
             }
             match next {
@@ -355,8 +433,8 @@ impl S3Storage {
             }
         }
         // A full batch may have more behind it: the next run starts after it.
-        *self.sweep_resume.lock().expect("sweep cursor") = last.filter(|_| listed == SWEEP_LISTED);
-        Ok(report)
+        *resume.lock().expect("sweep cursor") = last.filter(|_| listed == SWEEP_LISTED);
+        Ok(orphans)
     }
 }
 
@@ -404,6 +482,7 @@ mod tests {
         let config = S3Config {
             endpoint: Some("http://127.0.0.1:9".into()),
             bucket: "b".into(),
+            private_bucket: Some("p".into()),
             region: "us-east-1".into(),
             path_style: true,
             access_key_id: Some("id".into()),
@@ -436,5 +515,39 @@ mod tests {
         assert!(url.contains("X-Amz-Expires=600"), "{url}");
         assert!(url.contains("content-type"), "{url}");
         assert!(url.contains("X-Amz-Signature="), "{url}");
+    }
+
+    #[tokio::test]
+    async fn private_files_are_in_the_private_bucket_and_read_by_presigned_gets() {
+        let s = storage("site_1");
+        let url = s
+            .presign_get("private/2026/03/abc.jpg", Duration::from_secs(300))
+            .await
+            .expect("sign");
+        assert!(
+            url.starts_with("http://127.0.0.1:9/p/site_1/private/2026/03/abc.jpg?"),
+            "{url}"
+        );
+        assert!(url.contains("X-Amz-Expires=300"), "{url}");
+        let put = s
+            .presign_put(
+                "private/2026/03/abc.jpg",
+                "image/jpeg",
+                Duration::from_secs(60),
+            )
+            .await
+            .expect("sign");
+        assert!(
+            put.starts_with("http://127.0.0.1:9/p/incoming/site_1/private/"),
+            "{put}"
+        );
+        let mut no_private = storage("site_1");
+        no_private.private = None;
+        assert!(matches!(
+            no_private
+                .presign_get("private/2026/03/abc.jpg", Duration::from_secs(1))
+                .await,
+            Err(StorageError::NoPrivatePlace)
+        ));
     }
 }

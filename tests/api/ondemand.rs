@@ -205,7 +205,7 @@ async fn the_crop_cache_keeps_its_budget_evicting_the_least_recently_used() {
         }
         ids
     };
-    let url = |id: &str| signer().url(id, size(64, 64));
+    let url = |id: &str| signer().url(id, size(64, 64), None);
     let one = s
         .get(&url(&ids[0]), None)
         .await
@@ -273,7 +273,7 @@ async fn darkroom_sign_prints_the_same_url_as_the_api() {
         String::from_utf8_lossy(&out.stderr)
     );
     let printed = String::from_utf8(out.stdout).expect("utf8");
-    assert_eq!(printed.trim(), signer().url(id, size(1200, 630)));
+    assert_eq!(printed.trim(), signer().url(id, size(1200, 630), None));
     let bad = Binary::command(dir.path())
         .args(["sign", id, "5000x1"])
         .output()

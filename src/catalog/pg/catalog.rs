@@ -13,13 +13,13 @@ use tokio_postgres::types::ToSql;
 
 use super::kept::{CHANGED, Kept};
 use super::{Pg, PgError, PgOptions, migrate};
-use crate::catalog::index::{count_key, id_of, push_tail};
+use crate::catalog::index::{count_key, id_of, private_count_key, push_tail};
 use crate::catalog::read::confirm_rule;
 use crate::catalog::search::{self, memo};
 use crate::catalog::{CatalogError, JobEvent, keys, presets};
 use crate::model::{
-    ApiKeyRecord, FolderPath, ID_LEN, Kind, ListQuery, MediaRecord, Page, Presets, PresignRecord,
-    SortField, fold,
+    ApiKeyRecord, FolderPath, ID_LEN, ListQuery, MediaRecord, Page, Presets, PresignRecord,
+    SortField, Visibility, fold,
 };
 use crate::storage::key::{is_ondemand_crop, key_stem};
 
@@ -161,6 +161,7 @@ impl PgCatalog {
             Vec::new(),
             Vec::new(),
             Vec::new(),
+            Vec::new(),
         );
         for r in records {
             let c = Columns::of(r);
@@ -173,14 +174,16 @@ impl PgCatalog {
             cols.6.push(c.name_key);
             cols.7.push(c.alt_key);
             cols.8.push(c.search);
+            cols.9.push(c.private);
         }
         tx.execute(
             "INSERT INTO media (id, record, folder, kind, created_us, size, name_key, alt_key, \
-             search) SELECT id, r, f, k, c, s, n, a, t FROM unnest($1::text[], \
+             search, private) SELECT id, r, f, k, c, s, n, a, t, p FROM unnest($1::text[], \
              $2::text[], $3::text[], $4::smallint[], $5::bigint[], $6::bigint[], $7::text[], \
-             $8::text[], $9::text[]) AS u(id, r, f, k, c, s, n, a, t)",
+             $8::text[], $9::text[], $10::boolean[]) AS u(id, r, f, k, c, s, n, a, t, p)",
             &[
                 &cols.0, &cols.1, &cols.2, &cols.3, &cols.4, &cols.5, &cols.6, &cols.7, &cols.8,
+                &cols.9,
             ],
         )
         .await
@@ -695,6 +698,12 @@ impl PgCatalog {
             let p = bind(Box::new(k), &mut params);
             filters.push(format!("kind = {p}"));
         }
+        if let Some(v) = q.visibility {
+            filters.push(format!(
+                "{}private",
+                if v.is_private() { "" } else { "NOT " }
+            ));
+        }
         if let Some(pattern) = &pattern {
             let p = bind(Box::new(pattern.clone()), &mut params);
             filters.push(format!(
@@ -704,8 +713,24 @@ impl PgCatalog {
         let total = if q.search.is_some() {
             format!("SELECT count(*) FROM media {}", where_clause(&filters))
         } else {
-            let scope = bind(Box::new(count_key(folder.as_deref(), q.kind)), &mut params);
-            format!("SELECT coalesce((SELECT n FROM counts WHERE scope = {scope}), 0)")
+            // As on redb: every item's counter, the private items' one, or the difference.
+            let (every, private) = (
+                count_key(folder.as_deref(), q.kind),
+                private_count_key(folder.as_deref(), q.kind),
+            );
+            let n = |scope: String, params: &mut Vec<_>| {
+                let scope = bind(Box::new(scope), params);
+                format!("coalesce((SELECT n FROM counts WHERE scope = {scope}), 0)")
+            };
+            match q.visibility {
+                None => format!("SELECT {}", n(every, &mut params)),
+                Some(Visibility::Private) => format!("SELECT {}", n(private, &mut params)),
+                Some(Visibility::Public) => format!(
+                    "SELECT greatest({} - {}, 0)",
+                    n(every, &mut params),
+                    n(private, &mut params)
+                ),
+            }
         };
         if let Some(tail) = &q.cursor {
             let (value, id) = position(q.sort, tail)?;
@@ -824,6 +849,7 @@ pub(super) struct Columns {
     pub name_key: String,
     pub alt_key: String,
     pub search: String,
+    pub private: bool,
 }
 
 impl Columns {
@@ -839,18 +865,9 @@ impl Columns {
             search: format!("{name_key}\u{1f}{alt_key}"),
             name_key,
             alt_key,
+            private: r.visibility.is_private(),
         }
     }
-}
-
-/// The four counters of an item in `folder` of `kind` (`index::count_keys`).
-pub(super) fn scopes(folder: &str, kind: Kind) -> [String; 4] {
-    [
-        count_key(None, None),
-        count_key(Some(folder), None),
-        count_key(None, Some(kind)),
-        count_key(Some(folder), Some(kind)),
-    ]
 }
 
 pub(super) fn decode<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {

@@ -5,7 +5,10 @@
 use super::{Pg, PgError};
 
 /// The migrations, in order: schema version N is the first N applied.
-const MIGRATIONS: &[&str] = &[include_str!("schema/001_catalog.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema/001_catalog.sql"),
+    include_str!("schema/002_visibility.sql"),
+];
 
 /// The schema version this build writes.
 pub const SCHEMA: i32 = MIGRATIONS.len() as i32;

@@ -17,16 +17,17 @@ use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
-use super::catalog::{Columns, PgCatalog, Result, decode, encode, scopes, unavailable};
+use super::catalog::{Columns, PgCatalog, Result, decode, encode, unavailable};
 use super::kept;
+use crate::catalog::index::scopes;
 use crate::catalog::read::confirm_rule;
 use crate::catalog::write::{
-    dropped_crops, out_of_attempts, skipped_crop_keys, unrecordable, with_result,
+    dropped_crops, moving, out_of_attempts, skipped_crop_keys, unrecordable, with_result,
 };
 use crate::catalog::{CacheCrop, CatalogError, CropCached, JobOutcome, Outcome, Write};
 use crate::model::{
     ApiKeyRecord, ConfirmLease, FolderPath, JobResult, Kind, MediaPatch, MediaRecord,
-    PresignRecord, Scope, Status, now_us,
+    PresignRecord, Scope, Status, Visibility, now_us,
 };
 
 /// `counts` scope of the bytes the cached crops take (as on redb).
@@ -355,6 +356,11 @@ impl W<'_> {
             }
             Write::Recrop(ids) => self.recrop(ids).await,
             Write::ReplaceFile(record) => self.replace_file(record).await,
+            Write::Move {
+                id,
+                visibility,
+                moved,
+            } => self.move_files(id, *visibility, moved).await,
             Write::CacheCrop(crop) => self.cache_crop(crop).await,
             Write::TouchCrop { id, key, now_us } => {
                 self.exec(
@@ -388,12 +394,12 @@ impl W<'_> {
     async fn insert_record(&mut self, r: &MediaRecord) -> Done<()> {
         self.put_row(
             "INSERT INTO media (id, record, folder, kind, created_us, size, name_key, alt_key, \
-             search) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             search, private) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             r,
         )
         .await?;
         self.claim_files(&r.storage_keys(), &r.id).await?;
-        self.bump(&scopes(&r.folder, r.kind()), 1);
+        self.bump(&scopes(&r.folder, r.kind(), r.visibility), 1);
         self.fx.searched = true;
         Ok(())
     }
@@ -403,12 +409,12 @@ impl W<'_> {
     async fn rewrite(&mut self, old: &MediaRecord, new: &MediaRecord) -> Done<()> {
         self.put_row(
             "UPDATE media SET record = $2, folder = $3, kind = $4, created_us = $5, \
-             size = $6, name_key = $7, alt_key = $8, search = $9 WHERE id = $1",
+             size = $6, name_key = $7, alt_key = $8, search = $9, private = $10 WHERE id = $1",
             new,
         )
         .await?;
-        self.bump(&scopes(&old.folder, old.kind()), -1);
-        self.bump(&scopes(&new.folder, new.kind()), 1);
+        self.bump(&scopes(&old.folder, old.kind(), old.visibility), -1);
+        self.bump(&scopes(&new.folder, new.kind(), new.visibility), 1);
         self.fx.searched = true;
         let kept = new.storage_keys();
         let gone: Vec<String> = old
@@ -421,7 +427,7 @@ impl W<'_> {
     }
 
     /// Runs `sql` (an insert or an update of a media row) with the record's columns as
-    /// $1-$9: id, record, folder, kind, created, size, name, alt, search text.
+    /// $1-$10: id, record, folder, kind, created, size, name, alt, search text, private.
     async fn put_row(&self, sql: &str, r: &MediaRecord) -> Done<()> {
         let c = Columns::of(r);
         self.exec(
@@ -436,6 +442,7 @@ impl W<'_> {
                 &c.name_key,
                 &c.alt_key,
                 &c.search,
+                &c.private,
             ],
         )
         .await
@@ -483,6 +490,9 @@ impl W<'_> {
             .get(&file.id)
             .await?
             .ok_or(CatalogError::NotFound("media item"))?;
+        if file.visibility != old.visibility {
+            return Err(CatalogError::ItemChanged.into()); // staged for the old place
+        }
         let new = old.with_file_of(file);
         self.drop_item_crops(&new.id).await?;
         self.remove_job(&new.id).await?;
@@ -498,6 +508,28 @@ impl W<'_> {
         Ok(media(new))
     }
 
+    /// A visibility change (see `Write::Move`).
+    async fn move_files(
+        &mut self,
+        id: &str,
+        visibility: Visibility,
+        moved: &[(String, String)],
+    ) -> Done<Outcome> {
+        let old = self
+            .get(id)
+            .await?
+            .ok_or(CatalogError::NotFound("media item"))?;
+        let new = moving(&old, visibility, moved)?;
+        self.drop_item_crops(id).await?;
+        let mut gone = old.storage_keys();
+        gone.extend(self.release_item_files(id).await?);
+        gone.sort();
+        gone.dedup();
+        self.rewrite(&old, &new).await?;
+        self.queue_deletes(&gone).await?;
+        Ok(media(new))
+    }
+
     /// Removes the item and queues every file the catalog knows for it; an item whose
     /// record cannot be read is deleted all the same, from its columns.
     async fn delete_media(&mut self, id: &str) -> Done<Outcome> {
@@ -509,7 +541,7 @@ impl W<'_> {
         };
         let row = self
             .row(
-                "DELETE FROM media WHERE id = $1 RETURNING folder, kind",
+                "DELETE FROM media WHERE id = $1 RETURNING folder, kind, private",
                 &[&id],
             )
             .await?
@@ -517,7 +549,12 @@ impl W<'_> {
         let folder: String = row.get(0);
         let kind = Kind::from_tag(row.get::<_, i16>(1) as u8)
             .ok_or_else(|| CatalogError::Corrupt(format!("{id}: kind")))?;
-        self.bump(&scopes(&folder, kind), -1);
+        let visibility = if row.get::<_, bool>(2) {
+            Visibility::Private
+        } else {
+            Visibility::Public
+        };
+        self.bump(&scopes(&folder, kind, visibility), -1);
         self.fx.searched = true;
         self.drop_item_crops(id).await?;
         if self.remove_job(id).await? {

@@ -1,10 +1,11 @@
 //! A search document: the part of a record that search filters, checks and sorts by,
 //! small and read without a JSON decode.
 //!
-//! `created (u64 BE) size (u64 BE) kind tag (u8)` then four length-prefixed (u32 LE)
-//! strings: id, folder, folded filename, folded alt (empty when none; see `model::fold`).
+//! `created (u64 BE) size (u64 BE) kind tag (u8, its top bit set for a private item)` then
+//! four length-prefixed (u32 LE) strings: id, folder, folded filename, folded alt (empty
+//! when none; see `model::fold`).
 
-use crate::model::{MediaRecord, SortField, fold};
+use crate::model::{MediaRecord, SortField, Visibility, fold};
 
 use super::super::index;
 
@@ -13,6 +14,7 @@ pub struct Doc<'a> {
     pub created_us: u64,
     pub size: u64,
     pub kind: u8,
+    pub visibility: Visibility,
     pub id: &'a str,
     pub folder: &'a str,
     pub filename: &'a str,
@@ -30,13 +32,23 @@ pub fn encode(r: &MediaRecord, filename: &str, alt: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(17 + len);
     out.extend_from_slice(&r.created_us.to_be_bytes());
     out.extend_from_slice(&r.size.to_be_bytes());
-    out.push(r.kind().tag());
+    out.push(
+        r.kind().tag()
+            | if r.visibility.is_private() {
+                PRIVATE
+            } else {
+                0
+            },
+    );
     for s in strings {
         out.extend_from_slice(&(s.len() as u32).to_le_bytes());
         out.extend_from_slice(s.as_bytes());
     }
     out
 }
+
+/// The bit of the kind byte that marks a private item (kind tags are ASCII).
+const PRIVATE: u8 = 0x80;
 
 impl<'a> Doc<'a> {
     /// `None` for bytes this module did not write.
@@ -52,7 +64,12 @@ impl<'a> Doc<'a> {
         Some(Self {
             created_us: u64::from_be_bytes(head[..8].try_into().ok()?),
             size: u64::from_be_bytes(head[8..16].try_into().ok()?),
-            kind: head[16],
+            kind: head[16] & !PRIVATE,
+            visibility: if head[16] & PRIVATE == 0 {
+                Visibility::Public
+            } else {
+                Visibility::Private
+            },
             id: next()?,
             folder: next()?,
             filename: next()?,

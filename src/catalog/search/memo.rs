@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::Hit;
-use crate::model::{Kind, ListQuery, SortField};
+use crate::model::{Kind, ListQuery, SortField, Visibility};
 
 /// Positions kept per answer: the first 40 pages of 24.
 pub const TOP: usize = 1000;
@@ -25,6 +25,7 @@ pub struct Key {
     needle: String,
     folder: Option<String>,
     kind: Option<Kind>,
+    visibility: Option<Visibility>,
     sort: SortField,
     descending: bool,
 }
@@ -35,6 +36,7 @@ impl Key {
             needle: needle.to_owned(),
             folder: q.folder.as_ref().map(|f| f.as_str().to_owned()),
             kind: q.kind,
+            visibility: q.visibility,
             sort: q.sort,
             descending: q.descending,
         }

@@ -48,6 +48,7 @@ pub fn search(
             .ok_or_else(|| CatalogError::Corrupt(format!("search document {n}")))?;
         if folder.is_none_or(|f| f == doc.folder)
             && kind.is_none_or(|k| k == doc.kind)
+            && q.visibility.is_none_or(|v| v == doc.visibility)
             && doc.matches(needle)
         {
             best.offer(&doc);

@@ -27,7 +27,7 @@ use super::{Catalog, CatalogError, Result, decode, encode};
 use super::{index, search};
 use crate::model::{
     ApiKeyRecord, ConfirmLease, FolderPath, JobResult, Kind, MediaPatch, MediaRecord,
-    PresignRecord, Scope, now_us,
+    PresignRecord, Scope, Visibility, now_us,
 };
 
 /// One write; a batch of them commits together.
@@ -111,6 +111,14 @@ pub enum Write {
     /// commit stays (a concurrent PATCH is kept); its old files are queued for deletion
     /// and the new one gets its job, in one commit.
     ReplaceFile(Box<MediaRecord>),
+    /// A visibility change: item `id`'s files were copied to the new keys of `moved`
+    /// (old, new); the record takes them, the old ones go on the delete queue. Refused
+    /// (`ItemChanged`) when the item's files are not exactly the old keys any more.
+    Move {
+        id: String,
+        visibility: Visibility,
+        moved: Vec<(String, String)>,
+    },
     /// An on-demand crop was written (see `crops.rs`).
     CacheCrop(CacheCrop),
     /// A cached on-demand crop was served.
@@ -297,6 +305,34 @@ impl<E: Into<CatalogError>> From<E> for Failure {
 /// `META` key of the search generation (see `tables::META`).
 pub(super) const SEARCH_GENERATION: &str = "search_generation";
 
+/// Item `old` moved to `visibility` with its files at the new keys of `moved`, or why not:
+/// its files are not exactly the old keys (changed since they were copied), or its
+/// variants are still being made (the job would write them at the old place). The same
+/// check on both catalogs.
+pub(in crate::catalog) fn moving(
+    old: &MediaRecord,
+    visibility: Visibility,
+    moved: &[(String, String)],
+) -> Result<MediaRecord> {
+    if old.is_processing() {
+        return Err(CatalogError::StillProcessing);
+    }
+    let to: std::collections::HashMap<&str, &str> = moved
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let mut has = old.storage_keys();
+    has.sort();
+    let mut copied: Vec<&str> = to.keys().copied().collect();
+    copied.sort_unstable();
+    if old.visibility == visibility || has != copied {
+        return Err(CatalogError::ItemChanged);
+    }
+    Ok(old.moved_to(visibility, |k| {
+        to.get(k).map_or_else(|| k.to_owned(), |n| (*n).to_owned())
+    }))
+}
+
 /// A media write's outcome (its queued keys are filled in by `apply_batch`).
 fn media(record: MediaRecord) -> Outcome {
     Outcome::Media {
@@ -380,6 +416,11 @@ impl<'t> Tables<'t> {
             Write::ForgetPresigns(keys) => self.forget_presigns(keys),
             Write::Recrop(ids) => self.recrop(ids),
             Write::ReplaceFile(record) => self.replace_file(record),
+            Write::Move {
+                id,
+                visibility,
+                moved,
+            } => self.move_files(id, *visibility, moved),
             Write::CacheCrop(crop) => self.cache_crop(crop),
             Write::TouchCrop { id, key, now_us } => self.touch_crop(id, key, *now_us),
         }
@@ -417,6 +458,9 @@ impl<'t> Tables<'t> {
         let old = self
             .get(&file.id)?
             .ok_or(CatalogError::NotFound("media item"))?;
+        if file.visibility != old.visibility {
+            return Err(CatalogError::ItemChanged); // its file was staged for the old place
+        }
         let new = old.with_file_of(file);
         self.drop_item_crops(&new.id)?;
         self.remove_record(&old)?;
@@ -427,6 +471,25 @@ impl<'t> Tables<'t> {
         gone.sort();
         gone.dedup();
         self.insert_with_job(&new)?;
+        self.queue_deletes(&gone)?;
+        Ok(media(new))
+    }
+
+    fn move_files(
+        &mut self,
+        id: &str,
+        visibility: Visibility,
+        moved: &[(String, String)],
+    ) -> Result<Outcome> {
+        let old = self.get(id)?.ok_or(CatalogError::NotFound("media item"))?;
+        let new = moving(&old, visibility, moved)?;
+        self.drop_item_crops(id)?;
+        self.remove_record(&old)?;
+        let mut gone = old.storage_keys();
+        gone.extend(self.release_item_files(id)?);
+        gone.sort();
+        gone.dedup();
+        self.insert_record(&new)?;
         self.queue_deletes(&gone)?;
         Ok(media(new))
     }
@@ -482,6 +545,7 @@ impl<'t> Tables<'t> {
             folder: doc.folder,
             kind: Kind::from_tag(doc.kind).ok_or_else(unreadable)?,
             id,
+            visibility: doc.visibility,
         };
         for key in facts.keys() {
             self.index.remove(key.as_slice())?;

@@ -6,11 +6,15 @@ use serde_json::{Map, Value};
 
 use super::{read_json_object, views};
 use crate::error::ApiError;
+use crate::http::multipart::Place;
 use crate::http::query::{self, Access, invalid_folder};
 use crate::http::response::{Resp, json};
 use crate::http::router::media_id;
 use crate::http::{Ctx, auth, multipart};
-use crate::model::{CropSize, FolderPath, MediaPatch, Scope, cursor};
+use crate::model::{
+    CropSize, FolderPath, MediaPatch, MediaRecord, Scope, Visibility, cursor, rfc3339,
+};
+use crate::storage::StorageError;
 
 /// Longest accepted alt, title and description, in characters.
 const MAX_TEXT: usize = 10_000;
@@ -18,13 +22,11 @@ const MAX_TEXT: usize = 10_000;
 pub async fn list(ctx: &Ctx, req: &Request<Incoming>) -> Result<Resp, ApiError> {
     auth::require(ctx, req.headers(), Scope::Read).await?;
     let q = query::list_query(req.uri().query(), Access::Full)?;
+    let ttl = url_ttl(ctx, req)?;
     let (limit, offset, sort, descending) = (q.limit, q.offset, q.sort, q.descending);
     let (page, folders) = tokio::try_join!(ctx.catalog.list(q), ctx.catalog.folders())?;
-    let data = page
-        .items
-        .iter()
-        .map(|r| views::full(&ctx.urls, r))
-        .collect();
+    let urls = ctx.links.name(&page.items, ttl).await?;
+    let data = page.items.iter().map(|r| views::full(&urls, r)).collect();
     let folders = Some(folders);
     let body = views::Page {
         data,
@@ -42,29 +44,44 @@ pub async fn list(ctx: &Ctx, req: &Request<Incoming>) -> Result<Resp, ApiError> 
 pub async fn get(ctx: &Ctx, req: &Request<Incoming>, id: &str) -> Result<Resp, ApiError> {
     auth::require(ctx, req.headers(), Scope::Read).await?;
     let id = media_id(id)?;
+    let ttl = url_ttl(ctx, req)?;
     let record = ctx
         .catalog
         .get(id)
         .await?
         .ok_or(ApiError::NotFound("media item"))?;
-    Ok(json(
-        StatusCode::OK,
-        &views::Data {
-            data: views::full(&ctx.urls, &record),
-        },
-    ))
+    item(ctx, StatusCode::OK, &record, ttl).await
+}
+
+/// `{"data": item}`, its URLs signed for a private item.
+async fn item(
+    ctx: &Ctx,
+    status: StatusCode,
+    record: &MediaRecord,
+    ttl: Option<u64>,
+) -> Result<Resp, ApiError> {
+    let urls = ctx.links.name([record], ttl).await?;
+    let data = views::full(&urls, record);
+    Ok(json(status, &views::Data { data }))
+}
+
+/// `?urlTtl=`: how long the answer's links to private files last.
+pub(super) fn url_ttl<B>(ctx: &Ctx, req: &Request<B>) -> Result<Option<u64>, ApiError> {
+    query::url_ttl(req.uri().query(), ctx.links.max_ttl())
 }
 
 pub async fn upload(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError> {
     auth::require(ctx, req.headers(), Scope::Write).await?;
     let wait = query::wait_flag(req.uri().query())?;
-    let form = multipart::receive(ctx, req).await?;
+    let ttl = url_ttl(ctx, &req)?;
+    let form = multipart::receive(ctx, req, Place::Chosen).await?;
     let alt = form.alt.as_deref();
     let records = ctx
         .ingest
         .record(form.staged, &form.folder, alt, wait)
         .await?;
-    let data = records.iter().map(|r| views::full(&ctx.urls, r)).collect();
+    let urls = ctx.links.name(&records, ttl).await?;
+    let data = records.iter().map(|r| views::full(&urls, r)).collect();
     let body = views::Uploaded {
         data,
         errors: form.errors,
@@ -76,29 +93,26 @@ pub async fn upload(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError>
 pub async fn replace_file(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<Resp, ApiError> {
     auth::require(ctx, req.headers(), Scope::Write).await?;
     let id = media_id(&id)?;
+    let ttl = url_ttl(ctx, &req)?;
     let old = ctx
         .catalog
         .get(id)
         .await?
         .ok_or(ApiError::NotFound("media item"))?;
-    let mut form = multipart::receive(ctx, req).await?;
+    let mut form = multipart::receive(ctx, req, Place::Fixed(old.visibility)).await?;
     if form.staged.len() + form.errors.len() != 1 {
         let message = "a replace takes exactly one file, in the field `file`";
         return Err(ApiError::bad_request("too_many_files", message));
     }
     let record = ctx.ingest.replace(&old, form.staged.remove(0)).await?;
-    Ok(json(
-        StatusCode::OK,
-        &views::Data {
-            data: views::full(&ctx.urls, &record),
-        },
-    ))
+    item(ctx, StatusCode::OK, &record, ttl).await
 }
 
 /// `POST /api/v1/media/{id}/crops` `{width, height}`: a signed URL for that crop.
 pub async fn sign_crop(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<Resp, ApiError> {
     auth::require(ctx, req.headers(), Scope::Write).await?;
     let id = media_id(&id)?.to_owned();
+    let ttl = url_ttl(ctx, &req)?;
     let body = read_json_object(ctx, req).await?;
     let side = |name: &str| {
         body.get(name)
@@ -119,25 +133,30 @@ pub async fn sign_crop(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<
         .await?
         .filter(|r| r.media_type.is_raster())
         .ok_or(ApiError::NotFound("image"))?;
-    let url = ctx.crops.signer().url(&record.id, size);
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({ "url": url, "width": width, "height": height }),
-    ))
+    // A private item's crop URL ends with its links (`expiresAt`).
+    let urls = ctx.links.name([&record], ttl).await?;
+    let url = urls.crop_url(ctx.links.signer(), &record, size);
+    let expires_at = urls
+        .expires(&record)
+        .map(|s| rfc3339(s.saturating_mul(1_000_000)));
+    let mut body = serde_json::json!({ "url": url, "width": width, "height": height });
+    if let Some(at) = expires_at {
+        body["expiresAt"] = at.into();
+    }
+    Ok(json(StatusCode::OK, &body))
 }
 
 pub async fn patch(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<Resp, ApiError> {
     auth::require(ctx, req.headers(), Scope::Write).await?;
     media_id(&id)?;
+    let ttl = url_ttl(ctx, &req)?;
     let body = read_json_object(ctx, req).await?;
     let patch = parse_patch(&body)?;
+    if patch.visibility.is_some_and(|v| v.is_private()) && !ctx.config.keeps_private() {
+        return Err(StorageError::NoPrivatePlace.into());
+    }
     let record = ctx.library.update(id, patch).await?;
-    Ok(json(
-        StatusCode::OK,
-        &views::Data {
-            data: views::full(&ctx.urls, &record),
-        },
-    ))
+    item(ctx, StatusCode::OK, &record, ttl).await
 }
 
 pub async fn delete(ctx: &Ctx, req: &Request<Incoming>, id: String) -> Result<Resp, ApiError> {
@@ -147,7 +166,7 @@ pub async fn delete(ctx: &Ctx, req: &Request<Incoming>, id: String) -> Result<Re
     Ok(json(StatusCode::OK, &views::Success { success: true }))
 }
 
-/// Validates a PATCH body: only the six documented fields, with the right types.
+/// Validates a PATCH body: only the documented fields, with the right types.
 fn parse_patch(body: &Map<String, Value>) -> Result<MediaPatch, ApiError> {
     let mut patch = MediaPatch::default();
     for (key, value) in body {
@@ -166,12 +185,21 @@ fn parse_patch(body: &Map<String, Value>) -> Result<MediaPatch, ApiError> {
             }
             "focalX" => patch.focal_x = Some(focal(key, value)?),
             "focalY" => patch.focal_y = Some(focal(key, value)?),
+            "visibility" => {
+                let v = value.as_str().and_then(Visibility::parse).ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_visibility",
+                        "visibility must be \"public\" or \"private\"",
+                    )
+                })?;
+                patch.visibility = Some(v);
+            }
             other => {
                 return Err(ApiError::bad_request(
                     "unknown_field",
                     format!(
                         "{other:?} cannot be changed; allowed fields: alt, title, description, \
-                         folder, focalX, focalY"
+                         folder, focalX, focalY, visibility"
                     ),
                 ));
             }
@@ -229,6 +257,8 @@ mod tests {
         assert_eq!(p.title, Some(None));
         assert_eq!(p.folder, FolderPath::parse("/x"));
         assert_eq!((p.focal_x, p.focal_y), (Some(0.0), Some(100.0)));
+        let p = parse_patch(&obj(json!({"visibility": "private"}))).expect("valid");
+        assert_eq!(p.visibility, Some(Visibility::Private));
     }
 
     #[test]
@@ -242,6 +272,8 @@ mod tests {
             json!({"alt": 5}),
             json!({"size": 1}),
             json!({"id": "media_x"}),
+            json!({"visibility": "secret"}),
+            json!({"visibility": null}),
         ] {
             assert!(parse_patch(&obj(bad.clone())).is_err(), "{bad}");
         }

@@ -37,7 +37,7 @@ pub async fn dispatch(ctx: &Ctx, route: Route, req: Request<Incoming>) -> Result
         Route::DeleteFolder => folders::delete(ctx, req).await,
         Route::Presign => presign::presign(ctx, req).await,
         Route::Confirm => presign::confirm(ctx, req).await,
-        Route::File(key) => files::serve(ctx, &req, key).await,
+        Route::File(key) | Route::PrivateFile(key) => files::serve(ctx, &req, key).await,
         Route::Healthz => Ok(json(StatusCode::OK, &serde_json::json!({ "status": "ok" }))),
         Route::Readyz => Ok(ops::readyz(ctx)),
         Route::Metrics if ctx.config.server.metrics_listen.is_some() => Err(ApiError::NoRoute),

@@ -13,10 +13,11 @@ use serde_json::{Map, Value};
 use super::{read_json_object, views};
 use crate::config::{S3Config, StorageConfig};
 use crate::error::ApiError;
+use crate::http::multipart::{Place, visibility_field};
 use crate::http::query::invalid_folder;
 use crate::http::response::{Resp, json};
 use crate::http::{Ctx, auth};
-use crate::ingest::{Confirmation, IngestError};
+use crate::ingest::{Confirmation, IngestError, visibility_of};
 use crate::media::name::sanitize_filename;
 use crate::model::{FolderPath, MediaType, PresignRecord, Scope, now_us, rfc3339};
 use crate::storage::key::{key_of, new_key, object_key};
@@ -35,7 +36,9 @@ use crate::storage::key::{key_of, new_key, object_key};
 }))]
 pub struct Presigned {
     upload_url: String,
-    public_url: String,
+    /// Where the file will be read; `null` for a private upload (its links are signed
+    /// when it is read: see `urlExpiresAt` in the item's views).
+    public_url: Option<String>,
     storage_key: String,
     #[schema(format = DateTime)]
     expires_at: String,
@@ -61,8 +64,13 @@ pub async fn presign(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError
     };
     let media_type = mime_field(&body)?.ok_or_else(|| invalid_mime(None))?;
     let size = size_field(&body, s3.max_file_bytes)?.ok_or_else(|| invalid_size(s3))?;
+    let visibility = match body.get("visibility") {
+        None | Some(Value::Null) => ctx.config.media.default_visibility,
+        Some(Value::String(v)) => visibility_field(ctx, v, Place::Chosen)?,
+        Some(_) => visibility_field(ctx, "", Place::Chosen)?,
+    };
     let created = now_us();
-    let key = new_key(media_type, created);
+    let key = new_key(media_type, created, visibility);
     let expiry = Duration::from_secs(s3.presign_expiry_secs);
     let expires_us = created + expiry.as_micros() as u64;
     let upload_url = ctx
@@ -83,7 +91,7 @@ pub async fn presign(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError
     headers.insert("Content-Type".into(), media_type.mime().into());
     let body = Presigned {
         upload_url,
-        public_url: ctx.urls.url(&key),
+        public_url: visibility.is_public().then(|| ctx.links.url(&key)),
         storage_key: object_key(&s3.prefix, &key),
         expires_at: rfc3339(expires_us),
         method: "PUT",
@@ -92,10 +100,12 @@ pub async fn presign(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError
     Ok(json(StatusCode::OK, &body))
 }
 
-/// Input checks, then `ingest::confirm` does the rest.
+/// Input checks, then `ingest::confirm` does the rest. The item's visibility is the one
+/// its presign chose (its key's place); a confirm that names another is refused.
 pub async fn confirm(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError> {
     auth::require(ctx, req.headers(), Scope::Write).await?;
     let s3 = s3_config(ctx)?;
+    let ttl = super::media::url_ttl(ctx, &req)?;
     let body = read_json_object(ctx, req).await?;
     let key = match body.get("storageKey") {
         Some(Value::String(k)) => key_of(&s3.prefix, k).ok_or_else(unknown_key)?.to_owned(),
@@ -113,7 +123,7 @@ pub async fn confirm(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError
     };
     let alt = alt_field(&body)?;
     let presign = ctx.catalog.presign_to_confirm(&key).await?;
-    check_repeated_fields(&body, &presign, s3)?;
+    check_repeated_fields(&body, &presign, &key, s3)?;
     let filename = match body.get("filename") {
         Some(Value::String(name)) if !name.trim().is_empty() => sanitize_filename(name, "upload"),
         _ => presign.filename.clone(),
@@ -126,9 +136,10 @@ pub async fn confirm(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError
         alt,
     };
     let item = ctx.ingest.confirm(confirmation).await?;
+    let urls = ctx.links.name([&item], ttl).await?;
     let body = views::Confirmed {
         success: true,
-        data: views::full(&ctx.urls, &item),
+        data: views::full(&urls, &item),
     };
     Ok(json(StatusCode::CREATED, &body))
 }
@@ -154,8 +165,24 @@ fn alt_field(body: &Map<String, Value>) -> Result<Option<String>, ApiError> {
 fn check_repeated_fields(
     body: &Map<String, Value>,
     presign: &PresignRecord,
+    key: &str,
     s3: &S3Config,
 ) -> Result<(), ApiError> {
+    let chosen = visibility_of(key);
+    match body.get("visibility") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(v)) if v == chosen.name() => {}
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "visibility_mismatch",
+                format!(
+                    "this upload was presigned as {}: ask for a new URL to change it, or PATCH \
+                     the item after confirming",
+                    chosen.name()
+                ),
+            ));
+        }
+    }
     if mime_field(body)?.is_some_and(|t| t != presign.media_type) {
         return Err(ApiError::bad_request(
             "mime_mismatch",

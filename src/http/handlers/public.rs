@@ -6,7 +6,8 @@ use hyper::{Request, Response, StatusCode};
 use sha2::{Digest, Sha256};
 
 use super::views;
-use crate::delivery::CropError;
+use crate::delivery::links::unix_now;
+use crate::delivery::{CropError, Grant};
 use crate::error::ApiError;
 use crate::http::query::{self, Access};
 use crate::http::response::{
@@ -14,7 +15,8 @@ use crate::http::response::{
 };
 use crate::http::router::media_id;
 use crate::http::{Ctx, auth};
-use crate::model::{CropSize, cursor};
+use crate::model::{CropSize, Visibility, cursor};
+use crate::storage::key::is_private;
 
 const ITEM_CACHE: &str = "public, max-age=3600";
 
@@ -23,14 +25,12 @@ pub async fn list(ctx: &Ctx, req: &Request<Incoming>) -> Result<Resp, ApiError> 
         Some(_) => Access::Full,
         None => Access::Public,
     };
-    let q = query::list_query(req.uri().query(), access)?;
+    let mut q = query::list_query(req.uri().query(), access)?;
+    q.visibility = Some(Visibility::Public); // with a key or without: the public API
     let (limit, offset, sort, descending) = (q.limit, q.offset, q.sort, q.descending);
     let page = ctx.catalog.list(q).await?;
-    let data = page
-        .items
-        .iter()
-        .map(|r| views::public(&ctx.urls, r))
-        .collect();
+    let urls = ctx.links.plain();
+    let data = page.items.iter().map(|r| views::public(&urls, r)).collect();
     let body = views::Page {
         data,
         total: page.total,
@@ -50,10 +50,11 @@ pub async fn get(ctx: &Ctx, req: &Request<Incoming>, id: &str) -> Result<Resp, A
         .catalog
         .get(id)
         .await?
+        .filter(|r| r.visibility.is_public()) // a private item is not revealed
         .ok_or(ApiError::NotFound("media item"))?;
     // Serialized once: the bytes are both the body and what the ETag is made from.
     let bytes = serde_json::to_vec(&views::Data {
-        data: views::public(&ctx.urls, &record),
+        data: views::public(&ctx.links.plain(), &record),
     })
     .map_err(|e| ApiError::Internal(e.to_string()))?;
     let digest = Sha256::digest(&bytes);
@@ -74,28 +75,45 @@ pub async fn get(ctx: &Ctx, req: &Request<Incoming>, id: &str) -> Result<Resp, A
 /// point moves (the file it points to never changes).
 const CROP_REDIRECT_CACHE: &str = "public, max-age=60";
 
-/// `GET /api/v1/public/media/{id}/crop?w=&h=&sig=`: a redirect to the crop's file, made
-/// on the first request (see `delivery::ondemand`). Nothing is read before the signature
-/// and the bounds are checked.
+/// `GET /api/v1/public/media/{id}/crop?w=&h=[&expires=]&sig=`: a redirect to the crop's
+/// file, made on the first request (see `delivery::ondemand`); a private item's crop goes
+/// to a link that ends when its URL does. Nothing is read before the signature and the
+/// bounds are checked.
 pub async fn crop(ctx: &Ctx, req: &Request<Incoming>, id: &str) -> Result<Resp, ApiError> {
-    let (mut w, mut h, mut sig) = (None, None, String::new());
+    let (mut w, mut h, mut sig, mut expires) = (None, None, String::new(), None);
+    let mut bad = false;
     for (name, value) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
         match name.as_ref() {
             "w" => w = value.parse::<u32>().ok(),
             "h" => h = value.parse::<u32>().ok(),
             "sig" => sig = value.into_owned(),
+            "expires" => {
+                expires = value.parse::<u64>().ok();
+                bad |= expires.is_none();
+            }
             _ => {}
         }
     }
-    let (Some(width), Some(height)) = (w, h) else {
+    let (Some(width), Some(height), false) = (w, h, bad) else {
         return Err(CropError::BadSignature.into());
     };
-    let key = ctx.crops.crop(id, CropSize { width, height }, &sig).await?;
+    let grant = Grant { sig, expires };
+    let key = ctx
+        .crops
+        .crop(id, CropSize { width, height }, &grant)
+        .await?;
     let mut resp = Response::new(empty());
     *resp.status_mut() = StatusCode::FOUND;
-    set_header(resp.headers_mut(), header::LOCATION, &ctx.urls.url(&key));
-    let cache = HeaderValue::from_static(CROP_REDIRECT_CACHE);
-    resp.headers_mut().insert(header::CACHE_CONTROL, cache);
+    let (location, cache) = match expires.filter(|_| is_private(&key)) {
+        Some(e) => {
+            let left = e.saturating_sub(unix_now());
+            let cache = format!("private, max-age={}", left.min(60));
+            (ctx.links.link(&key, e).await?, cache)
+        }
+        None => (ctx.links.url(&key), CROP_REDIRECT_CACHE.to_owned()),
+    };
+    set_header(resp.headers_mut(), header::LOCATION, &location);
+    set_header(resp.headers_mut(), header::CACHE_CONTROL, &cache);
     Ok(resp)
 }
 

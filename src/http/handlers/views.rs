@@ -5,10 +5,10 @@
 use serde::{Serialize, Serializer};
 use utoipa::ToSchema;
 
+use crate::delivery::Named;
 use crate::model::{
-    ApiKeyRecord, CropRecord, MediaRecord, Processing, Status, VariantRecord, rfc3339,
+    ApiKeyRecord, CropRecord, MediaRecord, Processing, Status, VariantRecord, Visibility, rfc3339,
 };
-use crate::storage::FileUrls;
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -31,8 +31,16 @@ pub struct FullItem<'a> {
     alt: Option<&'a str>,
     title: Option<&'a str>,
     description: Option<&'a str>,
-    /// Where the original is served.
+    /// Where the original is served. For a private item, a signed link that ends at
+    /// `urlExpiresAt`, as do its variants' and crops' URLs.
     url: String,
+    /// `private`: absent from the public API, its files read only through signed links.
+    visibility: Visibility,
+    /// When the signed links of a private item stop working (`?urlTtl=SECONDS` asks for
+    /// another lifetime, up to the configured maximum); absent for public items.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime, required = false, nullable = false, example = "2026-03-26T11:30:00Z")]
+    url_expires_at: Option<String>,
     #[schema(example = "/images")]
     folder: &'a str,
     /// Focal point, percent of the width (0-100).
@@ -272,7 +280,7 @@ pub enum MimeType {
     Webm,
 }
 
-pub fn full<'a>(urls: &FileUrls, r: &'a MediaRecord) -> FullItem<'a> {
+pub fn full<'a>(urls: &Named<'_>, r: &'a MediaRecord) -> FullItem<'a> {
     FullItem {
         id: &r.id,
         filename: &r.filename,
@@ -285,6 +293,10 @@ pub fn full<'a>(urls: &FileUrls, r: &'a MediaRecord) -> FullItem<'a> {
         title: r.title.as_deref(),
         description: r.description.as_deref(),
         url: urls.url(&r.storage_key),
+        visibility: r.visibility,
+        url_expires_at: urls
+            .expires(r)
+            .map(|s| rfc3339(s.saturating_mul(1_000_000))),
         folder: &r.folder,
         focal_x: r.focal_x,
         focal_y: r.focal_y,
@@ -294,7 +306,8 @@ pub fn full<'a>(urls: &FileUrls, r: &'a MediaRecord) -> FullItem<'a> {
     }
 }
 
-pub fn public<'a>(urls: &FileUrls, r: &'a MediaRecord) -> PublicItem<'a> {
+/// The public view (never of a private item: the public API does not see them).
+pub fn public<'a>(urls: &Named<'_>, r: &'a MediaRecord) -> PublicItem<'a> {
     PublicItem {
         id: &r.id,
         filename: &r.filename,
@@ -311,7 +324,7 @@ pub fn public<'a>(urls: &FileUrls, r: &'a MediaRecord) -> PublicItem<'a> {
     }
 }
 
-fn image<'a>(urls: &FileUrls, p: &'a Processing) -> ImageView<'a> {
+fn image<'a>(urls: &Named<'_>, p: &'a Processing) -> ImageView<'a> {
     ImageView {
         status: p.status,
         variants: p.variants.iter().map(|v| variant(urls, v)).collect(),
@@ -322,7 +335,7 @@ fn image<'a>(urls: &FileUrls, p: &'a Processing) -> ImageView<'a> {
     }
 }
 
-fn variant(urls: &FileUrls, v: &VariantRecord) -> VariantView {
+fn variant(urls: &Named<'_>, v: &VariantRecord) -> VariantView {
     VariantView {
         width: v.width,
         height: v.height,
@@ -331,7 +344,7 @@ fn variant(urls: &FileUrls, v: &VariantRecord) -> VariantView {
     }
 }
 
-fn crop<'a>(urls: &FileUrls, c: &'a CropRecord) -> CropView<'a> {
+fn crop<'a>(urls: &Named<'_>, c: &'a CropRecord) -> CropView<'a> {
     CropView {
         name: &c.name,
         width: c.width,

@@ -34,14 +34,14 @@ use crate::model::Status;
         paths::public_get_preflight, paths::list, paths::upload, paths::get, paths::patch,
         paths::replace_file, paths::sign_crop, paths::public_crop, paths::delete, paths::list_folders, paths::create_folder, paths::delete_folder,
         paths::presign, paths::confirm, paths::list_keys, paths::create_key, paths::revoke_key,
-        paths::file, paths::healthz, paths::readyz,
+        paths::file, paths::private_file, paths::healthz, paths::readyz,
         paths::metrics, paths::openapi_json, paths::docs, paths::docs_asset, paths::root,
     ),
     components(schemas(
         views::FullItem, views::PublicItem, views::ImageView, views::VariantView, views::CropView,
         views::MimeType, views::Uploaded, views::Confirmed, views::Success, views::Folders,
         views::FolderCreated, views::ApiKeyView, views::KeyCreated, views::KeyScope, KeyRequest,
-        Presigned, Status, FileError, ErrorBody, ErrorDetail,
+        Presigned, Status, crate::model::Visibility, FileError, ErrorBody, ErrorDetail,
         PatchRequest, FolderRequest, PresignRequest, ConfirmRequest, UploadForm, ReplaceForm,
         CropRequest, SignedCrop, Health,
         Readiness,
@@ -126,6 +126,11 @@ pub struct PatchRequest {
         example = 65
     )]
     focal_y: f64,
+    /// Moves the item's files to the place of this visibility under new URLs (the old
+    /// ones stop working); refused (409 `item_processing`) while its variants are being
+    /// made. Applied before the other fields.
+    #[schema(required = false, nullable = false)]
+    visibility: crate::model::Visibility,
 }
 
 /// `POST /api/v1/keys`.
@@ -161,6 +166,10 @@ pub struct PresignRequest {
     /// Exact size in bytes; the uploaded object must have it.
     #[schema(minimum = 1, example = 500000000)]
     size: u64,
+    /// The item's visibility (default `media.default_visibility`): where the upload is
+    /// stored, so it is chosen here; a private upload's `publicUrl` is null.
+    #[schema(required = false, nullable = false)]
+    visibility: crate::model::Visibility,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -187,6 +196,9 @@ pub struct ConfirmRequest {
     folder: String,
     #[schema(required = false, nullable = false, max_length = 10000)]
     alt: String,
+    /// If given, must equal the visibility chosen at presign.
+    #[schema(required = false, nullable = false)]
+    visibility: crate::model::Visibility,
 }
 
 /// The size of a crop to sign.
@@ -209,6 +221,9 @@ pub struct SignedCrop {
     url: String,
     width: u32,
     height: u32,
+    /// For a private item: when the URL stops working (as its item's `urlExpiresAt`).
+    #[schema(format = DateTime, required = false, nullable = false)]
+    expires_at: String,
 }
 
 /// `multipart/form-data`: exactly one file, the item's new content.
@@ -240,6 +255,10 @@ pub struct UploadForm {
     /// Alt text for the uploaded images (empty: none).
     #[schema(required = false, nullable = false, max_length = 10000, example = "")]
     alt: String,
+    /// The items' visibility (default `media.default_visibility`). Send it before the
+    /// files: it decides where they are stored.
+    #[schema(required = false, nullable = false)]
+    visibility: crate::model::Visibility,
 }
 
 /// `GET /healthz`.
@@ -314,6 +333,19 @@ pub struct ListParams {
     /// same sort and order, and without `offset`.
     #[param(max_length = 1400)]
     cursor: Option<String>,
+    /// Only items of this visibility (with a key; the public list has public items only).
+    #[param(inline)]
+    visibility: Option<crate::model::Visibility>,
+}
+
+/// How long the links to private items' files in the answer last.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // parameters: http::query parses them
+pub struct LinkParams {
+    /// Seconds, from 1 to `media.max_link_ttl_secs` (default `media.link_ttl_secs`, 1 hour).
+    #[param(rename = "urlTtl", minimum = 1, maximum = 604800)]
+    url_ttl: Option<u64>,
 }
 
 #[derive(Deserialize, ToSchema)]

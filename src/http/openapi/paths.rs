@@ -5,8 +5,8 @@
 #![allow(dead_code)] // the functions exist for their annotations only
 
 use super::{
-    ConfirmRequest, CropRequest, FolderRequest, Health, KeyRequest, ListParams, PatchRequest,
-    PresignRequest, Readiness, ReplaceForm, SignedCrop, UploadForm,
+    ConfirmRequest, CropRequest, FolderRequest, Health, KeyRequest, LinkParams, ListParams,
+    PatchRequest, PresignRequest, Readiness, ReplaceForm, SignedCrop, UploadForm,
 };
 use crate::http::handlers::presign::Presigned;
 use crate::http::handlers::views::{
@@ -19,8 +19,9 @@ const ID: &str = "A media id, `media_` and 16 letters or digits";
 
 /// List media (public fields)
 ///
-/// Public fields only. Without a key `search`, `sort` and `order` are ignored; with a
-/// valid key they apply (an invalid key is 401).
+/// Public fields only, of public items only (private items are never listed, counted or
+/// found here). Without a key `search`, `sort` and `order` are ignored; with a valid key
+/// they apply (an invalid key is 401).
 #[utoipa::path(get, path = "/api/v1/public/media", tag = "public",
     params(ListParams),
     security((), ("bearer" = [])),
@@ -33,7 +34,8 @@ fn public_list() {}
 
 /// Get a media item (public fields)
 ///
-/// Cached for an hour (`Cache-Control: public, max-age=3600`) with an `ETag`.
+/// Cached for an hour (`Cache-Control: public, max-age=3600`) with an `ETag`. A private
+/// item answers 404, exactly as an unknown id.
 #[utoipa::path(get, path = "/api/v1/public/media/{id}", tag = "public",
     params(("id" = String, Path, description = ID, example = "media_0Oqzd1Tb3f9KxQ2L")),
     security(()),
@@ -50,19 +52,22 @@ fn public_get() {}
 /// Redirects (302) to a WebP of exactly `w`x`h` cut around the item's focal point, made
 /// on the first request and kept (then served like a variant: immutable caching, ETag,
 /// Range). `sig` comes from `POST /api/v1/media/{id}/crops` or `darkroom sign ID WxH`. The
-/// signature and the bounds are checked before anything is read.
+/// signature and the bounds are checked before anything is read. A private item's crop
+/// URLs carry `expires` and work until then only (a lasting URL answers 404 for it); they
+/// redirect to a signed link that ends at the same time.
 #[utoipa::path(get, path = "/api/v1/public/media/{id}/crop", tag = "public",
     params(
         ("id" = String, Path, description = ID, example = "media_0Oqzd1Tb3f9KxQ2L"),
         ("w" = u32, Query, description = "Width, 1 to `delivery.max_crop_side` (4096)", minimum = 1, maximum = 4096),
         ("h" = u32, Query, description = "Height, 1 to `delivery.max_crop_side` (4096)", minimum = 1, maximum = 4096),
         ("sig" = String, Query, description = "The URL's signature (32 hex digits)"),
+        ("expires" = Option<u64>, Query, description = "A private item's crop URL: when it ends (Unix seconds)"),
     ),
     security(()),
     responses(
         (status = 302, description = "To the crop's file", headers(("Location" = String), ("Cache-Control" = String))),
-        (status = 403, description = "`invalid_signature`, `crop_out_of_bounds`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such item, or not a raster image", body = ErrorBody),
+        (status = 403, description = "`invalid_signature` (also when `expires` is past), `crop_out_of_bounds`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such item, not a raster image, or a private item's crop without `expires`", body = ErrorBody),
         (status = 503, description = "`processing_backlog_full` (with `Retry-After`)", body = ErrorBody),
     ))]
 fn public_crop() {}
@@ -79,12 +84,15 @@ fn public_list_preflight() {}
 fn public_get_preflight() {}
 
 /// List media (full)
+///
+/// Public and private items (`visibility` filters). Every URL of a private item is a
+/// signed link that ends at its `urlExpiresAt`.
 #[utoipa::path(get, path = "/api/v1/media", tag = "media",
-    params(ListParams),
+    params(ListParams, LinkParams),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "One page with every folder", body = Page<FullItem>),
-        (status = 400, description = "`invalid_folder`, `invalid_type`, `invalid_limit`, `invalid_offset`, `invalid_sort`, `invalid_order`, `invalid_cursor`, `invalid_search`", body = ErrorBody),
+        (status = 400, description = "`invalid_folder`, `invalid_type`, `invalid_limit`, `invalid_offset`, `invalid_sort`, `invalid_order`, `invalid_cursor`, `invalid_search`, `invalid_visibility`, `invalid_url_ttl`", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
     ))]
 fn list() {}
@@ -95,12 +103,12 @@ fn list() {}
 /// (with `?wait=true`, once processed). At most 50 MB of files per request on local
 /// storage (500 MB per file on S3), 50 files.
 #[utoipa::path(post, path = "/api/v1/media", tag = "media",
-    params(("wait" = Option<bool>, Query, description = "Hold the answer until this request's images are processed (at most 30 s)")),
+    params(("wait" = Option<bool>, Query, description = "Hold the answer until this request's images are processed (at most 30 s)"), LinkParams),
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "At least one file was accepted; `errors` lists the others", body = Uploaded),
-        (status = 400, description = "`no_files`, `invalid_content_type`, `invalid_multipart`, `invalid_folder`, `invalid_field`, `too_many_files`, `invalid_wait`, or every file refused: `unsupported_type`, `empty_file`, `invalid_image`, `image_too_large`, `file_too_complex`, `unprocessable_file`, `unsafe_svg`, `invalid_svg`, `invalid_video` (with `errors`)", body = ErrorBody),
+        (status = 400, description = "`no_files`, `invalid_content_type`, `invalid_multipart`, `invalid_folder`, `invalid_field`, `too_many_files`, `invalid_wait`, `invalid_visibility`, `private_unavailable` (private on S3 without `storage.private_bucket`), `invalid_url_ttl`, or every file refused: `unsupported_type`, `empty_file`, `invalid_image`, `image_too_large`, `file_too_complex`, `unprocessable_file`, `unsafe_svg`, `invalid_svg`, `invalid_video` (with `errors`)", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 403, description = "`forbidden`: a read key", body = ErrorBody),
         (status = 408, description = "`request_timeout`: the body stalled or arrived slower than the minimum rate", body = ErrorBody),
@@ -112,7 +120,7 @@ fn upload() {}
 
 /// Get a media item (full)
 #[utoipa::path(get, path = "/api/v1/media/{id}", tag = "media",
-    params(("id" = String, Path, description = ID, example = "media_0Oqzd1Tb3f9KxQ2L")),
+    params(("id" = String, Path, description = ID, example = "media_0Oqzd1Tb3f9KxQ2L"), LinkParams),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The item", body = Data<FullItem>),
@@ -123,16 +131,18 @@ fn get() {}
 
 /// Update media metadata
 #[utoipa::path(patch, path = "/api/v1/media/{id}", tag = "media",
-    params(("id" = String, Path, description = ID)),
+    params(("id" = String, Path, description = ID), LinkParams),
     request_body = PatchRequest,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The item as changed", body = Data<FullItem>),
-        (status = 400, description = "`invalid_json`, `invalid_body`, `unknown_field`, `invalid_field`, `invalid_folder`, `invalid_focal_point`", body = ErrorBody),
+        (status = 400, description = "`invalid_json`, `invalid_body`, `unknown_field`, `invalid_field`, `invalid_folder`, `invalid_focal_point`, `invalid_visibility`, `private_unavailable`, `invalid_url_ttl`", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 403, description = "`forbidden`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`item_processing`: a visibility change while the item's variants are being made; `item_changed`: its files changed during the move (retry)", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 502, description = "`storage_error`: moving the files failed (nothing changed)", body = ErrorBody),
     ))]
 fn patch() {}
 
@@ -145,7 +155,7 @@ fn patch() {}
 /// `processing`), and `updatedAt`. The old original, variants and crops are deleted once
 /// the new record is committed; until then they are what the item serves.
 #[utoipa::path(put, path = "/api/v1/media/{id}/file", tag = "media",
-    params(("id" = String, Path, description = ID)),
+    params(("id" = String, Path, description = ID), LinkParams),
     request_body(content = ReplaceForm, content_type = "multipart/form-data"),
     security(("bearer" = [])),
     responses(
@@ -155,6 +165,7 @@ fn patch() {}
         (status = 403, description = "`forbidden`: a read key", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 408, description = "`request_timeout`: the body stalled or arrived slower than the minimum rate", body = ErrorBody),
+        (status = 409, description = "`item_changed`: the item's visibility changed during the upload (retry)", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
         (status = 503, description = "`processing_backlog_full` (with `Retry-After`) or `storage_unavailable`", body = ErrorBody),
         (status = 507, description = "`insufficient_storage`", body = ErrorBody),
@@ -163,9 +174,10 @@ fn replace_file() {}
 
 /// Sign a crop URL
 ///
-/// A signed `GET /api/v1/public/media/{id}/crop` URL (a path) for a crop of this size.
+/// A signed `GET /api/v1/public/media/{id}/crop` URL (a path) for a crop of this size;
+/// a private item's ends at `expiresAt` (`urlTtl`).
 #[utoipa::path(post, path = "/api/v1/media/{id}/crops", tag = "media",
-    params(("id" = String, Path, description = ID)),
+    params(("id" = String, Path, description = ID), LinkParams),
     request_body = CropRequest,
     security(("bearer" = [])),
     responses(
@@ -239,7 +251,7 @@ fn delete_folder() {}
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Where and how to upload", body = Presigned),
-        (status = 400, description = "`presign_unavailable` (local storage), `invalid_filename`, `invalid_mime_type`, `invalid_size`, `invalid_json`, `invalid_body`", body = ErrorBody),
+        (status = 400, description = "`presign_unavailable` (local storage), `invalid_filename`, `invalid_mime_type`, `invalid_size`, `invalid_visibility`, `private_unavailable`, `invalid_json`, `invalid_body`", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 403, description = "`forbidden`", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
@@ -249,11 +261,12 @@ fn presign() {}
 
 /// Confirm a presigned upload
 #[utoipa::path(post, path = "/api/v1/media/confirm", tag = "presigned uploads",
+    params(LinkParams),
     request_body = ConfirmRequest,
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The new item", body = Confirmed),
-        (status = 400, description = "`presign_unavailable`, `invalid_storage_key`, `invalid_folder`, `invalid_field`, `presign_expired`, `already_confirmed`, `mime_mismatch`, `size_mismatch`, `upload_missing`, `type_mismatch`, or the file refused like an upload (with `errors`)", body = ErrorBody),
+        (status = 400, description = "`presign_unavailable`, `invalid_storage_key`, `invalid_folder`, `invalid_field`, `presign_expired`, `already_confirmed`, `mime_mismatch`, `size_mismatch`, `visibility_mismatch`, `invalid_url_ttl`, `upload_missing`, `type_mismatch`, or the file refused like an upload (with `errors`)", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 403, description = "`forbidden`", body = ErrorBody),
         (status = 404, description = "`not_found`: no presign for this key", body = ErrorBody),
@@ -291,6 +304,35 @@ fn confirm() {}
         (status = 416, description = "`range_not_satisfiable`", body = ErrorBody),
     ))]
 fn file() {}
+
+/// A private item's file
+///
+/// Through the signed link its item's views give (`url` of a private item, its variants
+/// and crops, on local storage): HMAC-SHA256 over method, path and `expires`. Served like
+/// a public file (ETag, Range, 304) with `Cache-Control: private, max-age=` the link's
+/// remaining life. On S3 private files are read from the private bucket by presigned GETs.
+#[utoipa::path(get, path = "/uploads/private/{year}/{month}/{file}", tag = "files", security(()),
+    params(
+        ("year" = String, Path, example = "2026"),
+        ("month" = String, Path, example = "03"),
+        ("file" = String, Path, example = "0Oqzd1TbAbCdEfGh-400.webp"),
+        ("expires" = u64, Query, description = "When the link ends (Unix seconds)"),
+        ("sig" = String, Query, description = "The link's signature (32 hex digits)"),
+        ("Range" = Option<String>, Header, description = "One byte range, e.g. `bytes=0-1023`"),
+    ),
+    responses(
+        (status = 200, description = "The file, with its type's MIME", content(
+            (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png"), (Vec<u8> = "image/gif"),
+            (Vec<u8> = "image/webp"), (Vec<u8> = "image/svg+xml"), (Vec<u8> = "application/pdf"),
+            (Vec<u8> = "video/mp4"), (Vec<u8> = "video/webm")),
+            headers(("Cache-Control" = String))),
+        (status = 206, description = "The range asked for"),
+        (status = 304, description = "Not modified"),
+        (status = 403, description = "`invalid_link`: no signature, an altered one, or past `expires`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 416, description = "`range_not_satisfiable`", body = ErrorBody),
+    ))]
+fn private_file() {}
 
 /// List API keys
 ///
