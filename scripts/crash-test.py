@@ -129,13 +129,16 @@ class Ledger:
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.items = {}        # id -> {"file", "url", "alt", "alt_in_flight", "deleting"}
+        # id -> {"file", "url", "alt", "alt_in_flight", "deleting", "visibility",
+        #        "visibility_in_flight"}
+        self.items = {}
         self.deleted = {}      # id -> url (delete acknowledged)
         self.folders = set()   # created with an acknowledgement, not removed since
         self.removed = set()   # removed with an acknowledgement
         self.folders_in_flight = set()
         self.crops = {}        # on-demand crop URL -> item id (made and served once)
         self.moves = 0         # focal moves acknowledged
+        self.flips = 0         # visibility changes acknowledged
         self.crops_served = 0  # on-demand crop requests answered with a file
         self.failures = []
 
@@ -154,8 +157,8 @@ class Worker(threading.Thread):
     def run(self):
         try:
             while not self.stop.is_set():
-                op = self.rng.choices(["upload", "patch", "delete", "folder", "focal", "crop"],
-                                      [5, 2, 2, 1, 1, 1])[0]
+                op = self.rng.choices(["upload", "patch", "delete", "folder", "focal", "crop", "flip"],
+                                      [5, 2, 2, 1, 1, 1, 1])[0]
                 if op != "upload" and not self.mine and op != "folder":
                     op = "upload"
                 getattr(self, op)()
@@ -170,7 +173,9 @@ class Worker(threading.Thread):
             for item in json.loads(body)["data"]:
                 with self.ledger.lock:
                     self.ledger.items[item["id"]] = {"file": name, "url": item["url"], "alt": None,
-                                                     "alt_in_flight": None, "deleting": False}
+                                                     "alt_in_flight": None, "deleting": False,
+                                                     "visibility": "public",
+                                                     "visibility_in_flight": None}
                 self.mine.append(item["id"])
         elif status != 503:
             self.ledger.fail(f"upload {name}: {status} {body[:200]!r}")
@@ -198,6 +203,27 @@ class Worker(threading.Thread):
         else:
             with self.ledger.lock:
                 self.ledger.moves += 1
+
+    def flip(self):
+        """A visibility change: the files move to the other place under new keys."""
+        item_id = self.rng.choice(self.mine)
+        with self.ledger.lock:
+            entry = self.ledger.items[item_id]
+            to = "private" if entry["visibility"] == "public" else "public"
+            entry["visibility_in_flight"] = to
+        status, body = send_json(self.base, "PATCH", f"/api/v1/media/{item_id}", self.key,
+                                 {"visibility": to})
+        with self.ledger.lock:
+            entry["visibility_in_flight"] = None
+            if status == 200:
+                entry["visibility"] = to
+                entry["url"] = json.loads(body)["data"]["url"]
+                self.ledger.flips += 1
+                # Crop URLs handed out before are not this item's any more.
+                for url in [u for u, i in self.ledger.crops.items() if i == item_id]:
+                    self.ledger.crops.pop(url)
+            elif status != 409:  # 409: its variants are being made, or a race: unchanged
+                self.ledger.failures.append(f"flip {item_id}: {status} {body[:200]!r}")
 
     def crop(self):
         item_id = self.rng.choice(self.mine)
@@ -293,6 +319,14 @@ def check(base, key, data_dir, ledger, expected):
         if item["alt"] not in allowed:
             problems.append(f"{item_id}: alt {item['alt']!r}, acknowledged {entry['alt']!r}")
         entry["alt"], entry["alt_in_flight"] = item["alt"], None
+        seen = item.get("visibility", "public")
+        if seen not in {entry["visibility"], entry["visibility_in_flight"]}:
+            problems.append(f"{item_id}: {seen}, acknowledged {entry['visibility']}")
+        if seen != entry["visibility"]:  # the change in flight at the kill landed
+            for url in [u for u, i in ledger.crops.items() if i == item_id]:
+                ledger.crops.pop(url)
+        entry["visibility"], entry["visibility_in_flight"] = seen, None
+        entry["url"] = item["url"]  # a private item's is a fresh signed link
         status, stored = request(base, "GET", entry["url"])
         if status != 200 or hashlib.sha256(stored).digest() != expected[entry["file"]]:
             problems.append(f"{item_id}: original of {entry['file']} is not what was stored ({status})")
@@ -333,15 +367,18 @@ def check(base, key, data_dir, ledger, expected):
     time.sleep(11)
     items = all_items(base, key)
     named = set()
+    # A file's key from its URL: `YYYY/MM/...` (public), `private/YYYY/MM/...` (signed).
+    key_of = lambda url: url.split("/uploads/", 1)[1].split("?", 1)[0]
     for i in items:
         for thing in [i] + i.get("variants", []) + i.get("crops", []):
-            named.add(thing["url"].split("/uploads/", 1)[1])
-    stems = {stem(i["url"].split("/uploads/", 1)[1]) for i in items}
+            named.add(key_of(thing["url"]))
+    stems = {stem(key_of(i["url"])) for i in items}
     uploads, cached = data_dir / "uploads", 0
-    for f in uploads.rglob("*"):
+    stored = [(f, str(f.relative_to(uploads))) for f in uploads.rglob("*")]
+    stored += [(f, str(f.relative_to(data_dir))) for f in (data_dir / "private").rglob("*")]
+    for f, rel in stored:
         if not f.is_file():
             continue
-        rel = str(f.relative_to(uploads))
         on_demand = "-c" in rel.rsplit("/", 1)[-1]
         if on_demand:
             cached += f.stat().st_size
@@ -401,7 +438,8 @@ def main():
             problems, count = check(server.base, key, data_dir, ledger, expected)
             print(f"round {round_no}: killed; {len(ledger.items)} acknowledged items, "
                   f"{len(ledger.deleted)} deletes, {len(ledger.folders)} folders held, "
-                  f"{ledger.moves} focal moves, {ledger.crops_served} crops served; "
+                  f"{ledger.moves} focal moves, {ledger.flips} visibility changes, "
+                  f"{ledger.crops_served} crops served; "
                   f"{count} items listed; {'OK' if not problems else 'FAILED'}", flush=True)
             if problems:
                 for p in problems[:30]:

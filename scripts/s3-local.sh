@@ -6,9 +6,11 @@
 # S3_FRESH=1 starts it on an empty store (`make test`: every test server writes under a
 # prefix of its own, and nothing of a run is needed after it; without this the store
 # grew by gigabytes a run).
-# S3 on http://127.0.0.1:$S3_PORT (default 18333), bucket darkroom-test; identities:
-# darkroom-test / darkroom-test-secret (all actions) and anonymous (Read only, so public
-# URLs behave like a public bucket behind a CDN). SigV4 is enforced on signed URLs.
+# S3 on http://127.0.0.1:$S3_PORT (default 18333), buckets darkroom-test and
+# darkroom-test-private (private items' files); identities: darkroom-test /
+# darkroom-test-secret (all actions) and anonymous (Read of darkroom-test only, so public
+# URLs behave like a public bucket behind a CDN and the private bucket refuses anonymous
+# reads: the README's "Private media" setup). SigV4 is enforced on signed URLs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=target/s3
@@ -36,7 +38,7 @@ start() {
   "identities": [
     {"name": "darkroom", "credentials": [{"accessKey": "darkroom-test", "secretKey": "darkroom-test-secret"}],
      "actions": ["Admin", "Read", "Write", "List", "Tagging"]},
-    {"name": "anonymous", "actions": ["Read"]}
+    {"name": "anonymous", "actions": ["Read:darkroom-test"]}
   ]
 }
 JSON
@@ -51,6 +53,7 @@ JSON
         # Anonymous GET of a missing object: 404 once the S3 gateway and bucket are up.
         code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/darkroom-test/ready-probe" || true)
         if [[ $code == 404 ]]; then
+            private_bucket
             echo "SeaweedFS S3 on http://127.0.0.1:$PORT (pid $(cat "$PIDFILE"))"
             return
         fi
@@ -63,6 +66,18 @@ JSON
     done
     echo "SeaweedFS did not answer within 60 s; see $DIR/weed.log" >&2
     exit 1
+}
+
+# The bucket of private items' files (made once; an existing one is fine).
+private_bucket() {
+    local code
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT \
+        --aws-sigv4 "aws:amz:us-east-1:s3" --user darkroom-test:darkroom-test-secret \
+        "http://127.0.0.1:$PORT/darkroom-test-private")
+    if [[ $code != 200 && $code != 409 ]]; then
+        echo "could not create the bucket darkroom-test-private (HTTP $code)" >&2
+        exit 1
+    fi
 }
 
 stop() {

@@ -191,23 +191,29 @@ impl Library {
         matches!(self.storage, StorageConfig::S3(_))
     }
 
-    /// Every stored file, as `YYYY/MM/<name>` keys: under `<data_dir>/uploads`, or under
-    /// this server's prefix in the bucket.
+    /// Every stored file, as `[private/]YYYY/MM/<name>` keys: under `<data_dir>/uploads`
+    /// and `<data_dir>/private`, or under this server's prefix in the two buckets.
     pub async fn stored_files(&self) -> Vec<String> {
-        let Some((store, prefix)) = self.bucket() else {
+        if !self.is_s3() {
             return stored_files(self.path());
-        };
+        }
         use futures_util::TryStreamExt;
         use object_store::ObjectStore;
-        let objects: Vec<_> = store
-            .list(Some(&object_store::path::Path::from(prefix.as_str())))
-            .try_collect()
-            .await
-            .expect("list bucket");
-        let mut keys: Vec<String> = objects
-            .iter()
-            .map(|o| o.location.as_ref()[prefix.len() + 1..].to_owned())
-            .collect();
+        let mut keys = Vec::new();
+        for place in ["", "private/"] {
+            let (store, prefix) = self.bucket(place).expect("a bucket");
+            let objects: Vec<_> = store
+                .list(Some(&object_store::path::Path::from(prefix.as_str())))
+                .try_collect()
+                .await
+                .expect("list bucket");
+            // Private keys are stored as they are named (`private/...`) in their bucket.
+            keys.extend(
+                objects
+                    .iter()
+                    .map(|o| o.location.as_ref()[prefix.len() + 1..].to_owned()),
+            );
+        }
         keys.sort();
         keys
     }
@@ -215,8 +221,8 @@ impl Library {
     /// Stores a file behind the server's back (as a crash or a lost request would leave
     /// it), under `key` on disk or in the bucket.
     pub async fn plant(&self, key: &str, bytes: &[u8]) {
-        let Some((store, prefix)) = self.bucket() else {
-            let path = self.path().join("uploads").join(key);
+        let Some((store, prefix)) = self.bucket(key) else {
+            let path = self.local_path(key);
             std::fs::create_dir_all(path.parent().expect("folder")).expect("mkdir");
             return std::fs::write(path, bytes).expect("plant");
         };
@@ -230,8 +236,8 @@ impl Library {
 
     /// Removes a stored file behind the server's back (as an operator's mistake would).
     pub async fn remove(&self, key: &str) {
-        let Some((store, prefix)) = self.bucket() else {
-            let path = self.path().join("uploads").join(key);
+        let Some((store, prefix)) = self.bucket(key) else {
+            let path = self.local_path(key);
             return std::fs::remove_file(path).expect("remove");
         };
         use object_store::ObjectStoreExt;
@@ -242,15 +248,28 @@ impl Library {
             .expect("remove from the bucket");
     }
 
-    /// A client of the test bucket and this server's prefix there (S3 servers only).
-    fn bucket(&self) -> Option<(object_store::aws::AmazonS3, String)> {
+    /// Where the file `key` is on disk (local storage).
+    pub fn local_path(&self, key: &str) -> PathBuf {
+        match key.starts_with("private/") {
+            true => self.path().join(key),
+            false => self.path().join("uploads").join(key),
+        }
+    }
+
+    /// A client of the test bucket that holds `key` (the private one for `private/...`)
+    /// and this server's prefix there (S3 servers only).
+    fn bucket(&self, key: &str) -> Option<(object_store::aws::AmazonS3, String)> {
         let StorageConfig::S3(s3) = &self.storage else {
             return None;
+        };
+        let bucket = match key.starts_with("private/") {
+            true => s3.private_bucket.as_deref().expect("a private bucket"),
+            false => s3.bucket.as_str(),
         };
         let store = object_store::aws::AmazonS3Builder::new()
             .with_endpoint(s3.endpoint.clone().expect("endpoint"))
             .with_allow_http(true)
-            .with_bucket_name(&s3.bucket)
+            .with_bucket_name(bucket)
             .with_region(&s3.region)
             .with_access_key_id(s3.access_key_id.clone().expect("id"))
             .with_secret_access_key(s3.secret_access_key.as_ref().expect("secret").expose())
@@ -292,7 +311,7 @@ impl Library {
                 "[storage]\ntype = \"s3\"\nendpoint = \"{endpoint}\"\nbucket = \"{bucket}\"\n\
                  region = \"{region}\"\npath_style = true\naccess_key_id = \"{id}\"\n\
                  secret_access_key = \"{secret}\"\nprefix = \"{prefix}\"\n\
-                 public_base_url = \"{public}\"\n\n",
+                 public_base_url = \"{public}\"\nprivate_bucket = \"{S3_PRIVATE_BUCKET}\"\n\n",
                 endpoint = s3.endpoint.as_deref().expect("endpoint"),
                 bucket = s3.bucket,
                 region = s3.region,
@@ -384,6 +403,8 @@ async fn run_on_server(sql: String) {
 
 /// The bucket the S3 tests share; each server gets its own prefix in it.
 pub const S3_BUCKET: &str = "darkroom-test";
+/// Private items' files: a bucket no anonymous request may read (`scripts/s3-local.sh`).
+pub const S3_PRIVATE_BUCKET: &str = "darkroom-test-private";
 
 fn s3_endpoint() -> String {
     std::env::var("S3_TEST_ENDPOINT").unwrap_or_else(|_| {
@@ -405,6 +426,7 @@ pub fn s3_config(prefix: &str) -> S3Config {
     s3.public_base_url = format!("{endpoint}/{S3_BUCKET}/{prefix}");
     s3.endpoint = Some(endpoint);
     s3.bucket = S3_BUCKET.into();
+    s3.private_bucket = Some(S3_PRIVATE_BUCKET.into());
     s3.access_key_id = Some("darkroom-test".into());
     s3.secret_access_key = Some(Secret::new("darkroom-test-secret"));
     s3.prefix = prefix.into();
@@ -916,9 +938,22 @@ pub fn sample(scrape: &str, name_and_labels: &str) -> Option<f64> {
 
 /// Every file under `<data_dir>/uploads`, relative.
 pub fn stored_files(data_dir: &Path) -> Vec<String> {
-    let root = data_dir.join("uploads");
     let mut out = Vec::new();
-    let mut stack = vec![root.clone()];
+    // Public files by their path under uploads/, private ones by theirs under the root.
+    for (root, top) in [
+        (data_dir.join("uploads"), data_dir.join("uploads")),
+        (data_dir.to_owned(), data_dir.join("private")),
+    ] {
+        out.extend(files_under(&root, &top));
+    }
+    out.sort();
+    out
+}
+
+/// Every file under `top`, as paths relative to `root`.
+fn files_under(root: &Path, top: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![top.to_owned()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let path = entry.path();
@@ -926,7 +961,7 @@ pub fn stored_files(data_dir: &Path) -> Vec<String> {
                 stack.push(path);
             } else {
                 out.push(
-                    path.strip_prefix(&root)
+                    path.strip_prefix(root)
                         .expect("under root")
                         .to_string_lossy()
                         .into_owned(),
@@ -934,7 +969,6 @@ pub fn stored_files(data_dir: &Path) -> Vec<String> {
             }
         }
     }
-    out.sort();
     out
 }
 

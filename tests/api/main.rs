@@ -23,6 +23,7 @@ mod listing;
 mod ondemand;
 mod ops;
 mod orientation;
+mod private;
 mod processing;
 mod replace;
 mod restart;
