@@ -70,7 +70,7 @@ pub async fn run(
     {
         let (key, _) = handles
             .catalog
-            .create_key(Scope::Admin, "bootstrap")
+            .create_key(Scope::Admin, "bootstrap", None)
             .await?;
         tracing::warn!("no API key existed: created an admin key (shown once on stdout)");
         println!("Darkroom API key (admin scope, shown once): {key}");

@@ -218,6 +218,9 @@ pub struct S3Config {
     pub max_retries: usize,
 }
 
+/// The shortest `delivery.signing_key` accepted.
+const MIN_SIGNING_KEY: usize = 16;
+
 /// 7 days: the longest an S3 presigned URL may last (SigV4).
 pub const MAX_LINK_TTL_SECS: u64 = 7 * 24 * 3600;
 
@@ -383,6 +386,27 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "media.max_link_ttl_secs is at most {MAX_LINK_TTL_SECS} (7 days: the longest \
                  an S3 presigned URL lasts)"
+            )));
+        }
+        if let StorageConfig::S3(s3) = &self.storage
+            && let Some(private) = &s3.private_bucket
+            && (private.trim().is_empty() || private.trim().eq_ignore_ascii_case(s3.bucket.trim()))
+        {
+            return Err(ConfigError::Invalid(
+                "storage.private_bucket must be a bucket of its own, not storage.bucket: the \
+                 public bucket is anonymously readable"
+                    .into(),
+            ));
+        }
+        if self
+            .delivery
+            .signing_key
+            .as_ref()
+            .is_some_and(|k| k.expose().len() < MIN_SIGNING_KEY)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "delivery.signing_key must be at least {MIN_SIGNING_KEY} bytes (it signs crop \
+                 URLs and the links to private files)"
             )));
         }
         if let StorageConfig::S3(s3) = &self.storage

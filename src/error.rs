@@ -106,6 +106,9 @@ impl From<crate::library::EditError> for ApiError {
         match e {
             crate::library::EditError::Catalog(e) => Self::Catalog(e),
             crate::library::EditError::Storage(e) => Self::Storage(e),
+            crate::library::EditError::Missing(key) => Self::Internal(format!(
+                "stored file {key} is missing: the item cannot change visibility"
+            )),
         }
     }
 }

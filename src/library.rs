@@ -20,7 +20,12 @@ pub struct Library {
     processing: ProcessingHandle,
     /// Crop presets are configured: a moved focal point re-makes them.
     recrop: bool,
+    /// Visibility moves running at once (`MOVES_AT_ONCE`).
+    moves: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// Visibility moves this node runs at once: the others wait their turn.
+const MOVES_AT_ONCE: usize = 2;
 
 /// Why an edit did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +34,9 @@ pub enum EditError {
     Catalog(#[from] CatalogError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// A file the item's record names is not in storage (the item cannot move).
+    #[error("the stored file {0} of this item is missing")]
+    Missing(String),
 }
 
 impl Library {
@@ -38,6 +46,7 @@ impl Library {
             storage: handles.storage.clone(),
             processing: handles.processing.clone(),
             recrop,
+            moves: std::sync::Arc::new(tokio::sync::Semaphore::new(MOVES_AT_ONCE)),
         }
     }
 
@@ -106,6 +115,12 @@ impl Library {
                 .iter()
                 .map(|(_, n)| this.storage.hold(n.clone()))
                 .collect();
+            // A few moves at a time (on S3 each file passes through a temp file here).
+            let _turn = this
+                .moves
+                .acquire()
+                .await
+                .map_err(|_| CatalogError::Unavailable)?;
             let mut copied = Vec::with_capacity(pairs.len());
             for (from, to) in &pairs {
                 let done = this.storage.copy(from.clone(), to.clone()).await;
@@ -114,10 +129,16 @@ impl Library {
                     continue;
                 }
                 this.discard_unclaimed(copied).await;
-                return Err(match done {
-                    Err(e) => e.into(),
-                    _ => CatalogError::ItemChanged.into(), // a file went meanwhile
-                });
+                if let Err(e) = done {
+                    return Err(e.into());
+                }
+                // Gone meanwhile (its item changed), or missing from storage (damaged).
+                return match this.catalog.get(&id).await? {
+                    Some(now) if now.storage_keys().contains(from) => {
+                        Err(EditError::Missing(from.clone()))
+                    }
+                    _ => Err(CatalogError::ItemChanged.into()),
+                };
             }
             match this.catalog.move_files(id.clone(), visibility, pairs).await {
                 Ok(changed) => {
@@ -127,12 +148,17 @@ impl Library {
                 Err(e) => {
                     // The reply can be lost after the commit (an actor restart): look
                     // before removing the copies (the periodic drain removes the old).
-                    match this.catalog.get(&id).await {
-                        Ok(Some(now)) if now.storage_key == new_original => Ok(now),
-                        _ => {
-                            this.discard_unclaimed(copied).await;
-                            Err(e.into())
-                        }
+                    let now = this.catalog.get(&id).await;
+                    if let Ok(Some(now)) = &now
+                        && now.storage_key == new_original
+                    {
+                        return Ok(now.clone());
+                    }
+                    this.discard_unclaimed(copied).await;
+                    match now {
+                        // Another change to the same visibility got there first.
+                        Ok(Some(now)) if now.visibility == visibility => Ok(now),
+                        _ => Err(e.into()),
                     }
                 }
             }

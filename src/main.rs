@@ -12,7 +12,7 @@ use darkroom::actors::catalog::CatalogHandle;
 use darkroom::catalog::pg::PgCatalog;
 use darkroom::catalog::{Catalog, CatalogError};
 use darkroom::config::Config;
-use darkroom::model::{CropSize, Scope, rfc3339};
+use darkroom::model::{CropSize, FolderPath, Scope, rfc3339};
 
 /// mimalloc, not glibc's malloc: glibc gives each allocating thread its own arena (up to 8
 /// per core) and keeps what is freed there, so catalog scans on the blocking pool left the
@@ -118,8 +118,12 @@ enum KeysCommand {
         scope: ScopeArg,
         #[arg(long, default_value = "")]
         name: String,
+        /// Limit the key to this folder's subtree (`/clients/acme`): it lists, reads,
+        /// uploads into, changes and deletes nothing outside it (read and write keys).
+        #[arg(long)]
+        folder: Option<String>,
     },
-    /// List keys (id, scope, name, created); secrets are never stored.
+    /// List keys (id, scope, created, name, folder), tab-separated; secrets are never stored.
     List,
     /// Revoke a key by id (the 8 characters after `drk_`).
     Revoke { id: String },
@@ -313,9 +317,22 @@ fn manage_keys(config: &Config, cmd: KeysCommand) -> Result<(), BoxError> {
 
 async fn keys_command(catalog: &CatalogHandle, cmd: KeysCommand) -> Result<(), BoxError> {
     match cmd {
-        KeysCommand::Create { scope, name } => {
+        KeysCommand::Create {
+            scope,
+            name,
+            folder,
+        } => {
             let scope = Scope::from(scope);
-            let (key, _) = catalog.create_key(scope, &name).await?;
+            let folder = match folder {
+                Some(f) => Some(FolderPath::parse(&f).ok_or(format!(
+                    "--folder {f:?} is not a folder path (/ or /name(/name)*)"
+                ))?),
+                None => None,
+            };
+            if folder.is_some() && !scope.may_be_limited() {
+                return Err("an admin key cannot be limited to a folder".into());
+            }
+            let (key, _) = catalog.create_key(scope, &name, folder).await?;
             let scope = scope.name();
             eprintln!("created a {scope} key; store it now, it cannot be shown again");
             println!("{key}");
@@ -323,7 +340,9 @@ async fn keys_command(catalog: &CatalogHandle, cmd: KeysCommand) -> Result<(), B
         KeysCommand::List => {
             for k in catalog.keys().await? {
                 let scope = k.scope.name();
-                println!("{}\t{scope}\t{}\t{}", k.id, rfc3339(k.created_us), k.name);
+                let folder = k.folder.as_ref().map_or("/", |f| f.as_str());
+                let created = rfc3339(k.created_us);
+                println!("{}\t{scope}\t{created}\t{}\t{folder}", k.id, k.name);
             }
         }
         KeysCommand::Revoke { id } => match catalog.revoke_key(id.clone()).await {

@@ -269,9 +269,11 @@ impl CatalogHandle {
         &self,
         scope: Scope,
         name: &str,
+        folder: Option<FolderPath>,
     ) -> Result<(String, ApiKeyRecord), CatalogError> {
         loop {
-            let (plaintext, record) = keys::generate(scope, name);
+            let (plaintext, mut record) = keys::generate(scope, name);
+            record.folder = folder.clone();
             match self.write(Write::PutKey(record.clone())).await {
                 Err(CatalogError::KeyIdTaken) => continue, // a new id: another draw
                 other => return other.map(|_| (plaintext, record)),

@@ -10,7 +10,8 @@
 //! under concurrent commits; queries past the bounds are refused; crop files get keys of
 //! their own, so an evicted crop never takes a re-made one with it; private items are
 //! listed, searched and counted apart from public ones (and together for a key holder);
-//! a visibility move commits only over the files it copied.
+//! a visibility move commits only over the files it copied; a folder's subtree (what a
+//! key limited to it sees) is listed, searched and counted whole, and nothing beside it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -148,6 +149,7 @@ conformance!(
     a_new_crop_never_evicts_itself,
     private_items_are_apart_in_listings_searches_and_counts,
     a_visibility_move_takes_the_new_keys_and_queues_the_old,
+    a_subtree_is_listed_searched_and_counted_whole,
 );
 
 // ---- records ---------------------------------------------------------------------------
@@ -1025,4 +1027,72 @@ async fn a_visibility_move_takes_the_new_keys_and_queues_the_old(f: &Fixture) {
         ..ListQuery::default()
     };
     assert_eq!(c.list(q).await.expect("list").total, 0);
+}
+
+async fn a_subtree_is_listed_searched_and_counted_whole(f: &Fixture) {
+    let c = &f.handle;
+    let folders = ["/c", "/c/a", "/c/a/b", "/c2", "/c-d", "/other", "/"];
+    let items: Vec<MediaRecord> = (1..=21)
+        .map(|n| {
+            let v = if n % 3 == 0 {
+                Visibility::Private
+            } else {
+                Visibility::Public
+            };
+            let mut r = placed(n, folders[n % folders.len()], v);
+            if n % 4 == 0 {
+                r.processing = Processing::initial(MediaType::Png);
+                r.media_type = MediaType::Png;
+            }
+            r
+        })
+        .collect();
+    c.insert_media(items.clone()).await.expect("insert");
+    let root = FolderPath::parse("/c").expect("root");
+    for kind in [None, Some(MediaType::Png.kind())] {
+        for v in [None, Some(Visibility::Public), Some(Visibility::Private)] {
+            let mut want: Vec<(u64, String)> = items
+                .iter()
+                .filter(|r| root.holds(&r.folder))
+                .filter(|r| kind.is_none_or(|k| r.kind() == k))
+                .filter(|r| v.is_none_or(|v| r.visibility == v))
+                .map(|r| (r.created_us, r.id.clone()))
+                .collect();
+            want.sort();
+            let want: Vec<String> = want.into_iter().rev().map(|(_, id)| id).collect();
+            let q = ListQuery {
+                within: Some(root.clone()),
+                kind,
+                visibility: v,
+                ..ListQuery::default()
+            };
+            let (ids, total) = every_page(f, q.clone()).await;
+            assert_eq!(
+                (ids, total),
+                (want.clone(), want.len() as u64),
+                "{kind:?} {v:?}"
+            );
+            let found = c
+                .list(ListQuery {
+                    search: Some("doc-".into()),
+                    limit: 100,
+                    ..q
+                })
+                .await
+                .expect("search");
+            let got: Vec<String> = found.items.iter().map(|r| r.id.clone()).collect();
+            assert_eq!(
+                (got, found.total),
+                (want.clone(), want.len() as u64),
+                "search {kind:?} {v:?}"
+            );
+        }
+    }
+    // A subtree with nothing in it.
+    let empty = ListQuery {
+        within: FolderPath::parse("/nothing/here"),
+        ..ListQuery::default()
+    };
+    let page = c.list(empty).await.expect("list");
+    assert_eq!((page.items.len(), page.total), (0, 0));
 }

@@ -19,6 +19,7 @@ pub fn generate(scope: Scope, name: &str) -> (String, ApiKeyRecord) {
         scope,
         hash: digest(&plaintext),
         created_us: now_us(),
+        folder: None,
     };
     (plaintext, record)
 }

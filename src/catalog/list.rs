@@ -108,25 +108,36 @@ pub(super) fn search_generation(txn: &ReadTransaction) -> Result<u64> {
     Ok(meta.get(SEARCH_GENERATION)?.map_or(0, |v| v.value()))
 }
 
-/// A page of the listing index: the ranges of the filter's partition (public and private
-/// items are apart: a listing of both merges the two), from the cursor (or the start,
-/// skipping `offset` entries), one entry more than the page to know if more follow.
+/// A page of the listing index: the ranges of the filter's partitions, from the cursor (or
+/// the start, skipping `offset` entries), one entry more than the page to know if more
+/// follow. Public and private items are apart, and a subtree (`within`, a key limited to
+/// a folder) is its folders' partitions: a listing of several merges them.
 fn walk(txn: &ReadTransaction, q: &ListQuery) -> Result<search::Hit> {
     let listing = txn.open_table(INDEX)?;
-    let folder = q.folder.as_ref().map(FolderPath::as_str);
-    let partition = match (folder, q.kind) {
-        (Some(f), Some(k)) => Partition::FolderKind(f, k),
-        (Some(f), None) => Partition::Folder(f),
-        (None, Some(k)) => Partition::Kind(k),
-        (None, None) => Partition::All,
+    let counts = txn.open_table(COUNTS)?;
+    let folders: Vec<Option<String>> = match (&q.folder, &q.within) {
+        (Some(f), _) => vec![Some(f.as_str().to_owned())],
+        (None, Some(root)) => subtree(&counts, root)?.into_iter().map(Some).collect(),
+        (None, None) => vec![None],
     };
     let visibilities = match q.visibility {
         Some(v) => vec![v],
         None => vec![Visibility::Public, Visibility::Private],
     };
-    let mut ranges = Vec::with_capacity(visibilities.len());
-    for visibility in visibilities {
-        let start = index::prefix(q.sort, partition, visibility);
+    let mut prefixes = Vec::with_capacity(folders.len() * visibilities.len());
+    for folder in &folders {
+        let partition = match (folder.as_deref(), q.kind) {
+            (Some(f), Some(k)) => Partition::FolderKind(f, k),
+            (Some(f), None) => Partition::Folder(f),
+            (None, Some(k)) => Partition::Kind(k),
+            (None, None) => Partition::All,
+        };
+        for visibility in &visibilities {
+            prefixes.push(index::prefix(q.sort, partition, *visibility));
+        }
+    }
+    let mut ranges = Vec::with_capacity(prefixes.len());
+    for start in prefixes {
         let end = index::prefix_end(&start);
         let at = q
             .cursor
@@ -171,15 +182,36 @@ fn walk(txn: &ReadTransaction, q: &ListQuery) -> Result<search::Hit> {
     }
     let more = keys.len() > q.limit;
     keys.truncate(q.limit);
-    let counts = txn.open_table(COUNTS)?;
     let count =
         |key: String| -> Result<u64> { Ok(counts.get(key.as_str())?.map_or(0, |v| v.value())) };
-    let every = || count(index::count_key(folder, q.kind));
-    let private = || count(index::private_count_key(folder, q.kind));
-    let total = match q.visibility {
-        None => every()?,
-        Some(Visibility::Private) => private()?,
-        Some(Visibility::Public) => every()?.saturating_sub(private()?),
-    };
+    let mut total = 0u64;
+    for folder in folders.iter().map(Option::as_deref) {
+        let every = || count(index::count_key(folder, q.kind));
+        let private = || count(index::private_count_key(folder, q.kind));
+        total += match q.visibility {
+            None => every()?,
+            Some(Visibility::Private) => private()?,
+            Some(Visibility::Public) => every()?.saturating_sub(private()?),
+        };
+    }
     Ok(search::Hit { keys, total, more })
+}
+
+/// The folders of `root`'s subtree that hold items (those with a counter), `root` first.
+fn subtree(
+    counts: &impl ReadableTable<&'static str, u64>,
+    root: &FolderPath,
+) -> Result<Vec<String>> {
+    let exact = index::count_key(Some(root.as_str()), None);
+    let mut folders = Vec::new();
+    if counts.get(exact.as_str())?.is_some() {
+        folders.push(root.as_str().to_owned());
+    }
+    // `f:<root>/` up to `f:<root>0`: every name that continues `<root>` with a `/`.
+    let (below, past) = (format!("{exact}/"), format!("{exact}0"));
+    for entry in counts.range::<&str>(below.as_str()..past.as_str())? {
+        let (key, _) = entry?;
+        folders.push(key.value()["f:".len()..].to_owned());
+    }
+    Ok(folders)
 }

@@ -521,6 +521,37 @@ fn a_catalog_written_by_a_newer_darkroom_is_refused_untouched() {
     );
 }
 
+#[test]
+fn a_layout_3_catalog_is_marked_4_as_it_is_and_older_builds_then_refuse_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("c.redb");
+    {
+        let c = Catalog::open(&path).expect("open");
+        c.apply_single(Write::InsertMedia(vec![image('a')]))
+            .expect("insert");
+        let txn = c.write_txn().expect("write");
+        txn.open_table(META)
+            .expect("meta")
+            .insert("schema", 3)
+            .expect("schema");
+        txn.commit().expect("commit");
+    }
+    let c = Catalog::open(&path).expect("reopen");
+    let db = c.database().expect("db");
+    assert_eq!(upgrade::schema_of(&db).expect("schema"), Some(4));
+    let page = c.list(&crate::model::ListQuery::default()).expect("list");
+    assert_eq!(
+        (page.items.len(), page.total),
+        (1, 1),
+        "its indexes are layout 4's"
+    );
+    let public = crate::model::ListQuery {
+        visibility: Some(crate::model::Visibility::Public),
+        ..crate::model::ListQuery::default()
+    };
+    assert_eq!(c.list(&public).expect("list").total, 1);
+}
+
 /// Makes a schema-2 catalog out of a current one (no `ITEM_FILES`; the listing and search
 /// indexes, which the upgrade rebuilds whatever they hold, dropped), with what that
 /// build's bugs could leave: a file row of an item deleted long ago, and a record that no

@@ -28,8 +28,9 @@ use super::tables::{
 use super::{CatalogError, Result, decode, index, search};
 use crate::model::MediaRecord;
 
-/// The layout this build reads and writes.
-pub const SCHEMA: u64 = 3;
+/// The layout this build reads and writes. 4: private items have index ranges, counters
+/// and a search-document bit of their own (an older build would show them as public).
+pub const SCHEMA: u64 = 4;
 const BATCH: usize = 10_000;
 
 /// The schema the file says it has (`None` for a new file, or one from before schema 2);
@@ -54,6 +55,14 @@ pub fn schema_of(db: &Database) -> Result<Option<u64>> {
 pub fn upgrade(db: &Database) -> Result<()> {
     let schema = schema_of(db)?;
     if schema == Some(SCHEMA) {
+        return Ok(());
+    }
+    if schema == Some(3) {
+        // Layout 3 held no private items, so its indexes are layout 4's already: only the
+        // mark moves (an older build then refuses the file instead of misreading it).
+        let txn = db.begin_write()?;
+        txn.open_table(META)?.insert("schema", SCHEMA)?;
+        txn.commit()?;
         return Ok(());
     }
     let started = Instant::now();

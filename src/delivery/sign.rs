@@ -1,8 +1,8 @@
 //! Every URL this server signs, with one key: crops (`GET /api/v1/public/media/{id}/crop?w=&h=&sig=`,
 //! `sig` the first 128 bits of HMAC-SHA256(key, "{id}:{w}x{h}") in hex; a private item's
-//! crop adds `&expires=` and signs "{id}:{w}x{h}:{expires}"), and the links to private
-//! items' files (`/uploads/private/...?expires=&sig=`, signing
-//! "GET\n{path}\n{expires}").
+//! crop adds `&expires=` and signs "darkroom-crop-until\n{id}:{w}x{h}\n{expires}"), and the
+//! links to private items' files (`/uploads/private/...?expires=&sig=`, signing
+//! "darkroom-link\nGET\n{path}\n{expires}").
 //! `expires` is in Unix seconds. The key comes from `delivery.signing_key`, or else from
 //! `<data_dir>/crop-signing.key` (made at first use, readable by the owner only), so the
 //! server and `darkroom sign` agree on one node.
@@ -93,7 +93,7 @@ impl Signer {
 
     /// The signature of a crop of item `id` that lasts until `expires`.
     pub fn sign_until(&self, id: &str, size: CropSize, expires: u64) -> String {
-        self.tag(&format!("{}:{expires}", crop_message(id, size)))
+        self.tag(&crop_until_message(id, size, expires))
     }
 
     /// Whether `sig` signs this crop until `expires`, and `expires` is not past at `now`
@@ -106,8 +106,7 @@ impl Signer {
         sig: &str,
         now: u64,
     ) -> bool {
-        let message = format!("{}:{expires}", crop_message(id, size));
-        expires >= now && self.check(&message, sig)
+        expires >= now && self.check(&crop_until_message(id, size, expires), sig)
     }
 
     /// The signature of a link that lets its holder GET `path` until `expires`.
@@ -183,9 +182,15 @@ fn crop_message(id: &str, size: CropSize) -> String {
     format!("{id}:{}x{}", size.width, size.height)
 }
 
-/// What a link's signature covers: the method (HEAD is checked as GET), path and expiry.
+/// What an expiring crop's signature covers, tagged so that no other message reads alike.
+fn crop_until_message(id: &str, size: CropSize, expires: u64) -> String {
+    format!("darkroom-crop-until\n{}\n{expires}", crop_message(id, size))
+}
+
+/// What a link's signature covers: the method (HEAD is checked as GET), path and expiry,
+/// tagged so that no other message reads alike.
 fn link_message(path: &str, expires: u64) -> String {
-    format!("GET\n{path}\n{expires}")
+    format!("darkroom-link\nGET\n{path}\n{expires}")
 }
 
 #[cfg(test)]
@@ -241,12 +246,13 @@ mod tests {
 
     #[test]
     fn links_bind_path_and_expiry_and_end_at_it() {
-        // Python: hmac.new(b"secret", b"GET\n/uploads/private/2026/03/a.jpg\n1767225600",
+        // Python: hmac.new(b"secret",
+        // b"darkroom-link\nGET\n/uploads/private/2026/03/a.jpg\n1767225600",
         // sha256).hexdigest()[:32]
         let signer = Signer::new(b"secret");
         let path = "/uploads/private/2026/03/a.jpg";
         let sig = signer.sign_link(path, 1_767_225_600);
-        assert_eq!(sig, "e2dd9159dc4f07eedb914c480f9038c8");
+        assert_eq!(sig, "a3b9398e86b717d5c324630b59d002ec");
         assert!(signer.verify_link(path, 1_767_225_600, &sig, 1_767_225_600));
         assert!(
             !signer.verify_link(path, 1_767_225_600, &sig, 1_767_225_601),

@@ -32,7 +32,8 @@ const MULTER_SLICE: usize = 64 * 1024;
 /// A received upload form: the files already staged in storage, and the fields.
 pub struct Form {
     pub staged: Vec<Staged>,
-    pub folder: FolderPath,
+    /// The `folder` field, when the form has one.
+    pub folder: Option<FolderPath>,
     pub alt: Option<String>,
     /// Where the files went: `media.default_visibility` unless the form said.
     pub visibility: Visibility,
@@ -85,7 +86,7 @@ pub async fn receive(ctx: &Ctx, req: Request<Incoming>, place: Place) -> Result<
     let mut multipart = Multipart::with_constraints(stream, boundary, constraints);
     let mut form = Form {
         staged: Vec::new(),
-        folder: FolderPath::root(),
+        folder: None,
         alt: None,
         visibility: match place {
             Place::Chosen => ctx.config.media.default_visibility,
@@ -122,7 +123,8 @@ async fn read_fields(
         match field.name().unwrap_or("") {
             "folder" => {
                 let raw = text_field(field).await?;
-                form.folder = FolderPath::parse(raw.trim()).ok_or_else(|| invalid_folder(&raw))?;
+                let folder = FolderPath::parse(raw.trim()).ok_or_else(|| invalid_folder(&raw))?;
+                form.folder = Some(folder);
             }
             "alt" => form.alt = Some(text_field(field).await?).filter(|a| !a.is_empty()),
             "visibility" => {

@@ -87,6 +87,9 @@ pub fn error(e: &ApiError) -> Resp {
     };
     let mut resp = json(status, &body);
     let headers = resp.headers_mut();
+    // An error is about this moment (a link that expired, an item not there yet): no
+    // cache keeps it.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     match e {
         ApiError::MethodNotAllowed { allow } => {
             headers.insert(header::ALLOW, HeaderValue::from_static(allow));

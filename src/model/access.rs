@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::folder::FolderPath;
+
 /// What an API key may do: `read` the library, also `write` it, or also manage API
 /// keys (`admin`). Each scope allows everything the ones before it do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -25,6 +27,12 @@ impl Scope {
         }
     }
 
+    /// Whether a key of this scope may be limited to a folder: an admin key manages
+    /// every key (it could make itself an unlimited one), so it never is.
+    pub fn may_be_limited(self) -> bool {
+        self != Self::Admin
+    }
+
     pub fn parse(name: &str) -> Option<Self> {
         [Self::Read, Self::Write, Self::Admin]
             .into_iter()
@@ -40,6 +48,22 @@ pub struct ApiKeyRecord {
     pub scope: Scope,
     pub hash: [u8; 32],
     pub created_us: u64,
+    /// A key limited to this folder's subtree: it sees, changes and makes nothing outside
+    /// it (to it, the rest of the library does not exist). `None`: the whole library.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder: Option<FolderPath>,
+}
+
+impl ApiKeyRecord {
+    /// The subtree this key is limited to, if any (`/` is the whole library).
+    pub fn within(&self) -> Option<&FolderPath> {
+        self.folder.as_ref().filter(|f| !f.is_root())
+    }
+
+    /// Whether this key reaches the folder `folder` (and the items in it).
+    pub fn reaches(&self, folder: &str) -> bool {
+        self.within().is_none_or(|root| root.holds(folder))
+    }
 }
 
 #[cfg(test)]

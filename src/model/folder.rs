@@ -2,8 +2,26 @@
 
 /// A folder path: `/` or `/seg(/seg)*`, segments `[A-Za-z0-9._-]{1,64}` but not `.`/`..`,
 /// at most 16 levels and 512 bytes.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// Stored (an API key's folder) as its text, checked again when read back.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
 pub struct FolderPath(String);
+
+impl TryFrom<String> for FolderPath {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s).ok_or_else(|| format!("{s:?} is not a folder path"))
+    }
+}
+
+impl From<FolderPath> for String {
+    fn from(f: FolderPath) -> Self {
+        f.0
+    }
+}
 
 impl FolderPath {
     pub fn root() -> Self {
@@ -38,6 +56,15 @@ impl FolderPath {
         self.0 == "/"
     }
 
+    /// Whether `path` is this folder or lies below it (every folder is below `/`).
+    pub fn holds(&self, path: &str) -> bool {
+        self.is_root()
+            || path == self.0
+            || path
+                .strip_prefix(self.0.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
+    }
+
     /// `/a/b/c` → `["/a", "/a/b"]` (every proper ancestor but `/`).
     pub fn ancestors(path: &str) -> impl Iterator<Item = &str> {
         path.match_indices('/')
@@ -49,6 +76,24 @@ impl FolderPath {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_folder_holds_itself_and_what_lies_below_it() {
+        let acme = FolderPath::parse("/clients/acme").expect("path");
+        for inside in ["/clients/acme", "/clients/acme/2026", "/clients/acme/a/b"] {
+            assert!(acme.holds(inside), "{inside}");
+        }
+        for outside in [
+            "/",
+            "/clients",
+            "/clients/acme2",
+            "/clients/acme-old",
+            "/other",
+        ] {
+            assert!(!acme.holds(outside), "{outside}");
+        }
+        assert!(FolderPath::root().holds("/anything"));
+    }
 
     #[test]
     fn folder_grammar() {

@@ -40,6 +40,9 @@ pub struct ListQuery {
     /// Only items of this visibility (the public API lists public items only); `None`
     /// lists both.
     pub visibility: Option<Visibility>,
+    /// Only items in this folder's subtree (the caller's key is limited to it); `folder`,
+    /// when given, lies within it.
+    pub within: Option<FolderPath>,
 }
 
 /// A listing too costly to answer: past these bounds a client pages by cursor or narrows
@@ -109,6 +112,7 @@ impl Default for ListQuery {
             offset: 0,
             cursor: None,
             visibility: None,
+            within: None,
         }
     }
 }

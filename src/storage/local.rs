@@ -171,6 +171,10 @@ impl LocalStorage {
                 for month in read_dirs(&year)? {
                     for file in fs::read_dir(&month)? {
                         let path = file?.path();
+                        if is_part(&path) && modified_before(&path, sweep.cutoff)? {
+                            remove_if_present(&path)?; // a cross-device copy a crash cut off
+                            continue;
+                        }
                         let key = path.strip_prefix(base).ok().and_then(Path::to_str);
                         if let Some(key) =
                             key.filter(|k| is_valid_key(k) && !self.in_flight.contains(k))
@@ -254,7 +258,7 @@ impl LocalStorage {
                     fs::hard_link(&from, &to)?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
-                    let part = dir.join(format!(".{}.part", random_token(12)));
+                    let part = dir.join(format!(".{}{PART}", random_token(12)));
                     fs::copy(&from, &part)?;
                     fs::File::open(&part)?.sync_all()?;
                     fs::rename(&part, &to)?;
@@ -267,6 +271,15 @@ impl LocalStorage {
         Ok(done.await.map_err(io::Error::other)??)
     }
 }
+
+/// A copy in progress across file systems (`LocalStorage::copy`): `.<token>.part`.
+fn is_part(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.') && n.ends_with(PART))
+}
+
+const PART: &str = ".part";
 
 /// The folder of `target`, created (and made durable, with its parents) if it is new.
 fn ensure_folder(target: &Path) -> io::Result<&Path> {

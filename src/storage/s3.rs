@@ -20,7 +20,7 @@ use object_store::{
 };
 use tokio::io::AsyncReadExt;
 
-use super::key::{is_private, is_valid_key, key_of, object_key, staging_object_key};
+use super::key::{is_private, is_valid_key, key_of, key_stem, object_key, staging_object_key};
 use super::ranged::RangedObject;
 use super::{InFlight, Result, SWEEP_BATCH, Sink, StorageError, Sweep, SweepReport, sweep_temp};
 use crate::config::S3Config;
@@ -145,7 +145,7 @@ impl S3Storage {
     /// Sends the spooled file to the bucket with its content type; returns its size. A
     /// multipart upload that fails is aborted (its parts would stay billed, unlisted).
     pub(super) async fn commit(&self, sink: Sink, key: &str, mime: &str) -> Result<u64> {
-        self.send(sink, key, attributes(mime, false)).await
+        self.send(sink, key, attributes(key, mime)).await
     }
 
     /// Sends the spooled file to the bucket of `key` with these attributes (see `commit`).
@@ -212,7 +212,12 @@ impl S3Storage {
             Err(object_store::Error::NotFound { .. }) => return Ok(false),
             Err(e) => return Err(remote(e)),
         };
-        let attributes = got.attributes.clone();
+        // The type travels; the caching is the new place's (a private file's is private).
+        let mime = got
+            .attributes
+            .get(&Attribute::ContentType)
+            .map(|v| v.to_string());
+        let attributes = attributes(to, mime.as_deref().unwrap_or("application/octet-stream"));
         let mut sink = Sink::new(&self.tmp, &self.in_flight, self.upload_buffer);
         let mut stream = got.into_stream();
         while let Some(chunk) = stream.next().await {
@@ -226,7 +231,7 @@ impl S3Storage {
     pub(super) async fn put_all(&self, files: Vec<(String, Vec<u8>)>) -> Result<()> {
         for (key, bytes) in files {
             let (store, path) = (self.bucket_of(&key)?, self.path(&key)?);
-            let options = PutOptions::from(attributes("image/webp", true));
+            let options = PutOptions::from(attributes(&key, "image/webp"));
             store
                 .put_opts(&path, PutPayload::from(bytes), options)
                 .await
@@ -320,8 +325,9 @@ impl S3Storage {
         }
     }
 
-    /// A URL that lets its holder GET (or HEAD) the file of `key` until it expires: how
-    /// the files of private items are read (their bucket allows no anonymous read).
+    /// A URL that lets its holder GET the file of `key` until it expires (SigV4 binds the
+    /// method: not HEAD): how the files of private items are read (their bucket allows no
+    /// anonymous read). It names the configured endpoint, which clients must reach.
     pub async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<String> {
         let url = self
             .bucket_of(key)?
@@ -453,14 +459,24 @@ fn unix_secs(t: std::time::SystemTime) -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-fn attributes(mime: &str, immutable: bool) -> Attributes {
+/// What an object at `key` is stored with (and what GETs of it answer): its type, and its
+/// caching. A generated file (variant, crop) never changes under its name, so it is
+/// cacheable for ever; a private item's file only privately, and never past its link (a
+/// presigned GET answers with the stored `Cache-Control`, so a shared cache in front of
+/// the private bucket must not keep it).
+fn attributes(key: &str, mime: &str) -> Attributes {
     let mut a = Attributes::new();
     a.insert(Attribute::ContentType, mime.to_owned().into());
     if mime == "image/svg+xml" {
         // Opened directly, an SVG downloads instead of running in the CDN's origin.
         a.insert(Attribute::ContentDisposition, "attachment".into());
     }
-    if immutable {
+    let generated = key
+        .rsplit_once('.')
+        .is_some_and(|(stem, _)| key_stem(key) != stem);
+    if is_private(key) {
+        a.insert(Attribute::CacheControl, "private, no-cache".into());
+    } else if generated {
         a.insert(
             Attribute::CacheControl,
             "public, max-age=31536000, immutable".into(),
@@ -529,6 +545,19 @@ mod tests {
             "{url}"
         );
         assert!(url.contains("X-Amz-Expires=300"), "{url}");
+        let cache = |key: &str| {
+            let a = attributes(key, "image/webp");
+            a.get(&Attribute::CacheControl).map(|v| v.to_string())
+        };
+        assert_eq!(cache("2026/03/abc.jpg"), None, "an original");
+        assert!(cache("2026/03/abc-400.webp").is_some_and(|c| c.contains("immutable")));
+        for private in ["private/2026/03/abc.jpg", "private/2026/03/abc-400.webp"] {
+            assert_eq!(
+                cache(private).as_deref(),
+                Some("private, no-cache"),
+                "{private}"
+            );
+        }
         let put = s
             .presign_put(
                 "private/2026/03/abc.jpg",

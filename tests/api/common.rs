@@ -792,7 +792,7 @@ async fn make_keys(config: &Config) -> (String, String, String) {
         made.push(
             catalog
                 .handle
-                .create_key(scope, "tests")
+                .create_key(scope, "tests", None)
                 .await
                 .expect("key")
                 .0,

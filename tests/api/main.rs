@@ -6,6 +6,7 @@ mod common;
 mod auth;
 mod catalog_copy;
 mod cluster;
+mod confined;
 mod containers;
 mod contract;
 mod crops;

@@ -690,9 +690,20 @@ impl PgCatalog {
             params.push(value);
             format!("${}", params.len())
         };
+        // A key limited to a folder without a folder asked for: that folder's subtree.
+        let subtree = q.within.as_ref().filter(|_| folder.is_none());
+        let folder = folder.or_else(|| subtree.map(|f| f.as_str().to_owned()));
         if let Some(f) = &folder {
             let p = bind(Box::new(f.clone()), &mut params);
-            filters.push(format!("folder = {p}"));
+            if subtree.is_some() {
+                let below = bind(Box::new(format!("{f}/")), &mut params);
+                let past = bind(Box::new(format!("{f}0")), &mut params);
+                filters.push(format!(
+                    "(folder = {p} OR (folder >= {below} AND folder < {past}))"
+                ));
+            } else {
+                filters.push(format!("folder = {p}"));
+            }
         }
         if let Some(k) = kind {
             let p = bind(Box::new(k), &mut params);
@@ -718,9 +729,20 @@ impl PgCatalog {
                 count_key(folder.as_deref(), q.kind),
                 private_count_key(folder.as_deref(), q.kind),
             );
+            // A subtree's counters: its root's, and those of every folder below it.
             let n = |scope: String, params: &mut Vec<_>| {
+                if subtree.is_none() {
+                    let scope = bind(Box::new(scope), params);
+                    return format!("coalesce((SELECT n FROM counts WHERE scope = {scope}), 0)");
+                }
+                let (below, past) = (format!("{scope}/"), format!("{scope}0"));
                 let scope = bind(Box::new(scope), params);
-                format!("coalesce((SELECT n FROM counts WHERE scope = {scope}), 0)")
+                let below = bind(Box::new(below), params);
+                let past = bind(Box::new(past), params);
+                format!(
+                    "coalesce((SELECT sum(n)::bigint FROM counts WHERE scope = {scope} \
+                     OR (scope >= {below} AND scope < {past})), 0)"
+                )
             };
             match q.visibility {
                 None => format!("SELECT {}", n(every, &mut params)),

@@ -130,6 +130,7 @@ mod tests {
             scope: Scope::Read,
             hash: [0; 32],
             created_us: 0,
+            folder: None,
         }
     }
 

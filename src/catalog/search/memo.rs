@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::Hit;
-use crate::model::{Kind, ListQuery, SortField, Visibility};
+use crate::model::{FolderPath, Kind, ListQuery, SortField, Visibility};
 
 /// Positions kept per answer: the first 40 pages of 24.
 pub const TOP: usize = 1000;
@@ -26,6 +26,7 @@ pub struct Key {
     folder: Option<String>,
     kind: Option<Kind>,
     visibility: Option<Visibility>,
+    within: Option<FolderPath>,
     sort: SortField,
     descending: bool,
 }
@@ -37,6 +38,7 @@ impl Key {
             folder: q.folder.as_ref().map(|f| f.as_str().to_owned()),
             kind: q.kind,
             visibility: q.visibility,
+            within: q.within.clone(),
             sort: q.sort,
             descending: q.descending,
         }

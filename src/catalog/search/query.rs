@@ -49,6 +49,7 @@ pub fn search(
         if folder.is_none_or(|f| f == doc.folder)
             && kind.is_none_or(|k| k == doc.kind)
             && q.visibility.is_none_or(|v| v == doc.visibility)
+            && q.within.as_ref().is_none_or(|root| root.holds(doc.folder))
             && doc.matches(needle)
         {
             best.offer(&doc);

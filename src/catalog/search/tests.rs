@@ -174,6 +174,7 @@ fn search_answers_exactly_what_a_scan_of_the_records_answers() {
                 offset: 3,
                 cursor: None,
                 visibility: None,
+                within: None,
             };
             let page = catalog.list(&q).expect("list");
             let (want, total) = scan(&records, &q);

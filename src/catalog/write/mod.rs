@@ -325,7 +325,8 @@ pub(in crate::catalog) fn moving(
     has.sort();
     let mut copied: Vec<&str> = to.keys().copied().collect();
     copied.sort_unstable();
-    if old.visibility == visibility || has != copied {
+    let placed = |k: &str| crate::storage::key::is_private(k) == visibility.is_private();
+    if old.visibility == visibility || has != copied || !to.values().all(|k| placed(k)) {
         return Err(CatalogError::ItemChanged);
     }
     Ok(old.moved_to(visibility, |k| {

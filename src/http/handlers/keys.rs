@@ -9,9 +9,10 @@ use serde_json::Value;
 use super::{read_json_object, views};
 use crate::catalog::keys;
 use crate::error::ApiError;
+use crate::http::query::invalid_folder;
 use crate::http::response::{Resp, json};
 use crate::http::{Ctx, auth};
-use crate::model::Scope;
+use crate::model::{FolderPath, Scope};
 
 /// A key's name: a label for people, at most this many characters.
 const MAX_NAME_CHARS: usize = 100;
@@ -48,7 +49,18 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError>
             ));
         }
     };
-    let (key, record) = ctx.catalog.create_key(scope, name).await?;
+    let folder = match body.get("folder") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(f)) => Some(FolderPath::parse(f).ok_or_else(|| invalid_folder(f))?),
+        Some(_) => return Err(invalid_folder("(not a string)")),
+    };
+    if folder.is_some() && !scope.may_be_limited() {
+        return Err(ApiError::bad_request(
+            "invalid_folder",
+            "an admin key cannot be limited to a folder (it manages every key)",
+        ));
+    }
+    let (key, record) = ctx.catalog.create_key(scope, name, folder).await?;
     let created = views::KeyCreated {
         record: views::api_key(&record),
         key: &key,

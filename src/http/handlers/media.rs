@@ -4,12 +4,11 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde_json::{Map, Value};
 
-use super::{read_json_object, views};
+use super::{item_for, reach, read_json_object, views};
 use crate::error::ApiError;
 use crate::http::multipart::Place;
 use crate::http::query::{self, Access, invalid_folder};
 use crate::http::response::{Resp, json};
-use crate::http::router::media_id;
 use crate::http::{Ctx, auth, multipart};
 use crate::model::{
     CropSize, FolderPath, MediaPatch, MediaRecord, Scope, Visibility, cursor, rfc3339,
@@ -20,14 +19,18 @@ use crate::storage::StorageError;
 const MAX_TEXT: usize = 10_000;
 
 pub async fn list(ctx: &Ctx, req: &Request<Incoming>) -> Result<Resp, ApiError> {
-    auth::require(ctx, req.headers(), Scope::Read).await?;
-    let q = query::list_query(req.uri().query(), Access::Full)?;
+    let key = auth::require(ctx, req.headers(), Scope::Read).await?;
+    let mut q = query::list_query(req.uri().query(), Access::Full)?;
+    if let Some(folder) = &q.folder {
+        reach(&key, folder)?;
+    }
+    q.within = key.within().cloned();
     let ttl = url_ttl(ctx, req)?;
     let (limit, offset, sort, descending) = (q.limit, q.offset, q.sort, q.descending);
     let (page, folders) = tokio::try_join!(ctx.catalog.list(q), ctx.catalog.folders())?;
     let urls = ctx.links.name(&page.items, ttl).await?;
     let data = page.items.iter().map(|r| views::full(&urls, r)).collect();
-    let folders = Some(folders);
+    let folders = Some(folders.into_iter().filter(|f| key.reaches(f)).collect());
     let body = views::Page {
         data,
         total: page.total,
@@ -42,14 +45,9 @@ pub async fn list(ctx: &Ctx, req: &Request<Incoming>) -> Result<Resp, ApiError> 
 }
 
 pub async fn get(ctx: &Ctx, req: &Request<Incoming>, id: &str) -> Result<Resp, ApiError> {
-    auth::require(ctx, req.headers(), Scope::Read).await?;
-    let id = media_id(id)?;
+    let key = auth::require(ctx, req.headers(), Scope::Read).await?;
+    let record = item_for(ctx, &key, id).await?;
     let ttl = url_ttl(ctx, req)?;
-    let record = ctx
-        .catalog
-        .get(id)
-        .await?
-        .ok_or(ApiError::NotFound("media item"))?;
     item(ctx, StatusCode::OK, &record, ttl).await
 }
 
@@ -71,15 +69,16 @@ pub(super) fn url_ttl<B>(ctx: &Ctx, req: &Request<B>) -> Result<Option<u64>, Api
 }
 
 pub async fn upload(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    auth::require(ctx, req.headers(), Scope::Write).await?;
+    let key = auth::require(ctx, req.headers(), Scope::Write).await?;
     let wait = query::wait_flag(req.uri().query())?;
     let ttl = url_ttl(ctx, &req)?;
     let form = multipart::receive(ctx, req, Place::Chosen).await?;
     let alt = form.alt.as_deref();
-    let records = ctx
-        .ingest
-        .record(form.staged, &form.folder, alt, wait)
-        .await?;
+    // A key limited to a folder uploads into it unless it names one below it.
+    let folder = form.folder.clone().or_else(|| key.within().cloned());
+    let folder = folder.unwrap_or_else(FolderPath::root);
+    reach(&key, &folder)?; // the staged files go with the form
+    let records = ctx.ingest.record(form.staged, &folder, alt, wait).await?;
     let urls = ctx.links.name(&records, ttl).await?;
     let data = records.iter().map(|r| views::full(&urls, r)).collect();
     let body = views::Uploaded {
@@ -91,14 +90,9 @@ pub async fn upload(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError>
 
 /// `PUT /api/v1/media/{id}/file`: one new file for the item, of the same kind.
 pub async fn replace_file(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<Resp, ApiError> {
-    auth::require(ctx, req.headers(), Scope::Write).await?;
-    let id = media_id(&id)?;
+    let key = auth::require(ctx, req.headers(), Scope::Write).await?;
+    let old = item_for(ctx, &key, &id).await?;
     let ttl = url_ttl(ctx, &req)?;
-    let old = ctx
-        .catalog
-        .get(id)
-        .await?
-        .ok_or(ApiError::NotFound("media item"))?;
     let mut form = multipart::receive(ctx, req, Place::Fixed(old.visibility)).await?;
     if form.staged.len() + form.errors.len() != 1 {
         let message = "a replace takes exactly one file, in the field `file`";
@@ -110,8 +104,8 @@ pub async fn replace_file(ctx: &Ctx, req: Request<Incoming>, id: String) -> Resu
 
 /// `POST /api/v1/media/{id}/crops` `{width, height}`: a signed URL for that crop.
 pub async fn sign_crop(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<Resp, ApiError> {
-    auth::require(ctx, req.headers(), Scope::Write).await?;
-    let id = media_id(&id)?.to_owned();
+    let key = auth::require(ctx, req.headers(), Scope::Write).await?;
+    let record = item_for(ctx, &key, &id).await?;
     let ttl = url_ttl(ctx, &req)?;
     let body = read_json_object(ctx, req).await?;
     let side = |name: &str| {
@@ -127,12 +121,9 @@ pub async fn sign_crop(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<
     if let Err(e) = ctx.crops.check_size(size) {
         return Err(ApiError::bad_request("invalid_crop_size", e.to_string()));
     }
-    let record = ctx
-        .catalog
-        .get(&id)
-        .await?
-        .filter(|r| r.media_type.is_raster())
-        .ok_or(ApiError::NotFound("image"))?;
+    if !record.media_type.is_raster() {
+        return Err(ApiError::NotFound("image"));
+    }
     // A private item's crop URL ends with its links (`expiresAt`).
     let urls = ctx.links.name([&record], ttl).await?;
     let url = urls.crop_url(ctx.links.signer(), &record, size);
@@ -147,11 +138,14 @@ pub async fn sign_crop(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<
 }
 
 pub async fn patch(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<Resp, ApiError> {
-    auth::require(ctx, req.headers(), Scope::Write).await?;
-    media_id(&id)?;
+    let key = auth::require(ctx, req.headers(), Scope::Write).await?;
+    item_for(ctx, &key, &id).await?;
     let ttl = url_ttl(ctx, &req)?;
     let body = read_json_object(ctx, req).await?;
     let patch = parse_patch(&body)?;
+    if let Some(folder) = &patch.folder {
+        reach(&key, folder)?; // never out of the key's folder
+    }
     if patch.visibility.is_some_and(|v| v.is_private()) && !ctx.config.keeps_private() {
         return Err(StorageError::NoPrivatePlace.into());
     }
@@ -160,8 +154,8 @@ pub async fn patch(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<Resp
 }
 
 pub async fn delete(ctx: &Ctx, req: &Request<Incoming>, id: String) -> Result<Resp, ApiError> {
-    auth::require(ctx, req.headers(), Scope::Write).await?;
-    media_id(&id)?;
+    let key = auth::require(ctx, req.headers(), Scope::Write).await?;
+    item_for(ctx, &key, &id).await?;
     ctx.library.delete(id).await?;
     Ok(json(StatusCode::OK, &views::Success { success: true }))
 }

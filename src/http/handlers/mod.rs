@@ -18,6 +18,7 @@ use super::response::{Resp, json, preflight};
 use super::router::Route;
 use super::{Ctx, files};
 use crate::error::ApiError;
+use crate::model::{ApiKeyRecord, FolderPath, MediaRecord};
 
 pub async fn dispatch(ctx: &Ctx, route: Route, req: Request<Incoming>) -> Result<Resp, ApiError> {
     match route {
@@ -49,6 +50,25 @@ pub async fn dispatch(ctx: &Ctx, route: Route, req: Request<Incoming>) -> Result
         Route::CreateKey => keys::create(ctx, req).await,
         Route::RevokeKey(id) => keys::revoke(ctx, &req, id).await,
         Route::AdminCrash(actor) => ops::crash(ctx, &actor),
+    }
+}
+
+/// Item `id` as `key` may see it: an item outside the folder a key is limited to answers
+/// 404, exactly as an unknown id (so its existence is not revealed).
+pub async fn item_for(ctx: &Ctx, key: &ApiKeyRecord, id: &str) -> Result<MediaRecord, ApiError> {
+    let id = super::router::media_id(id)?;
+    let record = ctx.catalog.get(id).await?;
+    record
+        .filter(|r| key.reaches(&r.folder))
+        .ok_or(ApiError::NotFound("media item"))
+}
+
+/// 404 unless `key` reaches `folder` (a key limited to a folder knows no other).
+pub fn reach(key: &ApiKeyRecord, folder: &FolderPath) -> Result<(), ApiError> {
+    if key.reaches(folder.as_str()) {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound("folder"))
     }
 }
 

@@ -10,7 +10,7 @@ use hyper::{Request, StatusCode};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::{read_json_object, views};
+use super::{reach, read_json_object, views};
 use crate::config::{S3Config, StorageConfig};
 use crate::error::ApiError;
 use crate::http::multipart::{Place, visibility_field};
@@ -103,7 +103,7 @@ pub async fn presign(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError
 /// Input checks, then `ingest::confirm` does the rest. The item's visibility is the one
 /// its presign chose (its key's place); a confirm that names another is refused.
 pub async fn confirm(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    auth::require(ctx, req.headers(), Scope::Write).await?;
+    let caller = auth::require(ctx, req.headers(), Scope::Write).await?;
     let s3 = s3_config(ctx)?;
     let ttl = super::media::url_ttl(ctx, &req)?;
     let body = read_json_object(ctx, req).await?;
@@ -116,11 +116,13 @@ pub async fn confirm(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError
             ));
         }
     };
+    // A key limited to a folder confirms into it unless it names one below it.
     let folder = match body.get("folder") {
-        None | Some(Value::Null) => FolderPath::root(),
+        None | Some(Value::Null) => caller.within().cloned().unwrap_or_else(FolderPath::root),
         Some(Value::String(f)) => FolderPath::parse(f).ok_or_else(|| invalid_folder(f))?,
         Some(_) => return Err(invalid_folder("(not a string)")),
     };
+    reach(&caller, &folder)?;
     let alt = alt_field(&body)?;
     let presign = ctx.catalog.presign_to_confirm(&key).await?;
     check_repeated_fields(&body, &presign, &key, s3)?;

@@ -30,7 +30,9 @@ pub async fn list(ctx: &Ctx, req: &Request<Incoming>) -> Result<Resp, ApiError> 
     let (limit, offset, sort, descending) = (q.limit, q.offset, q.sort, q.descending);
     let page = ctx.catalog.list(q).await?;
     let urls = ctx.links.plain();
-    let data = page.items.iter().map(|r| views::public(&urls, r)).collect();
+    // The catalog lists public items only here; a private one is never shown, whatever.
+    let public = page.items.iter().filter(|r| r.visibility.is_public());
+    let data = public.map(|r| views::public(&urls, r)).collect();
     let body = views::Page {
         data,
         total: page.total,
@@ -80,6 +82,7 @@ const CROP_REDIRECT_CACHE: &str = "public, max-age=60";
 /// to a link that ends when its URL does. Nothing is read before the signature and the
 /// bounds are checked.
 pub async fn crop(ctx: &Ctx, req: &Request<Incoming>, id: &str) -> Result<Resp, ApiError> {
+    let id = media_id(id)?;
     let (mut w, mut h, mut sig, mut expires) = (None, None, String::new(), None);
     let mut bad = false;
     for (name, value) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {

@@ -219,6 +219,10 @@ pub struct ApiKeyView<'a> {
     pub scope: &'static str,
     #[schema(format = DateTime, example = "2026-03-26T10:30:00Z")]
     pub created_at: String,
+    /// The folder whose subtree the key is limited to; absent: the whole library.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false, nullable = false, example = "/clients/acme")]
+    pub folder: Option<&'a str>,
 }
 
 pub fn api_key(k: &ApiKeyRecord) -> ApiKeyView<'_> {
@@ -227,6 +231,7 @@ pub fn api_key(k: &ApiKeyRecord) -> ApiKeyView<'_> {
         name: &k.name,
         scope: k.scope.name(),
         created_at: rfc3339(k.created_us),
+        folder: k.folder.as_ref().map(|f| f.as_str()),
     }
 }
 

@@ -25,7 +25,10 @@ use crate::model::Status;
         title = "Darkroom Media API",
         description = "Upload, manage, and retrieve media files (images, documents, videos). \
             Authenticated endpoints take `Authorization: Bearer <API key>`; public endpoints \
-            work without one and return fewer fields. Errors are always \
+            work without one and return fewer fields, of public items only. A key limited to \
+            a folder sees only that folder's subtree: anything outside answers 404, as if it \
+            did not exist. Private items' file URLs are signed links that expire \
+            (`urlExpiresAt`). Errors are always \
             `{\"error\": {\"status\", \"code\", \"message\"}}`.",
         license(name = "MIT", identifier = "MIT")
     ),
@@ -53,7 +56,7 @@ use crate::model::Status;
         (name = "folders", description = "Folder paths (API key)."),
         (name = "presigned uploads", description = "Upload straight to the bucket, then confirm (S3 storage only)."),
         (name = "keys", description = "API keys, managed while the server runs (an `admin` key)."),
-        (name = "files", description = "Stored originals and variants (local storage)."),
+        (name = "files", description = "Stored originals and variants (local storage); private items' through signed links."),
         (name = "operations", description = "Health, readiness, metrics, this document and the explorer."),
     )
 )]
@@ -142,6 +145,17 @@ pub struct KeyRequest {
     /// A label for people (at most 100 characters, no control characters).
     #[schema(example = "cms-production", max_length = 100)]
     name: Option<String>,
+    /// Limits a `read` or `write` key to this folder's subtree: it lists, searches,
+    /// reads, uploads into, changes and deletes only items there (uploads and confirms
+    /// without a folder land in it), and to it everything else does not exist (404).
+    /// Admin keys are never limited.
+    #[schema(
+        required = false,
+        nullable = false,
+        pattern = r"^/([A-Za-z0-9._-]{1,64}(/[A-Za-z0-9._-]{1,64}){0,15})?$",
+        example = "/clients/acme"
+    )]
+    folder: String,
 }
 
 /// A folder path: `/` or `/name(/name)*`, names of letters, digits, `.`, `_`, `-`.
@@ -299,7 +313,8 @@ pub struct Readiness {
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)] // parameters: http::query parses them
 pub struct ListParams {
-    /// Only items in this folder (exactly; not its subfolders).
+    /// Only items in this folder (exactly; not its subfolders). With a key limited to a
+    /// folder: one inside it (else 404); without, the key's whole subtree is listed.
     #[param(
         pattern = r"^/([A-Za-z0-9._-]{1,64}(/[A-Za-z0-9._-]{1,64}){0,15})?$",
         max_length = 512,

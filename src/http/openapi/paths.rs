@@ -357,7 +357,7 @@ fn list_keys() {}
     responses(
         (status = 201, description = "The key, shown once", body = Data<KeyCreated>,
             headers(("Cache-Control" = String))),
-        (status = 400, description = "`invalid_scope`, `invalid_name`, `invalid_json`", body = ErrorBody),
+        (status = 400, description = "`invalid_scope`, `invalid_name`, `invalid_folder` (also an admin key with a folder), `invalid_json`", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 403, description = "`forbidden`: not an `admin` key", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: the body is over `limits.max_json_bytes`", body = ErrorBody),
