@@ -9,7 +9,7 @@ use crate::actors::catalog::CatalogHandle;
 use crate::actors::processing::ProcessingHandle;
 use crate::actors::storage::StorageHandle;
 use crate::catalog::CatalogError;
-use crate::model::{MediaPatch, MediaRecord, Visibility};
+use crate::model::{FolderPath, MediaPatch, MediaRecord, Visibility};
 use crate::storage::StorageError;
 use crate::storage::key::moved;
 
@@ -58,15 +58,16 @@ impl Library {
         &self,
         id: String,
         mut patch: MediaPatch,
+        within: Option<&FolderPath>,
     ) -> Result<MediaRecord, EditError> {
         let moved = match patch.visibility.take() {
-            Some(visibility) => Some(self.set_visibility(id.clone(), visibility).await?),
+            Some(visibility) => Some(self.set_visibility(id.clone(), visibility, within).await?),
             None => None,
         };
         if let Some(record) = moved.filter(|_| patch.is_empty()) {
             return Ok(record);
         }
-        let this = self.clone();
+        let this = self.confined(within);
         to_the_end(async move {
             let changed = this.catalog.update_media(id, patch, this.recrop).await?;
             this.storage.drain_deletes(changed.queued);
@@ -89,10 +90,12 @@ impl Library {
         &self,
         id: String,
         visibility: Visibility,
+        within: Option<&FolderPath>,
     ) -> Result<MediaRecord, EditError> {
-        let this = self.clone();
+        let this = self.confined(within);
+        let reached = |r: &MediaRecord| within.is_none_or(|w| w.holds(&r.folder));
+        let current = this.catalog.get(&id).await?.filter(reached);
         to_the_end(async move {
-            let current = this.catalog.get(&id).await?;
             let current = current.ok_or(CatalogError::NotFound("media item"))?;
             if current.visibility == visibility {
                 return Ok(current);
@@ -166,6 +169,14 @@ impl Library {
         .await
     }
 
+    /// This library, its item writes confined to `within` (see `CatalogHandle::confined`).
+    fn confined(&self, within: Option<&FolderPath>) -> Self {
+        Self {
+            catalog: self.catalog.confined(within),
+            ..self.clone()
+        }
+    }
+
     /// Removes the copies of a move that did not commit: once every write that might name
     /// them has settled, those no record claims (as an upload's unclaimed file; should the
     /// catalog not answer, the orphan sweep decides later).
@@ -184,8 +195,8 @@ impl Library {
 
     /// Deletes item `id`: every file the catalog knows for it is queued in the same write
     /// (crash-safe) and removed now.
-    pub async fn delete(&self, id: String) -> Result<(), EditError> {
-        let this = self.clone();
+    pub async fn delete(&self, id: String, within: Option<&FolderPath>) -> Result<(), EditError> {
+        let this = self.confined(within);
         to_the_end(async move {
             let queued = this.catalog.delete_media(id).await?;
             this.storage.drain_deletes(queued);

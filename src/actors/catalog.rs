@@ -157,6 +157,8 @@ pub struct CatalogHandle {
     /// Scans running at once on the blocking pool (two per core): more would only share
     /// the same cores, each with its own thread and buffers; the rest wait their turn.
     scans: Arc<tokio::sync::Semaphore>,
+    /// The subtree this handle's item writes are confined to (see `confined`).
+    within: Option<FolderPath>,
 }
 
 impl CatalogHandle {
@@ -166,6 +168,16 @@ impl CatalogHandle {
             slot,
             catalog,
             scans: Arc::new(tokio::sync::Semaphore::new(2 * cores)),
+            within: None,
+        }
+    }
+
+    /// This handle, its writes to items confined to `within`'s subtree (a key limited to a
+    /// folder): an item outside it when the write is applied is `NotFound`.
+    pub fn confined(&self, within: Option<&FolderPath>) -> Self {
+        Self {
+            within: within.cloned(),
+            ..self.clone()
         }
     }
 
@@ -179,6 +191,13 @@ impl CatalogHandle {
     }
 
     async fn write(&self, write: Write) -> Result<Outcome, CatalogError> {
+        let write = match &self.within {
+            Some(folder) if write.item().is_some() => Write::Within {
+                folder: folder.clone(),
+                write: Box::new(write),
+            },
+            _ => write,
+        };
         rpc(&self.slot, |reply| CatalogMsg::Write(write, reply))
             .await
             .unwrap_or(Err(CatalogError::Unavailable))

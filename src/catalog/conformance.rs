@@ -150,6 +150,7 @@ conformance!(
     private_items_are_apart_in_listings_searches_and_counts,
     a_visibility_move_takes_the_new_keys_and_queues_the_old,
     a_subtree_is_listed_searched_and_counted_whole,
+    a_confined_handle_changes_only_items_in_its_folder,
 );
 
 // ---- records ---------------------------------------------------------------------------
@@ -1095,4 +1096,65 @@ async fn a_subtree_is_listed_searched_and_counted_whole(f: &Fixture) {
     };
     let page = c.list(empty).await.expect("list");
     assert_eq!((page.items.len(), page.total), (0, 0));
+}
+
+async fn a_confined_handle_changes_only_items_in_its_folder(f: &Fixture) {
+    let acme = FolderPath::parse("/clients/acme").expect("folder");
+    let c = f.handle.confined(Some(&acme));
+    let inside = placed(1, "/clients/acme/x", Visibility::Public);
+    let outside = placed(2, "/clients/acme-old", Visibility::Public);
+    f.handle
+        .insert_media(vec![inside.clone(), outside.clone()])
+        .await
+        .expect("insert");
+    let patch = MediaPatch {
+        alt: Some(Some("mine".into())),
+        ..MediaPatch::default()
+    };
+    let not_found = |r: Result<_, CatalogError>| matches!(r, Err(CatalogError::NotFound(_)));
+    assert!(not_found(
+        c.update_media(outside.id.clone(), patch.clone(), false)
+            .await
+            .map(drop)
+    ));
+    let file = MediaRecord {
+        id: outside.id.clone(),
+        ..placed(3, "/", Visibility::Public)
+    };
+    assert!(not_found(c.replace_file(file).await.map(drop)));
+    let to = moved(&outside.storage_key, Visibility::Private);
+    let pairs = vec![(outside.storage_key.clone(), to(&outside.storage_key))];
+    assert!(not_found(
+        c.move_files(outside.id.clone(), Visibility::Private, pairs)
+            .await
+            .map(drop)
+    ));
+    assert!(not_found(
+        c.delete_media(outside.id.clone()).await.map(drop)
+    ));
+    assert_eq!(
+        c.get(&outside.id).await.expect("get"),
+        Some(outside.clone()),
+        "untouched"
+    );
+    // Inside, the same handle works; moved out, the item is out of its reach.
+    let out = MediaPatch {
+        folder: FolderPath::parse("/archive"),
+        ..patch.clone()
+    };
+    let changed = c
+        .update_media(inside.id.clone(), out, false)
+        .await
+        .expect("update");
+    assert_eq!(changed.record.folder, "/archive");
+    assert!(not_found(
+        c.update_media(inside.id.clone(), patch, false)
+            .await
+            .map(drop)
+    ));
+    assert!(not_found(c.delete_media(inside.id.clone()).await.map(drop)));
+    f.handle
+        .delete_media(inside.id.clone())
+        .await
+        .expect("unconfined");
 }

@@ -1,7 +1,8 @@
 //! `multipart/form-data` intake for `POST /api/v1/media`: multer over the paced body
 //! (`body::Paced`) and the size limits. Each file part is streamed into a spool and
-//! handed to `ingest` as it passes; the text fields `folder` and `alt` may come before or
-//! after the files, `visibility` only before them (it decides where they are stored).
+//! handed to `ingest` as it passes; the text fields `folder`, `alt` and `visibility` may
+//! come before or after the files (`visibility` decides where they are stored: before
+//! them it costs nothing, after them each file is copied to its place).
 //!
 //! Limits: a body whose `Content-Length` exceeds one file's limit (plus multipart framing)
 //! is refused with 413 before a byte is read; without a length, the same limit is
@@ -96,6 +97,12 @@ pub async fn receive(ctx: &Ctx, req: Request<Incoming>, place: Place) -> Result<
     };
     // On failure the files staged so far are removed as `form` drops (see `Staged`).
     read_fields(ctx, &mut multipart, &mut form, place).await?;
+    // Files staged before the form said where they go are moved there.
+    let mut placed = Vec::with_capacity(form.staged.len());
+    for staged in std::mem::take(&mut form.staged) {
+        placed.push(ctx.ingest.relocate(staged, form.visibility).await?);
+    }
+    form.staged = placed;
     if form.staged.is_empty() {
         return Err(if form.errors.is_empty() {
             ApiError::bad_request(
@@ -129,14 +136,10 @@ async fn read_fields(
             "alt" => form.alt = Some(text_field(field).await?).filter(|a| !a.is_empty()),
             "visibility" => {
                 let raw = text_field(field).await?;
-                form.visibility = visibility_field(ctx, raw.trim(), place)?;
-                if !form.staged.is_empty() || !form.errors.is_empty() {
-                    return Err(ApiError::bad_request(
-                        "invalid_visibility",
-                        "send the visibility field before the files: it decides where they \
-                         are stored",
-                    ));
+                if raw.trim().is_empty() {
+                    continue; // as HTML forms send an unset field: the default
                 }
+                form.visibility = visibility_field(ctx, raw.trim(), place)?;
             }
             "files" | "files[]" | "file" => {
                 if form.staged.len() + form.errors.len() >= max_files {

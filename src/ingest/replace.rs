@@ -16,6 +16,7 @@ impl Ingest {
         &self,
         old: &MediaRecord,
         mut staged: Staged,
+        within: Option<&FolderPath>,
     ) -> Result<MediaRecord, IngestError> {
         let (new, held) = (staged.media_type, old.media_type);
         if new.kind() != held.kind() {
@@ -29,7 +30,8 @@ impl Ingest {
             id: id.to_owned(),
             ..staged.record(&FolderPath::root(), None)
         };
-        let (record, queued) = match self.catalog.replace_file(file).await {
+        let catalog = self.catalog.confined(within);
+        let (record, queued) = match catalog.replace_file(file).await {
             Ok(changed) => (changed.record, changed.queued),
             Err(e) => {
                 // The reply can be lost after the commit (actor restart): look before

@@ -10,7 +10,7 @@ use crate::metrics as m;
 use crate::model::{
     FolderPath, MediaRecord, MediaType, Processing, Visibility, new_media_id, now_us,
 };
-use crate::storage::key::{is_private, new_key};
+use crate::storage::key::{is_private, moved, new_key};
 use crate::storage::{Held, Sink, StorageError};
 
 /// A file already committed to storage, waiting for its catalog record.
@@ -243,6 +243,31 @@ impl Ingest {
             slot,
             guard,
         }))
+    }
+
+    /// `staged` in the place of `visibility` (a form that named it after its files): its
+    /// file copied to a new key there, the first copy removed as an unclaimed file is.
+    pub async fn relocate(
+        &self,
+        mut staged: Staged,
+        visibility: Visibility,
+    ) -> Result<Staged, IngestError> {
+        if visibility_of(&staged.storage_key) == visibility {
+            return Ok(staged);
+        }
+        let key = moved(&staged.storage_key, visibility)(&staged.storage_key);
+        let guard = Unclaimed::new(self, key.clone());
+        if !self
+            .storage
+            .copy(staged.storage_key.clone(), key.clone())
+            .await?
+        {
+            let gone = std::io::Error::new(std::io::ErrorKind::NotFound, "staged file gone");
+            return Err(StorageError::Io(gone).into());
+        }
+        staged.storage_key = key;
+        staged.guard = guard; // the old guard, dropped, removes the first copy
+        Ok(staged)
     }
 
     /// Commits a file under a new key on a task of its own, which outlives the request:

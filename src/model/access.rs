@@ -40,8 +40,10 @@ impl Scope {
     }
 }
 
-/// A stored API key: only the SHA-256 of the secret is kept.
+/// A stored API key: only the SHA-256 of the secret is kept. A field this build does not
+/// know (a limit a newer one added) makes the record unreadable, never a wider key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ApiKeyRecord {
     pub id: String,
     pub name: String,

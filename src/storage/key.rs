@@ -9,6 +9,10 @@ use crate::model::{CropSize, MediaType, Visibility, new_storage_token, rfc3339};
 /// What the keys of a private item's files start with.
 pub const PRIVATE: &str = "private/";
 
+/// How a private item's file may be cached in a bucket: by its reader only, and checked
+/// again each time (its link ends; a shared cache must not keep it).
+pub const PRIVATE_CACHE: &str = "private, no-cache";
+
 /// A new server-made key for an original of an item of `visibility`:
 /// `[private/]YYYY/MM/<token>.<ext>`.
 pub fn new_key(media_type: MediaType, created_us: u64, visibility: Visibility) -> String {

@@ -20,7 +20,9 @@ use object_store::{
 };
 use tokio::io::AsyncReadExt;
 
-use super::key::{is_private, is_valid_key, key_of, key_stem, object_key, staging_object_key};
+use super::key::{
+    PRIVATE_CACHE, is_private, is_valid_key, key_of, key_stem, object_key, staging_object_key,
+};
 use super::ranged::RangedObject;
 use super::{InFlight, Result, SWEEP_BATCH, Sink, StorageError, Sweep, SweepReport, sweep_temp};
 use crate::config::S3Config;
@@ -343,8 +345,13 @@ impl S3Storage {
     pub async fn presign_put(&self, key: &str, mime: &str, expires_in: Duration) -> Result<String> {
         let value = HeaderValue::from_str(mime)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        let options =
+        let mut options =
             SignedUrlOptions::new().with_signed_header(hyper::header::CONTENT_TYPE, value);
+        if is_private(key) {
+            // Kept by the copy confirm makes: a private file is never cached publicly.
+            let cache = HeaderValue::from_static(PRIVATE_CACHE);
+            options = options.with_signed_header(hyper::header::CACHE_CONTROL, cache);
+        }
         let url = self
             .bucket_of(key)?
             .signed_url_opts(Method::PUT, &self.staging_path(key)?, expires_in, &options)
@@ -475,7 +482,7 @@ fn attributes(key: &str, mime: &str) -> Attributes {
         .rsplit_once('.')
         .is_some_and(|(stem, _)| key_stem(key) != stem);
     if is_private(key) {
-        a.insert(Attribute::CacheControl, "private, no-cache".into());
+        a.insert(Attribute::CacheControl, PRIVATE_CACHE.into());
     } else if generated {
         a.insert(
             Attribute::CacheControl,

@@ -2,8 +2,6 @@
 //! route fails `every_route_confines_a_folder_limited_key` until it says what such a key
 //! gets there), and made by the keys API and `darkroom keys create --folder`.
 
-use std::collections::BTreeSet;
-
 use reqwest::multipart::{Form, Part};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -97,13 +95,15 @@ async fn every_route_confines_a_folder_limited_key() {
         StatusCode::CREATED
     );
     let not_found = StatusCode::NOT_FOUND;
-    let mut covered = BTreeSet::new();
     for (method, template) in darkroom::http::router::TABLE {
-        covered.insert((*method, *template));
         match (*method, *template) {
             // The public API, public files, operations, docs: no key bounds them.
-            ("GET" | "OPTIONS", t) if t.starts_with("/api/v1/public/") => {}
-            ("GET", t) if t.starts_with("/uploads/") => {}
+            ("GET" | "OPTIONS", "/api/v1/public/media" | "/api/v1/public/media/{id}")
+            | ("GET", "/api/v1/public/media/{id}/crop")
+            | (
+                "GET",
+                "/uploads/{year}/{month}/{file}" | "/uploads/private/{year}/{month}/{file}",
+            ) => {}
             (
                 "GET",
                 "/healthz"
@@ -174,7 +174,18 @@ async fn every_route_confines_a_folder_limited_key() {
                 assert_eq!(below.status(), StatusCode::CREATED);
             }
             ("GET", "/api/v1/media/{id}") => {
-                assert_eq!(s.get(&outside_path, Some(&key)).await.status(), not_found);
+                // Exactly the answer for an id that does not exist.
+                let answer = |path: String| {
+                    let s = &s;
+                    let key = key.clone();
+                    async move {
+                        let resp = s.get(&path, Some(&key)).await;
+                        (resp.status(), resp.text().await.expect("body"))
+                    }
+                };
+                let unknown = answer("/api/v1/media/media_0000000000000000".into()).await;
+                assert_eq!(answer(outside_path.clone()).await, unknown);
+                assert_eq!(unknown.0, not_found);
                 let own = format!("/api/v1/media/{inside_id}");
                 assert_eq!(s.get(&own, Some(&key)).await.status(), StatusCode::OK);
             }
@@ -255,21 +266,10 @@ async fn every_route_confines_a_folder_limited_key() {
             }
             // A presign is bound to no folder; its confirm is (and needs S3).
             ("POST", "/api/v1/media/presign") => {}
-            ("POST", "/api/v1/media/confirm") => {
-                let body =
-                    Some(json!({"storageKey": "2026/01/none.pdf", "folder": "/clients/other"}));
-                let status = send(&s, &key, Method::POST, "/api/v1/media/confirm", body).await;
-                let expected = if s.library.is_s3() {
-                    not_found
-                } else {
-                    StatusCode::BAD_REQUEST
-                };
-                assert_eq!(status, expected, "confirm outside");
-            }
+            ("POST", "/api/v1/media/confirm") => confirm_is_confined(&s, &key).await,
             other => panic!("{other:?}: say what a folder-limited key gets on this route"),
         }
     }
-    assert_eq!(covered.len(), darkroom::http::router::TABLE.len());
     // Nothing outside changed.
     let after = s.get_json(&outside_path).await["data"].clone();
     assert_eq!(after["alt"], outside["alt"]);
@@ -334,4 +334,50 @@ async fn admin_keys_are_never_limited_and_the_cli_makes_limited_keys() {
             .any(|l| l.ends_with(&format!("\t{HOME}")) && l.contains("\twrite\t")),
         "{listed}"
     );
+}
+
+/// On S3: a real upload confirmed outside the key's folder is 404, and into it (without a
+/// folder) lands in its root. On local storage confirm is not there for anyone (400).
+async fn confirm_is_confined(s: &TestServer, key: &str) {
+    let confirm = |body: Value| {
+        s.request(Method::POST, "/api/v1/media/confirm", Some(key))
+            .json(&body)
+            .send()
+    };
+    if !s.library.is_s3() {
+        let resp = confirm(json!({"storageKey": "2026/01/none.pdf"}))
+            .await
+            .expect("confirm");
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        return;
+    }
+    let bytes = fixture(PDF);
+    let presign = json!({"filename": "c.pdf", "mimeType": "application/pdf", "size": bytes.len()});
+    let resp = s
+        .request(Method::POST, "/api/v1/media/presign", Some(key))
+        .json(&presign)
+        .send()
+        .await
+        .expect("presign");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let presigned: Value = resp.json().await.expect("json");
+    let put = s
+        .client
+        .put(presigned["uploadUrl"].as_str().expect("url"))
+        .header("content-type", "application/pdf")
+        .body(bytes)
+        .send()
+        .await
+        .expect("PUT");
+    assert!(put.status().is_success());
+    let storage_key = presigned["storageKey"].clone();
+    let body = json!({"storageKey": storage_key, "folder": "/clients/other"});
+    let out = confirm(body).await.expect("confirm");
+    assert_eq!(out.status(), StatusCode::NOT_FOUND, "confirm outside");
+    let home = confirm(json!({"storageKey": storage_key}))
+        .await
+        .expect("confirm");
+    assert_eq!(home.status(), StatusCode::CREATED);
+    let made: Value = home.json().await.expect("json");
+    assert_eq!(made["data"]["folder"], HOME);
 }

@@ -156,23 +156,42 @@ async fn private_items_are_invisible_to_the_public_api(s: TestServer) {
         StatusCode::BAD_REQUEST
     );
 
-    // The visibility field decides where the files go: after them it comes too late.
+    // The visibility field decides where the files go; after them, they are moved there
+    // (as the explorer sends its form), and nothing is left at the first place.
     let before = s.library.stored_files().await;
-    let late = Form::new()
+    let resp = visibility_after_the_file(&s, "private").await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let body: Value = resp.json().await.expect("json");
+    all_signed(&body["data"][0], "visibility after the file");
+    assert_eq!(
+        status_of(&s, body["data"][0]["url"].as_str().expect("url")).await,
+        StatusCode::OK
+    );
+    let one_more = || async {
+        let now = s.library.stored_files().await;
+        let new: Vec<&String> = now.iter().filter(|k| !before.contains(k)).collect();
+        new.len() == 1 && new[0].starts_with("private/")
+    };
+    let moved = holds_within(std::time::Duration::from_secs(10), one_more).await;
+    assert!(
+        moved,
+        "one copy, in the private place: {:?}",
+        s.library.stored_files().await
+    );
+    let resp = visibility_after_the_file(&s, "secret").await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+}
+
+/// An upload whose form names its visibility after its file.
+async fn visibility_after_the_file(s: &TestServer, visibility: &str) -> reqwest::Response {
+    let form = Form::new()
         .part("files", Part::bytes(fixture(PDF)).file_name("late.pdf"))
-        .text("visibility", "private");
-    let resp = s
-        .request(Method::POST, "/api/v1/media", Some(&s.write_key))
-        .multipart(late)
+        .text("visibility", visibility.to_owned());
+    s.request(Method::POST, "/api/v1/media", Some(&s.write_key))
+        .multipart(form)
         .send()
         .await
-        .expect("upload");
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    let body: Value = resp.json().await.expect("json");
-    assert_eq!(body["error"]["code"], "invalid_visibility", "{body}");
-    let gone = || async { s.library.stored_files().await == before };
-    let kept_nothing = holds_within(std::time::Duration::from_secs(10), gone).await;
-    assert!(kept_nothing, "nothing of the refused upload is kept");
+        .expect("upload")
 }
 
 async fn private_links_are_signed_expire_and_bind_their_path(s: TestServer) {
@@ -419,14 +438,13 @@ async fn every_answer_that_holds_a_private_item_signs_its_urls(s: TestServer) {
         assert_eq!(presigned.status(), StatusCode::OK);
         let presigned: Value = presigned.json().await.expect("json");
         assert!(presigned["publicUrl"].is_null(), "{presigned}");
-        let put = s
-            .client
-            .put(presigned["uploadUrl"].as_str().expect("url"))
-            .header("content-type", "application/pdf")
-            .body(fixture(PDF))
-            .send()
-            .await
-            .expect("PUT");
+        let mut put = s.client.put(presigned["uploadUrl"].as_str().expect("url"));
+        let headers = presigned["headers"].as_object().expect("headers");
+        assert_eq!(headers["Cache-Control"], "private, no-cache", "{presigned}");
+        for (name, value) in headers {
+            put = put.header(name, value.as_str().expect("a header value"));
+        }
+        let put = put.body(fixture(PDF)).send().await.expect("PUT");
         assert!(put.status().is_success(), "{}", put.status());
         let key = presigned["storageKey"].clone();
         let wrong = json!({"storageKey": key, "visibility": "public"});

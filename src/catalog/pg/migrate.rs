@@ -8,6 +8,7 @@ use super::{Pg, PgError};
 const MIGRATIONS: &[&str] = &[
     include_str!("schema/001_catalog.sql"),
     include_str!("schema/002_visibility.sql"),
+    include_str!("schema/003_public_listing.sql"),
 ];
 
 /// The schema version this build writes.

@@ -356,6 +356,13 @@ impl W<'_> {
             }
             Write::Recrop(ids) => self.recrop(ids).await,
             Write::ReplaceFile(record) => self.replace_file(record).await,
+            Write::Within { folder, write } => {
+                let id = write.item().ok_or(CatalogError::NotFound("media item"))?;
+                match self.get(id).await? {
+                    Some(r) if folder.holds(&r.folder) => Box::pin(self.applied(write)).await,
+                    _ => Err(CatalogError::NotFound("media item").into()),
+                }
+            }
             Write::Move {
                 id,
                 visibility,

@@ -119,6 +119,13 @@ pub enum Write {
         visibility: Visibility,
         moved: Vec<(String, String)>,
     },
+    /// `write`, on an item (`Write::item`) that lies in `folder`'s subtree when the write
+    /// is applied; else `NotFound`, as for an item that does not exist (a key limited to
+    /// the folder: checked in the transaction, so an item moved out meanwhile stays out).
+    Within {
+        folder: FolderPath,
+        write: Box<Write>,
+    },
     /// An on-demand crop was written (see `crops.rs`).
     CacheCrop(CacheCrop),
     /// A cached on-demand crop was served.
@@ -130,6 +137,19 @@ pub enum Write {
 }
 
 /// What a successful write produced.
+impl Write {
+    /// The item a write changes, for the writes a key limited to a folder may send.
+    pub fn item(&self) -> Option<&str> {
+        match self {
+            Self::UpdateMedia { id, .. } | Self::DeleteMedia { id } | Self::Move { id, .. } => {
+                Some(id)
+            }
+            Self::ReplaceFile(file) => Some(&file.id),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Done,
@@ -422,6 +442,13 @@ impl<'t> Tables<'t> {
                 visibility,
                 moved,
             } => self.move_files(id, *visibility, moved),
+            Write::Within { folder, write } => {
+                let id = write.item().ok_or(CatalogError::NotFound("media item"))?;
+                match self.get(id)? {
+                    Some(r) if folder.holds(&r.folder) => self.apply(write),
+                    _ => Err(CatalogError::NotFound("media item")),
+                }
+            }
             Write::CacheCrop(crop) => self.cache_crop(crop),
             Write::TouchCrop { id, key, now_us } => self.touch_crop(id, key, *now_us),
         }

@@ -98,7 +98,8 @@ pub async fn replace_file(ctx: &Ctx, req: Request<Incoming>, id: String) -> Resu
         let message = "a replace takes exactly one file, in the field `file`";
         return Err(ApiError::bad_request("too_many_files", message));
     }
-    let record = ctx.ingest.replace(&old, form.staged.remove(0)).await?;
+    let staged = form.staged.remove(0);
+    let record = ctx.ingest.replace(&old, staged, key.within()).await?;
     item(ctx, StatusCode::OK, &record, ttl).await
 }
 
@@ -149,14 +150,14 @@ pub async fn patch(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<Resp
     if patch.visibility.is_some_and(|v| v.is_private()) && !ctx.config.keeps_private() {
         return Err(StorageError::NoPrivatePlace.into());
     }
-    let record = ctx.library.update(id, patch).await?;
+    let record = ctx.library.update(id, patch, key.within()).await?;
     item(ctx, StatusCode::OK, &record, ttl).await
 }
 
 pub async fn delete(ctx: &Ctx, req: &Request<Incoming>, id: String) -> Result<Resp, ApiError> {
     let key = auth::require(ctx, req.headers(), Scope::Write).await?;
     item_for(ctx, &key, &id).await?;
-    ctx.library.delete(id).await?;
+    ctx.library.delete(id, key.within()).await?;
     Ok(json(StatusCode::OK, &views::Success { success: true }))
 }
 

@@ -20,7 +20,7 @@ use crate::http::{Ctx, auth};
 use crate::ingest::{Confirmation, IngestError, visibility_of};
 use crate::media::name::sanitize_filename;
 use crate::model::{FolderPath, MediaType, PresignRecord, Scope, now_us, rfc3339};
-use crate::storage::key::{key_of, new_key, object_key};
+use crate::storage::key::{PRIVATE_CACHE, key_of, new_key, object_key};
 
 /// Where and how to upload: PUT the file to `uploadUrl` with `headers` before
 /// `expiresAt`, then confirm `storageKey`.
@@ -89,6 +89,9 @@ pub async fn presign(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError
     ctx.catalog.record_presign(key.clone(), presign).await?;
     let mut headers = Map::new();
     headers.insert("Content-Type".into(), media_type.mime().into());
+    if visibility.is_private() {
+        headers.insert("Cache-Control".into(), PRIVATE_CACHE.into());
+    }
     let body = Presigned {
         upload_url,
         public_url: visibility.is_public().then(|| ctx.links.url(&key)),

@@ -21,9 +21,11 @@ use crate::storage::key::is_private;
 const ITEM_CACHE: &str = "public, max-age=3600";
 
 pub async fn list(ctx: &Ctx, req: &Request<Incoming>) -> Result<Resp, ApiError> {
+    // A key limited to a folder searches and sorts its own subtree (the full list), not
+    // the whole library here: to the public API it is no key.
     let access = match auth::caller(ctx, req.headers()).await? {
-        Some(_) => Access::Full,
-        None => Access::Public,
+        Some(key) if key.within().is_none() => Access::Full,
+        _ => Access::Public,
     };
     let mut q = query::list_query(req.uri().query(), access)?;
     q.visibility = Some(Visibility::Public); // with a key or without: the public API

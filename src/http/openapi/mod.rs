@@ -253,6 +253,10 @@ pub struct ReplaceForm {
 #[derive(ToSchema)]
 #[allow(dead_code)] // a schema: multipart.rs reads the form
 pub struct UploadForm {
+    /// The items' visibility (default `media.default_visibility`). Best sent before the
+    /// files: it decides where they are stored (after them, each is copied there).
+    #[schema(required = false, nullable = false)]
+    visibility: crate::model::Visibility,
     /// One or more files (JPEG, PNG, GIF, WebP, SVG, PDF, MP4, WebM; type from the bytes).
     #[schema(value_type = Vec<String>, format = Binary, min_items = 1, max_items = 50)]
     files: Vec<Vec<u8>>,
@@ -269,10 +273,6 @@ pub struct UploadForm {
     /// Alt text for the uploaded images (empty: none).
     #[schema(required = false, nullable = false, max_length = 10000, example = "")]
     alt: String,
-    /// The items' visibility (default `media.default_visibility`). Send it before the
-    /// files: it decides where they are stored.
-    #[schema(required = false, nullable = false)]
-    visibility: crate::model::Visibility,
 }
 
 /// `GET /healthz`.

@@ -124,8 +124,9 @@ fn upload() {}
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The item", body = Data<FullItem>),
+        (status = 400, description = "`invalid_url_ttl`", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 404, description = "`not_found` (also an item outside the folder a key is limited to)", body = ErrorBody),
     ))]
 fn get() {}
 
