@@ -11,7 +11,7 @@ use crate::actors::storage::StorageHandle;
 use crate::catalog::CatalogError;
 use crate::model::{FolderPath, MediaPatch, MediaRecord, Visibility};
 use crate::storage::StorageError;
-use crate::storage::key::moved;
+use crate::storage::key::moves;
 
 #[derive(Clone)]
 pub struct Library {
@@ -103,16 +103,8 @@ impl Library {
             if current.is_processing() {
                 return Err(CatalogError::StillProcessing.into());
             }
-            let to = moved(&current.storage_key, visibility);
-            let pairs: Vec<(String, String)> = current
-                .storage_keys()
-                .into_iter()
-                .map(|k| {
-                    let new = to(&k);
-                    (k, new)
-                })
-                .collect();
-            let new_original = to(&current.storage_key);
+            let pairs = moves(&current, visibility);
+            let new_original = pairs[0].1.clone(); // the original comes first
             // The copies are nobody's until the commit: kept from the sweep meanwhile.
             let _held: Vec<_> = pairs
                 .iter()

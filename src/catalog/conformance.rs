@@ -25,7 +25,9 @@ use crate::model::{
     CropRecord, CropSize, FolderPath, JobResult, ListQuery, MediaPatch, MediaRecord, MediaType,
     Processing, QueryBound, SortField, Status, VariantRecord, Visibility, cursor, fold,
 };
-use crate::storage::key::{crop_key, moved, ondemand_crop_key, ondemand_crop_prefix, variant_key};
+use crate::storage::key::{
+    crop_key, moved, moves, ondemand_crop_key, ondemand_crop_prefix, variant_key,
+};
 
 type Hook<T> = Box<dyn Fn(String) -> futures_util::future::BoxFuture<'static, T> + Send + Sync>;
 
@@ -217,6 +219,20 @@ async fn processed(f: &Fixture, r: &MediaRecord, result: JobResult) -> MediaReco
     c.get(&r.id).await.expect("get").expect("item")
 }
 
+/// Image 1, processed, with a 40x30 crop made on demand and kept: the item, and the
+/// crop's key.
+async fn processed_with_a_crop(f: &Fixture) -> (MediaRecord, String) {
+    let a = processed(f, &image(1, "a.png"), made(&image(1, "a.png"), 0)).await;
+    let size = CropSize {
+        width: 40,
+        height: 30,
+    };
+    let on_demand = ondemand_crop_key(&a.storage_key, size, a.crop_version);
+    let cached = f.handle.cache_crop(crop(&a, &on_demand, 10, 1 << 20)).await;
+    assert!(cached.expect("cache").kept);
+    (a, on_demand)
+}
+
 fn crop(r: &MediaRecord, key: &str, size: u64, budget: u64) -> CacheCrop {
     CacheCrop {
         id: r.id.clone(),
@@ -253,18 +269,8 @@ fn sorted(mut keys: Vec<String>) -> Vec<String> {
 
 async fn a_delete_queues_every_file_the_catalog_knows(f: &Fixture) {
     let c = &f.handle;
-    let a = processed(f, &image(1, "a.png"), made(&image(1, "a.png"), 0)).await;
     // A crop made on demand, then a focal move with presets (the preset crop goes).
-    let size = CropSize {
-        width: 40,
-        height: 30,
-    };
-    let on_demand = ondemand_crop_key(&a.storage_key, size, a.crop_version);
-    let kept = c
-        .cache_crop(crop(&a, &on_demand, 10, 1 << 20))
-        .await
-        .expect("cache");
-    assert!(kept.kept);
+    let (a, on_demand) = processed_with_a_crop(f).await;
     let patch = MediaPatch {
         focal_x: Some(10.0),
         ..MediaPatch::default()
@@ -828,6 +834,18 @@ fn placed(n: usize, folder: &str, visibility: Visibility) -> MediaRecord {
     }
 }
 
+/// The ids and the total of a search for every `placed` item (`doc-`) within `q`'s filters.
+async fn every_doc(f: &Fixture, q: ListQuery) -> (Vec<String>, u64) {
+    let q = ListQuery {
+        search: Some("doc-".into()),
+        limit: 100,
+        ..q
+    };
+    let found = f.handle.list(q).await.expect("search");
+    let ids = found.items.iter().map(|r| r.id.clone()).collect();
+    (ids, found.total)
+}
+
 /// Every page of `q` by cursor, newest first: the ids, and the total of the first page.
 async fn every_page(f: &Fixture, q: ListQuery) -> (Vec<String>, u64) {
     let (mut ids, mut at, mut total) = (Vec::new(), None, None);
@@ -905,17 +923,9 @@ async fn private_items_are_apart_in_listings_searches_and_counts(f: &Fixture) {
             let skipped: Vec<String> = want.iter().skip(1).take(2).cloned().collect();
             assert_eq!(got, skipped, "{v:?} {folder:?} at offset 1");
             // Search filters the same way.
-            let found = c
-                .list(ListQuery {
-                    search: Some("doc-".into()),
-                    limit: 100,
-                    ..q
-                })
-                .await
-                .expect("search");
-            let got: Vec<String> = found.items.iter().map(|r| r.id.clone()).collect();
+            let found = every_doc(f, q).await;
             assert_eq!(
-                (got, found.total),
+                found,
                 (want.clone(), want.len() as u64),
                 "{v:?} {folder:?} search"
             );
@@ -944,23 +954,8 @@ async fn private_items_are_apart_in_listings_searches_and_counts(f: &Fixture) {
 
 async fn a_visibility_move_takes_the_new_keys_and_queues_the_old(f: &Fixture) {
     let c = &f.handle;
-    let a = processed(f, &image(1, "a.png"), made(&image(1, "a.png"), 0)).await;
-    let size = CropSize {
-        width: 40,
-        height: 30,
-    };
-    let on_demand = ondemand_crop_key(&a.storage_key, size, a.crop_version);
-    let cached = c.cache_crop(crop(&a, &on_demand, 10, 1 << 20)).await;
-    assert!(cached.expect("cache").kept);
-    let to = moved(&a.storage_key, Visibility::Private);
-    let pairs: Vec<(String, String)> = a
-        .storage_keys()
-        .into_iter()
-        .map(|k| {
-            let n = to(&k);
-            (k, n)
-        })
-        .collect();
+    let (a, on_demand) = processed_with_a_crop(f).await;
+    let pairs = moves(&a, Visibility::Private);
     // Files it does not have (one missing) are not a move of this item.
     let short = pairs[1..].to_vec();
     assert!(matches!(
@@ -973,7 +968,7 @@ async fn a_visibility_move_takes_the_new_keys_and_queues_the_old(f: &Fixture) {
         .expect("move");
     let r = changed.record;
     assert_eq!(r.visibility, Visibility::Private);
-    assert_eq!(r.storage_key, to(&a.storage_key));
+    assert_eq!(r.storage_key, pairs[0].1);
     assert_eq!(
         sorted(r.storage_keys()),
         sorted(pairs.iter().map(|(_, n)| n.clone()).collect())
@@ -1014,11 +1009,7 @@ async fn a_visibility_move_takes_the_new_keys_and_queues_the_old(f: &Fixture) {
     let replaced = c.replace_file(private_file).await.expect("replace");
     assert!(replaced.record.is_processing());
     // While its variants are being made it does not move.
-    let back = moved(&replaced.record.storage_key, Visibility::Public);
-    let pairs = vec![(
-        replaced.record.storage_key.clone(),
-        back(&replaced.record.storage_key),
-    )];
+    let pairs = moves(&replaced.record, Visibility::Public);
     assert!(matches!(
         c.move_files(a.id.clone(), Visibility::Public, pairs).await,
         Err(CatalogError::StillProcessing)
@@ -1073,17 +1064,9 @@ async fn a_subtree_is_listed_searched_and_counted_whole(f: &Fixture) {
                 (want.clone(), want.len() as u64),
                 "{kind:?} {v:?}"
             );
-            let found = c
-                .list(ListQuery {
-                    search: Some("doc-".into()),
-                    limit: 100,
-                    ..q
-                })
-                .await
-                .expect("search");
-            let got: Vec<String> = found.items.iter().map(|r| r.id.clone()).collect();
+            let found = every_doc(f, q).await;
             assert_eq!(
-                (got, found.total),
+                found,
                 (want.clone(), want.len() as u64),
                 "search {kind:?} {v:?}"
             );
@@ -1122,8 +1105,7 @@ async fn a_confined_handle_changes_only_items_in_its_folder(f: &Fixture) {
         ..placed(3, "/", Visibility::Public)
     };
     assert!(not_found(c.replace_file(file).await.map(drop)));
-    let to = moved(&outside.storage_key, Visibility::Private);
-    let pairs = vec![(outside.storage_key.clone(), to(&outside.storage_key))];
+    let pairs = moves(&outside, Visibility::Private);
     assert!(not_found(
         c.move_files(outside.id.clone(), Visibility::Private, pairs)
             .await

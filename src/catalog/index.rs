@@ -179,6 +179,18 @@ pub fn scopes(folder: &str, kind: Kind, visibility: Visibility) -> Vec<String> {
     every.into_iter().chain(private).collect()
 }
 
+/// The range of every name that continues `name` with a `/` (`name/` up to, not
+/// including, `name0`, as `0` follows `/`): a folder's subfolders, or the counters of the
+/// folders below the one a counter name ends with. Both catalogs compare bytewise.
+pub fn below(name: &str) -> (String, String) {
+    (format!("{name}/"), format!("{name}0"))
+}
+
+/// The folder a folder's counter (`count_key(Some(folder), None)`) counts.
+pub fn counted_folder(count_key: &str) -> Option<&str> {
+    count_key.strip_prefix("f:")
+}
+
 /// What a private item's own counters start with.
 const PRIVATE: char = 'p';
 

@@ -207,11 +207,13 @@ fn subtree(
     if counts.get(exact.as_str())?.is_some() {
         folders.push(root.as_str().to_owned());
     }
-    // `f:<root>/` up to `f:<root>0`: every name that continues `<root>` with a `/`.
-    let (below, past) = (format!("{exact}/"), format!("{exact}0"));
+    let (below, past) = index::below(&exact);
     for entry in counts.range::<&str>(below.as_str()..past.as_str())? {
         let (key, _) = entry?;
-        folders.push(key.value()["f:".len()..].to_owned());
+        let folder = index::counted_folder(key.value()).ok_or_else(|| {
+            CatalogError::Corrupt(format!("counter {:?} in the folders' range", key.value()))
+        })?;
+        folders.push(folder.to_owned());
     }
     Ok(folders)
 }

@@ -484,21 +484,24 @@ fn reads_never_wait_for_a_heal_in_progress() {
     assert_eq!(catalog.get("media_AAAAAAAAAAAAAAAA").expect("read"), None);
 }
 
+/// Makes a catalog at `path` with one item, marked as of layout `schema`.
+fn one_item_marked(path: &std::path::Path, schema: u64) {
+    let c = Catalog::open(path).expect("open");
+    c.apply_single(Write::InsertMedia(vec![image('a')]))
+        .expect("insert");
+    let txn = c.write_txn().expect("write");
+    txn.open_table(META)
+        .expect("meta")
+        .insert("schema", schema)
+        .expect("schema");
+    txn.commit().expect("commit");
+}
+
 #[test]
 fn a_catalog_written_by_a_newer_darkroom_is_refused_untouched() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("c.redb");
-    {
-        let c = Catalog::open(&path).expect("open");
-        c.apply_single(Write::InsertMedia(vec![image('a')]))
-            .expect("insert");
-        let txn = c.write_txn().expect("write");
-        txn.open_table(META)
-            .expect("meta")
-            .insert("schema", upgrade::SCHEMA + 1)
-            .expect("schema");
-        txn.commit().expect("commit");
-    }
+    one_item_marked(&path, upgrade::SCHEMA + 1);
     match Catalog::open(&path) {
         Err(CatalogError::TooNew { found, reads }) => {
             assert_eq!((found, reads), (upgrade::SCHEMA + 1, upgrade::SCHEMA));
@@ -525,17 +528,7 @@ fn a_catalog_written_by_a_newer_darkroom_is_refused_untouched() {
 fn a_layout_3_catalog_is_marked_4_as_it_is_and_older_builds_then_refuse_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("c.redb");
-    {
-        let c = Catalog::open(&path).expect("open");
-        c.apply_single(Write::InsertMedia(vec![image('a')]))
-            .expect("insert");
-        let txn = c.write_txn().expect("write");
-        txn.open_table(META)
-            .expect("meta")
-            .insert("schema", 3)
-            .expect("schema");
-        txn.commit().expect("commit");
-    }
+    one_item_marked(&path, 3);
     let c = Catalog::open(&path).expect("reopen");
     let db = c.database().expect("db");
     assert_eq!(upgrade::schema_of(&db).expect("schema"), Some(4));

@@ -4,7 +4,7 @@
 //! `<prefix>/`; and the URLs clients fetch them from.
 
 use crate::config::StorageConfig;
-use crate::model::{CropSize, MediaType, Visibility, new_storage_token, rfc3339};
+use crate::model::{CropSize, MediaRecord, MediaType, Visibility, new_storage_token, rfc3339};
 
 /// What the keys of a private item's files start with.
 pub const PRIVATE: &str = "private/";
@@ -30,6 +30,18 @@ fn place(visibility: Visibility) -> &'static str {
         Visibility::Public => "",
         Visibility::Private => PRIVATE,
     }
+}
+
+/// Every file of item `r` (its original first) with the key it has once the item is of
+/// `visibility`: one new stem for all (see `moved`). What a visibility change copies.
+pub fn moves(r: &MediaRecord, visibility: Visibility) -> Vec<(String, String)> {
+    let to = moved(&r.storage_key, visibility);
+    let keys = r.storage_keys().into_iter();
+    keys.map(|k| {
+        let new = to(&k);
+        (k, new)
+    })
+    .collect()
 }
 
 /// True for the key of a private item's file.

@@ -13,7 +13,7 @@ use tokio_postgres::types::ToSql;
 
 use super::kept::{CHANGED, Kept};
 use super::{Pg, PgError, PgOptions, migrate};
-use crate::catalog::index::{count_key, id_of, private_count_key, push_tail};
+use crate::catalog::index::{self, count_key, id_of, private_count_key, push_tail};
 use crate::catalog::read::confirm_rule;
 use crate::catalog::search::{self, memo};
 use crate::catalog::{CatalogError, JobEvent, keys, presets};
@@ -696,8 +696,9 @@ impl PgCatalog {
         if let Some(f) = &folder {
             let p = bind(Box::new(f.clone()), &mut params);
             if subtree.is_some() {
-                let below = bind(Box::new(format!("{f}/")), &mut params);
-                let past = bind(Box::new(format!("{f}0")), &mut params);
+                let (below, past) = index::below(f);
+                let below = bind(Box::new(below), &mut params);
+                let past = bind(Box::new(past), &mut params);
                 filters.push(format!(
                     "(folder = {p} OR (folder >= {below} AND folder < {past}))"
                 ));
@@ -735,7 +736,7 @@ impl PgCatalog {
                     let scope = bind(Box::new(scope), params);
                     return format!("coalesce((SELECT n FROM counts WHERE scope = {scope}), 0)");
                 }
-                let (below, past) = (format!("{scope}/"), format!("{scope}0"));
+                let (below, past) = index::below(&scope);
                 let scope = bind(Box::new(scope), params);
                 let below = bind(Box::new(below), params);
                 let past = bind(Box::new(past), params);
