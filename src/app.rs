@@ -14,6 +14,7 @@ use crate::catalog::pg::PgCatalog;
 use crate::catalog::{Backend, Catalog, CatalogError};
 use crate::config::Config;
 use crate::delivery::{Cropper, Links, Signer};
+use crate::events::{Webhooks, sender};
 use crate::health::Health;
 use crate::http::{Ctx, server};
 use crate::ingest::Ingest;
@@ -34,6 +35,8 @@ pub enum AppError {
     Actors(#[from] StartError),
     #[error("cannot recover from the last run: {0}")]
     Recovery(#[from] RecoveryError),
+    #[error("cannot start the webhook sender: {0}")]
+    Webhooks(#[from] reqwest::Error),
 }
 
 /// Runs Darkroom on `listener` until `shutdown` resolves. Tests bind `127.0.0.1:0`;
@@ -93,6 +96,13 @@ pub async fn run(
     // One key signs every URL: crops, and the links to private items' files.
     let key = config.delivery.signing_key.as_ref().map(|k| k.expose());
     let signer = Arc::new(Signer::load(key, &config.data_dir)?);
+    // Deliveries name items' files as the API does (signed links for private ones).
+    let links = Links::new(&config, signer.clone(), handles.storage.clone());
+    let sender = AbortOnDrop(sender::start(
+        handles.catalog.clone(),
+        links,
+        &config.webhooks,
+    )?);
     let ctx = Arc::new(Ctx {
         catalog: handles.catalog.clone(),
         storage: handles.storage.clone(),
@@ -107,12 +117,14 @@ pub async fn run(
             &config,
         ),
         links: Links::new(&config, signer, handles.storage.clone()),
+        webhooks: Webhooks::new(handles.catalog.clone(), &config.webhooks),
         config: Arc::new(config),
         metrics,
         draining: AtomicBool::new(false),
         health,
     });
     server::serve(listener, ctx, shutdown).await;
+    drop(sender);
     drop(periodic);
     if let Some(task) = metrics_server {
         task.abort();

@@ -28,6 +28,7 @@ pub struct Config {
     pub catalog: crate::catalog::Options,
     pub delivery: crate::delivery::DeliveryConfig,
     pub media: Media,
+    pub webhooks: crate::events::WebhookConfig,
     pub storage: StorageConfig,
 }
 
@@ -376,6 +377,7 @@ impl Config {
                     .into(),
             ));
         }
+        self.webhooks.validate().map_err(ConfigError::Invalid)?;
         let m = &self.media;
         if m.link_ttl_secs == 0 || m.link_ttl_secs > m.max_link_ttl_secs {
             return Err(ConfigError::Invalid(

@@ -113,6 +113,23 @@ impl From<crate::library::EditError> for ApiError {
     }
 }
 
+impl From<crate::events::WebhookError> for ApiError {
+    fn from(e: crate::events::WebhookError) -> Self {
+        use crate::events::WebhookError as W;
+        let code = match &e {
+            W::Catalog(_) => {
+                let W::Catalog(e) = e else { unreachable!() };
+                return Self::Catalog(e);
+            }
+            W::Target(_) => "invalid_webhook_url",
+            W::Events(_) => "invalid_events",
+            W::Description => "invalid_description",
+            W::TooMany => "too_many_webhooks",
+        };
+        Self::bad_request(code, e.to_string())
+    }
+}
+
 impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> Self {
         match e {
@@ -178,12 +195,13 @@ impl ApiError {
                 CatalogError::ConfirmInProgress
                 | CatalogError::LastAdminKey
                 | CatalogError::ItemChanged
+                | CatalogError::WebhookDisabled
                 | CatalogError::StillProcessing => StatusCode::CONFLICT,
                 CatalogError::Unavailable | CatalogError::LeaseLost => {
                     StatusCode::SERVICE_UNAVAILABLE
                 }
                 CatalogError::Locked
-                | CatalogError::KeyIdTaken
+                | CatalogError::IdTaken
                 | CatalogError::Db(_)
                 | CatalogError::Pg(_)
                 | CatalogError::Corrupt(_)
@@ -256,6 +274,7 @@ impl ApiError {
             Self::Catalog(CatalogError::LastAdminKey) => "last_admin_key",
             Self::Catalog(CatalogError::ItemChanged) => "item_changed",
             Self::Catalog(CatalogError::StillProcessing) => "item_processing",
+            Self::Catalog(CatalogError::WebhookDisabled) => "webhook_disabled",
             Self::Storage(StorageError::NoPrivatePlace) => "private_unavailable",
             Self::Storage(StorageError::Remote(_)) => "storage_error",
             Self::Catalog(CatalogError::Unavailable) | Self::Storage(StorageError::Unavailable) => {

@@ -35,6 +35,7 @@ pub mod catalog;
 pub mod config;
 pub mod delivery;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod http;
 pub mod ingest;

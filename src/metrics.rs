@@ -36,6 +36,11 @@ pub const PROCESSING_VARIANTS: &str = "darkroom_processing_variants_total";
 pub const PROCESSING_VARIANT_BYTES: &str = "darkroom_processing_variant_bytes_total";
 pub const PROCESSING_REJECTED: &str = "darkroom_processing_rejected_uploads_total";
 pub const PROCESSING_MEMORY_HELD: &str = "darkroom_processing_memory_held_bytes";
+pub const WEBHOOK_DELIVERIES: &str = "darkroom_webhook_deliveries_total";
+pub const WEBHOOK_DELIVERY_DURATION: &str = "darkroom_webhook_delivery_duration_seconds";
+pub const WEBHOOK_PENDING: &str = "darkroom_webhook_pending_events";
+pub const WEBHOOK_OLDEST_PENDING: &str = "darkroom_webhook_oldest_pending_age_seconds";
+pub const WEBHOOK_DROPPED: &str = "darkroom_webhook_dropped_events_total";
 
 /// Sub-millisecond reads up to multi-second uploads.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -179,6 +184,28 @@ fn describe() {
     describe_counter!(
         PROCESSING_REJECTED,
         "Upload requests refused with 503 because the processing backlog was full."
+    );
+    describe_counter!(
+        WEBHOOK_DELIVERIES,
+        "Webhook delivery attempts by outcome: delivered, retried (failed, tried again later), given_up (out of its retry window), disabled (the receiver answered 410)."
+    );
+    describe_histogram!(
+        WEBHOOK_DELIVERY_DURATION,
+        Unit::Seconds,
+        "Time of one webhook delivery attempt, until the receiver's status line or the error."
+    );
+    describe_gauge!(
+        WEBHOOK_PENDING,
+        "Events waiting in a webhook's outbox (label webhook), as last counted by the node that sends."
+    );
+    describe_gauge!(
+        WEBHOOK_OLDEST_PENDING,
+        Unit::Seconds,
+        "Age of the oldest event waiting in a webhook's outbox (0 when none waits)."
+    );
+    describe_counter!(
+        WEBHOOK_DROPPED,
+        "Events dropped from a webhook's outbox by this node: over webhooks.max_pending (reason over_limit), out of retries (expired), or pending when the receiver disabled it (disabled)."
     );
     describe_gauge!(BUILD_INFO, "Always 1; the labels name the running build.");
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);

@@ -12,12 +12,12 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use super::{Slot, rpc};
 use crate::catalog::{
     Backend, CacheCrop, Catalog, CatalogError, Changed, CropCached, JobEvent, JobOutcome, Outcome,
-    Write, keys,
+    WebhookWrite, Write, keys,
 };
 use crate::metrics as m;
 use crate::model::{
-    ApiKeyRecord, FolderPath, JobResult, ListQuery, MediaPatch, MediaRecord, Page, PresignRecord,
-    Scope, Visibility, now_us,
+    ApiKeyRecord, Attempt, Backlog, FolderPath, JobResult, ListQuery, MediaPatch, MediaRecord,
+    Page, PresignRecord, Queued, Scope, Visibility, WebhookRecord, now_us,
 };
 use crate::storage::Claims;
 
@@ -294,7 +294,7 @@ impl CatalogHandle {
             let (plaintext, mut record) = keys::generate(scope, name);
             record.folder = folder.clone();
             match self.write(Write::PutKey(record.clone())).await {
-                Err(CatalogError::KeyIdTaken) => continue, // a new id: another draw
+                Err(CatalogError::IdTaken) => continue, // a new id: another draw
                 other => return other.map(|_| (plaintext, record)),
             }
         }
@@ -413,6 +413,59 @@ impl CatalogHandle {
         match self.write(Write::DeleteMedia { id }).await? {
             Outcome::Deleted { queued } => Ok(queued),
             _ => Err(unexpected()),
+        }
+    }
+
+    // ---- webhooks -------------------------------------------------------------------
+
+    pub async fn webhooks(&self) -> Result<Vec<WebhookRecord>, CatalogError> {
+        match &self.catalog {
+            Backend::Redb(catalog) => self.scan(catalog, Catalog::webhooks).await,
+            Backend::Postgres(catalog) => catalog.webhooks().await,
+        }
+    }
+
+    /// The first `limit` events waiting for webhook `id`, in order.
+    pub async fn queued(&self, id: &str, limit: usize) -> Result<Vec<Queued>, CatalogError> {
+        match &self.catalog {
+            Backend::Redb(catalog) => {
+                let id = id.to_owned();
+                self.scan(catalog, move |c| c.queued(&id, limit)).await
+            }
+            Backend::Postgres(catalog) => catalog.queued(id, limit).await,
+        }
+    }
+
+    /// How many events wait for each webhook, and since when.
+    pub async fn backlogs(&self) -> Result<Vec<Backlog>, CatalogError> {
+        match &self.catalog {
+            Backend::Redb(catalog) => self.scan(catalog, Catalog::backlogs).await,
+            Backend::Postgres(catalog) => catalog.backlogs().await,
+        }
+    }
+
+    /// Webhook `id`'s last `limit` delivery attempts, newest first.
+    pub async fn attempts(&self, id: &str, limit: usize) -> Result<Vec<Attempt>, CatalogError> {
+        match &self.catalog {
+            Backend::Redb(catalog) => {
+                let id = id.to_owned();
+                self.scan(catalog, move |c| c.attempts(&id, limit)).await
+            }
+            Backend::Postgres(catalog) => catalog.attempts(id, limit).await,
+        }
+    }
+
+    /// A webhook write (see `WebhookWrite`).
+    pub async fn webhook_write(&self, write: WebhookWrite) -> Result<Outcome, CatalogError> {
+        self.write(Write::Webhooks(write)).await
+    }
+
+    /// Resolves after a commit of this node that put events in an outbox (at once if one
+    /// happened since the last call).
+    pub async fn outbox_filled(&self) {
+        match &self.catalog {
+            Backend::Redb(catalog) => catalog.outbox_filled().notified().await,
+            Backend::Postgres(catalog) => catalog.outbox_filled().notified().await,
         }
     }
 

@@ -11,7 +11,10 @@
 //! their own, so an evicted crop never takes a re-made one with it; private items are
 //! listed, searched and counted apart from public ones (and together for a key holder);
 //! a visibility move commits only over the files it copied; a folder's subtree (what a
-//! key limited to it sees) is listed, searched and counted whole, and nothing beside it.
+//! key limited to it sees) is listed, searched and counted whole, and nothing beside it;
+//! every committed change (and no failed one) puts its event in the outbox of each
+//! webhook that wants it, in order, and deliveries settle, retry, give up and disable as
+//! the sender says.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,11 +22,12 @@ use std::time::Duration;
 use ractor::ActorRef;
 
 use super::pg::PgCatalog;
-use super::{Backend, CacheCrop, Catalog, CatalogError, JobOutcome};
+use super::{Backend, CacheCrop, Catalog, CatalogError, JobOutcome, Outcome, WebhookWrite};
 use crate::actors::catalog::{CatalogHandle, CatalogMsg, JobStart};
 use crate::model::{
-    CropRecord, CropSize, FolderPath, JobResult, ListQuery, MediaPatch, MediaRecord, MediaType,
-    Processing, QueryBound, SortField, Status, VariantRecord, Visibility, cursor, fold,
+    Attempt, CropRecord, CropSize, Event, FolderPath, JobResult, ListQuery, MediaPatch,
+    MediaRecord, MediaType, Next, Processing, QueryBound, Queued, Settled, SortField, Status,
+    Subject, VariantRecord, Visibility, WebhookRecord, cursor, fold,
 };
 use crate::storage::key::{
     crop_key, moved, moves, ondemand_crop_key, ondemand_crop_prefix, variant_key,
@@ -153,6 +157,9 @@ conformance!(
     a_visibility_move_takes_the_new_keys_and_queues_the_old,
     a_subtree_is_listed_searched_and_counted_whole,
     a_confined_handle_changes_only_items_in_its_folder,
+    every_committed_change_is_in_the_outbox_and_nothing_else,
+    deliveries_settle_retry_give_up_and_disable,
+    an_outbox_is_trimmed_from_its_oldest_event,
 );
 
 // ---- records ---------------------------------------------------------------------------
@@ -1139,4 +1146,269 @@ async fn a_confined_handle_changes_only_items_in_its_folder(f: &Fixture) {
         .delete_media(inside.id.clone())
         .await
         .expect("unconfined");
+}
+
+// ---- events ----------------------------------------------------------------------------
+
+fn webhook(id: &str, events: &[&str]) -> WebhookRecord {
+    WebhookRecord {
+        id: id.into(),
+        url: "https://hooks.example.com/in".into(),
+        events: events.iter().map(|e| (*e).to_owned()).collect(),
+        description: String::new(),
+        secret: crate::events::sign::new_secret(),
+        created_us: 1,
+        disabled: None,
+        dropped: 0,
+    }
+}
+
+async fn add_webhook(f: &Fixture, hook: WebhookRecord) {
+    f.handle
+        .webhook_write(WebhookWrite::Add(hook))
+        .await
+        .expect("add webhook");
+}
+
+/// (type, the event's key) of what waits for webhook `id`, in order.
+async fn outbox(f: &Fixture, id: &str) -> Vec<(&'static str, String)> {
+    let queued = f.handle.queued(id, 1000).await.expect("queued");
+    queued
+        .iter()
+        .map(|q| (q.event.kind.name(), q.event.key().to_owned()))
+        .collect()
+}
+
+async fn every_committed_change_is_in_the_outbox_and_nothing_else(f: &Fixture) {
+    let c = &f.handle;
+    add_webhook(f, webhook("wh_every", &["*"])).await;
+    add_webhook(f, webhook("wh_ready", &["media.ready", "folder.deleted"])).await;
+    let (img, doc) = (image(1, "a.png"), document(2, "b.pdf"));
+    c.insert_media(vec![img.clone(), doc.clone()])
+        .await
+        .expect("insert");
+    processed_result(f, &img).await;
+    let patch = MediaPatch {
+        alt: Some(Some("x".into())),
+        ..Default::default()
+    };
+    c.update_media(doc.id.clone(), patch.clone(), false)
+        .await
+        .expect("patch");
+    // Writes that fail commit no event.
+    let missing = image(9, "gone.png").id;
+    assert!(c.update_media(missing.clone(), patch, false).await.is_err());
+    assert!(c.delete_media(missing).await.is_err());
+    let folder = FolderPath::parse("/events").expect("folder");
+    assert!(c.create_folder(folder.clone()).await.expect("create"));
+    assert!(!c.create_folder(folder.clone()).await.expect("again")); // existed: nothing
+    let parent = FolderPath::parse("/full").expect("folder");
+    c.create_folder(FolderPath::parse("/full/child").expect("child"))
+        .await
+        .expect("child");
+    assert!(c.delete_folder(parent).await.is_err()); // not empty
+    c.delete_folder(folder).await.expect("delete folder");
+    c.delete_media(doc.id.clone()).await.expect("delete");
+    let every = outbox(f, "wh_every").await;
+    let expected = [
+        ("media.created", img.id.clone()),
+        ("media.created", doc.id.clone()),
+        ("media.ready", doc.id.clone()), // a document needs no processing
+        ("media.ready", img.id.clone()),
+        ("media.updated", doc.id.clone()),
+        ("folder.created", "/events".to_owned()),
+        ("folder.created", "/full/child".to_owned()),
+        ("folder.deleted", "/events".to_owned()),
+        ("media.deleted", doc.id.clone()),
+    ];
+    assert_eq!(every, expected);
+    let ready = outbox(f, "wh_ready").await;
+    assert_eq!(
+        ready,
+        [
+            ("media.ready", doc.id.clone()),
+            ("media.ready", img.id.clone()),
+            ("folder.deleted", "/events".to_owned()),
+        ]
+    );
+    // The payload's record is the item as the change wrote it.
+    let queued = c.queued("wh_every", 100).await.expect("queued");
+    let Subject::Media { record, changed } = &queued[4].event.subject else {
+        panic!("{:?}", queued[4]);
+    };
+    assert_eq!(
+        (record.alt.as_deref(), changed.as_slice()),
+        (Some("x"), &["alt".to_owned()][..])
+    );
+    let Subject::Media { record, .. } = &queued[3].event.subject else {
+        panic!("{:?}", queued[3]);
+    };
+    assert_eq!(
+        record.processing.as_ref().map(|p| p.variants.len()),
+        Some(1)
+    );
+    // Every event of one change to two webhooks has one id.
+    assert_eq!(
+        queued[2].event.id,
+        c.queued("wh_ready", 1).await.expect("q")[0].event.id
+    );
+    let ids: std::collections::HashSet<&str> = queued.iter().map(|q| q.event.id.as_str()).collect();
+    assert_eq!(ids.len(), queued.len(), "each event has its own id");
+}
+
+/// Runs `r`'s job to its result with one variant (it was inserted before).
+async fn processed_result(f: &Fixture, r: &MediaRecord) {
+    let c = &f.handle;
+    assert_eq!(
+        c.start_job(r.id.clone(), 3).await.expect("start"),
+        JobStart::Run
+    );
+    c.finish_job(r.id.clone(), made(r, 0), r.storage_key.clone())
+        .await
+        .expect("finish");
+}
+
+fn settled(webhook: &str, q: &Queued, next: Next) -> Settled {
+    Settled {
+        webhook: webhook.into(),
+        seq: q.seq,
+        attempt: Attempt {
+            at_us: 5,
+            event: q.event.id.clone(),
+            kind: q.event.kind,
+            attempt: q.attempts + 1,
+            status: Some(500),
+            latency_ms: 3,
+            error: Some("the receiver answered 500".into()),
+        },
+        next,
+    }
+}
+
+async fn deliveries_settle_retry_give_up_and_disable(f: &Fixture) {
+    let c = &f.handle;
+    add_webhook(f, webhook("wh_settle", &["*"])).await;
+    for n in 1..=4 {
+        c.insert_media(vec![document(n, "d.pdf")])
+            .await
+            .expect("insert");
+    }
+    let q = c.queued("wh_settle", 100).await.expect("queued");
+    assert_eq!(q.len(), 8);
+    let settle = |s: Vec<Settled>| c.webhook_write(WebhookWrite::Settle(s));
+    settle(vec![
+        settled("wh_settle", &q[0], Next::Delivered),
+        settled("wh_settle", &q[1], Next::Retry { due_us: 777 }),
+        settled("wh_settle", &q[2], Next::GiveUp),
+    ])
+    .await
+    .expect("settle");
+    let after = c.queued("wh_settle", 100).await.expect("queued");
+    assert_eq!(after.len(), 6);
+    assert_eq!(
+        (after[0].seq, after[0].attempts, after[0].due_us),
+        (q[1].seq, 1, 777)
+    );
+    assert_eq!(
+        after[0].event, q[1].event,
+        "a retried event keeps its id and body"
+    );
+    let attempts = c.attempts("wh_settle", 10).await.expect("attempts");
+    assert_eq!(attempts.len(), 3);
+    assert_eq!(attempts[0].event, q[2].event.id, "newest first");
+    let hook = |hooks: Vec<WebhookRecord>| {
+        hooks
+            .into_iter()
+            .find(|h| h.id == "wh_settle")
+            .expect("hook")
+    };
+    assert_eq!(hook(c.webhooks().await.expect("hooks")).dropped, 1);
+    // A ping goes to its webhook's outbox, behind what waits.
+    let ping = Event::ping("wh_settle");
+    c.webhook_write(WebhookWrite::Ping {
+        id: "wh_settle".into(),
+        event: ping.clone(),
+    })
+    .await
+    .expect("ping");
+    assert_eq!(
+        c.queued("wh_settle", 100)
+            .await
+            .expect("q")
+            .last()
+            .map(|q| q.event.id.clone()),
+        Some(ping.id)
+    );
+    // 410: disabled, its outbox emptied and counted; nothing more is queued for it.
+    let reason = "the receiver answered 410 Gone".to_owned();
+    settle(vec![settled(
+        "wh_settle",
+        &after[1],
+        Next::Disable {
+            reason: reason.clone(),
+        },
+    )])
+    .await
+    .expect("disable");
+    let disabled = hook(c.webhooks().await.expect("hooks"));
+    assert_eq!((disabled.disabled, disabled.dropped), (Some(reason), 1 + 7));
+    c.insert_media(vec![document(5, "e.pdf")])
+        .await
+        .expect("insert");
+    assert!(c.queued("wh_settle", 100).await.expect("q").is_empty());
+    assert!(matches!(
+        c.webhook_write(WebhookWrite::Ping {
+            id: "wh_settle".into(),
+            event: Event::ping("wh_settle")
+        })
+        .await,
+        Err(CatalogError::WebhookDisabled)
+    ));
+    // Removed: gone with its attempts.
+    c.webhook_write(WebhookWrite::Remove {
+        id: "wh_settle".into(),
+    })
+    .await
+    .expect("remove");
+    assert!(c.webhooks().await.expect("hooks").is_empty());
+    assert!(
+        c.attempts("wh_settle", 10)
+            .await
+            .expect("attempts")
+            .is_empty()
+    );
+    assert!(matches!(
+        c.webhook_write(WebhookWrite::Remove {
+            id: "wh_settle".into()
+        })
+        .await,
+        Err(CatalogError::NotFound(_))
+    ));
+}
+
+async fn an_outbox_is_trimmed_from_its_oldest_event(f: &Fixture) {
+    let c = &f.handle;
+    add_webhook(f, webhook("wh_trim", &["media.created"])).await;
+    for n in 1..=5 {
+        c.insert_media(vec![document(n, "d.pdf")])
+            .await
+            .expect("insert");
+    }
+    let before = c.queued("wh_trim", 100).await.expect("queued");
+    let backlog = c.backlogs().await.expect("backlogs");
+    assert_eq!(
+        (backlog[0].pending, backlog[0].oldest_us),
+        (5, Some(before[0].event.at_us))
+    );
+    let trimmed = c
+        .webhook_write(WebhookWrite::Trim {
+            id: "wh_trim".into(),
+            keep: 2,
+        })
+        .await
+        .expect("trim");
+    assert_eq!(trimmed, Outcome::Dropped(3));
+    let after = c.queued("wh_trim", 100).await.expect("queued");
+    assert_eq!(after, before[3..].to_vec(), "the newest two stay");
+    assert_eq!(c.webhooks().await.expect("hooks")[0].dropped, 3);
 }

@@ -1,5 +1,6 @@
 //! `darkroom catalog copy --to postgres://...`: a redb catalog moved into PostgreSQL, so
-//! a site that outgrows one node keeps its items, ids, keys, jobs and URLs. The server
+//! a site that outgrows one node keeps its items, ids, keys, jobs, URLs, webhooks and the
+//! events waiting for them. The server
 //! is stopped (the redb file is single-process). Everything goes in one transaction, in
 //! batches of `BATCH` rows: a copy that fails leaves the database as it was. The target
 //! must hold no items and no keys. Afterwards every table's rows are counted on both
@@ -12,8 +13,8 @@ use tokio_postgres::types::ToSql;
 
 use super::pg::PgCatalog;
 use super::tables::{
-    CROP_CACHE, FILES, FOLDERS, JOBS, KEYS, MEDIA, META, PENDING_DELETES, PRESIGNS, entry_file,
-    parse_crop_value,
+    CROP_CACHE, FILES, FOLDERS, JOBS, KEYS, MEDIA, META, OUTBOX, PENDING_DELETES, PRESIGNS,
+    WEBHOOKS, entry_file, parse_crop_value,
 };
 use super::{Catalog, CatalogError, Result, decode};
 use crate::model::{MediaRecord, PresignRecord};
@@ -93,9 +94,9 @@ impl Catalog {
         Ok(rows)
     }
 
-    fn rows_in<V: redb::Value + 'static>(
+    fn rows_in<K: redb::Key + 'static, V: redb::Value + 'static>(
         &self,
-        table: redb::TableDefinition<'static, &'static str, V>,
+        table: redb::TableDefinition<'static, K, V>,
     ) -> Result<u64> {
         Ok(self.read_txn()?.open_table(table)?.len()?)
     }
@@ -192,6 +193,35 @@ pub async fn copy(from: &Catalog, to: &PgCatalog) -> Result<CopyReport> {
             &[&ids, &records],
         )
         .await?;
+    }
+    // Webhooks, and the events waiting for them in order (their past attempts stay).
+    for hook in from.webhooks()? {
+        execute(
+            to,
+            &tx,
+            "INSERT INTO webhooks (id, record, events, enabled) VALUES ($1, $2, $3, $4)",
+            &[
+                &hook.id,
+                &serde_json::to_string(&hook).unwrap_or_default(),
+                &hook.events,
+                &hook.disabled.is_none(),
+            ],
+        )
+        .await?;
+        for queued in from.queued(&hook.id, usize::MAX)?.chunks(BATCH) {
+            let rows: Vec<String> = queued
+                .iter()
+                .map(|q| serde_json::to_string(q).unwrap_or_default())
+                .collect();
+            execute(
+                to,
+                &tx,
+                "INSERT INTO webhook_outbox (webhook, queued) \
+                 SELECT $1, q FROM unnest($2::text[]) WITH ORDINALITY AS u(q, n) ORDER BY n",
+                &[&hook.id, &rows],
+            )
+            .await?;
+        }
     }
     let mut batches = Batches::default();
     let now = crate::model::now_us() as i64;
@@ -301,7 +331,7 @@ pub async fn copy(from: &Catalog, to: &PgCatalog) -> Result<CopyReport> {
     }
 
     // The same rows on both sides, before anything is committed.
-    let tables: [(&'static str, u64); 8] = [
+    let tables: [(&'static str, u64); 10] = [
         ("media", from.rows_in(MEDIA)?),
         ("files", from.rows_in(FILES)?),
         ("pending_deletes", from.rows_in(PENDING_DELETES)?),
@@ -310,6 +340,8 @@ pub async fn copy(from: &Catalog, to: &PgCatalog) -> Result<CopyReport> {
         ("presigns", from.rows_in(PRESIGNS)?),
         ("folders", from.rows_in(FOLDERS)?),
         ("crop_cache", from.rows_in(CROP_CACHE)?),
+        ("webhooks", from.rows_in(WEBHOOKS)?),
+        ("webhook_outbox", from.rows_in(OUTBOX)?),
     ];
     for (table, expected) in tables {
         let row = tx

@@ -29,7 +29,7 @@ pub fn create(catalog: &Catalog, scope: Scope, name: &str) -> Result<String, Cat
     loop {
         let (plaintext, record) = generate(scope, name);
         match catalog.apply_single(Write::PutKey(record)) {
-            Err(CatalogError::KeyIdTaken) => continue, // a new id: another draw
+            Err(CatalogError::IdTaken) => continue, // a new id: another draw
             other => return other.map(|_| plaintext),
         }
     }

@@ -23,6 +23,7 @@ mod reserve;
 pub mod search;
 pub mod tables;
 mod upgrade;
+mod webhooks;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -31,12 +32,12 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTableMetadata};
 
-pub use write::{CacheCrop, Changed, CropCached, JobOutcome, Outcome, Write};
+pub use write::{CacheCrop, Changed, CropCached, JobOutcome, Outcome, WebhookWrite, Write};
 
 use cache::ReadCache;
 use tables::{
-    COUNTS, CROP_CACHE, CROP_LRU, FILES, FOLDERS, INDEX, ITEM_FILES, JOBS, KEYS, MEDIA, META,
-    PENDING_DELETES, PRESIGNS, SEARCH_DOCS, SEARCH_GRAMS, SEARCH_IDS,
+    ATTEMPTS, COUNTS, CROP_CACHE, CROP_LRU, FILES, FOLDERS, INDEX, ITEM_FILES, JOBS, KEYS, MEDIA,
+    META, OUTBOX, PENDING_DELETES, PRESIGNS, SEARCH_DOCS, SEARCH_GRAMS, SEARCH_IDS, WEBHOOKS,
 };
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -76,8 +77,12 @@ pub enum CatalogError {
     /// the key (checked before each write, and by the commit).
     #[error("this confirm took so long that it lost its hold on the upload; retry it")]
     LeaseLost,
-    #[error("a new API key's id is already taken; make another")]
-    KeyIdTaken,
+    /// A new API key's or webhook's id is already taken (one chance in 2^47 or more).
+    #[error("a new id is already taken; make another")]
+    IdTaken,
+    /// A ping to a webhook that its receiver disabled (it answered 410).
+    #[error("this webhook is disabled (its receiver answered 410 Gone); create it again")]
+    WebhookDisabled,
     #[error("this is the last admin key: create another admin key before revoking it")]
     LastAdminKey,
     /// A visibility change found the item's files changed since it copied them (a replace,
@@ -208,6 +213,8 @@ pub struct Catalog {
     commit_failed: AtomicBool,
     /// Room released for commits when the disk is full.
     reserve: reserve::Reserve,
+    /// Told after each commit that put events in an outbox (the sender waits on it).
+    outbox: tokio::sync::Notify,
 }
 
 impl Catalog {
@@ -233,6 +240,7 @@ impl Catalog {
             memo: Default::default(),
             commit_failed: AtomicBool::new(false),
             reserve: reserve::Reserve::beside(path, options.reserve_bytes),
+            outbox: tokio::sync::Notify::new(),
             options,
         })
     }
@@ -246,6 +254,11 @@ impl Catalog {
     /// Whether the disk reserve is in place (or none is configured).
     pub fn reserve_held(&self) -> bool {
         self.reserve.is_held()
+    }
+
+    /// Told after each commit that put events in an outbox.
+    pub fn outbox_filled(&self) -> &tokio::sync::Notify {
+        &self.outbox
     }
 
     /// Whether the last commit succeeded (readiness).
@@ -367,6 +380,9 @@ fn open_db(path: &Path, options: &Options) -> Result<Database> {
         txn.open_table(SEARCH_GRAMS)?;
         txn.open_table(CROP_CACHE)?;
         txn.open_table(CROP_LRU)?;
+        txn.open_table(WEBHOOKS)?;
+        txn.open_table(OUTBOX)?;
+        txn.open_table(ATTEMPTS)?;
     }
     txn.commit()?;
     Ok(db)

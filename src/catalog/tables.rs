@@ -40,6 +40,42 @@ pub const CROP_CACHE: TableDefinition<&str, &[u8]> = TableDefinition::new("crop_
 /// The same crops by last use: last use (big-endian u64) then `<media id>|<storage key>`.
 pub const CROP_LRU: TableDefinition<&[u8], ()> = TableDefinition::new("crop_lru");
 
+/// Webhooks: id → `WebhookRecord` as JSON.
+pub const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks");
+/// Each webhook's outbox, events waiting for delivery: `<webhook id>\0<seq, big-endian
+/// u64>` (see `queue_key`) → `Queued` as JSON. Written in the commit of the change.
+pub const OUTBOX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("webhook_outbox");
+/// Each webhook's last delivery attempts, keyed like `OUTBOX` → `Attempt` as JSON.
+pub const ATTEMPTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("webhook_attempts");
+
+/// `OUTBOX` (and `ATTEMPTS`) key of entry `seq` of webhook `id`: a webhook's entries are
+/// a range, in order.
+pub fn queue_key(id: &str, seq: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(id.len() + 9);
+    key.extend_from_slice(id.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// The range of webhook `id`'s `OUTBOX` (or `ATTEMPTS`) keys.
+pub fn queue_of(id: &str) -> (Vec<u8>, Vec<u8>) {
+    let mut from = id.as_bytes().to_vec();
+    from.push(0);
+    let mut to = id.as_bytes().to_vec();
+    to.push(1);
+    (from, to)
+}
+
+/// The sequence number in an `OUTBOX` (or `ATTEMPTS`) key.
+pub fn queue_seq(key: &[u8]) -> u64 {
+    let tail: [u8; 8] = key
+        .get(key.len().saturating_sub(8)..)
+        .and_then(|b| b.try_into().ok())
+        .unwrap_or_default();
+    u64::from_be_bytes(tail)
+}
+
 /// `ITEM_FILES` key of file `key` of item `id` (the item first, so its files are a range).
 pub fn item_file(id: &str, key: &str) -> String {
     format!("{id}|{key}")

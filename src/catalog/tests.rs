@@ -348,7 +348,7 @@ fn a_taken_key_id_is_refused_and_the_last_admin_key_stays_even_in_one_batch() {
     same_id.id = first.id.clone();
     assert!(matches!(
         c.apply_single(Write::PutKey(same_id)),
-        Err(CatalogError::KeyIdTaken)
+        Err(CatalogError::IdTaken)
     ));
     assert_eq!(
         c.list_keys().expect("keys"),

@@ -41,6 +41,8 @@ pub struct Ctx {
     pub crops: crate::delivery::Cropper,
     /// Where clients fetch stored files: every `url` of an answer (signed for private items).
     pub links: crate::delivery::Links,
+    /// Webhooks (`/api/v1/webhooks`).
+    pub webhooks: crate::events::Webhooks,
     pub config: Arc<Config>,
     pub metrics: PrometheusHandle,
     /// Set when shutdown begins: `/readyz` turns 503.

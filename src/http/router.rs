@@ -50,6 +50,16 @@ pub enum Route {
     CreateKey,
     /// `DELETE /api/v1/keys/{id}`.
     RevokeKey(String),
+    /// `GET /api/v1/webhooks`.
+    ListWebhooks,
+    /// `POST /api/v1/webhooks`.
+    CreateWebhook,
+    /// `DELETE /api/v1/webhooks/{id}`.
+    RemoveWebhook(String),
+    /// `POST /api/v1/webhooks/{id}/test`.
+    PingWebhook(String),
+    /// `GET /api/v1/webhooks/{id}/deliveries`.
+    WebhookDeliveries(String),
     /// Test-only fault injection (`admin.fault_injection`): make an actor fail.
     AdminCrash(String),
 }
@@ -79,6 +89,10 @@ impl Route {
             Self::Root => "/",
             Self::ListKeys | Self::CreateKey => "/api/v1/keys",
             Self::RevokeKey(_) => "/api/v1/keys/{id}",
+            Self::ListWebhooks | Self::CreateWebhook => "/api/v1/webhooks",
+            Self::RemoveWebhook(_) => "/api/v1/webhooks/{id}",
+            Self::PingWebhook(_) => "/api/v1/webhooks/{id}/test",
+            Self::WebhookDeliveries(_) => "/api/v1/webhooks/{id}/deliveries",
             Self::AdminCrash(_) => "/admin/crash/{actor}",
         }
     }
@@ -138,6 +152,16 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
             _ => (None, "GET, HEAD, POST"),
         },
         ["api", "v1", "keys", id] => only(Route::RevokeKey((*id).to_owned()), "DELETE"),
+        ["api", "v1", "webhooks"] => match m {
+            _ if get => (Some(Route::ListWebhooks), "GET, HEAD, POST"),
+            "POST" => (Some(Route::CreateWebhook), "GET, HEAD, POST"),
+            _ => (None, "GET, HEAD, POST"),
+        },
+        ["api", "v1", "webhooks", id] => only(Route::RemoveWebhook((*id).to_owned()), "DELETE"),
+        ["api", "v1", "webhooks", id, "test"] => only(Route::PingWebhook((*id).to_owned()), "POST"),
+        ["api", "v1", "webhooks", id, "deliveries"] => {
+            only_get(Route::WebhookDeliveries((*id).to_owned()))
+        }
         ["uploads", year, month, name] => only_get(Route::File(format!("{year}/{month}/{name}"))),
         ["uploads", "private", year, month, name] => {
             only_get(Route::PrivateFile(format!("private/{year}/{month}/{name}")))
@@ -197,6 +221,11 @@ pub const TABLE: &[(&str, &str)] = &[
     ("GET", "/api/v1/keys"),
     ("POST", "/api/v1/keys"),
     ("DELETE", "/api/v1/keys/{id}"),
+    ("GET", "/api/v1/webhooks"),
+    ("POST", "/api/v1/webhooks"),
+    ("DELETE", "/api/v1/webhooks/{id}"),
+    ("POST", "/api/v1/webhooks/{id}/test"),
+    ("GET", "/api/v1/webhooks/{id}/deliveries"),
     ("GET", "/uploads/{year}/{month}/{file}"),
     ("GET", "/uploads/private/{year}/{month}/{file}"),
     ("GET", "/healthz"),

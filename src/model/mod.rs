@@ -3,6 +3,7 @@
 //! timestamps are made. Every layer speaks these types; the catalog only persists them.
 
 mod access;
+mod event;
 mod fold;
 mod folder;
 pub mod id;
@@ -13,6 +14,10 @@ mod query;
 mod synthetic;
 
 pub use access::{ApiKeyRecord, Scope};
+pub use event::{
+    ATTEMPTS_KEPT, Attempt, Backlog, EVERY_EVENT, Event, EventType, Next, Queued, Settled, Subject,
+    WebhookRecord,
+};
 pub use fold::fold;
 pub use folder::FolderPath;
 pub use id::{ID_LEN, new_media_id, new_storage_token, now_us, random_token, rfc3339};

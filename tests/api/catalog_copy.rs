@@ -13,6 +13,15 @@ async fn a_redb_library_moves_into_postgres_with_its_ids_keys_and_urls() {
         return;
     }
     let s = TestServer::spawn_in(Library::of(Catalog::Redb, Files::Disk).await, |_| {}).await;
+    // A webhook whose receiver cannot be reached here: its events wait in its outbox.
+    let hook = s
+        .request(Method::POST, "/api/v1/webhooks", Some(&s.admin_key))
+        .json(&json!({"url": "https://hooks.invalid/in", "events": ["*"]}))
+        .send()
+        .await
+        .expect("webhook");
+    assert_eq!(hook.status(), StatusCode::CREATED);
+    let admin_key = s.admin_key.clone();
     let photo = s.upload_waiting_one("jpeg/grace_hopper_512x600.jpg").await;
     let doc = s
         .upload_one("pdf/ltnews18_1page.pdf", &[("alt", "Straße plan")])
@@ -33,6 +42,18 @@ async fn a_redb_library_moves_into_postgres_with_its_ids_keys_and_urls() {
     assert_eq!(patched.status(), StatusCode::OK);
     let before: Value = s.get_json("/api/v1/media?limit=100").await;
     let folders_before = s.get_json("/api/v1/media/folders").await;
+    let webhooks =
+        |s: &TestServer, key: &str| s.request(Method::GET, "/api/v1/webhooks", Some(key)).send();
+    let hooks_before: Value = webhooks(&s, &admin_key)
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let pending = hooks_before["data"][0]["pending"]
+        .as_u64()
+        .expect("pending");
+    assert!(pending >= 6, "{hooks_before}");
     let write_key = s.write_key.clone();
     let dir = s.stop().await;
 
@@ -48,6 +69,11 @@ async fn a_redb_library_moves_into_postgres_with_its_ids_keys_and_urls() {
     let (ok, stdout, stderr) = copy();
     assert!(ok, "{stderr}");
     assert!(stdout.contains("media 3"), "{stdout}");
+    assert!(stdout.contains("webhooks 1"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("webhook_outbox {pending}")),
+        "{stdout}"
+    );
     assert!(stdout.contains("records read back and equal"), "{stdout}");
     let (ok, _, stderr) = copy();
     assert!(!ok, "a second copy into a used database is refused");
@@ -64,6 +90,17 @@ async fn a_redb_library_moves_into_postgres_with_its_ids_keys_and_urls() {
     let after: Value = after.json().await.expect("json");
     assert_eq!(after, before, "the same listing, ids, fields and URLs");
     assert_eq!(s.get_json("/api/v1/media/folders").await, folders_before);
+    let hooks_after: Value = webhooks(&s, &admin_key)
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(hooks_after["data"][0]["id"], hooks_before["data"][0]["id"]);
+    assert_eq!(
+        hooks_after["data"][0]["pending"], pending,
+        "the waiting events came along"
+    );
     for item in [&photo, &doc] {
         let url = item["url"].as_str().expect("url");
         assert_eq!(s.get(url, None).await.status(), StatusCode::OK, "{url}");

@@ -114,9 +114,20 @@ async fn every_route_confines_a_folder_limited_key() {
                 | "/docs/{file}"
                 | "/",
             ) => {}
-            // Keys: an admin key is never limited, so a limited key manages none.
-            ("GET" | "POST", "/api/v1/keys") | ("DELETE", "/api/v1/keys/{id}") => {
-                let path = template.replace("{id}", "AbCdEfGh");
+            // Keys and webhooks: an admin key is never limited, so a limited key manages
+            // none (a webhook hears of the whole library).
+            ("GET" | "POST", "/api/v1/keys")
+            | ("DELETE", "/api/v1/keys/{id}")
+            | ("GET" | "POST", "/api/v1/webhooks")
+            | ("DELETE", "/api/v1/webhooks/{id}")
+            | ("POST", "/api/v1/webhooks/{id}/test")
+            | ("GET", "/api/v1/webhooks/{id}/deliveries") => {
+                let id = if template.contains("webhooks") {
+                    "wh_0000000000000000"
+                } else {
+                    "AbCdEfGh"
+                };
+                let path = template.replace("{id}", id);
                 let m = Method::from_bytes(method.as_bytes()).expect("method");
                 let body = (*method == "POST").then(|| json!({"scope": "read"}));
                 assert_eq!(

@@ -30,3 +30,4 @@ mod replace;
 mod restart;
 mod s3;
 mod upload;
+mod webhooks;

@@ -12,6 +12,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::kept::{CHANGED, Kept};
+use super::webhooks::OUTBOX;
 use super::{Pg, PgError, PgOptions, migrate};
 use crate::catalog::index::{self, count_key, id_of, private_count_key, push_tail};
 use crate::catalog::read::confirm_rule;
@@ -67,6 +68,8 @@ pub struct PgCatalog {
     pub(super) kept: Arc<Kept>,
     /// Listens for those commits (ended with the catalog).
     hearing: tokio::task::JoinHandle<()>,
+    /// Told when a commit (of any node) put events in an outbox (`OUTBOX`).
+    pub(super) outbox: Arc<tokio::sync::Notify>,
     /// True once this node gives its turns back (`let_go`); held while one is taken.
     turns: Arc<tokio::sync::RwLock<bool>>,
     /// Test-only: commits wait while this is held for writing (see `hold_writes`).
@@ -87,11 +90,15 @@ impl PgCatalog {
         migrate(&pg).await?;
         let node = format!("{}-{}", std::process::id(), crate::model::random_token(12));
         let kept = Arc::new(Kept::default());
+        let outbox = Arc::new(tokio::sync::Notify::new());
         let hearing = pg.listen(
-            &[CHANGED],
+            &[CHANGED, OUTBOX],
             {
-                let kept = kept.clone();
-                move |_, _| kept.changed()
+                let (kept, outbox) = (kept.clone(), outbox.clone());
+                move |channel, _| match channel {
+                    OUTBOX => outbox.notify_one(),
+                    _ => kept.changed(),
+                }
             },
             {
                 let kept = kept.clone();
@@ -106,6 +113,7 @@ impl PgCatalog {
             memo: Default::default(),
             kept,
             hearing,
+            outbox,
             turns: Arc::default(),
             #[cfg(test)]
             gate: Arc::default(),
@@ -115,6 +123,11 @@ impl PgCatalog {
             other => PgError::Query(other.to_string()),
         })?;
         Ok(catalog)
+    }
+
+    /// Told when a commit of any node put events in an outbox.
+    pub fn outbox_filled(&self) -> &tokio::sync::Notify {
+        &self.outbox
     }
 
     /// Where the catalog is (`user@host:port/database`), for messages.

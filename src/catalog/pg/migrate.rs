@@ -9,6 +9,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema/001_catalog.sql"),
     include_str!("schema/002_visibility.sql"),
     include_str!("schema/003_public_listing.sql"),
+    include_str!("schema/004_webhooks.sql"),
 ];
 
 /// The schema version this build writes.

@@ -9,12 +9,14 @@
 //! - `migrate`: the embedded, versioned schema (`schema/NNN_*.sql`);
 //! - `catalog`: `PgCatalog`, its reads and listings, and a node's upkeep (job leases
 //!   renewed, the cluster's backlog counted);
-//! - `write`: the write path, a batch of `catalog::Write`s in one transaction.
+//! - `write`: the write path, a batch of `catalog::Write`s in one transaction;
+//! - `webhooks`: webhooks and their outboxes.
 
 mod catalog;
 mod kept;
 mod migrate;
 mod tls;
+mod webhooks;
 mod write;
 
 pub use catalog::{Exclusive, PgCatalog, upkeep};

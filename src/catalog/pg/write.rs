@@ -18,16 +18,18 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use super::catalog::{Columns, PgCatalog, Result, decode, encode, unavailable};
-use super::kept;
+use super::{kept, webhooks};
 use crate::catalog::index::scopes;
 use crate::catalog::read::confirm_rule;
 use crate::catalog::write::{
     dropped_crops, moving, out_of_attempts, skipped_crop_keys, unrecordable, with_result,
 };
-use crate::catalog::{CacheCrop, CatalogError, CropCached, JobOutcome, Outcome, Write};
+use crate::catalog::{
+    CacheCrop, CatalogError, CropCached, JobOutcome, Outcome, WebhookWrite, Write,
+};
 use crate::model::{
-    ApiKeyRecord, ConfirmLease, FolderPath, JobResult, Kind, MediaPatch, MediaRecord,
-    PresignRecord, Scope, Status, Visibility, now_us,
+    ApiKeyRecord, ConfirmLease, Event, EventType, FolderPath, JobResult, Kind, MediaPatch,
+    MediaRecord, PresignRecord, Scope, Status, Visibility, now_us,
 };
 
 /// `counts` scope of the bytes the cached crops take (as on redb).
@@ -52,6 +54,8 @@ struct Effects {
     /// The folder set or the keys changed: what every node keeps of them is stale
     /// (`kept`).
     kept: bool,
+    /// The events of the writes, for the outboxes (`fan_out`).
+    events: Vec<Event>,
 }
 
 impl Effects {
@@ -62,6 +66,7 @@ impl Effects {
         self.jobs_delta += other.jobs_delta;
         self.searched |= other.searched;
         self.kept |= other.kept;
+        self.events.extend(other.events);
     }
 }
 
@@ -114,8 +119,8 @@ impl PgCatalog {
             };
             match w.apply(write).await {
                 Ok(outcome) => {
-                    let W { fx, .. } = w;
-                    let outcome = with_queued(outcome, fx.queued.clone());
+                    let W { mut fx, .. } = w;
+                    let outcome = with_queued(outcome, std::mem::take(&mut fx.queued));
                     batch.absorb(fx);
                     sp.commit().await.map_err(fail)?;
                     answers.push(Ok(outcome));
@@ -148,6 +153,12 @@ impl PgCatalog {
                 tx.execute(&statement, &[scope]).await.map_err(fail)?;
             }
         }
+        let pinged = writes
+            .iter()
+            .any(|w| matches!(w, Write::Webhooks(WebhookWrite::Ping { .. })));
+        webhooks::fan_out(&tx, std::mem::take(&mut batch.events), pinged)
+            .await
+            .map_err(fail)?;
         if batch.searched {
             // In the same commit, after the counters (the same order in every batch).
             let statement = tx
@@ -235,7 +246,7 @@ fn with_queued(outcome: Outcome, queued: Vec<String>) -> Outcome {
 }
 
 /// How one write ended short of success.
-enum Step {
+pub(super) enum Step {
     /// The write's own answer (not found, not empty, unreadable): only it fails.
     Domain(CatalogError),
     /// The database failed: the batch fails.
@@ -254,11 +265,11 @@ impl From<CatalogError> for Step {
     }
 }
 
-type Done<T> = std::result::Result<T, Step>;
+pub(super) type Done<T> = std::result::Result<T, Step>;
 
 /// One write inside its savepoint.
-struct W<'a> {
-    tx: &'a Transaction<'a>,
+pub(super) struct W<'a> {
+    pub(super) tx: &'a Transaction<'a>,
     catalog: &'a PgCatalog,
     fx: Effects,
 }
@@ -271,16 +282,16 @@ fn media(record: MediaRecord) -> Outcome {
 }
 
 impl W<'_> {
-    async fn rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Done<Vec<Row>> {
+    pub(super) async fn rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Done<Vec<Row>> {
         let statement = self.tx.prepare_cached(sql).await?;
         Ok(self.tx.query(&statement, params).await?)
     }
 
-    async fn row(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Done<Option<Row>> {
+    pub(super) async fn row(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Done<Option<Row>> {
         Ok(self.rows(sql, params).await?.into_iter().next())
     }
 
-    async fn exec(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Done<u64> {
+    pub(super) async fn exec(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Done<u64> {
         let statement = self.tx.prepare_cached(sql).await?;
         Ok(self.tx.execute(&statement, params).await?)
     }
@@ -305,6 +316,7 @@ impl W<'_> {
             Write::InsertMedia(records) => {
                 for r in records {
                     self.insert_with_job(r).await?;
+                    self.fx.events.extend(Event::arrived(r));
                 }
                 Ok(Outcome::Done)
             }
@@ -377,6 +389,7 @@ impl W<'_> {
                 .await?;
                 Ok(Outcome::Done)
             }
+            Write::Webhooks(write) => self.webhook_write(write).await,
         }
     }
 
@@ -489,6 +502,7 @@ impl W<'_> {
             self.queue_deletes(&keys).await?;
             self.add_job(id, 0).await?;
         }
+        self.fx.events.push(Event::updated(&new, patch));
         Ok(media(new))
     }
 
@@ -512,6 +526,7 @@ impl W<'_> {
             self.add_job(&new.id, 0).await?;
         }
         self.queue_deletes(&gone).await?;
+        self.fx.events.extend(Event::replaced(&new));
         Ok(media(new))
     }
 
@@ -534,6 +549,9 @@ impl W<'_> {
         gone.dedup();
         self.rewrite(&old, &new).await?;
         self.queue_deletes(&gone).await?;
+        self.fx
+            .events
+            .push(Event::changed(&new, vec!["visibility"]));
         Ok(media(new))
     }
 
@@ -541,7 +559,10 @@ impl W<'_> {
     /// record cannot be read is deleted all the same, from its columns.
     async fn delete_media(&mut self, id: &str) -> Done<Outcome> {
         let mut files = match self.get(id).await {
-            Ok(Some(old)) => old.storage_keys(),
+            Ok(Some(old)) => {
+                self.fx.events.push(Event::media(EventType::Deleted, &old));
+                old.storage_keys()
+            }
             Ok(None) => return Err(CatalogError::NotFound("media item").into()),
             Err(Step::Domain(CatalogError::Corrupt(_))) => Vec::new(),
             Err(e) => return Err(e),
@@ -625,7 +646,7 @@ impl W<'_> {
 
     // ---- folders and keys --------------------------------------------------------------
 
-    async fn create_folder(&self, path: &FolderPath) -> Done<Outcome> {
+    async fn create_folder(&mut self, path: &FolderPath) -> Done<Outcome> {
         let created = !path.is_root()
             && self
                 .exec(
@@ -635,13 +656,16 @@ impl W<'_> {
                 .await?
                 == 1;
         Ok(if created {
+            self.fx
+                .events
+                .push(Event::folder(EventType::FolderCreated, path.as_str()));
             Outcome::FolderCreated
         } else {
             Outcome::FolderExisted
         })
     }
 
-    async fn delete_folder(&self, path: &FolderPath) -> Done<Outcome> {
+    async fn delete_folder(&mut self, path: &FolderPath) -> Done<Outcome> {
         if path.is_root() {
             return Err(CatalogError::RootFolder.into());
         }
@@ -668,6 +692,9 @@ impl W<'_> {
         }
         self.exec("DELETE FROM folders WHERE path = $1", &[&p])
             .await?;
+        self.fx
+            .events
+            .push(Event::folder(EventType::FolderDeleted, p));
         Ok(Outcome::Done)
     }
 
@@ -680,7 +707,7 @@ impl W<'_> {
             )
             .await?;
         if inserted == 0 {
-            return Err(CatalogError::KeyIdTaken.into());
+            return Err(CatalogError::IdTaken.into());
         }
         Ok(Outcome::Done)
     }
@@ -795,6 +822,7 @@ impl W<'_> {
         presign.confirming = None;
         self.put_presign(key, &presign).await?;
         self.insert_with_job(record).await?;
+        self.fx.events.extend(Event::arrived(record));
         Ok(Outcome::Done)
     }
 
@@ -930,6 +958,7 @@ impl W<'_> {
             skipped.retain(|k| !recorded.contains(k) && !dropped.contains(k));
             self.queue_deletes(&skipped).await?;
         }
+        self.fx.events.push(Event::finished(&new));
         Ok(Outcome::Job(JobOutcome::Recorded {
             queued: [dropped, skipped].concat(),
         }))

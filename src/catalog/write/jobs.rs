@@ -5,7 +5,7 @@
 use redb::ReadableTable;
 
 use super::{JobOutcome, Outcome, Result, Tables};
-use crate::model::{CropSize, JobResult, MediaRecord, Processing, Status};
+use crate::model::{CropSize, Event, JobResult, MediaRecord, Processing, Status};
 use crate::storage::key::crop_key;
 
 /// How many superseded crop versions a finished job looks back over for crops that were
@@ -74,6 +74,7 @@ impl Tables<'_> {
             }
         }
         self.queue_deletes(&skipped)?;
+        self.events.push(Event::finished(&new));
         Ok(Outcome::Job(JobOutcome::Recorded {
             queued: [dropped, skipped].concat(),
         }))

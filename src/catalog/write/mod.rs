@@ -12,6 +12,7 @@ use redb::{ReadableTable, Table, WriteTransaction};
 
 mod crops;
 mod jobs;
+mod webhooks;
 
 pub use crops::{CacheCrop, CropCached};
 pub(in crate::catalog) use jobs::{
@@ -20,14 +21,14 @@ pub(in crate::catalog) use jobs::{
 
 use super::read::{confirmable, live_folders};
 use super::tables::{
-    COUNTS, CROP_CACHE, CROP_LRU, FILES, FOLDERS, INDEX, ITEM_FILES, JOBS, KEYS, MEDIA, META,
-    PENDING_DELETES, PRESIGNS, entries_of, entry_file, item_file,
+    ATTEMPTS, COUNTS, CROP_CACHE, CROP_LRU, FILES, FOLDERS, INDEX, ITEM_FILES, JOBS, KEYS, MEDIA,
+    META, OUTBOX, PENDING_DELETES, PRESIGNS, WEBHOOKS, entries_of, entry_file, item_file,
 };
 use super::{Catalog, CatalogError, Result, decode, encode};
 use super::{index, search};
 use crate::model::{
-    ApiKeyRecord, ConfirmLease, FolderPath, JobResult, Kind, MediaPatch, MediaRecord,
-    PresignRecord, Scope, Visibility, now_us,
+    ApiKeyRecord, ConfirmLease, Event, EventType, FolderPath, JobResult, Kind, MediaPatch,
+    MediaRecord, PresignRecord, Scope, Settled, Visibility, WebhookRecord, now_us,
 };
 
 /// One write; a batch of them commits together.
@@ -134,6 +135,25 @@ pub enum Write {
         key: String,
         now_us: u64,
     },
+    /// Webhooks and their outboxes.
+    Webhooks(WebhookWrite),
+}
+
+/// The writes of webhooks and their outboxes (the events themselves are written by the
+/// writes that make them, see `Event`).
+#[derive(Debug)]
+pub enum WebhookWrite {
+    /// A new webhook (an id already taken is refused).
+    Add(WebhookRecord),
+    /// Removes a webhook, its outbox and its attempts.
+    Remove { id: String },
+    /// A ping, into webhook `id`'s outbox only.
+    Ping { id: String, event: Event },
+    /// Delivery attempts that ended, and what becomes of their events.
+    Settle(Vec<Settled>),
+    /// Drops the oldest events of webhook `id` beyond `keep` (counted on its record);
+    /// answers `Outcome::Dropped`.
+    Trim { id: String, keep: u64 },
 }
 
 /// What a successful write produced.
@@ -173,6 +193,8 @@ pub enum Outcome {
     JobElsewhere,
     Job(JobOutcome),
     Crop(CropCached),
+    /// Events dropped from an outbox (`WebhookWrite::Trim`).
+    Dropped(u64),
 }
 
 /// A media write's answer: the record (as written, or as it was when deleted) and the
@@ -255,7 +277,7 @@ impl Catalog {
     ) -> std::result::Result<Vec<Result<Outcome>>, Failure> {
         let txn = self.write_txn()?;
         let mut results = Vec::with_capacity(writes.len());
-        let (jobs_delta, touched, searched);
+        let (jobs_delta, touched, searched, filled);
         {
             let mut tables = Tables::open(&txn)?;
             for (i, write) in writes.iter().enumerate() {
@@ -280,6 +302,7 @@ impl Catalog {
                     result => results.push(result),
                 }
             }
+            filled = tables.fan_out()?;
             (jobs_delta, touched) = (tables.jobs_delta, tables.touched);
             searched = tables.search.flush()?;
         }
@@ -290,6 +313,9 @@ impl Catalog {
             meta.insert(SEARCH_GENERATION, generation + 1)?;
         }
         txn.commit().map_err(CatalogError::from)?;
+        if filled {
+            self.outbox.notify_one();
+        }
         self.cache.invalidate(touched.iter().map(String::as_str));
         if jobs_delta >= 0 {
             self.jobs
@@ -376,6 +402,9 @@ struct Tables<'t> {
     presigns: Table<'t, &'static str, &'static [u8]>,
     crops: Table<'t, &'static str, &'static [u8]>,
     crop_lru: Table<'t, &'static [u8], ()>,
+    webhooks: Table<'t, &'static str, &'static [u8]>,
+    outbox: Table<'t, &'static [u8], &'static [u8]>,
+    attempts: Table<'t, &'static [u8], &'static [u8]>,
     search: search::Writer<'t>,
     /// Jobs added minus jobs removed in this batch.
     jobs_delta: i64,
@@ -383,6 +412,10 @@ struct Tables<'t> {
     touched: Vec<String>,
     /// Keys the current write put on the delete queue.
     queued: Vec<String>,
+    /// The events of the batch's writes, for the outboxes (`fan_out`).
+    events: Vec<Event>,
+    /// An outbox got an event.
+    filled: bool,
 }
 
 impl<'t> Tables<'t> {
@@ -400,10 +433,15 @@ impl<'t> Tables<'t> {
             presigns: txn.open_table(PRESIGNS)?,
             crops: txn.open_table(CROP_CACHE)?,
             crop_lru: txn.open_table(CROP_LRU)?,
+            webhooks: txn.open_table(WEBHOOKS)?,
+            outbox: txn.open_table(OUTBOX)?,
+            attempts: txn.open_table(ATTEMPTS)?,
             search: search::Writer::open(txn)?,
             jobs_delta: 0,
             touched: Vec::new(),
             queued: Vec::new(),
+            events: Vec::new(),
+            filled: false,
         })
     }
 
@@ -451,6 +489,7 @@ impl<'t> Tables<'t> {
             }
             Write::CacheCrop(crop) => self.cache_crop(crop),
             Write::TouchCrop { id, key, now_us } => self.touch_crop(id, key, *now_us),
+            Write::Webhooks(write) => self.webhook_write(write),
         }
     }
 
@@ -459,6 +498,7 @@ impl<'t> Tables<'t> {
     fn insert_media(&mut self, records: &[MediaRecord]) -> Result<Outcome> {
         for r in records {
             self.insert_with_job(r)?;
+            self.events.extend(Event::arrived(r));
         }
         Ok(Outcome::Done)
     }
@@ -479,6 +519,7 @@ impl<'t> Tables<'t> {
             self.queue_deletes(&keys)?;
             self.add_job(id, 0)?;
         }
+        self.events.push(Event::updated(&new, patch));
         Ok(media(new))
     }
 
@@ -500,6 +541,7 @@ impl<'t> Tables<'t> {
         gone.dedup();
         self.insert_with_job(&new)?;
         self.queue_deletes(&gone)?;
+        self.events.extend(Event::replaced(&new));
         Ok(media(new))
     }
 
@@ -519,6 +561,7 @@ impl<'t> Tables<'t> {
         gone.dedup();
         self.insert_record(&new)?;
         self.queue_deletes(&gone)?;
+        self.events.push(Event::changed(&new, vec!["visibility"]));
         Ok(media(new))
     }
 
@@ -529,6 +572,7 @@ impl<'t> Tables<'t> {
         let mut files = match self.get(id) {
             Ok(Some(old)) => {
                 self.remove_record(&old)?;
+                self.events.push(Event::media(EventType::Deleted, &old));
                 old.storage_keys()
             }
             Ok(None) => return Err(CatalogError::NotFound("media item")),
@@ -693,6 +737,8 @@ impl<'t> Tables<'t> {
         Ok(if existed {
             Outcome::FolderExisted
         } else {
+            self.events
+                .push(Event::folder(EventType::FolderCreated, path.as_str()));
             Outcome::FolderCreated
         })
     }
@@ -722,6 +768,7 @@ impl<'t> Tables<'t> {
             return Err(CatalogError::FolderNotEmpty);
         }
         self.folders.remove(p)?;
+        self.events.push(Event::folder(EventType::FolderDeleted, p));
         Ok(Outcome::Done)
     }
 
@@ -729,7 +776,7 @@ impl<'t> Tables<'t> {
     /// overwritten.
     fn put_key(&mut self, record: &ApiKeyRecord) -> Result<Outcome> {
         if self.keys.get(record.id.as_str())?.is_some() {
-            return Err(CatalogError::KeyIdTaken);
+            return Err(CatalogError::IdTaken);
         }
         self.keys
             .insert(record.id.as_str(), encode(record).as_slice())?;
@@ -834,6 +881,7 @@ impl<'t> Tables<'t> {
         presign.confirming = None;
         self.presigns.insert(key, encode(&presign).as_slice())?;
         self.insert_with_job(record)?;
+        self.events.extend(Event::arrived(record));
         Ok(Outcome::Done)
     }
 

@@ -8,6 +8,7 @@ pub mod ops;
 pub mod presign;
 mod public;
 pub mod views;
+mod webhooks;
 
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
@@ -49,6 +50,11 @@ pub async fn dispatch(ctx: &Ctx, route: Route, req: Request<Incoming>) -> Result
         Route::ListKeys => keys::list(ctx, &req).await,
         Route::CreateKey => keys::create(ctx, req).await,
         Route::RevokeKey(id) => keys::revoke(ctx, &req, id).await,
+        Route::ListWebhooks => webhooks::list(ctx, &req).await,
+        Route::CreateWebhook => webhooks::create(ctx, req).await,
+        Route::RemoveWebhook(id) => webhooks::remove(ctx, &req, id).await,
+        Route::PingWebhook(id) => webhooks::ping(ctx, &req, id).await,
+        Route::WebhookDeliveries(id) => webhooks::deliveries(ctx, &req, id).await,
         Route::AdminCrash(actor) => ops::crash(ctx, &actor),
     }
 }

@@ -7,7 +7,8 @@ use utoipa::ToSchema;
 
 use crate::delivery::Named;
 use crate::model::{
-    ApiKeyRecord, CropRecord, MediaRecord, Processing, Status, VariantRecord, Visibility, rfc3339,
+    ApiKeyRecord, Attempt, CropRecord, MediaRecord, Processing, Status, VariantRecord, Visibility,
+    WebhookRecord, rfc3339,
 };
 
 #[derive(Serialize, ToSchema)]
@@ -244,6 +245,99 @@ pub struct KeyCreated<'a> {
     /// only its SHA-256 is kept.
     #[schema(example = "drk_AbCdEfGh_0123456789abcdefghijklmnopqrstuv")]
     pub key: &'a str,
+}
+
+/// A webhook (`/api/v1/webhooks`); its secret only in the answer that made it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookView<'a> {
+    #[schema(example = "wh_0Oqzd1Tb3f9KxQ2L")]
+    pub id: &'a str,
+    #[schema(example = "https://cms.example.com/hooks/darkroom")]
+    pub url: &'a str,
+    /// The event types it gets (`*`: every one).
+    #[schema(example = json!(["media.ready", "media.deleted"]))]
+    pub events: &'a [String],
+    pub description: &'a str,
+    #[schema(format = DateTime, example = "2026-03-26T10:30:00Z")]
+    pub created_at: String,
+    /// False once its receiver answered 410 Gone (nothing is delivered to it since).
+    pub enabled: bool,
+    /// Why it was disabled.
+    pub disabled_reason: Option<&'a str>,
+    /// Events dropped undelivered: over `webhooks.max_pending`, out of retries, or
+    /// waiting when it was disabled.
+    pub dropped: u64,
+    /// Events waiting for delivery.
+    pub pending: u64,
+}
+
+pub fn webhook(w: &WebhookRecord, pending: u64) -> WebhookView<'_> {
+    WebhookView {
+        id: &w.id,
+        url: &w.url,
+        events: &w.events,
+        description: &w.description,
+        created_at: rfc3339(w.created_us),
+        enabled: w.disabled.is_none(),
+        disabled_reason: w.disabled.as_deref(),
+        dropped: w.dropped,
+        pending,
+    }
+}
+
+/// A webhook just created, with its signing secret (shown this once).
+#[derive(Serialize, ToSchema)]
+pub struct WebhookCreated<'a> {
+    #[serde(flatten)]
+    pub record: WebhookView<'a>,
+    /// Verifies deliveries (Standard Webhooks: `webhook-signature` is `v1,` and the
+    /// base64 HMAC-SHA256, keyed by the base64-decoded part after `whsec_`, of
+    /// `<webhook-id>.<webhook-timestamp>.<body>`). Shown only in this answer.
+    #[schema(example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
+    pub secret: &'a str,
+}
+
+/// One delivery attempt.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptView<'a> {
+    #[schema(format = DateTime, example = "2026-03-26T10:30:00Z")]
+    pub at: String,
+    /// The event's id: its `webhook-id` header, the same on every attempt.
+    #[schema(example = "msg_2mVx0aQ1b3c4d5e6f7g8h9i0")]
+    pub event_id: &'a str,
+    #[serde(rename = "type")]
+    #[schema(example = "media.ready")]
+    pub kind: &'static str,
+    /// 1 for the first try of the event.
+    pub attempt: u32,
+    /// The receiver's status code; null when it did not answer.
+    pub status: Option<u16>,
+    pub latency_ms: u64,
+    /// Why the attempt failed, if it did.
+    pub error: Option<&'a str>,
+}
+
+pub fn attempt(a: &Attempt) -> AttemptView<'_> {
+    AttemptView {
+        at: rfc3339(a.at_us),
+        event_id: &a.event,
+        kind: a.kind.name(),
+        attempt: a.attempt,
+        status: a.status,
+        latency_ms: a.latency_ms,
+        error: a.error.as_deref(),
+    }
+}
+
+/// A ping queued.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PingQueued {
+    /// The `webhook-id` the ping is delivered with.
+    #[schema(example = "msg_2mVx0aQ1b3c4d5e6f7g8h9i0")]
+    pub event_id: String,
 }
 
 /// The three scopes: each allows what the ones before it do.

@@ -37,6 +37,8 @@ use crate::model::Status;
         paths::public_get_preflight, paths::list, paths::upload, paths::get, paths::patch,
         paths::replace_file, paths::sign_crop, paths::public_crop, paths::delete, paths::list_folders, paths::create_folder, paths::delete_folder,
         paths::presign, paths::confirm, paths::list_keys, paths::create_key, paths::revoke_key,
+        paths::list_webhooks, paths::create_webhook, paths::remove_webhook, paths::ping_webhook,
+        paths::webhook_deliveries,
         paths::file, paths::private_file, paths::healthz, paths::readyz,
         paths::metrics, paths::openapi_json, paths::docs, paths::docs_asset, paths::root,
     ),
@@ -46,7 +48,8 @@ use crate::model::Status;
         views::FolderCreated, views::ApiKeyView, views::KeyCreated, views::KeyScope, KeyRequest,
         Presigned, Status, crate::model::Visibility, FileError, ErrorBody, ErrorDetail,
         PatchRequest, FolderRequest, PresignRequest, ConfirmRequest, UploadForm, ReplaceForm,
-        CropRequest, SignedCrop, Health,
+        CropRequest, SignedCrop, Health, views::WebhookView, views::WebhookCreated,
+        views::AttemptView, views::PingQueued, WebhookRequest,
         Readiness,
     )),
     modifiers(&BearerAuth),
@@ -56,6 +59,7 @@ use crate::model::Status;
         (name = "folders", description = "Folder paths (API key)."),
         (name = "presigned uploads", description = "Upload straight to the bucket, then confirm (S3 storage only)."),
         (name = "keys", description = "API keys, managed while the server runs (an `admin` key)."),
+        (name = "webhooks", description = "Events delivered to your endpoints, signed per Standard Webhooks (an `admin` key)."),
         (name = "files", description = "Stored originals and variants (local storage); private items' through signed links."),
         (name = "operations", description = "Health, readiness, metrics, this document and the explorer."),
     )
@@ -156,6 +160,23 @@ pub struct KeyRequest {
         example = "/clients/acme"
     )]
     folder: String,
+}
+
+/// `POST /api/v1/webhooks`.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)] // a schema: the handler validates the JSON object field by field
+pub struct WebhookRequest {
+    /// Where to deliver: `http://` or `https://`; redirects are not followed.
+    #[schema(example = "https://cms.example.com/hooks/darkroom")]
+    url: String,
+    /// The event types to deliver, or `["*"]` for all: `media.created`, `media.ready`,
+    /// `media.failed`, `media.updated`, `media.replaced`, `media.deleted`,
+    /// `folder.created`, `folder.deleted`.
+    #[schema(example = json!(["*"]), min_items = 1)]
+    events: Vec<String>,
+    /// A label for people (at most 200 characters).
+    #[schema(required = false, nullable = false, max_length = 200)]
+    description: String,
 }
 
 /// A folder path: `/` or `/name(/name)*`, names of letters, digits, `.`, `_`, `-`.

@@ -6,12 +6,12 @@
 
 use super::{
     ConfirmRequest, CropRequest, FolderRequest, Health, KeyRequest, LinkParams, ListParams,
-    PatchRequest, PresignRequest, Readiness, ReplaceForm, SignedCrop, UploadForm,
+    PatchRequest, PresignRequest, Readiness, ReplaceForm, SignedCrop, UploadForm, WebhookRequest,
 };
 use crate::http::handlers::presign::Presigned;
 use crate::http::handlers::views::{
-    ApiKeyView, Confirmed, Data, FolderCreated, Folders, FullItem, KeyCreated, Page, PublicItem,
-    Success, Uploaded,
+    ApiKeyView, AttemptView, Confirmed, Data, FolderCreated, Folders, FullItem, KeyCreated, Page,
+    PingQueued, PublicItem, Success, Uploaded, WebhookCreated, WebhookView,
 };
 use crate::http::response::ErrorBody;
 
@@ -382,6 +382,87 @@ fn create_key() {}
         (status = 503, description = "`unavailable`: the catalog is restarting", body = ErrorBody),
     ))]
 fn revoke_key() {}
+
+/// List webhooks
+///
+/// Every webhook, oldest first, with the events waiting for it (secrets are shown only
+/// when a webhook is made).
+#[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The webhooks", body = Data<Vec<WebhookView>>),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an `admin` key", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the catalog is restarting", body = ErrorBody),
+    ))]
+fn list_webhooks() {}
+
+/// Create a webhook
+///
+/// From the next commit on, every event of the listed types is delivered to `url`, at
+/// least once, signed per Standard Webhooks with the `secret` in this answer (shown
+/// once: `Cache-Control: no-store`). See the README's "Events".
+#[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks",
+    security(("bearer" = [])),
+    request_body = WebhookRequest,
+    responses(
+        (status = 201, description = "The webhook and its secret, shown once", body = Data<WebhookCreated>,
+            headers(("Cache-Control" = String))),
+        (status = 400, description = "`invalid_webhook_url` (not http(s), credentials in it, or a loopback, private, link-local or reserved address while `webhooks.allow_private_targets` is off), `invalid_events`, `invalid_description`, `too_many_webhooks`, `invalid_json`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an `admin` key", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is over `limits.max_json_bytes`", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the catalog is restarting", body = ErrorBody),
+    ))]
+fn create_webhook() {}
+
+/// Remove a webhook
+///
+/// At once, with the events still waiting for it.
+#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = "The webhook's id", example = "wh_0Oqzd1Tb3f9KxQ2L")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Removed", body = Success),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an `admin` key", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such webhook", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the catalog is restarting", body = ErrorBody),
+    ))]
+fn remove_webhook() {}
+
+/// Send a test event
+///
+/// Queues a `webhook.ping` (data `{"webhookId"}`) for this webhook only, delivered like
+/// any event; `GET .../deliveries` shows how it went.
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", tag = "webhooks",
+    params(("id" = String, Path, description = "The webhook's id", example = "wh_0Oqzd1Tb3f9KxQ2L")),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Queued", body = Data<PingQueued>),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an `admin` key", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such webhook", body = ErrorBody),
+        (status = 409, description = "`webhook_disabled`: its receiver answered 410", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the catalog is restarting", body = ErrorBody),
+    ))]
+fn ping_webhook() {}
+
+/// Recent delivery attempts
+///
+/// The last 100 attempts to deliver to this webhook, newest first: when, which event,
+/// the receiver's status code (or why there was none) and how long it took.
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks",
+    params(("id" = String, Path, description = "The webhook's id", example = "wh_0Oqzd1Tb3f9KxQ2L")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The attempts", body = Data<Vec<AttemptView>>),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an `admin` key", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such webhook", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the catalog is restarting", body = ErrorBody),
+    ))]
+fn webhook_deliveries() {}
 
 /// Liveness
 #[utoipa::path(get, path = "/healthz", tag = "operations", security(()),

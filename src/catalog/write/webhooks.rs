@@ -1,0 +1,219 @@
+//! The webhook writes of a batch, and the outbox: the events a batch's writes made go
+//! into the outbox of every webhook that wants them, in the same commit.
+
+use redb::{ReadableTable, Table};
+
+use super::{Outcome, Result, Tables, WebhookWrite};
+use crate::catalog::tables::{queue_key, queue_of, queue_seq};
+use crate::catalog::{CatalogError, decode, encode};
+use crate::model::{ATTEMPTS_KEPT, Event, Next, Queued, Settled, WebhookRecord, now_us};
+
+impl Tables<'_> {
+    /// Puts the events of the batch into the outboxes of the webhooks that want them;
+    /// whether any outbox got one (a ping included).
+    pub(super) fn fan_out(&mut self) -> Result<bool> {
+        let events = std::mem::take(&mut self.events);
+        if events.is_empty() {
+            return Ok(self.filled);
+        }
+        let hooks = self.webhook_records()?;
+        let now = now_us();
+        for event in events {
+            for hook in hooks.iter().filter(|h| h.wants(event.kind)) {
+                self.enqueue(&hook.id, event.clone(), now)?;
+            }
+        }
+        Ok(self.filled)
+    }
+
+    pub(super) fn webhook_write(&mut self, write: &WebhookWrite) -> Result<Outcome> {
+        match write {
+            WebhookWrite::Add(record) => {
+                if self.webhooks.get(record.id.as_str())?.is_some() {
+                    return Err(CatalogError::IdTaken);
+                }
+                self.put_webhook(record)?;
+            }
+            WebhookWrite::Remove { id } => {
+                if self.webhooks.remove(id.as_str())?.is_none() {
+                    return Err(CatalogError::NotFound("webhook"));
+                }
+                clear(&mut self.outbox, id)?;
+                clear(&mut self.attempts, id)?;
+            }
+            WebhookWrite::Ping { id, event } => {
+                let hook = self.webhook(id)?.ok_or(CatalogError::NotFound("webhook"))?;
+                if hook.disabled.is_some() {
+                    return Err(CatalogError::WebhookDisabled);
+                }
+                self.enqueue(id, event.clone(), now_us())?;
+            }
+            WebhookWrite::Settle(settled) => {
+                for s in settled {
+                    self.settle(s)?;
+                }
+            }
+            WebhookWrite::Trim { id, keep } => {
+                let (from, to) = queue_of(id);
+                let n = self.outbox.range(from.as_slice()..to.as_slice())?.count() as u64;
+                let over = n.saturating_sub(*keep);
+                if over > 0 {
+                    let mut oldest = Vec::new();
+                    for row in self
+                        .outbox
+                        .range(from.as_slice()..to.as_slice())?
+                        .take(over as usize)
+                    {
+                        oldest.push(row?.0.value().to_vec());
+                    }
+                    for key in oldest {
+                        self.outbox.remove(key.as_slice())?;
+                    }
+                    self.count_dropped(id, over)?;
+                }
+                return Ok(Outcome::Dropped(over));
+            }
+        }
+        Ok(Outcome::Done)
+    }
+
+    /// Records an attempt, and what becomes of its entry (an entry already gone, its
+    /// webhook removed meanwhile, is left so).
+    fn settle(&mut self, s: &Settled) -> Result<()> {
+        let Some(mut hook) = self.webhook(&s.webhook)? else {
+            return Ok(());
+        };
+        let key = queue_key(&s.webhook, s.seq);
+        let queued: Option<Queued> = self
+            .outbox
+            .get(key.as_slice())?
+            .map(|v| decode(v.value()))
+            .transpose()?;
+        self.log_attempt(&s.webhook, s)?;
+        let Some(mut queued) = queued else {
+            return Ok(());
+        };
+        match &s.next {
+            Next::Delivered => {
+                self.outbox.remove(key.as_slice())?;
+            }
+            Next::Retry { due_us } => {
+                queued.attempts = s.attempt.attempt;
+                queued.due_us = *due_us;
+                self.outbox
+                    .insert(key.as_slice(), encode(&queued).as_slice())?;
+            }
+            Next::GiveUp => {
+                self.outbox.remove(key.as_slice())?;
+                hook.dropped += 1;
+                self.put_webhook(&hook)?;
+            }
+            Next::Disable { reason } => {
+                let left = clear(&mut self.outbox, &s.webhook)?;
+                hook.dropped += left;
+                hook.disabled = Some(reason.clone());
+                self.put_webhook(&hook)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn log_attempt(&mut self, id: &str, s: &Settled) -> Result<()> {
+        let (from, to) = queue_of(id);
+        let last = self
+            .attempts
+            .range(from.as_slice()..to.as_slice())?
+            .next_back()
+            .transpose()?
+            .map_or(0, |(k, _)| queue_seq(k.value()));
+        self.attempts.insert(
+            queue_key(id, last + 1).as_slice(),
+            encode(&s.attempt).as_slice(),
+        )?;
+        let n = self.attempts.range(from.as_slice()..to.as_slice())?.count();
+        if n > ATTEMPTS_KEPT {
+            let mut oldest = Vec::new();
+            for row in self
+                .attempts
+                .range(from.as_slice()..to.as_slice())?
+                .take(n - ATTEMPTS_KEPT)
+            {
+                oldest.push(row?.0.value().to_vec());
+            }
+            for key in oldest {
+                self.attempts.remove(key.as_slice())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends `event` to webhook `id`'s outbox, after everything in it.
+    fn enqueue(&mut self, id: &str, event: Event, now: u64) -> Result<()> {
+        let (from, to) = queue_of(id);
+        let last = self
+            .outbox
+            .range(from.as_slice()..to.as_slice())?
+            .next_back()
+            .transpose()?
+            .map_or(0, |(k, _)| queue_seq(k.value()));
+        let queued = Queued {
+            seq: last + 1,
+            event,
+            attempts: 0,
+            due_us: now,
+        };
+        self.outbox.insert(
+            queue_key(id, queued.seq).as_slice(),
+            encode(&queued).as_slice(),
+        )?;
+        self.filled = true;
+        Ok(())
+    }
+
+    fn count_dropped(&mut self, id: &str, n: u64) -> Result<()> {
+        if let Some(mut hook) = self.webhook(id)? {
+            hook.dropped += n;
+            self.put_webhook(&hook)?;
+        }
+        Ok(())
+    }
+
+    fn webhook(&self, id: &str) -> Result<Option<WebhookRecord>> {
+        self.webhooks
+            .get(id)?
+            .map(|v| decode(v.value()))
+            .transpose()
+    }
+
+    fn put_webhook(&mut self, record: &WebhookRecord) -> Result<()> {
+        self.webhooks
+            .insert(record.id.as_str(), encode(record).as_slice())?;
+        Ok(())
+    }
+
+    /// Every webhook (one whose record cannot be read gets nothing, and says so).
+    fn webhook_records(&self) -> Result<Vec<WebhookRecord>> {
+        let mut hooks = Vec::new();
+        for row in self.webhooks.iter()? {
+            let (id, value) = row?;
+            match decode(value.value()) {
+                Ok(hook) => hooks.push(hook),
+                Err(e) => tracing::error!(id = id.value(), error = %e, "unreadable webhook"),
+            }
+        }
+        Ok(hooks)
+    }
+}
+
+/// Empties webhook `id`'s range of `table`; how many entries it had.
+fn clear(table: &mut Table<'_, &'static [u8], &'static [u8]>, id: &str) -> Result<u64> {
+    let (from, to) = queue_of(id);
+    let mut keys = Vec::new();
+    for row in table.range(from.as_slice()..to.as_slice())? {
+        keys.push(row?.0.value().to_vec());
+    }
+    for key in &keys {
+        table.remove(key.as_slice())?;
+    }
+    Ok(keys.len() as u64)
+}
