@@ -3,8 +3,10 @@
 # with a temp data dir (stopped by PID afterwards, pass or fail):
 #   1. openapi-spec-validator on the checked-in openapi.json;
 #   2. schemathesis (no 5xx, every response in its documented schema and status codes);
-#   3. the API Explorer in headless Chromium (tests/browser/explorer.py, Playwright).
-# One venv, target/pytools, holds the three tools (installed from PyPI on first use);
+#   3. the API Explorer in headless Chromium (tests/browser/explorer.py, Playwright);
+#   4. webhook signatures verified by the standardwebhooks package (scripts/webhook-check.py,
+#      which starts its own server and receiver).
+# One venv, target/pytools, holds the four tools (installed from PyPI on first use);
 # Chromium is Debian's (`make tools` installs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,11 +14,12 @@ VENV=target/pytools
 BIN=target/debug/darkroom
 
 if [[ ! -x $VENV/bin/schemathesis || ! -x $VENV/bin/openapi-spec-validator ]] ||
-    ! "$VENV/bin/python" -c 'import playwright' 2>/dev/null; then
-    echo "installing playwright, schemathesis and openapi-spec-validator into $VENV"
+    ! "$VENV/bin/python" -c 'import playwright, standardwebhooks' 2>/dev/null; then
+    echo "installing playwright, schemathesis, openapi-spec-validator and standardwebhooks into $VENV"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-        "playwright>=1.40,<2" "schemathesis>=4,<5" "openapi-spec-validator>=0.7,<1"
+        "playwright>=1.40,<2" "schemathesis>=4,<5" "openapi-spec-validator>=0.7,<1" \
+        "standardwebhooks>=1.1,<2"
 fi
 [[ -x $BIN ]] || cargo build --quiet
 
@@ -46,4 +49,6 @@ timeout 600 "$VENV/bin/schemathesis" run "$BASE/api/v1/openapi.json" \
 
 timeout 300 "$VENV/bin/python" tests/browser/explorer.py "$BASE" "$KEY" \
     tests/fixtures/jpeg/grace_hopper_512x600.jpg
-echo "contract checks: 3 passed, 0 failed"
+
+timeout 120 "$VENV/bin/python" scripts/webhook-check.py "$BIN"
+echo "contract checks: 4 passed, 0 failed"

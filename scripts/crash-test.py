@@ -12,7 +12,17 @@ restart every acknowledged effect must hold:
   names: its original, variants, preset crops, or an on-demand crop of a living item);
 - focal-point moves with crop presets configured (each move remakes the presets under
   new keys), and on-demand crops made under a cache budget small enough to evict them:
-  every on-demand crop URL handed out still answers with a file after the restart.
+  every on-demand crop URL handed out still answers with a file after the restart;
+- webhooks: a receiver on loopback (for the whole run, across restarts) subscribed to every
+  event gets, after each restart, the event of every acknowledged change (media.created,
+  media.updated for each alt, focal point and visibility change, media.deleted,
+  folder.created and folder.deleted) and media.created plus media.ready or media.failed
+  for every item that exists; no event for a change that did not commit (a media.created
+  for an item that is not there and was not acknowledged, a media.deleted for one still
+  there, a PATCH in flight that did not land, a folder event contradicting the folders);
+  an item's first deliveries start with media.created and end with media.deleted; a
+  webhook-id seen again (re-sent after a restart) carries the same event; every delivery's
+  signature verifies (Standard Webhooks, HMAC-SHA256).
 
     scripts/crash-test.py [--rounds 20] [--binary target/debug/darkroom]
 
@@ -21,7 +31,9 @@ and time; it ends only the processes it started.
 """
 
 import argparse
+import base64
 import hashlib
+import hmac
 import json
 import os
 import random
@@ -34,6 +46,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,6 +72,7 @@ class Server:
         env = dict(os.environ, DARKROOM_DATA_DIR=str(data_dir), DARKROOM_LISTEN="127.0.0.1:0",
                    RUST_LOG="info", DARKROOM_PROCESSING__MAX_BACKLOG="100000",
                    DARKROOM_SERVER__DRAIN_SECS="0",
+                   DARKROOM_WEBHOOKS__ALLOW_PRIVATE_TARGETS="true",  # the receiver is on loopback
                    # Presets remade by focal moves; on-demand crops evicted from a small cache.
                    DARKROOM_DELIVERY__PRESETS='{ card = "120x63", square = "50x50" }',
                    DARKROOM_DELIVERY__CROP_CACHE_BYTES=str(CROP_CACHE_BYTES))
@@ -141,6 +155,17 @@ class Ledger:
         self.flips = 0         # visibility changes acknowledged
         self.crops_served = 0  # on-demand crop requests answered with a file
         self.failures = []
+        # For the webhook checks: acknowledged changes per item, and what did not commit.
+        self.acked_uploads = set()  # every id answered 201 (deleted since or not)
+        self.acked_patches = {}     # id -> {"alt": n, "focal": n, "visibility": n} answered 200
+        self.lost_alts = set()      # alts whose PATCH was in flight at a kill and did not land
+        self.folders_asked = set()  # every folder path a worker asked to create
+        self.folders_made = set()   # answered 201 (created, not "already existed")
+
+    def acked_patch(self, item_id, what):
+        """Under the lock."""
+        counts = self.acked_patches.setdefault(item_id, {"alt": 0, "focal": 0, "visibility": 0})
+        counts[what] += 1
 
     def fail(self, what):
         with self.lock:
@@ -176,6 +201,7 @@ class Worker(threading.Thread):
                                                      "alt_in_flight": None, "deleting": False,
                                                      "visibility": "public",
                                                      "visibility_in_flight": None}
+                    self.ledger.acked_uploads.add(item["id"])
                 self.mine.append(item["id"])
         elif status != 503:
             self.ledger.fail(f"upload {name}: {status} {body[:200]!r}")
@@ -191,6 +217,7 @@ class Worker(threading.Thread):
             entry["alt_in_flight"] = None
             if status == 200:
                 entry["alt"] = alt
+                self.ledger.acked_patch(item_id, "alt")
             else:
                 self.ledger.failures.append(f"patch {item_id}: {status} {body[:200]!r}")
 
@@ -203,6 +230,7 @@ class Worker(threading.Thread):
         else:
             with self.ledger.lock:
                 self.ledger.moves += 1
+                self.ledger.acked_patch(item_id, "focal")
 
     def flip(self):
         """A visibility change: the files move to the other place under new keys."""
@@ -219,6 +247,7 @@ class Worker(threading.Thread):
                 entry["visibility"] = to
                 entry["url"] = json.loads(body)["data"]["url"]
                 self.ledger.flips += 1
+                self.ledger.acked_patch(item_id, "visibility")
                 # Crop URLs handed out before are not this item's any more.
                 for url in [u for u, i in self.ledger.crops.items() if i == item_id]:
                     self.ledger.crops.pop(url)
@@ -273,13 +302,236 @@ class Worker(threading.Thread):
         path = f"/w{self.n}-{self.made}-{self.rng.randrange(1 << 20)}"
         with self.ledger.lock:
             self.ledger.folders_in_flight.add(path)
+            self.ledger.folders_asked.add(path)
         status, body = send_json(self.base, "POST", "/api/v1/media/folders", self.key, {"path": path})
         with self.ledger.lock:
             self.ledger.folders_in_flight.discard(path)
             if status in (200, 201):
                 self.ledger.folders.add(path)
+                if status == 201:
+                    self.ledger.folders_made.add(path)
             else:
                 self.ledger.failures.append(f"create folder {path}: {status}")
+
+
+class Receiver:
+    """The webhook's endpoint: loopback, alive for the whole run (across server restarts).
+    Answers 200 and records every delivery, duplicates included."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.got = []  # {"id", "type", "subject", "changed", "alt", "at", "headers", "body"}
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = read_body(self)
+                if body is None:  # cut short: the server died while sending
+                    self.close_connection = True
+                    return
+                receiver.record({k.lower(): v for k, v in self.headers.items()}, body)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.http.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/hook"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    def record(self, headers, body):
+        try:
+            event = json.loads(body)
+            data = event.get("data") or {}
+        except (ValueError, AttributeError):
+            event, data = {}, {}
+        delivery = {"id": headers.get("webhook-id"), "type": event.get("type"),
+                    "subject": data.get("id") or data.get("path") or data.get("webhookId"),
+                    "changed": data.get("changed") or [], "alt": data.get("alt"),
+                    "at": time.time(), "headers": headers, "body": body}
+        with self.lock:
+            self.got.append(delivery)
+
+    def deliveries(self):
+        with self.lock:
+            return list(self.got)
+
+    def stop(self):
+        self.http.shutdown()
+        self.http.server_close()
+
+
+def read_body(handler):
+    """A request's body as sent (Content-Length or chunked); None if it was cut short."""
+    try:
+        if handler.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(handler.rfile.readline().split(b";")[0].strip(), 16)
+                if size == 0:
+                    while handler.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunk = handler.rfile.read(size)
+                if len(chunk) < size:
+                    return None
+                chunks.append(chunk)
+                handler.rfile.readline()
+        length = int(handler.headers.get("Content-Length", 0))
+        body = handler.rfile.read(length)
+        return body if len(body) == length else None
+    except (OSError, ValueError):
+        return None
+
+
+def signature_ok(secret, headers, body):
+    """Standard Webhooks: v1,base64(HMAC-SHA256(key, "id.timestamp.body")), key = the
+    base64 after whsec_."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{headers.get('webhook-id')}.{headers.get('webhook-timestamp')}.".encode() + body
+    expected = "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    return any(hmac.compare_digest(expected, s) for s in headers.get("webhook-signature", "").split())
+
+
+def make_webhook(base, admin_key, receiver):
+    status, body = send_json(base, "POST", "/api/v1/webhooks", admin_key,
+                             {"url": receiver.url, "events": ["*"], "description": "crash test"})
+    if status != 201:
+        raise SystemExit(f"creating the webhook: {status} {body[:300]!r}")
+    return json.loads(body)["data"]
+
+
+def webhook_listed(base, admin_key, hook_id):
+    """The webhook as listed (no secret), or None."""
+    status, body = request(base, "GET", "/api/v1/webhooks", admin_key)
+    if status != 200:
+        return None
+    return next((h for h in json.loads(body)["data"] if h["id"] == hook_id), None)
+
+
+def webhook_problems(got, secret, ledger, living, folders):
+    """What the deliveries so far lack or contradict. `living`: id -> item, `folders`: the
+    folders listed, both after the restart (no worker runs)."""
+    problems = []
+    first = {}  # webhook-id -> its first delivery
+    for n, d in enumerate(got):
+        if "verified" not in d:  # the same dict on every poll: verified once
+            d["verified"] = signature_ok(secret, d["headers"], d["body"])
+        if not d["verified"]:
+            problems.append(f"delivery {d['id']} ({d['type']}): the signature does not verify: "
+                            f"{d['headers'].get('webhook-signature')!r}")
+        if d["type"] is None:
+            problems.append(f"delivery {d['id']}: not an event: {d['body'][:200]!r}")
+        seen = first.setdefault(d["id"], dict(d, n=n))
+        if (seen["type"], seen["subject"]) != (d["type"], d["subject"]):
+            problems.append(f"webhook-id {d['id']} re-sent as another event: "
+                            f"{seen['type']} {seen['subject']} then {d['type']} {d['subject']}")
+    events = sorted(first.values(), key=lambda d: d["n"])
+    of = {}  # (subject, type) -> [events in order of first arrival]
+    order = {}  # subject -> types in order of first arrival
+    for e in events:
+        of.setdefault((e["subject"], e["type"]), []).append(e)
+        order.setdefault(e["subject"], []).append(e["type"])
+    has = lambda subject, kind: bool(of.get((subject, kind)))
+
+    # Every acknowledged (or committed) change has its event.
+    for item_id in sorted(ledger.acked_uploads | set(living)):
+        if not has(item_id, "media.created"):
+            what = "acknowledged upload" if item_id in ledger.acked_uploads else "item"
+            problems.append(f"{what} {item_id}: no media.created")
+    for item_id, item in sorted(living.items()):
+        status = item.get("status")
+        kind = "media.failed" if status == "failed" else "media.ready"
+        if status != "processing" and not has(item_id, kind):
+            problems.append(f"item {item_id} ({item.get('mimeType')}, {status}): no {kind}")
+    for item_id, counts in sorted(ledger.acked_patches.items()):
+        updates = of.get((item_id, "media.updated"), [])
+        for what, fields in (("alt", {"alt"}), ("focal", {"focalX", "focalY"}),
+                             ("visibility", {"visibility"})):
+            got_n = sum(1 for e in updates if fields & set(e["changed"]))
+            if got_n < counts[what]:
+                problems.append(f"{item_id}: {counts[what]} acknowledged {what} PATCHes, "
+                                f"{got_n} media.updated with {sorted(fields)} in changed")
+    for item_id in sorted(ledger.deleted):
+        if not has(item_id, "media.deleted"):
+            problems.append(f"acknowledged delete {item_id}: no media.deleted")
+    for path in sorted(ledger.folders_made):
+        if not has(path, "folder.created"):
+            problems.append(f"acknowledged folder {path} (201): no folder.created")
+    for path in sorted(ledger.removed):
+        if not has(path, "folder.deleted"):
+            problems.append(f"acknowledged folder removal {path}: no folder.deleted")
+
+    # No event for a change that did not commit.
+    for e in events:
+        kind, subject = e["type"], e["subject"]
+        if kind and kind.startswith("media."):
+            if subject not in ledger.acked_uploads and subject not in living:
+                problems.append(f"{kind} {e['id']} for {subject}: never acknowledged and not there")
+            if kind == "media.deleted" and subject in living:
+                problems.append(f"media.deleted {e['id']} for {subject}, which is still there")
+            if e["alt"] is not None and e["alt"] in ledger.lost_alts:
+                problems.append(f"{kind} {e['id']} for {subject} shows alt {e['alt']!r}, "
+                                f"whose PATCH did not commit")
+        elif kind in ("folder.created", "folder.deleted") and subject not in FOLDERS:
+            if subject not in ledger.folders_asked:
+                problems.append(f"{kind} {e['id']} for {subject}, a folder no one asked for")
+            elif kind == "folder.created" and subject not in folders \
+                    and not has(subject, "folder.deleted"):
+                problems.append(f"folder.created {e['id']} for {subject}, which is not there "
+                                f"(and no folder.deleted)")
+            elif kind == "folder.deleted" and subject in folders:
+                problems.append(f"folder.deleted {e['id']} for {subject}, which is still there")
+
+    # An item's events in commit order: created first, deleted last.
+    for subject, kinds in order.items():
+        if "media.created" in kinds and kinds[0] != "media.created":
+            problems.append(f"{subject}: events arrived as {kinds}, media.created not first")
+        if "media.deleted" in kinds and kinds[-1] != "media.deleted":
+            problems.append(f"{subject}: events arrived as {kinds}, media.deleted not last")
+    return problems
+
+
+def check_webhook(base, key, admin_key, hook, receiver, ledger, mark):
+    """After a restart: wait (bounded) until every expected event arrived; the problems,
+    and a line on this round's deliveries."""
+    problems = []
+    listed = webhook_listed(base, admin_key, hook["id"])
+    if listed is None:
+        problems.append(f"the webhook {hook['id']} is not listed after the restart")
+    elif not listed.get("enabled"):
+        problems.append(f"the webhook is disabled: {listed.get('disabledReason')!r}")
+    living = {i["id"]: i for i in all_items(base, key)}
+    status, body = request(base, "GET", "/api/v1/media/folders", key)
+    folders = set(json.loads(body)["folders"])
+    started = time.time()
+    while True:
+        got = receiver.deliveries()
+        found = webhook_problems(got, hook["secret"], ledger, living, folders)
+        if not found or time.time() - started > DEADLINE:
+            break
+        time.sleep(0.5)
+    waited = time.time() - started
+    listed = webhook_listed(base, admin_key, hook["id"]) or {}
+    if found:
+        problems += found
+        problems.append(f"(after {waited:.0f}s; the webhook: pending {listed.get('pending')}, "
+                        f"dropped {listed.get('dropped')})")
+    ids_before = {d["id"] for d in got[:mark]}
+    dups, this_round = 0, got[mark:]
+    for d in this_round:
+        if d["id"] in ids_before:
+            dups += 1
+        ids_before.add(d["id"])
+    line = (f"webhooks: {len(this_round)} deliveries this round, {dups} of them re-sent; "
+            f"{len({d['id'] for d in got})} events in all; pending {listed.get('pending')}, "
+            f"dropped {listed.get('dropped')}; settled in {waited:.1f}s")
+    return problems, line, len(got)
 
 
 def all_items(base, key):
@@ -318,6 +570,8 @@ def check(base, key, data_dir, ledger, expected):
         allowed = {entry["alt"], entry["alt_in_flight"]}
         if item["alt"] not in allowed:
             problems.append(f"{item_id}: alt {item['alt']!r}, acknowledged {entry['alt']!r}")
+        if entry["alt_in_flight"] is not None and item["alt"] != entry["alt_in_flight"]:
+            ledger.lost_alts.add(entry["alt_in_flight"])  # it did not commit: no event may show it
         entry["alt"], entry["alt_in_flight"] = item["alt"], None
         seen = item.get("visibility", "public")
         if seen not in {entry["visibility"], entry["visibility_in_flight"]}:
@@ -392,13 +646,14 @@ def check(base, key, data_dir, ledger, expected):
     return problems, len(items)
 
 
-def reference_bytes(base, key):
+def reference_bytes(base, key, ledger):
     """What the server stores for each file (metadata stripped): the expected originals."""
     expected = {}
     for name in FILES:
         status, body = upload(base, key, name, (FIXTURES / name).read_bytes(), "/")
         assert status == 201, (name, status, body)
         item = json.loads(body)["data"][0]
+        ledger.acked_uploads.add(item["id"])
         status, stored = request(base, "GET", item["url"])
         expected[name] = hashlib.sha256(stored).digest()
     return expected
@@ -418,11 +673,19 @@ def main():
                          env=dict(os.environ, DARKROOM_DATA_DIR=str(data_dir)),
                          capture_output=True, text=True, check=True)
     key = out.stdout.strip()
+    out = subprocess.run([args.binary, "keys", "create", "--scope", "admin", "--name", "crash-admin"],
+                         env=dict(os.environ, DARKROOM_DATA_DIR=str(data_dir)),
+                         capture_output=True, text=True, check=True)
+    admin_key = out.stdout.strip()
     print(f"crash test: {args.rounds} rounds, {args.workers} workers, seed {args.seed}, in {work}")
+    receiver = Receiver()
     server = Server(args.binary, data_dir, log_path)
-    expected = reference_bytes(server.base, key)
-    ledger, totals = Ledger(), {"uploads": 0}
+    ledger = Ledger()
     try:
+        # One webhook for every event, made once: it lives in the catalog across restarts.
+        hook = make_webhook(server.base, admin_key, receiver)
+        mark = 0  # deliveries reported so far
+        expected = reference_bytes(server.base, key, ledger)
         for round_no in range(1, args.rounds + 1):
             stop = threading.Event()
             workers = [Worker(n, server.base, key, ledger, stop, random.Random(rng.random()))
@@ -436,11 +699,16 @@ def main():
                 w.join(timeout=30)
             server = Server(args.binary, data_dir, log_path)
             problems, count = check(server.base, key, data_dir, ledger, expected)
+            found, hooks_line, mark_next = check_webhook(server.base, key, admin_key, hook,
+                                                         receiver, ledger, mark)
+            problems += found
+            mark = mark_next
             print(f"round {round_no}: killed; {len(ledger.items)} acknowledged items, "
                   f"{len(ledger.deleted)} deletes, {len(ledger.folders)} folders held, "
                   f"{ledger.moves} focal moves, {ledger.flips} visibility changes, "
                   f"{ledger.crops_served} crops served; "
                   f"{count} items listed; {'OK' if not problems else 'FAILED'}", flush=True)
+            print(f"  {hooks_line}", flush=True)
             if problems:
                 for p in problems[:30]:
                     print(f"  {p}")
@@ -448,6 +716,7 @@ def main():
                 return 1
     finally:
         server.stop()
+        receiver.stop()
     shutil.rmtree(work, ignore_errors=True)
     return 0
 
