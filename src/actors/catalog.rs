@@ -425,14 +425,21 @@ impl CatalogHandle {
         }
     }
 
-    /// The first `limit` events waiting for webhook `id`, in order.
-    pub async fn queued(&self, id: &str, limit: usize) -> Result<Vec<Queued>, CatalogError> {
+    /// The first `limit` events waiting for webhook `id` after its entry `after` (0: from
+    /// the start), in order.
+    pub async fn queued(
+        &self,
+        id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Queued>, CatalogError> {
         match &self.catalog {
             Backend::Redb(catalog) => {
                 let id = id.to_owned();
-                self.scan(catalog, move |c| c.queued(&id, limit)).await
+                self.scan(catalog, move |c| c.queued(&id, after, limit))
+                    .await
             }
-            Backend::Postgres(catalog) => catalog.queued(id, limit).await,
+            Backend::Postgres(catalog) => catalog.queued(id, after, limit).await,
         }
     }
 

@@ -1172,7 +1172,7 @@ async fn add_webhook(f: &Fixture, hook: WebhookRecord) {
 
 /// (type, the event's key) of what waits for webhook `id`, in order.
 async fn outbox(f: &Fixture, id: &str) -> Vec<(&'static str, String)> {
-    let queued = f.handle.queued(id, 1000).await.expect("queued");
+    let queued = f.handle.queued(id, 0, 1000).await.expect("queued");
     queued
         .iter()
         .map(|q| (q.event.kind.name(), q.event.key().to_owned()))
@@ -1232,7 +1232,7 @@ async fn every_committed_change_is_in_the_outbox_and_nothing_else(f: &Fixture) {
         ]
     );
     // The payload's record is the item as the change wrote it.
-    let queued = c.queued("wh_every", 100).await.expect("queued");
+    let queued = c.queued("wh_every", 0, 100).await.expect("queued");
     let Subject::Media { record, changed } = &queued[4].event.subject else {
         panic!("{:?}", queued[4]);
     };
@@ -1250,7 +1250,7 @@ async fn every_committed_change_is_in_the_outbox_and_nothing_else(f: &Fixture) {
     // Every event of one change to two webhooks has one id.
     assert_eq!(
         queued[2].event.id,
-        c.queued("wh_ready", 1).await.expect("q")[0].event.id
+        c.queued("wh_ready", 0, 1).await.expect("q")[0].event.id
     );
     let ids: std::collections::HashSet<&str> = queued.iter().map(|q| q.event.id.as_str()).collect();
     assert_eq!(ids.len(), queued.len(), "each event has its own id");
@@ -1293,7 +1293,7 @@ async fn deliveries_settle_retry_give_up_and_disable(f: &Fixture) {
             .await
             .expect("insert");
     }
-    let q = c.queued("wh_settle", 100).await.expect("queued");
+    let q = c.queued("wh_settle", 0, 100).await.expect("queued");
     assert_eq!(q.len(), 8);
     let settle = |s: Vec<Settled>| c.webhook_write(WebhookWrite::Settle(s));
     settle(vec![
@@ -1303,7 +1303,7 @@ async fn deliveries_settle_retry_give_up_and_disable(f: &Fixture) {
     ])
     .await
     .expect("settle");
-    let after = c.queued("wh_settle", 100).await.expect("queued");
+    let after = c.queued("wh_settle", 0, 100).await.expect("queued");
     assert_eq!(after.len(), 6);
     assert_eq!(
         (after[0].seq, after[0].attempts, after[0].due_us),
@@ -1332,7 +1332,7 @@ async fn deliveries_settle_retry_give_up_and_disable(f: &Fixture) {
     .await
     .expect("ping");
     assert_eq!(
-        c.queued("wh_settle", 100)
+        c.queued("wh_settle", 0, 100)
             .await
             .expect("q")
             .last()
@@ -1355,7 +1355,7 @@ async fn deliveries_settle_retry_give_up_and_disable(f: &Fixture) {
     c.insert_media(vec![document(5, "e.pdf")])
         .await
         .expect("insert");
-    assert!(c.queued("wh_settle", 100).await.expect("q").is_empty());
+    assert!(c.queued("wh_settle", 0, 100).await.expect("q").is_empty());
     assert!(matches!(
         c.webhook_write(WebhookWrite::Ping {
             id: "wh_settle".into(),
@@ -1394,7 +1394,7 @@ async fn an_outbox_is_trimmed_from_its_oldest_event(f: &Fixture) {
             .await
             .expect("insert");
     }
-    let before = c.queued("wh_trim", 100).await.expect("queued");
+    let before = c.queued("wh_trim", 0, 100).await.expect("queued");
     let backlog = c.backlogs().await.expect("backlogs");
     assert_eq!(
         (backlog[0].pending, backlog[0].oldest_us),
@@ -1408,7 +1408,12 @@ async fn an_outbox_is_trimmed_from_its_oldest_event(f: &Fixture) {
         .await
         .expect("trim");
     assert_eq!(trimmed, Outcome::Dropped(3));
-    let after = c.queued("wh_trim", 100).await.expect("queued");
+    let after = c.queued("wh_trim", 0, 100).await.expect("queued");
     assert_eq!(after, before[3..].to_vec(), "the newest two stay");
+    let tail = c
+        .queued("wh_trim", before[3].seq, 100)
+        .await
+        .expect("queued");
+    assert_eq!(tail, before[4..].to_vec(), "read on after an entry");
     assert_eq!(c.webhooks().await.expect("hooks")[0].dropped, 3);
 }

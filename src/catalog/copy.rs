@@ -208,7 +208,7 @@ pub async fn copy(from: &Catalog, to: &PgCatalog) -> Result<CopyReport> {
             ],
         )
         .await?;
-        for queued in from.queued(&hook.id, usize::MAX)?.chunks(BATCH) {
+        for queued in from.queued(&hook.id, 0, usize::MAX)?.chunks(BATCH) {
             let rows: Vec<String> = queued
                 .iter()
                 .map(|q| serde_json::to_string(q).unwrap_or_default())

@@ -525,13 +525,20 @@ fn a_catalog_written_by_a_newer_darkroom_is_refused_untouched() {
 }
 
 #[test]
-fn a_layout_3_catalog_is_marked_4_as_it_is_and_older_builds_then_refuse_it() {
+fn layout_3_and_4_catalogs_are_marked_5_as_they_are_and_older_builds_then_refuse_them() {
+    for layout in [3, 4] {
+        a_layout_is_marked_current_as_it_is(layout);
+    }
+}
+
+fn a_layout_is_marked_current_as_it_is(layout: u64) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("c.redb");
-    one_item_marked(&path, 3);
+    one_item_marked(&path, layout);
     let c = Catalog::open(&path).expect("reopen");
     let db = c.database().expect("db");
-    assert_eq!(upgrade::schema_of(&db).expect("schema"), Some(4));
+    assert_eq!(upgrade::schema_of(&db).expect("schema"), Some(5));
+    assert!(c.webhooks().expect("webhooks").is_empty());
     let page = c.list(&crate::model::ListQuery::default()).expect("list");
     assert_eq!(
         (page.items.len(), page.total),

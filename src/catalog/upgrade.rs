@@ -30,7 +30,8 @@ use crate::model::MediaRecord;
 
 /// The layout this build reads and writes. 4: private items have index ranges, counters
 /// and a search-document bit of their own (an older build would show them as public).
-pub const SCHEMA: u64 = 4;
+/// 5: webhooks and their outboxes (an older build would commit changes without events).
+pub const SCHEMA: u64 = 5;
 const BATCH: usize = 10_000;
 
 /// The schema the file says it has (`None` for a new file, or one from before schema 2);
@@ -57,9 +58,10 @@ pub fn upgrade(db: &Database) -> Result<()> {
     if schema == Some(SCHEMA) {
         return Ok(());
     }
-    if schema == Some(3) {
-        // Layout 3 held no private items, so its indexes are layout 4's already: only the
-        // mark moves (an older build then refuses the file instead of misreading it).
+    if schema == Some(3) || schema == Some(4) {
+        // Layout 3 held no private items and layouts 3 and 4 no webhooks, so their indexes
+        // are this layout's already (the webhook tables are made at open): only the mark
+        // moves (an older build then refuses the file instead of misreading it).
         let txn = db.begin_write()?;
         txn.open_table(META)?.insert("schema", SCHEMA)?;
         txn.commit()?;

@@ -2,7 +2,7 @@
 
 use redb::ReadableTable;
 
-use super::tables::{ATTEMPTS, OUTBOX, WEBHOOKS, queue_of, queue_seq};
+use super::tables::{ATTEMPTS, OUTBOX, WEBHOOKS, queue_key, queue_of, queue_seq};
 use super::{Catalog, Result, decode};
 use crate::model::{Attempt, Backlog, Queued, WebhookRecord};
 
@@ -17,11 +17,12 @@ impl Catalog {
         Ok(hooks)
     }
 
-    /// The first `limit` events of webhook `id`'s outbox, in order.
-    pub fn queued(&self, id: &str, limit: usize) -> Result<Vec<Queued>> {
+    /// The first `limit` events of webhook `id`'s outbox after entry `after`, in order.
+    pub fn queued(&self, id: &str, after: u64, limit: usize) -> Result<Vec<Queued>> {
         let txn = self.read_txn()?;
         let table = txn.open_table(OUTBOX)?;
-        let (from, to) = queue_of(id);
+        let (_, to) = queue_of(id);
+        let from = queue_key(id, after.saturating_add(1));
         let mut queued = Vec::new();
         for row in table.range(from.as_slice()..to.as_slice())?.take(limit) {
             let (key, value) = row?;

@@ -171,43 +171,70 @@ impl Sender {
     }
 
     /// Delivers webhook `hook`'s outbox until it is disabled (or the task is aborted).
+    /// The head of the outbox is kept in `window`, read on from its last entry when
+    /// events were added (a wake) and settled in place, so a busy outbox is read once,
+    /// not once per delivery.
     async fn deliver_all(self: Arc<Self>, hook: WebhookRecord, mut wake: watch::Receiver<u64>) {
+        let mut window: Vec<Queued> = Vec::new();
+        let mut added = true;
         loop {
-            let queued = match self.catalog.queued(&hook.id, WINDOW).await {
-                Ok(q) => q,
-                Err(e) => {
-                    tracing::warn!(webhook = %hook.id, error = %e, "cannot read a webhook's outbox");
-                    tokio::time::sleep(UPKEEP).await;
-                    continue;
+            if wake.has_changed().unwrap_or(false) {
+                wake.mark_unchanged();
+                added = true;
+            }
+            if added && window.len() < WINDOW {
+                let after = window.last().map_or(0, |q| q.seq);
+                match self
+                    .catalog
+                    .queued(&hook.id, after, WINDOW - window.len())
+                    .await
+                {
+                    Ok(more) => window.extend(more),
+                    Err(e) => {
+                        tracing::warn!(webhook = %hook.id, error = %e, "cannot read a webhook's outbox");
+                        tokio::time::sleep(UPKEEP).await;
+                        continue;
+                    }
                 }
-            };
+                added = false;
+            }
             let now = now_us();
-            let (due, next) = pick(&queued, now, self.config.concurrency);
+            let (due, next) = pick(&window, now, self.config.concurrency);
             if due.is_empty() {
                 let wait = next.map_or(IDLE, |t| Duration::from_micros(t.saturating_sub(now)));
                 tokio::select! {
                     _ = wake.changed() => {}
                     () = tokio::time::sleep(wait.min(IDLE)) => {}
                 }
+                added = true; // or an event of this node's took long to be heard
                 continue;
             }
             let settled = join_all(due.into_iter().map(|q| self.deliver(&hook, q))).await;
-            let disabled = settled
-                .iter()
-                .any(|s| matches!(s.next, Next::Disable { .. }));
             if let Err(e) = self
                 .catalog
-                .webhook_write(WebhookWrite::Settle(settled))
+                .webhook_write(WebhookWrite::Settle(settled.clone()))
                 .await
             {
                 // Not recorded: the events stay and are sent again (at least once).
                 tracing::warn!(webhook = %hook.id, error = %e, "cannot record deliveries");
                 tokio::time::sleep(UPKEEP).await;
+                continue;
             }
-            if disabled {
-                tracing::warn!(webhook = %hook.id, url = %hook.url, "the receiver answered 410 Gone: webhook disabled");
-                return;
+            for s in &settled {
+                match s.next {
+                    Next::Delivered | Next::GiveUp => window.retain(|q| q.seq != s.seq),
+                    Next::Retry { due_us } => {
+                        if let Some(q) = window.iter_mut().find(|q| q.seq == s.seq) {
+                            (q.attempts, q.due_us) = (s.attempt.attempt, due_us);
+                        }
+                    }
+                    Next::Disable { .. } => {
+                        tracing::warn!(webhook = %hook.id, url = %hook.url, "the receiver answered 410 Gone: webhook disabled");
+                        return;
+                    }
+                }
             }
+            added |= window.is_empty();
         }
     }
 

@@ -230,12 +230,15 @@ impl PgCatalog {
         rows.iter().map(|r| decode(r.get(0))).collect()
     }
 
-    /// The first `limit` events of webhook `id`'s outbox, in order.
-    pub async fn queued(&self, id: &str, limit: usize) -> Result<Vec<Queued>> {
+    /// The first `limit` events of webhook `id`'s outbox after entry `after`, in order.
+    pub async fn queued(&self, id: &str, after: u64, limit: usize) -> Result<Vec<Queued>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
         let rows = self
             .rows(
-                "SELECT seq, queued FROM webhook_outbox WHERE webhook = $1 ORDER BY seq LIMIT $2",
-                &[&id, &(limit as i64)],
+                "SELECT seq, queued FROM webhook_outbox WHERE webhook = $1 AND seq > $2 \
+                 ORDER BY seq LIMIT $3",
+                &[&id, &after, &limit],
             )
             .await?;
         rows.iter()
