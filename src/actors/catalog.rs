@@ -426,7 +426,8 @@ impl CatalogHandle {
     }
 
     /// The first `limit` events waiting for webhook `id` after its entry `after` (0: from
-    /// the start), in order.
+    /// the head), in order. On PostgreSQL from the head whatever `after` says (an entry
+    /// numbered earlier may commit later): callers merge what they get by `seq`.
     pub async fn queued(
         &self,
         id: &str,

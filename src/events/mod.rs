@@ -37,7 +37,7 @@ pub struct WebhookConfig {
     pub retry_base_ms: u64,
     /// The longest delay between two tries, in seconds.
     pub retry_max_delay_secs: u64,
-    /// Events kept waiting per webhook; the oldest beyond are dropped (and counted).
+    /// Events kept waiting per webhook; newer ones beyond are dropped (and counted).
     pub max_pending: u64,
     /// Deliveries in flight at once per webhook (never two of one item).
     pub concurrency: usize,

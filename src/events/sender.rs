@@ -10,20 +10,23 @@
 //! after `retry_base_ms`, doubling up to `retry_max_delay_secs`, each delay drawn from
 //! its upper half (jitter), or after the receiver's `Retry-After`; an event older than
 //! `retry_window_secs` is given up. 410 disables the webhook. A second task counts the
-//! outboxes for `/metrics` and drops the oldest events beyond `max_pending`.
+//! outboxes for `/metrics` and drops the events past the first `max_pending` (the newest:
+//! the receiver gets an unbroken run, and what is being delivered stays).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::future::join_all;
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
 use rand::Rng;
 use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinSet};
 
 use super::{WebhookConfig, payload, sign, target};
 use crate::actors::catalog::CatalogHandle;
-use crate::catalog::{Outcome, WebhookWrite};
+use crate::catalog::{CatalogError, Outcome, WebhookWrite};
 use crate::delivery::Links;
 use crate::metrics as m;
 use crate::model::{Attempt, Next, Queued, Settled, WebhookRecord, now_us};
@@ -34,8 +37,12 @@ const WINDOW: usize = 256;
 const IDLE: Duration = Duration::from_secs(5);
 /// How often the webhooks are looked up and the outboxes counted.
 const UPKEEP: Duration = Duration::from_secs(1);
-/// How long a node holds the cluster's turn to send (renewed every `UPKEEP`).
+/// How long a node holds the cluster's turn to send (renewed every `UPKEEP`), at least:
+/// three delivery timeouts, so that a node that stalls is past its deliveries before
+/// another takes over.
 const TURN: Duration = Duration::from_secs(10);
+/// The longest wait after a failed attempt to record deliveries.
+const MAX_SETTLE_WAIT: Duration = Duration::from_secs(30);
 
 struct Sender {
     catalog: CatalogHandle,
@@ -78,22 +85,33 @@ fn client(config: &WebhookConfig) -> Result<reqwest::Client, reqwest::Error> {
 
 impl Sender {
     async fn run(self: Arc<Self>) {
-        let (wake, _) = watch::channel(0u64);
+        let wake = Arc::new(watch::channel(0u64).0);
+        // Commits wake the webhooks' tasks at once, whatever the upkeep below is doing
+        // (the set ends the forwarding with this task).
+        let mut forwarding = JoinSet::new();
+        let (catalog, w) = (self.catalog.clone(), wake.clone());
+        forwarding.spawn(async move {
+            loop {
+                catalog.outbox_filled().await;
+                w.send_modify(|n| *n = n.wrapping_add(1));
+            }
+        });
+        let turn = TURN.max(Duration::from_secs(3 * self.config.timeout_secs));
         let mut tasks = JoinSet::new();
         let mut running: HashMap<String, AbortHandle> = HashMap::new();
         let mut counted: HashSet<String> = HashSet::new();
         let mut upkeep = tokio::time::interval(UPKEEP);
         upkeep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
-            tokio::select! {
-                () = self.catalog.outbox_filled() => {
-                    wake.send_modify(|n| *n = n.wrapping_add(1));
-                    continue;
+            upkeep.tick().await;
+            while let Some(ended) = tasks.try_join_next() {
+                if let Err(e) = ended
+                    && e.is_panic()
+                {
+                    tracing::error!(error = %e, "a webhook's sender task panicked; restarting it");
                 }
-                _ = upkeep.tick() => {}
             }
-            while tasks.try_join_next().is_some() {}
-            if !self.catalog.take_turn("webhooks", TURN).await {
+            if !self.catalog.take_turn("webhooks", turn).await {
                 tasks.abort_all(); // another node sends
                 running.clear();
                 continue;
@@ -155,7 +173,7 @@ impl Sender {
                     tracing::warn!(
                         webhook = %b.webhook,
                         dropped = n,
-                        "a webhook's outbox was over webhooks.max_pending: its oldest events were dropped"
+                        "a webhook's outbox was over webhooks.max_pending: its newest events were dropped"
                     );
                     metrics::counter!(m::WEBHOOK_DROPPED, "webhook" => b.webhook.clone(), "reason" => "over_limit")
                         .increment(n);
@@ -170,71 +188,122 @@ impl Sender {
         *counted = seen;
     }
 
-    /// Delivers webhook `hook`'s outbox until it is disabled (or the task is aborted).
-    /// The head of the outbox is kept in `window`, read on from its last entry when
-    /// events were added (a wake) and settled in place, so a busy outbox is read once,
-    /// not once per delivery.
+    /// Delivers webhook `hook`'s outbox until it is disabled or removed (or the task is
+    /// aborted). The head of the outbox is kept in `window` (read again when events were
+    /// added: a wake); up to `concurrency` deliveries fly at once, and the attempts that
+    /// ended are recorded in one catalog write while the next ones fly, so the pace of
+    /// deliveries is the receiver's, not that of commits. An item's next event goes once
+    /// its earlier one was delivered (or given up).
     async fn deliver_all(self: Arc<Self>, hook: WebhookRecord, mut wake: watch::Receiver<u64>) {
+        // The head only: an event past `max_pending` may be dropped from the outbox.
+        let depth = WINDOW.min(usize::try_from(self.config.max_pending).unwrap_or(WINDOW));
         let mut window: Vec<Queued> = Vec::new();
-        let mut added = true;
+        // Being delivered; delivered or given up and not recorded yet (kept out of the
+        // window when it is read again).
+        let (mut flying, mut done) = (HashSet::new(), HashSet::new());
+        let mut deliveries = FuturesUnordered::new();
+        let (mut ended, mut recording): (Vec<Settled>, Vec<Settled>) = (Vec::new(), Vec::new());
+        let mut settling: Option<BoxFuture<'static, Result<Outcome, CatalogError>>> = None;
+        let (mut added, mut disabled, mut unrecorded) = (true, false, 0u32);
         loop {
             if wake.has_changed().unwrap_or(false) {
                 wake.mark_unchanged();
                 added = true;
             }
-            if added && window.len() < WINDOW {
+            if added && !disabled && window.len() < depth {
                 let after = window.last().map_or(0, |q| q.seq);
                 match self
                     .catalog
-                    .queued(&hook.id, after, WINDOW - window.len())
+                    .queued(&hook.id, after, depth - window.len())
                     .await
                 {
-                    Ok(more) => window.extend(more),
+                    Ok(read) => {
+                        let read = read.into_iter().filter(|q| !done.contains(&q.seq));
+                        merge(&mut window, read.collect(), depth);
+                        added = false;
+                    }
                     Err(e) => {
                         tracing::warn!(webhook = %hook.id, error = %e, "cannot read a webhook's outbox");
-                        tokio::time::sleep(UPKEEP).await;
-                        continue;
                     }
                 }
-                added = false;
             }
             let now = now_us();
-            let (due, next) = pick(&window, now, self.config.concurrency);
-            if due.is_empty() {
-                let wait = next.map_or(IDLE, |t| Duration::from_micros(t.saturating_sub(now)));
-                tokio::select! {
-                    _ = wake.changed() => {}
-                    () = tokio::time::sleep(wait.min(IDLE)) => {}
-                }
-                added = true; // or an event of this node's took long to be heard
-                continue;
+            let free = self.config.concurrency.saturating_sub(deliveries.len());
+            let (due, next) = pick(&window, now, free, &flying);
+            for q in due {
+                flying.insert(q.seq);
+                let (this, hook, q) = (self.clone(), hook.clone(), q.clone());
+                deliveries.push(async move { this.deliver(&hook, &q).await });
             }
-            let settled = join_all(due.into_iter().map(|q| self.deliver(&hook, q))).await;
-            if let Err(e) = self
-                .catalog
-                .webhook_write(WebhookWrite::Settle(settled.clone()))
-                .await
-            {
-                // Not recorded: the events stay and are sent again (at least once).
-                tracing::warn!(webhook = %hook.id, error = %e, "cannot record deliveries");
-                tokio::time::sleep(UPKEEP).await;
-                continue;
+            if settling.is_none() && !ended.is_empty() {
+                recording = std::mem::take(&mut ended);
+                let (catalog, write) = (
+                    self.catalog.clone(),
+                    WebhookWrite::Settle(recording.clone()),
+                );
+                settling = Some(Box::pin(async move { catalog.webhook_write(write).await }));
             }
-            for s in &settled {
-                match s.next {
-                    Next::Delivered | Next::GiveUp => window.retain(|q| q.seq != s.seq),
-                    Next::Retry { due_us } => {
-                        if let Some(q) = window.iter_mut().find(|q| q.seq == s.seq) {
-                            (q.attempts, q.due_us) = (s.attempt.attempt, due_us);
+            if disabled && deliveries.is_empty() && settling.is_none() && ended.is_empty() {
+                tracing::warn!(webhook = %hook.id, "the receiver answered 410 Gone: webhook disabled");
+                return;
+            }
+            let wait = next.map_or(IDLE, |t| Duration::from_micros(t.saturating_sub(now)));
+            tokio::select! {
+                Some(s) = deliveries.next(), if !deliveries.is_empty() => {
+                    flying.remove(&s.seq);
+                    match &s.next {
+                        Next::Delivered | Next::GiveUp => {
+                            window.retain(|q| q.seq != s.seq);
+                            done.insert(s.seq);
+                        }
+                        Next::Retry { due_us } => {
+                            if let Some(q) = window.iter_mut().find(|q| q.seq == s.seq) {
+                                (q.attempts, q.due_us) = (s.attempt.attempt, *due_us);
+                            }
+                        }
+                        Next::Disable { .. } => {
+                            disabled = true;
+                            window.clear();
                         }
                     }
-                    Next::Disable { .. } => {
-                        tracing::warn!(webhook = %hook.id, url = %hook.url, "the receiver answered 410 Gone: webhook disabled");
-                        return;
+                    ended.push(s);
+                }
+                recorded = async { settling.as_mut().expect("settling").await }, if settling.is_some() => {
+                    settling = None;
+                    match recorded {
+                        Ok(Outcome::Settled { missing, live }) => {
+                            unrecorded = 0;
+                            for s in recording.drain(..) {
+                                done.remove(&s.seq);
+                                if s.next == Next::GiveUp {
+                                    metrics::counter!(m::WEBHOOK_DROPPED, "webhook" => s.webhook, "reason" => "expired")
+                                        .increment(1);
+                                }
+                            }
+                            if missing > 0 {
+                                tracing::debug!(webhook = %hook.id, missing, "attempts at events gone from the outbox");
+                            }
+                            if !live && !disabled {
+                                return; // removed meanwhile (its events with it)
+                            }
+                        }
+                        other => {
+                            // Not recorded: tried again with the next attempts, after a
+                            // wait that grows while recording fails (the events stay in
+                            // the outbox, so a restart sends them again: at least once).
+                            let error = other.err().map(|e| e.to_string()).unwrap_or_default();
+                            tracing::warn!(webhook = %hook.id, %error, "cannot record deliveries");
+                            recording.append(&mut ended);
+                            ended = std::mem::take(&mut recording);
+                            unrecorded = unrecorded.saturating_add(1);
+                            let wait = UPKEEP.saturating_mul(1 << unrecorded.min(5));
+                            tokio::time::sleep(wait.min(MAX_SETTLE_WAIT)).await;
+                        }
                     }
                 }
+                _ = wake.changed() => added = true,
+                () = tokio::time::sleep(wait.min(IDLE)) => added = true,
             }
-            added |= window.is_empty();
         }
     }
 
@@ -264,10 +333,6 @@ impl Sender {
             Next::Disable { .. } => "disabled",
         };
         metrics::counter!(m::WEBHOOK_DELIVERIES, "outcome" => outcome).increment(1);
-        if next == Next::GiveUp {
-            metrics::counter!(m::WEBHOOK_DROPPED, "webhook" => hook.id.clone(), "reason" => "expired")
-                .increment(1);
-        }
         Settled {
             webhook: hook.id.clone(),
             seq: q.seq,
@@ -319,13 +384,16 @@ impl Sender {
     /// When to try again after attempt `attempt` failed, or give up: past the retry
     /// window counted from the event.
     fn retry(&self, q: &Queued, attempt: u32, retry_after: Option<Duration>) -> Next {
-        let delay = retry_after.unwrap_or_else(|| {
-            backoff(
+        // A receiver's Retry-After, but never sooner than the first retry would be.
+        let floor = Duration::from_millis(self.config.retry_base_ms);
+        let delay = match retry_after {
+            Some(asked) => asked.max(floor),
+            None => backoff(
                 attempt,
                 self.config.retry_base_ms,
                 self.config.retry_max_delay_secs,
-            )
-        });
+            ),
+        };
         let due_us = now_us().saturating_add(delay.as_micros() as u64);
         let window_us = self.config.retry_window_secs.saturating_mul(1_000_000);
         if due_us > q.event.at_us.saturating_add(window_us) {
@@ -336,15 +404,33 @@ impl Sender {
     }
 }
 
+/// Adds entries read from an outbox to `window` (in order by `seq`; one read from the
+/// head again brings entries the window has, which it keeps as they are, and perhaps an
+/// entry that committed late between them), at most `WINDOW`.
+fn merge(window: &mut Vec<Queued>, read: Vec<Queued>, depth: usize) {
+    let had: HashSet<u64> = window.iter().map(|q| q.seq).collect();
+    window.extend(read.into_iter().filter(|q| !had.contains(&q.seq)));
+    window.sort_by_key(|q| q.seq);
+    window.truncate(depth);
+}
+
 /// The entries to deliver now from the head of an outbox (`queued`, in order): each
-/// item's first entry if it is due, at most `max`; and when the first of the others
-/// that wait for their time falls due.
-fn pick(queued: &[Queued], now: u64, max: usize) -> (Vec<&Queued>, Option<u64>) {
+/// item's first entry if it is due and not `flying` already, at most `max`; and when the
+/// first of the others that wait for their time falls due.
+fn pick<'q>(
+    queued: &'q [Queued],
+    now: u64,
+    max: usize,
+    flying: &HashSet<u64>,
+) -> (Vec<&'q Queued>, Option<u64>) {
     let mut seen = HashSet::new();
     let (mut due, mut next) = (Vec::new(), None::<u64>);
+    if max == 0 {
+        return (due, next);
+    }
     for q in queued {
-        if !seen.insert(q.event.key()) {
-            continue; // behind an earlier event of its item
+        if !seen.insert(q.event.key()) || flying.contains(&q.seq) {
+            continue; // behind an earlier event of its item, or on its way
         }
         if q.due_us <= now {
             due.push(q);
@@ -421,12 +507,34 @@ mod tests {
             queued(4, "/b", 0), // behind 2
             queued(5, "/c", 0),
         ];
-        let (due, next) = pick(&q, 10, 8);
+        let none = HashSet::new();
+        let (due, next) = pick(&q, 10, 8, &none);
         let seqs: Vec<u64> = due.iter().map(|q| q.seq).collect();
         assert_eq!(seqs, [2, 5]);
         assert_eq!(next, Some(50));
-        let (due, _) = pick(&q, 10, 1);
+        let (due, _) = pick(&q, 10, 1, &none);
         assert_eq!(due.len(), 1);
+        // On its way: its item waits, the others go.
+        let (due, _) = pick(&q, 10, 8, &HashSet::from([2]));
+        let seqs: Vec<u64> = due.iter().map(|q| q.seq).collect();
+        assert_eq!(seqs, [5]);
+        assert!(pick(&q, 10, 0, &none).0.is_empty());
+    }
+
+    #[test]
+    fn an_entry_that_committed_late_takes_its_place_in_the_window() {
+        let mut window = vec![queued(1, "/a", 0), queued(3, "/a", 0)];
+        window[0].attempts = 2;
+        let read = vec![queued(1, "/a", 0), queued(2, "/a", 0), queued(4, "/b", 0)];
+        merge(&mut window, read, WINDOW);
+        let seqs: Vec<u64> = window.iter().map(|q| q.seq).collect();
+        assert_eq!(seqs, [1, 2, 3, 4]);
+        assert_eq!(window[0].attempts, 2, "what the window knows stays");
+        let (due, _) = pick(&window, 10, 8, &HashSet::new());
+        let seqs: Vec<u64> = due.iter().map(|q| q.seq).collect();
+        assert_eq!(seqs, [1, 4], "2 and 3 wait behind 1");
+        merge(&mut window, vec![queued(5, "/c", 0)], 4);
+        assert_eq!(window.len(), 4, "at most the depth");
     }
 
     #[test]

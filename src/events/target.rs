@@ -93,6 +93,7 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
         || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
         || (s[0] == 0x2001 && s[1] == 0) // Teredo: tunnels to anywhere
+        || (s[0] == 0x0064 && s[1] == 0xff9b) // NAT64 of local use (64:ff9b:1::/48)
         || s[0] == 0x0100 && s[1..4] == [0, 0, 0]) // discard-only
 }
 
@@ -107,8 +108,11 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     if s[..6] == [0, 0, 0, 0, 0, 0] && !ip.is_loopback() && !ip.is_unspecified() {
         return Some(low(s[6], s[7])); // IPv4-compatible (deprecated)
     }
-    if s[0] == 0x0064 && s[1] == 0xff9b {
-        return Some(low(s[6], s[7])); // NAT64 (64:ff9b::/96 and 64:ff9b:1::/48)
+    if s[..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0 {
+        return Some(low(s[6], s[7])); // IPv4-translated (::ffff:0:0/96)
+    }
+    if s[..6] == [0x0064, 0xff9b, 0, 0, 0, 0] {
+        return Some(low(s[6], s[7])); // NAT64, well-known prefix (64:ff9b::/96)
     }
     if s[0] == 0x2002 {
         return Some(low(s[1], s[2])); // 6to4
@@ -135,10 +139,12 @@ impl Resolve for Resolver {
                 .filter(|a| allow_private || is_public(a.ip()))
                 .collect();
             if allowed.is_empty() {
+                // Which address it resolved to is not said: the attempts log would map
+                // internal names for whoever reads it.
                 let error: Box<dyn std::error::Error + Send + Sync> = if found.is_empty() {
                     format!("{host} has no address").into()
                 } else {
-                    TargetError::Private(format!("{host} resolves to {}", found[0].ip())).into()
+                    TargetError::Private(format!("{host} resolves to such addresses only")).into()
                 };
                 return Err(error);
             }
@@ -177,6 +183,8 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
+            "::ffff:0:7f00:1",
+            "64:ff9b:1::a00:1",
             "::127.0.0.1",
             "64:ff9b::a00:1",
             "2002:7f00:1::",
@@ -239,7 +247,8 @@ mod tests {
         .resolve(name())
         .await;
         let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(message.contains("localhost resolves to"), "{message}");
+        assert!(message.contains("localhost resolves to such"), "{message}");
+        assert!(!message.contains("127.0.0.1"), "{message}");
         let allowed = Resolver {
             allow_private: true,
         }

@@ -200,8 +200,9 @@ impl Event {
     }
 }
 
-/// A webhook: where events are delivered, which ones, and the secret that signs them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A webhook: where events are delivered, which ones, and the secret that signs them
+/// (never in `Debug`).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookRecord {
     pub id: String,
@@ -220,6 +221,19 @@ pub struct WebhookRecord {
     /// pending when the webhook was disabled.
     #[serde(default)]
     pub dropped: u64,
+}
+
+impl std::fmt::Debug for WebhookRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookRecord")
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field("secret", &"whsec_...")
+            .field("disabled", &self.disabled)
+            .field("dropped", &self.dropped)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The `events` entry that subscribes to every type.

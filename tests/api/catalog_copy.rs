@@ -71,7 +71,7 @@ async fn a_redb_library_moves_into_postgres_with_its_ids_keys_and_urls() {
     assert!(stdout.contains("media 3"), "{stdout}");
     assert!(stdout.contains("webhooks 1"), "{stdout}");
     assert!(
-        stdout.contains(&format!("webhook_outbox {pending}")),
+        stdout.contains(&format!("webhook_outbox {pending},")),
         "{stdout}"
     );
     assert!(stdout.contains("records read back and equal"), "{stdout}");

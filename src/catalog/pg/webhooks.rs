@@ -111,16 +111,25 @@ impl W<'_> {
                 .await?;
             }
             WebhookWrite::Settle(settled) => {
+                let mut missing = 0;
                 for s in settled {
-                    self.settle(s).await?;
+                    missing += u64::from(!self.settle(s).await?);
                 }
+                let live = match settled.first() {
+                    Some(s) => self
+                        .webhook(&s.webhook)
+                        .await?
+                        .is_some_and(|h| h.disabled.is_none()),
+                    None => true,
+                };
+                return Ok(Outcome::Settled { missing, live });
             }
             WebhookWrite::Trim { id, keep } => {
                 let dropped = self
                     .exec(
                         "DELETE FROM webhook_outbox WHERE webhook = $1 AND seq IN \
                          (SELECT seq FROM webhook_outbox WHERE webhook = $1 \
-                          ORDER BY seq DESC OFFSET $2)",
+                          ORDER BY seq OFFSET $2)",
                         &[id, &(*keep as i64)],
                     )
                     .await?;
@@ -133,10 +142,11 @@ impl W<'_> {
         Ok(Outcome::Done)
     }
 
-    /// Records an attempt and what becomes of its event (see the redb twin).
-    async fn settle(&mut self, s: &Settled) -> Done<()> {
+    /// Records an attempt and what becomes of its event; false when the event was gone
+    /// already (see the redb twin).
+    async fn settle(&mut self, s: &Settled) -> Done<bool> {
         if self.webhook(&s.webhook).await?.is_none() {
-            return Ok(());
+            return Ok(false);
         }
         self.exec(
             "INSERT INTO webhook_attempts (webhook, attempt) VALUES ($1, $2)",
@@ -157,7 +167,7 @@ impl W<'_> {
             )
             .await?;
         let Some(row) = row else {
-            return Ok(());
+            return Ok(false);
         };
         let mut queued: Queued = decode(row.get(0))?;
         match &s.next {
@@ -190,7 +200,7 @@ impl W<'_> {
                 self.count_dropped(&s.webhook, left, Some(reason)).await?;
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Adds `n` to webhook `id`'s dropped events; with `disable`, disables it.
@@ -230,15 +240,16 @@ impl PgCatalog {
         rows.iter().map(|r| decode(r.get(0))).collect()
     }
 
-    /// The first `limit` events of webhook `id`'s outbox after entry `after`, in order.
-    pub async fn queued(&self, id: &str, after: u64, limit: usize) -> Result<Vec<Queued>> {
+    /// The first `limit` events of webhook `id`'s outbox, in order, from its head whatever
+    /// `after` says: two nodes' commits take their numbers before they commit, so an
+    /// entry numbered before `after` may commit after it (and reading on from `after`
+    /// would pass over it, and deliver its item's next event first).
+    pub async fn queued(&self, id: &str, _after: u64, limit: usize) -> Result<Vec<Queued>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let after = i64::try_from(after).unwrap_or(i64::MAX);
         let rows = self
             .rows(
-                "SELECT seq, queued FROM webhook_outbox WHERE webhook = $1 AND seq > $2 \
-                 ORDER BY seq LIMIT $3",
-                &[&id, &after, &limit],
+                "SELECT seq, queued FROM webhook_outbox WHERE webhook = $1 ORDER BY seq LIMIT $2",
+                &[&id, &limit],
             )
             .await?;
         rows.iter()

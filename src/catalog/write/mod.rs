@@ -149,10 +149,12 @@ pub enum WebhookWrite {
     Remove { id: String },
     /// A ping, into webhook `id`'s outbox only.
     Ping { id: String, event: Event },
-    /// Delivery attempts that ended, and what becomes of their events.
+    /// Delivery attempts that ended, and what becomes of their events (of one webhook);
+    /// answers `Outcome::Settled`.
     Settle(Vec<Settled>),
-    /// Drops the oldest events of webhook `id` beyond `keep` (counted on its record);
-    /// answers `Outcome::Dropped`.
+    /// Keeps the first `keep` events of webhook `id`'s outbox and drops the newer ones
+    /// (counted on its record): its receiver gets an unbroken prefix of what happened, and
+    /// what the sender is delivering stays. Answers `Outcome::Dropped`.
     Trim { id: String, keep: u64 },
 }
 
@@ -195,6 +197,13 @@ pub enum Outcome {
     Crop(CropCached),
     /// Events dropped from an outbox (`WebhookWrite::Trim`).
     Dropped(u64),
+    /// Attempts recorded (`WebhookWrite::Settle`): how many of their events were gone
+    /// from the outbox already (trimmed), and whether their webhook is still there and
+    /// enabled (its sender stops when not).
+    Settled {
+        missing: u64,
+        live: bool,
+    },
 }
 
 /// A media write's answer: the record (as written, or as it was when deleted) and the

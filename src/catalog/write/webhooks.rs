@@ -49,24 +49,33 @@ impl Tables<'_> {
                 self.enqueue(id, event.clone(), now_us())?;
             }
             WebhookWrite::Settle(settled) => {
+                let mut missing = 0;
                 for s in settled {
-                    self.settle(s)?;
+                    missing += u64::from(!self.settle(s)?);
                 }
+                let live = match settled.first() {
+                    Some(s) => self
+                        .webhook(&s.webhook)?
+                        .is_some_and(|h| h.disabled.is_none()),
+                    None => true,
+                };
+                return Ok(Outcome::Settled { missing, live });
             }
             WebhookWrite::Trim { id, keep } => {
                 let (from, to) = queue_of(id);
                 let n = self.outbox.range(from.as_slice()..to.as_slice())?.count() as u64;
                 let over = n.saturating_sub(*keep);
                 if over > 0 {
-                    let mut oldest = Vec::new();
+                    let mut newest = Vec::new();
+                    let kept = usize::try_from(*keep).unwrap_or(usize::MAX);
                     for row in self
                         .outbox
                         .range(from.as_slice()..to.as_slice())?
-                        .take(over as usize)
+                        .skip(kept)
                     {
-                        oldest.push(row?.0.value().to_vec());
+                        newest.push(row?.0.value().to_vec());
                     }
-                    for key in oldest {
+                    for key in newest {
                         self.outbox.remove(key.as_slice())?;
                     }
                     self.count_dropped(id, over)?;
@@ -77,11 +86,11 @@ impl Tables<'_> {
         Ok(Outcome::Done)
     }
 
-    /// Records an attempt, and what becomes of its entry (an entry already gone, its
-    /// webhook removed meanwhile, is left so).
-    fn settle(&mut self, s: &Settled) -> Result<()> {
+    /// Records an attempt, and what becomes of its entry; false when the entry was gone
+    /// already (trimmed, or its webhook removed meanwhile: then nothing is recorded).
+    fn settle(&mut self, s: &Settled) -> Result<bool> {
         let Some(mut hook) = self.webhook(&s.webhook)? else {
-            return Ok(());
+            return Ok(false);
         };
         let key = queue_key(&s.webhook, s.seq);
         let queued: Option<Queued> = self
@@ -91,7 +100,7 @@ impl Tables<'_> {
             .transpose()?;
         self.log_attempt(&s.webhook, s)?;
         let Some(mut queued) = queued else {
-            return Ok(());
+            return Ok(false);
         };
         match &s.next {
             Next::Delivered => {
@@ -115,7 +124,7 @@ impl Tables<'_> {
                 self.put_webhook(&hook)?;
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     fn log_attempt(&mut self, id: &str, s: &Settled) -> Result<()> {
