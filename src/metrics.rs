@@ -205,7 +205,7 @@ fn describe() {
     );
     describe_counter!(
         WEBHOOK_DROPPED,
-        "Events dropped from a webhook's outbox by this node: past the first webhooks.max_pending (reason over_limit), out of retries (expired), or pending when the receiver disabled it (disabled)."
+        "Events dropped from a webhook's outbox by this node: past the first webhooks.max_pending (reason over_limit), or out of their retry window (expired). Events waiting when a receiver answered 410 count in the webhook's own dropped field."
     );
     describe_gauge!(BUILD_INFO, "Always 1; the labels name the running build.");
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);

@@ -204,20 +204,23 @@ impl Sender {
         let mut deliveries = FuturesUnordered::new();
         let (mut ended, mut recording): (Vec<Settled>, Vec<Settled>) = (Vec::new(), Vec::new());
         let mut settling: Option<BoxFuture<'static, Result<Outcome, CatalogError>>> = None;
-        let (mut added, mut disabled, mut unrecorded) = (true, false, 0u32);
+        let (mut added, mut more, mut disabled, mut unrecorded) = (true, false, false, 0u32);
         loop {
             if wake.has_changed().unwrap_or(false) {
                 wake.mark_unchanged();
                 added = true;
             }
-            if added && !disabled && window.len() < depth {
+            // Read again when events were added, or when the last read filled the window
+            // (more wait behind it) and half of it is delivered.
+            let refill = added || (more && window.len() <= depth / 2);
+            if refill && !disabled && window.len() < depth {
                 let after = window.last().map_or(0, |q| q.seq);
-                match self
-                    .catalog
-                    .queued(&hook.id, after, depth - window.len())
-                    .await
-                {
+                // From the head, a read brings what the window and `done` hold as well
+                // (PostgreSQL reads from there whatever `after` says).
+                let limit = depth + done.len();
+                match self.catalog.queued(&hook.id, after, limit).await {
                     Ok(read) => {
+                        more = read.len() == limit;
                         let read = read.into_iter().filter(|q| !done.contains(&q.seq));
                         merge(&mut window, read.collect(), depth);
                         added = false;

@@ -818,3 +818,45 @@ async fn redirects_fail_retry_after_is_honoured_and_old_events_are_given_up() {
         "retried after {gap:?}, asked 2 s"
     );
 }
+
+/// A backlog deeper than what the sender holds at once (256 events) flows on without
+/// pausing once the receiver is back: the sender reads on as it delivers, not only when
+/// new events are committed (it once waited 5 s per 256 when nothing new came).
+#[tokio::test]
+async fn a_deep_backlog_flows_on_without_pauses() {
+    let s = TestServer::spawn_with(receivable).await;
+    let r = Receiver::start(503).await;
+    let (hook, _) = subscribe(&s, &r).await;
+    let items: Vec<(String, Vec<u8>)> = (0..10)
+        .map(|n| (format!("d{n}.pdf"), fixture("pdf/ltnews18_1page.pdf")))
+        .collect();
+    for _ in 0..16 {
+        let resp = s.upload_parts(items.clone(), &[]).await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+    }
+    let expected = 16 * 10 * 2;
+    let started = Instant::now();
+    while listed(&s, &hook).await["pending"] != expected
+        && started.elapsed() < Duration::from_secs(20)
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    r.status.store(204, Ordering::SeqCst);
+    let got = r.until_accepted(expected, Duration::from_secs(60)).await;
+    assert_eq!(got.len(), expected);
+    let accepted: Vec<Instant> = r
+        .all()
+        .iter()
+        .filter(|d| d.answered == 204)
+        .map(|d| d.at)
+        .collect();
+    let longest = accepted
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]))
+        .max()
+        .unwrap_or_default();
+    assert!(
+        longest < Duration::from_millis(4500),
+        "a pause of {longest:?} in the flow"
+    );
+}

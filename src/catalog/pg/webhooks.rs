@@ -111,17 +111,7 @@ impl W<'_> {
                 .await?;
             }
             WebhookWrite::Settle(settled) => {
-                let mut missing = 0;
-                for s in settled {
-                    missing += u64::from(!self.settle(s).await?);
-                }
-                let live = match settled.first() {
-                    Some(s) => self
-                        .webhook(&s.webhook)
-                        .await?
-                        .is_some_and(|h| h.disabled.is_none()),
-                    None => true,
-                };
+                let (missing, live) = self.settle(settled).await?;
                 return Ok(Outcome::Settled { missing, live });
             }
             WebhookWrite::Trim { id, keep } => {
@@ -142,65 +132,94 @@ impl W<'_> {
         Ok(Outcome::Done)
     }
 
-    /// Records an attempt and what becomes of its event; false when the event was gone
-    /// already (see the redb twin).
-    async fn settle(&mut self, s: &Settled) -> Done<bool> {
-        if self.webhook(&s.webhook).await?.is_none() {
-            return Ok(false);
-        }
+    /// Records attempts (of one webhook) and what becomes of their events, in a few
+    /// statements whatever their number (see the redb twin).
+    async fn settle(&mut self, settled: &[Settled]) -> Done<(u64, bool)> {
+        let Some(first) = settled.first() else {
+            return Ok((0, true));
+        };
+        let id = first.webhook.as_str();
+        let Some(mut hook) = self.webhook(id).await? else {
+            return Ok((settled.len() as u64, false));
+        };
+        let settled: Vec<&Settled> = settled.iter().filter(|s| s.webhook == id).collect();
+        let attempts: Vec<String> = settled.iter().map(|s| encode(&s.attempt)).collect();
         self.exec(
-            "INSERT INTO webhook_attempts (webhook, attempt) VALUES ($1, $2)",
-            &[&s.webhook, &encode(&s.attempt)],
+            "INSERT INTO webhook_attempts (webhook, attempt) \
+             SELECT $1, a FROM unnest($2::text[]) WITH ORDINALITY AS u(a, n) ORDER BY n",
+            &[&id, &attempts],
         )
         .await?;
         self.exec(
             "DELETE FROM webhook_attempts WHERE webhook = $1 AND seq IN \
              (SELECT seq FROM webhook_attempts WHERE webhook = $1 ORDER BY seq DESC OFFSET $2)",
-            &[&s.webhook, &(ATTEMPTS_KEPT as i64)],
+            &[&id, &(ATTEMPTS_KEPT as i64)],
         )
         .await?;
-        let seq = s.seq as i64;
-        let row = self
-            .row(
-                "SELECT queued FROM webhook_outbox WHERE webhook = $1 AND seq = $2 FOR UPDATE",
-                &[&s.webhook, &seq],
+        let seq = |s: &&Settled| s.seq as i64;
+        let out: Vec<i64> = settled
+            .iter()
+            .filter(|s| matches!(s.next, Next::Delivered | Next::GiveUp))
+            .map(seq)
+            .collect();
+        let removed: Vec<i64> = self
+            .rows(
+                "DELETE FROM webhook_outbox WHERE webhook = $1 AND seq = ANY ($2) RETURNING seq",
+                &[&id, &out],
             )
-            .await?;
-        let Some(row) = row else {
-            return Ok(false);
-        };
-        let mut queued: Queued = decode(row.get(0))?;
-        match &s.next {
-            Next::Delivered | Next::GiveUp => {
-                self.exec(
-                    "DELETE FROM webhook_outbox WHERE webhook = $1 AND seq = $2",
-                    &[&s.webhook, &seq],
-                )
-                .await?;
-                if s.next == Next::GiveUp {
-                    self.count_dropped(&s.webhook, 1, None).await?;
-                }
-            }
-            Next::Retry { due_us } => {
-                queued.attempts = s.attempt.attempt;
-                queued.due_us = *due_us;
-                self.exec(
-                    "UPDATE webhook_outbox SET queued = $3 WHERE webhook = $1 AND seq = $2",
-                    &[&s.webhook, &seq, &encode(&queued)],
-                )
-                .await?;
-            }
-            Next::Disable { reason } => {
-                let left = self
-                    .exec(
-                        "DELETE FROM webhook_outbox WHERE webhook = $1",
-                        &[&s.webhook],
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut missing = (out.len() - removed.len()) as u64;
+        let given_up = settled
+            .iter()
+            .filter(|s| s.next == Next::GiveUp && removed.contains(&seq(s)))
+            .count() as u64;
+        let mut changed = given_up > 0;
+        hook.dropped += given_up;
+        for s in &settled {
+            match &s.next {
+                Next::Delivered | Next::GiveUp => {}
+                Next::Retry { due_us } => {
+                    let row = self
+                        .row(
+                            "SELECT queued FROM webhook_outbox WHERE webhook = $1 AND seq = $2 \
+                             FOR UPDATE",
+                            &[&id, &seq(s)],
+                        )
+                        .await?;
+                    let Some(row) = row else {
+                        missing += 1;
+                        continue;
+                    };
+                    let mut queued: Queued = decode(row.get(0))?;
+                    (queued.attempts, queued.due_us) = (s.attempt.attempt, *due_us);
+                    self.exec(
+                        "UPDATE webhook_outbox SET queued = $3 WHERE webhook = $1 AND seq = $2",
+                        &[&id, &seq(s), &encode(&queued)],
                     )
                     .await?;
-                self.count_dropped(&s.webhook, left, Some(reason)).await?;
+                }
+                Next::Disable { reason } => {
+                    let left = self
+                        .exec("DELETE FROM webhook_outbox WHERE webhook = $1", &[&id])
+                        .await?;
+                    missing += u64::from(left == 0);
+                    hook.dropped += left;
+                    hook.disabled = Some(reason.clone());
+                    changed = true;
+                }
             }
         }
-        Ok(true)
+        if changed {
+            self.exec(
+                "UPDATE webhooks SET record = $2, enabled = $3 WHERE id = $1",
+                &[&id, &encode(&hook), &hook.disabled.is_none()],
+            )
+            .await?;
+        }
+        Ok((missing, hook.disabled.is_none()))
     }
 
     /// Adds `n` to webhook `id`'s dropped events; with `disable`, disables it.

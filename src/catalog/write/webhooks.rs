@@ -49,16 +49,7 @@ impl Tables<'_> {
                 self.enqueue(id, event.clone(), now_us())?;
             }
             WebhookWrite::Settle(settled) => {
-                let mut missing = 0;
-                for s in settled {
-                    missing += u64::from(!self.settle(s)?);
-                }
-                let live = match settled.first() {
-                    Some(s) => self
-                        .webhook(&s.webhook)?
-                        .is_some_and(|h| h.disabled.is_none()),
-                    None => true,
-                };
+                let (missing, live) = self.settle(settled)?;
                 return Ok(Outcome::Settled { missing, live });
             }
             WebhookWrite::Trim { id, keep } => {
@@ -86,59 +77,66 @@ impl Tables<'_> {
         Ok(Outcome::Done)
     }
 
-    /// Records an attempt, and what becomes of its entry; false when the entry was gone
-    /// already (trimmed, or its webhook removed meanwhile: then nothing is recorded).
-    fn settle(&mut self, s: &Settled) -> Result<bool> {
-        let Some(mut hook) = self.webhook(&s.webhook)? else {
-            return Ok(false);
+    /// Records attempts (of one webhook) and what becomes of their entries: how many
+    /// entries were gone already (trimmed), and whether the webhook is still there and
+    /// enabled. A delivered entry is only removed (never decoded): the common case, cheap.
+    fn settle(&mut self, settled: &[Settled]) -> Result<(u64, bool)> {
+        let Some(first) = settled.first() else {
+            return Ok((0, true));
         };
-        let key = queue_key(&s.webhook, s.seq);
-        let queued: Option<Queued> = self
-            .outbox
-            .get(key.as_slice())?
-            .map(|v| decode(v.value()))
-            .transpose()?;
-        self.log_attempt(&s.webhook, s)?;
-        let Some(mut queued) = queued else {
-            return Ok(false);
+        let id = first.webhook.as_str();
+        let Some(mut hook) = self.webhook(id)? else {
+            return Ok((settled.len() as u64, false)); // removed: nothing to record
         };
-        match &s.next {
-            Next::Delivered => {
-                self.outbox.remove(key.as_slice())?;
-            }
-            Next::Retry { due_us } => {
-                queued.attempts = s.attempt.attempt;
-                queued.due_us = *due_us;
-                self.outbox
-                    .insert(key.as_slice(), encode(&queued).as_slice())?;
-            }
-            Next::GiveUp => {
-                self.outbox.remove(key.as_slice())?;
-                hook.dropped += 1;
-                self.put_webhook(&hook)?;
-            }
-            Next::Disable { reason } => {
-                let left = clear(&mut self.outbox, &s.webhook)?;
-                hook.dropped += left;
-                hook.disabled = Some(reason.clone());
-                self.put_webhook(&hook)?;
-            }
-        }
-        Ok(true)
-    }
-
-    fn log_attempt(&mut self, id: &str, s: &Settled) -> Result<()> {
         let (from, to) = queue_of(id);
-        let last = self
+        let mut last = self
             .attempts
             .range(from.as_slice()..to.as_slice())?
             .next_back()
             .transpose()?
             .map_or(0, |(k, _)| queue_seq(k.value()));
-        self.attempts.insert(
-            queue_key(id, last + 1).as_slice(),
-            encode(&s.attempt).as_slice(),
-        )?;
+        let (mut missing, mut changed) = (0, false);
+        for s in settled.iter().filter(|s| s.webhook == id) {
+            last += 1;
+            self.attempts.insert(
+                queue_key(id, last).as_slice(),
+                encode(&s.attempt).as_slice(),
+            )?;
+            let key = queue_key(id, s.seq);
+            let found = match &s.next {
+                Next::Delivered => self.outbox.remove(key.as_slice())?.is_some(),
+                Next::GiveUp => {
+                    let found = self.outbox.remove(key.as_slice())?.is_some();
+                    hook.dropped += u64::from(found);
+                    changed |= found;
+                    found
+                }
+                Next::Retry { due_us } => {
+                    let queued: Option<Queued> = self
+                        .outbox
+                        .get(key.as_slice())?
+                        .map(|v| decode(v.value()))
+                        .transpose()?;
+                    match queued {
+                        Some(mut q) => {
+                            (q.attempts, q.due_us) = (s.attempt.attempt, *due_us);
+                            self.outbox.insert(key.as_slice(), encode(&q).as_slice())?;
+                            true
+                        }
+                        None => false,
+                    }
+                }
+                Next::Disable { reason } => {
+                    let left = clear(&mut self.outbox, id)?;
+                    hook.dropped += left;
+                    hook.disabled = Some(reason.clone());
+                    changed = true;
+                    left > 0
+                }
+            };
+            missing += u64::from(!found);
+        }
+        // The newest `ATTEMPTS_KEPT` attempts stay.
         let n = self.attempts.range(from.as_slice()..to.as_slice())?.count();
         if n > ATTEMPTS_KEPT {
             let mut oldest = Vec::new();
@@ -153,7 +151,10 @@ impl Tables<'_> {
                 self.attempts.remove(key.as_slice())?;
             }
         }
-        Ok(())
+        if changed {
+            self.put_webhook(&hook)?;
+        }
+        Ok((missing, hook.disabled.is_none()))
     }
 
     /// Appends `event` to webhook `id`'s outbox, after everything in it.
