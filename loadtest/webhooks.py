@@ -31,6 +31,8 @@ over all rounds); writes the raw numbers to target/perf/webhooks.json.
 
     python3 loadtest/webhooks.py                       # 3 rounds, 10 s measured
     WH_ROUNDS=5 WH_SECONDS=20 python3 loadtest/webhooks.py
+    WH_RATE=500 python3 loadtest/webhooks.py           # 500 uploads/s: the lag of a sender
+                                                       # that keeps up
     WH_RECEIVER=nginx python3 loadtest/webhooks.py     # the receiver is nginx: no lag,
                                                        # but a tenth of the receiver's CPU
 
@@ -59,6 +61,9 @@ import perf  # noqa: E402
 
 ROUNDS = int(os.environ.get("WH_ROUNDS", "3"))
 SECONDS = float(os.environ.get("WH_SECONDS", "10"))
+# WH_RATE: an open-loop rate (uploads/s) instead of 64 clients as fast as they go: the lag
+# of a sender that keeps up, rather than of a backlog.
+RATE = os.environ.get("WH_RATE")
 WARMUP = 2
 CLIENTS = 64
 DRAIN_LIMIT = 120.0
@@ -219,6 +224,8 @@ def upload_docs(name, server):
     perf.settle()
     out = perf.SCRATCH / f"{name}.json"
     flags = ["-c", CLIENTS, "--duration", SECONDS, "--warmup", WARMUP]
+    if RATE:
+        flags += ["--rate", RATE]
     cmd = [perf.BIN / "loadtest", "upload-docs", "--url", server.url, "--json", out, *map(str, flags)]
     print(f"\n== {name}: {' '.join(map(str, cmd[1:]))}", file=sys.stderr)
     server.reset_peak()
@@ -490,7 +497,7 @@ def summarise(runs):
         "receiver_cpu_per_delivery_ms": [
             1000.0 * (r["webhook"]["script_cpu_s"] - r["none"]["script_cpu_s"] + r["webhook"]["script_cpu_drain_s"])
             / max(1, r["webhook"]["events"]["delivered"]) for r in runs],
-        "service_mean_ms": statistics.fmean(s["mean"] for s in served if s["mean"] is not None),
+        "service_mean_ms": statistics.fmean(m) if (m := [s["mean"] for s in served if s["mean"] is not None]) else None,
         "service_p99_ms": max((s["p99"] for s in served if s["p99"] is not None), default=None),
     }
 
@@ -501,8 +508,8 @@ def main():
             sys.exit(f"{perf.BIN / binary} is missing: build release first (this script builds nothing)")
     perf.SCRATCH.mkdir(parents=True, exist_ok=True)
     info = {
-        "command": " ".join(f"{k}={os.environ[k]}" for k in ("WH_ROUNDS", "WH_SECONDS") if k in os.environ)
-                   + (" " if any(k in os.environ for k in ("WH_ROUNDS", "WH_SECONDS")) else "")
+        "command": " ".join(f"{k}={os.environ[k]}" for k in ("WH_RECEIVER", "WH_RATE", "WH_ROUNDS", "WH_SECONDS") if k in os.environ)
+                   + (" " if any(k in os.environ for k in ("WH_RECEIVER", "WH_RATE", "WH_ROUNDS", "WH_SECONDS")) else "")
                    + "python3 loadtest/webhooks.py",
         "machine": perf.machine(), "nproc": os.cpu_count(),
         "date": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC",
