@@ -44,10 +44,11 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import hooklib  # noqa: E402  (scripts/hooklib.py: receiver, read_body, request)
+from hooklib import request, send_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -111,20 +112,6 @@ class Server:
             self.kill()
 
 
-def request(base, method, path, key=None, body=None, content_type=None, timeout=15):
-    """(status, bytes); connection failures (the kill) raise OSError."""
-    req = urllib.request.Request(base + path, data=body, method=method)
-    if key:
-        req.add_header("Authorization", f"Bearer {key}")
-    if content_type:
-        req.add_header("Content-Type", content_type)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-
-
 def upload(base, key, name, data, folder):
     boundary = "crashtestboundary"
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"folder\"\r\n\r\n{folder}\r\n"
@@ -132,10 +119,6 @@ def upload(base, key, name, data, folder):
             f"filename=\"{Path(name).name}\"\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
     return request(base, "POST", "/api/v1/media", key, body,
                    f"multipart/form-data; boundary={boundary}")
-
-
-def send_json(base, method, path, key, value):
-    return request(base, method, path, key, json.dumps(value).encode(), "application/json")
 
 
 class Ledger:
@@ -314,79 +297,25 @@ class Worker(threading.Thread):
                 self.ledger.failures.append(f"create folder {path}: {status}")
 
 
-class Receiver:
-    """The webhook's endpoint: loopback, alive for the whole run (across server restarts).
-    Answers 200 and records every delivery, duplicates included."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.got = []  # {"id", "type", "subject", "changed", "alt", "at", "headers", "body"}
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):
-                body = read_body(self)
-                if body is None:  # cut short: the server died while sending
-                    self.close_connection = True
-                    return
-                receiver.record({k.lower(): v for k, v in self.headers.items()}, body)
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.http.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/hook"
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
-
-    def record(self, headers, body):
-        try:
-            event = json.loads(body)
-            data = event.get("data") or {}
-        except (ValueError, AttributeError):
-            event, data = {}, {}
-        delivery = {"id": headers.get("webhook-id"), "type": event.get("type"),
-                    "subject": data.get("id") or data.get("path") or data.get("webhookId"),
-                    "changed": data.get("changed") or [], "alt": data.get("alt"),
-                    "at": time.time(), "headers": headers, "body": body}
-        with self.lock:
-            self.got.append(delivery)
-
-    def deliveries(self):
-        with self.lock:
-            return list(self.got)
-
-    def stop(self):
-        self.http.shutdown()
-        self.http.server_close()
-
-
-def read_body(handler):
-    """A request's body as sent (Content-Length or chunked); None if it was cut short."""
+def parse_delivery(headers, body, path):
+    """A delivery as the webhook checks read it (the receiver's record of it)."""
     try:
-        if handler.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(handler.rfile.readline().split(b";")[0].strip(), 16)
-                if size == 0:
-                    while handler.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunk = handler.rfile.read(size)
-                if len(chunk) < size:
-                    return None
-                chunks.append(chunk)
-                handler.rfile.readline()
-        length = int(handler.headers.get("Content-Length", 0))
-        body = handler.rfile.read(length)
-        return body if len(body) == length else None
-    except (OSError, ValueError):
-        return None
+        event = json.loads(body)
+        data = event.get("data") or {}
+    except (ValueError, AttributeError):
+        event, data = {}, {}
+    return {"id": headers.get("webhook-id"), "type": event.get("type"),
+            "subject": data.get("id") or data.get("path") or data.get("webhookId"),
+            "changed": data.get("changed") or [], "alt": data.get("alt"),
+            "at": time.time(), "headers": headers, "body": body}
+
+
+def make_receiver():
+    """The webhook's endpoint (hooklib.Receiver): loopback, alive for the whole run (across
+    server restarts). Answers 200 (Content-Length: 0) and records every delivery,
+    duplicates included, as parse_delivery makes it:
+    {"id", "type", "subject", "changed", "alt", "at", "headers", "body"}."""
+    return hooklib.Receiver(status=200, parse=parse_delivery)
 
 
 def signature_ok(secret, headers, body):
@@ -678,7 +607,7 @@ def main():
                          capture_output=True, text=True, check=True)
     admin_key = out.stdout.strip()
     print(f"crash test: {args.rounds} rounds, {args.workers} workers, seed {args.seed}, in {work}")
-    receiver = Receiver()
+    receiver = make_receiver()
     server = Server(args.binary, data_dir, log_path)
     ledger = Ledger()
     try:

@@ -26,11 +26,11 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import hooklib  # noqa: E402  (scripts/hooklib.py: receiver, read_body, request)
 
 ROOT = Path(__file__).resolve().parent.parent
 try:
@@ -57,65 +57,6 @@ class Failed(Exception):
 def ensure(condition, what):
     if not condition:
         raise Failed(what)
-
-
-def read_body(handler):
-    """The request body as sent (Content-Length or chunked); None if it was cut short."""
-    if handler.headers.get("Transfer-Encoding", "").lower() == "chunked":
-        chunks = []
-        while True:
-            line = handler.rfile.readline()
-            if not line:
-                return None
-            size = int(line.split(b";")[0].strip(), 16)
-            if size == 0:
-                while handler.rfile.readline() not in (b"\r\n", b"\n", b""):
-                    pass
-                return b"".join(chunks)
-            chunks.append(handler.rfile.read(size))
-            handler.rfile.readline()
-    length = int(handler.headers.get("Content-Length", 0))
-    body = handler.rfile.read(length)
-    return body if len(body) == length else None
-
-
-class Receiver:
-    """A webhook endpoint on 127.0.0.1:0 that records (headers, raw body) and answers 204."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.got = []  # (headers dict, body bytes, path)
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):
-                body = read_body(self)
-                if body is None:
-                    self.close_connection = True
-                    return
-                with receiver.lock:
-                    receiver.got.append(({k.lower(): v for k, v in self.headers.items()}, body, self.path))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.http.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.http.serve_forever, daemon=True)
-        self.thread.start()
-
-    def deliveries(self):
-        with self.lock:
-            return list(self.got)
-
-    def stop(self):
-        self.http.shutdown()
-        self.http.server_close()
 
 
 class Server:
@@ -157,26 +98,22 @@ class Server:
                 self.proc.wait()
 
 
-def request(base, method, path, key=None, body=None, content_type=None):
-    """(status, parsed JSON or raw bytes)."""
-    req = urllib.request.Request(base + path, data=body, method=method)
-    if key:
-        req.add_header("Authorization", f"Bearer {key}")
-    if content_type:
-        req.add_header("Content-Type", content_type)
-    try:
-        with urllib.request.urlopen(req, timeout=15) as resp:
-            status, raw = resp.status, resp.read()
-    except urllib.error.HTTPError as e:
-        status, raw = e.code, e.read()
+def parsed(answer):
+    """(status, raw bytes) from hooklib -> (status, parsed JSON or the raw bytes)."""
+    status, raw = answer
     try:
         return status, json.loads(raw)
     except ValueError:
         return status, raw
 
 
+def request(base, method, path, key=None, body=None, content_type=None):
+    """(status, parsed JSON or raw bytes)."""
+    return parsed(hooklib.request(base, method, path, key, body, content_type))
+
+
 def send_json(base, method, path, key, value):
-    return request(base, method, path, key, json.dumps(value).encode(), "application/json")
+    return parsed(hooklib.send_json(base, method, path, key, value))
 
 
 def upload(base, key, path):
@@ -377,7 +314,7 @@ def main():
         if out.returncode != 0:
             raise Failed(f"keys create: {out.stderr.strip()}")
         key = out.stdout.strip()
-        receiver = Receiver()
+        receiver = hooklib.Receiver(status=204)  # records (headers, body, path)
         server = Server(binary, data_dir, log_path)
         summary = run(server.base, key, receiver)
         ok = True
