@@ -209,6 +209,18 @@ async fn listed(s: &TestServer, id: &str) -> Value {
         .expect("the webhook is listed")
 }
 
+/// The webhook as listed once `holds` holds of it, or as listed last after `secs`.
+async fn listed_when(s: &TestServer, id: &str, secs: u64, holds: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        let hook = listed(s, id).await;
+        if holds(&hook) || started.elapsed() > Duration::from_secs(secs) {
+            return hook;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Every delivery verifies with the webhook's secret, and its timestamp is now.
 fn assert_signed(deliveries: &[Delivery], secret: &str) {
     let now = std::time::SystemTime::now()
@@ -645,17 +657,9 @@ async fn a_410_disables_the_webhook() {
     for _ in 0..3 {
         s.upload_one("pdf/ltnews18_1page.pdf", &[]).await;
     }
-    let started = Instant::now();
-    while listed(&s, &hook).await["pending"] != 6 && started.elapsed() < Duration::from_secs(10) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    listed_when(&s, &hook, 10, |h| h["pending"] == 6).await;
     r.status.store(410, Ordering::SeqCst);
-    let started = Instant::now();
-    let mut listed_hook = listed(&s, &hook).await;
-    while listed_hook["enabled"] == true && started.elapsed() < Duration::from_secs(20) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        listed_hook = listed(&s, &hook).await;
-    }
+    let listed_hook = listed_when(&s, &hook, 20, |h| h["enabled"] == false).await;
     assert_eq!(listed_hook["enabled"], false, "{listed_hook}");
     assert_eq!(
         listed_hook["disabledReason"],
@@ -699,12 +703,7 @@ async fn an_outbox_over_its_limit_drops_its_newest_events() {
     for _ in 0..5 {
         s.upload_one("pdf/ltnews18_1page.pdf", &[]).await; // two events each
     }
-    let started = Instant::now();
-    let mut listed_hook = listed(&s, &hook).await;
-    while listed_hook["pending"] != 3 && started.elapsed() < Duration::from_secs(20) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        listed_hook = listed(&s, &hook).await;
-    }
+    let listed_hook = listed_when(&s, &hook, 20, |h| h["pending"] == 3).await;
     assert_eq!(
         (&listed_hook["pending"], &listed_hook["dropped"]),
         (&json!(3), &json!(7)),
@@ -771,11 +770,7 @@ async fn redirects_fail_retry_after_is_honoured_and_old_events_are_given_up() {
     };
     assert_eq!(ping(&s).await.expect("ping").status(), StatusCode::ACCEPTED);
     let started = Instant::now();
-    let mut listed_hook = listed(&s, &hook).await;
-    while listed_hook["dropped"] != 1 && started.elapsed() < Duration::from_secs(20) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        listed_hook = listed(&s, &hook).await;
-    }
+    let listed_hook = listed_when(&s, &hook, 20, |h| h["dropped"] == 1).await;
     assert_eq!(
         (&listed_hook["dropped"], &listed_hook["pending"]),
         (&json!(1), &json!(0))
@@ -835,12 +830,7 @@ async fn a_deep_backlog_flows_on_without_pauses() {
         assert_eq!(resp.status(), StatusCode::CREATED);
     }
     let expected = 16 * 10 * 2;
-    let started = Instant::now();
-    while listed(&s, &hook).await["pending"] != expected
-        && started.elapsed() < Duration::from_secs(20)
-    {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    listed_when(&s, &hook, 20, |h| h["pending"] == expected).await;
     r.status.store(204, Ordering::SeqCst);
     let got = r.until_accepted(expected, Duration::from_secs(60)).await;
     assert_eq!(got.len(), expected);

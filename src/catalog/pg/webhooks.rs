@@ -124,7 +124,7 @@ impl W<'_> {
                     )
                     .await?;
                 if dropped > 0 {
-                    self.count_dropped(id, dropped, None).await?;
+                    self.count_dropped(id, dropped).await?;
                 }
                 return Ok(Outcome::Dropped(dropped));
             }
@@ -213,27 +213,25 @@ impl W<'_> {
             }
         }
         if changed {
-            self.exec(
-                "UPDATE webhooks SET record = $2, enabled = $3 WHERE id = $1",
-                &[&id, &encode(&hook), &hook.disabled.is_none()],
-            )
-            .await?;
+            self.put_webhook(&hook).await?;
         }
         Ok((missing, hook.disabled.is_none()))
     }
 
-    /// Adds `n` to webhook `id`'s dropped events; with `disable`, disables it.
-    async fn count_dropped(&mut self, id: &str, n: u64, disable: Option<&String>) -> Done<()> {
+    /// Adds `n` to webhook `id`'s dropped events.
+    async fn count_dropped(&mut self, id: &str, n: u64) -> Done<()> {
         let Some(mut hook) = self.webhook(id).await? else {
             return Ok(());
         };
         hook.dropped += n;
-        if let Some(reason) = disable {
-            hook.disabled = Some(reason.clone());
-        }
+        self.put_webhook(&hook).await
+    }
+
+    /// Writes back a webhook's record (and whether fan-out still sends to it).
+    async fn put_webhook(&self, hook: &WebhookRecord) -> Done<()> {
         self.exec(
             "UPDATE webhooks SET record = $2, enabled = $3 WHERE id = $1",
-            &[&id, &encode(&hook), &hook.disabled.is_none()],
+            &[&hook.id, &encode(hook), &hook.disabled.is_none()],
         )
         .await?;
         Ok(())

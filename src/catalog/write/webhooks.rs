@@ -89,12 +89,7 @@ impl Tables<'_> {
             return Ok((settled.len() as u64, false)); // removed: nothing to record
         };
         let (from, to) = queue_of(id);
-        let mut last = self
-            .attempts
-            .range(from.as_slice()..to.as_slice())?
-            .next_back()
-            .transpose()?
-            .map_or(0, |(k, _)| queue_seq(k.value()));
+        let mut last = last_seq(&self.attempts, id)?;
         let (mut missing, mut changed) = (0, false);
         for s in settled.iter().filter(|s| s.webhook == id) {
             last += 1;
@@ -159,13 +154,7 @@ impl Tables<'_> {
 
     /// Appends `event` to webhook `id`'s outbox, after everything in it.
     fn enqueue(&mut self, id: &str, event: Event, now: u64) -> Result<()> {
-        let (from, to) = queue_of(id);
-        let last = self
-            .outbox
-            .range(from.as_slice()..to.as_slice())?
-            .next_back()
-            .transpose()?
-            .map_or(0, |(k, _)| queue_seq(k.value()));
+        let last = last_seq(&self.outbox, id)?;
         let queued = Queued {
             seq: last + 1,
             event,
@@ -213,6 +202,16 @@ impl Tables<'_> {
         }
         Ok(hooks)
     }
+}
+
+/// The sequence number of the last entry of webhook `id` in `table` (0: none).
+fn last_seq(table: &Table<'_, &'static [u8], &'static [u8]>, id: &str) -> Result<u64> {
+    let (from, to) = queue_of(id);
+    let last = table
+        .range(from.as_slice()..to.as_slice())?
+        .next_back()
+        .transpose()?;
+    Ok(last.map_or(0, |(k, _)| queue_seq(k.value())))
 }
 
 /// Empties webhook `id`'s range of `table`; how many entries it had.
