@@ -32,6 +32,15 @@ pub fn json(status: StatusCode, value: &impl Serialize) -> Resp {
     json_bytes(status, serde_json::to_vec(value).unwrap_or_default())
 }
 
+/// 201 with a secret shown this once (an API key, a webhook's signing secret): never
+/// stored by a cache (`Cache-Control: no-store`).
+pub fn created_once(value: &impl Serialize) -> Resp {
+    let mut resp = json(StatusCode::CREATED, value);
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
 /// A response with an already serialized JSON body.
 pub fn json_bytes(status: StatusCode, body: impl Into<Bytes>) -> Resp {
     let mut resp = Response::new(full(body));

@@ -2,7 +2,6 @@
 //! server runs (the `admin` scope). A revoked key fails its next request.
 
 use hyper::body::Incoming;
-use hyper::header::{CACHE_CONTROL, HeaderValue};
 use hyper::{Request, StatusCode};
 use serde_json::Value;
 
@@ -10,7 +9,7 @@ use super::{read_json_object, views};
 use crate::catalog::keys;
 use crate::error::ApiError;
 use crate::http::query::invalid_folder;
-use crate::http::response::{Resp, json};
+use crate::http::response::{Resp, created_once, json};
 use crate::http::{Ctx, auth};
 use crate::model::{FolderPath, Scope};
 
@@ -65,10 +64,7 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError>
         record: views::api_key(&record),
         key: &key,
     };
-    let mut resp = json(StatusCode::CREATED, &views::Data { data: created });
-    resp.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(resp)
+    Ok(created_once(&views::Data { data: created }))
 }
 
 pub async fn revoke(ctx: &Ctx, req: &Request<Incoming>, id: String) -> Result<Resp, ApiError> {

@@ -2,14 +2,13 @@
 //! story is `events::Webhooks`; this reads requests and shapes answers.
 
 use hyper::body::Incoming;
-use hyper::header::{CACHE_CONTROL, HeaderValue};
 use hyper::{Request, StatusCode};
 use serde_json::Value;
 
 use super::{read_json_object, views};
 use crate::error::ApiError;
 use crate::events::is_webhook_id;
-use crate::http::response::{Resp, json};
+use crate::http::response::{Resp, created_once, json};
 use crate::http::{Ctx, auth};
 use crate::model::Scope;
 
@@ -59,10 +58,7 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Resp, ApiError>
         record: views::webhook(&record, 0),
         secret: &record.secret,
     };
-    let mut resp = json(StatusCode::CREATED, &views::Data { data: created });
-    resp.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(resp)
+    Ok(created_once(&views::Data { data: created }))
 }
 
 pub async fn remove(ctx: &Ctx, req: &Request<Incoming>, id: String) -> Result<Resp, ApiError> {
