@@ -1,9 +1,9 @@
 # Darkroom's front door. `make run` serves on the embedded defaults; `make test` is what CI runs.
 CARGO ?= cargo
 
-.PHONY: run test lint bench bench-compare build fmt build-tools tools s3-up s3-down loadtest perf perf-10m openapi fuzz crash-test slow-clients
+.PHONY: run test lint bench bench-compare build fmt build-tools preview-tools tools s3-up s3-down loadtest perf perf-10m openapi fuzz crash-test slow-clients
 
-run: build-tools
+run: build-tools preview-tools
 	$(CARGO) run --release -- serve
 
 build: build-tools
@@ -51,10 +51,15 @@ s3-down:
 build-tools:
 	@scripts/debian-need.sh cmake:cmake nasm:nasm
 
+# What previews use (optional at run time: without them videos and PDFs get no poster):
+# ffmpeg makes video posters, poppler's pdftoppm renders PDF first pages.
+preview-tools:
+	@scripts/debian-need.sh ffmpeg:ffmpeg pdftoppm:poppler-utils
+
 # What the tests need beyond that: promtool (package prometheus) checks the /metrics
 # exposition format; chromium runs the explorer's browser test; nginx balances the
-# three nodes of the cluster test.
-tools: build-tools
+# three nodes of the cluster test; the preview tools make posters.
+tools: build-tools preview-tools
 	@scripts/debian-need.sh promtool:prometheus /usr/bin/chromium:chromium nginx:nginx-light
 
 # Rewrites the checked-in contract from the code (a test fails while it is stale).

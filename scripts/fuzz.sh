@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 secs=${FUZZ_SECS:-60}
 runs=${FUZZ_RUNS:--1}   # stop a target after this many executions (default: time only)
-targets=${FUZZ_TARGET:-sniff probe svg video strip orientation decode folder query router multipart record}
+targets=${FUZZ_TARGET:-sniff probe anim svg video strip orientation decode folder query router multipart record}
 toolchain=+nightly
 rustup toolchain list | grep -q '^nightly' || { toolchain=""; export RUSTC_BOOTSTRAP=1; }
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
@@ -27,6 +27,7 @@ seed() { # target, then files or literal inputs
 images=$(find tests/fixtures/jpeg tests/fixtures/png tests/fixtures/gif tests/fixtures/webp tests/fixtures/hostile -type f -size -600k)
 seed sniff $(find tests/fixtures -type f -size -600k)
 seed probe $images
+seed anim $images
 seed strip $images
 seed orientation $images
 seed decode $images

@@ -24,6 +24,7 @@ pub struct Config {
     pub server: Server,
     pub admin: Admin,
     pub processing: Processing,
+    pub previews: Previews,
     pub maintenance: Maintenance,
     pub catalog: crate::catalog::Options,
     pub delivery: crate::delivery::DeliveryConfig,
@@ -42,6 +43,20 @@ pub struct Media {
     pub link_ttl_secs: u64,
     /// The longest `?urlTtl=` a request may ask for (S3 signs for 7 days at most).
     pub max_link_ttl_secs: u64,
+}
+
+/// `[previews]`: the tools that make posters of videos and PDFs, and their bounds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Previews {
+    /// A name looked up on `PATH`, or a path; empty turns that preview off.
+    pub ffmpeg: String,
+    pub pdftoppm: String,
+    /// One run of a tool: wall-clock and CPU seconds, address space, bytes of output.
+    pub timeout_secs: u64,
+    pub cpu_secs: u64,
+    pub memory_bytes: u64,
+    pub max_output_bytes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -105,6 +120,10 @@ pub struct Limits {
     pub max_records: u64,
     /// Scans of a progressive JPEG.
     pub max_jpeg_scans: u32,
+    /// An animated GIF or WebP: frames, canvas pixels times frames, and seconds of play.
+    pub max_animation_frames: u64,
+    pub max_animation_pixels: u64,
+    pub max_animation_secs: u64,
     /// SVG: bytes, nesting depth, elements, and attributes on one element.
     pub max_svg_bytes: u64,
     pub max_svg_depth: usize,
@@ -358,6 +377,19 @@ impl Config {
                 "processing.webp_quality must be 0-100 and webp_method 0-6".into(),
             ));
         }
+        let v = &self.previews;
+        if v.timeout_secs == 0
+            || v.cpu_secs == 0
+            || v.memory_bytes < 64 << 20
+            || v.max_output_bytes < 1 << 20
+            || self.limits.max_animation_frames < 2
+        {
+            return Err(ConfigError::Invalid(
+                "previews.timeout_secs and cpu_secs must be > 0, memory_bytes at least 64 MB, \
+                 max_output_bytes at least 1 MB; limits.max_animation_frames at least 2"
+                    .into(),
+            ));
+        }
         if p.max_backlog == 0 || p.max_attempts == 0 || p.wait_timeout_secs == 0 {
             return Err(ConfigError::Invalid(
                 "processing.max_backlog, max_attempts and wait_timeout_secs must be > 0".into(),
@@ -461,7 +493,25 @@ impl Config {
                 max_elements: l.max_svg_elements,
                 max_attributes: l.max_svg_attributes,
             },
+            animation: crate::media::anim::AnimationLimits {
+                max_frames: l.max_animation_frames,
+                max_pixels: l.max_animation_pixels,
+                max_secs: l.max_animation_secs,
+            },
         }
+    }
+
+    /// The poster tools found on this machine, with their bounds (see `media::poster`).
+    pub fn previews(&self) -> crate::media::poster::Previews {
+        let p = &self.previews;
+        let limits = crate::media::poster::ToolLimits {
+            wall: std::time::Duration::from_secs(p.timeout_secs),
+            cpu_secs: p.cpu_secs,
+            memory_bytes: p.memory_bytes,
+            max_output_bytes: p.max_output_bytes,
+        };
+        let max_side = crate::media::image::VARIANT_WIDTHS[0];
+        crate::media::poster::Previews::find(&p.ffmpeg, &p.pdftoppm, limits, max_side)
     }
 
     /// The image pipeline's settings (encoder, pixel and scan limits).
@@ -471,6 +521,7 @@ impl Config {
             method: self.processing.webp_method,
             max_pixels: self.limits.max_image_pixels,
             max_scans: self.limits.max_jpeg_scans,
+            max_frames: self.limits.max_animation_frames,
         }
     }
 

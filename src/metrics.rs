@@ -33,6 +33,7 @@ pub const PROCESSING_BACKLOG: &str = "darkroom_processing_backlog";
 pub const PROCESSING_STAGE_DURATION: &str = "darkroom_processing_stage_duration_seconds";
 pub const PROCESSING_JOBS: &str = "darkroom_processing_jobs_total";
 pub const PROCESSING_VARIANTS: &str = "darkroom_processing_variants_total";
+pub const POSTERS: &str = "darkroom_posters_total";
 pub const PROCESSING_VARIANT_BYTES: &str = "darkroom_processing_variant_bytes_total";
 pub const PROCESSING_REJECTED: &str = "darkroom_processing_rejected_uploads_total";
 pub const PROCESSING_MEMORY_HELD: &str = "darkroom_processing_memory_held_bytes";
@@ -169,13 +170,17 @@ fn describe() {
     describe_histogram!(
         PROCESSING_STAGE_DURATION,
         Unit::Seconds,
-        "Processing time per stage (read, decode, resize, encode, write, total)."
+        "Processing time per stage (read, render, decode, resize, encode, write, total)."
     );
     describe_counter!(
         PROCESSING_JOBS,
         "Finished image jobs by outcome (ready, failed, retried)."
     );
     describe_counter!(PROCESSING_VARIANTS, "WebP variants written.");
+    describe_counter!(
+        POSTERS,
+        "Poster runs of videos and PDFs by type and outcome (made, failed, timed_out, off)."
+    );
     describe_counter!(
         PROCESSING_VARIANT_BYTES,
         Unit::Bytes,

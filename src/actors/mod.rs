@@ -74,6 +74,8 @@ pub async fn start(
         }
     });
     let threads = p.thread_count();
+    let previews = config.previews();
+    previews.log();
     let processing = ProcessingArgs {
         catalog: catalog_handle.clone(),
         storage: storage_handle.clone(),
@@ -85,6 +87,7 @@ pub async fn start(
         waiters: waiters.clone(),
         presets: config.delivery.presets.clone(),
         budget: Budget::new(p.memory_budget_bytes),
+        previews: Arc::new(previews),
     };
     let admission = Admission::new(catalog_handle.clone(), p.max_backlog);
     let processing_handle = ProcessingHandle::new(&processing, processing_slot.clone(), admission);

@@ -16,8 +16,8 @@ use super::catalog::CatalogHandle;
 use super::{Slot, rpc};
 use crate::metrics::{self as m, Timer};
 use crate::storage::{
-    Held, InFlight, ObjectInfo, RangedObject, Sink, Storage, StorageError, StoredFile, Sweep,
-    SweepReport,
+    Held, InFlight, LocalFile, ObjectInfo, RangedObject, Sink, Storage, StorageError, StoredFile,
+    Sweep, SweepReport,
 };
 
 type Result<T> = std::result::Result<T, StorageError>;
@@ -71,6 +71,8 @@ pub enum StorageRequest {
     Presign(String, &'static str, Duration, RpcReplyPort<Result<String>>),
     /// HEAD what a client uploaded for a key.
     HeadUpload(String, RpcReplyPort<Result<Option<ObjectInfo>>>),
+    /// A stored file in a temp file of its own (a tool's input).
+    Fetch(String, RpcReplyPort<Result<Option<LocalFile>>>),
     /// Copy what a client uploaded into a temp file (at most the limit + 1 bytes).
     FetchUpload(String, u64, RpcReplyPort<Result<Option<Sink>>>),
     /// Copy what a client uploaded to the key itself, inside the store.
@@ -171,6 +173,9 @@ fn answer_request(s: Op, msg: StorageRequest) {
         StorageRequest::Head(key, r) => answer(r, s, "head", |s| async move { s.head(&key).await }),
         StorageRequest::HeadUpload(key, r) => {
             answer(r, s, "head", |s| async move { s.head_upload(&key).await })
+        }
+        StorageRequest::Fetch(key, r) => {
+            answer(r, s, "fetch", |s| async move { s.fetch(&key).await })
         }
         StorageRequest::FetchUpload(key, limit, r) => answer(r, s, "fetch", move |s| async move {
             s.fetch_upload(&key, limit).await
@@ -415,6 +420,11 @@ impl StorageHandle {
 
     pub async fn read(&self, key: String) -> Result<Option<Vec<u8>>> {
         self.call(|r| StorageRequest::Read(key, r)).await
+    }
+
+    /// A stored file where a tool can read it (see `Storage::fetch`).
+    pub async fn fetch(&self, key: String) -> Result<Option<LocalFile>> {
+        self.call(|r| StorageRequest::Fetch(key, r)).await
     }
 
     pub async fn open(&self, key: String) -> Result<Option<StoredFile>> {

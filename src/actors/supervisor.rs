@@ -303,6 +303,7 @@ mod tests {
                 waiters: Waiters::default(),
                 presets: Default::default(),
                 budget: crate::actors::processing::Budget::new(1 << 30),
+                previews: Default::default(),
             },
             processing_slot: processing_slot.clone(),
         };

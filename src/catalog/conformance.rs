@@ -142,6 +142,7 @@ macro_rules! conformance {
 
 conformance!(
     a_delete_queues_every_file_the_catalog_knows,
+    a_poster_and_its_variants_are_the_items_files,
     a_failed_rerun_for_crops_keeps_the_variants,
     a_failed_rerun_of_an_image_without_variants_keeps_it_ready,
     a_stale_failed_run_leaves_the_newer_job,
@@ -193,6 +194,7 @@ fn made(r: &MediaRecord, version: u32) -> JobResult {
         height: 63,
     };
     JobResult::Ready {
+        poster: None,
         variants: vec![VariantRecord {
             width: 150,
             height: 100,
@@ -207,8 +209,8 @@ fn made(r: &MediaRecord, version: u32) -> JobResult {
             storage_key: crop_key(&r.storage_key, card, version),
         }],
         crop_version: version,
-        thumbhash: "hash".into(),
-        dominant_color: "#102030".into(),
+        thumbhash: Some("hash".into()),
+        dominant_color: Some("#102030".into()),
     }
 }
 
@@ -309,6 +311,86 @@ async fn a_delete_queues_every_file_the_catalog_knows(f: &Fixture) {
         c.delete_media(a.id.clone()).await,
         Err(CatalogError::NotFound(_))
     ));
+}
+
+/// A video's job records its poster (a file of the item's, like its variants): claimed by
+/// the item, kept by a crops-only re-run, queued for deletion with it. A video whose
+/// poster cannot be made is ready without one, and without placeholders.
+async fn a_poster_and_its_variants_are_the_items_files(f: &Fixture) {
+    let c = &f.handle;
+    let video = MediaRecord {
+        media_type: MediaType::Mp4,
+        processing: Processing::initial(MediaType::Mp4),
+        storage_key: format!("2026/01/{:0>16}.mp4", 7),
+        ..image(7, "clip.mp4")
+    };
+    assert!(video.is_processing(), "a video waits for its poster");
+    let poster = VariantRecord {
+        width: 640,
+        height: 360,
+        size: 9,
+        storage_key: crate::storage::key::poster_key(&video.storage_key),
+    };
+    let mut result = made(&video, 0);
+    if let JobResult::Ready { poster: p, .. } = &mut result {
+        *p = Some(poster.clone());
+    }
+    let done = processed(f, &video, result).await;
+    let p = done.processing.as_ref().expect("processing");
+    assert_eq!(
+        (p.status, p.poster.as_ref()),
+        (Status::Ready, Some(&poster))
+    );
+    assert_eq!(
+        done.picture(),
+        Some((poster.storage_key.as_str(), MediaType::Webp))
+    );
+    for key in done.storage_keys() {
+        let owner = c.owner_of_file(&key).await.expect("owner");
+        assert_eq!(owner.as_deref(), Some(done.id.as_str()), "{key}");
+    }
+    // A focal move re-runs it for crops alone: the poster stays.
+    let moved = c
+        .update_media(
+            done.id.clone(),
+            MediaPatch {
+                focal_x: Some(20.0),
+                ..MediaPatch::default()
+            },
+            true,
+        )
+        .await
+        .expect("move");
+    assert!(moved.record.is_processing());
+    assert_eq!(
+        moved.record.processing.as_ref().expect("p").poster,
+        Some(poster.clone())
+    );
+    let deleted = c.delete_media(done.id.clone()).await.expect("delete");
+    assert!(deleted.contains(&poster.storage_key), "{deleted:?}");
+
+    let pdf = MediaRecord {
+        media_type: MediaType::Pdf,
+        processing: Processing::initial(MediaType::Pdf),
+        storage_key: format!("2026/01/{:0>16}.pdf", 8),
+        ..image(8, "locked.pdf")
+    };
+    let none = JobResult::Ready {
+        variants: Vec::new(),
+        poster: None,
+        crops: Vec::new(),
+        crop_version: 0,
+        thumbhash: None,
+        dominant_color: None,
+    };
+    let locked = processed(f, &pdf, none).await;
+    let p = locked.processing.as_ref().expect("processing");
+    assert_eq!(
+        (p.status, &p.poster, &p.thumbhash),
+        (Status::Ready, &None, &None)
+    );
+    assert_eq!(locked.picture(), None, "no crops of it");
+    assert_eq!(locked.storage_keys(), vec![pdf.storage_key.clone()]);
 }
 
 /// Moves item `a`'s focal point by `patch` (with crop presets), then fails the crops-only

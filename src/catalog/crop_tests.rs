@@ -25,6 +25,7 @@ fn ready_with_crop(r: &MediaRecord, version: u32) -> JobResult {
     };
     JobResult::Ready {
         variants,
+        poster: None,
         crops: vec![crop],
         crop_version: version,
         thumbhash,

@@ -70,9 +70,10 @@ impl Catalog {
     }
 }
 
-/// A raster image made without exactly these presets (not one still waiting or failed).
+/// An item with a picture (a raster image, a poster) made without exactly these presets
+/// (not one still waiting or failed).
 pub(super) fn needs_crops(record: &MediaRecord, presets: &Presets) -> bool {
-    record.media_type.is_raster()
+    record.picture().is_some()
         && record
             .processing
             .as_ref()

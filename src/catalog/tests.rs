@@ -23,6 +23,7 @@ pub(super) fn image(tail: char) -> MediaRecord {
 
 pub(super) fn ready(r: &MediaRecord) -> JobResult {
     JobResult::Ready {
+        poster: None,
         variants: vec![VariantRecord {
             width: 150,
             height: 100,
@@ -31,8 +32,8 @@ pub(super) fn ready(r: &MediaRecord) -> JobResult {
         }],
         crops: Vec::new(),
         crop_version: r.crop_version,
-        thumbhash: "hash".into(),
-        dominant_color: "#102030".into(),
+        thumbhash: Some("hash".into()),
+        dominant_color: Some("#102030".into()),
     }
 }
 

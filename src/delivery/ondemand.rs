@@ -178,14 +178,15 @@ impl Cropper {
         self.make(&record, size).await
     }
 
-    /// The item, if it is a raster image whose pixels decode.
+    /// The item, if it has a picture (a raster image, a video's or PDF's poster) and its
+    /// processing did not fail.
     async fn image(&self, id: &str) -> Result<MediaRecord, CropError> {
         let record = self.catalog.get(id).await?.ok_or(CropError::NotFound)?;
         let failed = record
             .processing
             .as_ref()
             .is_some_and(|p| p.status == Status::Failed);
-        if !record.media_type.is_raster() || failed {
+        if record.picture().is_none() || failed {
             return Err(CropError::NotFound);
         }
         Ok(record)
@@ -228,9 +229,10 @@ impl Cropper {
             })?;
         // Within the pool's in-flight window: each crop holds its whole original.
         let _turn = self.processing.crop_turn().await;
+        let (picture, kind) = record.picture().ok_or(CropError::NotFound)?;
         let original = self
             .storage
-            .read(record.storage_key.clone())
+            .read(picture.to_owned())
             .await?
             .ok_or(CropError::NotFound)?;
         let focal = Focal {
@@ -239,7 +241,7 @@ impl Cropper {
         };
         let webp = self
             .processing
-            .make_crop(original, record.media_type, size, focal)
+            .make_crop(original, kind, size, focal)
             .await?;
         metrics::counter!(m::CROPS_MADE).increment(1);
         let len = webp.len() as u64;

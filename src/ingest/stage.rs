@@ -163,6 +163,7 @@ impl Staged {
             width: self.inspection.dims.map(|d| d.width),
             height: self.inspection.dims.map(|d| d.height),
             duration: self.inspection.duration,
+            frames: self.inspection.frames,
             alt: alt.map(str::to_owned),
             title: None,
             description: None,

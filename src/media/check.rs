@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::image::{Settings, Worker};
+use super::image::{Focal, Make, Settings, Worker};
 use super::{Limits, MediaError, clean_in_place, inspect, sniff};
 use crate::model::random_token;
 
@@ -20,6 +20,8 @@ pub struct Checked {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub duration: Option<f64>,
+    /// Frames of an animated GIF or WebP (its variants are animated).
+    pub frames: Option<u32>,
     /// Bytes stored once cleaned.
     pub stored_bytes: u64,
     /// Variants its job would make (raster images).
@@ -53,7 +55,20 @@ pub fn check_file(
         let (mut variants, mut processing_error) = (None, None);
         if media_type.is_raster() {
             let bytes = std::fs::read(&copy).map_err(io)?;
-            match Worker::new().process(&bytes, media_type, settings) {
+            let make = if inspection.frames.is_some() {
+                Make::Animated
+            } else {
+                Make::All
+            };
+            let processed = Worker::new().process_with_crops(
+                &bytes,
+                media_type,
+                settings,
+                &[],
+                Focal::CENTRE,
+                make,
+            );
+            match processed {
                 Ok(processed) => variants = Some(processed.variants.len()),
                 Err(e) => processing_error = Some(e.to_string()),
             }
@@ -64,6 +79,7 @@ pub fn check_file(
             width: inspection.dims.map(|d| d.width),
             height: inspection.dims.map(|d| d.height),
             duration: inspection.duration,
+            frames: inspection.frames,
             stored_bytes,
             variants,
             processing_error,

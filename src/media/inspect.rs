@@ -1,11 +1,12 @@
 //! Inspecting a spooled upload of a sniffed type: its size (with the pixel limit), SVG
-//! safety, a video's size and duration; and cleaning it in place: location and camera
+//! safety, an animation's frames (within their limits), a video's size and duration; and cleaning it in place: location and camera
 //! metadata removed from JPEG, PNG and WebP, an SVG rewritten from what its check kept.
 //! Used by `ingest` on every upload and confirm. Every bound comes from `Limits`.
 
 use std::io::{BufReader, Read, Seek};
 use std::path::Path;
 
+use super::anim;
 use super::limits::{Exceeded, Limits};
 use super::probe::{self, Dimensions, ProbeError};
 use super::svg::{self, SvgError};
@@ -39,6 +40,8 @@ pub struct Inspection {
     pub dims: Option<Dimensions>,
     /// Seconds (videos).
     pub duration: Option<f64>,
+    /// Frames of an animated GIF or WebP (none for a still image).
+    pub frames: Option<u32>,
 }
 
 /// Checks a spooled upload of a sniffed type: header dimensions (with the pixel limit)
@@ -62,7 +65,7 @@ pub fn inspect_reader<R: Read + Seek>(
 ) -> Result<Inspection, MediaError> {
     let dims = |d| Inspection {
         dims: Some(d),
-        duration: None,
+        ..Inspection::default()
     };
     match media_type {
         t if t.is_raster() => {
@@ -79,13 +82,29 @@ pub fn inspect_reader<R: Read + Seek>(
             }
             // What decoding it holds; headers the estimate cannot read are refused (the
             // job would have to hold the whole budget for it).
-            let needed = super::image::decode_cost(reader, media_type, &[])
+            let mut needed = super::image::decode_cost(reader, media_type, &[])
                 .map_err(|_| ProbeError::Malformed("image (headers unreadable)"))?;
+            reader.rewind().map_err(ProbeError::Io)?;
+            let animation = anim::scan(media_type, reader, limits)
+                .and_then(|a| a.map(|a| a.check(limits).map(|()| a)).transpose())
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::InvalidData => {
+                        ProbeError::Malformed("animation (its frames cannot be read)")
+                    }
+                    _ => ProbeError::from(e),
+                })?;
+            if animation.is_some() {
+                // Its frames streamed through one encoder per width hold more.
+                needed = needed.saturating_add(super::image::animation_cost(d.width, d.height));
+            }
             if needed > limits.max_decode_bytes {
                 let budget = limits.max_decode_bytes;
                 return Err(ProbeError::TooCostly { needed, budget }.into());
             }
-            Ok(dims(d))
+            Ok(Inspection {
+                frames: animation.map(|a| a.frames),
+                ..dims(d)
+            })
         }
         MediaType::Svg => match svg::inspect(BufReader::new(reader), limits.svg)? {
             Some(d) => Ok(dims(probe::check_pixels(d, limits.max_pixels)?)),
@@ -106,6 +125,7 @@ pub fn inspect_reader<R: Read + Seek>(
                     .zip(v.height)
                     .map(|(width, height)| Dimensions { width, height }),
                 duration: v.duration,
+                frames: None,
             })
         }
         _ => Ok(Inspection::default()),

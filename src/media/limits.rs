@@ -1,8 +1,9 @@
 //! The bounds of every parse of an upload, decided before the work (from `[limits]` in
 //! config): pixels, metadata bytes, structure records (JPEG segments, PNG and WebP
-//! chunks, MP4 boxes), JPEG scans, and the SVG bounds. A file past one is refused with a
+//! chunks, MP4 boxes), JPEG scans, animation frames, and the SVG bounds. A file past one is refused with a
 //! message naming it; oversized metadata (an ICC profile, an EXIF block) is dropped.
 
+use super::anim::AnimationLimits;
 use super::svg;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +20,8 @@ pub struct Limits {
     /// Memory a raster image's decode may take (the processing pool's budget).
     pub max_decode_bytes: u64,
     pub svg: svg::Limits,
+    /// Frames, pixels over all frames and running time of an animated GIF or WebP.
+    pub animation: AnimationLimits,
 }
 
 impl Default for Limits {
@@ -30,6 +33,7 @@ impl Default for Limits {
             max_scans: 100,
             max_decode_bytes: 1 << 30,
             svg: svg::Limits::default(),
+            animation: AnimationLimits::default(),
         }
     }
 }

@@ -3,11 +3,13 @@
 //! (`limits`), how client names are cleaned (`name`), and the image pipeline that makes
 //! variants (`image`). No actors, no I/O beyond the file given.
 
+pub mod anim;
 mod check;
 pub mod image;
 mod inspect;
 pub mod limits;
 pub mod name;
+pub mod poster;
 pub mod probe;
 pub mod sniff;
 pub mod strip;

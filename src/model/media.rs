@@ -19,6 +19,10 @@ pub struct MediaRecord {
     /// Seconds, for videos whose container says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<f64>,
+    /// Frames of an animated GIF or WebP (absent for still images): its variants are
+    /// animated WebP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames: Option<u32>,
     pub alt: Option<String>,
     pub title: Option<String>,
     pub description: Option<String>,
@@ -99,6 +103,16 @@ impl MediaRecord {
             .collect()
     }
 
+    /// The picture its variants and crops are cut from, and its type: a raster image's
+    /// original, or the poster of a video or PDF once made.
+    pub fn picture(&self) -> Option<(&str, MediaType)> {
+        if self.media_type.is_raster() {
+            return Some((&self.storage_key, self.media_type));
+        }
+        let poster = self.processing.as_ref()?.poster.as_ref()?;
+        Some((&poster.storage_key, MediaType::Webp))
+    }
+
     /// The keys of its crops alone.
     pub fn crop_keys(&self) -> Vec<String> {
         let crops = self.processing.iter().flat_map(|p| &p.crops);
@@ -111,7 +125,8 @@ impl MediaRecord {
     pub fn recrop_after(&mut self, old: &Self) -> Option<Vec<String>> {
         let moved = (self.focal_x, self.focal_y) != (old.focal_x, old.focal_y);
         let processing = self.processing.as_mut()?;
-        if !moved || !self.media_type.is_raster() || processing.status == Status::Failed {
+        let pictured = self.media_type.is_raster() || processing.poster.is_some();
+        if !moved || !pictured || processing.status == Status::Failed {
             return None;
         }
         let stale = std::mem::take(&mut processing.crops);
@@ -131,6 +146,7 @@ impl MediaRecord {
             width: file.width,
             height: file.height,
             duration: file.duration,
+            frames: file.frames,
             storage_key: file.storage_key.clone(),
             processing: Processing::initial(file.media_type),
             crop_version: 0,
@@ -147,7 +163,7 @@ impl MediaRecord {
         r.visibility = visibility;
         r.storage_key = to(&self.storage_key);
         if let Some(p) = r.processing.as_mut() {
-            for v in &mut p.variants {
+            for v in p.variants.iter_mut().chain(p.poster.as_mut()) {
                 v.storage_key = to(&v.storage_key);
             }
             for c in &mut p.crops {
@@ -176,6 +192,7 @@ impl MediaRecord {
             width: None,
             height: None,
             duration: None,
+            frames: None,
             alt: None,
             title: None,
             description: None,
@@ -201,12 +218,17 @@ pub enum Status {
     Failed,
 }
 
-/// Variants and placeholders of an image item (empty until its job is done).
+/// Variants and placeholders of an image item, or of the poster of a video or PDF
+/// (empty until its job is done).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Processing {
     pub status: Status,
     #[serde(default)]
     pub variants: Vec<VariantRecord>,
+    /// A video's frame or a PDF's first page (WebP), which `variants`, crops and
+    /// placeholders are made from; `None` until made, or when it cannot be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poster: Option<VariantRecord>,
     /// One per crop preset, made with the variants.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub crops: Vec<CropRecord>,
@@ -228,18 +250,19 @@ impl Processing {
     }
 
     /// The state a new item of this type starts in: raster images wait for their job,
-    /// SVG is ready without raster variants, documents and videos have none.
+    /// as do videos and PDFs (for their poster); SVG is ready without raster variants.
     pub fn initial(media_type: MediaType) -> Option<Self> {
         match media_type {
-            t if t.is_raster() => Some(Self::with_status(Status::Processing)),
+            t if t.is_raster() || t.has_poster() => Some(Self::with_status(Status::Processing)),
             MediaType::Svg => Some(Self::with_status(Status::Ready)),
             _ => None,
         }
     }
 
-    /// The keys of the files it names: variants and crops.
+    /// The keys of the files it names: poster, variants and crops.
     pub fn file_keys(&self) -> impl Iterator<Item = String> + '_ {
-        let variants = self.variants.iter().map(|v| v.storage_key.clone());
+        let pictures = self.poster.iter().chain(&self.variants);
+        let variants = pictures.map(|v| v.storage_key.clone());
         variants.chain(self.crops.iter().map(|c| c.storage_key.clone()))
     }
 
@@ -247,6 +270,7 @@ impl Processing {
         Self {
             status,
             variants: Vec::new(),
+            poster: None,
             crops: Vec::new(),
             thumbhash: None,
             dominant_color: None,
@@ -270,11 +294,14 @@ pub struct VariantRecord {
 pub enum JobResult {
     Ready {
         variants: Vec<VariantRecord>,
+        /// A video's or PDF's poster (the variants are its own).
+        poster: Option<VariantRecord>,
         crops: Vec<CropRecord>,
         /// The item's `crop_version` the crops were made for.
         crop_version: u32,
-        thumbhash: String,
-        dominant_color: String,
+        /// Absent for a video or PDF without a poster.
+        thumbhash: Option<String>,
+        dominant_color: Option<String>,
     },
     Failed {
         reason: String,
@@ -297,6 +324,7 @@ impl JobResult {
         match self {
             Self::Ready {
                 variants,
+                poster,
                 crops,
                 thumbhash,
                 dominant_color,
@@ -304,9 +332,10 @@ impl JobResult {
             } => Processing {
                 status: Status::Ready,
                 variants,
+                poster,
                 crops,
-                thumbhash: Some(thumbhash),
-                dominant_color: Some(dominant_color),
+                thumbhash,
+                dominant_color,
                 error: None,
             },
             Self::Failed { reason, .. } => Processing {
@@ -320,9 +349,13 @@ impl JobResult {
     pub fn written_keys(&self) -> Vec<String> {
         match self {
             Self::Ready {
-                variants, crops, ..
-            } => variants
+                variants,
+                poster,
+                crops,
+                ..
+            } => poster
                 .iter()
+                .chain(variants)
                 .map(|v| v.storage_key.clone())
                 .chain(crops.iter().map(|c| c.storage_key.clone()))
                 .collect(),
@@ -436,8 +469,10 @@ mod tests {
         let svg = Processing::initial(MediaType::Svg).expect("svg");
         assert_eq!(svg.status, Status::Ready);
         assert!(svg.variants.is_empty());
-        assert_eq!(Processing::initial(MediaType::Pdf), None);
-        assert_eq!(Processing::initial(MediaType::Mp4), None);
+        for t in [MediaType::Pdf, MediaType::Mp4, MediaType::Webm] {
+            let poster = Processing::initial(t).expect("a poster to make");
+            assert_eq!((poster.status, poster.poster), (Status::Processing, None));
+        }
     }
 
     #[test]

@@ -80,6 +80,12 @@ impl MediaType {
         matches!(self, Self::Jpeg | Self::Png | Self::Gif | Self::Webp)
     }
 
+    /// Videos and PDFs: a poster (a frame, the first page) stands for them, with its
+    /// variants, when the tool that makes it is installed.
+    pub fn has_poster(self) -> bool {
+        matches!(self, Self::Mp4 | Self::Webm | Self::Pdf)
+    }
+
     pub fn kind(self) -> Kind {
         match self {
             Self::Pdf => Kind::Document,

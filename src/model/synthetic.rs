@@ -132,6 +132,7 @@ impl MediaRecord {
             width: Some(1920),
             height: Some(1080),
             duration: None,
+            frames: None,
             alt: (!i.is_multiple_of(3)).then(|| alt(&mut dice)),
             title: None,
             description: None,

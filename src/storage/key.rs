@@ -79,6 +79,13 @@ pub fn variant_key(original: &str, width: u32) -> String {
     format!("{stem}-{width}.webp")
 }
 
+/// The key of a video's or PDF's poster: `YYYY/MM/<token>.<ext>` → `YYYY/MM/<token>-poster.webp`
+/// (its variants are `variant_key`s of the original, as an image's are).
+pub fn poster_key(original: &str) -> String {
+    let stem = original.rsplit_once('.').map_or(original, |(stem, _)| stem);
+    format!("{stem}-poster.webp")
+}
+
 /// The key of a crop: `YYYY/MM/<token>-<w>x<h>.webp`, with `-v<n>` from the second focal
 /// point on (version 0 and 1 are the first).
 pub fn crop_key(original: &str, size: CropSize, version: u32) -> String {
@@ -296,6 +303,10 @@ mod tests {
         assert_eq!(v, "2026/03/AbC123-400.webp");
         assert_eq!(key_stem(&v), "2026/03/AbC123");
         assert_eq!(key_stem("2026/03/AbC123.jpg"), "2026/03/AbC123");
+        let p = poster_key("private/2026/03/AbC123.mp4");
+        assert_eq!(p, "private/2026/03/AbC123-poster.webp");
+        assert!(is_valid_key(&p));
+        assert_eq!(key_stem(&p), "private/2026/03/AbC123");
         assert_ne!(key_stem("2026/03/AbC1234.jpg"), key_stem(&v));
     }
 

@@ -117,6 +117,16 @@ impl LocalStorage {
         }
     }
 
+    /// Where a stored file is on disk (a tool reads it there); `None` when missing.
+    pub(super) async fn local_path(&self, key: &str) -> Result<Option<PathBuf>> {
+        let path = self.path_of(key)?;
+        match tokio::fs::metadata(&path).await {
+            Ok(_) => Ok(Some(path)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub(super) async fn check(&self) -> Result<()> {
         for dir in [&self.uploads, &self.tmp] {
             if !tokio::fs::metadata(dir).await?.is_dir() {

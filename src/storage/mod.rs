@@ -13,7 +13,7 @@ mod s3;
 mod sink;
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -57,6 +57,22 @@ pub enum Storage {
 }
 
 /// An opened stored file, ready to stream.
+/// A stored file as a local path: the file itself (local disk), or a temp copy of an
+/// object (S3), removed when this is dropped.
+pub enum LocalFile {
+    Stored(PathBuf),
+    Fetched(Box<Sink>),
+}
+
+impl LocalFile {
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::Stored(path) => path,
+            Self::Fetched(sink) => sink.path(),
+        }
+    }
+}
+
 pub struct StoredFile {
     pub file: tokio::fs::File,
     pub len: u64,
@@ -279,6 +295,15 @@ impl Storage {
     /// The size of what a client uploaded for `key` (S3 only); `None` when nothing.
     pub async fn head_upload(&self, key: &str) -> Result<Option<ObjectInfo>> {
         self.s3()?.head_upload(key).await
+    }
+
+    /// A stored file where a tool can read it: in place on local disk, fetched into a
+    /// temp file from a bucket; `None` when missing.
+    pub async fn fetch(&self, key: &str) -> Result<Option<LocalFile>> {
+        Ok(match self {
+            Self::Local(l) => l.local_path(key).await?.map(LocalFile::Stored),
+            Self::S3(s) => s.fetch(key).await?.map(|f| LocalFile::Fetched(Box::new(f))),
+        })
     }
 
     /// What a client uploaded for `key`, copied into a temp file (at most `limit` + 1

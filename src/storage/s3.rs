@@ -301,7 +301,16 @@ impl S3Storage {
     /// meanwhile, and at most `limit` + 1 bytes of it (a larger object is not what was
     /// presigned: the caller sees the length and refuses it).
     pub async fn fetch_upload(&self, key: &str, limit: u64) -> Result<Option<Sink>> {
-        let got = match self.bucket_of(key)?.get(&self.staging_path(key)?).await {
+        self.fetch_at(key, &self.staging_path(key)?, limit).await
+    }
+
+    /// A stored object copied into a temp file (what a tool reads: a video's poster).
+    pub(super) async fn fetch(&self, key: &str) -> Result<Option<Sink>> {
+        self.fetch_at(key, &self.path(key)?, u64::MAX).await
+    }
+
+    async fn fetch_at(&self, key: &str, path: &ObjectPath, limit: u64) -> Result<Option<Sink>> {
+        let got = match self.bucket_of(key)?.get(path).await {
             Ok(got) => got,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(remote(e)),

@@ -40,8 +40,10 @@ async fn a_redb_library_moves_into_postgres_with_its_ids_keys_and_urls() {
         .send_json(Method::PATCH, &moved_path, json!({"folder": "/kept/sub"}))
         .await;
     assert_eq!(patched.status(), StatusCode::OK);
-    // Its job done, nothing changes (or adds an event) after the snapshots below.
+    // Their jobs done (the PDF's poster too), nothing changes (or adds an event) after the
+    // snapshots below.
     s.until_processed(moved["id"].as_str().expect("id")).await;
+    s.until_processed(doc["id"].as_str().expect("id")).await;
     let before: Value = s.get_json("/api/v1/media?limit=100").await;
     let folders_before = s.get_json("/api/v1/media/folders").await;
     let webhooks =

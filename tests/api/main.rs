@@ -24,6 +24,7 @@ mod listing;
 mod ondemand;
 mod ops;
 mod orientation;
+mod previews;
 mod private;
 mod processing;
 mod replace;

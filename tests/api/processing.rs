@@ -191,9 +191,13 @@ async fn without_wait_the_item_is_processing_then_ready() {
         .find(|v| v["width"] == 1200);
     assert_eq!(v1200.expect("1200")["height"], 675);
 
-    // Documents and SVGs have no processing; SVGs are ready with no variants.
+    // A PDF waits for its poster like an image; SVGs are ready with no variants.
     let pdf = s.upload_one("pdf/ltnews18_1page.pdf", &[]).await;
-    assert!(pdf.get("status").is_none() && pdf.get("variants").is_none());
+    assert_eq!(pdf["status"], "processing");
+    assert_eq!(pdf["poster"], Value::Null);
+    let pdf = s.until_processed(pdf["id"].as_str().expect("id")).await;
+    assert_eq!(pdf["status"], "ready");
+    assert!(pdf["poster"]["url"].is_string(), "{pdf}");
     let svg = s.upload_one("svg/matplotlib_logo_72pt.svg", &[]).await;
     assert_eq!(svg["status"], "ready");
     assert_eq!(svg["variants"], Value::Array(vec![]));
@@ -283,6 +287,12 @@ async fn a_full_backlog_refuses_images_with_503_but_not_documents() {
         )
         .await;
     assert_eq!(resp.status(), StatusCode::CREATED);
+    // Their posters are jobs too: the backlog has room once they are made.
+    let passed: Value = resp.json().await.expect("json");
+    for item in passed["data"].as_array().expect("data") {
+        let done = s.until_processed(item["id"].as_str().expect("id")).await;
+        assert!(done["poster"].is_object(), "{done}");
+    }
 
     // Once the backlog has room again, images are accepted and processed.
     let item = s.upload_one("jpeg/grace_hopper_512x600.jpg", &[]).await;
@@ -291,10 +301,26 @@ async fn a_full_backlog_refuses_images_with_503_but_not_documents() {
     let again = s.upload_waiting(&["jpeg/hopper_128x128.jpg"]).await;
     assert_eq!(again[0]["status"], "ready");
 
-    // The refused request left no file behind: 2 documents + 2 images + 2 variants.
+    // The refused request left no file behind: the 4 items' originals, variants, posters
+    // and their variants.
     let list = s.get_json("/api/v1/media").await;
     assert_eq!(list["total"], 4);
-    assert_eq!(s.stored_files().await.len(), 6);
+    let named: usize = list["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|item| {
+            let variants = |v: &Value| v["variants"].as_array().map_or(0, Vec::len);
+            let poster = &item["poster"];
+            1 + variants(item) + usize::from(poster.is_object()) + variants(poster)
+        })
+        .sum();
+    assert_eq!(
+        named,
+        4 + 2 + 4 + 3,
+        "2 variants of grace_hopper, the posters' files"
+    );
+    assert_eq!(s.stored_files().await.len(), named);
 }
 
 #[tokio::test]

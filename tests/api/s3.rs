@@ -160,6 +160,44 @@ async fn presign_put_confirm_makes_one_item_with_variants() {
     assert_eq!(s.get_json("/api/v1/media").await["total"], 1);
 }
 
+/// A video PUT to a presigned URL and confirmed gets its poster like an upload: ffmpeg
+/// reads the object fetched from the bucket, the poster and its variants land there.
+#[tokio::test]
+async fn a_presigned_video_gets_its_poster_made_from_the_bucket() {
+    let (s, base) = spawn_s3(|_| {}).await;
+    let bytes = fixture("video/bigbuckbunny_640x360_vp9_opus.webm");
+    let p = presign_ok(&s, "clip.webm", "video/webm", bytes.len()).await;
+    let upload_url = p["uploadUrl"].as_str().expect("uploadUrl");
+    assert_eq!(put(upload_url, "video/webm", bytes).await, StatusCode::OK);
+    let key = p["storageKey"].as_str().expect("storageKey");
+    let resp = confirm(&s, json!({"storageKey": key})).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let body: Value = resp.json().await.expect("json");
+    let item = s
+        .until_processed(body["data"]["id"].as_str().expect("id"))
+        .await;
+    assert_eq!(item["status"], "ready", "{item}");
+    let poster = &item["poster"];
+    assert_eq!(
+        (&poster["width"], &poster["height"]),
+        (&json!(640), &json!(360))
+    );
+    for url in std::iter::once(&poster["url"]).chain(
+        poster["variants"]
+            .as_array()
+            .expect("variants")
+            .iter()
+            .map(|v| &v["url"]),
+    ) {
+        let url = url.as_str().expect("url");
+        assert!(url.starts_with(&base), "served by the bucket: {url}");
+        let resp = s.get(url, None).await;
+        assert_eq!(resp.status(), StatusCode::OK, "{url}");
+        let webp = resp.bytes().await.expect("bytes");
+        assert_eq!(&webp[8..12], b"WEBP", "{url}");
+    }
+}
+
 #[tokio::test]
 async fn the_store_refuses_tampered_expired_and_mistyped_puts() {
     let (s, _) = spawn_s3(|c| c.presign_expiry_secs = 1).await;

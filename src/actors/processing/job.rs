@@ -1,7 +1,10 @@
-//! One image job, start to end: claim an attempt in the catalog, read the original, run
-//! the pipeline on a rayon thread, store the variants, record the result. Bad pixels end
-//! as `failed`; only an unavailable dependency returns `Err`, and the pool retries the
-//! job with backoff while it stays away.
+//! One job, start to end: claim an attempt in the catalog, read the picture (an image's
+//! original, a poster for a crops-only run), run the pipeline on a rayon thread, store
+//! the variants, record the result. A video's or PDF's first run renders its poster
+//! there first (`media::poster`, a sandboxed tool on the pool thread). Bad pixels end an
+//! image as `failed`; a poster that cannot be made leaves its item `ready` without one.
+//! Only an unavailable dependency returns `Err`, and the pool retries the job with
+//! backoff while it stays away.
 
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
@@ -12,14 +15,15 @@ use super::ProcessingArgs;
 use crate::actors::catalog::JobStart;
 use crate::catalog::{CatalogError, JobOutcome};
 use crate::media::image::{
-    Focal, Make, PipelineError, Processed, Settings, Variant, Worker, decode_cost,
+    Focal, Make, PipelineError, Processed, Settings, Variant, Worker, animation_cost, decode_cost,
 };
+use crate::media::poster::PosterError;
 use crate::metrics as m;
 use crate::model::{
     CropRecord, CropSize, JobResult, MediaRecord, MediaType, Processing, VariantRecord,
 };
 use crate::storage::StorageError;
-use crate::storage::key::{crop_key, variant_key};
+use crate::storage::key::{crop_key, poster_key, variant_key};
 
 thread_local! {
     /// Each rayon thread keeps its resizer and buffers between jobs.
@@ -79,23 +83,33 @@ async fn attempt(args: &ProcessingArgs, id: &str) -> Result<Option<JobOutcome>, 
     // Run again for its crops (a moved focal point, presets added): the variants and
     // placeholders it has stay; only the crops are made.
     let previous = record.processing.as_ref().filter(|p| p.was_made());
+    let Some((key, kind)) = record.picture() else {
+        // A video or PDF without its poster yet.
+        let result = poster(args, &record, &sizes).await?;
+        let outcome = record_result(args, &record, result).await?;
+        stage("total", total.elapsed());
+        return Ok(Some(outcome));
+    };
     let read = Instant::now();
-    let original = args.storage.read(record.storage_key.clone()).await?;
+    let original = args.storage.read(key.to_owned()).await?;
     stage("read", read.elapsed());
+    let make = match (previous, record.frames) {
+        (Some(_), _) => Make::CropsOnly,
+        (None, Some(_)) => Make::Animated,
+        (None, None) => Make::All,
+    };
     let result = match original {
         None => JobResult::Failed {
             reason: "the original file is missing from storage".into(),
             crop_version: record.crop_version,
         },
-        Some(bytes) => {
-            match process_on_pool(args, bytes, &record, &sizes, previous.is_some()).await? {
-                Ok(processed) => store_files(args, &record, &sizes, processed, previous).await?,
-                Err(e) => JobResult::Failed {
-                    reason: e.to_string(),
-                    crop_version: record.crop_version,
-                },
-            }
-        }
+        Some(bytes) => match process_on_pool(args, bytes, kind, &record, &sizes, make).await? {
+            Ok(processed) => store_files(args, &record, &sizes, processed, previous).await?,
+            Err(e) => JobResult::Failed {
+                reason: e.to_string(),
+                crop_version: record.crop_version,
+            },
+        },
     };
     let outcome = record_result(args, &record, result).await?;
     stage("total", total.elapsed());
@@ -133,26 +147,102 @@ async fn record_result(
     Ok(outcome)
 }
 
+/// A video's or PDF's first run: its poster rendered by the tool on a pool thread (the
+/// job holds `POSTER_COST` of the budget), then made into variants like an image. No
+/// tool, or one that fails, times out or writes nothing usable: the item is ready
+/// without a poster (the reason logged and counted), never failed for it.
+async fn poster(
+    args: &ProcessingArgs,
+    record: &MediaRecord,
+    sizes: &[CropSize],
+) -> Result<JobResult, Interrupted> {
+    let kind = record.media_type;
+    let outcome = |label: &'static str| {
+        metrics::counter!(m::POSTERS, "type" => kind.ext(), "outcome" => label).increment(1);
+    };
+    if !args.previews.makes(kind) {
+        outcome("off");
+        return Ok(no_poster(record));
+    }
+    let read = Instant::now();
+    let Some(input) = args.storage.fetch(record.storage_key.clone()).await? else {
+        return Ok(JobResult::Failed {
+            reason: "the original file is missing from storage".into(),
+            crop_version: record.crop_version,
+        });
+    };
+    stage("read", read.elapsed());
+    let (previews, duration) = (args.previews.clone(), record.duration);
+    let (settings, crop_sizes, focal) = (args.settings, sizes.to_vec(), focal_of(record));
+    let _held = args.budget.hold(POSTER_COST).await;
+    let made = on_pool(&args.pool, &record.id, move |worker| {
+        let render = Instant::now();
+        let png = previews.render(kind, input.path(), duration)?;
+        drop(input);
+        stage("render", render.elapsed());
+        let poster = Make::Poster;
+        worker.process_with_crops(&png, MediaType::Png, &settings, &crop_sizes, focal, poster)
+    })
+    .await
+    .ok_or(Interrupted::PoolGone)?;
+    match made {
+        Ok(processed) => {
+            outcome("made");
+            store_files(args, record, sizes, processed, None).await
+        }
+        Err(e) => {
+            tracing::warn!(id = %record.id, reason = %e, "no poster: the item is ready without one");
+            outcome(
+                if matches!(e, PipelineError::Poster(PosterError::TimedOut { .. })) {
+                    "timed_out"
+                } else {
+                    "failed"
+                },
+            );
+            Ok(no_poster(record))
+        }
+    }
+}
+
+/// What a poster run holds of the pool's memory budget: the tool's resident memory (60
+/// MB for ffmpeg on 720p, measured) and the picture's decode, with room to spare.
+const POSTER_COST: u64 = 256 << 20;
+
+/// A video or PDF ready without a poster.
+fn no_poster(record: &MediaRecord) -> JobResult {
+    JobResult::Ready {
+        variants: Vec::new(),
+        poster: None,
+        crops: Vec::new(),
+        crop_version: record.crop_version,
+        thumbhash: None,
+        dominant_color: None,
+    }
+}
+
+fn focal_of(record: &MediaRecord) -> Focal {
+    Focal {
+        x: record.focal_x,
+        y: record.focal_y,
+    }
+}
+
 /// Runs the pipeline on a pool thread, within the pool's memory budget (the job holds
 /// its estimated cost while it runs); a panic in a codec fails the job, not the server.
 async fn process_on_pool(
     args: &ProcessingArgs,
     bytes: Vec<u8>,
+    kind: MediaType,
     record: &MediaRecord,
     sizes: &[CropSize],
-    crops_only: bool,
+    make: Make,
 ) -> Result<Result<Processed, PipelineError>, Interrupted> {
-    let (kind, settings, sizes) = (record.media_type, args.settings, sizes.to_vec());
-    let focal = Focal {
-        x: record.focal_x,
-        y: record.focal_y,
-    };
-    let make = if crops_only {
-        Make::CropsOnly
-    } else {
-        Make::All
-    };
-    let _held = args.budget.hold(cost(&bytes, kind, &sizes)).await;
+    let (settings, sizes, focal) = (args.settings, sizes.to_vec(), focal_of(record));
+    let mut held = cost(&bytes, kind, &sizes);
+    if let (Make::Animated, Some(w), Some(h)) = (make, record.width, record.height) {
+        held = held.saturating_add(animation_cost(w, h));
+    }
+    let _held = args.budget.hold(held).await;
     let processed = on_pool(&args.pool, &record.id, move |worker| {
         worker.process_with_crops(&bytes, kind, &settings, &sizes, focal, make)
     })
@@ -234,7 +324,17 @@ async fn store_files(
 ) -> Result<JobResult, Interrupted> {
     let write = Instant::now();
     let mut variants = Vec::with_capacity(processed.variants.len());
-    let mut files = Vec::with_capacity(processed.variants.len() + sizes.len());
+    let mut files = Vec::with_capacity(processed.variants.len() + sizes.len() + 1);
+    let mut poster = processed.poster.map(|p| {
+        let (key, size) = (poster_key(&record.storage_key), p.webp.len() as u64);
+        files.push((key.clone(), p.webp));
+        VariantRecord {
+            width: p.width,
+            height: p.height,
+            size,
+            storage_key: key,
+        }
+    });
     for v in processed.variants {
         let key = variant_key(&record.storage_key, v.width);
         variants.push(VariantRecord {
@@ -257,13 +357,14 @@ async fn store_files(
     let (thumbhash, dominant_color) = match previous {
         Some(p) => {
             variants.clone_from(&p.variants);
-            let thumbhash = p.thumbhash.clone().unwrap_or_default();
-            (thumbhash, p.dominant_color.clone().unwrap_or_default())
+            poster.clone_from(&p.poster);
+            (p.thumbhash.clone(), p.dominant_color.clone())
         }
-        None => (processed.thumbhash, processed.dominant_color),
+        None => (Some(processed.thumbhash), Some(processed.dominant_color)),
     };
     Ok(JobResult::Ready {
         variants,
+        poster,
         crops,
         crop_version: version,
         thumbhash,

@@ -56,6 +56,8 @@ pub struct ProcessingArgs {
     pub presets: Presets,
     /// The memory a job's decode may hold (shared with on-demand crops).
     pub budget: Budget,
+    /// The tools that make posters of videos and PDFs, where installed.
+    pub previews: Arc<crate::media::poster::Previews>,
 }
 
 pub struct PoolState {

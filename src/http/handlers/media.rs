@@ -122,7 +122,7 @@ pub async fn sign_crop(ctx: &Ctx, req: Request<Incoming>, id: String) -> Result<
     if let Err(e) = ctx.crops.check_size(size) {
         return Err(ApiError::bad_request("invalid_crop_size", e.to_string()));
     }
-    if !record.media_type.is_raster() {
+    if record.picture().is_none() {
         return Err(ApiError::NotFound("image"));
     }
     // A private item's crop URL ends with its links (`expiresAt`).

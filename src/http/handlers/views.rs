@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use crate::delivery::Named;
 use crate::model::{
-    ApiKeyRecord, Attempt, CropRecord, MediaRecord, Processing, Status, VariantRecord, Visibility,
+    ApiKeyRecord, Attempt, CropRecord, MediaRecord, MediaType, Status, VariantRecord, Visibility,
     WebhookRecord, rfc3339,
 };
 
@@ -93,16 +93,32 @@ pub struct PublicItem<'a> {
     image: Option<ImageView<'a>>,
 }
 
-/// What image items add (JPEG, PNG, GIF, WebP, SVG; absent on documents and videos):
-/// processing state, variants (once written) and placeholders.
+/// What processed items add (images, and videos and PDFs for their poster): processing
+/// state, variants (once written) and placeholders.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageView<'a> {
     #[schema(required = false)]
     status: Status,
-    /// Largest first; only widths narrower than the original (never upscaled).
+    /// Largest first; only widths narrower than the original (never upscaled). Animated
+    /// WebP for an animated GIF or WebP. Empty for videos and PDFs (see `poster`).
     #[schema(required = false)]
     variants: Vec<VariantView>,
+    /// GIF and WebP: whether it moves (its variants then are animated WebP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false, nullable = false)]
+    animated: Option<bool>,
+    /// Frames of an animated GIF or WebP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false, nullable = false)]
+    frames: Option<u32>,
+    /// Videos and PDFs: the picture that stands for them (a frame at 1 s, or a tenth
+    /// into a short clip; a PDF's first page), with its variants; null until made, or
+    /// when it cannot be (no tool installed, an encrypted or damaged file). The crops and
+    /// placeholders are cut from it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false, value_type = Option<PosterView>)]
+    poster: Option<Option<PosterView>>,
     /// The crop presets (`delivery.presets`), each exactly its size, cut around the focal
     /// point; absent until made, and when no presets are configured. A PATCH that moves
     /// the focal point makes them again under new URLs.
@@ -128,6 +144,20 @@ pub struct VariantView {
     height: u32,
     url: String,
     size: u64,
+}
+
+/// The poster of a video or PDF: a WebP at its original size, at most the largest
+/// variant's width, and its variants.
+#[derive(Serialize, ToSchema)]
+pub struct PosterView {
+    #[schema(example = 1200)]
+    width: u32,
+    #[schema(example = 675)]
+    height: u32,
+    url: String,
+    size: u64,
+    /// Largest first, narrower than the poster.
+    variants: Vec<VariantView>,
 }
 
 /// One crop preset of an image.
@@ -401,7 +431,7 @@ pub fn full<'a>(urls: &Named<'_>, r: &'a MediaRecord) -> FullItem<'a> {
         focal_y: r.focal_y,
         created_at: rfc3339(r.created_us),
         updated_at: r.updated_us.map(rfc3339),
-        image: r.processing.as_ref().map(|p| image(urls, p)),
+        image: image(urls, r),
     }
 }
 
@@ -419,19 +449,33 @@ pub fn public<'a>(urls: &Named<'_>, r: &'a MediaRecord) -> PublicItem<'a> {
         focal_x: r.focal_x,
         focal_y: r.focal_y,
         updated_at: r.updated_us.map(rfc3339),
-        image: r.processing.as_ref().map(|p| image(urls, p)),
+        image: image(urls, r),
     }
 }
 
-fn image<'a>(urls: &Named<'_>, p: &'a Processing) -> ImageView<'a> {
-    ImageView {
+fn image<'a>(urls: &Named<'_>, r: &'a MediaRecord) -> Option<ImageView<'a>> {
+    let p = r.processing.as_ref()?;
+    let variants = || p.variants.iter().map(|v| variant(urls, v)).collect();
+    let has_poster = r.media_type.has_poster();
+    let poster = p.poster.as_ref().map(|poster| PosterView {
+        width: poster.width,
+        height: poster.height,
+        url: urls.url(&poster.storage_key),
+        size: poster.size,
+        variants: variants(),
+    });
+    let moves = matches!(r.media_type, MediaType::Gif | MediaType::Webp);
+    Some(ImageView {
         status: p.status,
-        variants: p.variants.iter().map(|v| variant(urls, v)).collect(),
+        variants: if has_poster { Vec::new() } else { variants() },
+        animated: moves.then_some(r.frames.is_some()),
+        frames: r.frames,
+        poster: has_poster.then_some(poster),
         crops: p.crops.iter().map(|c| crop(urls, c)).collect(),
         thumbhash: p.thumbhash.as_deref(),
         dominant_color: p.dominant_color.as_deref(),
         processing_error: p.error.as_deref(),
-    }
+    })
 }
 
 fn variant(urls: &Named<'_>, v: &VariantRecord) -> VariantView {

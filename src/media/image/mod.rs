@@ -11,8 +11,12 @@
 //! 6. `crop`: preset sizes cut around the focal point from the decoded picture, encoded
 //!    like the variants.
 //!
+//! An animated GIF or WebP (`animate`) gets animated variants, its frames streamed
+//! through one encoder per width; its placeholders and crops come from its first frame.
+//!
 //! A `Worker` owns the reusable resizer; the processing pool keeps one per thread.
 
+pub(crate) mod animate;
 mod color;
 mod cost;
 mod crop;
@@ -26,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use fast_image_resize::{ResizeAlg, ResizeOptions, Resizer};
 
+pub use animate::animation_cost;
 pub use color::to_srgb;
 pub use cost::decode_cost;
 pub use crop::{Focal, Frame, frame, needed_width};
@@ -46,6 +51,9 @@ pub struct Settings {
     pub max_pixels: u64,
     /// Scans a progressive JPEG may have (libjpeg-turbo stops past them).
     pub max_scans: u32,
+    /// Frames an animation may have (uploads past it are refused before; this stops a
+    /// decoder that finds more than the header walk counted).
+    pub max_frames: u64,
 }
 
 impl Default for Settings {
@@ -55,6 +63,7 @@ impl Default for Settings {
             method: 4,
             max_pixels: 100_000_000,
             max_scans: 100,
+            max_frames: 1000,
         }
     }
 }
@@ -75,6 +84,8 @@ pub struct Processed {
     pub height: u32,
     /// Largest first; empty when the image is no wider than the smallest variant.
     pub variants: Vec<Variant>,
+    /// The whole picture as a WebP too (`Make::Poster`).
+    pub poster: Option<Variant>,
     /// One per requested crop size, in the order asked.
     pub crops: Vec<Variant>,
     /// Base64 thumbhash.
@@ -102,6 +113,8 @@ pub enum PipelineError {
     Resize(String),
     #[error("WebP encoding failed: {0}")]
     Encode(String),
+    #[error(transparent)]
+    Poster(#[from] crate::media::poster::PosterError),
 }
 
 /// What a run makes beside the crops.
@@ -111,6 +124,10 @@ pub enum Make {
     All,
     /// The crops alone.
     CropsOnly,
+    /// As `All`, the variants animated (an animated GIF or WebP): every frame resized.
+    Animated,
+    /// As `All`, and the picture itself encoded whole (a video's or PDF's poster).
+    Poster,
 }
 
 /// Reusable per-thread state.
@@ -173,11 +190,23 @@ impl Worker {
         make: Make,
     ) -> Result<Processed, PipelineError> {
         let started = Instant::now();
-        let source = decode_for_variants(bytes, kind, settings, crops)?;
+        let source = match make {
+            // The poster is the picture itself: decoded whole, never shrunk on load.
+            Make::Poster => {
+                let image = decode(bytes, kind, settings.max_pixels)?;
+                let (width, height) = (image.width(), image.height());
+                Source {
+                    image,
+                    width,
+                    height,
+                }
+            }
+            _ => decode_for_variants(bytes, kind, settings, crops)?,
+        };
         let decoded = Instant::now();
         let (width, height) = (source.width, source.height);
         let (renditions, has_alpha, (thumbhash, dominant_color)) = match make {
-            Make::All => {
+            Make::All | Make::Animated | Make::Poster => {
                 let (renditions, has_alpha) = self.resize_all(source)?;
                 let smallest = &renditions[renditions.len() - 1];
                 let placeholders = self.placeholders(smallest, has_alpha)?;
@@ -193,12 +222,20 @@ impl Worker {
             .map(|size| self.crop(&renditions[0], *size, focal))
             .collect::<Result<Vec<_>, _>>()?;
         let resized = Instant::now();
-        let variants = encode_variants(&renditions[1..], has_alpha, settings)?;
+        let variants = match make {
+            Make::Animated => self.animate(bytes, kind, settings)?,
+            _ => encode_variants(&renditions[1..], has_alpha, settings)?,
+        };
         let crops = encode_variants(&cropped, has_alpha, settings)?;
+        let poster = match make {
+            Make::Poster => encode_variants(&renditions[..1], has_alpha, settings)?.pop(),
+            _ => None,
+        };
         Ok(Processed {
             width,
             height,
             variants,
+            poster,
             crops,
             thumbhash,
             dominant_color,

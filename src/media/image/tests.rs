@@ -184,3 +184,135 @@ fn large_jpegs_are_decoded_scaled_with_the_same_variants() {
         assert_eq!(source.image.width(), decoded, "{path}");
     }
 }
+
+/// Frame count, delays (ms) and loop count of an animated file, read back by a decoder.
+fn frames_of(bytes: &[u8], kind: MediaType) -> (Vec<u32>, u32, u32) {
+    use image::AnimationDecoder;
+    let (frames, (w, h)): (image::Frames<'_>, (u32, u32)) = match kind {
+        MediaType::Gif => {
+            let d = image::codecs::gif::GifDecoder::new(Cursor::new(bytes)).expect("gif");
+            let size = image::ImageDecoder::dimensions(&d);
+            (d.into_frames(), size)
+        }
+        _ => {
+            let d = image::codecs::webp::WebPDecoder::new(Cursor::new(bytes)).expect("webp");
+            let size = image::ImageDecoder::dimensions(&d);
+            (d.into_frames(), size)
+        }
+    };
+    let delays = frames
+        .map(|f| {
+            let (n, d) = f.expect("frame").delay().numer_denom_ms();
+            n / d
+        })
+        .collect();
+    (delays, w, h)
+}
+
+#[test]
+fn an_animation_keeps_every_frame_and_its_timing_in_each_variant() {
+    let mut worker = Worker::new();
+    for (path, kind) in [
+        ("gif/iss634_245x245_animated.gif", MediaType::Gif),
+        ("webp/iss634_245x245_animated.webp", MediaType::Webp),
+    ] {
+        let bytes = fixture(path);
+        let (source, ..) = frames_of(&bytes, kind);
+        assert!(source.len() > 10, "{path}: {} frames", source.len());
+        let p = worker
+            .process_with_crops(
+                &bytes,
+                kind,
+                &Settings::default(),
+                &[],
+                Focal::CENTRE,
+                Make::Animated,
+            )
+            .expect("animate");
+        let widths: Vec<u32> = p.variants.iter().map(|v| v.width).collect();
+        assert_eq!(widths, [150], "{path}");
+        assert!(!p.thumbhash.is_empty());
+        for v in &p.variants {
+            let (delays, w, h) = frames_of(&v.webp, MediaType::Webp);
+            assert_eq!((w, h), (v.width, v.height), "{path}");
+            // Every frame is there (libwebp may merge two identical ones: their times add
+            // up), and the whole animation lasts as long as the source's.
+            let shown: Vec<u32> = source
+                .iter()
+                .map(|d| crate::media::anim::shown_ms(u64::from(*d)) as u32)
+                .collect();
+            assert_eq!(
+                delays.iter().sum::<u32>(),
+                shown.iter().sum::<u32>(),
+                "{path}"
+            );
+            assert!(
+                delays.len() + 2 >= shown.len(),
+                "{path}: {delays:?} vs {shown:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn frames_past_the_limit_stop_the_run_and_a_cut_animation_keeps_what_decodes() {
+    let bytes = fixture("gif/iss634_245x245_animated.gif");
+    let settings = Settings {
+        max_frames: 5,
+        ..Settings::default()
+    };
+    let e = Worker::new()
+        .animate(&bytes, MediaType::Gif, &settings)
+        .expect_err("over the frame limit");
+    assert!(e.to_string().contains("more than 5 frames"), "{e}");
+    // Cut in half: the frames before the cut play.
+    let half = &bytes[..bytes.len() / 2];
+    let made = Worker::new()
+        .animate(half, MediaType::Gif, &Settings::default())
+        .expect("the first half");
+    let (delays, ..) = frames_of(&made[0].webp, MediaType::Webp);
+    let (all, ..) = frames_of(&bytes, MediaType::Gif);
+    assert!(
+        delays.len() > 1 && delays.len() < all.len(),
+        "{} of {}",
+        delays.len(),
+        all.len()
+    );
+}
+
+/// A 200x100 GIF of three 1x1 frames, with "repeat `repeat`" (none: no NETSCAPE block).
+fn tiny_gif(repeat: Option<u16>) -> Vec<u8> {
+    let mut g = b"GIF89a\xc8\x00\x64\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff".to_vec();
+    if let Some(n) = repeat {
+        g.extend(b"\x21\xff\x0bNETSCAPE2.0\x03\x01");
+        g.extend(n.to_le_bytes());
+        g.push(0);
+    }
+    for _ in 0..3 {
+        g.extend([0x21, 0xF9, 4, 0, 5, 0, 0, 0]);
+        g.extend([0x2C, 0, 0, 0, 0, 1, 0, 1, 0, 0, 2, 2, 0x4C, 0x01, 0]);
+    }
+    g.push(0x3B);
+    g
+}
+
+/// The loop count in an animated WebP's ANIM chunk.
+fn webp_loops(webp: &[u8]) -> u16 {
+    let at = webp
+        .windows(4)
+        .position(|w| w == b"ANIM")
+        .expect("ANIM chunk");
+    u16::from_le_bytes([webp[at + 12], webp[at + 13]])
+}
+
+#[test]
+fn a_gif_plays_as_often_as_browsers_play_it() {
+    // No NETSCAPE block: once; "repeat 3": four times; "repeat 0": forever.
+    for (repeat, plays) in [(None, 1), (Some(3), 4), (Some(0), 0)] {
+        let made = Worker::new()
+            .animate(&tiny_gif(repeat), MediaType::Gif, &Settings::default())
+            .expect("animate");
+        assert_eq!(made.len(), 1, "one variant, 150 px");
+        assert_eq!(webp_loops(&made[0].webp), plays, "{repeat:?}");
+    }
+}

@@ -56,7 +56,7 @@ pub fn raster_dimensions<R: Read + Seek>(
     let dims = match kind {
         MediaType::Jpeg => jpeg::dimensions(r, limits)?,
         MediaType::Png => png::dimensions(r, limits)?,
-        MediaType::Gif => gif(r)?,
+        MediaType::Gif => gif(r, limits)?,
         MediaType::Webp => webp::dimensions(r, limits)?,
         _ => return Err(ProbeError::Malformed("raster image")),
     };
@@ -140,74 +140,19 @@ pub fn exif_orientation(tiff: &[u8]) -> Option<u16> {
 
 /// The logical screen (canvas) size: what a decoder composites onto. Every frame must
 /// lie inside it (a frame descriptor far outside would make a decoder allocate for it),
-/// so the blocks are walked to the end without decoding; a file cut short ends the walk.
-fn gif<R: Read>(r: &mut R) -> Result<Dimensions, ProbeError> {
-    let mut head = [0u8; 13];
-    read_exact_or(r, &mut head, "GIF")?;
-    let width = u32::from(u16::from_le_bytes([head[6], head[7]]));
-    let height = u32::from(u16::from_le_bytes([head[8], head[9]]));
-    let screen = Dimensions { width, height };
-    match gif_frames_inside(r, head[10], screen) {
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(screen),
+/// so the blocks are walked to the end without decoding (see `anim`), frames counted
+/// within their limit; a file cut short ends the walk.
+fn gif<R: Read>(r: &mut R, limits: &Limits) -> Result<Dimensions, ProbeError> {
+    match super::anim::gif(r, limits) {
+        Ok(a) => Ok(Dimensions {
+            width: a.width,
+            height: a.height,
+        }),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(ProbeError::Malformed("GIF")),
         Err(e) if e.kind() == io::ErrorKind::InvalidData => Err(ProbeError::Malformed(
             "GIF (a frame lies outside its logical screen)",
         )),
-        Err(e) => Err(ProbeError::Io(e)),
-        Ok(()) => Ok(screen),
-    }
-}
-
-/// Walks a GIF's blocks after the logical screen descriptor; `InvalidData` for a frame
-/// outside `screen` or an unknown block.
-fn gif_frames_inside<R: Read>(r: &mut R, packed: u8, screen: Dimensions) -> io::Result<()> {
-    let byte = |r: &mut R| -> io::Result<u8> {
-        let mut b = [0u8; 1];
-        r.read_exact(&mut b)?;
-        Ok(b[0])
-    };
-    let skip = |r: &mut R, n: u64| -> io::Result<()> {
-        if io::copy(&mut r.take(n), &mut io::sink())? < n {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        Ok(())
-    };
-    let color_table = |packed: u8| {
-        if packed & 0x80 != 0 {
-            3u64 << ((packed & 7) + 1)
-        } else {
-            0
-        }
-    };
-    let sub_blocks = |r: &mut R| -> io::Result<()> {
-        loop {
-            match byte(r)? {
-                0 => return Ok(()),
-                len => skip(r, u64::from(len))?,
-            }
-        }
-    };
-    skip(r, color_table(packed))?;
-    loop {
-        match byte(r)? {
-            0x3B => return Ok(()), // trailer
-            0x21 => {
-                byte(r)?; // extension label
-                sub_blocks(r)?;
-            }
-            0x2C => {
-                let mut d = [0u8; 9];
-                r.read_exact(&mut d)?;
-                let at = |i: usize| u32::from(u16::from_le_bytes([d[i], d[i + 1]]));
-                let (left, top, w, h) = (at(0), at(2), at(4), at(6));
-                if left + w > screen.width || top + h > screen.height {
-                    return Err(io::ErrorKind::InvalidData.into());
-                }
-                skip(r, color_table(d[8]))?;
-                byte(r)?; // LZW minimum code size
-                sub_blocks(r)?;
-            }
-            _ => return Err(io::ErrorKind::InvalidData.into()),
-        }
+        Err(e) => Err(ProbeError::from(e)),
     }
 }
 
