@@ -179,7 +179,8 @@ fn describe() {
     describe_counter!(PROCESSING_VARIANTS, "WebP variants written.");
     describe_counter!(
         POSTERS,
-        "Poster runs of videos and PDFs by type and outcome (made, failed, timed_out, off)."
+        "Posters of videos and PDFs by type and outcome: made, failed, timed_out; off (no tool \
+         here) and skipped (the backlog past half its limit), both without a job."
     );
     describe_counter!(
         PROCESSING_VARIANT_BYTES,

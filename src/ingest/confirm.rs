@@ -98,7 +98,9 @@ impl Ingest {
             slot,
             guard,
         };
-        let item = staged.record(&c.folder, c.alt.as_deref());
+        let item = self
+            .processing
+            .with_poster_plan(staged.record(&c.folder, c.alt.as_deref()));
         if let Err(e) = self.catalog.confirm_presign(item.clone(), token).await {
             staged.guard.release().await;
             return Err(e.into());

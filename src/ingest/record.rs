@@ -18,7 +18,10 @@ impl Ingest {
         alt: Option<&str>,
         wait: bool,
     ) -> Result<Vec<MediaRecord>, IngestError> {
-        let records: Vec<MediaRecord> = staged.iter().map(|s| s.record(folder, alt)).collect();
+        let records: Vec<MediaRecord> = staged
+            .iter()
+            .map(|s| self.processing.with_poster_plan(s.record(folder, alt)))
+            .collect();
         let jobs: Vec<String> = records
             .iter()
             .filter(|r| r.is_processing())

@@ -26,10 +26,10 @@ impl Ingest {
             }); // the staged file goes with its guard
         }
         let id = old.id.as_str();
-        let file = MediaRecord {
+        let file = self.processing.with_poster_plan(MediaRecord {
             id: id.to_owned(),
             ..staged.record(&FolderPath::root(), None)
-        };
+        });
         let catalog = self.catalog.confined(within);
         let (record, queued) = match catalog.replace_file(file).await {
             Ok(changed) => (changed.record, changed.queued),

@@ -148,7 +148,7 @@ impl MediaRecord {
             duration: file.duration,
             frames: file.frames,
             storage_key: file.storage_key.clone(),
-            processing: Processing::initial(file.media_type),
+            processing: file.processing.clone(),
             crop_version: 0,
             updated_us: Some(super::now_us()),
             ..self.clone()
@@ -257,6 +257,12 @@ impl Processing {
             MediaType::Svg => Some(Self::with_status(Status::Ready)),
             _ => None,
         }
+    }
+
+    /// A video or PDF that gets no poster (no tool here, or a backlog too deep to add
+    /// one to): ready at once, `poster: null`.
+    pub fn without_poster() -> Self {
+        Self::with_status(Status::Ready)
     }
 
     /// The keys of the files it names: poster, variants and crops.

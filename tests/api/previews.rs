@@ -366,6 +366,41 @@ async fn a_tool_that_hangs_is_killed_and_the_item_is_ready_without_a_poster() {
     assert!(timed_out >= Some(1.0), "{metrics}");
 }
 
+/// Past half the backlog limit a new video or PDF gets no poster job (it is ready without
+/// one): a burst of documents, never refused, must not fill the backlog that image
+/// uploads are admitted by.
+#[tokio::test]
+async fn past_half_the_backlog_videos_and_pdfs_are_ready_without_a_poster_job() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (tool, _pids) = hanging_tool(dir.path());
+    let s = TestServer::spawn_with(|c| {
+        c.previews.ffmpeg = tool.display().to_string();
+        c.previews.timeout_secs = 30;
+        c.processing.max_backlog = 2; // posters while fewer than 1 job waits
+    })
+    .await;
+    let first = s
+        .upload_one("video/bigbuckbunny_640x360_vp9_opus.webm", &[])
+        .await;
+    assert_eq!(
+        first["status"], "processing",
+        "room for its poster: {first}"
+    );
+    // Its tool hangs, so its job stays in the backlog; the next ones get none.
+    let second = s.upload_one("video/black_then_bars_320x240.mp4", &[]).await;
+    assert_eq!(second["status"], "ready", "{second}");
+    assert_eq!(second["poster"], Value::Null);
+    let metrics = s.get("/metrics", None).await.text().await.expect("metrics");
+    let skipped = sample(
+        &metrics,
+        "darkroom_posters_total{type=\"mp4\",outcome=\"skipped\"}",
+    );
+    assert!(skipped >= Some(1.0), "{metrics}");
+    // An image is still admitted (the backlog holds the one poster job, under 2).
+    let image = s.upload_one("jpeg/hopper_128x128.jpg", &[]).await;
+    assert_eq!(image["mimeType"], "image/jpeg");
+}
+
 #[tokio::test]
 async fn without_the_tools_items_are_ready_and_the_server_is_ready() {
     let s = TestServer::spawn_with(|c| {

@@ -166,9 +166,9 @@ fn receivable(c: &mut Config) {
     c.webhooks.allow_private_targets = true;
     c.webhooks.retry_base_ms = 200;
     c.webhooks.retry_max_delay_secs = 2;
-    // The PDFs here are cheap items of two events (their job has no poster to make, and
-    // their `media.ready` follows at once); a poster's `media.ready` is the job's end,
-    // as an image's is.
+    // The PDFs here are cheap items of two events (no tool, so no poster job: their
+    // `media.ready` comes with `media.created`); a poster's `media.ready` is its job's
+    // end, as an image's is.
     c.previews.pdftoppm = String::new();
 }
 

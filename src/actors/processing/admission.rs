@@ -40,6 +40,13 @@ impl Admission {
         })
     }
 
+    /// Whether a new video or PDF gets a poster job: while the backlog is under half its
+    /// limit. Their uploads are never refused, so past it they are ready without a poster
+    /// rather than fill the backlog that image uploads are admitted by.
+    pub fn room_for_posters(&self) -> bool {
+        self.catalog.job_count() < self.limit / 2
+    }
+
     /// A slot for one more image, or `None` when the backlog is full.
     pub fn try_reserve(self: &Arc<Self>) -> Option<Reservation> {
         let before = self.in_progress.fetch_add(1, Ordering::Relaxed);

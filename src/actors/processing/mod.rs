@@ -24,7 +24,7 @@ use super::catalog::CatalogHandle;
 use super::storage::StorageHandle;
 use crate::media::image::{Focal, PipelineError, Settings};
 use crate::metrics as m;
-use crate::model::{CropSize, MediaType, Presets};
+use crate::model::{CropSize, MediaRecord, MediaType, Presets};
 
 /// Delay before a job whose storage or catalog was unavailable is tried again; it doubles
 /// with each retry of the same job, up to `MAX_RETRY_DELAY`.
@@ -219,6 +219,7 @@ pub struct ProcessingHandle {
     /// False: committed jobs are announced to the nodes that run them.
     run_jobs: bool,
     catalog: CatalogHandle,
+    previews: Arc<crate::media::poster::Previews>,
 }
 
 impl ProcessingHandle {
@@ -237,7 +238,29 @@ impl ProcessingHandle {
             crop_window: Arc::new(tokio::sync::Semaphore::new(args.max_in_flight)),
             run_jobs: args.run_jobs,
             catalog: args.catalog.clone(),
+            previews: args.previews.clone(),
         }
+    }
+
+    /// A new item as it is to be recorded: a video or PDF gets its poster job only when
+    /// this node has the tool and the backlog has room for it (see
+    /// `Admission::room_for_posters`); otherwise it is ready without a poster at once,
+    /// counted in `darkroom_posters_total` (`off`, `skipped`).
+    pub fn with_poster_plan(&self, mut record: MediaRecord) -> MediaRecord {
+        let kind = record.media_type;
+        if !kind.has_poster() {
+            return record;
+        }
+        let skipped = if !self.previews.makes(kind) {
+            "off"
+        } else if !self.admission.room_for_posters() {
+            "skipped"
+        } else {
+            return record;
+        };
+        metrics::counter!(m::POSTERS, "type" => kind.ext(), "outcome" => skipped).increment(1);
+        record.processing = Some(crate::model::Processing::without_poster());
+        record
     }
 
     /// Waits for a place among the on-demand crops reading their original (the pool's
