@@ -582,6 +582,18 @@ impl TestServer {
         .expect("DELETE")
     }
 
+    /// Waits (bounded: 5 s) until no stored file is left: the delete queue removes an
+    /// item's files shortly after its delete.
+    pub async fn until_no_files(&self) {
+        for _ in 0..100 {
+            if self.stored_files().await.is_empty() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("files left: {:?}", self.stored_files().await);
+    }
+
     /// Polls an anonymous GET of `url` until it answers 404 (bounded: 5 s); deletes of
     /// stored files finish shortly after the item's.
     pub async fn until_not_found(&self, url: &str) {

@@ -442,21 +442,8 @@ async fn a_replace_and_a_delete_take_the_poster_and_its_variants(s: TestServer) 
     let old = urls(&video);
     assert_eq!(old.len(), 3, "poster, 400 and 150: {video}");
     // Replaced by another video: its own poster, the first one's files go.
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(fixture("video/black_then_bars_320x240.mp4"))
-            .file_name("bars.mp4"),
-    );
-    let resp = s
-        .request(
-            Method::PUT,
-            &format!("/api/v1/media/{id}/file"),
-            Some(&s.write_key),
-        )
-        .multipart(form)
-        .send()
-        .await
-        .expect("PUT");
+    let bars = fixture("video/black_then_bars_320x240.mp4");
+    let resp = crate::replace::replace(&s, &id, &[("bars.mp4", bars)]).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let page = s.until_processed(&id).await;
     assert_eq!(page["mimeType"], "video/mp4");
@@ -476,13 +463,7 @@ async fn a_replace_and_a_delete_take_the_poster_and_its_variants(s: TestServer) 
         s.until_not_found(url).await;
     }
     // The file route answers 404 at once; the delete queue removes the files soon after.
-    for _ in 0..100 {
-        if s.stored_files().await.is_empty() {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("files left: {:?}", s.stored_files().await);
+    s.until_no_files().await;
 }
 
 #[tokio::test]

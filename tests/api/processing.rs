@@ -341,13 +341,7 @@ async fn deleting_an_item_removes_its_variants() {
             assert_eq!(status, StatusCode::NOT_FOUND, "{url}");
         }
     }
-    for _ in 0..100 {
-        if s.stored_files().await.is_empty() {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("files left: {:?}", s.stored_files().await);
+    s.until_no_files().await;
 }
 
 #[tokio::test]

@@ -12,7 +12,12 @@ use crate::common::{Binary, Library, TestServer, error_code, fixture, is_origina
 
 on_every_backend!(a_replace_keeps_the_item_and_changes_its_files);
 
-async fn replace(s: &TestServer, id: &str, files: &[(&str, Vec<u8>)]) -> reqwest::Response {
+/// `PUT /api/v1/media/{id}/file` with `files` as `file` parts.
+pub(crate) async fn replace(
+    s: &TestServer,
+    id: &str,
+    files: &[(&str, Vec<u8>)],
+) -> reqwest::Response {
     let mut form = Form::new();
     for (name, bytes) in files {
         form = form.part(
