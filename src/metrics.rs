@@ -20,6 +20,7 @@ pub const STORAGE_DURATION: &str = "darkroom_storage_operation_duration_seconds"
 pub const STORAGE_ERRORS: &str = "darkroom_storage_errors_total";
 pub const CROPS_MADE: &str = "darkroom_crops_made_total";
 pub const STORAGE_FETCHED_BYTES: &str = "darkroom_storage_fetched_bytes_total";
+pub const POSTER_FETCHED_BYTES: &str = "darkroom_storage_poster_fetched_bytes_total";
 pub const STORAGE_RANGED_BYTES: &str = "darkroom_storage_ranged_read_bytes_total";
 pub const UPLOADS_DECLINED: &str = "darkroom_uploads_declined_total";
 pub const DATA_DIR_FREE_BYTES: &str = "darkroom_data_dir_free_bytes";
@@ -135,6 +136,11 @@ fn describe() {
         STORAGE_FETCHED_BYTES,
         Unit::Bytes,
         "Bytes of presigned uploads downloaded whole to be checked (JPEG, PNG, WebP, SVG: they are cleaned)."
+    );
+    describe_counter!(
+        POSTER_FETCHED_BYTES,
+        Unit::Bytes,
+        "Bytes of stored videos and PDFs copied from the bucket for the tool that makes their poster."
     );
     describe_counter!(
         STORAGE_RANGED_BYTES,

@@ -301,15 +301,27 @@ impl S3Storage {
     /// meanwhile, and at most `limit` + 1 bytes of it (a larger object is not what was
     /// presigned: the caller sees the length and refuses it).
     pub async fn fetch_upload(&self, key: &str, limit: u64) -> Result<Option<Sink>> {
-        self.fetch_at(key, &self.staging_path(key)?, limit).await
+        let counted = m::STORAGE_FETCHED_BYTES;
+        self.fetch_at(key, &self.staging_path(key)?, limit, counted)
+            .await
     }
 
     /// A stored object copied into a temp file (what a tool reads: a video's poster).
     pub(super) async fn fetch(&self, key: &str) -> Result<Option<Sink>> {
-        self.fetch_at(key, &self.path(key)?, u64::MAX).await
+        let counted = m::POSTER_FETCHED_BYTES;
+        self.fetch_at(key, &self.path(key)?, u64::MAX, counted)
+            .await
     }
 
-    async fn fetch_at(&self, key: &str, path: &ObjectPath, limit: u64) -> Result<Option<Sink>> {
+    /// The object at `path` copied into a temp file (at most `limit` + 1 bytes), its bytes
+    /// counted in the `counted` metric.
+    async fn fetch_at(
+        &self,
+        key: &str,
+        path: &ObjectPath,
+        limit: u64,
+        counted: &'static str,
+    ) -> Result<Option<Sink>> {
         let got = match self.bucket_of(key)?.get(path).await {
             Ok(got) => got,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -319,7 +331,7 @@ impl S3Storage {
         let mut stream = got.into_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(remote)?;
-            metrics::counter!(m::STORAGE_FETCHED_BYTES).increment(chunk.len() as u64);
+            metrics::counter!(counted).increment(chunk.len() as u64);
             sink.write(&chunk).await?;
             if sink.len() > limit {
                 break;
