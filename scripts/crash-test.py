@@ -553,7 +553,9 @@ def check(base, key, data_dir, ledger, expected):
     # A file's key from its URL: `YYYY/MM/...` (public), `private/YYYY/MM/...` (signed).
     key_of = lambda url: url.split("/uploads/", 1)[1].split("?", 1)[0]
     for i in items:
-        for thing in [i] + i.get("variants", []) + i.get("crops", []):
+        poster = i.get("poster") or {}  # a video's or PDF's: the poster and its variants
+        pictures = [poster] if poster else []
+        for thing in [i] + i.get("variants", []) + i.get("crops", []) + pictures + poster.get("variants", []):
             named.add(key_of(thing["url"]))
     stems = {stem(key_of(i["url"])) for i in items}
     uploads, cached = data_dir / "uploads", 0
